@@ -1,0 +1,130 @@
+//! Content-addressed blobs: the one copy of every body, shared by all protocols.
+
+use super::layout::blob_key;
+use super::{
+    ByteStream, DynStore, GetOptions, GetResult, ObjectMeta, PutOptions, Result, StoreError,
+};
+use crate::digest::{Algorithm, Digest, Hasher};
+use std::path::Path;
+use tokio::io::AsyncReadExt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    store: DynStore,
+    /// Blobs never change once written, so "this digest exists with this size" can be
+    /// remembered without expiry; it spares S3 a HEAD on every hot pull.
+    known: moka::future::Cache<Digest, u64>,
+}
+
+impl BlobStore {
+    pub fn new(store: DynStore, cached_entries: u64) -> Self {
+        BlobStore {
+            store,
+            known: moka::future::Cache::new(cached_entries),
+        }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub async fn head(&self, digest: &Digest) -> Result<BlobMeta> {
+        if let Some(size) = self.known.get(digest).await {
+            return Ok(BlobMeta {
+                digest: digest.clone(),
+                size,
+            });
+        }
+        let meta = self.store.head(&blob_key(digest)).await?;
+        self.remember(digest, &meta).await;
+        Ok(BlobMeta {
+            digest: digest.clone(),
+            size: meta.size,
+        })
+    }
+
+    pub async fn exists(&self, digest: &Digest) -> Result<bool> {
+        match self.head(digest).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get(&self, digest: &Digest, options: GetOptions) -> Result<GetResult> {
+        let result = self.store.get(&blob_key(digest), options).await;
+        if let Err(StoreError::NotFound(_)) = &result {
+            self.known.invalidate(digest).await;
+        }
+        result
+    }
+
+    /// Stores a body that must hash to `digest`. When the blob is already present the
+    /// body is not read at all: the stored copy is already verified content for `digest`.
+    pub async fn put(
+        &self,
+        digest: &Digest,
+        body: ByteStream,
+        expected_size: Option<u64>,
+    ) -> Result<BlobMeta> {
+        if let Ok(existing) = self.head(digest).await {
+            if expected_size.is_none_or(|s| s == existing.size) {
+                return Ok(existing);
+            }
+        }
+        let options = PutOptions {
+            expected_digest: Some(digest.clone()),
+            expected_size,
+            ..Default::default()
+        };
+        let put = self.store.put(&blob_key(digest), body, options).await?;
+        self.known.insert(digest.clone(), put.size).await;
+        Ok(BlobMeta {
+            digest: digest.clone(),
+            size: put.size,
+        })
+    }
+
+    /// Imports a local file: hashes it first (so the key is known), then streams it in
+    /// with verification, which also catches the file changing in between.
+    pub async fn put_file(&self, path: &Path, algorithm: Algorithm) -> std::io::Result<BlobMeta> {
+        let (digest, size) = hash_file(path, algorithm).await?;
+        let file = tokio::fs::File::open(path).await?;
+        let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+        self.put(&digest, body, Some(size))
+            .await
+            .map_err(std::io::Error::other)
+    }
+
+    pub async fn delete(&self, digest: &Digest) -> Result<()> {
+        self.known.invalidate(digest).await;
+        self.store.delete(&blob_key(digest)).await
+    }
+
+    async fn remember(&self, digest: &Digest, meta: &ObjectMeta) {
+        self.known.insert(digest.clone(), meta.size).await;
+    }
+}
+
+/// Streams a local file through the hasher without holding it in memory.
+pub async fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<(Digest, u64)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
+}

@@ -1,0 +1,191 @@
+//! Small metadata documents (manifests, tag pointers, refs, project pages) with a
+//! bounded in-memory cache in front of the store, so hot metadata requests do not pay
+//! an S3 round trip each.
+
+use super::{bytes_stream, collect_limited, DynStore, GetOptions, ObjectKey, PutMode, PutOptions};
+use super::{Result, StoreError};
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+/// The largest document the metadata layer reads or writes. OCI asks registries to
+/// accept manifests of at least 4 MiB; nothing else comes close.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// How often a read-modify-write retries after losing a race before giving up.
+const UPDATE_ATTEMPTS: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutability {
+    /// Named by its content (a digest, a commit id): cached until evicted.
+    Immutable,
+    /// A pointer that moves (a tag, a branch, a project page): cached for the mutable TTL.
+    Mutable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    pub bytes: Bytes,
+    /// The store's version token, for a later `PutMode::Update`.
+    pub etag: String,
+}
+
+#[derive(Clone)]
+struct Cached {
+    doc: Document,
+    mutability: Mutability,
+}
+
+struct DocExpiry {
+    mutable_ttl: Duration,
+}
+
+impl moka::Expiry<ObjectKey, Cached> for DocExpiry {
+    fn expire_after_create(&self, _: &ObjectKey, value: &Cached, _: Instant) -> Option<Duration> {
+        match value.mutability {
+            Mutability::Immutable => None,
+            Mutability::Mutable => Some(self.mutable_ttl),
+        }
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &ObjectKey,
+        value: &Cached,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, now)
+    }
+}
+
+#[derive(Clone)]
+pub struct DocStore {
+    store: DynStore,
+    cache: moka::future::Cache<ObjectKey, Cached>,
+}
+
+impl std::fmt::Debug for DocStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocStore")
+            .field("store", &self.store)
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl DocStore {
+    pub fn new(store: DynStore, cache_bytes: u64, mutable_ttl: Duration) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(cache_bytes)
+            .weigher(|k: &ObjectKey, v: &Cached| {
+                (k.as_str().len() + v.doc.bytes.len() + v.doc.etag.len())
+                    .try_into()
+                    .unwrap_or(u32::MAX)
+            })
+            .expire_after(DocExpiry { mutable_ttl })
+            .build();
+        DocStore { store, cache }
+    }
+
+    /// Reads a document through the cache; `None` when absent.
+    pub async fn get(&self, key: &ObjectKey, mutability: Mutability) -> Result<Option<Document>> {
+        if let Some(hit) = self.cache.get(key).await {
+            return Ok(Some(hit.doc));
+        }
+        let doc = self.get_fresh(key).await?;
+        if let Some(doc) = &doc {
+            self.remember(key, doc.clone(), mutability).await;
+        }
+        Ok(doc)
+    }
+
+    /// Reads a document from the store itself, bypassing the cache (for read-modify-write).
+    pub async fn get_fresh(&self, key: &ObjectKey) -> Result<Option<Document>> {
+        let got = match self.store.get(key, GetOptions::default()).await {
+            Ok(got) => got,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let etag = got.meta.etag.clone();
+        let bytes = collect_limited(got.body, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{key}: {e}")))?;
+        Ok(Some(Document { bytes, etag }))
+    }
+
+    /// Writes a document; with `PutMode::Create`/`Update` only if nobody else got there first.
+    pub async fn put(
+        &self,
+        key: &ObjectKey,
+        bytes: Bytes,
+        mode: PutMode,
+        mutability: Mutability,
+    ) -> Result<Document> {
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(StoreError::SizeMismatch {
+                expected: MAX_DOCUMENT_BYTES as u64,
+                actual: bytes.len() as u64,
+            });
+        }
+        let options = PutOptions {
+            mode,
+            expected_size: Some(bytes.len() as u64),
+            ..Default::default()
+        };
+        let put = self.store.put(key, bytes_stream(bytes.clone()), options).await;
+        let put = match put {
+            Ok(put) => put,
+            Err(e) => {
+                // Whatever we cached may be what the race winner replaced.
+                self.cache.invalidate(key).await;
+                return Err(e);
+            }
+        };
+        let doc = Document {
+            bytes,
+            etag: put.etag,
+        };
+        self.remember(key, doc.clone(), mutability).await;
+        Ok(doc)
+    }
+
+    /// Read-modify-write without lost updates: `change` sees the current document (or
+    /// `None`) and returns the new bytes, or `None` to leave it as it is. On a lost race
+    /// it runs again on the winner's version.
+    pub async fn update<F, E>(&self, key: &ObjectKey, mut change: F) -> Result<Result<Option<Document>, E>>
+    where
+        F: FnMut(Option<&Document>) -> Result<Option<Bytes>, E>,
+    {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get_fresh(key).await?;
+            let new = match change(current.as_ref()) {
+                Ok(Some(new)) => new,
+                Ok(None) => return Ok(Ok(current)),
+                Err(e) => return Ok(Err(e)),
+            };
+            let mode = match &current {
+                Some(doc) => PutMode::Update(doc.etag.clone()),
+                None => PutMode::Create,
+            };
+            match self.put(key, new, mode, Mutability::Mutable).await {
+                Ok(doc) => return Ok(Ok(Some(doc))),
+                Err(StoreError::PreconditionFailed(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "{key}: gave up after {UPDATE_ATTEMPTS} conflicting concurrent updates"
+        )))
+    }
+
+    pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        let result = self.store.delete(key).await;
+        self.cache.invalidate(key).await;
+        result
+    }
+
+    async fn remember(&self, key: &ObjectKey, doc: Document, mutability: Mutability) {
+        self.cache
+            .insert(key.clone(), Cached { doc, mutability })
+            .await;
+    }
+}

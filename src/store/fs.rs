@@ -1,0 +1,366 @@
+//! The embedded default: objects as files under one directory.
+//!
+//! A put streams into `<root>/.tmp/<random>`, fsyncs, verifies, then renames (or, for
+//! `PutMode::Create`, hard-links) into place, so readers only ever see complete files.
+//! A put that fails or is dropped removes its temporary file; files a killed process
+//! left in `.tmp` are never listed and are swept at open.
+
+use super::verify::Verifier;
+use super::{
+    ByteStream, GetOptions, GetResult, ListPage, ObjectKey, ObjectMeta, ObjectStore, PutMode,
+    PutOptions, PutResult, Result, StoreError,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::io::{self, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+const TMP_DIR: &str = ".tmp";
+/// Read size for streaming a file out: large enough that the per-read hop to the
+/// blocking pool is noise next to the copy itself.
+const READ_CHUNK: usize = 256 * 1024;
+/// Temporary files older than this at open belong to a process that died mid-write.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+#[derive(Debug)]
+pub struct FsStore {
+    root: PathBuf,
+    /// Serializes `PutMode::Update` per key inside this process: check-then-rename
+    /// must not interleave with another update of the same key.
+    update_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl FsStore {
+    pub async fn open(root: &Path) -> anyhow::Result<Self> {
+        let tmp = root.join(TMP_DIR);
+        tokio::fs::create_dir_all(&tmp).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the store directory {}: {e}; choose a writable path with --store or AIRLOCK_STORE",
+                root.display()
+            )
+        })?;
+        // Probe writability now rather than on the first upload.
+        let probe = tmp.join(format!("probe-{}", random_name()));
+        tokio::fs::write(&probe, b"")
+            .await
+            .map_err(|e| anyhow::anyhow!("store directory {} is not writable: {e}", root.display()))?;
+        let _ = tokio::fs::remove_file(&probe).await;
+        sweep_stale_tmp(&tmp).await;
+        let root = tokio::fs::canonicalize(root).await?;
+        Ok(FsStore {
+            root,
+            update_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        // ObjectKey forbids `..`, absolute paths and a leading `.`, so this stays under root.
+        self.root.join(key.as_str())
+    }
+
+    fn update_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.update_locks.lock().unwrap();
+        // Drop locks nobody holds so the map does not grow with every key ever updated.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(path.to_path_buf()).or_default().clone()
+    }
+
+    async fn meta_of(&self, key: &ObjectKey, path: &Path) -> Result<ObjectMeta> {
+        let md = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| io_error(e, key))?;
+        if !md.is_file() {
+            return Err(StoreError::NotFound(key.to_string()));
+        }
+        Ok(meta_from(key.clone(), &md))
+    }
+}
+
+fn meta_from(key: ObjectKey, md: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        size: md.len(),
+        etag: etag_of(md),
+        last_modified: md.modified().ok(),
+    }
+}
+
+/// Every publish renames a new file into place, so the inode changes with each
+/// version; with size and mtime it makes a cheap version token.
+fn etag_of(md: &std::fs::Metadata) -> String {
+    let mtime_ns = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
+    format!("{:x}-{:x}-{:x}", md.ino(), md.len(), mtime_ns)
+}
+
+fn io_error(e: io::Error, key: &ObjectKey) -> StoreError {
+    match e.kind() {
+        // A path component that is a file (key "a/b" when "a" is an object) is also absent.
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+            StoreError::NotFound(key.to_string())
+        }
+        _ => StoreError::Unavailable(format!("{key}: {e}")),
+    }
+}
+
+fn random_name() -> String {
+    hex::encode(rand::random::<[u8; 12]>())
+}
+
+async fn sweep_stale_tmp(tmp: &Path) {
+    let Ok(mut dir) = tokio::fs::read_dir(tmp).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let stale = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if stale {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
+/// Removes the temporary file unless the put published it.
+struct TmpGuard(Option<PathBuf>);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    async fn get(&self, key: &ObjectKey, options: GetOptions) -> Result<GetResult> {
+        let path = self.path_of(key);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_error(e, key))?;
+        let md = file.metadata().await.map_err(|e| io_error(e, key))?;
+        if !md.is_file() {
+            return Err(StoreError::NotFound(key.to_string()));
+        }
+        let meta = meta_from(key.clone(), &md);
+        let range = match options.range {
+            Some(r) => r.resolve(meta.size)?,
+            None => 0..meta.size,
+        };
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| io_error(e, key))?;
+        }
+        let reader = file.take(range.end - range.start);
+        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
+        Ok(GetResult {
+            meta,
+            range,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        self.meta_of(key, &self.path_of(key)).await
+    }
+
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        mut body: ByteStream,
+        options: PutOptions,
+    ) -> Result<PutResult> {
+        let dest = self.path_of(key);
+        let tmp_path = self.root.join(TMP_DIR).join(random_name());
+        let mut guard = TmpGuard(Some(tmp_path.clone()));
+        let unavailable = |e: io::Error| StoreError::Unavailable(format!("{key}: {e}"));
+
+        let file = tokio::fs::File::create(&tmp_path)
+            .await
+            .map_err(unavailable)?;
+        let mut out = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
+        let mut verifier = Verifier::new(options.expected_digest.as_ref(), options.expected_size);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(StoreError::Body)?;
+            verifier.update(&chunk)?;
+            out.write_all(&chunk).await.map_err(unavailable)?;
+        }
+        out.flush().await.map_err(unavailable)?;
+        let file = out.into_inner();
+        file.sync_all().await.map_err(unavailable)?;
+        drop(file);
+        let size = verifier.finish()?;
+
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| match e.kind() {
+                    // A prefix of the key is itself an object: the key cannot exist.
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
+                        StoreError::InvalidKey(key.to_string())
+                    }
+                    _ => unavailable(e),
+                })?;
+        }
+        match &options.mode {
+            PutMode::Overwrite => {
+                tokio::fs::rename(&tmp_path, &dest)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            PutMode::Create => {
+                // link() fails if the destination exists: an atomic create-if-absent,
+                // even between processes sharing the directory.
+                match tokio::fs::hard_link(&tmp_path, &dest).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(StoreError::PreconditionFailed(key.to_string()))
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+            PutMode::Update(expected_etag) => {
+                let lock = self.update_lock(&dest);
+                let _held = lock.lock().await;
+                match tokio::fs::metadata(&dest).await {
+                    Ok(md) if &etag_of(&md) == expected_etag => {}
+                    Ok(_) => return Err(StoreError::PreconditionFailed(key.to_string())),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(StoreError::PreconditionFailed(key.to_string()))
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
+                tokio::fs::rename(&tmp_path, &dest)
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        // After rename the temp path is gone; after link it still needs removing.
+        drop(guard.0.take().map(std::fs::remove_file));
+        let md = tokio::fs::metadata(&dest).await.map_err(unavailable)?;
+        Ok(PutResult {
+            etag: etag_of(&md),
+            size,
+        })
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        let limit = limit.max(1);
+        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix, start_after, limit))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match io_error(e, key) {
+                StoreError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+}
+
+/// Walks only the directory the prefix points into, collecting keys in order.
+fn list_blocking(
+    root: &Path,
+    prefix: &str,
+    start_after: Option<String>,
+    limit: usize,
+) -> Result<ListPage> {
+    // The store root vanishing is an outage, not an empty store.
+    std::fs::metadata(root).map_err(|e| {
+        StoreError::Unavailable(format!("store directory {}: {e}", root.display()))
+    })?;
+    let base = match prefix.rfind('/') {
+        Some(i) => &prefix[..=i],
+        None => "",
+    };
+    let mut keys = Vec::new();
+    walk(&root.join(base), base, prefix, &mut keys)?;
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut objects = Vec::new();
+    let mut more = false;
+    for (key, md) in keys {
+        if start_after.as_deref().is_some_and(|s| key.as_str() <= s) {
+            continue;
+        }
+        if objects.len() == limit {
+            more = true;
+            break;
+        }
+        let Ok(key) = ObjectKey::new(key) else {
+            continue;
+        };
+        objects.push(meta_from(key, &md));
+    }
+    let next_start_after = if more {
+        objects.last().map(|m| m.key.to_string())
+    } else {
+        None
+    };
+    Ok(ListPage {
+        objects,
+        next_start_after,
+    })
+}
+
+fn walk(
+    dir: &Path,
+    rel: &str,
+    prefix: &str,
+    out: &mut Vec<(String, std::fs::Metadata)>,
+) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            return Ok(())
+        }
+        Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", dir.display()))),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if rel.is_empty() && name == TMP_DIR {
+            continue;
+        }
+        let key = format!("{rel}{name}");
+        // Skip subtrees that cannot contain a match.
+        let comparable = key.len().min(prefix.len());
+        if key.as_bytes()[..comparable] != prefix.as_bytes()[..comparable] {
+            continue;
+        }
+        let Ok(md) = entry.metadata() else { continue };
+        if md.is_dir() {
+            walk(&entry.path(), &format!("{key}/"), prefix, out)?;
+        } else if md.is_file() && key.starts_with(prefix) {
+            out.push((key, md));
+        }
+    }
+    Ok(())
+}

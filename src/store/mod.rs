@@ -1,0 +1,278 @@
+//! The object store: one small streaming trait, two backends (local directory, S3), and
+//! the layers every protocol shares on top of it (content-addressed blobs, cached
+//! metadata documents). `layout.rs` documents where everything lives.
+//!
+//! The trait follows `object_store`'s shape: ranges are an option of `get`, and
+//! "create only if absent" / "replace only if still at this version" are modes of `put`,
+//! which is how racing writers on tags, refs and index pages stay safe without locks.
+
+mod blobs;
+mod docs;
+mod fs;
+mod key;
+pub mod layout;
+mod s3;
+mod url;
+mod verify;
+
+pub use blobs::{BlobMeta, BlobStore};
+pub use docs::{DocStore, Document, Mutability};
+pub use fs::FsStore;
+pub use key::ObjectKey;
+pub use s3::{S3Settings, S3Store};
+pub use url::StoreUrl;
+
+use crate::digest::Digest;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A body flowing into or out of the store, chunk by chunk. Never collected whole.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object `{0}` not found")]
+    NotFound(String),
+    /// `PutMode::Create` found the object present, or `PutMode::Update` found another version.
+    #[error("object `{0}` changed or already exists (conditional write refused)")]
+    PreconditionFailed(String),
+    #[error("content digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("content size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("range not satisfiable for an object of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("invalid object key `{0}`")]
+    InvalidKey(String),
+    /// The incoming body failed (client went away, body too large, ...): not the store's fault.
+    #[error("request body failed: {0}")]
+    Body(std::io::Error),
+    /// The store itself failed or cannot be reached: callers answer 5xx, never "not found".
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound(_))
+    }
+}
+
+/// What the store knows about one object without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: ObjectKey,
+    pub size: u64,
+    /// Opaque version token; changes whenever the object is replaced. `PutMode::Update` takes it.
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// An HTTP-style byte range, resolved against the object size by the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=start-end`, end inclusive.
+    Bounded { start: u64, end: u64 },
+    /// `bytes=start-`
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The half-open range this selects in an object of `size` bytes (RFC 9110 §14.1.2).
+    pub fn resolve(self, size: u64) -> Result<Range<u64>> {
+        let unsatisfiable = Err(StoreError::RangeNotSatisfiable { size });
+        match self {
+            ByteRange::Bounded { start, end } if start <= end && start < size => {
+                Ok(start..end.min(size - 1) + 1)
+            }
+            ByteRange::From(start) if start < size => Ok(start..size),
+            ByteRange::Suffix(n) if n > 0 && size > 0 => Ok(size.saturating_sub(n)..size),
+            _ => unsatisfiable,
+        }
+    }
+
+    /// Parses a `Range` header value holding one range; `None` for anything else
+    /// (several ranges, other units), which servers may answer with the whole body.
+    pub fn parse_header(value: &str) -> Option<ByteRange> {
+        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.split_once('-')?;
+        let (a, b) = (a.trim(), b.trim());
+        match (a.is_empty(), b.is_empty()) {
+            (true, false) => Some(ByteRange::Suffix(b.parse().ok()?)),
+            (false, true) => Some(ByteRange::From(a.parse().ok()?)),
+            (false, false) => Some(ByteRange::Bounded {
+                start: a.parse().ok()?,
+                end: b.parse().ok()?,
+            }),
+            (true, true) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GetOptions {
+    pub range: Option<ByteRange>,
+}
+
+pub struct GetResult {
+    pub meta: ObjectMeta,
+    /// The bytes of the object that `body` carries (the whole object without a range).
+    pub range: Range<u64>,
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for GetResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetResult")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PutMode {
+    #[default]
+    Overwrite,
+    /// Publish only if no object exists at the key.
+    Create,
+    /// Publish only if the object is still at this etag.
+    Update(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    pub mode: PutMode,
+    /// Publish only if the streamed content hashes to this digest.
+    pub expected_digest: Option<Digest>,
+    /// Publish only if exactly this many bytes arrive; also lets S3 pick a part size.
+    pub expected_size: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    pub etag: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// Objects under the prefix in key order.
+    pub objects: Vec<ObjectMeta>,
+    /// Pass as `start_after` to get the next page; `None` on the last page.
+    pub next_start_after: Option<String>,
+}
+
+/// The storage trait every backend implements and every protocol uses (through
+/// [`BlobStore`] and [`DocStore`]). Writes become visible only when complete and verified.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Reads the object, or one range of it, as a stream.
+    async fn get(&self, key: &ObjectKey, options: GetOptions) -> Result<GetResult>;
+
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta>;
+
+    /// Streams `body` to the key. Nothing is visible until the whole body has arrived
+    /// and matched `expected_digest`/`expected_size`; a failed, mismatched or dropped
+    /// put leaves nothing behind.
+    async fn put(&self, key: &ObjectKey, body: ByteStream, options: PutOptions)
+        -> Result<PutResult>;
+
+    /// Objects whose key starts with `prefix` (a plain string prefix), in key order,
+    /// after `start_after`, at most `limit` (at least 1) per page.
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize)
+        -> Result<ListPage>;
+
+    /// Removes the object; removing an absent object succeeds.
+    async fn delete(&self, key: &ObjectKey) -> Result<()>;
+
+    /// A short human description for logs: `file:///srv/airlock`, `s3://bucket/prefix`.
+    fn describe(&self) -> String;
+}
+
+pub type DynStore = Arc<dyn ObjectStore>;
+
+/// Opens the store a URL names, checking that it is reachable and usable; the error
+/// says what to fix.
+pub async fn open(url: &StoreUrl, s3: &S3Settings) -> anyhow::Result<DynStore> {
+    Ok(match url {
+        StoreUrl::File(path) => Arc::new(FsStore::open(path).await?),
+        StoreUrl::S3 { bucket, prefix } => {
+            Arc::new(S3Store::open(bucket.clone(), prefix.clone(), s3).await?)
+        }
+    })
+}
+
+/// Wraps a single in-memory value as a [`ByteStream`]; for small documents.
+pub fn bytes_stream(data: impl Into<Bytes>) -> ByteStream {
+    let data = data.into();
+    Box::pin(futures::stream::once(async move { Ok(data) }))
+}
+
+/// Collects a stream known to be small (metadata documents), refusing more than `limit` bytes.
+pub async fn collect_limited(mut body: ByteStream, limit: usize) -> std::io::Result<Bytes> {
+    use futures::StreamExt;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if buf.len() + chunk.len() > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("document larger than {limit} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_like_rfc9110() {
+        let b = |start, end| ByteRange::Bounded { start, end };
+        assert_eq!(b(0, 0).resolve(10).unwrap(), 0..1);
+        assert_eq!(b(9, 9).resolve(10).unwrap(), 9..10);
+        assert_eq!(b(5, 100).resolve(10).unwrap(), 5..10);
+        assert!(b(10, 12).resolve(10).is_err());
+        assert!(b(4, 3).resolve(10).is_err());
+        assert_eq!(ByteRange::From(3).resolve(10).unwrap(), 3..10);
+        assert!(ByteRange::From(10).resolve(10).is_err());
+        assert_eq!(ByteRange::Suffix(3).resolve(10).unwrap(), 7..10);
+        assert_eq!(ByteRange::Suffix(30).resolve(10).unwrap(), 0..10);
+        assert!(ByteRange::Suffix(0).resolve(10).is_err());
+        assert!(ByteRange::Suffix(1).resolve(0).is_err());
+    }
+
+    #[test]
+    fn parses_range_headers() {
+        assert_eq!(
+            ByteRange::parse_header("bytes=0-99"),
+            Some(ByteRange::Bounded { start: 0, end: 99 })
+        );
+        assert_eq!(
+            ByteRange::parse_header("bytes=-5"),
+            Some(ByteRange::Suffix(5))
+        );
+        assert_eq!(
+            ByteRange::parse_header("bytes=7-"),
+            Some(ByteRange::From(7))
+        );
+        assert_eq!(ByteRange::parse_header("bytes=0-1,4-5"), None);
+        assert_eq!(ByteRange::parse_header("items=0-1"), None);
+        assert_eq!(ByteRange::parse_header("bytes=-"), None);
+    }
+}
