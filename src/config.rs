@@ -1,0 +1,353 @@
+//! One configuration, one precedence order:
+//! command-line flags > environment (`AIRLOCK_*`) > config file (`--config`) > defaults.
+//!
+//! clap resolves flag-over-environment for each option (every flag names its variable),
+//! then `Config::resolve` fills what is still unset from the file, then from defaults,
+//! and validates everything once, so a bad value fails at start-up naming its key.
+
+use crate::auth::TokenConfig;
+use crate::store::{S3Settings, StoreUrl};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Options every subcommand takes (flag or `AIRLOCK_*` variable).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML); see config/airlock.toml for every key.
+    #[arg(long, env = "AIRLOCK_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Object store: a directory, file:///abs/path or s3://BUCKET[/PREFIX]. [default: ./airlock-data]
+    #[arg(long, env = "AIRLOCK_STORE", global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// S3 endpoint URL for MinIO, Ceph RGW, Garage (else AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, env = "AIRLOCK_S3_ENDPOINT", global = true, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else AWS_REGION, else us-east-1).
+    #[arg(long, env = "AIRLOCK_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing (default: on when an endpoint is set).
+    #[arg(long, env = "AIRLOCK_S3_PATH_STYLE", global = true)]
+    pub s3_path_style: Option<bool>,
+    /// Log format: text or json.
+    #[arg(long, env = "AIRLOCK_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// Options of `airlock serve`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "AIRLOCK_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Absolute base URL clients reach this service at, used in URLs Airlock writes
+    /// into responses (pagination links, upload locations).
+    #[arg(long, env = "AIRLOCK_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Token with every permission (read, write, admin) on all protocols.
+    #[arg(long, env = "AIRLOCK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Allow reads without a token (true/false). [default: true]
+    #[arg(long, env = "AIRLOCK_ANONYMOUS_READ")]
+    pub anonymous_read: Option<bool>,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 30s. [default: 30s]
+    #[arg(long, env = "AIRLOCK_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+}
+
+/// The config file, as written. Every key is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    store: Option<String>,
+    public_url: Option<String>,
+    admin_token: Option<String>,
+    anonymous_read: Option<bool>,
+    log_format: Option<String>,
+    shutdown_grace: Option<String>,
+    #[serde(default)]
+    s3: S3Settings,
+    #[serde(default)]
+    cache: FileCache,
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCache {
+    metadata_bytes: Option<u64>,
+    mutable_ttl: Option<String>,
+    blob_entries: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    /// Memory for cached metadata documents.
+    pub metadata_bytes: u64,
+    /// How long a mutable pointer (tag, branch, project page) is served from cache.
+    pub mutable_ttl: Duration,
+    /// How many "this blob exists, with this size" facts are remembered.
+    pub blob_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            metadata_bytes: 64 * 1024 * 1024,
+            mutable_ttl: Duration::from_secs(5),
+            blob_entries: 100_000,
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: StoreUrl,
+    pub s3: S3Settings,
+    pub public_url: Option<url::Url>,
+    pub admin_token: Option<String>,
+    pub anonymous_read: bool,
+    pub tokens: Vec<TokenConfig>,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+    pub cache: CacheSettings,
+}
+
+/// A configuration error: which key, what is wrong, how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn invalid(key: &str, problem: impl std::fmt::Display, fix: &str) -> ConfigError {
+    ConfigError(format!("`{key}`: {problem}; {fix}"))
+}
+
+impl Config {
+    /// Resolves flags and environment (already merged by clap) over the config file
+    /// over defaults. `serve` is empty for subcommands other than `serve`.
+    pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &global.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+
+        let listen_text = pick(&serve.listen, &file.listen).unwrap_or(DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen_text}` is not an address"),
+                "use HOST:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080 (--listen, AIRLOCK_LISTEN)",
+            )
+        })?;
+
+        let store = match pick(&global.store, &file.store) {
+            Some(s) => s.parse().map_err(|e| {
+                invalid("store", e, "set --store, AIRLOCK_STORE or `store` in the config file")
+            })?,
+            None => StoreUrl::default(),
+        };
+
+        let mut s3 = file.s3;
+        s3.endpoint = global.s3_endpoint.clone().or(s3.endpoint);
+        s3.region = global.s3_region.clone().or(s3.region);
+        s3.path_style = global.s3_path_style.or(s3.path_style);
+        if let Some(endpoint) = &s3.endpoint {
+            let ok = url::Url::parse(endpoint)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(invalid(
+                    "s3.endpoint",
+                    format!("`{endpoint}` is not an http(s) URL"),
+                    "use a URL such as http://127.0.0.1:3900 (--s3-endpoint, AIRLOCK_S3_ENDPOINT)",
+                ));
+            }
+        }
+
+        let public_url = pick(&serve.public_url, &file.public_url)
+            .map(|u| parse_public_url(&u))
+            .transpose()?;
+
+        let admin_token = pick(&serve.admin_token, &file.admin_token);
+        if let Some(token) = &admin_token {
+            crate::auth::check_secret_strength(token).map_err(|problem| {
+                invalid("admin_token", problem, "set --admin-token or AIRLOCK_ADMIN_TOKEN to a longer random string (e.g. `openssl rand -hex 32`)")
+            })?;
+        }
+
+        let log_format = match pick(&global.log_format, &file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "log_format",
+                    format!("`{other}` is not a log format"),
+                    "use `text` or `json` (--log-format, AIRLOCK_LOG_FORMAT)",
+                ))
+            }
+        };
+
+        let shutdown_grace = match pick(&serve.shutdown_grace, &file.shutdown_grace) {
+            Some(text) => parse_duration("shutdown_grace", &text)?,
+            None => Duration::from_secs(30),
+        };
+
+        let defaults = CacheSettings::default();
+        let cache = CacheSettings {
+            metadata_bytes: file.cache.metadata_bytes.unwrap_or(defaults.metadata_bytes),
+            mutable_ttl: match &file.cache.mutable_ttl {
+                Some(text) => parse_duration("cache.mutable_ttl", text)?,
+                None => defaults.mutable_ttl,
+            },
+            blob_entries: file.cache.blob_entries.unwrap_or(defaults.blob_entries),
+        };
+
+        let tokens = file.tokens;
+        crate::auth::validate_tokens(&tokens).map_err(ConfigError)?;
+
+        Ok(Config {
+            listen,
+            store,
+            s3,
+            public_url,
+            admin_token,
+            anonymous_read: serve.anonymous_read.or(file.anonymous_read).unwrap_or(true),
+            tokens,
+            log_format,
+            shutdown_grace,
+            cache,
+        })
+    }
+}
+
+/// Flag/environment first, then the file.
+fn pick(cli: &Option<String>, file: &Option<String>) -> Option<String> {
+    cli.clone().or_else(|| file.clone())
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read config file {}: {e}; check --config / AIRLOCK_CONFIG",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message names the key and shows the line; keep it on one line.
+        let detail = e.message().to_string();
+        let location = e
+            .span()
+            .map(|span| {
+                let line = text[..span.start].lines().count().max(1);
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        ConfigError(format!(
+            "config file {}{location}: {detail}; see config/airlock.toml for every key and its format",
+            path.display()
+        ))
+    })
+}
+
+fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|e| {
+        invalid(
+            key,
+            format!("`{text}` is not a duration ({e})"),
+            "write it like 30s, 500ms or 5m",
+        )
+    })
+}
+
+fn parse_public_url(text: &str) -> Result<url::Url, ConfigError> {
+    let fix = "give the absolute URL clients use, e.g. https://airlock.example.internal (--public-url, AIRLOCK_PUBLIC_URL)";
+    let url = url::Url::parse(text).map_err(|e| invalid("public_url", format!("`{text}`: {e}"), fix))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("public_url", format!("`{text}` is not an http(s) URL"), fix));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("public_url", format!("`{text}` has a query or fragment"), fix));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::NamedTempFile, GlobalArgs) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        let global = GlobalArgs {
+            config: Some(f.path().to_path_buf()),
+            ..Default::default()
+        };
+        (f, global)
+    }
+
+    #[test]
+    fn defaults_without_anything() {
+        let c = Config::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.store, StoreUrl::File("./airlock-data".into()));
+        assert!(c.anonymous_read);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let (_f, mut global) = file(
+            "listen = \"127.0.0.1:9000\"\nstore = \"s3://from-file\"\nanonymous_read = false\n[cache]\nmutable_ttl = \"2s\"\n",
+        );
+        let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert!(!c.anonymous_read);
+        assert_eq!(c.cache.mutable_ttl, Duration::from_secs(2));
+        global.store = Some("/srv/flag".into());
+        let serve = ServeArgs {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&global, &serve).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.store, StoreUrl::File("/srv/flag".into()));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let serve = ServeArgs {
+            listen: Some("nonsense".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&GlobalArgs::default(), &serve).unwrap_err().to_string();
+        assert!(e.contains("`listen`") && e.contains("AIRLOCK_LISTEN"), "{e}");
+
+        let (_f, global) = file("listne = \"x\"\n");
+        let e = Config::resolve(&global, &ServeArgs::default()).unwrap_err().to_string();
+        assert!(e.contains("listne") && e.contains("line 1"), "{e}");
+
+        let (_f, global) = file("[cache]\nmutable_ttl = \"soon\"\n");
+        let e = Config::resolve(&global, &ServeArgs::default()).unwrap_err().to_string();
+        assert!(e.contains("cache.mutable_ttl") && e.contains("30s"), "{e}");
+
+        let serve = ServeArgs {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&GlobalArgs::default(), &serve).unwrap_err().to_string();
+        assert!(e.contains("public_url"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}

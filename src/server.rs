@@ -1,0 +1,177 @@
+//! Builds the one HTTP service: system endpoints here, each protocol's routes from its
+//! own module, and the middleware every request passes (access log, metrics).
+//!
+//! Mount points (the protocol modules own what is below them):
+//! - `/v2/...`                      OCI distribution API
+//! - `/simple/...`, `/legacy/`, `/pypi/<index>/...`   Python package index
+//! - `/api/...`, `/{repo}/resolve/...`, `/datasets/...`, and all of it again under `/hf`
+//!                                  Hugging Face Hub API
+//! - `/healthz`, `/readyz`, `/metrics`, `/`   this file
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::observe;
+use crate::store::{self, BlobStore, DocStore, DynStore};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A readiness probe that takes longer than this counts as a store outage.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: DynStore,
+    pub blobs: BlobStore,
+    pub docs: DocStore,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Opens the configured store (failing with a message that says what to fix).
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        let store = store::open(&config.store, &config.s3).await?;
+        AppState::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: DynStore) -> anyhow::Result<AppState> {
+        let auth = Auth::new(config.admin_token.as_deref(), &config.tokens, config.anonymous_read)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(AppState {
+            blobs: BlobStore::new(store.clone(), config.cache.blob_entries),
+            docs: DocStore::new(store.clone(), config.cache.metadata_bytes, config.cache.mutable_ttl),
+            store,
+            auth: Arc::new(auth),
+            metrics: Arc::new(Metrics::default()),
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The route table.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(include_str!("../static/index.html"))
+}
+
+/// The process is up and serving HTTP.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The store answers: Kubernetes sends traffic only to replicas that can serve it.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let probe = tokio::time::timeout(READY_TIMEOUT, state.store.list("", None, 1)).await;
+    let problem = match probe {
+        Ok(Ok(_)) => return (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    };
+    state.metrics.store_error("readiness");
+    tracing::warn!(store = %state.store.describe(), %problem, "not ready");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: store {} unreachable: {problem}\n", state.store.describe()),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// Serves until `shutdown` resolves, then stops accepting connections and gives
+/// in-flight requests up to `grace` to finish before returning.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Small metadata responses should not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    let (begin_drain, drain_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = drain_signal.await;
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!(grace = ?grace, "shutting down: no new connections, waiting for in-flight requests");
+    let _ = begin_drain.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => {
+            tracing::info!("all requests finished");
+            result
+        }
+        Err(_) => {
+            tracing::warn!(grace = ?grace, "grace period over, closing the remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// `airlock serve`: open the store, bind, serve until a signal.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let grace = config.shutdown_grace;
+    let state = AppState::open(config).await?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        store = %state.store.describe(),
+        anonymous_read = state.auth.anonymous_read(),
+        "listening on http://{local}"
+    );
+    run(listener, router(state), grace, shutdown_signal()).await?;
+    Ok(())
+}
