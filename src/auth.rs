@@ -128,7 +128,10 @@ pub fn check_secret_strength(secret: &str) -> Result<(), String> {
     if secret.len() < MIN_SECRET_LEN {
         return Err(format!("too short (at least {MIN_SECRET_LEN} characters)"));
     }
-    if secret.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+    if secret
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ':')
+    {
         return Err("contains whitespace, control characters or ':'".into());
     }
     Ok(())
@@ -139,7 +142,10 @@ impl TokenConfig {
         match (&self.secret, &self.secret_env) {
             (Some(s), None) => Ok(s.clone()),
             (None, Some(var)) => std::env::var(var).map_err(|_| {
-                format!("tokens `{}`: environment variable {var} (secret_env) is not set", self.name)
+                format!(
+                    "tokens `{}`: environment variable {var} (secret_env) is not set",
+                    self.name
+                )
             }),
             _ => Err(format!(
                 "tokens `{}`: give exactly one of `secret` and `secret_env`",
@@ -154,13 +160,18 @@ pub fn validate_tokens(tokens: &[TokenConfig]) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
     for t in tokens {
         if !names.insert(&t.name) {
-            return Err(format!("`tokens`: the name `{}` is used twice; names must be unique", t.name));
+            return Err(format!(
+                "`tokens`: the name `{}` is used twice; names must be unique",
+                t.name
+            ));
         }
         let secret = t.secret()?;
-        check_secret_strength(&secret)
-            .map_err(|p| format!("`tokens` `{}`: secret {p}", t.name))?;
+        check_secret_strength(&secret).map_err(|p| format!("`tokens` `{}`: secret {p}", t.name))?;
         if t.scopes.is_empty() {
-            return Err(format!("`tokens` `{}`: no scopes; add e.g. scopes = [\"read\"]", t.name));
+            return Err(format!(
+                "`tokens` `{}`: no scopes; add e.g. scopes = [\"read\"]",
+                t.name
+            ));
         }
         for s in &t.scopes {
             s.parse::<Scope>().map_err(|e| {
@@ -214,7 +225,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(admin_token: Option<&str>, tokens: &[TokenConfig], anonymous_read: bool) -> Result<Self, String> {
+    pub fn new(
+        admin_token: Option<&str>,
+        tokens: &[TokenConfig],
+        anonymous_read: bool,
+    ) -> Result<Self, String> {
         let mut table = Vec::new();
         if let Some(admin) = admin_token {
             let principal = Principal {
@@ -228,7 +243,11 @@ impl Auth {
             table.push((hash(admin), Arc::new(principal)));
         }
         for t in tokens {
-            let scopes = t.scopes.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+            let scopes = t
+                .scopes
+                .iter()
+                .map(|s| s.parse())
+                .collect::<Result<_, _>>()?;
             let principal = Principal {
                 name: t.name.clone(),
                 scopes,
@@ -274,7 +293,9 @@ impl Auth {
         match identity {
             Identity::Anonymous if action == Action::Read && self.anonymous_read => Ok(()),
             Identity::Anonymous => Err(AuthError::Unauthenticated),
-            Identity::Token(p) if p.scopes.iter().any(|s| s.allows(protocol, action, name)) => Ok(()),
+            Identity::Token(p) if p.scopes.iter().any(|s| s.allows(protocol, action, name)) => {
+                Ok(())
+            }
             Identity::Token(p) => Err(AuthError::Forbidden(p.name.clone())),
         }
     }
@@ -296,7 +317,9 @@ fn credential_of(value: &str) -> Option<String> {
         return (!rest.is_empty()).then(|| rest.to_string());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (_user, password) = decoded.split_once(':')?;
         return (!password.is_empty()).then(|| password.to_string());
@@ -336,36 +359,63 @@ mod tests {
     #[test]
     fn bearer_and_basic_identify_tokens() {
         let a = auth();
-        let id = a.authenticate(&headers("Bearer team-secret-0123456789")).unwrap();
+        let id = a
+            .authenticate(&headers("Bearer team-secret-0123456789"))
+            .unwrap();
         assert_eq!(id.name(), "team");
-        let basic = base64::engine::general_purpose::STANDARD.encode("__token__:reader-secret-0123456789");
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode("__token__:reader-secret-0123456789");
         let id = a.authenticate(&headers(&format!("Basic {basic}"))).unwrap();
         assert_eq!(id.name(), "reader");
         assert_eq!(
             a.authenticate(&headers("Bearer wrong")).unwrap_err(),
             AuthError::InvalidCredentials
         );
-        assert!(matches!(a.authenticate(&HeaderMap::new()), Ok(Identity::Anonymous)));
+        assert!(matches!(
+            a.authenticate(&HeaderMap::new()),
+            Ok(Identity::Anonymous)
+        ));
     }
 
     #[test]
     fn scopes_limit_protocol_prefix_and_action() {
         let a = auth();
         let team = a.identify("team-secret-0123456789").unwrap();
-        assert!(a.authorize(&team, Protocol::Oci, Action::Write, "docker.io/team/app").is_ok());
-        assert!(a.authorize(&team, Protocol::Oci, Action::Read, "docker.io/team/app").is_ok());
-        assert!(a.authorize(&team, Protocol::Oci, Action::Write, "docker.io/library/busybox").is_err());
-        assert!(a.authorize(&team, Protocol::Pypi, Action::Write, "requests").is_ok());
-        assert!(a.authorize(&team, Protocol::Hf, Action::Read, "gpt2").is_err());
-        assert!(a.authorize(&team, Protocol::Pypi, Action::Admin, "requests").is_err());
+        assert!(a
+            .authorize(&team, Protocol::Oci, Action::Write, "docker.io/team/app")
+            .is_ok());
+        assert!(a
+            .authorize(&team, Protocol::Oci, Action::Read, "docker.io/team/app")
+            .is_ok());
+        assert!(a
+            .authorize(
+                &team,
+                Protocol::Oci,
+                Action::Write,
+                "docker.io/library/busybox"
+            )
+            .is_err());
+        assert!(a
+            .authorize(&team, Protocol::Pypi, Action::Write, "requests")
+            .is_ok());
+        assert!(a
+            .authorize(&team, Protocol::Hf, Action::Read, "gpt2")
+            .is_err());
+        assert!(a
+            .authorize(&team, Protocol::Pypi, Action::Admin, "requests")
+            .is_err());
         let reader = a.identify("reader-secret-0123456789").unwrap();
-        assert!(a.authorize(&reader, Protocol::Hf, Action::Read, "gpt2").is_ok());
+        assert!(a
+            .authorize(&reader, Protocol::Hf, Action::Read, "gpt2")
+            .is_ok());
         assert_eq!(
             a.authorize(&reader, Protocol::Hf, Action::Write, "gpt2"),
             Err(AuthError::Forbidden("reader".into()))
         );
         let admin = a.identify("admin-secret-0123456789").unwrap();
-        assert!(a.authorize(&admin, Protocol::Oci, Action::Admin, "x").is_ok());
+        assert!(a
+            .authorize(&admin, Protocol::Oci, Action::Admin, "x")
+            .is_ok());
         // Anonymous read is off in this table.
         assert_eq!(
             a.authorize(&Identity::Anonymous, Protocol::Hf, Action::Read, "gpt2"),
@@ -381,8 +431,12 @@ mod tests {
             secret_env: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
         };
-        assert!(validate_tokens(&[t("short", &["read"])]).unwrap_err().contains("too short"));
-        assert!(validate_tokens(&[t("long-enough-secret-123", &["fly"])]).unwrap_err().contains("fly"));
+        assert!(validate_tokens(&[t("short", &["read"])])
+            .unwrap_err()
+            .contains("too short"));
+        assert!(validate_tokens(&[t("long-enough-secret-123", &["fly"])])
+            .unwrap_err()
+            .contains("fly"));
         assert!(validate_tokens(&[t("long-enough-secret-123", &["read:npm"])]).is_err());
         assert!(validate_tokens(&[t("long-enough-secret-123", &[])]).is_err());
     }

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about = "Hugging Face, PyPI and OCI APIs for air-gapped ML platforms, from one object store")]
+#[command(
+    name = "airlock",
+    version,
+    about = "Hugging Face, PyPI and OCI APIs for air-gapped ML platforms, from one object store"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -61,7 +65,15 @@ async fn check(config: Config) -> anyhow::Result<()> {
     println!("store: {} (reachable, writable)", store.describe());
     println!("listen: {}", config.listen);
     println!("anonymous read: {}", config.anonymous_read);
-    println!("tokens: {} configured{}", config.tokens.len(), if config.admin_token.is_some() { " + admin" } else { "" });
+    println!(
+        "tokens: {} configured{}",
+        config.tokens.len(),
+        if config.admin_token.is_some() {
+            " + admin"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 
@@ -71,14 +83,19 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("AIRLOCK_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,hyper=warn"));
+    let filter = EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,hyper=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
 }

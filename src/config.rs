@@ -155,7 +155,11 @@ impl Config {
 
         let store = match pick(&global.store, &file.store) {
             Some(s) => s.parse().map_err(|e| {
-                invalid("store", e, "set --store, AIRLOCK_STORE or `store` in the config file")
+                invalid(
+                    "store",
+                    e,
+                    "set --store, AIRLOCK_STORE or `store` in the config file",
+                )
             })?,
             None => StoreUrl::default(),
         };
@@ -250,7 +254,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         let location = e
             .span()
             .map(|span| {
-                let line = text[..span.start].lines().count().max(1);
+                let line = text[..span.start].matches('\n').count() + 1;
                 format!(" (line {line})")
             })
             .unwrap_or_default();
@@ -273,12 +277,21 @@ fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
 
 fn parse_public_url(text: &str) -> Result<url::Url, ConfigError> {
     let fix = "give the absolute URL clients use, e.g. https://airlock.example.internal (--public-url, AIRLOCK_PUBLIC_URL)";
-    let url = url::Url::parse(text).map_err(|e| invalid("public_url", format!("`{text}`: {e}"), fix))?;
+    let url =
+        url::Url::parse(text).map_err(|e| invalid("public_url", format!("`{text}`: {e}"), fix))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid("public_url", format!("`{text}` is not an http(s) URL"), fix));
+        return Err(invalid(
+            "public_url",
+            format!("`{text}` is not an http(s) URL"),
+            fix,
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("public_url", format!("`{text}` has a query or fragment"), fix));
+        return Err(invalid(
+            "public_url",
+            format!("`{text}` has a query or fragment"),
+            fix,
+        ));
     }
     Ok(url)
 }
@@ -331,22 +344,33 @@ mod tests {
             listen: Some("nonsense".into()),
             ..Default::default()
         };
-        let e = Config::resolve(&GlobalArgs::default(), &serve).unwrap_err().to_string();
-        assert!(e.contains("`listen`") && e.contains("AIRLOCK_LISTEN"), "{e}");
+        let e = Config::resolve(&GlobalArgs::default(), &serve)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`listen`") && e.contains("AIRLOCK_LISTEN"),
+            "{e}"
+        );
 
         let (_f, global) = file("listne = \"x\"\n");
-        let e = Config::resolve(&global, &ServeArgs::default()).unwrap_err().to_string();
+        let e = Config::resolve(&global, &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listne") && e.contains("line 1"), "{e}");
 
         let (_f, global) = file("[cache]\nmutable_ttl = \"soon\"\n");
-        let e = Config::resolve(&global, &ServeArgs::default()).unwrap_err().to_string();
+        let e = Config::resolve(&global, &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cache.mutable_ttl") && e.contains("30s"), "{e}");
 
         let serve = ServeArgs {
             public_url: Some("ftp://x".into()),
             ..Default::default()
         };
-        let e = Config::resolve(&GlobalArgs::default(), &serve).unwrap_err().to_string();
+        let e = Config::resolve(&GlobalArgs::default(), &serve)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("public_url"), "{e}");
         assert!(!e.contains('\n'));
     }

@@ -64,7 +64,9 @@ pub enum DigestError {
 impl Digest {
     pub fn new(algorithm: Algorithm, hex: &str) -> Result<Self, DigestError> {
         let ok = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !ok {
             return Err(DigestError::BadHex {
                 algorithm: algorithm.as_str(),

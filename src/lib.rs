@@ -1,10 +1,12 @@
 //! Airlock: Hugging Face Hub, Python simple index and OCI registry APIs served from one
 //! content-addressed object store, for air-gapped machine-learning platforms.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod digest;
+pub mod download;
 pub mod metrics;
 pub mod observe;
 pub mod server;

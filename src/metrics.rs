@@ -64,7 +64,12 @@ impl Metrics {
             .unwrap()
             .entry((protocol, route.to_string(), method.to_string(), status))
             .or_default() += 1;
-        *self.bytes_served.lock().unwrap().entry(protocol).or_default() += bytes;
+        *self
+            .bytes_served
+            .lock()
+            .unwrap()
+            .entry(protocol)
+            .or_default() += bytes;
         let secs = elapsed.as_secs_f64();
         let mut latency = self.latency.lock().unwrap();
         let h = latency.entry((protocol, route.to_string())).or_default();
@@ -109,20 +114,37 @@ impl Metrics {
                 "airlock_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "airlock_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "airlock_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "airlock_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "airlock_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
-        out.push_str("# HELP airlock_http_response_bytes_total Response body bytes sent, by protocol.\n");
+        out.push_str(
+            "# HELP airlock_http_response_bytes_total Response body bytes sent, by protocol.\n",
+        );
         out.push_str("# TYPE airlock_http_response_bytes_total counter\n");
         for (protocol, n) in self.bytes_served.lock().unwrap().iter() {
-            let _ = writeln!(out, "airlock_http_response_bytes_total{{protocol=\"{protocol}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "airlock_http_response_bytes_total{{protocol=\"{protocol}\"}} {n}"
+            );
         }
-        out.push_str("# HELP airlock_store_errors_total Failures of the object store itself, by kind.\n");
+        out.push_str(
+            "# HELP airlock_store_errors_total Failures of the object store itself, by kind.\n",
+        );
         out.push_str("# TYPE airlock_store_errors_total counter\n");
         for (kind, n) in self.store_errors.lock().unwrap().iter() {
             let _ = writeln!(out, "airlock_store_errors_total{{kind=\"{kind}\"}} {n}");
         }
-        out.push_str("# HELP airlock_http_requests_in_flight Requests whose response has not finished.\n");
+        out.push_str(
+            "# HELP airlock_http_requests_in_flight Requests whose response has not finished.\n",
+        );
         out.push_str("# TYPE airlock_http_requests_in_flight gauge\n");
         let _ = writeln!(
             out,
@@ -134,7 +156,10 @@ impl Metrics {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -42,7 +42,10 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     metrics.request_started();
 
     let mut response = next.run(req).await;

@@ -7,6 +7,7 @@
 //! - `/api/...`, `/{repo}/resolve/...`, `/datasets/...`, and all of it again under `/hf`
 //!                                  Hugging Face Hub API
 //! - `/healthz`, `/readyz`, `/metrics`, `/`   this file
+//! - `/_airlock/...`                 operator API (admin.rs)
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -45,11 +46,19 @@ impl AppState {
     }
 
     pub fn with_store(config: Config, store: DynStore) -> anyhow::Result<AppState> {
-        let auth = Auth::new(config.admin_token.as_deref(), &config.tokens, config.anonymous_read)
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let auth = Auth::new(
+            config.admin_token.as_deref(),
+            &config.tokens,
+            config.anonymous_read,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(AppState {
             blobs: BlobStore::new(store.clone(), config.cache.blob_entries),
-            docs: DocStore::new(store.clone(), config.cache.metadata_bytes, config.cache.mutable_ttl),
+            docs: DocStore::new(
+                store.clone(),
+                config.cache.metadata_bytes,
+                config.cache.mutable_ttl,
+            ),
             store,
             auth: Arc::new(auth),
             metrics: Arc::new(Metrics::default()),
@@ -65,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::admin::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -94,14 +104,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
     tracing::warn!(store = %state.store.describe(), %problem, "not ready");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("not ready: store {} unreachable: {problem}\n", state.store.describe()),
+        format!(
+            "not ready: store {} unreachable: {problem}\n",
+            state.store.describe()
+        ),
     )
         .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

@@ -75,7 +75,10 @@ async fn all_keys(store: &DynStore) -> Vec<String> {
 
 pub async fn round_trip(store: DynStore) {
     // Small, and larger than one S3 multipart part, streamed in odd-sized chunks.
-    for (i, len) in [0usize, 1, 1000, 12 * 1024 * 1024 + 7].into_iter().enumerate() {
+    for (i, len) in [0usize, 1, 1000, 12 * 1024 * 1024 + 7]
+        .into_iter()
+        .enumerate()
+    {
         let data = content(len, i as u8 + 1);
         let k = key(&format!("rt/obj-{len}"));
         let digest = Digest::of_bytes(Algorithm::Sha256, &data);
@@ -94,7 +97,10 @@ pub async fn round_trip(store: DynStore) {
         let meta = store.head(&k).await.unwrap();
         assert_eq!(meta.size, len as u64);
         assert_eq!(meta.etag, put.etag);
-        assert!(read_all(&store, &k, None).await == data, "content of {len} bytes differs");
+        assert!(
+            read_all(&store, &k, None).await == data,
+            "content of {len} bytes differs"
+        );
     }
     // Overwrite replaces content and changes the version token.
     let k = key("rt/obj-1000");
@@ -120,9 +126,18 @@ pub async fn ranges(store: DynStore) {
         .unwrap();
     let b = |start, end| Some(ByteRange::Bounded { start, end });
     assert_eq!(read_all(&store, &k, b(0, 0)).await, data.slice(0..1));
-    assert_eq!(read_all(&store, &k, b(9_999, 9_999)).await, data.slice(9_999..));
-    assert_eq!(read_all(&store, &k, b(100, 199)).await, data.slice(100..200));
-    assert_eq!(read_all(&store, &k, b(9_000, 20_000)).await, data.slice(9_000..));
+    assert_eq!(
+        read_all(&store, &k, b(9_999, 9_999)).await,
+        data.slice(9_999..)
+    );
+    assert_eq!(
+        read_all(&store, &k, b(100, 199)).await,
+        data.slice(100..200)
+    );
+    assert_eq!(
+        read_all(&store, &k, b(9_000, 20_000)).await,
+        data.slice(9_000..)
+    );
     assert_eq!(
         read_all(&store, &k, Some(ByteRange::Suffix(10))).await,
         data.slice(9_990..)
@@ -132,7 +147,10 @@ pub async fn ranges(store: DynStore) {
         data.slice(9_995..)
     );
     for beyond in [b(10_000, 10_005), Some(ByteRange::From(10_000))] {
-        let err = store.get(&k, GetOptions { range: beyond }).await.unwrap_err();
+        let err = store
+            .get(&k, GetOptions { range: beyond })
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, StoreError::RangeNotSatisfiable { size: 10_000 }),
             "{err:?}"
@@ -188,7 +206,10 @@ pub async fn interrupted_write_leaves_nothing(store: DynStore) {
     let failing = chunked(data.clone(), 1 << 20)
         .take(8)
         .chain(futures::stream::once(async {
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away"))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            ))
         }));
     let err = store
         .put(&k, Box::pin(failing), PutOptions::default())
@@ -255,7 +276,11 @@ pub async fn conditional_updates_exactly_one_wins(store: DynStore) {
         .into_iter()
         .map(|r| r.unwrap())
         .collect();
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
     assert!(results
         .iter()
         .all(|r| matches!(r, Ok(_) | Err(StoreError::PreconditionFailed(_)))));
@@ -277,7 +302,11 @@ pub async fn conditional_updates_exactly_one_wins(store: DynStore) {
         .into_iter()
         .map(|r| r.unwrap())
         .collect();
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
     let winner = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
     assert_eq!(store.head(&k).await.unwrap().etag, winner.etag);
 
@@ -327,7 +356,11 @@ pub async fn list_paginates(store: DynStore) {
     for i in 0..25 {
         let k = format!("list/a/{i:03}");
         store
-            .put(&key(&k), bytes_stream(format!("{i}")), PutOptions::default())
+            .put(
+                &key(&k),
+                bytes_stream(format!("{i}")),
+                PutOptions::default(),
+            )
             .await
             .unwrap();
         expected.push(k);
@@ -363,7 +396,12 @@ pub async fn list_paginates(store: DynStore) {
     let page = store.list("list/a/02", None, 100).await.unwrap();
     assert_eq!(page.objects.len(), 5);
     assert_eq!(page.objects[0].size, 2);
-    assert!(store.list("nothing/", None, 10).await.unwrap().objects.is_empty());
+    assert!(store
+        .list("nothing/", None, 10)
+        .await
+        .unwrap()
+        .objects
+        .is_empty());
 }
 
 /// Runs every scenario against one backend, each on its own part of the store.

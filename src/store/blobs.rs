@@ -96,7 +96,10 @@ impl BlobStore {
     pub async fn put_file(&self, path: &Path, algorithm: Algorithm) -> std::io::Result<BlobMeta> {
         let (digest, size) = hash_file(path, algorithm).await?;
         let file = tokio::fs::File::open(path).await?;
-        let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+        let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        ));
         self.put(&digest, body, Some(size))
             .await
             .map_err(std::io::Error::other)

@@ -131,7 +131,10 @@ impl DocStore {
             expected_size: Some(bytes.len() as u64),
             ..Default::default()
         };
-        let put = self.store.put(key, bytes_stream(bytes.clone()), options).await;
+        let put = self
+            .store
+            .put(key, bytes_stream(bytes.clone()), options)
+            .await;
         let put = match put {
             Ok(put) => put,
             Err(e) => {
@@ -151,7 +154,11 @@ impl DocStore {
     /// Read-modify-write without lost updates: `change` sees the current document (or
     /// `None`) and returns the new bytes, or `None` to leave it as it is. On a lost race
     /// it runs again on the winner's version.
-    pub async fn update<F, E>(&self, key: &ObjectKey, mut change: F) -> Result<Result<Option<Document>, E>>
+    pub async fn update<F, E>(
+        &self,
+        key: &ObjectKey,
+        mut change: F,
+    ) -> Result<Result<Option<Document>, E>>
     where
         F: FnMut(Option<&Document>) -> Result<Option<Bytes>, E>,
     {

@@ -46,9 +46,9 @@ impl FsStore {
         })?;
         // Probe writability now rather than on the first upload.
         let probe = tmp.join(format!("probe-{}", random_name()));
-        tokio::fs::write(&probe, b"")
-            .await
-            .map_err(|e| anyhow::anyhow!("store directory {} is not writable: {e}", root.display()))?;
+        tokio::fs::write(&probe, b"").await.map_err(|e| {
+            anyhow::anyhow!("store directory {} is not writable: {e}", root.display())
+        })?;
         let _ = tokio::fs::remove_file(&probe).await;
         sweep_stale_tmp(&tmp).await;
         let root = tokio::fs::canonicalize(root).await?;
@@ -292,9 +292,8 @@ fn list_blocking(
     limit: usize,
 ) -> Result<ListPage> {
     // The store root vanishing is an outage, not an empty store.
-    std::fs::metadata(root).map_err(|e| {
-        StoreError::Unavailable(format!("store directory {}: {e}", root.display()))
-    })?;
+    std::fs::metadata(root)
+        .map_err(|e| StoreError::Unavailable(format!("store directory {}: {e}", root.display())))?;
     let base = match prefix.rfind('/') {
         Some(i) => &prefix[..=i],
         None => "",
@@ -336,7 +335,12 @@ fn walk(
 ) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Ok(())
         }
         Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", dir.display()))),

@@ -52,7 +52,11 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        for k in ["a", "blobs/sha256/ab/abcdef", "meta/oci/docker.io/library/busybox/_tags/1.36"] {
+        for k in [
+            "a",
+            "blobs/sha256/ab/abcdef",
+            "meta/oci/docker.io/library/busybox/_tags/1.36",
+        ] {
             assert!(ObjectKey::new(k).is_ok(), "{k}");
         }
     }

@@ -186,8 +186,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// Streams `body` to the key. Nothing is visible until the whole body has arrived
     /// and matched `expected_digest`/`expected_size`; a failed, mismatched or dropped
     /// put leaves nothing behind.
-    async fn put(&self, key: &ObjectKey, body: ByteStream, options: PutOptions)
-        -> Result<PutResult>;
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        body: ByteStream,
+        options: PutOptions,
+    ) -> Result<PutResult>;
 
     /// Objects whose key starts with `prefix` (a plain string prefix), in key order,
     /// after `start_after`, at most `limit` (at least 1) per page.

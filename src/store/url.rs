@@ -28,9 +28,9 @@ impl FromStr for StoreUrl {
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let bucket_ok = (3..=63).contains(&bucket.len())
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
             if !bucket_ok {
                 return Err(format!(
                     "`{s}`: S3 bucket name `{bucket}` is not valid (3-63 characters of a-z, 0-9, '-', '.')"
@@ -38,7 +38,9 @@ impl FromStr for StoreUrl {
             }
             let prefix = prefix.trim_matches('/');
             if prefix.split('/').any(|seg| seg == ".." || seg == ".") {
-                return Err(format!("`{s}`: the S3 prefix may not contain `.` or `..` segments"));
+                return Err(format!(
+                    "`{s}`: the S3 prefix may not contain `.` or `..` segments"
+                ));
             }
             return Ok(StoreUrl::S3 {
                 bucket: bucket.to_string(),
@@ -47,7 +49,9 @@ impl FromStr for StoreUrl {
         }
         if let Some(path) = s.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err(format!("`{s}`: a file:// URL needs an absolute path, as in file:///srv/airlock"));
+                return Err(format!(
+                    "`{s}`: a file:// URL needs an absolute path, as in file:///srv/airlock"
+                ));
             }
             return Ok(StoreUrl::File(PathBuf::from(path)));
         }
@@ -78,11 +82,17 @@ mod tests {
         assert_eq!("file:///srv/a".parse(), Ok(StoreUrl::File("/srv/a".into())));
         assert_eq!(
             "s3://my-bucket/pre/fix/".parse(),
-            Ok(StoreUrl::S3 { bucket: "my-bucket".into(), prefix: "pre/fix".into() })
+            Ok(StoreUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "pre/fix".into()
+            })
         );
         assert_eq!(
             "s3://bkt".parse(),
-            Ok(StoreUrl::S3 { bucket: "bkt".into(), prefix: "".into() })
+            Ok(StoreUrl::S3 {
+                bucket: "bkt".into(),
+                prefix: "".into()
+            })
         );
         assert!("s3://Bad_Bucket".parse::<StoreUrl>().is_err());
         assert!("file://relative".parse::<StoreUrl>().is_err());

@@ -1,4 +1,5 @@
 //! Shared test harness: real servers on loopback (Airlock itself, Garage).
 #![allow(dead_code)]
 
+pub mod airlock;
 pub mod garage;

@@ -1,0 +1,88 @@
+//! Streams a stored blob as an HTTP response — whole, one range (206), or 416 — for
+//! every protocol; each adds its own headers (`Docker-Content-Digest`, `X-Linked-Etag`).
+
+use crate::digest::Digest;
+use crate::store::{BlobStore, ByteRange, GetOptions, Result, StoreError};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+
+/// Answers GET or HEAD for a blob, honouring `Range`, `If-Range` and `If-None-Match`.
+/// Store failures (absent blob, outage) come back as errors for the protocol to render.
+pub async fn blob_response(
+    blobs: &BlobStore,
+    digest: &Digest,
+    request: &HeaderMap,
+    head_only: bool,
+) -> Result<Response> {
+    // Content named by its digest never changes: the digest is a strong validator.
+    let etag = format!("\"{}\"", digest.hex());
+    if request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        blobs.head(digest).await?;
+        return Ok(with_common(StatusCode::NOT_MODIFIED.into_response(), &etag));
+    }
+    let range = requested_range(request, &etag);
+
+    if head_only {
+        let meta = blobs.head(digest).await?;
+        let mut response = Response::new(Body::empty());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, meta.size.into());
+        return Ok(with_common(response, &etag));
+    }
+
+    let got = match blobs.get(digest, GetOptions { range }).await {
+        Ok(got) => got,
+        Err(StoreError::RangeNotSatisfiable { size }) => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            return Ok(with_common(response, &etag));
+        }
+        Err(e) => return Err(e),
+    };
+    let length = got.range.end - got.range.start;
+    let mut response = Response::new(Body::from_stream(got.body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, length.into());
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        response.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!(
+                "bytes {}-{}/{}",
+                got.range.start,
+                got.range.end - 1,
+                got.meta.size
+            ))
+            .expect("ascii"),
+        );
+    }
+    Ok(with_common(response, &etag))
+}
+
+/// The single range asked for, unless `If-Range` names another version.
+fn requested_range(request: &HeaderMap, etag: &str) -> Option<ByteRange> {
+    let range = ByteRange::parse_header(request.get(header::RANGE)?.to_str().ok()?)?;
+    match request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        Some(validator) if validator.trim() != etag => None,
+        _ => Some(range),
+    }
+}
+
+fn with_common(mut response: Response, etag: &str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::ETAG, HeaderValue::from_str(etag).expect("hex"));
+    headers
+        .entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/octet-stream"));
+    response
+}

@@ -1,0 +1,416 @@
+//! The real `airlock` binary on a loopback port: start-up on the embedded default,
+//! health/readiness/metrics, one-line configuration errors, the operator blob API,
+//! and graceful shutdown with a download in flight.
+
+mod support;
+
+use airlock::digest::Algorithm;
+use airlock::store::{BlobStore, DynStore, FsStore};
+use futures::StreamExt;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::airlock::{command, Airlock};
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Writes `size` pseudo-random bytes to a file and stores it as a blob in `store_dir`.
+async fn seed_blob(store_dir: &Path, size: usize) -> (String, Vec<u8>) {
+    let mut data = vec![0u8; size];
+    let mut x = 0x9e37_79b9u32;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &data).unwrap();
+    let store: DynStore = Arc::new(FsStore::open(store_dir).await.unwrap());
+    let blobs = BlobStore::new(store, 16);
+    let meta = blobs
+        .put_file(file.path(), Algorithm::Sha256)
+        .await
+        .unwrap();
+    (meta.digest.to_string(), data)
+}
+
+#[tokio::test]
+async fn starts_with_no_flags_on_the_embedded_store() {
+    let cwd = tempfile::tempdir().unwrap();
+    // No flags at all; the port comes from the environment only so tests can run in parallel.
+    let server = Airlock::start(cwd.path(), &[], &[("AIRLOCK_LISTEN", "127.0.0.1:0")]);
+    assert!(server.log().contains("store=file://"), "{}", server.log());
+    assert!(cwd.path().join("airlock-data").is_dir());
+    let http = client();
+    let r = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let r = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(
+        "airlock_http_requests_total{protocol=\"system\",route=\"/healthz\",method=\"GET\",status=\"200\"} 1"
+    ), "{text}");
+    assert!(text.contains("airlock_http_request_duration_seconds_bucket"));
+    assert!(text.contains("airlock_http_response_bytes_total{protocol=\"system\"}"));
+    // One access-log line per request, with the fields operators grep for.
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=/readyz"))
+        .expect("access log line");
+    for field in [
+        "request_id=",
+        "method=GET",
+        "status=200",
+        "bytes=",
+        "duration_ms=",
+    ] {
+        assert!(line.contains(field), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn json_logs_and_readiness_follow_the_store() {
+    let cwd = tempfile::tempdir().unwrap();
+    let store = cwd.path().join("store");
+    let store_arg = store.to_str().unwrap();
+    let server = Airlock::start(
+        cwd.path(),
+        &["--store", store_arg, "--log-format", "json"],
+        &[],
+    );
+    let http = client();
+    assert_eq!(
+        http.get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains("\"path\":\"/readyz\""))
+        .map(str::to_string)
+        .expect("json access line");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["status"], 200);
+    assert!(v["request_id"].is_string() && v["duration_ms"].is_number());
+    // The store directory disappears: not ready, and the metrics count it.
+    std::fs::rename(&store, cwd.path().join("gone")).unwrap();
+    let r = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("unreachable"));
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("airlock_store_errors_total{kind=\"readiness\"} 1"),
+        "{text}"
+    );
+    std::fs::rename(cwd.path().join("gone"), &store).unwrap();
+    assert_eq!(
+        http.get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Runs the binary expecting it to refuse to start; returns its one line of error.
+fn refused(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = command(cwd.path())
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} started");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "not one line: {stderr}");
+    lines[0].to_string()
+}
+
+#[test]
+fn bad_configuration_fails_in_one_line_that_names_the_fix() {
+    let e = refused(&["serve", "--listen", "nowhere"], &[]);
+    assert!(e.contains("`listen`") && e.contains("HOST:PORT"), "{e}");
+
+    let e = refused(&["serve"], &[("AIRLOCK_STORE", "gs://bucket")]);
+    assert!(e.contains("`store`") && e.contains("s3://"), "{e}");
+
+    let e = refused(&["serve", "--admin-token", "short"], &[]);
+    assert!(e.contains("admin_token") && e.contains("too short"), "{e}");
+
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    writeln!(config, "listen = \"127.0.0.1:0\"\nanonymous_reed = false").unwrap();
+    let path = config.path().to_str().unwrap();
+    let e = refused(&["--config", path, "serve"], &[]);
+    assert!(e.contains("anonymous_reed") && e.contains("line 2"), "{e}");
+
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        config,
+        "[[tokens]]\nname = \"ci\"\nsecret = \"0123456789abcdef0\"\nscopes = [\"push\"]"
+    )
+    .unwrap();
+    let e = refused(&["serve", "--config", config.path().to_str().unwrap()], &[]);
+    assert!(e.contains("ci") && e.contains("push"), "{e}");
+
+    let e = refused(&["serve", "--config", "/nonexistent/airlock.toml"], &[]);
+    assert!(e.contains("cannot read config file"), "{e}");
+
+    let e = refused(&["serve", "--store", "/proc/airlock-store"], &[]);
+    assert!(
+        e.contains("/proc/airlock-store") && e.contains("--store"),
+        "{e}"
+    );
+
+    let e = refused(&["serve", "--shutdown-grace", "a while"], &[]);
+    assert!(e.contains("shutdown_grace"), "{e}");
+}
+
+#[tokio::test]
+async fn flags_beat_environment() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Airlock::start(
+        cwd.path(),
+        &["--store", "from-flag"],
+        &[("AIRLOCK_STORE", "from-env")],
+    );
+    assert!(server.log().contains("from-flag"), "{}", server.log());
+    assert!(cwd.path().join("from-flag").is_dir());
+    assert!(!cwd.path().join("from-env").exists());
+}
+
+#[tokio::test]
+async fn operator_blob_api_serves_ranges_and_checks_the_token() {
+    let cwd = tempfile::tempdir().unwrap();
+    let store = cwd.path().join("store");
+    let (digest, data) = seed_blob(&store, 100_000).await;
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        config,
+        "[[tokens]]\nname = \"reader\"\nsecret = \"reader-token-0123456789\"\nscopes = [\"read\"]"
+    )
+    .unwrap();
+    let server = Airlock::start(
+        cwd.path(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "--admin-token",
+            ADMIN,
+            "--config",
+            config.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let http = client();
+    let url = server.url(&format!("/_airlock/blobs/{digest}"));
+
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let r = http
+        .get(&url)
+        .bearer_auth("reader-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(&url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Basic auth with any user name carries the token too.
+    let r = http
+        .get(&url)
+        .basic_auth("__token__", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "100000");
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(r.bytes().await.unwrap(), data);
+
+    let r = http.head(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "100000");
+
+    let r = http
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("range", "bytes=0-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 0-0/100000");
+    assert_eq!(r.bytes().await.unwrap(), data[..1]);
+    let r = http
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), data[100_000 - 10..]);
+    let r = http
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("range", "bytes=100000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["content-range"], "bytes */100000");
+    // A stale If-Range falls back to the whole body.
+    let r = http
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    let missing = format!("/_airlock/blobs/sha256:{}", "0".repeat(64));
+    let r = http
+        .get(server.url(&missing))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .get(server.url("/_airlock/blobs/sha256:..%2F..%2Fetc"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() {
+    let cwd = tempfile::tempdir().unwrap();
+    let store = cwd.path().join("store");
+    let (digest, data) = seed_blob(&store, 48 * 1024 * 1024).await;
+    let mut server = Airlock::start(
+        cwd.path(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "--admin-token",
+            ADMIN,
+            "--shutdown-grace",
+            "20s",
+        ],
+        &[],
+    );
+    let http = client();
+    let url = server.url(&format!("/_airlock/blobs/{digest}"));
+    let response = http.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut received = body.next().await.unwrap().unwrap().to_vec();
+
+    server.signal("TERM");
+    // Wait until the server has stopped accepting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+        if fresh.get(server.url("/healthz")).send().await.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The download in flight still completes, byte for byte.
+    while let Some(chunk) = body.next().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(received == data, "download differs after shutdown began");
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exited");
+    assert!(status.success());
+    assert!(server.log().contains("all requests finished"));
+}
+
+#[tokio::test]
+async fn grace_period_bounds_how_long_shutdown_waits() {
+    let cwd = tempfile::tempdir().unwrap();
+    let store = cwd.path().join("store");
+    let (digest, _) = seed_blob(&store, 48 * 1024 * 1024).await;
+    let mut server = Airlock::start(
+        cwd.path(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "--admin-token",
+            ADMIN,
+            "--shutdown-grace",
+            "1s",
+        ],
+        &[],
+    );
+    let http = client();
+    let url = server.url(&format!("/_airlock/blobs/{digest}"));
+    // A client that stops reading: the download can never finish on its own.
+    let response = http.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exited within the bound");
+    assert!(status.success());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(
+        server.log().contains("grace period over"),
+        "{}",
+        server.log()
+    );
+    drop(response);
+}
