@@ -24,12 +24,18 @@ enum Command {
     Serve(ServeArgs),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
+    /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let serve_args = match &cli.command {
         Command::Serve(args) => args.clone(),
+        Command::Healthcheck { url } => return healthcheck(url),
         Command::Check => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
@@ -48,6 +54,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(_) => crate::server::serve(config).await,
             Command::Check => check(config).await,
+            Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });
     match result {
@@ -75,6 +82,37 @@ async fn check(config: Config) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// A plain HTTP/1.0 GET, so the runtime image needs no curl.
+fn healthcheck(url: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let probe = || -> Result<(), String> {
+        let url = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let host = url.host_str().ok_or("URL without host")?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let timeout = std::time::Duration::from_secs(3);
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("address did not resolve")?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        write!(stream, "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", url.path()).map_err(|e| e.to_string())?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+        match &head[9..12] {
+            b"200" => Ok(()),
+            status => Err(format!("status {}", String::from_utf8_lossy(status))),
+        }
+    };
+    match probe() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("airlock: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn one_line(e: &anyhow::Error) -> String {

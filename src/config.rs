@@ -311,6 +311,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let global = GlobalArgs {
+            config: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config/airlock.toml").into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.cache.mutable_ttl, Duration::from_secs(5));
+    }
+
+    #[test]
     fn defaults_without_anything() {
         let c = Config::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);

@@ -2,12 +2,12 @@
 //! own module, and the middleware every request passes (access log, metrics).
 //!
 //! Mount points (the protocol modules own what is below them):
-//! - `/v2/...`                      OCI distribution API
-//! - `/simple/...`, `/legacy/`, `/pypi/<index>/...`   Python package index
-//! - `/api/...`, `/{repo}/resolve/...`, `/datasets/...`, and all of it again under `/hf`
-//!                                  Hugging Face Hub API
-//! - `/healthz`, `/readyz`, `/metrics`, `/`   this file
-//! - `/_airlock/...`                 operator API (admin.rs)
+//! - OCI distribution API: `/v2/...`
+//! - Python package index: `/simple/...`, `/legacy/`, `/pypi/<index>/...`
+//! - Hugging Face Hub API: `/api/...`, `/{repo}/resolve/...`, `/datasets/...`, and all of
+//!   it again under `/hf`
+//! - operations: `/healthz`, `/readyz`, `/metrics`, `/` (this file)
+//! - operator API: `/_airlock/...` (admin.rs)
 
 use crate::auth::Auth;
 use crate::config::Config;
