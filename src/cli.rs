@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// The Python package index: import wheelhouses, yank versions.
+    #[command(subcommand)]
+    Pypi(crate::pypi::cli::PypiCommand),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -36,7 +39,7 @@ pub fn main() -> ExitCode {
     let serve_args = match &cli.command {
         Command::Serve(args) => args.clone(),
         Command::Healthcheck { url } => return healthcheck(url),
-        Command::Check => ServeArgs::default(),
+        Command::Check | Command::Pypi(_) => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -54,6 +57,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(_) => crate::server::serve(config).await,
             Command::Check => check(config).await,
+            Command::Pypi(cmd) => {
+                let state = crate::server::AppState::open(config).await?;
+                crate::pypi::cli::run(state, cmd).await
+            }
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

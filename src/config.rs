@@ -6,6 +6,7 @@
 //! and validates everything once, so a bad value fails at start-up naming its key.
 
 use crate::auth::TokenConfig;
+use crate::pypi::PypiSettings;
 use crate::store::{S3Settings, StoreUrl};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -75,6 +76,8 @@ struct FileConfig {
     cache: FileCache,
     #[serde(default)]
     tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    pypi: PypiSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +127,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
     pub cache: CacheSettings,
+    pub pypi: PypiSettings,
 }
 
 /// A configuration error: which key, what is wrong, how to fix it.
@@ -220,6 +224,7 @@ impl Config {
 
         let tokens = file.tokens;
         crate::auth::validate_tokens(&tokens).map_err(ConfigError)?;
+        file.pypi.validate().map_err(ConfigError)?;
 
         Ok(Config {
             listen,
@@ -232,6 +237,7 @@ impl Config {
             log_format,
             shutdown_grace,
             cache,
+            pypi: file.pypi,
         })
     }
 }

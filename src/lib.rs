@@ -9,5 +9,6 @@ pub mod digest;
 pub mod download;
 pub mod metrics;
 pub mod observe;
+pub mod pypi;
 pub mod server;
 pub mod store;

@@ -19,6 +19,11 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug)]
 pub struct RouteLabel(pub &'static str);
 
+/// Put in a response's extensions by a protocol when the store itself failed, so the
+/// metrics count store errors in one place whatever protocol hit them.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreFailure;
+
 /// Which API a path belongs to, for the `protocol` label.
 pub fn protocol_of_path(path: &str) -> &'static str {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
@@ -52,6 +57,9 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
+    }
+    if response.extensions().get::<StoreFailure>().is_some() {
+        metrics.store_error("unavailable");
     }
     let route = match response.extensions().get::<RouteLabel>() {
         Some(label) => label.0.to_string(),

@@ -75,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
+        // Uploads enforce their own size limit while streaming to disk.
+        .merge(crate::pypi::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -15,7 +15,7 @@ mod s3;
 mod url;
 mod verify;
 
-pub use blobs::{BlobMeta, BlobStore};
+pub use blobs::{hash_file, BlobMeta, BlobStore};
 pub use docs::{DocStore, Document, Mutability};
 pub use fs::FsStore;
 pub use key::ObjectKey;

@@ -1,0 +1,171 @@
+//! `airlock pypi ...`: import wheelhouses, yank and un-yank, on the configured store.
+
+use super::ingest::{inspect, publish};
+use super::project::Added;
+use super::{index_of, DEFAULT_INDEX};
+use crate::digest::Algorithm;
+use crate::server::AppState;
+use crate::store::hash_file;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PypiCommand {
+    /// Import wheels and sdists (as `pip download` / `pip wheel` leave them) from
+    /// directories or files. Skips files already present; never half-imports a file.
+    Import {
+        /// Directories (searched recursively) or distribution files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Index to import into.
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+    },
+    /// Yank every file of a version (PEP 592): resolvers skip it unless pinned with ==.
+    Yank {
+        project: String,
+        version: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+    },
+    /// Undo a yank.
+    Unyank {
+        project: String,
+        version: String,
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+    },
+}
+
+pub async fn run(state: AppState, command: PypiCommand) -> anyhow::Result<()> {
+    let index_name = match &command {
+        PypiCommand::Import { index, .. } | PypiCommand::Yank { index, .. } | PypiCommand::Unyank { index, .. } => {
+            index.clone()
+        }
+    };
+    if !state.config.pypi.has_index(&index_name) {
+        anyhow::bail!(
+            "no index named `{index_name}`: add it to `pypi.indexes` in the config file, or use --index default"
+        );
+    }
+    let index = index_of(&state, &index_name);
+    match command {
+        PypiCommand::Import { paths, .. } => import(&state, &index, &paths).await,
+        PypiCommand::Yank { project, version, reason, .. } => {
+            let n = index.set_yanked(&project, &version, Some(reason)).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("yanked {project} {version} ({n} file(s) changed)");
+            Ok(())
+        }
+        PypiCommand::Unyank { project, version, .. } => {
+            let n = index.set_yanked(&project, &version, None).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("un-yanked {project} {version} ({n} file(s) changed)");
+            Ok(())
+        }
+    }
+}
+
+fn is_distribution(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    [".whl", ".tar.gz", ".zip", ".tgz"].iter().any(|s| name.ends_with(s))
+}
+
+fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let md = std::fs::metadata(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}; give wheelhouse directories or distribution files", path.display()))?;
+        if md.is_dir() {
+            let mut stack = vec![path.clone()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir)? {
+                    let p = entry?.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if is_distribution(&p) {
+                        files.push(p);
+                    }
+                }
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+async fn import(state: &AppState, index: &super::Index, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let files = collect(paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no wheels or sdists found in the given paths (looked for .whl, .tar.gz, .zip)");
+    }
+    let total: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+            .expect("valid template"),
+    );
+    let (mut new, mut present) = (0usize, 0usize);
+    let mut failed: Vec<(PathBuf, String)> = Vec::new();
+    for path in &files {
+        let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        bar.set_message(filename.clone());
+        let size = path.metadata().map(|m| m.len()).unwrap_or(0);
+        match import_one(state, index, path, &filename).await {
+            Ok(Added::New) => {
+                new += 1;
+                report(&bar, format!("added    {filename}"));
+            }
+            Ok(Added::AlreadyPresent) => {
+                present += 1;
+                report(&bar, format!("present  {filename}"));
+            }
+            Err(reason) => {
+                report(&bar, format!("FAILED   {filename}: {reason}"));
+                failed.push((path.clone(), reason));
+            }
+        }
+        bar.inc(size);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "index `{}`: {new} added, {present} already present, {} failed ({} files, {} bytes)",
+        index.name,
+        failed.len(),
+        files.len(),
+        total
+    );
+    if !failed.is_empty() {
+        for (path, reason) in &failed {
+            eprintln!("  could not import {}: {reason}", path.display());
+        }
+        anyhow::bail!(
+            "{} file(s) were not imported (nothing partial was stored); fix or remove them and run the import again",
+            failed.len()
+        );
+    }
+    Ok(())
+}
+
+/// Prints above the progress bar on a terminal, as plain lines otherwise.
+fn report(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+async fn import_one(state: &AppState, index: &super::Index, path: &Path, filename: &str) -> Result<Added, String> {
+    let (sha256, size) = hash_file(path, Algorithm::Sha256).await.map_err(|e| e.to_string())?;
+    let owned = (path.to_path_buf(), filename.to_string());
+    let inspected = tokio::task::spawn_blocking(move || inspect(&owned.0, &owned.1))
+        .await
+        .map_err(|e| e.to_string())??;
+    publish(index, &state.blobs, path, &inspected, &sha256, size)
+        .await
+        .map_err(|e| e.message)
+}

@@ -1,0 +1,230 @@
+//! The Python package index: the simple repository API (PEP 503/691 with 592, 658/714
+//! and 700) that pip and uv read, the legacy upload API twine writes to, and wheelhouse
+//! import. The default index answers at `/simple/` and `/legacy/`; every index, the
+//! default one included, also at `/pypi/<index>/simple/` and `/pypi/<index>/legacy/`.
+//!
+//! Files are served at `/pypi/<index>/files/<project>/<sha256>/<filename>` (and
+//! `<filename>.metadata`): stable forever, since a filename can never change content.
+
+mod endpoint;
+mod error;
+mod ingest;
+pub mod cli;
+mod metadata;
+mod names;
+mod project;
+mod render;
+mod upload;
+
+pub use endpoint::Endpoint;
+pub use error::PypiError;
+pub use names::normalize;
+pub use project::Index;
+
+use crate::auth::{Action, Protocol};
+use crate::download::blob_response;
+use crate::observe::RouteLabel;
+use crate::server::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use project::FileEntry;
+use render::{negotiate, Format, ProjectPage, SimpleIndexPage};
+use serde::Deserialize;
+
+pub const DEFAULT_INDEX: &str = "default";
+
+/// `[pypi]` in the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PypiSettings {
+    /// Named indexes besides `default`, e.g. one per team or platform.
+    pub indexes: Vec<String>,
+    /// Largest file an upload may carry.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for PypiSettings {
+    fn default() -> Self {
+        PypiSettings {
+            indexes: Vec::new(),
+            max_upload_bytes: 20 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl PypiSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        for name in &self.indexes {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                && name.as_bytes()[0].is_ascii_alphanumeric();
+            if !ok || name == DEFAULT_INDEX {
+                return Err(format!(
+                    "`pypi.indexes`: `{name}` is not a usable index name (lowercase letters, digits, '-', '_'; not `default`)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn has_index(&self, name: &str) -> bool {
+        name == DEFAULT_INDEX || self.indexes.iter().any(|i| i == name)
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/simple", any(dispatch))
+        .route("/simple/", any(dispatch))
+        .route("/simple/{*rest}", any(dispatch))
+        .route("/legacy", any(dispatch))
+        .route("/legacy/", any(dispatch))
+        .route("/pypi/{*rest}", any(dispatch))
+}
+
+/// Every PyPI request: parse the raw path into an [`Endpoint`], check access, serve.
+async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let endpoint = match Endpoint::parse(request.method(), request.uri().path()) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let label = endpoint.label();
+    let mut response = match serve(&state, endpoint, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(RouteLabel(label));
+    response
+}
+
+async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result<Response, PypiError> {
+    if let Some(index) = endpoint.index() {
+        if !state.config.pypi.has_index(index) {
+            return Err(PypiError::not_found(format!(
+                "no index named `{index}`; this server has: {}",
+                std::iter::once(DEFAULT_INDEX)
+                    .chain(state.config.pypi.indexes.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    if let Some(name) = endpoint.read_scope_name() {
+        let identity = state.auth.authenticate(request.headers())?;
+        state.auth.authorize(&identity, Protocol::Pypi, Action::Read, &name)?;
+    }
+    match endpoint {
+        Endpoint::Redirect { to } => Ok(redirect(&to)),
+        Endpoint::Root { index, .. } => {
+            let projects = index_of(state, &index).projects().await?;
+            let page = SimpleIndexPage { projects: &projects };
+            page_response(request.headers(), request.uri().query(), |f| match f {
+                Format::Json => page.json().to_string(),
+                _ => page.html(),
+            })
+        }
+        Endpoint::Project { index, normalized, page_path } => {
+            let doc = index_of(state, &index)
+                .project(&normalized)
+                .await?
+                .ok_or_else(|| PypiError::not_found(format!("no project `{normalized}` in index `{index}`")))?;
+            let depth = page_path.trim_matches('/').split('/').count();
+            let file_url = |f: &FileEntry| file_url(state, &index, &normalized, f, depth);
+            let page = ProjectPage { normalized: &normalized, doc: &doc, file_url: &file_url };
+            page_response(request.headers(), request.uri().query(), |f| match f {
+                Format::Json => page.json().to_string(),
+                _ => page.html(),
+            })
+        }
+        Endpoint::File { index, project, sha256, filename, metadata } => {
+            let doc = index_of(state, &index).project(&project).await?;
+            let entry = doc
+                .as_ref()
+                .and_then(|d| d.files.iter().find(|f| f.filename == filename && f.sha256 == sha256))
+                .ok_or_else(|| PypiError::not_found(format!("no file `{filename}` in project `{project}`")))?;
+            let blob = match (metadata, &entry.metadata_sha256) {
+                (false, _) => &entry.sha256,
+                (true, Some(m)) => m,
+                (true, None) => return Err(PypiError::not_found(format!("`{filename}` has no .metadata file"))),
+            };
+            let digest = crate::digest::Digest::sha256_hex(blob)
+                .map_err(|e| PypiError::from(crate::store::StoreError::Unavailable(e.to_string())))?;
+            let mut response =
+                blob_response(&state.blobs, &digest, request.headers(), request.method() == Method::HEAD).await?;
+            let cache = if state.auth.anonymous_read() { "public" } else { "private" };
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_str(&format!("{cache}, max-age=31536000, immutable")).expect("ascii"),
+            );
+            Ok(response)
+        }
+        Endpoint::Upload { index } => upload::handle(state, &index_of(state, &index), request).await,
+        Endpoint::MethodNotAllowed { allow } => {
+            let mut r = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            Ok(r)
+        }
+    }
+}
+
+pub fn index_of(state: &AppState, name: &str) -> Index {
+    Index::new(name, state.docs.clone())
+}
+
+/// Relative to the page (so any proxy path prefix keeps working), or absolute under
+/// `--public-url` when one is configured.
+fn file_url(state: &AppState, index: &str, project: &str, f: &FileEntry, page_depth: usize) -> String {
+    let path = format!("pypi/{index}/files/{project}/{}/{}", f.sha256, f.filename);
+    match &state.config.public_url {
+        Some(base) => format!("{}/{path}", base.as_str().trim_end_matches('/')),
+        None => format!("{}{path}", "../".repeat(page_depth)),
+    }
+}
+
+/// An index page in the negotiated format, with `ETag`/304 and `Vary: Accept`.
+fn page_response(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    render: impl Fn(Format) -> String,
+) -> Result<Response, PypiError> {
+    let format_param = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "format")
+            .map(|(_, v)| v.into_owned())
+    });
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = negotiate(accept, format_param.as_deref())?;
+    let body = render(format);
+    let etag = format!(
+        "\"{}\"",
+        &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, body.as_bytes()).hex()[..32]
+    );
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Response::new(Body::from(body))
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+    // Short: a yank or a new upload should reach resolvers quickly.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=30"));
+    Ok(response)
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(to).expect("normalized path"));
+    r
+}

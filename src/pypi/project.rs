@@ -1,0 +1,209 @@
+//! The index's data model and every change to it. A project is one small JSON
+//! document listing its files; bodies and `.metadata` files are blobs by sha256.
+//!
+//! ```text
+//! pypi/<index>/projects.json              [{"name": display, "normalized": ...}], sorted
+//! pypi/<index>/projects/<normalized>.json ProjectDoc: every file with its hashes and flags
+//! ```
+//! Both are read-modify-written with conditional puts (`DocStore::update`), so two
+//! uploads racing on one project both land.
+
+use super::names::{normalize, DistKind};
+use super::PypiError;
+use crate::store::{DocStore, Mutability, ObjectKey, StoreError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProjectDoc {
+    /// The name as first uploaded (pages show it; URLs use the normalized form).
+    pub name: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub filename: String,
+    pub version: String,
+    pub kind: DistKind,
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_python: Option<String>,
+    /// sha256 of the core metadata served at `<file>.metadata` (PEP 658), when announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sha256: Option<String>,
+    /// Yanked (PEP 592), with the reason (possibly empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yanked: Option<String>,
+    /// RFC 3339 UTC with microseconds, as PEP 700 writes it.
+    pub upload_time: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProjectListEntry {
+    pub name: String,
+    pub normalized: String,
+}
+
+/// What adding a file did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// The same filename with the same content was already there.
+    AlreadyPresent,
+}
+
+/// One index (the default one or a named one) over the shared metadata store.
+#[derive(Clone, Debug)]
+pub struct Index {
+    pub name: String,
+    docs: DocStore,
+}
+
+impl Index {
+    pub fn new(name: &str, docs: DocStore) -> Index {
+        Index {
+            name: name.to_string(),
+            docs,
+        }
+    }
+
+    fn project_key(&self, normalized: &str) -> Result<ObjectKey, PypiError> {
+        ObjectKey::new(format!("pypi/{}/projects/{normalized}.json", self.name))
+            .map_err(|_| PypiError::not_found(format!("no project named `{normalized}`")))
+    }
+
+    fn list_key(&self) -> ObjectKey {
+        ObjectKey::new(format!("pypi/{}/projects.json", self.name)).expect("valid index name")
+    }
+
+    pub async fn project(&self, normalized: &str) -> Result<Option<ProjectDoc>, PypiError> {
+        let key = self.project_key(normalized)?;
+        match self.docs.get(&key, Mutability::Mutable).await? {
+            Some(doc) => Ok(Some(parse(&doc.bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn projects(&self) -> Result<Vec<ProjectListEntry>, PypiError> {
+        match self.docs.get(&self.list_key(), Mutability::Mutable).await? {
+            Some(doc) => parse(&doc.bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Records a file whose body (and metadata) are already stored. A different file
+    /// under an existing filename is refused: published URLs never change content.
+    pub async fn add_file(&self, display_name: &str, entry: FileEntry) -> Result<Added, PypiError> {
+        let normalized = normalize(display_name);
+        let key = self.project_key(&normalized)?;
+        let mut outcome = Added::New;
+        let mut was_new_project = false;
+        let result = self
+            .docs
+            .update(&key, |current| {
+                let mut doc: ProjectDoc = match current {
+                    Some(d) => parse(&d.bytes)?,
+                    None => ProjectDoc {
+                        name: display_name.to_string(),
+                        files: Vec::new(),
+                    },
+                };
+                was_new_project = current.is_none();
+                if let Some(existing) = doc.files.iter().find(|f| f.filename == entry.filename) {
+                    if existing.sha256 == entry.sha256 {
+                        outcome = Added::AlreadyPresent;
+                        return Ok(None);
+                    }
+                    return Err(conflict(&entry.filename, &existing.sha256));
+                }
+                outcome = Added::New;
+                doc.files.push(entry.clone());
+                Ok(Some(serde_json::to_vec(&doc).expect("serializable").into()))
+            })
+            .await?;
+        result?;
+        if was_new_project && outcome == Added::New {
+            self.list_project(display_name, &normalized).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn list_project(&self, display_name: &str, normalized: &str) -> Result<(), PypiError> {
+        self.docs
+            .update(&self.list_key(), |current| {
+                let mut list: Vec<ProjectListEntry> = match current {
+                    Some(d) => parse::<Vec<ProjectListEntry>>(&d.bytes)?,
+                    None => Vec::new(),
+                };
+                match list.binary_search_by(|p| p.normalized.as_str().cmp(normalized)) {
+                    Ok(_) => Ok::<_, PypiError>(None),
+                    Err(at) => {
+                        list.insert(
+                            at,
+                            ProjectListEntry {
+                                name: display_name.to_string(),
+                                normalized: normalized.to_string(),
+                            },
+                        );
+                        Ok(Some(serde_json::to_vec(&list).expect("serializable").into()))
+                    }
+                }
+            })
+            .await??;
+        Ok(())
+    }
+
+    /// Yanks (`Some(reason)`) or un-yanks (`None`) every file of one version; returns how
+    /// many files changed.
+    pub async fn set_yanked(
+        &self,
+        project: &str,
+        version: &str,
+        reason: Option<String>,
+    ) -> Result<usize, PypiError> {
+        let normalized = normalize(project);
+        let key = self.project_key(&normalized)?;
+        let mut changed = 0;
+        let mut found = false;
+        self.docs
+            .update(&key, |current| {
+                let Some(current) = current else {
+                    return Err(PypiError::not_found(format!("no project `{project}` in index `{}`", self.name)));
+                };
+                let mut doc: ProjectDoc = parse(&current.bytes)?;
+                changed = 0;
+                found = false;
+                for f in doc.files.iter_mut().filter(|f| f.version == version) {
+                    found = true;
+                    if f.yanked != reason {
+                        f.yanked = reason.clone();
+                        changed += 1;
+                    }
+                }
+                if !found {
+                    let known: Vec<_> = doc.files.iter().map(|f| f.version.as_str()).collect();
+                    return Err(PypiError::not_found(format!(
+                        "`{project}` has no version {version} (known: {})",
+                        known.join(", ")
+                    )));
+                }
+                Ok((changed > 0).then(|| serde_json::to_vec(&doc).expect("serializable").into()))
+            })
+            .await??;
+        Ok(changed)
+    }
+}
+
+/// twine's `--skip-existing` looks for this wording (and the 409).
+pub fn conflict(filename: &str, existing_sha256: &str) -> PypiError {
+    PypiError::conflict(format!(
+        "File already exists: {filename} was already uploaded with different content (sha256 {existing_sha256}); \
+         published files never change, upload a new version instead"
+    ))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PypiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| PypiError::from(StoreError::Unavailable(format!("corrupt index document: {e}"))))
+}

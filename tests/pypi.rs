@@ -1,0 +1,323 @@
+//! The Python index over HTTP against the real binary: pages in both formats,
+//! negotiation, redirects, caching, files and `.metadata`, uploads as twine sends them,
+//! import and yank through the CLI, named indexes, and refusals.
+
+mod support;
+
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use std::io::Write;
+use support::airlock::{command, Airlock};
+use support::wheels::{sdist, wheel, Dist};
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+const TEAM: &str = "team-token-0123456789ab";
+const JSON: &str = "application/vnd.pypi.simple.v1+json";
+const PIP_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
+
+struct Fixture {
+    server: Airlock,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+fn start() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    let mut f = std::fs::File::create(&config).unwrap();
+    writeln!(
+        f,
+        "store = \"{}\"\n[pypi]\nindexes = [\"team\"]\n[[tokens]]\nname = \"team\"\nsecret = \"{TEAM}\"\nscopes = [\"write:pypi:team/\"]",
+        dir.path().join("store").display()
+    )
+    .unwrap();
+    let server = Airlock::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+        &[],
+    );
+    Fixture { server, dir, config }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A multipart upload the way twine builds it.
+async fn upload(base: &str, index_path: &str, dist: &Dist, token: Option<&str>, claimed_sha: Option<&str>) -> reqwest::Response {
+    let (name, version) = {
+        let stem = dist.filename.trim_end_matches(".whl").trim_end_matches(".tar.gz");
+        let mut parts = stem.split('-');
+        (parts.next().unwrap().to_string(), parts.next().unwrap().to_string())
+    };
+    let filetype = if dist.filename.ends_with(".whl") { "bdist_wheel" } else { "sdist" };
+    let form = Form::new()
+        .text(":action", "file_upload")
+        .text("protocol_version", "1")
+        .text("name", name)
+        .text("version", version)
+        .text("filetype", filetype)
+        .text("pyversion", "py3")
+        .text("metadata_version", "2.1")
+        .text("sha256_digest", claimed_sha.map(str::to_string).unwrap_or_else(|| dist.sha256()))
+        .part("content", Part::bytes(dist.bytes.clone()).file_name(dist.filename.clone()));
+    let mut request = http().post(format!("{base}{index_path}")).multipart(form);
+    if let Some(token) = token {
+        request = request.basic_auth("__token__", Some(token));
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn upload_then_serve_pages_files_and_metadata() {
+    let fx = start();
+    let base = &fx.server.base;
+    let client = http();
+    let core = wheel("Demo_Core", "1.0", &["requests>=2"], Some(">=3.8,<4"));
+    let r = upload(base, "/legacy/", &core, Some(ADMIN), None).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // JSON for pip's Accept, with every PEP 691/700 field.
+    let r = client.get(format!("{base}/simple/demo-core/")).header("accept", PIP_ACCEPT).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], JSON);
+    assert_eq!(r.headers()["vary"], "Accept");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["meta"]["api-version"], "1.1");
+    assert_eq!(page["name"], "demo-core");
+    assert_eq!(page["versions"], serde_json::json!(["1.0"]));
+    let file = &page["files"][0];
+    assert_eq!(file["filename"], core.filename);
+    assert_eq!(file["hashes"]["sha256"], core.sha256());
+    assert_eq!(file["requires-python"], ">=3.8,<4");
+    assert_eq!(file["size"], core.bytes.len());
+    assert_eq!(file["yanked"], false);
+    assert!(file["upload-time"].as_str().unwrap().ends_with('Z'));
+    let metadata_sha = file["core-metadata"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(file["dist-info-metadata"]["sha256"], metadata_sha.as_str());
+
+    // Conditional GET.
+    let r = client
+        .get(format!("{base}/simple/demo-core/"))
+        .header("accept", PIP_ACCEPT)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // The file URL is relative to the page; resolve it as pip does.
+    let page_url = reqwest::Url::parse(&format!("{base}/simple/demo-core/")).unwrap();
+    let file_url = page_url.join(file["url"].as_str().unwrap()).unwrap();
+    let r = client.get(file_url.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert_eq!(r.bytes().await.unwrap(), core.bytes);
+    let r = client.get(file_url.clone()).header("range", "bytes=-22").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), core.bytes[core.bytes.len() - 22..]);
+    // The .metadata file hashes to the announced value and is the wheel's METADATA.
+    let metadata_url = format!("{file_url}.metadata");
+    let body = client.get(&metadata_url).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)), metadata_sha);
+    assert!(String::from_utf8_lossy(&body).contains("Requires-Dist: requests>=2"));
+
+    // HTML for browsers and legacy clients, with escaped attributes.
+    let r = client.get(format!("{base}/simple/demo-core/")).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/html");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.1\">"), "{html}");
+    assert!(html.contains("data-requires-python=\"&gt;=3.8,&lt;4\""), "{html}");
+    assert!(html.contains(&format!("data-core-metadata=\"sha256={metadata_sha}\"")));
+    assert!(html.contains(&format!("#sha256={}", core.sha256())));
+    let r = client
+        .get(format!("{base}/simple/demo-core/"))
+        .header("accept", "application/vnd.pypi.simple.v1+html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/vnd.pypi.simple.v1+html");
+    let r = client.get(format!("{base}/simple/demo-core/?format={JSON}")).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], JSON);
+
+    // Root page in both formats.
+    let root: Value = client
+        .get(format!("{base}/simple/"))
+        .header("accept", JSON)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(root["projects"], serde_json::json!([{"name": "Demo_Core"}]));
+    let html = client.get(format!("{base}/simple/")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<a href=\"demo-core/\">Demo_Core</a>"), "{html}");
+
+    // Negotiation failure, redirects to the normalized URL, unknown project.
+    let r = client.get(format!("{base}/simple/demo-core/")).header("accept", "application/xml").send().await.unwrap();
+    assert_eq!(r.status(), 406);
+    let r = client.get(format!("{base}/simple/Demo.Core/")).send().await.unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"], "/simple/demo-core/");
+    let r = client.get(format!("{base}/simple/demo-core")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/simple/demo-core/");
+    assert_eq!(client.get(format!("{base}/simple/nothing-here/")).send().await.unwrap().status(), 404);
+    // The same index is reachable under its name.
+    let r = client.get(format!("{base}/pypi/default/simple/demo-core/")).header("accept", JSON).send().await.unwrap();
+    let page: Value = r.json().await.unwrap();
+    let url = reqwest::Url::parse(&format!("{base}/pypi/default/simple/demo-core/"))
+        .unwrap()
+        .join(page["files"][0]["url"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(url, file_url);
+}
+
+#[tokio::test]
+async fn uploads_are_verified_authorized_and_never_overwrite() {
+    let fx = start();
+    let base = &fx.server.base;
+    let dist = wheel("guarded", "1.0", &[], None);
+
+    let r = upload(base, "/legacy/", &dist, None, None).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    let r = upload(base, "/legacy/", &dist, Some("wrong-token-0123456789"), None).await;
+    assert_eq!(r.status(), 401);
+    // The team token may write only to the team index.
+    let r = upload(base, "/legacy/", &dist, Some(TEAM), None).await;
+    assert_eq!(r.status(), 403);
+    let r = upload(base, "/pypi/team/legacy/", &dist, Some(TEAM), None).await;
+    assert_eq!(r.status(), 200);
+    // A corrupted upload: the claimed digest does not match.
+    let other = wheel("guarded", "2.0", &[], None);
+    let r = upload(base, "/pypi/team/legacy/", &other, Some(TEAM), Some(&"0".repeat(64))).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("does not match"));
+    // Same file again: idempotent. Different content under the same name: refused.
+    let r = upload(base, "/pypi/team/legacy/", &dist, Some(TEAM), None).await;
+    assert_eq!(r.status(), 200);
+    let mut tampered = wheel("guarded", "1.0", &["idna"], None);
+    tampered.filename = dist.filename.clone();
+    let r = upload(base, "/pypi/team/legacy/", &tampered, Some(TEAM), None).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("File already exists"));
+    // Not a distribution, or one whose name does not match its metadata.
+    let junk = Dist { filename: "guarded-3.0-py3-none-any.whl".into(), bytes: b"not a zip".to_vec() };
+    let r = upload(base, "/pypi/team/legacy/", &junk, Some(TEAM), None).await;
+    assert_eq!(r.status(), 400);
+    let mut renamed = wheel("guarded", "4.0", &[], None);
+    renamed.filename = "other-4.0-py3-none-any.whl".into();
+    let r = upload(base, "/pypi/team/legacy/", &renamed, Some(ADMIN), None).await;
+    assert_eq!(r.status(), 400);
+
+    // Only the good file is listed; nothing was stored for the refused ones.
+    let page: Value = http()
+        .get(format!("{base}/pypi/team/simple/guarded/"))
+        .header("accept", JSON)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["files"].as_array().unwrap().len(), 1);
+    let blob_count = walk_count(&fx.dir.path().join("store/blobs"));
+    assert_eq!(blob_count, 2, "one wheel and its metadata");
+    // The default index never saw it, and an unknown index is a clear 404.
+    assert_eq!(http().get(format!("{base}/simple/guarded/")).send().await.unwrap().status(), 404);
+    let r = http().get(format!("{base}/pypi/nope/simple/")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("team"));
+    // Path games.
+    for path in ["/pypi/team/files/guarded/..%2F..%2Fetc/passwd", "/simple/..%2F..%2F/", "/pypi/team/files/guarded/x/y"] {
+        let status = http().get(format!("{base}{path}")).send().await.unwrap().status();
+        assert_eq!(status, 404, "{path}");
+    }
+}
+
+fn walk_count(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        n += if p.is_dir() { walk_count(&p) } else { 1 };
+    }
+    n
+}
+
+#[tokio::test]
+async fn import_and_yank_through_the_cli() {
+    let fx = start();
+    let base = &fx.server.base;
+    let wheelhouse = fx.dir.path().join("wheelhouse");
+    std::fs::create_dir_all(wheelhouse.join("nested")).unwrap();
+    wheel("alpha", "1.0", &[], None).write_to(&wheelhouse);
+    wheel("alpha", "1.1", &[], None).write_to(&wheelhouse);
+    sdist("beta-pkg", "0.5", &["alpha"]).write_to(&wheelhouse.join("nested"));
+    std::fs::write(wheelhouse.join("broken-1.0-py3-none-any.whl"), b"garbage").unwrap();
+    std::fs::write(wheelhouse.join("README.txt"), b"not a distribution").unwrap();
+    let config = fx.config.to_str().unwrap();
+
+    let out = command(fx.dir.path())
+        .args(["--config", config, "pypi", "import", wheelhouse.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a broken file must fail the import: {stderr}");
+    assert!(stderr.contains("3 added, 0 already present, 1 failed"), "{stderr}");
+    assert!(stderr.contains("broken-1.0-py3-none-any.whl") && stderr.contains("zip"), "{stderr}");
+
+    // Idempotent: the second run adds nothing.
+    std::fs::remove_file(wheelhouse.join("broken-1.0-py3-none-any.whl")).unwrap();
+    let out = command(fx.dir.path())
+        .args(["--config", config, "pypi", "import", wheelhouse.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("0 added, 3 already present, 0 failed"), "{stderr}");
+
+    let page = |project: &'static str| {
+        let url = format!("{base}/simple/{project}/");
+        async move { http().get(url).header("accept", JSON).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let beta = page("beta-pkg").await;
+    assert_eq!(beta["files"][0]["filename"], "beta_pkg-0.5.tar.gz");
+    // An sdist's PKG-INFO is not announced as PEP 658 metadata.
+    assert_eq!(beta["files"][0]["core-metadata"], false);
+
+    let out = command(fx.dir.path())
+        .args(["--config", config, "pypi", "yank", "alpha", "1.1", "--reason", "broken <build>"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The page cache is bounded by cache.mutable_ttl (5 s by default).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let alpha = page("alpha").await;
+        let yanked: Vec<_> = alpha["files"].as_array().unwrap().iter().map(|f| f["yanked"].clone()).collect();
+        if yanked.contains(&Value::from("broken <build>")) {
+            assert_eq!(yanked.iter().filter(|y| **y == Value::Bool(false)).count(), 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "yank not visible");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let out = command(fx.dir.path())
+        .args(["--config", config, "pypi", "yank", "alpha", "9.9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known: 1.0, 1.1"));
+    let out = command(fx.dir.path())
+        .args(["--config", config, "pypi", "unyank", "alpha", "1.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
