@@ -19,6 +19,26 @@ if ! command -v garage >/dev/null 2>&1; then
 fi
 step "garage: $(garage --version 2>/dev/null | head -n1)"
 
+# Real Python clients in a virtualenv (pip, uv, twine), a twine that still honours
+# --skip-existing for non-PyPI indexes, and a setuptools wheel so sdists build offline.
+VENV="$PWD/target/test-venv"
+if [ ! -x "$VENV/bin/uv" ] || [ ! -x "$VENV/bin/twine" ]; then
+    step "python clients: pip, uv, twine into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check uv twine
+fi
+TWINE61="$PWD/target/test-venv-twine61"
+if [ ! -x "$TWINE61/bin/twine" ]; then
+    python3 -m venv "$TWINE61"
+    "$TWINE61/bin/pip" install --quiet --disable-pip-version-check twine==6.1.0
+fi
+WHEELHOUSE="$PWD/target/test-wheelhouse"
+if ! ls "$WHEELHOUSE"/setuptools-*.whl >/dev/null 2>&1; then
+    "$VENV/bin/pip" download --quiet --disable-pip-version-check --only-binary :all: --no-deps -d "$WHEELHOUSE" setuptools
+fi
+export AIRLOCK_TEST_VENV="$VENV" AIRLOCK_TEST_WHEELHOUSE="$WHEELHOUSE" AIRLOCK_TEST_TWINE_SKIP_EXISTING="$TWINE61/bin/twine"
+step "clients: pip $("$VENV/bin/pip" --version | cut -d' ' -f2), $("$VENV/bin/uv" --version), twine $("$VENV/bin/twine" --version | head -n1 | cut -d' ' -f3)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,297 @@
+//! pip, uv and twine themselves against the real server on loopback, on the filesystem
+//! store and on S3 (Garage). `tests/run-all.sh` provides the clients in a virtualenv
+//! (AIRLOCK_TEST_VENV) and a setuptools wheel for building sdists offline
+//! (AIRLOCK_TEST_WHEELHOUSE).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::airlock::Airlock;
+use support::wheels::{sdist, wheel};
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+
+fn env_dir(var: &str) -> PathBuf {
+    let dir = std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run `bash tests/run-all.sh`, which installs pip, uv and twine into a virtualenv")
+    });
+    PathBuf::from(dir)
+}
+
+/// A tool from the test virtualenv, with no index configuration leaking in.
+fn tool(name: &str) -> Command {
+    let mut cmd = Command::new(env_dir("AIRLOCK_TEST_VENV").join("bin").join(name));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PIP_") || k.starts_with("UV_") || k.starts_with("TWINE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run client")
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Fs,
+    S3,
+}
+
+fn start(backend: Backend, dir: &Path) -> Airlock {
+    match backend {
+        Backend::Fs => {
+            let store = dir.join("store");
+            Airlock::start(dir, &["--store", store.to_str().unwrap(), "--admin-token", ADMIN], &[])
+        }
+        Backend::S3 => {
+            let garage = support::garage::shared();
+            let prefix = format!("pypi-{}", hex::encode(rand::random::<[u8; 6]>()));
+            let store = format!("s3://{}/{prefix}", garage.bucket);
+            Airlock::start(
+                dir,
+                &["--store", &store, "--s3-endpoint", &garage.endpoint, "--admin-token", ADMIN],
+                &[
+                    ("AWS_ACCESS_KEY_ID", garage.key_id.as_str()),
+                    ("AWS_SECRET_ACCESS_KEY", garage.secret.as_str()),
+                    ("AWS_REGION", garage.region.as_str()),
+                ],
+            )
+        }
+    }
+}
+
+/// The wheelhouse of the tests: a dependency chain with a yanked release, a release
+/// whose Requires-Python excludes every interpreter, and an sdist-only dependency.
+fn wheelhouse(dir: &Path) -> PathBuf {
+    let house = dir.join("wheelhouse");
+    std::fs::create_dir_all(&house).unwrap();
+    wheel("requests", "2.32.0", &["idna>=3", "urllib3>=2", "charset-normalizer"], Some(">=3.8")).write_to(&house);
+    wheel("idna", "3.7", &[], None).write_to(&house);
+    wheel("idna", "4.0", &[], Some(">=3.99")).write_to(&house);
+    wheel("urllib3", "2.2.0", &[], None).write_to(&house);
+    wheel("urllib3", "2.3.0", &[], None).write_to(&house);
+    sdist("charset-normalizer", "3.3.0", &[]).write_to(&house);
+    // The build backend for the sdist, a real wheel fetched by run-all.sh.
+    for entry in std::fs::read_dir(env_dir("AIRLOCK_TEST_WHEELHOUSE")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, house.join(path.file_name().unwrap())).unwrap();
+    }
+    house
+}
+
+fn import_and_yank(server: &Airlock, dir: &Path, backend: Backend, house: &Path) {
+    // The import and yank commands run on the same store configuration as the server.
+    let store_args: Vec<String> = match backend {
+        Backend::Fs => vec!["--store".into(), dir.join("store").to_string_lossy().into()],
+        Backend::S3 => {
+            let log = server.log();
+            let store = log
+                .split("store=")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .unwrap()
+                .to_string();
+            vec!["--store".into(), store, "--s3-endpoint".into(), support::garage::shared().endpoint.clone()]
+        }
+    };
+    let garage_env: Vec<(String, String)> = match backend {
+        Backend::Fs => vec![],
+        Backend::S3 => {
+            let g = support::garage::shared();
+            vec![
+                ("AWS_ACCESS_KEY_ID".into(), g.key_id.clone()),
+                ("AWS_SECRET_ACCESS_KEY".into(), g.secret.clone()),
+                ("AWS_REGION".into(), g.region.clone()),
+            ]
+        }
+    };
+    let cli = |args: &[&str]| {
+        let mut cmd = support::airlock::command(dir);
+        cmd.args(&store_args).args(args).envs(garage_env.iter().map(|(k, v)| (k, v)));
+        ok(&mut cmd)
+    };
+    let out = cli(&["pypi", "import", house.to_str().unwrap()]);
+    assert!(out.contains("7 added"), "{out}");
+    cli(&["pypi", "yank", "urllib3", "2.3.0", "--reason", "broken release"]);
+}
+
+fn new_venv(dir: &Path, name: &str) -> PathBuf {
+    let venv = dir.join(name);
+    ok(tool("python").args(["-m", "venv"]).arg(&venv));
+    venv
+}
+
+fn installed_version(venv: &Path, module: &str) -> String {
+    let out = ok(Command::new(venv.join("bin/python"))
+        .args(["-c", &format!("import {module}; print({module}.__version__)")]));
+    out.trim().to_string()
+}
+
+fn pip_installs_a_dependency_chain(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(backend, dir.path());
+    let house = wheelhouse(dir.path());
+    import_and_yank(&server, dir.path(), backend, &house);
+    // The yank must be visible before pip resolves (pages are cached for cache.mutable_ttl).
+    std::thread::sleep(std::time::Duration::from_secs(6));
+
+    let venv = new_venv(dir.path(), "venv-pip");
+    let index = server.url("/simple/");
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.env("PIP_CONFIG_FILE", "/dev/null").env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    ok(pip.args(["install", "--no-cache-dir", "--index-url", &index, "requests"]));
+    assert_eq!(installed_version(&venv, "requests"), "2.32.0");
+    // idna 4.0 requires a Python that does not exist; urllib3 2.3.0 is yanked.
+    assert_eq!(installed_version(&venv, "idna"), "3.7");
+    assert_eq!(installed_version(&venv, "urllib3"), "2.2.0");
+    // Built from the sdist, with setuptools from this index too.
+    assert_eq!(installed_version(&venv, "charset_normalizer"), "3.3.0");
+    // A yanked release is still installable when pinned exactly.
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.env("PIP_CONFIG_FILE", "/dev/null").env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    let out = ok(pip.args(["install", "--no-cache-dir", "--index-url", &index, "urllib3==2.3.0"]));
+    assert!(out.to_lowercase().contains("yanked"), "{out}");
+    assert_eq!(installed_version(&venv, "urllib3"), "2.3.0");
+    // Nothing pip asked for failed.
+    assert!(!server.log().contains("status=5"), "{}", server.log());
+}
+
+fn uv_resolves_from_metadata_only(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(backend, dir.path());
+    let house = wheelhouse(dir.path());
+    import_and_yank(&server, dir.path(), backend, &house);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let index = server.url("/simple/");
+    let cache = dir.path().join("uv-cache");
+    let requirements = dir.path().join("requirements.in");
+    std::fs::write(&requirements, "requests\n").unwrap();
+
+    let before = server.log().len();
+    let out = ok(tool("uv")
+        .args(["pip", "compile", "--no-config", "--index-url", &index, "--cache-dir"])
+        .arg(&cache)
+        .arg(&requirements));
+    for pin in ["requests==2.32.0", "idna==3.7", "urllib3==2.2.0", "charset-normalizer==3.3.0"] {
+        assert!(out.contains(pin), "{pin} missing from:\n{out}");
+    }
+    // uv read the .metadata files; no wheel of a package that was only resolved was
+    // downloaded (the sdist had to be built, with setuptools, to learn its metadata).
+    let log = server.log()[before..].to_string();
+    let wheel_bodies: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("route=pypi.file") && l.contains(".whl"))
+        .collect();
+    assert!(
+        wheel_bodies.iter().all(|l| l.contains("/setuptools-")),
+        "wheel bodies downloaded while resolving:\n{}",
+        wheel_bodies.join("\n")
+    );
+    assert!(log.contains("route=pypi.metadata") && log.contains("requests-2.32.0-py3-none-any.whl.metadata"), "{log}");
+
+    let venv = new_venv(dir.path(), "venv-uv");
+    ok(tool("uv")
+        .args(["pip", "install", "--no-config", "--index-url", &index, "--cache-dir"])
+        .arg(&cache)
+        .arg("--python")
+        .arg(venv.join("bin/python"))
+        .arg("requests"));
+    assert_eq!(installed_version(&venv, "urllib3"), "2.2.0");
+    assert_eq!(installed_version(&venv, "idna"), "3.7");
+}
+
+fn twine_uploads_then_pip_installs(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(backend, dir.path());
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    let wheel_path = wheel("shiny-model-tools", "0.1.0", &[], Some(">=3.8")).write_to(&dist);
+    let sdist_path = sdist("shiny-model-tools", "0.1.0", &[]).write_to(&dist);
+    let legacy = server.url("/legacy/");
+    let twine = |token: &str, extra: &[&str], files: &[&Path]| {
+        upload_with(tool("twine"), &legacy, token, extra, files)
+    };
+    let out = twine(ADMIN, &[], &[&wheel_path, &sdist_path]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let venv = new_venv(dir.path(), "venv-twine");
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.env("PIP_CONFIG_FILE", "/dev/null").env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    ok(pip.args(["install", "--no-cache-dir", "--index-url", &server.url("/simple/"), "shiny-model-tools"]));
+    assert_eq!(installed_version(&venv, "shiny_model_tools"), "0.1.0");
+
+    // Same name, different content: refused, and --skip-existing lets a re-run pass.
+    let changed = dir.path().join("changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    let conflicting = wheel("shiny-model-tools", "0.1.0", &["idna"], Some(">=3.8")).write_to(&changed);
+    let out = twine(ADMIN, &[], &[&conflicting]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("409") || text.contains("already exists"), "{text}");
+    // twine 6.2 and later allow --skip-existing only against pypi.org; 6.1 is the last
+    // that honours it elsewhere, recognising the 409.
+    let old_twine = Command::new(env_dir("AIRLOCK_TEST_TWINE_SKIP_EXISTING"));
+    let out = upload_with(old_twine, &legacy, ADMIN, &["--skip-existing"], &[&conflicting]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("Skipping"), "{text}");
+    // uv publish checks the index first and skips a file that is already there.
+    let out = ok(tool("uv")
+        .args(["publish", "--no-config", "--publish-url", &legacy, "--check-url", &server.url("/simple/")])
+        .args(["-u", "__token__", "-p", ADMIN])
+        .arg(&wheel_path));
+    assert!(out.to_lowercase().contains("skipping"), "{out}");
+    // A wrong token is refused.
+    let fresh = wheel("shiny-model-tools", "0.2.0", &[], None).write_to(&changed);
+    let out = twine("not-a-valid-token-0000", &[], &[&fresh]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("401") || text.contains("403"), "{text}");
+}
+
+fn upload_with(mut twine: Command, url: &str, token: &str, extra: &[&str], files: &[&Path]) -> Output {
+    twine
+        .args(["upload", "--non-interactive", "--disable-progress-bar", "--repository-url", url])
+        .args(["-u", "__token__", "-p", token])
+        .args(extra)
+        .args(files);
+    run(&mut twine)
+}
+
+macro_rules! on_both_stores {
+    ($($scenario:ident),*) => {
+        mod fs {
+            $(
+                #[test]
+                #[ignore = "needs pip, uv and twine: `bash tests/run-all.sh` sets them up"]
+                fn $scenario() {
+                    super::$scenario(super::Backend::Fs);
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[test]
+                #[ignore = "needs pip, uv, twine and Garage: `bash tests/run-all.sh` sets them up"]
+                fn $scenario() {
+                    super::$scenario(super::Backend::S3);
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(pip_installs_a_dependency_chain, uv_resolves_from_metadata_only, twine_uploads_then_pip_installs);
+
