@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use std::io::Write;
+use std::io::Write as _;
 use support::airlock::{command, Airlock};
 use support::wheels::{sdist, wheel, Dist};
 
@@ -37,7 +37,11 @@ fn start() -> Fixture {
         &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
         &[],
     );
-    Fixture { server, dir, config }
+    Fixture {
+        server,
+        dir,
+        config,
+    }
 }
 
 fn http() -> reqwest::Client {
@@ -49,13 +53,29 @@ fn http() -> reqwest::Client {
 }
 
 /// A multipart upload the way twine builds it.
-async fn upload(base: &str, index_path: &str, dist: &Dist, token: Option<&str>, claimed_sha: Option<&str>) -> reqwest::Response {
+async fn upload(
+    base: &str,
+    index_path: &str,
+    dist: &Dist,
+    token: Option<&str>,
+    claimed_sha: Option<&str>,
+) -> reqwest::Response {
     let (name, version) = {
-        let stem = dist.filename.trim_end_matches(".whl").trim_end_matches(".tar.gz");
+        let stem = dist
+            .filename
+            .trim_end_matches(".whl")
+            .trim_end_matches(".tar.gz");
         let mut parts = stem.split('-');
-        (parts.next().unwrap().to_string(), parts.next().unwrap().to_string())
+        (
+            parts.next().unwrap().to_string(),
+            parts.next().unwrap().to_string(),
+        )
     };
-    let filetype = if dist.filename.ends_with(".whl") { "bdist_wheel" } else { "sdist" };
+    let filetype = if dist.filename.ends_with(".whl") {
+        "bdist_wheel"
+    } else {
+        "sdist"
+    };
     let form = Form::new()
         .text(":action", "file_upload")
         .text("protocol_version", "1")
@@ -64,8 +84,16 @@ async fn upload(base: &str, index_path: &str, dist: &Dist, token: Option<&str>, 
         .text("filetype", filetype)
         .text("pyversion", "py3")
         .text("metadata_version", "2.1")
-        .text("sha256_digest", claimed_sha.map(str::to_string).unwrap_or_else(|| dist.sha256()))
-        .part("content", Part::bytes(dist.bytes.clone()).file_name(dist.filename.clone()));
+        .text(
+            "sha256_digest",
+            claimed_sha
+                .map(str::to_string)
+                .unwrap_or_else(|| dist.sha256()),
+        )
+        .part(
+            "content",
+            Part::bytes(dist.bytes.clone()).file_name(dist.filename.clone()),
+        );
     let mut request = http().post(format!("{base}{index_path}")).multipart(form);
     if let Some(token) = token {
         request = request.basic_auth("__token__", Some(token));
@@ -83,7 +111,12 @@ async fn upload_then_serve_pages_files_and_metadata() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
     // JSON for pip's Accept, with every PEP 691/700 field.
-    let r = client.get(format!("{base}/simple/demo-core/")).header("accept", PIP_ACCEPT).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/simple/demo-core/"))
+        .header("accept", PIP_ACCEPT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], JSON);
     assert_eq!(r.headers()["vary"], "Accept");
@@ -99,7 +132,10 @@ async fn upload_then_serve_pages_files_and_metadata() {
     assert_eq!(file["size"], core.bytes.len());
     assert_eq!(file["yanked"], false);
     assert!(file["upload-time"].as_str().unwrap().ends_with('Z'));
-    let metadata_sha = file["core-metadata"]["sha256"].as_str().unwrap().to_string();
+    let metadata_sha = file["core-metadata"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(file["dist-info-metadata"]["sha256"], metadata_sha.as_str());
 
     // Conditional GET.
@@ -117,23 +153,54 @@ async fn upload_then_serve_pages_files_and_metadata() {
     let file_url = page_url.join(file["url"].as_str().unwrap()).unwrap();
     let r = client.get(file_url.clone()).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
     assert_eq!(r.bytes().await.unwrap(), core.bytes);
-    let r = client.get(file_url.clone()).header("range", "bytes=-22").send().await.unwrap();
+    let r = client
+        .get(file_url.clone())
+        .header("range", "bytes=-22")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
-    assert_eq!(r.bytes().await.unwrap(), core.bytes[core.bytes.len() - 22..]);
+    assert_eq!(
+        r.bytes().await.unwrap(),
+        core.bytes[core.bytes.len() - 22..]
+    );
     // The .metadata file hashes to the announced value and is the wheel's METADATA.
     let metadata_url = format!("{file_url}.metadata");
-    let body = client.get(&metadata_url).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)), metadata_sha);
+    let body = client
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+        metadata_sha
+    );
     assert!(String::from_utf8_lossy(&body).contains("Requires-Dist: requests>=2"));
 
     // HTML for browsers and legacy clients, with escaped attributes.
-    let r = client.get(format!("{base}/simple/demo-core/")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/simple/demo-core/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], "text/html");
     let html = r.text().await.unwrap();
-    assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.1\">"), "{html}");
-    assert!(html.contains("data-requires-python=\"&gt;=3.8,&lt;4\""), "{html}");
+    assert!(
+        html.contains("<meta name=\"pypi:repository-version\" content=\"1.1\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-requires-python=\"&gt;=3.8,&lt;4\""),
+        "{html}"
+    );
     assert!(html.contains(&format!("data-core-metadata=\"sha256={metadata_sha}\"")));
     assert!(html.contains(&format!("#sha256={}", core.sha256())));
     let r = client
@@ -142,8 +209,15 @@ async fn upload_then_serve_pages_files_and_metadata() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["content-type"], "application/vnd.pypi.simple.v1+html");
-    let r = client.get(format!("{base}/simple/demo-core/?format={JSON}")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.pypi.simple.v1+html"
+    );
+    let r = client
+        .get(format!("{base}/simple/demo-core/?format={JSON}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], JSON);
 
     // Root page in both formats.
@@ -157,20 +231,56 @@ async fn upload_then_serve_pages_files_and_metadata() {
         .await
         .unwrap();
     assert_eq!(root["projects"], serde_json::json!([{"name": "Demo_Core"}]));
-    let html = client.get(format!("{base}/simple/")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("<a href=\"demo-core/\">Demo_Core</a>"), "{html}");
+    let html = client
+        .get(format!("{base}/simple/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<a href=\"demo-core/\">Demo_Core</a>"),
+        "{html}"
+    );
 
     // Negotiation failure, redirects to the normalized URL, unknown project.
-    let r = client.get(format!("{base}/simple/demo-core/")).header("accept", "application/xml").send().await.unwrap();
+    let r = client
+        .get(format!("{base}/simple/demo-core/"))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 406);
-    let r = client.get(format!("{base}/simple/Demo.Core/")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/simple/Demo.Core/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 301);
     assert_eq!(r.headers()["location"], "/simple/demo-core/");
-    let r = client.get(format!("{base}/simple/demo-core")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/simple/demo-core"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/simple/demo-core/");
-    assert_eq!(client.get(format!("{base}/simple/nothing-here/")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client
+            .get(format!("{base}/simple/nothing-here/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     // The same index is reachable under its name.
-    let r = client.get(format!("{base}/pypi/default/simple/demo-core/")).header("accept", JSON).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/pypi/default/simple/demo-core/"))
+        .header("accept", JSON)
+        .send()
+        .await
+        .unwrap();
     let page: Value = r.json().await.unwrap();
     let url = reqwest::Url::parse(&format!("{base}/pypi/default/simple/demo-core/"))
         .unwrap()
@@ -187,8 +297,18 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
 
     let r = upload(base, "/legacy/", &dist, None, None).await;
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
-    let r = upload(base, "/legacy/", &dist, Some("wrong-token-0123456789"), None).await;
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let r = upload(
+        base,
+        "/legacy/",
+        &dist,
+        Some("wrong-token-0123456789"),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 401);
     // The team token may write only to the team index.
     let r = upload(base, "/legacy/", &dist, Some(TEAM), None).await;
@@ -197,7 +317,14 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
     assert_eq!(r.status(), 200);
     // A corrupted upload: the claimed digest does not match.
     let other = wheel("guarded", "2.0", &[], None);
-    let r = upload(base, "/pypi/team/legacy/", &other, Some(TEAM), Some(&"0".repeat(64))).await;
+    let r = upload(
+        base,
+        "/pypi/team/legacy/",
+        &other,
+        Some(TEAM),
+        Some(&"0".repeat(64)),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("does not match"));
     // Same file again: idempotent. Different content under the same name: refused.
@@ -209,7 +336,10 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("File already exists"));
     // Not a distribution, or one whose name does not match its metadata.
-    let junk = Dist { filename: "guarded-3.0-py3-none-any.whl".into(), bytes: b"not a zip".to_vec() };
+    let junk = Dist {
+        filename: "guarded-3.0-py3-none-any.whl".into(),
+        bytes: b"not a zip".to_vec(),
+    };
     let r = upload(base, "/pypi/team/legacy/", &junk, Some(TEAM), None).await;
     assert_eq!(r.status(), 400);
     let mut renamed = wheel("guarded", "4.0", &[], None);
@@ -231,13 +361,34 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
     let blob_count = walk_count(&fx.dir.path().join("store/blobs"));
     assert_eq!(blob_count, 2, "one wheel and its metadata");
     // The default index never saw it, and an unknown index is a clear 404.
-    assert_eq!(http().get(format!("{base}/simple/guarded/")).send().await.unwrap().status(), 404);
-    let r = http().get(format!("{base}/pypi/nope/simple/")).send().await.unwrap();
+    assert_eq!(
+        http()
+            .get(format!("{base}/simple/guarded/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let r = http()
+        .get(format!("{base}/pypi/nope/simple/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("team"));
     // Path games.
-    for path in ["/pypi/team/files/guarded/..%2F..%2Fetc/passwd", "/simple/..%2F..%2F/", "/pypi/team/files/guarded/x/y"] {
-        let status = http().get(format!("{base}{path}")).send().await.unwrap().status();
+    for path in [
+        "/pypi/team/files/guarded/..%2F..%2Fetc/passwd",
+        "/simple/..%2F..%2F/",
+        "/pypi/team/files/guarded/x/y",
+    ] {
+        let status = http()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
         assert_eq!(status, 404, "{path}");
     }
 }
@@ -265,27 +416,61 @@ async fn import_and_yank_through_the_cli() {
     let config = fx.config.to_str().unwrap();
 
     let out = command(fx.dir.path())
-        .args(["--config", config, "pypi", "import", wheelhouse.to_str().unwrap()])
+        .args([
+            "--config",
+            config,
+            "pypi",
+            "import",
+            wheelhouse.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a broken file must fail the import: {stderr}");
-    assert!(stderr.contains("3 added, 0 already present, 1 failed"), "{stderr}");
-    assert!(stderr.contains("broken-1.0-py3-none-any.whl") && stderr.contains("zip"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "a broken file must fail the import: {stderr}"
+    );
+    assert!(
+        stderr.contains("3 added, 0 already present, 1 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("broken-1.0-py3-none-any.whl") && stderr.contains("zip"),
+        "{stderr}"
+    );
 
     // Idempotent: the second run adds nothing.
     std::fs::remove_file(wheelhouse.join("broken-1.0-py3-none-any.whl")).unwrap();
     let out = command(fx.dir.path())
-        .args(["--config", config, "pypi", "import", wheelhouse.to_str().unwrap()])
+        .args([
+            "--config",
+            config,
+            "pypi",
+            "import",
+            wheelhouse.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("0 added, 3 already present, 0 failed"), "{stderr}");
+    assert!(
+        stderr.contains("0 added, 3 already present, 0 failed"),
+        "{stderr}"
+    );
 
     let page = |project: &'static str| {
         let url = format!("{base}/simple/{project}/");
-        async move { http().get(url).header("accept", JSON).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http()
+                .get(url)
+                .header("accept", JSON)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let beta = page("beta-pkg").await;
     assert_eq!(beta["files"][0]["filename"], "beta_pkg-0.5.tar.gz");
@@ -293,17 +478,38 @@ async fn import_and_yank_through_the_cli() {
     assert_eq!(beta["files"][0]["core-metadata"], false);
 
     let out = command(fx.dir.path())
-        .args(["--config", config, "pypi", "yank", "alpha", "1.1", "--reason", "broken <build>"])
+        .args([
+            "--config",
+            config,
+            "pypi",
+            "yank",
+            "alpha",
+            "1.1",
+            "--reason",
+            "broken <build>",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The page cache is bounded by cache.mutable_ttl (5 s by default).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let alpha = page("alpha").await;
-        let yanked: Vec<_> = alpha["files"].as_array().unwrap().iter().map(|f| f["yanked"].clone()).collect();
+        let yanked: Vec<_> = alpha["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["yanked"].clone())
+            .collect();
         if yanked.contains(&Value::from("broken <build>")) {
-            assert_eq!(yanked.iter().filter(|y| **y == Value::Bool(false)).count(), 1);
+            assert_eq!(
+                yanked.iter().filter(|y| **y == Value::Bool(false)).count(),
+                1
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "yank not visible");
@@ -320,4 +526,187 @@ async fn import_and_yank_through_the_cli() {
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+/// A multipart body by hand, for the malformed cases a client library will not build.
+async fn raw_upload(base: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    http()
+        .post(format!("{base}/legacy/"))
+        .basic_auth("__token__", Some(ADMIN))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_uploads_get_clear_errors_and_store_nothing() {
+    let fx = start();
+    let base = &fx.server.base;
+    let blobs_before = || {
+        let dir = fx.dir.path().join("store/blobs");
+        if dir.exists() {
+            walk_count(&dir)
+        } else {
+            0
+        }
+    };
+
+    // Malformed multipart.
+    let r = raw_upload(
+        base,
+        "multipart/form-data; boundary=xyz",
+        b"this is not multipart".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = raw_upload(base, "application/json", b"{}".to_vec()).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("multipart"));
+    // A form without the file.
+    let form = Form::new().text(":action", "file_upload").text("name", "x");
+    let r = http()
+        .post(format!("{base}/legacy/"))
+        .basic_auth("__token__", Some(ADMIN))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("content"));
+    // Path traversal in the file name.
+    let dist = wheel("evil", "1.0", &[], None);
+    let form = Form::new().text(":action", "file_upload").part(
+        "content",
+        Part::bytes(dist.bytes.clone()).file_name("../../evil-1.0-py3-none-any.whl"),
+    );
+    let r = http()
+        .post(format!("{base}/legacy/"))
+        .basic_auth("__token__", Some(ADMIN))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A zip-bomb-like wheel: a few KiB that inflate to a 64 MiB METADATA.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("bomb-1.0.dist-info/METADATA", options)
+        .unwrap();
+    let zeros = vec![b' '; 1 << 20];
+    for _ in 0..64 {
+        zip.write_all(&zeros).unwrap();
+    }
+    let bomb = Dist {
+        filename: "bomb-1.0-py3-none-any.whl".into(),
+        bytes: zip.finish().unwrap().into_inner(),
+    };
+    assert!(bomb.bytes.len() < 1 << 20);
+    let r = upload(base, "/legacy/", &bomb, Some(ADMIN), None).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("large"));
+    assert_eq!(blobs_before(), 0, "nothing stored for refused uploads");
+}
+
+#[tokio::test]
+async fn oversized_uploads_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(&config, "[pypi]\nmax_upload_bytes = 2000\n").unwrap();
+    let store = dir.path().join("store");
+    let server = Airlock::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--admin-token",
+            ADMIN,
+        ],
+        &[],
+    );
+    let mut big = wheel("big", "1.0", &[], None);
+    let padding = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect::<Vec<_>>();
+    big.bytes.extend_from_slice(&padding);
+    let r = upload(&server.base, "/legacy/", &big, Some(ADMIN), None).await;
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("max_upload_bytes"));
+    assert!(!store.join("blobs").exists());
+}
+
+#[tokio::test]
+async fn odd_names_and_markers_are_escaped() {
+    let fx = start();
+    let base = &fx.server.base;
+    let odd = wheel(
+        "Odd.Name_pkg",
+        "1.0rc1",
+        &["other; python_version < \"3.9\""],
+        Some("!=3.0.*,<4,>=2.7"),
+    );
+    let r = upload(base, "/legacy/", &odd, Some(ADMIN), None).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let out = command(fx.dir.path())
+        .args([
+            "--config",
+            fx.config.to_str().unwrap(),
+            "pypi",
+            "yank",
+            "odd-name-pkg",
+            "1.0rc1",
+            "--reason",
+            "it's \"<broken>\" & bad",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let html = loop {
+        let html = http()
+            .get(format!("{base}/simple/odd-name-pkg/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if html.contains("data-yanked") {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(
+        html.contains("data-requires-python=\"!=3.0.*,&lt;4,&gt;=2.7\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-yanked=\"it&#x27;s &quot;&lt;broken&gt;&quot; &amp; bad\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("<title>Links for Odd.Name_pkg</title>"),
+        "{html}"
+    );
+    let json: Value = http()
+        .get(format!("{base}/simple/odd-name-pkg/"))
+        .header("accept", JSON)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["files"][0]["yanked"], "it's \"<broken>\" & bad");
+    assert_eq!(json["files"][0]["requires-python"], "!=3.0.*,<4,>=2.7");
+    assert_eq!(json["name"], "odd-name-pkg");
 }

@@ -39,7 +39,11 @@ fn run(cmd: &mut Command) -> Output {
 
 fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -54,7 +58,11 @@ fn start(backend: Backend, dir: &Path) -> Airlock {
     match backend {
         Backend::Fs => {
             let store = dir.join("store");
-            Airlock::start(dir, &["--store", store.to_str().unwrap(), "--admin-token", ADMIN], &[])
+            Airlock::start(
+                dir,
+                &["--store", store.to_str().unwrap(), "--admin-token", ADMIN],
+                &[],
+            )
         }
         Backend::S3 => {
             let garage = support::garage::shared();
@@ -62,7 +70,14 @@ fn start(backend: Backend, dir: &Path) -> Airlock {
             let store = format!("s3://{}/{prefix}", garage.bucket);
             Airlock::start(
                 dir,
-                &["--store", &store, "--s3-endpoint", &garage.endpoint, "--admin-token", ADMIN],
+                &[
+                    "--store",
+                    &store,
+                    "--s3-endpoint",
+                    &garage.endpoint,
+                    "--admin-token",
+                    ADMIN,
+                ],
                 &[
                     ("AWS_ACCESS_KEY_ID", garage.key_id.as_str()),
                     ("AWS_SECRET_ACCESS_KEY", garage.secret.as_str()),
@@ -78,7 +93,13 @@ fn start(backend: Backend, dir: &Path) -> Airlock {
 fn wheelhouse(dir: &Path) -> PathBuf {
     let house = dir.join("wheelhouse");
     std::fs::create_dir_all(&house).unwrap();
-    wheel("requests", "2.32.0", &["idna>=3", "urllib3>=2", "charset-normalizer"], Some(">=3.8")).write_to(&house);
+    wheel(
+        "requests",
+        "2.32.0",
+        &["idna>=3", "urllib3>=2", "charset-normalizer"],
+        Some(">=3.8"),
+    )
+    .write_to(&house);
     wheel("idna", "3.7", &[], None).write_to(&house);
     wheel("idna", "4.0", &[], Some(">=3.99")).write_to(&house);
     wheel("urllib3", "2.2.0", &[], None).write_to(&house);
@@ -104,7 +125,12 @@ fn import_and_yank(server: &Airlock, dir: &Path, backend: Backend, house: &Path)
                 .and_then(|s| s.split_whitespace().next())
                 .unwrap()
                 .to_string();
-            vec!["--store".into(), store, "--s3-endpoint".into(), support::garage::shared().endpoint.clone()]
+            vec![
+                "--store".into(),
+                store,
+                "--s3-endpoint".into(),
+                support::garage::shared().endpoint.clone(),
+            ]
         }
     };
     let garage_env: Vec<(String, String)> = match backend {
@@ -120,12 +146,21 @@ fn import_and_yank(server: &Airlock, dir: &Path, backend: Backend, house: &Path)
     };
     let cli = |args: &[&str]| {
         let mut cmd = support::airlock::command(dir);
-        cmd.args(&store_args).args(args).envs(garage_env.iter().map(|(k, v)| (k, v)));
+        cmd.args(&store_args)
+            .args(args)
+            .envs(garage_env.iter().map(|(k, v)| (k, v)));
         ok(&mut cmd)
     };
     let out = cli(&["pypi", "import", house.to_str().unwrap()]);
     assert!(out.contains("7 added"), "{out}");
-    cli(&["pypi", "yank", "urllib3", "2.3.0", "--reason", "broken release"]);
+    cli(&[
+        "pypi",
+        "yank",
+        "urllib3",
+        "2.3.0",
+        "--reason",
+        "broken release",
+    ]);
 }
 
 fn new_venv(dir: &Path, name: &str) -> PathBuf {
@@ -135,8 +170,10 @@ fn new_venv(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn installed_version(venv: &Path, module: &str) -> String {
-    let out = ok(Command::new(venv.join("bin/python"))
-        .args(["-c", &format!("import {module}; print({module}.__version__)")]));
+    let out = ok(Command::new(venv.join("bin/python")).args([
+        "-c",
+        &format!("import {module}; print({module}.__version__)"),
+    ]));
     out.trim().to_string()
 }
 
@@ -151,8 +188,15 @@ fn pip_installs_a_dependency_chain(backend: Backend) {
     let venv = new_venv(dir.path(), "venv-pip");
     let index = server.url("/simple/");
     let mut pip = Command::new(venv.join("bin/pip"));
-    pip.env("PIP_CONFIG_FILE", "/dev/null").env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
-    ok(pip.args(["install", "--no-cache-dir", "--index-url", &index, "requests"]));
+    pip.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    ok(pip.args([
+        "install",
+        "--no-cache-dir",
+        "--index-url",
+        &index,
+        "requests",
+    ]));
     assert_eq!(installed_version(&venv, "requests"), "2.32.0");
     // idna 4.0 requires a Python that does not exist; urllib3 2.3.0 is yanked.
     assert_eq!(installed_version(&venv, "idna"), "3.7");
@@ -161,8 +205,15 @@ fn pip_installs_a_dependency_chain(backend: Backend) {
     assert_eq!(installed_version(&venv, "charset_normalizer"), "3.3.0");
     // A yanked release is still installable when pinned exactly.
     let mut pip = Command::new(venv.join("bin/pip"));
-    pip.env("PIP_CONFIG_FILE", "/dev/null").env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
-    let out = ok(pip.args(["install", "--no-cache-dir", "--index-url", &index, "urllib3==2.3.0"]));
+    pip.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    let out = ok(pip.args([
+        "install",
+        "--no-cache-dir",
+        "--index-url",
+        &index,
+        "urllib3==2.3.0",
+    ]));
     assert!(out.to_lowercase().contains("yanked"), "{out}");
     assert_eq!(installed_version(&venv, "urllib3"), "2.3.0");
     // Nothing pip asked for failed.
@@ -182,10 +233,22 @@ fn uv_resolves_from_metadata_only(backend: Backend) {
 
     let before = server.log().len();
     let out = ok(tool("uv")
-        .args(["pip", "compile", "--no-config", "--index-url", &index, "--cache-dir"])
+        .args([
+            "pip",
+            "compile",
+            "--no-config",
+            "--index-url",
+            &index,
+            "--cache-dir",
+        ])
         .arg(&cache)
         .arg(&requirements));
-    for pin in ["requests==2.32.0", "idna==3.7", "urllib3==2.2.0", "charset-normalizer==3.3.0"] {
+    for pin in [
+        "requests==2.32.0",
+        "idna==3.7",
+        "urllib3==2.2.0",
+        "charset-normalizer==3.3.0",
+    ] {
         assert!(out.contains(pin), "{pin} missing from:\n{out}");
     }
     // uv read the .metadata files; no wheel of a package that was only resolved was
@@ -200,11 +263,22 @@ fn uv_resolves_from_metadata_only(backend: Backend) {
         "wheel bodies downloaded while resolving:\n{}",
         wheel_bodies.join("\n")
     );
-    assert!(log.contains("route=pypi.metadata") && log.contains("requests-2.32.0-py3-none-any.whl.metadata"), "{log}");
+    assert!(
+        log.contains("route=pypi.metadata")
+            && log.contains("requests-2.32.0-py3-none-any.whl.metadata"),
+        "{log}"
+    );
 
     let venv = new_venv(dir.path(), "venv-uv");
     ok(tool("uv")
-        .args(["pip", "install", "--no-config", "--index-url", &index, "--cache-dir"])
+        .args([
+            "pip",
+            "install",
+            "--no-config",
+            "--index-url",
+            &index,
+            "--cache-dir",
+        ])
         .arg(&cache)
         .arg("--python")
         .arg(venv.join("bin/python"))
@@ -225,31 +299,67 @@ fn twine_uploads_then_pip_installs(backend: Backend) {
         upload_with(tool("twine"), &legacy, token, extra, files)
     };
     let out = twine(ADMIN, &[], &[&wheel_path, &sdist_path]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let venv = new_venv(dir.path(), "venv-twine");
     let mut pip = Command::new(venv.join("bin/pip"));
-    pip.env("PIP_CONFIG_FILE", "/dev/null").env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
-    ok(pip.args(["install", "--no-cache-dir", "--index-url", &server.url("/simple/"), "shiny-model-tools"]));
+    pip.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    ok(pip.args([
+        "install",
+        "--no-cache-dir",
+        "--index-url",
+        &server.url("/simple/"),
+        "shiny-model-tools",
+    ]));
     assert_eq!(installed_version(&venv, "shiny_model_tools"), "0.1.0");
 
     // Same name, different content: refused, and --skip-existing lets a re-run pass.
     let changed = dir.path().join("changed");
     std::fs::create_dir_all(&changed).unwrap();
-    let conflicting = wheel("shiny-model-tools", "0.1.0", &["idna"], Some(">=3.8")).write_to(&changed);
+    let conflicting =
+        wheel("shiny-model-tools", "0.1.0", &["idna"], Some(">=3.8")).write_to(&changed);
     let out = twine(ADMIN, &[], &[&conflicting]);
     assert!(!out.status.success());
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("409") || text.contains("already exists"), "{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("409") || text.contains("already exists"),
+        "{text}"
+    );
     // twine 6.2 and later allow --skip-existing only against pypi.org; 6.1 is the last
     // that honours it elsewhere, recognising the 409.
     let old_twine = Command::new(env_dir("AIRLOCK_TEST_TWINE_SKIP_EXISTING"));
-    let out = upload_with(old_twine, &legacy, ADMIN, &["--skip-existing"], &[&conflicting]);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = upload_with(
+        old_twine,
+        &legacy,
+        ADMIN,
+        &["--skip-existing"],
+        &[&conflicting],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success() && text.contains("Skipping"), "{text}");
     // uv publish checks the index first and skips a file that is already there.
     let out = ok(tool("uv")
-        .args(["publish", "--no-config", "--publish-url", &legacy, "--check-url", &server.url("/simple/")])
+        .args([
+            "publish",
+            "--no-config",
+            "--publish-url",
+            &legacy,
+            "--check-url",
+            &server.url("/simple/"),
+        ])
         .args(["-u", "__token__", "-p", ADMIN])
         .arg(&wheel_path));
     assert!(out.to_lowercase().contains("skipping"), "{out}");
@@ -257,13 +367,29 @@ fn twine_uploads_then_pip_installs(backend: Backend) {
     let fresh = wheel("shiny-model-tools", "0.2.0", &[], None).write_to(&changed);
     let out = twine("not-a-valid-token-0000", &[], &[&fresh]);
     assert!(!out.status.success());
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("401") || text.contains("403"), "{text}");
 }
 
-fn upload_with(mut twine: Command, url: &str, token: &str, extra: &[&str], files: &[&Path]) -> Output {
+fn upload_with(
+    mut twine: Command,
+    url: &str,
+    token: &str,
+    extra: &[&str],
+    files: &[&Path],
+) -> Output {
     twine
-        .args(["upload", "--non-interactive", "--disable-progress-bar", "--repository-url", url])
+        .args([
+            "upload",
+            "--non-interactive",
+            "--disable-progress-bar",
+            "--repository-url",
+            url,
+        ])
         .args(["-u", "__token__", "-p", token])
         .args(extra)
         .args(files);
@@ -293,5 +419,8 @@ macro_rules! on_both_stores {
     };
 }
 
-on_both_stores!(pip_installs_a_dependency_chain, uv_resolves_from_metadata_only, twine_uploads_then_pip_installs);
-
+on_both_stores!(
+    pip_installs_a_dependency_chain,
+    uv_resolves_from_metadata_only,
+    twine_uploads_then_pip_installs
+);

@@ -41,9 +41,9 @@ pub enum PypiCommand {
 
 pub async fn run(state: AppState, command: PypiCommand) -> anyhow::Result<()> {
     let index_name = match &command {
-        PypiCommand::Import { index, .. } | PypiCommand::Yank { index, .. } | PypiCommand::Unyank { index, .. } => {
-            index.clone()
-        }
+        PypiCommand::Import { index, .. }
+        | PypiCommand::Yank { index, .. }
+        | PypiCommand::Unyank { index, .. } => index.clone(),
     };
     if !state.config.pypi.has_index(&index_name) {
         anyhow::bail!(
@@ -53,13 +53,26 @@ pub async fn run(state: AppState, command: PypiCommand) -> anyhow::Result<()> {
     let index = index_of(&state, &index_name);
     match command {
         PypiCommand::Import { paths, .. } => import(&state, &index, &paths).await,
-        PypiCommand::Yank { project, version, reason, .. } => {
-            let n = index.set_yanked(&project, &version, Some(reason)).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        PypiCommand::Yank {
+            project,
+            version,
+            reason,
+            ..
+        } => {
+            let n = index
+                .set_yanked(&project, &version, Some(reason))
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("yanked {project} {version} ({n} file(s) changed)");
             Ok(())
         }
-        PypiCommand::Unyank { project, version, .. } => {
-            let n = index.set_yanked(&project, &version, None).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        PypiCommand::Unyank {
+            project, version, ..
+        } => {
+            let n = index
+                .set_yanked(&project, &version, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("un-yanked {project} {version} ({n} file(s) changed)");
             Ok(())
         }
@@ -67,15 +80,24 @@ pub async fn run(state: AppState, command: PypiCommand) -> anyhow::Result<()> {
 }
 
 fn is_distribution(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    [".whl", ".tar.gz", ".zip", ".tgz"].iter().any(|s| name.ends_with(s))
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    [".whl", ".tar.gz", ".zip", ".tgz"]
+        .iter()
+        .any(|s| name.ends_with(s))
 }
 
 fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
-        let md = std::fs::metadata(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}; give wheelhouse directories or distribution files", path.display()))?;
+        let md = std::fs::metadata(path).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}; give wheelhouse directories or distribution files",
+                path.display()
+            )
+        })?;
         if md.is_dir() {
             let mut stack = vec![path.clone()];
             while let Some(dir) = stack.pop() {
@@ -100,18 +122,30 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 async fn import(state: &AppState, index: &super::Index, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = collect(paths)?;
     if files.is_empty() {
-        anyhow::bail!("no wheels or sdists found in the given paths (looked for .whl, .tar.gz, .zip)");
+        anyhow::bail!(
+            "no wheels or sdists found in the given paths (looked for .whl, .tar.gz, .zip)"
+        );
     }
-    let total: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .expect("valid template"),
     );
     let (mut new, mut present) = (0usize, 0usize);
     let mut failed: Vec<(PathBuf, String)> = Vec::new();
     for path in &files {
-        let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let filename = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         bar.set_message(filename.clone());
         let size = path.metadata().map(|m| m.len()).unwrap_or(0);
         match import_one(state, index, path, &filename).await {
@@ -159,8 +193,15 @@ fn report(bar: &ProgressBar, line: String) {
     }
 }
 
-async fn import_one(state: &AppState, index: &super::Index, path: &Path, filename: &str) -> Result<Added, String> {
-    let (sha256, size) = hash_file(path, Algorithm::Sha256).await.map_err(|e| e.to_string())?;
+async fn import_one(
+    state: &AppState,
+    index: &super::Index,
+    path: &Path,
+    filename: &str,
+) -> Result<Added, String> {
+    let (sha256, size) = hash_file(path, Algorithm::Sha256)
+        .await
+        .map_err(|e| e.to_string())?;
     let owned = (path.to_path_buf(), filename.to_string());
     let inspected = tokio::task::spawn_blocking(move || inspect(&owned.0, &owned.1))
         .await

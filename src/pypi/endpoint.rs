@@ -7,7 +7,10 @@ use http::Method;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/simple/` of an index.
-    Root { index: String, page_path: String },
+    Root {
+        index: String,
+        page_path: String,
+    },
     /// `/simple/<normalized>/`
     Project {
         index: String,
@@ -23,10 +26,16 @@ pub enum Endpoint {
         metadata: bool,
     },
     /// The legacy upload API (twine).
-    Upload { index: String },
+    Upload {
+        index: String,
+    },
     /// Non-normalized names and missing trailing slashes (PEP 503).
-    Redirect { to: String },
-    MethodNotAllowed { allow: &'static str },
+    Redirect {
+        to: String,
+    },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
 }
 
 impl Endpoint {
@@ -39,7 +48,11 @@ impl Endpoint {
             }
             (index.to_string(), format!("/pypi/{index}/"), rest)
         } else {
-            (DEFAULT_INDEX.to_string(), "/".to_string(), path.trim_start_matches('/'))
+            (
+                DEFAULT_INDEX.to_string(),
+                "/".to_string(),
+                path.trim_start_matches('/'),
+            )
         };
         let read = method == Method::GET || method == Method::HEAD;
 
@@ -61,7 +74,9 @@ impl Endpoint {
             let valid = is_valid_name(project)
                 && project == normalize(project)
                 && sha256.len() == 64
-                && sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                 && is_safe_filename(filename);
             if !valid {
                 return Err(not_found());
@@ -80,7 +95,10 @@ impl Endpoint {
         let simple = format!("{base}simple/");
         match rest.strip_prefix("simple") {
             Some("") => Ok(Endpoint::Redirect { to: simple }),
-            Some("/") if read => Ok(Endpoint::Root { index, page_path: simple }),
+            Some("/") if read => Ok(Endpoint::Root {
+                index,
+                page_path: simple,
+            }),
             Some(rest) if read => {
                 let rest = rest.trim_start_matches('/');
                 let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -92,7 +110,11 @@ impl Endpoint {
                 if name != normalized || !rest.ends_with('/') {
                     return Ok(Endpoint::Redirect { to: page_path });
                 }
-                Ok(Endpoint::Project { index, normalized, page_path })
+                Ok(Endpoint::Project {
+                    index,
+                    normalized,
+                    page_path,
+                })
             }
             Some(_) => Ok(Endpoint::MethodNotAllowed { allow: "GET, HEAD" }),
             None => Err(not_found()),
@@ -114,7 +136,9 @@ impl Endpoint {
     pub fn read_scope_name(&self) -> Option<String> {
         match self {
             Endpoint::Root { index, .. } => Some(format!("{index}/")),
-            Endpoint::Project { index, normalized, .. } => Some(format!("{index}/{normalized}")),
+            Endpoint::Project {
+                index, normalized, ..
+            } => Some(format!("{index}/{normalized}")),
             Endpoint::File { index, project, .. } => Some(format!("{index}/{project}")),
             _ => None,
         }
@@ -124,7 +148,9 @@ impl Endpoint {
         match self {
             Endpoint::Root { .. } => "pypi.root",
             Endpoint::Project { .. } => "pypi.project",
-            Endpoint::File { metadata: false, .. } => "pypi.file",
+            Endpoint::File {
+                metadata: false, ..
+            } => "pypi.file",
             Endpoint::File { metadata: true, .. } => "pypi.metadata",
             Endpoint::Upload { .. } => "pypi.upload",
             Endpoint::Redirect { .. } => "pypi.redirect",
@@ -143,15 +169,26 @@ mod tests {
 
     #[test]
     fn parses_pages_and_redirects() {
-        assert_eq!(get("/simple").unwrap(), Endpoint::Redirect { to: "/simple/".into() });
-        assert!(matches!(get("/simple/").unwrap(), Endpoint::Root { index, .. } if index == "default"));
+        assert_eq!(
+            get("/simple").unwrap(),
+            Endpoint::Redirect {
+                to: "/simple/".into()
+            }
+        );
+        assert!(
+            matches!(get("/simple/").unwrap(), Endpoint::Root { index, .. } if index == "default")
+        );
         assert_eq!(
             get("/simple/Foo_Bar/").unwrap(),
-            Endpoint::Redirect { to: "/simple/foo-bar/".into() }
+            Endpoint::Redirect {
+                to: "/simple/foo-bar/".into()
+            }
         );
         assert_eq!(
             get("/simple/foo-bar").unwrap(),
-            Endpoint::Redirect { to: "/simple/foo-bar/".into() }
+            Endpoint::Redirect {
+                to: "/simple/foo-bar/".into()
+            }
         );
         assert_eq!(
             get("/pypi/team/simple/foo/").unwrap(),
@@ -168,18 +205,30 @@ mod tests {
     #[test]
     fn parses_files_uploads_and_refuses_oddities() {
         let sha = "a".repeat(64);
-        let e = get(&format!("/pypi/default/files/foo/{sha}/foo-1.0-py3-none-any.whl.metadata")).unwrap();
-        assert!(matches!(e, Endpoint::File { metadata: true, ref filename, .. } if filename == "foo-1.0-py3-none-any.whl"));
+        let e = get(&format!(
+            "/pypi/default/files/foo/{sha}/foo-1.0-py3-none-any.whl.metadata"
+        ))
+        .unwrap();
+        assert!(
+            matches!(e, Endpoint::File { metadata: true, ref filename, .. } if filename == "foo-1.0-py3-none-any.whl")
+        );
         assert!(get(&format!("/pypi/default/files/foo/{sha}/..")).is_err());
         assert!(get("/pypi/default/files/foo/abc/foo-1.0.tar.gz").is_err());
         assert_eq!(
             Endpoint::parse(&Method::POST, "/legacy/").unwrap(),
-            Endpoint::Upload { index: "default".into() }
+            Endpoint::Upload {
+                index: "default".into()
+            }
         );
         assert_eq!(
             Endpoint::parse(&Method::POST, "/pypi/team/legacy/").unwrap(),
-            Endpoint::Upload { index: "team".into() }
+            Endpoint::Upload {
+                index: "team".into()
+            }
         );
-        assert!(matches!(get("/legacy/").unwrap(), Endpoint::MethodNotAllowed { .. }));
+        assert!(matches!(
+            get("/legacy/").unwrap(),
+            Endpoint::MethodNotAllowed { .. }
+        ));
     }
 }

@@ -24,10 +24,15 @@ pub struct Inspected {
 pub fn inspect(path: &Path, filename: &str) -> Result<Inspected, String> {
     let kind = if filename.ends_with(".whl") {
         DistKind::Wheel
-    } else if [".tar.gz", ".zip", ".tgz"].iter().any(|s| filename.ends_with(s)) {
+    } else if [".tar.gz", ".zip", ".tgz"]
+        .iter()
+        .any(|s| filename.ends_with(s))
+    {
         DistKind::Sdist
     } else {
-        return Err(format!("`{filename}` is neither a wheel (.whl) nor an sdist (.tar.gz, .zip)"));
+        return Err(format!(
+            "`{filename}` is neither a wheel (.whl) nor an sdist (.tar.gz, .zip)"
+        ));
     };
     let metadata_bytes = extract(path, kind, filename)?;
     let text = String::from_utf8_lossy(&metadata_bytes);
@@ -35,7 +40,11 @@ pub fn inspect(path: &Path, filename: &str) -> Result<Inspected, String> {
     let dist = parse_filename(filename, &metadata.name).ok_or_else(|| {
         format!(
             "`{filename}` is not a valid {} filename for project `{}` (from its metadata)",
-            if kind == DistKind::Wheel { "wheel" } else { "sdist" },
+            if kind == DistKind::Wheel {
+                "wheel"
+            } else {
+                "sdist"
+            },
             metadata.name
         )
     })?;
@@ -75,13 +84,19 @@ pub async fn publish(
             if existing.sha256 == sha256.hex() {
                 return Ok(Added::AlreadyPresent);
             }
-            return Err(super::project::conflict(&inspected.filename, &existing.sha256));
+            return Err(super::project::conflict(
+                &inspected.filename,
+                &existing.sha256,
+            ));
         }
     }
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| PypiError::bad_request(format!("cannot read {}: {e}", path.display())))?;
-    let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        256 * 1024,
+    ));
     blobs.put(sha256, body, Some(size)).await?;
 
     // PEP 658 metadata is announced for wheels, whose METADATA is authoritative; an
@@ -90,7 +105,11 @@ pub async fn publish(
         let digest = Digest::of_bytes(crate::digest::Algorithm::Sha256, &inspected.metadata_bytes);
         let len = inspected.metadata_bytes.len() as u64;
         blobs
-            .put(&digest, bytes_stream(inspected.metadata_bytes.clone()), Some(len))
+            .put(
+                &digest,
+                bytes_stream(inspected.metadata_bytes.clone()),
+                Some(len),
+            )
             .await?;
         Some(digest.hex().to_string())
     } else {

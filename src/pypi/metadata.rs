@@ -74,7 +74,10 @@ pub fn extract(path: &Path, kind: DistKind, filename: &str) -> Result<Vec<u8>, S
     }
     let is_pkg_info = |name: &str| {
         let mut parts = name.trim_start_matches("./").split('/');
-        matches!((parts.next(), parts.next(), parts.next()), (Some(_), Some("PKG-INFO"), None))
+        matches!(
+            (parts.next(), parts.next(), parts.next()),
+            (Some(_), Some("PKG-INFO"), None)
+        )
     };
     if filename.ends_with(".zip") {
         from_zip(path, is_pkg_info)
@@ -87,7 +90,8 @@ pub fn extract(path: &Path, kind: DistKind, filename: &str) -> Result<Vec<u8>, S
 
 fn from_zip(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("not a valid zip archive: {e}"))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("not a valid zip archive: {e}"))?;
     let name = archive
         .file_names()
         .filter(|n| wanted(n))
@@ -101,10 +105,16 @@ fn from_zip(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<u8>, Strin
 fn from_tar_gz(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let entries = archive.entries().map_err(|e| format!("not a valid tar.gz: {e}"))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("not a valid tar.gz: {e}"))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("not a valid tar.gz: {e}"))?;
-        let name = entry.path().map_err(|e| e.to_string())?.to_string_lossy().to_string();
+        let name = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .to_string();
         if wanted(&name) {
             return read_limited(entry);
         }

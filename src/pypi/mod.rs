@@ -6,10 +6,10 @@
 //! Files are served at `/pypi/<index>/files/<project>/<sha256>/<filename>` (and
 //! `<filename>.metadata`): stable forever, since a filename can never change content.
 
+pub mod cli;
 mod endpoint;
 mod error;
 mod ingest;
-pub mod cli;
 mod metadata;
 mod names;
 mod project;
@@ -61,7 +61,9 @@ impl PypiSettings {
         for name in &self.indexes {
             let ok = !name.is_empty()
                 && name.len() <= 64
-                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                })
                 && name.as_bytes()[0].is_ascii_alphanumeric();
             if !ok || name == DEFAULT_INDEX {
                 return Err(format!(
@@ -102,7 +104,11 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     response
 }
 
-async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result<Response, PypiError> {
+async fn serve(
+    state: &AppState,
+    endpoint: Endpoint,
+    request: Request,
+) -> Result<Response, PypiError> {
     if let Some(index) = endpoint.index() {
         if !state.config.pypi.has_index(index) {
             return Err(PypiError::not_found(format!(
@@ -116,57 +122,101 @@ async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result
     }
     if let Some(name) = endpoint.read_scope_name() {
         let identity = state.auth.authenticate(request.headers())?;
-        state.auth.authorize(&identity, Protocol::Pypi, Action::Read, &name)?;
+        state
+            .auth
+            .authorize(&identity, Protocol::Pypi, Action::Read, &name)?;
     }
     match endpoint {
         Endpoint::Redirect { to } => Ok(redirect(&to)),
         Endpoint::Root { index, .. } => {
             let projects = index_of(state, &index).projects().await?;
-            let page = SimpleIndexPage { projects: &projects };
+            let page = SimpleIndexPage {
+                projects: &projects,
+            };
             page_response(request.headers(), request.uri().query(), |f| match f {
                 Format::Json => page.json().to_string(),
                 _ => page.html(),
             })
         }
-        Endpoint::Project { index, normalized, page_path } => {
+        Endpoint::Project {
+            index,
+            normalized,
+            page_path,
+        } => {
             let doc = index_of(state, &index)
                 .project(&normalized)
                 .await?
-                .ok_or_else(|| PypiError::not_found(format!("no project `{normalized}` in index `{index}`")))?;
+                .ok_or_else(|| {
+                    PypiError::not_found(format!("no project `{normalized}` in index `{index}`"))
+                })?;
             let depth = page_path.trim_matches('/').split('/').count();
             let file_url = |f: &FileEntry| file_url(state, &index, &normalized, f, depth);
-            let page = ProjectPage { normalized: &normalized, doc: &doc, file_url: &file_url };
+            let page = ProjectPage {
+                normalized: &normalized,
+                doc: &doc,
+                file_url: &file_url,
+            };
             page_response(request.headers(), request.uri().query(), |f| match f {
                 Format::Json => page.json().to_string(),
                 _ => page.html(),
             })
         }
-        Endpoint::File { index, project, sha256, filename, metadata } => {
+        Endpoint::File {
+            index,
+            project,
+            sha256,
+            filename,
+            metadata,
+        } => {
             let doc = index_of(state, &index).project(&project).await?;
             let entry = doc
                 .as_ref()
-                .and_then(|d| d.files.iter().find(|f| f.filename == filename && f.sha256 == sha256))
-                .ok_or_else(|| PypiError::not_found(format!("no file `{filename}` in project `{project}`")))?;
+                .and_then(|d| {
+                    d.files
+                        .iter()
+                        .find(|f| f.filename == filename && f.sha256 == sha256)
+                })
+                .ok_or_else(|| {
+                    PypiError::not_found(format!("no file `{filename}` in project `{project}`"))
+                })?;
             let blob = match (metadata, &entry.metadata_sha256) {
                 (false, _) => &entry.sha256,
                 (true, Some(m)) => m,
-                (true, None) => return Err(PypiError::not_found(format!("`{filename}` has no .metadata file"))),
+                (true, None) => {
+                    return Err(PypiError::not_found(format!(
+                        "`{filename}` has no .metadata file"
+                    )))
+                }
             };
-            let digest = crate::digest::Digest::sha256_hex(blob)
-                .map_err(|e| PypiError::from(crate::store::StoreError::Unavailable(e.to_string())))?;
-            let mut response =
-                blob_response(&state.blobs, &digest, request.headers(), request.method() == Method::HEAD).await?;
-            let cache = if state.auth.anonymous_read() { "public" } else { "private" };
+            let digest = crate::digest::Digest::sha256_hex(blob).map_err(|e| {
+                PypiError::from(crate::store::StoreError::Unavailable(e.to_string()))
+            })?;
+            let mut response = blob_response(
+                &state.blobs,
+                &digest,
+                request.headers(),
+                request.method() == Method::HEAD,
+            )
+            .await?;
+            let cache = if state.auth.anonymous_read() {
+                "public"
+            } else {
+                "private"
+            };
             response.headers_mut().insert(
                 header::CACHE_CONTROL,
-                HeaderValue::from_str(&format!("{cache}, max-age=31536000, immutable")).expect("ascii"),
+                HeaderValue::from_str(&format!("{cache}, max-age=31536000, immutable"))
+                    .expect("ascii"),
             );
             Ok(response)
         }
-        Endpoint::Upload { index } => upload::handle(state, &index_of(state, &index), request).await,
+        Endpoint::Upload { index } => {
+            upload::handle(state, &index_of(state, &index), request).await
+        }
         Endpoint::MethodNotAllowed { allow } => {
             let mut r = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             Ok(r)
         }
     }
@@ -178,7 +228,13 @@ pub fn index_of(state: &AppState, name: &str) -> Index {
 
 /// Relative to the page (so any proxy path prefix keeps working), or absolute under
 /// `--public-url` when one is configured.
-fn file_url(state: &AppState, index: &str, project: &str, f: &FileEntry, page_depth: usize) -> String {
+fn file_url(
+    state: &AppState,
+    index: &str,
+    project: &str,
+    f: &FileEntry,
+    page_depth: usize,
+) -> String {
     let path = format!("pypi/{index}/files/{project}/{}/{}", f.sha256, f.filename);
     match &state.config.public_url {
         Some(base) => format!("{}/{path}", base.as_str().trim_end_matches('/')),
@@ -202,29 +258,41 @@ fn page_response(
     let body = render(format);
     let etag = format!(
         "\"{}\"",
-        &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, body.as_bytes()).hex()[..32]
+        &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, body.as_bytes()).hex()
+            [..32]
     );
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         Response::new(Body::from(body))
     };
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
     h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
     // Short: a yank or a new upload should reach resolvers quickly.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=30"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=30"),
+    );
     Ok(response)
 }
 
 fn redirect(to: &str) -> Response {
     let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_str(to).expect("normalized path"));
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(to).expect("normalized path"),
+    );
     r
 }

@@ -25,7 +25,9 @@ pub fn is_valid_name(name: &str) -> bool {
         && bytes.len() <= 200
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,9 +94,13 @@ pub fn is_safe_filename(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'\\' | b'"' | b'<' | b'>' | b'&' | b'#' | b'?' | b'%'))
+        && name.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'/' | b'\\' | b'"' | b'<' | b'>' | b'&' | b'#' | b'?' | b'%'
+                )
+        })
 }
 
 #[cfg(test)]
@@ -116,7 +122,11 @@ mod tests {
     fn parses_wheel_and_sdist_names() {
         let w = parse_filename("Foo_Bar-1.0.post1-py3-none-any.whl", "foo-bar").unwrap();
         assert_eq!((w.kind, w.version.as_str()), (DistKind::Wheel, "1.0.post1"));
-        let w = parse_filename("numpy-2.1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl", "numpy").unwrap();
+        let w = parse_filename(
+            "numpy-2.1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl",
+            "numpy",
+        )
+        .unwrap();
         assert_eq!(w.version, "2.1.0");
         let s = parse_filename("my-old-pkg-0.3.tar.gz", "my_old_pkg").unwrap();
         assert_eq!((s.kind, s.version.as_str()), (DistKind::Sdist, "0.3"));

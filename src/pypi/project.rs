@@ -146,7 +146,9 @@ impl Index {
                                 normalized: normalized.to_string(),
                             },
                         );
-                        Ok(Some(serde_json::to_vec(&list).expect("serializable").into()))
+                        Ok(Some(
+                            serde_json::to_vec(&list).expect("serializable").into(),
+                        ))
                     }
                 }
             })
@@ -169,7 +171,10 @@ impl Index {
         self.docs
             .update(&key, |current| {
                 let Some(current) = current else {
-                    return Err(PypiError::not_found(format!("no project `{project}` in index `{}`", self.name)));
+                    return Err(PypiError::not_found(format!(
+                        "no project `{project}` in index `{}`",
+                        self.name
+                    )));
                 };
                 let mut doc: ProjectDoc = parse(&current.bytes)?;
                 changed = 0;
@@ -204,6 +209,9 @@ pub fn conflict(filename: &str, existing_sha256: &str) -> PypiError {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PypiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| PypiError::from(StoreError::Unavailable(format!("corrupt index document: {e}"))))
+    serde_json::from_slice(bytes).map_err(|e| {
+        PypiError::from(StoreError::Unavailable(format!(
+            "corrupt index document: {e}"
+        )))
+    })
 }

@@ -28,8 +28,14 @@ impl Format {
     /// Media types each format answers to, most specific first.
     fn names(self) -> &'static [&'static str] {
         match self {
-            Format::Json => &["application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.latest+json"],
-            Format::HtmlV1 => &["application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html"],
+            Format::Json => &[
+                "application/vnd.pypi.simple.v1+json",
+                "application/vnd.pypi.simple.latest+json",
+            ],
+            Format::HtmlV1 => &[
+                "application/vnd.pypi.simple.v1+html",
+                "application/vnd.pypi.simple.latest+html",
+            ],
             Format::Html => &["text/html"],
         }
     }
@@ -45,7 +51,9 @@ pub fn negotiate(accept: Option<&str>, format_param: Option<&str>) -> Result<For
         return candidates
             .into_iter()
             .find(|f| f.names().contains(&wanted.trim()))
-            .ok_or_else(|| PypiError::not_acceptable(format!("unsupported ?format= value `{wanted}`")));
+            .ok_or_else(|| {
+                PypiError::not_acceptable(format!("unsupported ?format= value `{wanted}`"))
+            });
     }
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Html);
@@ -56,7 +64,11 @@ pub fn negotiate(accept: Option<&str>, format_param: Option<&str>) -> Result<For
             let mut params = part.split(';');
             let media = params.next()?.trim().to_ascii_lowercase();
             let q = params
-                .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+                .filter_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                })
                 .next()
                 .unwrap_or(1.0);
             (!media.is_empty()).then_some((media, q))
@@ -68,7 +80,10 @@ pub fn negotiate(accept: Option<&str>, format_param: Option<&str>) -> Result<For
         for (media, q) in &ranges {
             let specificity = if f.names().contains(&media.as_str()) {
                 3
-            } else if media.strip_suffix("/*").is_some_and(|t| f.content_type().starts_with(&format!("{t}/"))) {
+            } else if media
+                .strip_suffix("/*")
+                .is_some_and(|t| f.content_type().starts_with(&format!("{t}/")))
+            {
                 2
             } else if media == "*/*" {
                 1
@@ -144,7 +159,9 @@ impl ProjectPage<'_> {
             }
             if let Some(m) = &f.metadata_sha256 {
                 // PEP 714's name, and PEP 658's for older pip.
-                a.push_str(&format!(" data-core-metadata=\"sha256={m}\" data-dist-info-metadata=\"sha256={m}\""));
+                a.push_str(&format!(
+                    " data-core-metadata=\"sha256={m}\" data-dist-info-metadata=\"sha256={m}\""
+                ));
             }
             if let Some(reason) = &f.yanked {
                 a.push_str(&format!(" data-yanked=\"{}\"", escape(reason)));
@@ -233,7 +250,8 @@ mod tests {
     fn pip_and_uv_get_json() {
         let pip = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
         assert_eq!(negotiate(Some(pip), None).unwrap(), Format::Json);
-        let html_first = "application/vnd.pypi.simple.v1+html, application/vnd.pypi.simple.v1+json; q=0.5";
+        let html_first =
+            "application/vnd.pypi.simple.v1+html, application/vnd.pypi.simple.v1+json; q=0.5";
         assert_eq!(negotiate(Some(html_first), None).unwrap(), Format::HtmlV1);
     }
 
@@ -243,7 +261,10 @@ mod tests {
         assert_eq!(negotiate(Some("*/*"), None).unwrap(), Format::Html);
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
         assert_eq!(negotiate(Some(browser), None).unwrap(), Format::Html);
-        assert_eq!(negotiate(Some("application/*"), None).unwrap(), Format::HtmlV1);
+        assert_eq!(
+            negotiate(Some("application/*"), None).unwrap(),
+            Format::HtmlV1
+        );
         assert_eq!(
             negotiate(Some("application/vnd.pypi.simple.latest+json"), None).unwrap(),
             Format::Json
@@ -254,10 +275,18 @@ mod tests {
     fn nothing_acceptable_is_406() {
         let e = negotiate(Some("application/xml"), None).unwrap_err();
         assert_eq!(e.status, http::StatusCode::NOT_ACCEPTABLE);
-        let e = negotiate(Some("text/html;q=0, application/vnd.pypi.simple.v1+json;q=0"), None).unwrap_err();
+        let e = negotiate(
+            Some("text/html;q=0, application/vnd.pypi.simple.v1+json;q=0"),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.status, http::StatusCode::NOT_ACCEPTABLE);
         assert_eq!(
-            negotiate(Some("application/xml"), Some("application/vnd.pypi.simple.v1+json")).unwrap(),
+            negotiate(
+                Some("application/xml"),
+                Some("application/vnd.pypi.simple.v1+json")
+            )
+            .unwrap(),
             Format::Json
         );
     }
@@ -279,11 +308,21 @@ mod tests {
             }],
         };
         let url = |f: &FileEntry| format!("../../files/{}", f.filename);
-        let page = ProjectPage { normalized: "foo", doc: &doc, file_url: &url };
+        let page = ProjectPage {
+            normalized: "foo",
+            doc: &doc,
+            file_url: &url,
+        };
         let html = page.html();
-        assert!(html.contains("data-requires-python=\"&gt;=3.9,&lt;4\""), "{html}");
+        assert!(
+            html.contains("data-requires-python=\"&gt;=3.9,&lt;4\""),
+            "{html}"
+        );
         assert!(html.contains("data-yanked=\"broken &lt;build&gt;\""));
-        assert!(html.contains(&format!("data-core-metadata=\"sha256={}\"", "cd".repeat(32))));
+        assert!(html.contains(&format!(
+            "data-core-metadata=\"sha256={}\"",
+            "cd".repeat(32)
+        )));
         assert!(html.contains(&format!("#sha256={}", "ab".repeat(32))));
         let json = page.json();
         assert_eq!(json["files"][0]["yanked"], "broken <build>");

@@ -17,15 +17,19 @@ use tokio::io::AsyncWriteExt;
 /// Metadata fields (descriptions included) are small; this bounds what is kept in memory.
 const MAX_FORM_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
-pub async fn handle(state: &AppState, index: &Index, request: Request) -> Result<Response, PypiError> {
+pub async fn handle(
+    state: &AppState,
+    index: &Index,
+    request: Request,
+) -> Result<Response, PypiError> {
     // Refuse before reading a possibly large body.
     let identity = state.auth.authenticate(request.headers())?;
     if matches!(identity, Identity::Anonymous) {
         return Err(crate::auth::AuthError::Unauthenticated.into());
     }
-    let mut multipart = Multipart::from_request(request, state)
-        .await
-        .map_err(|e| PypiError::bad_request(format!("expected a multipart/form-data upload: {e}")))?;
+    let mut multipart = Multipart::from_request(request, state).await.map_err(|e| {
+        PypiError::bad_request(format!("expected a multipart/form-data upload: {e}"))
+    })?;
 
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut text_bytes = 0usize;
@@ -40,10 +44,18 @@ pub async fn handle(state: &AppState, index: &Index, request: Request) -> Result
         if name == "content" {
             let filename = field
                 .file_name()
-                .map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string())
+                .map(str::to_string)
                 .ok_or_else(|| PypiError::bad_request("the `content` field has no filename"))?;
-            let spool = tempfile::NamedTempFile::new()
-                .map_err(|e| PypiError::from(crate::store::StoreError::Unavailable(format!("spool file: {e}"))))?;
+            if !super::names::is_safe_filename(&filename) {
+                return Err(PypiError::bad_request(format!(
+                    "`{filename}` is not a plain distribution filename (no paths or special characters)"
+                )));
+            }
+            let spool = tempfile::NamedTempFile::new().map_err(|e| {
+                PypiError::from(crate::store::StoreError::Unavailable(format!(
+                    "spool file: {e}"
+                )))
+            })?;
             let mut out = tokio::fs::File::from_std(spool.reopen().map_err(spool_error)?);
             let mut hasher = Hasher::new(Algorithm::Sha256);
             let mut size = 0u64;
@@ -64,10 +76,9 @@ pub async fn handle(state: &AppState, index: &Index, request: Request) -> Result
             out.flush().await.map_err(spool_error)?;
             content = Some((spool, filename, hasher.finish(), size));
         } else {
-            let value = field
-                .text()
-                .await
-                .map_err(|e| PypiError::bad_request(format!("malformed form field `{name}`: {e}")))?;
+            let value = field.text().await.map_err(|e| {
+                PypiError::bad_request(format!("malformed form field `{name}`: {e}"))
+            })?;
             text_bytes += value.len();
             if text_bytes > MAX_FORM_TEXT_BYTES {
                 return Err(PypiError::too_large("upload form fields too large"));
@@ -114,9 +125,12 @@ pub async fn handle(state: &AppState, index: &Index, request: Request) -> Result
         }
     }
     let project = normalize(&inspected.metadata.name);
-    state
-        .auth
-        .authorize(&identity, Protocol::Pypi, Action::Write, &format!("{}/{project}", index.name))?;
+    state.auth.authorize(
+        &identity,
+        Protocol::Pypi,
+        Action::Write,
+        &format!("{}/{project}", index.name),
+    )?;
 
     let added = publish(index, &state.blobs, spool.path(), &inspected, &sha256, size).await?;
     tracing::info!(
@@ -133,5 +147,7 @@ pub async fn handle(state: &AppState, index: &Index, request: Request) -> Result
 }
 
 fn spool_error(e: std::io::Error) -> PypiError {
-    PypiError::from(crate::store::StoreError::Unavailable(format!("spool file: {e}")))
+    PypiError::from(crate::store::StoreError::Unavailable(format!(
+        "spool file: {e}"
+    )))
 }
