@@ -6,6 +6,8 @@
 //! and validates everything once, so a bad value fails at start-up naming its key.
 
 use crate::auth::TokenConfig;
+use crate::hf::HfSettings;
+use crate::oci::OciSettings;
 use crate::pypi::PypiSettings;
 use crate::store::{S3Settings, StoreUrl};
 use serde::Deserialize;
@@ -78,6 +80,10 @@ struct FileConfig {
     tokens: Vec<TokenConfig>,
     #[serde(default)]
     pypi: PypiSettings,
+    #[serde(default)]
+    oci: OciSettings,
+    #[serde(default)]
+    hf: HfSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +134,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub cache: CacheSettings,
     pub pypi: PypiSettings,
+    pub oci: OciSettings,
+    pub hf: HfSettings,
 }
 
 /// A configuration error: which key, what is wrong, how to fix it.
@@ -225,6 +233,8 @@ impl Config {
         let tokens = file.tokens;
         crate::auth::validate_tokens(&tokens).map_err(ConfigError)?;
         file.pypi.validate().map_err(ConfigError)?;
+        file.oci.validate().map_err(ConfigError)?;
+        file.hf.validate().map_err(ConfigError)?;
 
         Ok(Config {
             listen,
@@ -238,6 +248,8 @@ impl Config {
             shutdown_grace,
             cache,
             pypi: file.pypi,
+            oci: file.oci,
+            hf: file.hf,
         })
     }
 }

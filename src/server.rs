@@ -77,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::admin::routes())
         // Uploads enforce their own size limit while streaming to disk.
         .merge(crate::pypi::routes().layer(axum::extract::DefaultBodyLimit::disable()))
+        .merge(crate::oci::routes().layer(axum::extract::DefaultBodyLimit::disable()))
+        .merge(crate::hf::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
