@@ -19,6 +19,10 @@ if ! command -v garage >/dev/null 2>&1; then
 fi
 step "garage: $(garage --version 2>/dev/null | head -n1)"
 
+# Debian packages for the OCI client tests (skopeo, umoci, containerd, runc, busybox-static).
+# OCI-SETUP-BEGIN
+# OCI-SETUP-END
+
 # Real Python clients in a virtualenv (pip, uv, twine), a twine that still honours
 # --skip-existing for non-PyPI indexes, and a setuptools wheel so sdists build offline.
 VENV="$PWD/target/test-venv"
