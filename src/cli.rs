@@ -25,6 +25,9 @@ enum Command {
     /// The Python package index: import wheelhouses, yank versions.
     #[command(subcommand)]
     Pypi(crate::pypi::cli::PypiCommand),
+    /// The Hugging Face Hub: import model and dataset repositories.
+    #[command(subcommand)]
+    Hf(crate::hf::cli::HfCommand),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -39,7 +42,7 @@ pub fn main() -> ExitCode {
     let serve_args = match &cli.command {
         Command::Serve(args) => args.clone(),
         Command::Healthcheck { url } => return healthcheck(url),
-        Command::Check | Command::Pypi(_) => ServeArgs::default(),
+        Command::Check | Command::Pypi(_) | Command::Hf(_) => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -57,6 +60,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(_) => crate::server::serve(config).await,
             Command::Check => check(config).await,
+            Command::Hf(cmd) => {
+                let state = crate::server::AppState::open(config).await?;
+                crate::hf::cli::run(state, cmd).await
+            }
             Command::Pypi(cmd) => {
                 let state = crate::server::AppState::open(config).await?;
                 crate::pypi::cli::run(state, cmd).await
@@ -103,9 +110,17 @@ fn healthcheck(url: &str) -> ExitCode {
             .map_err(|e| e.to_string())?
             .next()
             .ok_or("address did not resolve")?;
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        write!(stream, "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", url.path()).map_err(|e| e.to_string())?;
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n",
+            url.path()
+        )
+        .map_err(|e| e.to_string())?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head).map_err(|e| e.to_string())?;
         match &head[9..12] {

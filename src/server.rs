@@ -36,6 +36,7 @@ pub struct AppState {
     pub docs: DocStore,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
+    pub hf: Arc<crate::hf::HfState>,
 }
 
 impl AppState {
@@ -52,13 +53,22 @@ impl AppState {
             config.anonymous_read,
         )
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let blobs = BlobStore::new(store.clone(), config.cache.blob_entries);
+        let docs = DocStore::new(
+            store.clone(),
+            config.cache.metadata_bytes,
+            config.cache.mutable_ttl,
+        );
+        let hf = crate::hf::HfState::new(
+            docs.clone(),
+            blobs.clone(),
+            &config.hf,
+            config.admin_token.as_deref(),
+        );
         Ok(AppState {
-            blobs: BlobStore::new(store.clone(), config.cache.blob_entries),
-            docs: DocStore::new(
-                store.clone(),
-                config.cache.metadata_bytes,
-                config.cache.mutable_ttl,
-            ),
+            blobs,
+            docs,
+            hf: Arc::new(hf),
             store,
             auth: Arc::new(auth),
             metrics: Arc::new(Metrics::default()),
@@ -79,7 +89,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pypi::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .merge(crate::oci::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .merge(crate::hf::routes().layer(axum::extract::DefaultBodyLimit::disable()))
-        .fallback(not_found)
+        // The Hub API owns the root namespace (/{org}/{repo}/resolve/...).
+        .fallback(crate::hf::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             observe::observe,
@@ -125,10 +136,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-async fn not_found() -> (StatusCode, &'static str) {
-    (StatusCode::NOT_FOUND, "not found\n")
 }
 
 /// Serves until `shutdown` resolves, then stops accepting connections and gives

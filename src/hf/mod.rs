@@ -1,20 +1,200 @@
-//! The Hugging Face Hub API at the root and under `/hf`.
+//! The Hugging Face Hub API, at the root (`HF_ENDPOINT=http://airlock:8080`) and again
+//! under `/hf` (`HF_ENDPOINT=http://airlock:8080/hf`, for repo names that would clash
+//! with `v2`, `simple`, `api` and the other top-level paths).
+//!
+//! Downloads are served directly (200/206, never a same-origin redirect, which breaks
+//! huggingface_hub 1.x/2.x), with `X-Repo-Commit`, `ETag`/`X-Linked-Etag` and
+//! `X-Linked-Size`. No Xet headers are ever sent, so clients use plain HTTP.
 
+pub mod api;
+pub mod cli;
+mod endpoint;
+mod error;
+pub mod git;
+pub mod model;
+pub mod repo;
+mod upload;
+
+pub use endpoint::Endpoint;
+pub use error::HfError;
+
+use crate::auth::{Action, Auth, Identity, Protocol};
+use crate::observe::RouteLabel;
 use crate::server::AppState;
+use crate::store::{BlobStore, DocStore};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::Router;
+use http::header;
+use repo::Repos;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// `[hf]` in the config file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HfSettings {}
+pub struct HfSettings {
+    /// Key that signs the LFS upload URLs handed to clients (which send no credentials on
+    /// the upload itself). Every replica must share it; unset, it is derived from the admin
+    /// token, or made up per process (one replica only).
+    pub upload_signing_key: Option<String>,
+}
 
 impl HfSettings {
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(k) = &self.upload_signing_key {
+            if k.len() < 16 {
+                return Err("`hf.upload_signing_key`: too short (at least 16 characters)".into());
+            }
+        }
         Ok(())
     }
 }
 
+/// What the Hub API keeps between requests.
+#[derive(Debug)]
+pub struct HfState {
+    pub repos: Repos,
+    signing_key: [u8; 32],
+}
+
+impl HfState {
+    pub fn new(
+        docs: DocStore,
+        blobs: BlobStore,
+        settings: &HfSettings,
+        admin_token: Option<&str>,
+    ) -> HfState {
+        use sha2::Digest as _;
+        let signing_key: [u8; 32] = match (&settings.upload_signing_key, admin_token) {
+            (Some(k), _) => sha2::Sha256::digest(k.as_bytes()).into(),
+            (None, Some(admin)) => {
+                sha2::Sha256::digest(format!("airlock-hf-upload-signing:{admin}").as_bytes()).into()
+            }
+            (None, None) => rand::random(),
+        };
+        HfState {
+            repos: Repos::new(docs, blobs),
+            signing_key,
+        }
+    }
+}
+
+/// Per-request context: who is asking, the query, and the endpoint base URL the client
+/// used (absolute URLs in responses must point back at it, `/hf` prefix included).
+pub struct Ctx {
+    pub identity: Identity,
+    pub auth: Arc<Auth>,
+    pub params: Vec<(String, String)>,
+    pub base: String,
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/{*rest}", any(dispatch))
+        .route("/hf/{*rest}", any(dispatch))
+        .route("/datasets/{*rest}", any(dispatch))
+        .route("/spaces/{*rest}", any(dispatch))
+}
+
+/// The Hub owns the root namespace (`/{org}/{repo}/resolve/...`): the server's fallback.
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let raw_path = request.uri().path().to_string();
+    let (prefix, path) = match raw_path.strip_prefix("/hf") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => ("/hf", rest.to_string()),
+        _ => ("", raw_path.clone()),
+    };
+    let endpoint = match Endpoint::parse(request.method(), &path) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let label = endpoint.label();
+    let mut response = match serve(&state, endpoint, prefix, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(RouteLabel(label));
+    response
+}
+
+fn base_url(state: &AppState, headers: &http::HeaderMap, prefix: &str) -> String {
+    match &state.config.public_url {
+        Some(url) => format!("{}{prefix}", url.as_str().trim_end_matches('/')),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}{prefix}")
+        }
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    endpoint: Endpoint,
+    prefix: &str,
+    request: Request,
+) -> Result<Response, HfError> {
+    let hf = &state.hf;
+    // The LFS upload URL authorizes itself; everything else identifies the caller.
+    if let Endpoint::LfsUpload { oid } = &endpoint {
+        return upload::lfs_upload(hf, oid, request).await;
+    }
+    let identity = state.auth.authenticate(request.headers())?;
+    if endpoint.writes() {
+        let name = endpoint.repo().map(|r| r.scope_name()).unwrap_or_default();
+        state
+            .auth
+            .authorize(&identity, Protocol::Hf, Action::Write, &name)?;
+    }
+    let ctx = Ctx {
+        identity,
+        auth: state.auth.clone(),
+        params: api::query_params(request.uri().query()),
+        base: base_url(state, request.headers(), prefix),
+    };
+    use Endpoint::*;
+    match endpoint {
+        WhoAmI => api::whoami(&ctx),
+        List { kind } => api::list(hf, &ctx, kind).await,
+        RepoInfo { repo, rev } => api::repo_info(hf, &ctx, &repo, rev.as_deref()).await,
+        Tree { repo, rev, path } => api::tree(hf, &ctx, &repo, &rev, &path).await,
+        PathsInfo { repo, rev } => {
+            let (parts, body) = request.into_parts();
+            let body = read_body(body, 16 * 1024 * 1024).await?;
+            api::paths_info(hf, &ctx, &repo, &rev, &parts.headers, &body).await
+        }
+        Refs { repo } => api::refs(hf, &ctx, &repo).await,
+        Commits { repo, rev } => api::commits(hf, &ctx, &repo, &rev).await,
+        Resolve { repo, rev, path, head } => api::resolve(hf, &ctx, &repo, &rev, &path, request.headers(), head).await,
+        CreateRepo => upload::create_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await,
+        ValidateYaml => Ok(axum::Json(serde_json::json!({ "errors": [], "warnings": [] })).into_response()),
+        Preupload { repo, rev } => upload::preupload(hf, &ctx, &repo, &rev, read_body(request.into_body(), 64 * 1024 * 1024).await?).await,
+        LfsBatch { repo } => upload::lfs_batch(hf, &ctx, &repo, read_body(request.into_body(), 64 * 1024 * 1024).await?).await,
+        LfsVerify { repo } => upload::lfs_verify(hf, &ctx, &repo, read_body(request.into_body(), 1024 * 1024).await?).await,
+        Commit { repo, rev } => upload::commit(hf, &ctx, &repo, &rev, request.into_body()).await,
+        CreateBranch { repo, branch } => upload::create_branch(hf, &ctx, &repo, &branch, read_body(request.into_body(), 1024 * 1024).await?).await,
+        DeleteBranch { repo, branch } => upload::delete_branch(hf, &ctx, &repo, &branch).await,
+        CreateTag { repo, rev } => upload::create_tag(hf, &ctx, &repo, &rev, read_body(request.into_body(), 1024 * 1024).await?).await,
+        DeleteTag { repo, tag } => upload::delete_tag(hf, &ctx, &repo, &tag).await,
+        Xet { .. } => Err(HfError::new(
+            http::StatusCode::NOT_IMPLEMENTED,
+            None,
+            "Airlock does not speak Xet: set HF_HUB_DISABLE_XET=1 before starting Python so uploads use plain LFS",
+        )),
+        LfsUpload { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Reads a small request body, refusing more than `limit` bytes.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, HfError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        HfError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!("request body: {e}"),
+        )
+    })
 }

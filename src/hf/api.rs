@@ -1,0 +1,513 @@
+//! The read side of the Hub API: repo info, tree, paths-info, refs, commits, listings,
+//! whoami, and the file resolver.
+
+use super::error::HfError;
+use super::model::{split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
+use super::{Ctx, HfState};
+use crate::auth::{Action, Identity, Protocol};
+use crate::download::blob_response;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, HeaderValue};
+use serde_json::{json, Map, Value};
+
+/// Entries per tree page; the client follows `Link: rel="next"`.
+const TREE_PAGE: usize = 1000;
+const COMMITS_PAGE: usize = 50;
+const LIST_PAGE: usize = 1000;
+
+/// Loads a repository the caller may read. Private repos are invisible (RepoNotFound)
+/// to callers without a read scope for them.
+pub async fn readable(hf: &HfState, ctx: &Ctx, repo: &RepoRef) -> Result<RepoDoc, HfError> {
+    let doc = hf
+        .repos
+        .repo(repo)
+        .await?
+        .ok_or_else(|| HfError::repo_not_found(&repo.id))?;
+    if doc.private || !ctx.auth.anonymous_read() {
+        match ctx.auth.authorize(
+            &ctx.identity,
+            Protocol::Hf,
+            Action::Read,
+            &repo.scope_name(),
+        ) {
+            Ok(()) => {}
+            Err(crate::auth::AuthError::Unauthenticated) => {
+                return Err(crate::auth::AuthError::Unauthenticated.into())
+            }
+            Err(_) => return Err(HfError::repo_not_found(&repo.id)),
+        }
+    }
+    Ok(doc)
+}
+
+pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn flag(params: &[(String, String)], name: &str) -> bool {
+    params
+        .iter()
+        .any(|(k, v)| k == name && (v.eq_ignore_ascii_case("true") || v == "1"))
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn json_response(value: Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn with_next_link(mut response: Response, next: Option<String>) -> Response {
+    if let Some(url) = next {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+            response.headers_mut().insert(header::LINK, v);
+        }
+    }
+    response
+}
+
+fn sibling(f: &FileEntry, blobs: bool) -> Value {
+    if !blobs {
+        return json!({ "rfilename": f.path });
+    }
+    let mut s = json!({ "rfilename": f.path, "blobId": f.oid, "size": f.size });
+    if f.lfs {
+        s["lfs"] = json!({ "sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size() });
+    }
+    s
+}
+
+pub fn info_json(
+    repo: &RepoRef,
+    doc: &RepoDoc,
+    view: &CommitView,
+    params: &[(String, String)],
+) -> Value {
+    let blobs = flag(params, "blobs");
+    let c = &view.commit;
+    let mut info = Map::new();
+    info.insert(
+        "_id".into(),
+        json!(format!("{:x}", fnv(repo.id.as_bytes()))),
+    );
+    info.insert("id".into(), json!(repo.id));
+    if repo.kind == RepoType::Model {
+        info.insert("modelId".into(), json!(repo.id));
+    }
+    info.insert("author".into(), json!(repo.author()));
+    info.insert("sha".into(), json!(c.id));
+    info.insert("lastModified".into(), json!(c.date));
+    info.insert("createdAt".into(), json!(doc.created_at));
+    info.insert("private".into(), json!(doc.private));
+    info.insert("gated".into(), json!(false));
+    info.insert("disabled".into(), json!(false));
+    info.insert("downloads".into(), json!(0));
+    info.insert("likes".into(), json!(0));
+    info.insert("tags".into(), json!([]));
+    info.insert(
+        "usedStorage".into(),
+        json!(c.files.iter().map(|f| f.size).sum::<u64>()),
+    );
+    if let Some(config) = &c.config {
+        info.insert("config".into(), config.clone());
+    }
+    info.insert(
+        "siblings".into(),
+        Value::Array(c.files.iter().map(|f| sibling(f, blobs)).collect()),
+    );
+    // `?expand=a&expand=b` asks for those keys only.
+    let expand: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "expand" || k == "expand[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if !expand.is_empty() {
+        info.retain(|k, _| k == "_id" || k == "id" || expand.contains(&k.as_str()));
+    }
+    Value::Object(info)
+}
+
+/// A stable short id (the Hub's `_id` is opaque; clients only echo it).
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+pub async fn repo_info(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: Option<&str>,
+) -> Result<Response, HfError> {
+    let doc = readable(hf, ctx, repo).await?;
+    let view = hf.repos.resolve(repo, rev.unwrap_or("main")).await?;
+    Ok(json_response(info_json(repo, &doc, &view, &ctx.params)))
+}
+
+fn file_json(f: &FileEntry) -> Value {
+    let mut v = json!({ "type": "file", "oid": f.oid, "size": f.size, "path": f.path });
+    if f.lfs {
+        v["lfs"] = json!({ "oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size() });
+    }
+    v
+}
+
+fn dir_json(path: &str, oid: &str) -> Value {
+    json!({ "type": "directory", "oid": oid, "size": 0, "path": path })
+}
+
+/// Every entry (files and directories) under `path`, sorted by path.
+fn entries_under(
+    view: &CommitView,
+    path: &str,
+    recursive: bool,
+) -> Result<Vec<(String, Value)>, HfError> {
+    if !path.is_empty() && !view.dirs.contains_key(path) {
+        return Err(HfError::entry_not_found(path, &view.commit.id));
+    }
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let direct = |p: &str| recursive || split_parent(p).0 == path;
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for (dir, oid) in view.dirs.range(prefix.clone()..) {
+        if !dir.starts_with(&prefix) {
+            break;
+        }
+        if direct(dir) {
+            out.push((dir.clone(), dir_json(dir, oid)));
+        }
+    }
+    for f in &view.commit.files {
+        if f.path.starts_with(&prefix) && direct(&f.path) {
+            out.push((f.path.clone(), file_json(f)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The latest commit (within a bounded walk of first parents) that changed `path`.
+async fn last_commit(
+    hf: &HfState,
+    repo: &RepoRef,
+    view: &CommitView,
+    path: &str,
+    oid: &str,
+) -> Value {
+    let mut current = view.commit.clone();
+    for _ in 0..50 {
+        let Some(parent_id) = current.parents.first().cloned() else {
+            break;
+        };
+        let Ok(Some(parent)) = hf.repos.commit(repo, &parent_id).await else {
+            break;
+        };
+        let parent_oid = parent
+            .file(path)
+            .map(|f| f.oid.clone())
+            .or_else(|| parent.dirs.get(path).cloned());
+        if parent_oid.as_deref() != Some(oid) {
+            break;
+        }
+        current = parent.commit.clone();
+    }
+    json!({ "id": current.id, "title": current.title, "date": current.date })
+}
+
+pub async fn tree(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+    path: &str,
+) -> Result<Response, HfError> {
+    readable(hf, ctx, repo).await?;
+    let view = hf.repos.resolve(repo, rev).await?;
+    let recursive = flag(&ctx.params, "recursive");
+    let expand = flag(&ctx.params, "expand");
+    let entries = entries_under(&view, path, recursive)?;
+    let start: usize = param(&ctx.params, "cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<(String, Value)> = entries
+        .iter()
+        .skip(start)
+        .take(TREE_PAGE)
+        .cloned()
+        .collect();
+    let mut out = Vec::with_capacity(page.len());
+    for (p, mut v) in page {
+        if expand {
+            let oid = v["oid"].as_str().unwrap_or_default().to_string();
+            v["lastCommit"] = last_commit(hf, repo, &view, &p, &oid).await;
+        }
+        out.push(v);
+    }
+    let next = (start + TREE_PAGE < entries.len()).then(|| {
+        let encoded_rev =
+            percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC);
+        let encoded_path =
+            percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC);
+        format!(
+            "{}/api/{}/{}/tree/{encoded_rev}{}?recursive={recursive}&expand={expand}&cursor={}",
+            ctx.base,
+            repo.kind.plural(),
+            repo.id,
+            if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{encoded_path}")
+            },
+            start + TREE_PAGE
+        )
+    });
+    Ok(with_next_link(json_response(Value::Array(out)), next))
+}
+
+pub async fn paths_info(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, HfError> {
+    readable(hf, ctx, repo).await?;
+    let view = hf.repos.resolve(repo, rev).await?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (paths, expand): (Vec<String>, bool) = if is_json {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| HfError::bad_request(format!("invalid JSON: {e}")))?;
+        let paths = v["paths"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (paths, v["expand"].as_bool().unwrap_or(false))
+    } else {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+        let paths = form
+            .iter()
+            .filter(|(k, _)| k == "paths" || k == "paths[]")
+            .map(|(_, v)| v.clone())
+            .collect();
+        (paths, flag(&form, "expand"))
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        let p = p.trim_matches('/').to_string();
+        if let Some(f) = view.file(&p) {
+            let mut v = file_json(f);
+            if expand {
+                v["lastCommit"] = last_commit(hf, repo, &view, &p, &f.oid).await;
+            }
+            out.push(v);
+        } else if let Some(oid) = view.dirs.get(&p) {
+            out.push(dir_json(&p, oid));
+        }
+    }
+    Ok(json_response(Value::Array(out)))
+}
+
+pub async fn refs(hf: &HfState, ctx: &Ctx, repo: &RepoRef) -> Result<Response, HfError> {
+    readable(hf, ctx, repo).await?;
+    let refs = hf.repos.refs(repo).await?;
+    let list = |m: &std::collections::BTreeMap<String, String>, kind: &str| -> Vec<Value> {
+        m.iter()
+            .map(
+                |(n, c)| json!({ "name": n, "ref": format!("refs/{kind}/{n}"), "targetCommit": c }),
+            )
+            .collect()
+    };
+    let mut out = json!({ "branches": list(&refs.branches, "heads"), "tags": list(&refs.tags, "tags"), "converts": [] });
+    if flag(&ctx.params, "include_prs") {
+        out["pullRequests"] = refs
+            .prs
+            .iter()
+            .map(|(n, c)| json!({ "name": n.to_string(), "ref": format!("refs/pr/{n}"), "targetCommit": c }))
+            .collect();
+    }
+    Ok(json_response(out))
+}
+
+pub async fn commits(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+) -> Result<Response, HfError> {
+    readable(hf, ctx, repo).await?;
+    let start = match param(&ctx.params, "cursor") {
+        Some(c) => hf
+            .repos
+            .commit(repo, c)
+            .await?
+            .ok_or_else(|| HfError::revision_not_found(c))?,
+        None => hf.repos.resolve(repo, rev).await?,
+    };
+    let mut out = Vec::new();
+    let mut current = Some(start);
+    while let Some(view) = current.take() {
+        if out.len() == COMMITS_PAGE {
+            let next = format!(
+                "{}/api/{}/{}/commits/{}?cursor={}",
+                ctx.base,
+                repo.kind.plural(),
+                repo.id,
+                percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC),
+                view.commit.id
+            );
+            return Ok(with_next_link(json_response(Value::Array(out)), Some(next)));
+        }
+        let c = &view.commit;
+        out.push(json!({
+            "id": c.id, "title": c.title, "message": c.message, "date": c.date,
+            "authors": [{ "user": c.author, "avatar": null }],
+        }));
+        if let Some(parent) = c.parents.first() {
+            current = hf.repos.commit(repo, parent).await?;
+        }
+    }
+    Ok(json_response(Value::Array(out)))
+}
+
+/// `GET /api/models?search=&author=&limit=`: what model browsers (MLIS among them) call.
+pub async fn list(hf: &HfState, ctx: &Ctx, kind: RepoType) -> Result<Response, HfError> {
+    let search = param(&ctx.params, "search").map(str::to_ascii_lowercase);
+    let author = param(&ctx.params, "author");
+    let limit: usize = param(&ctx.params, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(LIST_PAGE)
+        .min(LIST_PAGE);
+    let start: usize = param(&ctx.params, "cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ids = hf.repos.list(kind).await?;
+    let matching: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            search
+                .as_ref()
+                .is_none_or(|s| id.to_ascii_lowercase().contains(s))
+        })
+        .filter(|id| author.is_none_or(|a| id.split_once('/').is_some_and(|(o, _)| o == a)))
+        .collect();
+    let mut out = Vec::new();
+    let mut index = start;
+    while index < matching.len() && out.len() < limit {
+        let id = matching[index];
+        index += 1;
+        let Some(repo) = RepoRef::new(kind, id) else {
+            continue;
+        };
+        // Private repos the caller may not read are left out, not reported.
+        let Ok(doc) = readable(hf, ctx, &repo).await else {
+            continue;
+        };
+        let Ok(view) = hf.repos.resolve(&repo, "main").await else {
+            continue;
+        };
+        let mut info = info_json(&repo, &doc, &view, &[]);
+        if let Value::Object(m) = &mut info {
+            m.remove("siblings");
+        }
+        out.push(info);
+    }
+    let next = (index < matching.len()).then(|| {
+        let mut q: Vec<String> = ctx
+            .params
+            .iter()
+            .filter(|(k, _)| k != "cursor")
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
+        q.push(format!("cursor={index}"));
+        format!("{}/api/{}?{}", ctx.base, kind.plural(), q.join("&"))
+    });
+    Ok(with_next_link(json_response(Value::Array(out)), next))
+}
+
+fn urlencode(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+pub fn whoami(ctx: &Ctx) -> Result<Response, HfError> {
+    let Identity::Token(principal) = &ctx.identity else {
+        return Err(crate::auth::AuthError::InvalidCredentials.into());
+    };
+    let can_write = ctx
+        .auth
+        .authorize(&ctx.identity, Protocol::Hf, Action::Write, "")
+        .is_ok();
+    let role = if can_write { "write" } else { "read" };
+    Ok(json_response(json!({
+        "type": "user", "id": principal.name, "name": principal.name, "fullname": principal.name,
+        "orgs": [], "isPro": false, "canPay": false, "emailVerified": true,
+        "auth": { "type": "access_token", "accessToken": { "displayName": principal.name, "role": role } },
+    })))
+}
+
+/// `HEAD`/`GET .../resolve/{rev}/{path}`: served directly (200/206), never redirected,
+/// with the headers every huggingface_hub version needs.
+pub async fn resolve(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+    path: &str,
+    request: &HeaderMap,
+    head: bool,
+) -> Result<Response, HfError> {
+    readable(hf, ctx, repo).await?;
+    let view = hf.repos.resolve(repo, rev).await?;
+    let file = view
+        .file(path)
+        .ok_or_else(|| HfError::entry_not_found(path, &view.commit.id))?;
+    let digest = crate::digest::Digest::sha256_hex(&file.sha256)
+        .map_err(|e| HfError::bad_request(e.to_string()))?;
+    let mut response = blob_response(hf.repos.blobs(), &digest, request, head).await?;
+    let h = response.headers_mut();
+    let etag = if file.lfs { &file.sha256 } else { &file.oid };
+    let set = |h: &mut HeaderMap, k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    set(h, "x-repo-commit", &view.commit.id);
+    set(h, "etag", &format!("\"{etag}\""));
+    if file.lfs {
+        set(h, "x-linked-etag", &format!("\"{}\"", file.sha256));
+    }
+    set(h, "x-linked-size", &file.size.to_string());
+    let name = split_parent(path).1;
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    set(
+        h,
+        "content-disposition",
+        &format!("inline; filename*=UTF-8''{encoded}"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,562 @@
+//! Reading and changing repositories: repo documents, refs, commits.
+
+use super::error::HfError;
+use super::git;
+use super::model::{
+    is_commit_id, Commit, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
+};
+use crate::store::{BlobStore, DocStore, GetOptions, Mutability, ObjectKey, PutMode, StoreError};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A change to a branch's file list.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Add or replace a file.
+    Put(FileEntry),
+    Delete(String),
+    /// Every file under this folder.
+    DeleteFolder(String),
+    /// The new commit holds exactly these files (an import of a whole snapshot).
+    ReplaceAll(Vec<FileEntry>),
+}
+
+/// Which branch head a commit must build on.
+#[derive(Clone, Debug)]
+pub enum Parent {
+    /// Whatever the branch points at when the commit lands (rebased on a lost race).
+    Latest,
+    /// Only this commit; a moved branch is a conflict.
+    Exactly(String),
+}
+
+#[derive(Clone)]
+pub struct Repos {
+    docs: DocStore,
+    blobs: BlobStore,
+    /// Parsed commits with their trees, by `<repo dir>/<commit id>`: immutable, so cached
+    /// without expiry; a HEAD on a large repo does not re-parse its file list.
+    commits: moka::future::Cache<String, Arc<CommitView>>,
+}
+
+impl std::fmt::Debug for Repos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repos").finish_non_exhaustive()
+    }
+}
+
+fn key(s: String) -> ObjectKey {
+    ObjectKey::new(s).expect("repo keys are built from validated ids")
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HfError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| HfError::from(StoreError::Unavailable(format!("corrupt metadata: {e}"))))
+}
+
+fn json(value: &impl serde::Serialize) -> Bytes {
+    serde_json::to_vec(value).expect("serializable").into()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`
+pub fn now_iso() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+impl Repos {
+    pub fn new(docs: DocStore, blobs: BlobStore) -> Repos {
+        Repos {
+            docs,
+            blobs,
+            commits: moka::future::Cache::new(1024),
+        }
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub async fn repo(&self, repo: &RepoRef) -> Result<Option<RepoDoc>, HfError> {
+        let doc = self
+            .docs
+            .get(
+                &key(format!("{}/repo.json", repo.key_dir())),
+                Mutability::Mutable,
+            )
+            .await?;
+        doc.map(|d| parse(&d.bytes)).transpose()
+    }
+
+    pub async fn refs(&self, repo: &RepoRef) -> Result<RefsDoc, HfError> {
+        let doc = self
+            .docs
+            .get(
+                &key(format!("{}/refs.json", repo.key_dir())),
+                Mutability::Mutable,
+            )
+            .await?;
+        Ok(doc
+            .map(|d| parse(&d.bytes))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub async fn commit(
+        &self,
+        repo: &RepoRef,
+        id: &str,
+    ) -> Result<Option<Arc<CommitView>>, HfError> {
+        if !is_commit_id(id) {
+            return Ok(None);
+        }
+        let cache_key = format!("{}/{id}", repo.key_dir());
+        if let Some(view) = self.commits.get(&cache_key).await {
+            return Ok(Some(view));
+        }
+        let Some(doc) = self
+            .docs
+            .get_fresh(&key(format!("{}/commits/{id}.json", repo.key_dir())))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let view = Arc::new(CommitView::new(parse(&doc.bytes)?));
+        self.commits.insert(cache_key, view.clone()).await;
+        Ok(Some(view))
+    }
+
+    /// A revision (branch, tag, `refs/...`, or a commit id) to its commit.
+    pub async fn resolve(&self, repo: &RepoRef, rev: &str) -> Result<Arc<CommitView>, HfError> {
+        let id = if is_commit_id(rev) {
+            rev.to_string()
+        } else {
+            self.refs(repo)
+                .await?
+                .lookup(rev)
+                .cloned()
+                .ok_or_else(|| HfError::revision_not_found(rev))?
+        };
+        self.commit(repo, &id)
+            .await?
+            .ok_or_else(|| HfError::revision_not_found(rev))
+    }
+
+    /// Creates the repository with an initial commit holding the Hub's default
+    /// `.gitattributes`; `Ok(false)` when it already existed.
+    pub async fn create(
+        &self,
+        repo: &RepoRef,
+        private: bool,
+        author: &str,
+    ) -> Result<bool, HfError> {
+        let doc = RepoDoc {
+            id: repo.id.clone(),
+            kind: repo.kind,
+            private,
+            created_at: now_iso(),
+        };
+        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        match self
+            .docs
+            .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let attributes = Bytes::from_static(DEFAULT_GITATTRIBUTES.as_bytes());
+        let entry = self.store_small_file(".gitattributes", attributes).await?;
+        self.commit_changes(
+            repo,
+            "main",
+            Parent::Latest,
+            vec![Op::Put(entry)],
+            "initial commit",
+            "",
+            author,
+            None,
+        )
+        .await?;
+        self.list_repo(repo).await?;
+        Ok(true)
+    }
+
+    /// Stores a small regular file from memory and describes it.
+    pub async fn store_small_file(&self, path: &str, content: Bytes) -> Result<FileEntry, HfError> {
+        let digest = crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, &content);
+        let size = content.len() as u64;
+        let entry = FileEntry {
+            path: path.to_string(),
+            size,
+            sha256: digest.hex().to_string(),
+            oid: git::blob_oid(&content),
+            lfs: false,
+        };
+        self.blobs
+            .put(&digest, crate::store::bytes_stream(content), Some(size))
+            .await?;
+        Ok(entry)
+    }
+
+    async fn list_repo(&self, repo: &RepoRef) -> Result<(), HfError> {
+        let list_key = key(format!("hf/{}.json", repo.kind.plural()));
+        self.docs
+            .update(&list_key, |current| {
+                let mut ids: Vec<String> = match current {
+                    Some(d) => parse(&d.bytes)?,
+                    None => Vec::new(),
+                };
+                match ids.binary_search(&repo.id) {
+                    Ok(_) => Ok::<_, HfError>(None),
+                    Err(at) => {
+                        ids.insert(at, repo.id.clone());
+                        Ok(Some(json(&ids)))
+                    }
+                }
+            })
+            .await??;
+        Ok(())
+    }
+
+    pub async fn list(&self, kind: RepoType) -> Result<Vec<String>, HfError> {
+        let doc = self
+            .docs
+            .get(
+                &key(format!("hf/{}.json", kind.plural())),
+                Mutability::Mutable,
+            )
+            .await?;
+        Ok(doc
+            .map(|d| parse(&d.bytes))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Applies `ops` on top of the branch head and moves the branch, without losing a
+    /// racing commit: if the branch moved meanwhile, a `Parent::Latest` commit is rebuilt
+    /// on the new head; a `Parent::Exactly` commit is refused. `commit_id` keeps an
+    /// imported commit's original id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_changes(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+        parent: Parent,
+        ops: Vec<Op>,
+        title: &str,
+        description: &str,
+        author: &str,
+        commit_id: Option<String>,
+    ) -> Result<Arc<CommitView>, HfError> {
+        let refs_key = key(format!("{}/refs.json", repo.key_dir()));
+        for _ in 0..16 {
+            let refs_doc = self.docs.get_fresh(&refs_key).await?;
+            let refs: RefsDoc = refs_doc
+                .as_ref()
+                .map(|d| parse(&d.bytes))
+                .transpose()?
+                .unwrap_or_default();
+            let head = refs.branches.get(branch).cloned();
+            if let Parent::Exactly(expected) = &parent {
+                if head.as_deref() != Some(expected.as_str()) {
+                    return Err(HfError::new(
+                        http::StatusCode::PRECONDITION_FAILED,
+                        None,
+                        format!("parentCommit {expected} is not the head of `{branch}` any more; pull and retry"),
+                    ));
+                }
+            }
+            let base = match &head {
+                Some(id) => self
+                    .commit(repo, id)
+                    .await?
+                    .map(|v| v.commit.files.clone())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let files = apply(base, &ops)?;
+            let message = if description.is_empty() {
+                title.to_string()
+            } else {
+                format!("{title}\n\n{description}")
+            };
+            let date = now_iso();
+            let parents: Vec<String> = head.iter().cloned().collect();
+            let (_, root) = super::model::tree_oids(&files);
+            let id = commit_id.clone().unwrap_or_else(|| {
+                let unix = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                git::commit_oid(
+                    &root,
+                    &parents,
+                    &format!("{author} <{author}@airlock>"),
+                    unix,
+                    &message,
+                )
+            });
+            let config = self.model_config(&files).await;
+            let commit = Commit {
+                id: id.clone(),
+                parents,
+                title: title.to_string(),
+                message,
+                author: author.to_string(),
+                date,
+                files,
+                config,
+            };
+            let commit_key = key(format!("{}/commits/{id}.json", repo.key_dir()));
+            match self
+                .docs
+                .put(
+                    &commit_key,
+                    json(&commit),
+                    PutMode::Create,
+                    Mutability::Immutable,
+                )
+                .await
+            {
+                Ok(_) | Err(StoreError::PreconditionFailed(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let mut new_refs = refs.clone();
+            new_refs.branches.insert(branch.to_string(), id.clone());
+            let mode = match &refs_doc {
+                Some(d) => PutMode::Update(d.etag.clone()),
+                None => PutMode::Create,
+            };
+            match self
+                .docs
+                .put(&refs_key, json(&new_refs), mode, Mutability::Mutable)
+                .await
+            {
+                Ok(_) => {
+                    return self.commit(repo, &id).await?.ok_or_else(|| {
+                        HfError::from(StoreError::Unavailable(format!(
+                            "commit {id} vanished after writing"
+                        )))
+                    })
+                }
+                // Another commit moved a ref first: build again on top of it.
+                Err(StoreError::PreconditionFailed(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(HfError::conflict(format!(
+            "branch `{branch}` is changing too fast; retry the commit"
+        )))
+    }
+
+    /// Stores a commit as it is (imports keep their original ids); storing it again is a no-op.
+    pub async fn store_commit(&self, repo: &RepoRef, mut commit: Commit) -> Result<(), HfError> {
+        commit.files.sort_by(|a, b| a.path.cmp(&b.path));
+        if commit.config.is_none() {
+            commit.config = self.model_config(&commit.files).await;
+        }
+        let commit_key = key(format!("{}/commits/{}.json", repo.key_dir(), commit.id));
+        match self
+            .docs
+            .put(
+                &commit_key,
+                json(&commit),
+                PutMode::Create,
+                Mutability::Immutable,
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::PreconditionFailed(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes refs other than by committing (branches, tags, PR refs), atomically.
+    pub async fn update_refs<F>(&self, repo: &RepoRef, mut change: F) -> Result<RefsDoc, HfError>
+    where
+        F: FnMut(&mut RefsDoc) -> Result<(), HfError>,
+    {
+        let refs_key = key(format!("{}/refs.json", repo.key_dir()));
+        let result = self
+            .docs
+            .update(&refs_key, |current| {
+                let mut refs: RefsDoc = current
+                    .map(|d| parse(&d.bytes))
+                    .transpose()?
+                    .unwrap_or_default();
+                change(&mut refs)?;
+                Ok::<_, HfError>(Some(json(&refs)))
+            })
+            .await??;
+        Ok(result
+            .map(|d| parse(&d.bytes))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// `architectures` and `model_type` from a small config.json, for /api/models listings.
+    async fn model_config(&self, files: &[FileEntry]) -> Option<serde_json::Value> {
+        let f = files
+            .iter()
+            .find(|f| f.path == "config.json" && f.size <= 1024 * 1024)?;
+        let digest = crate::digest::Digest::sha256_hex(&f.sha256).ok()?;
+        let got = self.blobs.get(&digest, GetOptions::default()).await.ok()?;
+        let bytes = crate::store::collect_limited(got.body, 1024 * 1024)
+            .await
+            .ok()?;
+        let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let mut out = serde_json::Map::new();
+        for k in ["architectures", "model_type"] {
+            if let Some(v) = config.get(k) {
+                out.insert(k.to_string(), v.clone());
+            }
+        }
+        Some(serde_json::Value::Object(out))
+    }
+}
+
+fn apply(mut files: Vec<FileEntry>, ops: &[Op]) -> Result<Vec<FileEntry>, HfError> {
+    for op in ops {
+        match op {
+            Op::Put(entry) => {
+                files.retain(|f| f.path != entry.path);
+                files.push(entry.clone());
+            }
+            Op::Delete(path) => {
+                let before = files.len();
+                files.retain(|f| &f.path != path);
+                if files.len() == before {
+                    return Err(HfError::not_found(format!(
+                        "cannot delete {path}: no such file"
+                    )));
+                }
+            }
+            Op::DeleteFolder(folder) => {
+                let prefix = format!("{}/", folder.trim_end_matches('/'));
+                let before = files.len();
+                files.retain(|f| !f.path.starts_with(&prefix));
+                if files.len() == before {
+                    return Err(HfError::not_found(format!(
+                        "cannot delete folder {folder}: no such folder"
+                    )));
+                }
+            }
+            Op::ReplaceAll(all) => files = all.clone(),
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // A path cannot be both a file and a folder.
+    for pair in files.windows(2) {
+        if pair[1].path.starts_with(&format!("{}/", pair[0].path)) {
+            return Err(HfError::bad_request(format!(
+                "`{}` is a file and a folder at once",
+                pair[0].path
+            )));
+        }
+    }
+    Ok(files)
+}
+
+/// The `.gitattributes` the Hub writes into every new repository.
+pub const DEFAULT_GITATTRIBUTES: &str = "*.7z filter=lfs diff=lfs merge=lfs -text
+*.arrow filter=lfs diff=lfs merge=lfs -text
+*.bin filter=lfs diff=lfs merge=lfs -text
+*.bz2 filter=lfs diff=lfs merge=lfs -text
+*.ckpt filter=lfs diff=lfs merge=lfs -text
+*.ftz filter=lfs diff=lfs merge=lfs -text
+*.gz filter=lfs diff=lfs merge=lfs -text
+*.h5 filter=lfs diff=lfs merge=lfs -text
+*.joblib filter=lfs diff=lfs merge=lfs -text
+*.lfs.* filter=lfs diff=lfs merge=lfs -text
+*.mlmodel filter=lfs diff=lfs merge=lfs -text
+*.model filter=lfs diff=lfs merge=lfs -text
+*.msgpack filter=lfs diff=lfs merge=lfs -text
+*.npy filter=lfs diff=lfs merge=lfs -text
+*.npz filter=lfs diff=lfs merge=lfs -text
+*.onnx filter=lfs diff=lfs merge=lfs -text
+*.ot filter=lfs diff=lfs merge=lfs -text
+*.parquet filter=lfs diff=lfs merge=lfs -text
+*.pb filter=lfs diff=lfs merge=lfs -text
+*.pickle filter=lfs diff=lfs merge=lfs -text
+*.pkl filter=lfs diff=lfs merge=lfs -text
+*.pt filter=lfs diff=lfs merge=lfs -text
+*.pth filter=lfs diff=lfs merge=lfs -text
+*.rar filter=lfs diff=lfs merge=lfs -text
+*.safetensors filter=lfs diff=lfs merge=lfs -text
+saved_model/**/* filter=lfs diff=lfs merge=lfs -text
+*.tar.* filter=lfs diff=lfs merge=lfs -text
+*.tar filter=lfs diff=lfs merge=lfs -text
+*.tflite filter=lfs diff=lfs merge=lfs -text
+*.tgz filter=lfs diff=lfs merge=lfs -text
+*.wasm filter=lfs diff=lfs merge=lfs -text
+*.xz filter=lfs diff=lfs merge=lfs -text
+*.zip filter=lfs diff=lfs merge=lfs -text
+*.zst filter=lfs diff=lfs merge=lfs -text
+*tfevents* filter=lfs diff=lfs merge=lfs -text
+";
+
+/// Whether `.gitattributes` text marks `path` as an LFS file (`filter=lfs` patterns).
+pub fn lfs_by_attributes(attributes: &str, path: &str) -> bool {
+    let name = super::model::split_parent(path).1;
+    attributes.lines().any(|line| {
+        let mut parts = line.split_whitespace();
+        let Some(pattern) = parts.next() else {
+            return false;
+        };
+        if pattern.starts_with('#') || !parts.any(|a| a == "filter=lfs") {
+            return false;
+        }
+        if pattern.contains('/') {
+            glob_match(pattern.trim_start_matches('/'), path)
+        } else {
+            glob_match(pattern, name)
+        }
+    })
+}
+
+/// `*` (within a segment), `**` (any segments) and `?` — what .gitattributes patterns use.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn inner(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) if p.get(1) == Some(&b'*') => {
+                let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
+                (0..=t.len()).any(|i| inner(rest, &t[i..]))
+            }
+            (Some(b'*'), _) => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != b'/')
+                .any(|i| inner(&p[1..], &t[i..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => inner(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => inner(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    inner(pattern.as_bytes(), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitattributes_patterns() {
+        assert!(lfs_by_attributes(
+            DEFAULT_GITATTRIBUTES,
+            "model.safetensors"
+        ));
+        assert!(lfs_by_attributes(
+            DEFAULT_GITATTRIBUTES,
+            "sub/dir/weights.bin"
+        ));
+        assert!(lfs_by_attributes(
+            DEFAULT_GITATTRIBUTES,
+            "saved_model/variables/x"
+        ));
+        assert!(lfs_by_attributes(DEFAULT_GITATTRIBUTES, "data.tar.gz"));
+        assert!(!lfs_by_attributes(DEFAULT_GITATTRIBUTES, "config.json"));
+        assert!(!lfs_by_attributes("*.bin -filter", "x.bin"));
+        assert!(glob_match("*tfevents*", "events.out.tfevents.123"));
+    }
+}

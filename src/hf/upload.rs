@@ -1,0 +1,573 @@
+//! The write side of the Hub API, as huggingface_hub drives it without Xet:
+//! create_repo → preupload → LFS batch (basic transfer to signed, expiring URLs) → PUT →
+//! verify → NDJSON commit; plus branches and tags.
+
+use super::error::HfError;
+use super::git;
+use super::model::{is_commit_id, is_valid_path, is_valid_ref_name, FileEntry, RepoRef, RepoType};
+use super::repo::{lfs_by_attributes, Op, Parent};
+use super::{Ctx, HfState};
+use crate::auth::{Action, Protocol};
+use crate::digest::Digest;
+use crate::store::GetOptions;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long an LFS upload URL stays valid.
+const UPLOAD_URL_TTL_SECS: u64 = 3600;
+/// One NDJSON line of a commit (a regular file travels base64-encoded inside one).
+const MAX_COMMIT_LINE: usize = 128 * 1024 * 1024;
+
+fn json_response(value: Value) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HfError> {
+    serde_json::from_slice(body)
+        .map_err(|e| HfError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn author(ctx: &Ctx) -> String {
+    ctx.identity.name().to_string()
+}
+
+#[derive(Deserialize)]
+struct CreateRepoRequest {
+    name: String,
+    organization: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    private: Option<bool>,
+    visibility: Option<String>,
+}
+
+pub async fn create_repo(hf: &HfState, ctx: &Ctx, body: Bytes) -> Result<Response, HfError> {
+    let req: CreateRepoRequest = parse_json(&body)?;
+    let kind = match req.kind.as_deref() {
+        None => RepoType::Model,
+        Some(k) => RepoType::from_singular(k)
+            .ok_or_else(|| HfError::bad_request(format!("unknown repo type `{k}`")))?,
+    };
+    let id = match &req.organization {
+        Some(org) => format!("{org}/{}", req.name),
+        None => req.name.clone(),
+    };
+    let repo = RepoRef::new(kind, &id)
+        .ok_or_else(|| HfError::bad_request(format!("`{id}` is not a valid repo id")))?;
+    ctx.auth.authorize(
+        &ctx.identity,
+        Protocol::Hf,
+        Action::Write,
+        &repo.scope_name(),
+    )?;
+    let private = req.private.unwrap_or(false) || req.visibility.as_deref() == Some("private");
+    let url = format!("{}/{}{}", ctx.base, kind.url_prefix(), id);
+    if !hf.repos.create(&repo, private, &author(ctx)).await? {
+        let mut r = json_response(json!({ "error": "You already created this repo", "url": url }));
+        *r.status_mut() = http::StatusCode::CONFLICT;
+        return Ok(r);
+    }
+    Ok(json_response(json!({ "url": url, "name": id, "id": id })))
+}
+
+#[derive(Deserialize)]
+struct PreuploadRequest {
+    files: Vec<PreuploadFile>,
+}
+
+#[derive(Deserialize)]
+struct PreuploadFile {
+    path: String,
+    #[serde(default)]
+    sample: String,
+    size: u64,
+}
+
+async fn gitattributes(hf: &HfState, files: &[FileEntry]) -> String {
+    let Some(f) = files
+        .iter()
+        .find(|f| f.path == ".gitattributes" && f.size <= 1024 * 1024)
+    else {
+        return String::new();
+    };
+    let Ok(digest) = Digest::sha256_hex(&f.sha256) else {
+        return String::new();
+    };
+    let Ok(got) = hf.repos.blobs().get(&digest, GetOptions::default()).await else {
+        return String::new();
+    };
+    crate::store::collect_limited(got.body, 1024 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Which files go through LFS: large ones, binary ones, and those `.gitattributes` marks.
+pub async fn preupload(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+    body: Bytes,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    let req: PreuploadRequest = parse_json(&body)?;
+    let view = hf.repos.resolve(repo, rev).await?;
+    let attributes = gitattributes(hf, &view.commit.files).await;
+    let files: Vec<Value> = req
+        .files
+        .iter()
+        .map(|f| {
+            let sample = base64::engine::general_purpose::STANDARD.decode(&f.sample).unwrap_or_default();
+            let lfs = f.size > 0
+                && (f.size >= git::LFS_THRESHOLD || sample.contains(&0) || lfs_by_attributes(&attributes, &f.path));
+            let mut v = json!({ "path": f.path, "uploadMode": if lfs { "lfs" } else { "regular" }, "shouldIgnore": false });
+            if let Some(existing) = view.file(&f.path) {
+                // The client skips a file whose oid it already matches.
+                v["oid"] = json!(if existing.lfs { &existing.sha256 } else { &existing.oid });
+            }
+            v
+        })
+        .collect();
+    Ok(json_response(
+        json!({ "files": files, "commitOid": view.commit.id }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    operation: String,
+    #[serde(default)]
+    transfers: Vec<String>,
+    objects: Vec<BatchObject>,
+}
+
+#[derive(Deserialize)]
+struct BatchObject {
+    oid: String,
+    size: u64,
+}
+
+fn sign(key: &[u8; 32], oid: &str, size: u64, expires: u64) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(format!("{oid}:{size}:{expires}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn lfs_json(value: Value) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/vnd.git-lfs+json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// The git-LFS batch API, `basic` transfer only: each missing object gets a signed upload
+/// URL; an object already stored gets no actions (the client skips it).
+pub async fn lfs_batch(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    body: Bytes,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    let req: BatchRequest = parse_json(&body)?;
+    if req.operation != "upload" {
+        return Err(HfError::bad_request(
+            "only the upload operation is supported; download files through /resolve/",
+        ));
+    }
+    if !req.transfers.is_empty() && !req.transfers.iter().any(|t| t == "basic") {
+        return Err(HfError::bad_request(
+            "only the basic LFS transfer is supported: set HF_HUB_DISABLE_XET=1 before starting Python",
+        ));
+    }
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + UPLOAD_URL_TTL_SECS;
+    let mut objects = Vec::new();
+    for o in &req.objects {
+        let Ok(digest) = Digest::sha256_hex(&o.oid) else {
+            objects.push(json!({ "oid": o.oid, "size": o.size, "error": { "code": 422, "message": "oid must be 64 lowercase hex characters (sha256)" } }));
+            continue;
+        };
+        match hf.repos.blobs().head(&digest).await {
+            Ok(meta) if meta.size == o.size => {
+                objects.push(json!({ "oid": o.oid, "size": o.size }));
+                continue;
+            }
+            Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let sig = sign(&hf.signing_key, &o.oid, o.size, expires);
+        let href = format!(
+            "{}/api/lfs-upload/{}?size={}&expires={expires}&sig={sig}",
+            ctx.base, o.oid, o.size
+        );
+        let verify = format!(
+            "{}/api/{}/{}/lfs-verify",
+            ctx.base,
+            repo.kind.plural(),
+            repo.id
+        );
+        objects.push(json!({
+            "oid": o.oid, "size": o.size, "authenticated": true,
+            "actions": {
+                "upload": { "href": href, "header": {}, "expires_in": UPLOAD_URL_TTL_SECS },
+                "verify": { "href": verify, "header": {} },
+            },
+        }));
+    }
+    Ok(lfs_json(
+        json!({ "transfer": "basic", "objects": objects, "hash_algo": "sha256" }),
+    ))
+}
+
+/// `PUT` to a signed URL: the body is streamed into the blob store and published only
+/// if it hashes to the oid and has the signed size.
+pub async fn lfs_upload(hf: &HfState, oid: &str, request: Request) -> Result<Response, HfError> {
+    let params = super::api::query_params(request.uri().query());
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(size), Some(expires), Some(sig)) = (get("size"), get("expires"), get("sig")) else {
+        return Err(HfError::forbidden(
+            "upload URL is missing its signature; request a new one through the LFS batch API",
+        ));
+    };
+    let (Ok(size), Ok(expires)) = (size.parse::<u64>(), expires.parse::<u64>()) else {
+        return Err(HfError::forbidden("malformed upload URL"));
+    };
+    let expected = sign(&hf.signing_key, oid, size, expires);
+    let valid: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX);
+    if !valid {
+        return Err(HfError::forbidden("invalid upload signature"));
+    }
+    if now > expires {
+        return Err(HfError::forbidden(
+            "upload URL expired; request a new one through the LFS batch API",
+        ));
+    }
+    let digest = Digest::sha256_hex(oid).map_err(|e| HfError::bad_request(e.to_string()))?;
+    let body = request
+        .into_body()
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    hf.repos
+        .blobs()
+        .put(&digest, Box::pin(body), Some(size))
+        .await?;
+    Ok(http::StatusCode::OK.into_response())
+}
+
+pub async fn lfs_verify(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    body: Bytes,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    let o: BatchObject = parse_json(&body)?;
+    let digest = Digest::sha256_hex(&o.oid).map_err(|e| HfError::bad_request(e.to_string()))?;
+    match hf.repos.blobs().head(&digest).await {
+        Ok(meta) if meta.size == o.size => Ok(lfs_json(json!({ "oid": o.oid, "size": o.size }))),
+        Ok(meta) => Err(HfError::bad_request(format!(
+            "object {} has {} bytes, not {}",
+            o.oid, meta.size, o.size
+        ))),
+        Err(crate::store::StoreError::NotFound(_)) => Err(HfError::not_found(format!(
+            "object {} was not uploaded",
+            o.oid
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CommitLine {
+    key: String,
+    value: Value,
+}
+
+/// The NDJSON commit: read line by line (memory bounded by one line), files stored as
+/// they arrive, then one atomic branch update.
+pub async fn commit(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+    body: Body,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    if ctx
+        .params
+        .iter()
+        .any(|(k, v)| k == "create_pr" && (v == "1" || v.eq_ignore_ascii_case("true")))
+    {
+        return Err(HfError::bad_request(
+            "pull requests cannot be opened on Airlock; commit to a branch instead",
+        ));
+    }
+    if is_commit_id(rev) {
+        return Err(HfError::bad_request(format!(
+            "cannot commit onto commit {rev}: name a branch"
+        )));
+    }
+    let branch = rev.strip_prefix("refs/heads/").unwrap_or(rev).to_string();
+    let refs = hf.repos.refs(repo).await?;
+    if !refs.branches.contains_key(&branch) {
+        return Err(HfError::revision_not_found(rev));
+    }
+
+    let mut title = String::from("Upload with huggingface_hub");
+    let mut description = String::new();
+    let mut parent = Parent::Latest;
+    let mut ops: Vec<Op> = Vec::new();
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut finished = false;
+    while !finished {
+        match stream.next().await {
+            Some(chunk) => buf.extend_from_slice(
+                &chunk.map_err(|e| HfError::bad_request(format!("commit body: {e}")))?,
+            ),
+            None => finished = true,
+        }
+        if buf.len() > MAX_COMMIT_LINE && !buf.contains(&b'\n') {
+            return Err(HfError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                "commit line too long: upload large files through LFS",
+            ));
+        }
+        while let Some(i) =
+            buf.iter()
+                .position(|b| *b == b'\n')
+                .or(if finished && !buf.is_empty() {
+                    Some(buf.len())
+                } else {
+                    None
+                })
+        {
+            let line = buf.split_to(i);
+            if !buf.is_empty() {
+                let _ = buf.split_to(1); // the newline
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line: CommitLine = parse_json(&line)?;
+            let v = &line.value;
+            let path = |v: &Value| -> Result<String, HfError> {
+                let p = v["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string();
+                if !is_valid_path(&p) {
+                    return Err(HfError::bad_request(format!(
+                        "invalid path in commit: `{p}`"
+                    )));
+                }
+                Ok(p)
+            };
+            match line.key.as_str() {
+                "header" => {
+                    title = v["summary"].as_str().unwrap_or(&title).to_string();
+                    description = v["description"].as_str().unwrap_or_default().to_string();
+                    if let Some(p) = v["parentCommit"].as_str() {
+                        parent = Parent::Exactly(p.to_string());
+                    }
+                }
+                "file" => {
+                    let p = path(v)?;
+                    let content = base64::engine::general_purpose::STANDARD
+                        .decode(v["content"].as_str().unwrap_or_default())
+                        .map_err(|e| {
+                            HfError::bad_request(format!("{p}: content is not base64: {e}"))
+                        })?;
+                    ops.push(Op::Put(
+                        hf.repos.store_small_file(&p, content.into()).await?,
+                    ));
+                }
+                "lfsFile" => {
+                    let p = path(v)?;
+                    let oid = v["oid"].as_str().unwrap_or_default();
+                    let digest = Digest::sha256_hex(oid)
+                        .map_err(|e| HfError::bad_request(format!("{p}: {e}")))?;
+                    let meta = match hf.repos.blobs().head(&digest).await {
+                        Ok(m) => m,
+                        Err(crate::store::StoreError::NotFound(_)) => {
+                            return Err(HfError::bad_request(format!(
+                                "{p}: LFS object {oid} was never uploaded"
+                            )))
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    if let Some(size) = v["size"].as_u64() {
+                        if size != meta.size {
+                            return Err(HfError::bad_request(format!(
+                                "{p}: LFS object has {} bytes, not {size}",
+                                meta.size
+                            )));
+                        }
+                    }
+                    let pointer = git::lfs_pointer(oid, meta.size);
+                    ops.push(Op::Put(FileEntry {
+                        path: p,
+                        size: meta.size,
+                        sha256: oid.to_string(),
+                        oid: git::blob_oid(pointer.as_bytes()),
+                        lfs: true,
+                    }));
+                }
+                "deletedFile" => ops.push(Op::Delete(path(v)?)),
+                "deletedFolder" => ops.push(Op::DeleteFolder(path(v)?)),
+                other => {
+                    return Err(HfError::bad_request(format!(
+                        "unknown commit operation `{other}`"
+                    )))
+                }
+            }
+        }
+    }
+    let view = hf
+        .repos
+        .commit_changes(
+            repo,
+            &branch,
+            parent,
+            ops,
+            &title,
+            &description,
+            &author(ctx),
+            None,
+        )
+        .await?;
+    let id = &view.commit.id;
+    Ok(json_response(json!({
+        "success": true,
+        "commitOid": id,
+        "commitUrl": format!("{}/{}{}/commit/{id}", ctx.base, repo.kind.url_prefix(), repo.id),
+        "commitMessage": view.commit.message,
+        "hookOutput": "",
+        "pullRequestUrl": null,
+    })))
+}
+
+pub async fn create_branch(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    branch: &str,
+    body: Bytes,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    if !is_valid_ref_name(branch) {
+        return Err(HfError::bad_request(format!(
+            "`{branch}` is not a valid branch name"
+        )));
+    }
+    let start: Value = if body.is_empty() {
+        json!({})
+    } else {
+        parse_json(&body)?
+    };
+    let from = start["startingPoint"].as_str().unwrap_or("main");
+    let target = hf.repos.resolve(repo, from).await?.commit.id.clone();
+    hf.repos
+        .update_refs(repo, |refs| {
+            if refs.branches.contains_key(branch) {
+                return Err(HfError::conflict(format!(
+                    "branch `{branch}` already exists"
+                )));
+            }
+            refs.branches.insert(branch.to_string(), target.clone());
+            Ok(())
+        })
+        .await?;
+    Ok(json_response(json!({})))
+}
+
+pub async fn delete_branch(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    branch: &str,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    if branch == "main" {
+        return Err(HfError::forbidden("the main branch cannot be deleted"));
+    }
+    hf.repos
+        .update_refs(repo, |refs| match refs.branches.remove(branch) {
+            Some(_) => Ok(()),
+            None => Err(HfError::revision_not_found(branch)),
+        })
+        .await?;
+    Ok(json_response(json!({})))
+}
+
+pub async fn create_tag(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    rev: &str,
+    body: Bytes,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    let req: Value = parse_json(&body)?;
+    let tag = req["tag"]
+        .as_str()
+        .ok_or_else(|| HfError::bad_request("missing `tag`"))?
+        .to_string();
+    if !is_valid_ref_name(&tag) {
+        return Err(HfError::bad_request(format!(
+            "`{tag}` is not a valid tag name"
+        )));
+    }
+    let target = hf.repos.resolve(repo, rev).await?.commit.id.clone();
+    hf.repos
+        .update_refs(repo, |refs| {
+            if refs.tags.contains_key(&tag) {
+                return Err(HfError::conflict(format!("tag `{tag}` already exists")));
+            }
+            refs.tags.insert(tag.clone(), target.clone());
+            Ok(())
+        })
+        .await?;
+    Ok(json_response(json!({})))
+}
+
+pub async fn delete_tag(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    tag: &str,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    hf.repos
+        .update_refs(repo, |refs| match refs.tags.remove(tag) {
+            Some(_) => Ok(()),
+            None => Err(HfError::revision_not_found(tag)),
+        })
+        .await?;
+    Ok(json_response(json!({})))
+}
