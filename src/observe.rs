@@ -77,9 +77,21 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         bytes: 0,
     };
     let (parts, body) = response.into_parts();
+    // hyper stops polling once Content-Length bytes are out, so "complete" is judged by
+    // that count; a HEAD response has no body to complete.
+    let expected_bytes = if completion.method == "HEAD" {
+        Some(0)
+    } else {
+        parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    };
     let body = ObservedBody {
         inner: body,
         completion: Some(completion),
+        expected_bytes,
     };
     Response::from_parts(parts, Body::new(body))
 }
@@ -127,6 +139,7 @@ impl Completion {
 struct ObservedBody {
     inner: Body,
     completion: Option<Completion>,
+    expected_bytes: Option<u64>,
 }
 
 impl http_body::Body for ObservedBody {
@@ -171,8 +184,8 @@ impl http_body::Body for ObservedBody {
 impl Drop for ObservedBody {
     fn drop(&mut self) {
         if let Some(c) = self.completion.take() {
-            // Empty bodies may be dropped without a final poll; they did complete.
-            let complete = http_body::Body::is_end_stream(&self.inner);
+            let complete =
+                http_body::Body::is_end_stream(&self.inner) || self.expected_bytes == Some(c.bytes);
             c.finish(complete);
         }
     }

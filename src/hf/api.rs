@@ -24,6 +24,10 @@ pub async fn readable(hf: &HfState, ctx: &Ctx, repo: &RepoRef) -> Result<RepoDoc
         .await?
         .ok_or_else(|| HfError::repo_not_found(&repo.id))?;
     if doc.private || !ctx.auth.anonymous_read() {
+        // Anonymous read covers public repositories only.
+        if matches!(ctx.identity, Identity::Anonymous) {
+            return Err(crate::auth::AuthError::Unauthenticated.into());
+        }
         match ctx.auth.authorize(
             &ctx.identity,
             Protocol::Hf,
