@@ -303,6 +303,30 @@ impl Auth {
     pub fn anonymous_read(&self) -> bool {
         self.anonymous_read
     }
+
+    /// The identity a principal's name stands for, for tokens that name their holder
+    /// (the OCI token service). `None` for unknown or ambiguous names, so a removed,
+    /// renamed or duplicated token never resolves.
+    pub fn identity_named(&self, name: &str) -> Option<Identity> {
+        let mut matches = self.tokens.iter().filter(|(_, p)| p.name == name);
+        let (_, principal) = matches.next()?;
+        matches
+            .next()
+            .is_none()
+            .then(|| Identity::Token(principal.clone()))
+    }
+
+    /// A digest of every configured credential: replicas sharing a configuration derive
+    /// the same signing keys from it, and changing any credential changes it.
+    pub fn credentials_fingerprint(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for (secret_hash, principal) in &self.tokens {
+            h.update(secret_hash);
+            h.update(principal.name.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().into()
+    }
 }
 
 fn hash(secret: &str) -> [u8; 32] {

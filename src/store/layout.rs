@@ -8,10 +8,20 @@
 //!   sha512/<hh>/<hex>               a safetensors shard, an image layer (<hh> = first two hex
 //!                                   digits, to keep directories and S3 listings small)
 //! oci/                              OCI registry metadata (owned by src/oci)
+//!   catalog.json                    every repository ever pushed: {"repositories": [...]}
+//!   repos/<host>/<path>/_repo.json  one repository (`docker.io/library/busybox`): its tags
+//!                                   (tag -> digest) and manifests (digest -> media type, size,
+//!                                   subject, artifactType, annotations); conditional updates.
+//!                                   The manifest bytes are blobs under blobs/. `_` cannot
+//!                                   start a name component, so no nested repo collides.
+//!   repos/<host>/<path>/_blobs/<alg>/<hex>
+//!                                   link: this repository holds that blob (pushed/mounted)
 //! pypi/                             Python index metadata (owned by src/pypi)
 //! hf/                               Hugging Face repos, refs and commits (owned by src/hf)
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
+//!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
+//!   oci/<id>/<n>-<random>           one PATCH body each; concatenated into blobs/ on the PUT
 //! .tmp/                             (filesystem backend only) files being written; renamed
 //!                                   into place once complete and verified, swept when stale
 //! ```

@@ -1,0 +1,1 @@
+//! Importing images without a network (filled in below).

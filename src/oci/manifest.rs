@@ -1,0 +1,193 @@
+//! What a pushed manifest says about itself: its media type, what it references and
+//! what the referrers API reports for it. The bytes themselves are never rewritten.
+
+use super::error::{Code, OciError, Result};
+use crate::digest::Digest;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inspected {
+    pub media_type: String,
+    pub subject: Option<Digest>,
+    /// The manifest's `artifactType`, else its config's media type (referrers report it).
+    pub artifact_type: Option<String>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Config and layers that must already be in the repository.
+    pub blobs: Vec<Digest>,
+    /// Manifests an index lists, which must already be in the repository.
+    pub children: Vec<Digest>,
+}
+
+fn invalid(why: impl Into<String>) -> OciError {
+    OciError::new(Code::ManifestInvalid, why)
+}
+
+struct Descriptor {
+    media_type: Option<String>,
+    digest: Digest,
+    has_urls: bool,
+}
+
+fn descriptor(v: &Value, field: &str) -> Result<Descriptor> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid(format!("`{field}` is not a descriptor object")))?;
+    let digest = obj
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("`{field}` has no digest")))?;
+    let digest: Digest = digest
+        .parse()
+        .map_err(|e| invalid(format!("`{field}` digest `{digest}`: {e}")))?;
+    if obj.get("size").is_none_or(|s| s.as_u64().is_none()) {
+        return Err(invalid(format!("`{field}` has no valid size")));
+    }
+    Ok(Descriptor {
+        media_type: obj
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        digest,
+        has_urls: obj
+            .get("urls")
+            .and_then(Value::as_array)
+            .is_some_and(|u| !u.is_empty()),
+    })
+}
+
+fn descriptors(body: &Value, field: &str) -> Result<Vec<Descriptor>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().map(|d| descriptor(d, field)).collect(),
+        Some(_) => Err(invalid(format!("`{field}` is not an array"))),
+    }
+}
+
+/// Checks a manifest as pushed with `content_type` (the request's, parameters removed).
+pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<Inspected> {
+    let body: Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not JSON: {e}")))?;
+    if !body.is_object() {
+        return Err(invalid("manifest is not a JSON object"));
+    }
+    match body.get("schemaVersion").and_then(Value::as_u64) {
+        Some(2) => {}
+        Some(1) => {
+            return Err(invalid(
+                "schema 1 manifests are not supported; push a schema 2 or OCI manifest",
+            ))
+        }
+        _ => return Err(invalid("schemaVersion must be 2")),
+    }
+    let declared = body.get("mediaType").and_then(Value::as_str);
+    let content_type = content_type.filter(|c| !c.is_empty());
+    if let (Some(declared), Some(ct)) = (declared, content_type) {
+        if declared != ct {
+            return Err(invalid(format!(
+                "Content-Type `{ct}` differs from the manifest's mediaType `{declared}`"
+            )));
+        }
+    }
+    let is_index = body.get("manifests").is_some();
+    let media_type = match (content_type, declared) {
+        (Some(ct), _) => ct.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) if is_index => OCI_INDEX.to_string(),
+        (None, None) => OCI_MANIFEST.to_string(),
+    };
+
+    let mut inspected = Inspected {
+        media_type,
+        ..Default::default()
+    };
+    inspected.children = descriptors(&body, "manifests")?
+        .into_iter()
+        .map(|d| d.digest)
+        .collect();
+    let mut config_type = None;
+    if let Some(config) = body.get("config") {
+        let config = descriptor(config, "config")?;
+        config_type = config.media_type.clone();
+        inspected.blobs.push(config.digest);
+    } else if !is_index && body.get("blobs").is_none() {
+        return Err(invalid("an image manifest needs a `config` descriptor"));
+    }
+    // Non-distributable layers (with `urls`) are never pushed; `blobs` is the
+    // artifact-manifest draft's field.
+    for field in ["layers", "blobs"] {
+        inspected.blobs.extend(
+            descriptors(&body, field)?
+                .into_iter()
+                .filter(|d| !d.has_urls)
+                .map(|d| d.digest),
+        );
+    }
+    if let Some(subject) = body.get("subject").filter(|s| !s.is_null()) {
+        inspected.subject = Some(descriptor(subject, "subject")?.digest);
+    }
+    inspected.artifact_type = body
+        .get("artifactType")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or(config_type.filter(|_| !is_index));
+    if let Some(annotations) = body.get("annotations").and_then(Value::as_object) {
+        inspected.annotations = Some(
+            annotations
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+        );
+    }
+    Ok(inspected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn reads_image_manifests_indexes_and_artifacts() {
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/x-sbom",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": d('a'), "size": 2},
+            "layers": [
+                {"mediaType": "x", "digest": d('b'), "size": 1},
+                {"mediaType": "x", "digest": d('c'), "size": 1, "urls": ["https://x"]}
+            ],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": d('e'), "size": 10},
+            "annotations": {"k": "v"}
+        });
+        let i = inspect(m.to_string().as_bytes(), Some(OCI_MANIFEST)).unwrap();
+        assert_eq!(i.blobs.len(), 2);
+        assert_eq!(i.subject.unwrap().to_string(), d('e'));
+        assert_eq!(i.artifact_type.as_deref(), Some("application/x-sbom"));
+        assert_eq!(i.annotations.unwrap()["k"], "v");
+
+        let idx = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": d('f'), "size": 3}]});
+        let i = inspect(idx.to_string().as_bytes(), None).unwrap();
+        assert_eq!(i.media_type, OCI_INDEX);
+        assert_eq!(i.children.len(), 1);
+        assert!(i.artifact_type.is_none());
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_manifest() {
+        assert!(inspect(b"not json", None).is_err());
+        assert!(inspect(b"[]", None).is_err());
+        assert!(inspect(br#"{"schemaVersion":1}"#, None).is_err());
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": "sha256:zz", "size": 1}, "layers": []});
+        assert!(inspect(m.to_string().as_bytes(), None).is_err());
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": d('a'), "size": 1}});
+        assert!(inspect(m.to_string().as_bytes(), Some(OCI_INDEX)).is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! The registry's state in the store (see `store/layout.rs`): one document per
+//! repository with its tags and manifests, one small link per blob a repository holds,
+//! and the catalog. Manifest bytes are ordinary content-addressed blobs.
+
+use super::error::{Code, OciError, Result};
+use super::manifest::Inspected;
+use crate::digest::Digest;
+use crate::server::AppState;
+use crate::store::layout::blob_key;
+use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, LazyLock, Mutex};
+
+pub const CATALOG_KEY: &str = "oci/catalog.json";
+
+/// `oci/repos/<host>/<path>/_repo.json`; `_` cannot start a name component, so these
+/// keys never collide with a nested repository.
+pub fn repo_key(name: &str) -> Result<ObjectKey> {
+    Ok(ObjectKey::new(format!("oci/repos/{name}/_repo.json"))?)
+}
+
+/// `oci/repos/<host>/<path>/_blobs/<algorithm>/<hex>`
+pub fn link_key(name: &str, digest: &Digest) -> Result<ObjectKey> {
+    Ok(ObjectKey::new(format!(
+        "oci/repos/{name}/_blobs/{}/{}",
+        digest.algorithm().as_str(),
+        digest.hex()
+    ))?)
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RepoDoc {
+    #[serde(default)]
+    pub tags: BTreeMap<String, Digest>,
+    #[serde(default)]
+    pub manifests: BTreeMap<Digest, ManifestEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestEntry {
+    pub media_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Kept only for manifests with a subject: the referrers API reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl ManifestEntry {
+    pub fn new(inspected: &Inspected, size: u64) -> Self {
+        ManifestEntry {
+            media_type: inspected.media_type.clone(),
+            size,
+            subject: inspected.subject.clone(),
+            artifact_type: inspected.artifact_type.clone(),
+            annotations: inspected
+                .annotations
+                .clone()
+                .filter(|_| inspected.subject.is_some()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Catalog {
+    repositories: BTreeSet<String>,
+}
+
+/// Parsed repository documents by store version, so a hot manifest HEAD by tag costs a
+/// cache lookup, not a JSON parse.
+/// A repository document parsed, with the store version it was parsed from.
+type Parsed = (String, Arc<RepoDoc>);
+
+static PARSED: LazyLock<Mutex<HashMap<ObjectKey, Parsed>>> = LazyLock::new(Default::default);
+/// Beyond this many repositories the parsed cache starts over (it only saves parsing).
+const MAX_PARSED: usize = 4096;
+
+#[derive(Clone)]
+pub struct Registry {
+    docs: DocStore,
+    blobs: BlobStore,
+}
+
+fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
+    if let Some((etag, parsed)) = PARSED.lock().expect("not poisoned").get(key) {
+        if *etag == doc.etag {
+            return Ok(parsed.clone());
+        }
+    }
+    let parsed: RepoDoc = serde_json::from_slice(&doc.bytes)
+        .map_err(|e| StoreError::Unavailable(format!("{key}: corrupt document: {e}")))?;
+    let parsed = Arc::new(parsed);
+    let mut cache = PARSED.lock().expect("not poisoned");
+    if cache.len() >= MAX_PARSED {
+        cache.clear();
+    }
+    cache.insert(key.clone(), (doc.etag.clone(), parsed.clone()));
+    Ok(parsed)
+}
+
+impl Registry {
+    pub fn new(state: &AppState) -> Self {
+        Registry {
+            docs: state.docs.clone(),
+            blobs: state.blobs.clone(),
+        }
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The repository, as cached (a tag may be `cache.mutable_ttl` stale across replicas).
+    pub async fn repo(&self, name: &str) -> Result<Option<Arc<RepoDoc>>> {
+        let key = repo_key(name)?;
+        match self.docs.get(&key, Mutability::Mutable).await? {
+            Some(doc) => Ok(Some(parse_repo(&key, &doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Read-modify-write of a repository without lost updates. `change` returns whether
+    /// it changed anything; a new repository is entered in the catalog first.
+    pub async fn update_repo<F>(&self, name: &str, mut change: F) -> Result<RepoDoc>
+    where
+        F: FnMut(&mut RepoDoc) -> Result<bool>,
+    {
+        let key = repo_key(name)?;
+        let mut result = RepoDoc::default();
+        let mut registered = false;
+        loop {
+            let mut needs_catalog = false;
+            let outcome = self
+                .docs
+                .update(&key, |current| {
+                    let mut doc = match current {
+                        Some(d) => (*parse_repo(&key, d)?).clone(),
+                        None => {
+                            needs_catalog = !registered;
+                            RepoDoc::default()
+                        }
+                    };
+                    let changed = change(&mut doc)?;
+                    result = doc.clone();
+                    if needs_catalog || !changed {
+                        return Ok::<_, OciError>(None);
+                    }
+                    let bytes = serde_json::to_vec(&doc).expect("serializable");
+                    Ok(Some(Bytes::from(bytes)))
+                })
+                .await?;
+            outcome?;
+            if needs_catalog {
+                // Listed before it exists, so a crash never leaves an unlisted repository.
+                self.register(name).await?;
+                registered = true;
+                continue;
+            }
+            return Ok(result);
+        }
+    }
+
+    async fn register(&self, name: &str) -> Result<()> {
+        let key = ObjectKey::new(CATALOG_KEY)?;
+        self.docs
+            .update(&key, |current| {
+                let mut catalog: Catalog = match current {
+                    Some(d) => serde_json::from_slice(&d.bytes).map_err(|e| {
+                        OciError::from(StoreError::Unavailable(format!("{key}: {e}")))
+                    })?,
+                    None => Catalog::default(),
+                };
+                if !catalog.repositories.insert(name.to_string()) {
+                    return Ok::<_, OciError>(None);
+                }
+                Ok(Some(Bytes::from(
+                    serde_json::to_vec(&catalog).expect("serializable"),
+                )))
+            })
+            .await??;
+        Ok(())
+    }
+
+    pub async fn catalog(&self) -> Result<Vec<String>> {
+        let key = ObjectKey::new(CATALOG_KEY)?;
+        match self.docs.get(&key, Mutability::Mutable).await? {
+            None => Ok(Vec::new()),
+            Some(d) => {
+                let catalog: Catalog = serde_json::from_slice(&d.bytes)
+                    .map_err(|e| StoreError::Unavailable(format!("{key}: {e}")))?;
+                Ok(catalog.repositories.into_iter().collect())
+            }
+        }
+    }
+
+    pub async fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
+        self.docs
+            .put(
+                &link_key(name, digest)?,
+                Bytes::from(digest.to_string()),
+                crate::store::PutMode::Overwrite,
+                Mutability::Mutable,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn blob_linked(&self, name: &str, digest: &Digest) -> Result<bool> {
+        Ok(self
+            .docs
+            .get(&link_key(name, digest)?, Mutability::Mutable)
+            .await?
+            .is_some())
+    }
+
+    pub async fn unlink_blob(&self, name: &str, digest: &Digest) -> Result<()> {
+        Ok(self.docs.delete(&link_key(name, digest)?).await?)
+    }
+
+    /// The exact bytes of a stored manifest (cached: they can never change).
+    pub async fn manifest_bytes(&self, digest: &Digest) -> Result<Bytes> {
+        match self
+            .docs
+            .get(&blob_key(digest), Mutability::Immutable)
+            .await?
+        {
+            Some(doc) => Ok(doc.bytes),
+            None => Err(OciError::new(
+                Code::ManifestUnknown,
+                format!("manifest {digest} is not in the store"),
+            )),
+        }
+    }
+}

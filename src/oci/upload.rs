@@ -1,0 +1,490 @@
+//! Blob uploads. A session lives in the store, not in memory, so any replica can take
+//! the next request of it: `uploads/oci/<id>/state.json` (the chunks so far, written
+//! with conditional puts) and one object per PATCH. The closing PUT streams the chunks,
+//! in order, into the content-addressed blob store, which verifies the digest before
+//! anything becomes visible. Bodies are streamed throughout, never held whole.
+
+use super::endpoint::{parse_digest, Repo};
+use super::error::{Code, OciError, Result};
+use super::names::canonical;
+use super::registry::Registry;
+use super::{blob_location, location, query_one, request_body};
+use crate::auth::{Action, Identity, Protocol};
+use crate::digest::{Algorithm, Digest};
+use crate::server::AppState;
+use crate::store::{
+    ByteStream, GetOptions, Mutability, ObjectKey, PutMode, PutOptions, StoreError,
+};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Session {
+    repo: String,
+    #[serde(default)]
+    chunks: Vec<Chunk>,
+    size: u64,
+    started: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Chunk {
+    key: String,
+    size: u64,
+}
+
+fn state_key(id: &str) -> Result<ObjectKey> {
+    Ok(ObjectKey::new(format!("uploads/oci/{id}/state.json"))?)
+}
+
+fn unknown(id: &str) -> OciError {
+    OciError::new(
+        Code::BlobUploadUnknown,
+        format!("no upload session `{id}` (finished, cancelled or never started)"),
+    )
+}
+
+fn upload_path(repo: &Repo, id: &str) -> String {
+    format!("/v2/{}/blobs/uploads/{id}", repo.path)
+}
+
+/// `Range: 0-<last byte>` as the spec writes upload progress (`0-0` when empty).
+fn range_value(size: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("0-{}", size.saturating_sub(1))).expect("ascii")
+}
+
+fn progress(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    repo: &Repo,
+    id: &str,
+    size: u64,
+) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        location(state, headers, &upload_path(repo, id)),
+    );
+    h.insert(header::RANGE, range_value(size));
+    h.insert(
+        "docker-upload-uuid",
+        HeaderValue::from_str(id).expect("hex"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+fn created(state: &AppState, headers: &HeaderMap, repo: &Repo, digest: &Digest) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::CREATED;
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        blob_location(state, headers, repo, digest),
+    );
+    h.insert(
+        "docker-content-digest",
+        HeaderValue::from_str(&digest.to_string()).expect("ascii"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Whether a request carries a body at all (a sized one, or a chunked stream).
+fn has_body(headers: &HeaderMap) -> bool {
+    match content_length(headers) {
+        Some(n) => n > 0,
+        None => headers.contains_key(header::TRANSFER_ENCODING),
+    }
+}
+
+/// `Content-Range: <start>-<end>` (inclusive; a `bytes ` prefix is tolerated).
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        OciError::new(
+            Code::RangeInvalid,
+            "Content-Range must be <start>-<end> (inclusive byte offsets)",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    let text = text
+        .strip_prefix("bytes ")
+        .or_else(|| text.strip_prefix("bytes="))
+        .unwrap_or(text);
+    let text = text.split('/').next().unwrap_or(text);
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (start, end): (u64, u64) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if end < start {
+        return Err(bad());
+    }
+    Ok(Some((start, end)))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: a cross-repository mount, a whole blob in one
+/// request (`?digest=`), or a new session.
+pub async fn start(
+    state: &AppState,
+    repo: &Repo,
+    identity: &Identity,
+    request: Request,
+) -> Result<Response> {
+    let query = request.uri().query().unwrap_or("").to_string();
+    let headers = request.headers().clone();
+    let registry = Registry::new(state);
+    if let Some(algorithm) = query_one(&query, "digest-algorithm") {
+        algorithm
+            .parse::<Algorithm>()
+            .map_err(|e| OciError::new(Code::DigestInvalid, e.to_string()))?;
+    }
+    if let Some(mount) = query_one(&query, "mount") {
+        let digest = parse_digest(&mount)?;
+        if mountable(state, &registry, identity, &query, &digest).await? {
+            registry.link_blob(&repo.name, &digest).await?;
+            return Ok(created(state, &headers, repo, &digest));
+        }
+    } else if let Some(digest) = query_one(&query, "digest") {
+        let digest = parse_digest(&digest)?;
+        let size = content_length(&headers);
+        registry
+            .blobs()
+            .put(&digest, request_body(request), size)
+            .await?;
+        registry.link_blob(&repo.name, &digest).await?;
+        return Ok(created(state, &headers, repo, &digest));
+    }
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let session = Session {
+        repo: repo.name.clone(),
+        chunks: Vec::new(),
+        size: 0,
+        started: now(),
+    };
+    state
+        .docs
+        .put(
+            &state_key(&id)?,
+            Bytes::from(serde_json::to_vec(&session).expect("serializable")),
+            PutMode::Create,
+            Mutability::Mutable,
+        )
+        .await?;
+    Ok(progress(
+        state,
+        &headers,
+        StatusCode::ACCEPTED,
+        repo,
+        &id,
+        0,
+    ))
+}
+
+/// A mount succeeds when the caller may read the source repository and it holds the
+/// blob. Without `from`, any stored blob may be mounted: knowing a digest is already
+/// enough to push it (the blob store skips bodies it has), so this grants nothing new.
+async fn mountable(
+    state: &AppState,
+    registry: &Registry,
+    identity: &Identity,
+    query: &str,
+    digest: &Digest,
+) -> Result<bool> {
+    let Some(from) = query_one(query, "from").filter(|f| !f.is_empty()) else {
+        return Ok(registry.blobs().exists(digest).await?);
+    };
+    let ns = query_one(query, "ns");
+    let Ok(from) = canonical(&from, ns.as_deref(), &state.config.oci.default_registry) else {
+        return Ok(false);
+    };
+    if state
+        .auth
+        .authorize(identity, Protocol::Oci, Action::Read, &from)
+        .is_err()
+    {
+        return Ok(false);
+    }
+    Ok(registry.blob_linked(&from, digest).await? && registry.blobs().exists(digest).await?)
+}
+
+async fn load(state: &AppState, repo: &Repo, id: &str) -> Result<(Session, String)> {
+    let doc = state
+        .docs
+        .get_fresh(&state_key(id)?)
+        .await?
+        .ok_or_else(|| unknown(id))?;
+    let session: Session = serde_json::from_slice(&doc.bytes)
+        .map_err(|e| StoreError::Unavailable(format!("upload {id}: corrupt state: {e}")))?;
+    if session.repo != repo.name {
+        return Err(unknown(id));
+    }
+    Ok((session, doc.etag))
+}
+
+/// Stores one chunk and records it; refuses a chunk that does not start where the
+/// upload stands (416, with the current range so the client can resume).
+async fn append(
+    state: &AppState,
+    repo: &Repo,
+    id: &str,
+    request: Request,
+) -> std::result::Result<Session, Response> {
+    let headers = request.headers().clone();
+    let fail = |e: OciError| super::error_response(e);
+    let (mut session, etag) = load(state, repo, id).await.map_err(fail)?;
+    let range = content_range(&headers).map_err(fail)?;
+    let mut expected = content_length(&headers);
+    if let Some((start, end)) = range {
+        if start != session.size {
+            let mut r = progress(
+                state,
+                &headers,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                repo,
+                id,
+                session.size,
+            );
+            let body = OciError::new(
+                Code::RangeInvalid,
+                format!(
+                    "chunk starts at {start} but the upload has {} bytes; resume there",
+                    session.size
+                ),
+            );
+            let err = super::error_response(body);
+            *r.body_mut() = err.into_body();
+            r.headers_mut().remove(header::CONTENT_LENGTH);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Err(r);
+        }
+        let length = end - start + 1;
+        if expected.is_some_and(|n| n != length) {
+            return Err(fail(OciError::new(
+                Code::SizeInvalid,
+                "Content-Length does not match Content-Range",
+            )));
+        }
+        expected = Some(length);
+    }
+    if expected == Some(0) || (expected.is_none() && !has_body(&headers)) {
+        return Ok(session);
+    }
+    let n = session.chunks.len();
+    let chunk_key = format!(
+        "uploads/oci/{id}/{n:06}-{}",
+        hex::encode(rand::random::<[u8; 4]>())
+    );
+    let key = ObjectKey::new(chunk_key.clone()).map_err(|e| fail(e.into()))?;
+    let put = state
+        .store
+        .put(
+            &key,
+            request_body(request),
+            PutOptions {
+                mode: PutMode::Create,
+                expected_size: expected,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| fail(e.into()))?;
+    session.chunks.push(Chunk {
+        key: chunk_key,
+        size: put.size,
+    });
+    session.size += put.size;
+    let saved = state
+        .docs
+        .put(
+            &state_key(id).map_err(fail)?,
+            Bytes::from(serde_json::to_vec(&session).expect("serializable")),
+            PutMode::Update(etag),
+            Mutability::Mutable,
+        )
+        .await;
+    match saved {
+        Ok(_) => Ok(session),
+        Err(e) => {
+            let _ = state.store.delete(&key).await;
+            Err(fail(match e {
+                StoreError::PreconditionFailed(_) => OciError::new(
+                    Code::RangeInvalid,
+                    "another chunk of this upload arrived at the same time; check the upload status and resume",
+                ),
+                StoreError::NotFound(_) => unknown(id),
+                other => other.into(),
+            }))
+        }
+    }
+}
+
+/// `PATCH <location>`
+pub async fn patch(state: &AppState, repo: &Repo, id: &str, request: Request) -> Response {
+    let headers = request.headers().clone();
+    match append(state, repo, id, request).await {
+        Ok(session) => progress(
+            state,
+            &headers,
+            StatusCode::ACCEPTED,
+            repo,
+            id,
+            session.size,
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `GET <location>`
+pub async fn status(
+    state: &AppState,
+    repo: &Repo,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let (session, _) = load(state, repo, id).await?;
+    Ok(progress(
+        state,
+        headers,
+        StatusCode::NO_CONTENT,
+        repo,
+        id,
+        session.size,
+    ))
+}
+
+/// `DELETE <location>`
+pub async fn cancel(state: &AppState, repo: &Repo, id: &str) -> Result<Response> {
+    let (session, _) = load(state, repo, id).await?;
+    discard(state, id, &session).await;
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+async fn discard(state: &AppState, id: &str, session: &Session) {
+    for chunk in &session.chunks {
+        if let Ok(key) = ObjectKey::new(chunk.key.clone()) {
+            let _ = state.store.delete(&key).await;
+        }
+    }
+    if let Ok(key) = state_key(id) {
+        let _ = state.docs.delete(&key).await;
+    }
+}
+
+/// The chunks of a session, read one after the other as one body.
+fn concatenated(state: &AppState, session: &Session) -> ByteStream {
+    let store = state.store.clone();
+    let keys: Vec<String> = session.chunks.iter().map(|c| c.key.clone()).collect();
+    Box::pin(
+        futures::stream::iter(keys)
+            .then(move |key| {
+                let store = store.clone();
+                async move {
+                    let key = ObjectKey::new(key).map_err(std::io::Error::other)?;
+                    let got = store
+                        .get(&key, GetOptions::default())
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    Ok::<_, std::io::Error>(got.body)
+                }
+            })
+            .try_flatten(),
+    )
+}
+
+/// `PUT <location>?digest=<d>`, possibly with the last chunk (or, for containerd, the
+/// whole blob) as its body.
+pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let digest = match query_one(&query, "digest") {
+        Some(d) => match parse_digest(&d) {
+            Ok(d) => d,
+            Err(e) => return super::error_response(e),
+        },
+        None => {
+            return super::error_response(OciError::new(
+                Code::DigestInvalid,
+                "the closing PUT needs ?digest=<digest of the whole blob>",
+            ))
+        }
+    };
+    let registry = Registry::new(state);
+    let (session, _) = match load(state, repo, id).await {
+        Ok(s) => s,
+        Err(e) => return super::error_response(e),
+    };
+    let stored = if session.chunks.is_empty() && content_range(&headers).ok().flatten().is_none() {
+        // The whole blob in this request: straight into the blob store.
+        let size = content_length(&headers);
+        let put = registry
+            .blobs()
+            .put(&digest, request_body(request), size)
+            .await;
+        (session, put)
+    } else {
+        let session = if has_body(&headers) {
+            match append(state, repo, id, request).await {
+                Ok(s) => s,
+                Err(r) => return r,
+            }
+        } else {
+            session
+        };
+        let put = registry
+            .blobs()
+            .put(&digest, concatenated(state, &session), Some(session.size))
+            .await;
+        (session, put)
+    };
+    let (session, put) = stored;
+    match put {
+        Ok(_) => {}
+        Err(e @ (StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. })) => {
+            // A corrupt or truncated upload cannot be finished: nothing of it stays.
+            discard(state, id, &session).await;
+            return super::error_response(OciError::new(Code::DigestInvalid, e.to_string()));
+        }
+        Err(e) => return super::error_response(e.into()),
+    }
+    if let Err(e) = registry.link_blob(&repo.name, &digest).await {
+        return super::error_response(e);
+    }
+    // The session may have grown a chunk in `append`; re-read to remove everything.
+    let session = match load(state, repo, id).await {
+        Ok((s, _)) => s,
+        Err(_) => session,
+    };
+    discard(state, id, &session).await;
+    created(state, &headers, repo, &digest)
+}
