@@ -46,6 +46,12 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         .map(str::to_string)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
     let method = req.method().to_string();
+    // Ranged reads (resumes, parallel layer fetches) are worth seeing in the log.
+    let range = req
+        .headers()
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(64).collect::<String>());
     let path = req.uri().path().to_string();
     let matched = req
         .extensions()
@@ -73,6 +79,7 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         method,
         path,
         route,
+        range,
         status: response.status().as_u16(),
         bytes: 0,
     };
@@ -104,6 +111,7 @@ struct Completion {
     method: String,
     path: String,
     route: String,
+    range: Option<String>,
     status: u16,
     bytes: u64,
 }
@@ -125,6 +133,7 @@ impl Completion {
             method = %self.method,
             path = %self.path,
             route = %self.route,
+            range = self.range.as_deref(),
             status = self.status,
             bytes = self.bytes,
             duration_ms = elapsed.as_secs_f64() * 1000.0,

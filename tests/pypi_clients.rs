@@ -7,7 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::airlock::Airlock;
+use support::backend::{Backend, StoreArgs};
 use support::wheels::{sdist, wheel};
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -48,46 +48,6 @@ fn ok(cmd: &mut Command) -> String {
     text
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Fs,
-    S3,
-}
-
-fn start(backend: Backend, dir: &Path) -> Airlock {
-    match backend {
-        Backend::Fs => {
-            let store = dir.join("store");
-            Airlock::start(
-                dir,
-                &["--store", store.to_str().unwrap(), "--admin-token", ADMIN],
-                &[],
-            )
-        }
-        Backend::S3 => {
-            let garage = support::garage::shared();
-            let prefix = format!("pypi-{}", hex::encode(rand::random::<[u8; 6]>()));
-            let store = format!("s3://{}/{prefix}", garage.bucket);
-            Airlock::start(
-                dir,
-                &[
-                    "--store",
-                    &store,
-                    "--s3-endpoint",
-                    &garage.endpoint,
-                    "--admin-token",
-                    ADMIN,
-                ],
-                &[
-                    ("AWS_ACCESS_KEY_ID", garage.key_id.as_str()),
-                    ("AWS_SECRET_ACCESS_KEY", garage.secret.as_str()),
-                    ("AWS_REGION", garage.region.as_str()),
-                ],
-            )
-        }
-    }
-}
-
 /// The wheelhouse of the tests: a dependency chain with a yanked release, a release
 /// whose Requires-Python excludes every interpreter, and an sdist-only dependency.
 fn wheelhouse(dir: &Path) -> PathBuf {
@@ -113,54 +73,20 @@ fn wheelhouse(dir: &Path) -> PathBuf {
     house
 }
 
-fn import_and_yank(server: &Airlock, dir: &Path, backend: Backend, house: &Path) {
+fn import_and_yank(store: &StoreArgs, dir: &Path, house: &Path) {
     // The import and yank commands run on the same store configuration as the server.
-    let store_args: Vec<String> = match backend {
-        Backend::Fs => vec!["--store".into(), dir.join("store").to_string_lossy().into()],
-        Backend::S3 => {
-            let log = server.log();
-            let store = log
-                .split("store=")
-                .nth(1)
-                .and_then(|s| s.split_whitespace().next())
-                .unwrap()
-                .to_string();
-            vec![
-                "--store".into(),
-                store,
-                "--s3-endpoint".into(),
-                support::garage::shared().endpoint.clone(),
-            ]
-        }
-    };
-    let garage_env: Vec<(String, String)> = match backend {
-        Backend::Fs => vec![],
-        Backend::S3 => {
-            let g = support::garage::shared();
-            vec![
-                ("AWS_ACCESS_KEY_ID".into(), g.key_id.clone()),
-                ("AWS_SECRET_ACCESS_KEY".into(), g.secret.clone()),
-                ("AWS_REGION".into(), g.region.clone()),
-            ]
-        }
-    };
-    let cli = |args: &[&str]| {
-        let mut cmd = support::airlock::command(dir);
-        cmd.args(&store_args)
-            .args(args)
-            .envs(garage_env.iter().map(|(k, v)| (k, v)));
-        ok(&mut cmd)
-    };
-    let out = cli(&["pypi", "import", house.to_str().unwrap()]);
+    let out = ok(store
+        .cli(dir)
+        .args(["pypi", "import", house.to_str().unwrap()]));
     assert!(out.contains("7 added"), "{out}");
-    cli(&[
+    ok(store.cli(dir).args([
         "pypi",
         "yank",
         "urllib3",
         "2.3.0",
         "--reason",
         "broken release",
-    ]);
+    ]));
 }
 
 fn new_venv(dir: &Path, name: &str) -> PathBuf {
@@ -179,9 +105,10 @@ fn installed_version(venv: &Path, module: &str) -> String {
 
 fn pip_installs_a_dependency_chain(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(backend, dir.path());
+    let store = StoreArgs::new(backend, dir.path());
+    let server = store.serve(dir.path(), &["--admin-token", ADMIN]);
     let house = wheelhouse(dir.path());
-    import_and_yank(&server, dir.path(), backend, &house);
+    import_and_yank(&store, dir.path(), &house);
     // The yank must be visible before pip resolves (pages are cached for cache.mutable_ttl).
     std::thread::sleep(std::time::Duration::from_secs(6));
 
@@ -222,9 +149,10 @@ fn pip_installs_a_dependency_chain(backend: Backend) {
 
 fn uv_resolves_from_metadata_only(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(backend, dir.path());
+    let store = StoreArgs::new(backend, dir.path());
+    let server = store.serve(dir.path(), &["--admin-token", ADMIN]);
     let house = wheelhouse(dir.path());
-    import_and_yank(&server, dir.path(), backend, &house);
+    import_and_yank(&store, dir.path(), &house);
     std::thread::sleep(std::time::Duration::from_secs(6));
     let index = server.url("/simple/");
     let cache = dir.path().join("uv-cache");
@@ -289,7 +217,7 @@ fn uv_resolves_from_metadata_only(backend: Backend) {
 
 fn twine_uploads_then_pip_installs(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(backend, dir.path());
+    let server = StoreArgs::new(backend, dir.path()).serve(dir.path(), &["--admin-token", ADMIN]);
     let dist = dir.path().join("dist");
     std::fs::create_dir_all(&dist).unwrap();
     let wheel_path = wheel("shiny-model-tools", "0.1.0", &[], Some(">=3.8")).write_to(&dist);

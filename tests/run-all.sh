@@ -40,8 +40,28 @@ WHEELHOUSE="$PWD/target/test-wheelhouse"
 if ! ls "$WHEELHOUSE"/setuptools-*.whl >/dev/null 2>&1; then
     "$VENV/bin/pip" download --quiet --disable-pip-version-check --only-binary :all: --no-deps -d "$WHEELHOUSE" setuptools
 fi
+# Hugging Face clients: the newest huggingface_hub with transformers and datasets (and the
+# safetensors/tokenizers packages that write the test model), plus a 1.x and a 0.36 venv.
+if [ ! -x "$VENV/bin/hf" ] || ! "$VENV/bin/python" -c "import transformers, datasets, safetensors, tokenizers" 2>/dev/null; then
+    step "python clients: huggingface_hub, transformers, datasets into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check huggingface_hub transformers datasets safetensors tokenizers numpy
+fi
+HF1="$PWD/target/test-venv-hf1"
+if [ ! -x "$HF1/bin/python" ] || ! "$HF1/bin/python" -c "import huggingface_hub" 2>/dev/null; then
+    python3 -m venv "$HF1"
+    "$HF1/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub>=1,<2"
+fi
+HF0="$PWD/target/test-venv-hf0"
+if [ ! -x "$HF0/bin/python" ] || ! "$HF0/bin/python" -c "import huggingface_hub" 2>/dev/null; then
+    python3 -m venv "$HF0"
+    "$HF0/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==0.36.*"
+fi
 export AIRLOCK_TEST_VENV="$VENV" AIRLOCK_TEST_WHEELHOUSE="$WHEELHOUSE" AIRLOCK_TEST_TWINE_SKIP_EXISTING="$TWINE61/bin/twine"
+export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0"
 step "clients: pip $("$VENV/bin/pip" --version | cut -d' ' -f2), $("$VENV/bin/uv" --version), twine $("$VENV/bin/twine" --version | head -n1 | cut -d' ' -f3)"
+for v in "$VENV" "$HF1" "$HF0"; do
+    "$v/bin/python" -c "import huggingface_hub; print('huggingface_hub', huggingface_hub.__version__)"
+done
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod airlock;
+pub mod backend;
 pub mod garage;
 pub mod wheels;

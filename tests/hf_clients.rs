@@ -1,0 +1,330 @@
+//! huggingface_hub (2.x, 1.x and 0.36, each in its own virtualenv), transformers and
+//! datasets against the real server on loopback, on the filesystem store and on S3
+//! (Garage). `tests/run-all.sh` sets up the virtualenvs: AIRLOCK_TEST_VENV (newest
+//! huggingface_hub with transformers and datasets), AIRLOCK_TEST_VENV_HF1, AIRLOCK_TEST_VENV_HF0.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::airlock::Airlock;
+use support::backend::{Backend, StoreArgs};
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+
+fn venv(var: &str) -> PathBuf {
+    PathBuf::from(std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run `bash tests/run-all.sh`, which installs huggingface_hub, transformers and datasets into virtualenvs")
+    }))
+}
+
+/// Python from a virtualenv, pointed at Airlock, with a private cache and no token
+/// or offline settings leaking in from the environment.
+fn python(venv: &Path, server: &Airlock, home: &Path) -> Command {
+    let mut cmd = Command::new(venv.join("bin/python"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HF_") || k.starts_with("HUGGING") || k == "TRANSFORMERS_OFFLINE" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HF_ENDPOINT", &server.base)
+        .env("HF_HOME", home)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_UPDATE_CHECK", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+fn run_ok(cmd: &mut Command, script: &str) -> String {
+    let out = cmd.arg("-c").arg(script).output().expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "python failed:\n{text}");
+    text
+}
+
+/// A tiny but real model: a BERT config, a fast tokenizer, safetensors weights written by
+/// the `safetensors` package, and a file large enough to be stored as LFS.
+fn make_model(dir: &Path) -> PathBuf {
+    let root = dir.join("tiny-model");
+    run_ok(
+        Command::new(venv("AIRLOCK_TEST_VENV").join("bin/python")).current_dir(dir),
+        r#"
+import json, os, numpy as np
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer, models, pre_tokenizers
+os.makedirs("tiny-model/nested", exist_ok=True)
+vocab = {"[UNK]": 0, "[PAD]": 1, "hello": 2, "world": 3, "air": 4, "lock": 5}
+config = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": len(vocab), "hidden_size": 8,
+          "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16}
+json.dump(config, open("tiny-model/config.json", "w"))
+tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+tok.pre_tokenizer = pre_tokenizers.Whitespace()
+tok.save("tiny-model/tokenizer.json")
+json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "pad_token": "[PAD]"},
+          open("tiny-model/tokenizer_config.json", "w"))
+save_file({"embeddings.weight": np.ones((len(vocab), 8), dtype=np.float32)}, "tiny-model/model.safetensors")
+rng = np.random.default_rng(7)
+rng.integers(0, 255, 11 * 1024 * 1024, dtype=np.uint8).tofile("tiny-model/nested/big.bin")
+"#,
+    );
+    root
+}
+
+fn setup(backend: Backend, dir: &Path) -> (StoreArgs, Airlock) {
+    let store = StoreArgs::new(backend, dir);
+    let model = make_model(dir);
+    let import = |args: &[&str]| {
+        let out = store
+            .cli(dir)
+            .args(["hf", "import"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    import(&["org/tiny", model.to_str().unwrap()]);
+    let csv = dir.join("csv-dataset");
+    std::fs::create_dir_all(csv.join("data")).unwrap();
+    std::fs::write(
+        csv.join("data/train.csv"),
+        "text,label\nhello world,1\nair lock,0\nhello air,1\n",
+    )
+    .unwrap();
+    import(&["org/ds", csv.to_str().unwrap(), "--type", "dataset"]);
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    (store, server)
+}
+
+/// The download-side checks, written to run unchanged on huggingface_hub 0.36, 1.x and 2.x.
+const DOWNLOADS: &str = r#"
+import os, sys
+from huggingface_hub import HfApi, snapshot_download, hf_hub_download
+from huggingface_hub.utils import RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError
+api = HfApi()
+info = api.model_info("org/tiny")
+sha = info.sha
+assert len(sha) == 40, sha
+path = snapshot_download("org/tiny")
+assert sorted(os.listdir(path)) == [".gitattributes", "config.json", "model.safetensors", "nested", "tokenizer.json", "tokenizer_config.json"], os.listdir(path)
+assert os.path.getsize(os.path.join(path, "nested/big.bin")) == 11 * 1024 * 1024
+# By branch, tag, commit id and PR ref.
+for rev in ["main", "v1", sha]:
+    f = hf_hub_download("org/tiny", "config.json", revision=rev)
+    assert os.path.basename(os.path.dirname(f)) == sha, f
+f = hf_hub_download("org/cached", "config.json", revision="refs/pr/1")
+assert open(f).read().startswith("{")
+files = sorted(e.path for e in api.list_repo_tree("org/tiny", recursive=True))
+assert "nested/big.bin" in files and "nested" in files, files
+assert api.file_exists("org/tiny", "config.json") and not api.file_exists("org/tiny", "missing.json")
+for call, exc in [
+    (lambda: api.model_info("org/missing"), RepositoryNotFoundError),
+    (lambda: hf_hub_download("org/tiny", "config.json", revision="no-such-branch"), RevisionNotFoundError),
+    (lambda: hf_hub_download("org/tiny", "missing.json"), EntryNotFoundError),
+]:
+    try:
+        call()
+        raise SystemExit(f"no {exc.__name__}")
+    except exc:
+        pass
+# Ranges: HfFileSystem reads a slice of the LFS file with a Range request.
+from huggingface_hub import HfFileSystem
+with HfFileSystem().open("org/tiny/nested/big.bin", "rb") as fh:
+    fh.seek(1_000_000)
+    part = fh.read(100)
+whole = open(os.path.join(path, "nested/big.bin"), "rb").read()
+assert part == whole[1_000_000:1_000_100]
+print("DOWNLOADS-OK", sha)
+"#;
+
+/// Upload round trip: create_repo, upload_folder (LFS through signed URLs), snapshot back.
+const UPLOADS: &str = r#"
+import os, filecmp, sys
+from huggingface_hub import HfApi, snapshot_download
+src = sys.argv[1]
+api = HfApi()
+api.create_repo("team/roundtrip", exist_ok=True)
+api.create_repo("team/roundtrip", exist_ok=True)
+api.upload_folder(folder_path=src, repo_id="team/roundtrip", commit_message="round trip")
+api.upload_file(path_or_fileobj=b"new file", path_in_repo="extra.txt", repo_id="team/roundtrip")
+api.delete_file("extra.txt", repo_id="team/roundtrip")
+back = snapshot_download("team/roundtrip")
+for rel in ["config.json", "model.safetensors", "nested/big.bin", "tokenizer.json"]:
+    assert filecmp.cmp(os.path.join(src, rel), os.path.join(back, rel), shallow=False), rel
+assert not os.path.exists(os.path.join(back, "extra.txt"))
+print("UPLOADS-OK")
+"#;
+
+/// Makes `org/cached`: a huggingface_hub cache folder (as a connected machine leaves it)
+/// with an extra `refs/pr/1`, imported so that its commit ids are kept.
+fn import_a_cache(store: &StoreArgs, server: &Airlock, dir: &Path) -> String {
+    let home = dir.join("hf-home-cache");
+    let out = run_ok(
+        &mut python(&venv("AIRLOCK_TEST_VENV"), server, &home),
+        r#"
+from huggingface_hub import snapshot_download, HfApi
+snapshot_download("org/tiny")
+print("SHA", HfApi().model_info("org/tiny").sha)
+"#,
+    );
+    let sha = out
+        .split("SHA ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let cache = home.join("hub/models--org--tiny");
+    std::fs::create_dir_all(cache.join("refs/pr")).unwrap();
+    std::fs::write(cache.join("refs/pr/1"), &sha).unwrap();
+    let out = store
+        .cli(dir)
+        .args(["hf", "import", "org/cached"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains(&format!("pr/1 -> {sha}")),
+        "{stderr}"
+    );
+    sha
+}
+
+fn tag_v1(server: &Airlock) {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            &format!("authorization: Bearer {ADMIN}"),
+            "-H",
+            "content-type: application/json",
+        ])
+        .args([
+            "--data",
+            r#"{"tag":"v1"}"#,
+            &server.url("/api/models/org/tiny/tag/main"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn huggingface_hub_versions(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, server) = setup(backend, dir.path());
+    tag_v1(&server);
+    let sha = import_a_cache(&store, &server, dir.path());
+    let model = dir.path().join("tiny-model");
+    for (var, name) in [
+        ("AIRLOCK_TEST_VENV", "2.x"),
+        ("AIRLOCK_TEST_VENV_HF1", "1.x"),
+        ("AIRLOCK_TEST_VENV_HF0", "0.36"),
+    ] {
+        let home = dir.path().join(format!("home-{name}"));
+        let out = run_ok(&mut python(&venv(var), &server, &home), DOWNLOADS);
+        assert!(
+            out.contains(&format!("DOWNLOADS-OK {sha}")),
+            "huggingface_hub {name}: {out}"
+        );
+        // Uploads: huggingface_hub 1.20+ would ask for Xet without this.
+        let mut cmd = python(&venv(var), &server, &home);
+        cmd.env("HF_TOKEN", ADMIN).env("HF_HUB_DISABLE_XET", "1");
+        let out = cmd.arg("-c").arg(UPLOADS).arg(&model).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("UPLOADS-OK"),
+            "huggingface_hub {name}: {text}"
+        );
+    }
+    // 0.36 resumes an interrupted download from its `.incomplete` file with a Range request.
+    let home = dir.path().join("home-resume");
+    let out = run_ok(
+        &mut python(&venv("AIRLOCK_TEST_VENV_HF0"), &server, &home),
+        r#"
+import os
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.file_download import repo_folder_name
+info = HfApi().model_info("org/tiny", files_metadata=True)
+big = [s for s in info.siblings if s.rfilename == "nested/big.bin"][0]
+blobs = os.path.join(os.environ["HF_HOME"], "hub", repo_folder_name(repo_id="org/tiny", repo_type="model"), "blobs")
+os.makedirs(blobs, exist_ok=True)
+first = hf_hub_download("org/tiny", "nested/big.bin", cache_dir=os.path.join(os.environ["HF_HOME"], "ref"))
+data = open(first, "rb").read()
+open(os.path.join(blobs, big.lfs.sha256 + ".incomplete"), "wb").write(data[:5_000_000])
+again = hf_hub_download("org/tiny", "nested/big.bin")
+assert open(again, "rb").read() == data
+print("RESUME-OK")
+"#,
+    );
+    assert!(out.contains("RESUME-OK"));
+    assert!(
+        server.log().contains("range=\"bytes=5000000-\""),
+        "no ranged GET seen for the resume"
+    );
+}
+
+fn transformers_and_datasets(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, server) = setup(backend, dir.path());
+    let home = dir.path().join("home");
+    let out = run_ok(
+        &mut python(&venv("AIRLOCK_TEST_VENV"), &server, &home),
+        r#"
+from transformers import AutoConfig, AutoTokenizer
+config = AutoConfig.from_pretrained("org/tiny")
+assert config.model_type == "bert" and config.hidden_size == 8, config
+tok = AutoTokenizer.from_pretrained("org/tiny")
+assert tok("hello world")["input_ids"] == [2, 3], tok("hello world")
+import datasets
+ds = datasets.load_dataset("org/ds", split="train")
+assert ds.num_rows == 3 and ds[0]["text"] == "hello world", ds
+print("TRANSFORMERS-DATASETS-OK")
+"#,
+    );
+    assert!(out.contains("TRANSFORMERS-DATASETS-OK"), "{out}");
+    assert!(!server.log().contains("status=5"), "{}", server.log());
+}
+
+macro_rules! on_both_stores {
+    ($($scenario:ident),*) => {
+        mod fs {
+            $(
+                #[test]
+                #[ignore = "needs huggingface_hub, transformers and datasets: `bash tests/run-all.sh` sets them up"]
+                fn $scenario() {
+                    super::$scenario(super::Backend::Fs);
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[test]
+                #[ignore = "needs huggingface_hub, transformers, datasets and Garage: `bash tests/run-all.sh` sets them up"]
+                fn $scenario() {
+                    super::$scenario(super::Backend::S3);
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(huggingface_hub_versions, transformers_and_datasets);
