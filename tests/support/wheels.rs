@@ -26,8 +26,15 @@ fn module_name(name: &str) -> String {
     name.replace(['-', '.'], "_").to_lowercase()
 }
 
-pub fn metadata(name: &str, version: &str, requires: &[&str], requires_python: Option<&str>) -> String {
-    let mut m = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test package {name}\n");
+pub fn metadata(
+    name: &str,
+    version: &str,
+    requires: &[&str],
+    requires_python: Option<&str>,
+) -> String {
+    let mut m = format!(
+        "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test package {name}\n"
+    );
     if let Some(rp) = requires_python {
         m.push_str(&format!("Requires-Python: {rp}\n"));
     }
@@ -57,8 +64,12 @@ pub fn wheel(name: &str, version: &str, requires: &[&str], requires_python: Opti
     }
     record.push_str(&format!("{dist_info}/RECORD,,\n"));
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (path, data) in files.iter().chain(std::iter::once(&(format!("{dist_info}/RECORD"), record.into_bytes()))) {
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (path, data) in files.iter().chain(std::iter::once(&(
+        format!("{dist_info}/RECORD"),
+        record.into_bytes(),
+    ))) {
         zip.start_file(path.as_str(), options).unwrap();
         zip.write_all(data).unwrap();
     }
@@ -72,7 +83,11 @@ pub fn wheel(name: &str, version: &str, requires: &[&str], requires_python: Opti
 pub fn sdist(name: &str, version: &str, requires: &[&str]) -> Dist {
     let module = module_name(name);
     let root = format!("{module}-{version}");
-    let deps = requires.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
+    let deps = requires
+        .iter()
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let files: Vec<(String, Vec<u8>)> = vec![
         (format!("{root}/PKG-INFO"), metadata(name, version, requires, None).into_bytes()),
         (
