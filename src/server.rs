@@ -37,6 +37,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub hf: Arc<crate::hf::HfState>,
+    /// Operations that reached the store backend (each one an S3 round trip).
+    pub store_ops: Arc<store::OpCounts>,
 }
 
 impl AppState {
@@ -47,6 +49,8 @@ impl AppState {
     }
 
     pub fn with_store(config: Config, store: DynStore) -> anyhow::Result<AppState> {
+        let store_ops = Arc::new(store::OpCounts::default());
+        let store: DynStore = Arc::new(store::CountingStore::new(store, store_ops.clone()));
         let auth = Auth::new(
             config.admin_token.as_deref(),
             &config.tokens,
@@ -69,6 +73,7 @@ impl AppState {
             blobs,
             docs,
             hf: Arc::new(hf),
+            store_ops,
             store,
             auth: Arc::new(auth),
             metrics: Arc::new(Metrics::default()),
@@ -133,9 +138,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &render_store_ops(&state.store_ops),
     )
         .into_response()
+}
+
+fn render_store_ops(ops: &store::OpCounts) -> String {
+    let mut out = String::from(
+        "# HELP airlock_store_operations_total Operations that reached the object store backend.\n\
+         # TYPE airlock_store_operations_total counter\n",
+    );
+    for (op, n) in ops.snapshot() {
+        out.push_str(&format!(
+            "airlock_store_operations_total{{op=\"{op}\"}} {n}\n"
+        ));
+    }
+    out
 }
 
 /// Serves until `shutdown` resolves, then stops accepting connections and gives

@@ -304,6 +304,81 @@ print("TRANSFORMERS-DATASETS-OK")
     assert!(!server.log().contains("status=5"), "{}", server.log());
 }
 
+/// Sum of `airlock_store_operations_total` for reads (get, head, list).
+fn store_reads(server: &Airlock) -> u64 {
+    let out = Command::new("curl")
+        .args(["-sf", &server.url("/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.starts_with("airlock_store_operations_total{op=\"get\"}")
+                || l.starts_with("airlock_store_operations_total{op=\"head\"}")
+                || l.starts_with("airlock_store_operations_total{op=\"list\"}")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// `snapshot_download` of 1,000 small files: at most 2 store reads per file with cold
+/// caches, none per file once warm.
+fn thousand_files_store_reads(backend: Backend) {
+    const FILES: u64 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let folder = dir.path().join("many");
+    std::fs::create_dir_all(folder.join("shards")).unwrap();
+    for i in 0..FILES {
+        std::fs::write(
+            folder.join(format!("shards/part-{i:04}.json")),
+            format!("{{\"part\": {i}}}"),
+        )
+        .unwrap();
+    }
+    let out = store
+        .cli(dir.path())
+        .args(["hf", "import", "org/many"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = store.serve(dir.path(), &[]);
+    let home = dir.path().join("home");
+    let script = r#"
+import os
+from huggingface_hub import snapshot_download
+p = snapshot_download("org/many", max_workers=8)
+assert len(os.listdir(os.path.join(p, "shards"))) == 1000
+print("SNAPSHOT-OK")
+"#;
+    let before = store_reads(&server);
+    run_ok(
+        &mut python(&venv("AIRLOCK_TEST_VENV"), &server, &home),
+        script,
+    );
+    let cold = store_reads(&server) - before;
+    assert!(
+        cold <= 2 * (FILES + 1) + 10,
+        "{cold} store reads for {FILES} files on a cold cache"
+    );
+    let before = store_reads(&server);
+    run_ok(
+        &mut python(&venv("AIRLOCK_TEST_VENV"), &server, &home),
+        script,
+    );
+    let warm = store_reads(&server) - before;
+    assert!(
+        warm <= 10,
+        "{warm} store reads for an unchanged snapshot on a warm cache"
+    );
+    eprintln!("store reads for {FILES} files: cold {cold}, warm {warm}");
+}
+
 macro_rules! on_both_stores {
     ($($scenario:ident),*) => {
         mod fs {
@@ -327,4 +402,8 @@ macro_rules! on_both_stores {
     };
 }
 
-on_both_stores!(huggingface_hub_versions, transformers_and_datasets);
+on_both_stores!(
+    huggingface_hub_versions,
+    transformers_and_datasets,
+    thousand_files_store_reads
+);

@@ -50,7 +50,7 @@ pub struct TreeEntry<'a> {
 /// The oid of a tree object with these entries (git sorts names as if directories
 /// ended in '/').
 pub fn tree_oid(entries: &mut [TreeEntry<'_>]) -> String {
-    entries.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    entries.sort_by_key(sort_key);
     let mut body = Vec::new();
     for e in entries.iter() {
         body.extend_from_slice(if e.is_dir { b"40000 " } else { b"100644 " });

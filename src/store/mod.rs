@@ -7,6 +7,7 @@
 //! which is how racing writers on tags, refs and index pages stay safe without locks.
 
 mod blobs;
+mod counting;
 mod docs;
 mod fs;
 mod key;
@@ -16,6 +17,7 @@ mod url;
 mod verify;
 
 pub use blobs::{hash_file, BlobMeta, BlobStore};
+pub use counting::{CountingStore, OpCounts};
 pub use docs::{DocStore, Document, Mutability};
 pub use fs::FsStore;
 pub use key::ObjectKey;
