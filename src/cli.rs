@@ -25,6 +25,10 @@ enum Command {
     /// The Python package index: import wheelhouses, yank versions.
     #[command(subcommand)]
     Pypi(crate::pypi::cli::PypiCommand),
+    /// The OCI registry: import image layouts and docker-save tarballs, print containerd
+    /// and podman mirror configuration.
+    #[command(subcommand)]
+    Oci(crate::oci::cli::OciCommand),
     /// The Hugging Face Hub: import model and dataset repositories.
     #[command(subcommand)]
     Hf(crate::hf::cli::HfCommand),
@@ -42,7 +46,9 @@ pub fn main() -> ExitCode {
     let serve_args = match &cli.command {
         Command::Serve(args) => args.clone(),
         Command::Healthcheck { url } => return healthcheck(url),
-        Command::Check | Command::Pypi(_) | Command::Hf(_) => ServeArgs::default(),
+        Command::Check | Command::Pypi(_) | Command::Hf(_) | Command::Oci(_) => {
+            ServeArgs::default()
+        }
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -68,6 +74,7 @@ pub fn main() -> ExitCode {
                 let state = crate::server::AppState::open(config).await?;
                 crate::pypi::cli::run(state, cmd).await
             }
+            Command::Oci(cmd) => crate::oci::cli::run(config, cmd).await,
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

@@ -3,6 +3,8 @@
 //! content management, referrers), the token service, naming across upstreams, and
 //! refusals of bad input with the spec's codes, leaving nothing behind.
 
+#[path = "support/images.rs"]
+mod images;
 mod support;
 
 use reqwest::header::HeaderMap;
@@ -1377,4 +1379,175 @@ async fn a_broken_store_is_a_5xx_never_a_404() {
         .await;
     assert!(s.is_server_error(), "{s} {body}");
     assert_eq!(code_of(&body), "UNAVAILABLE");
+}
+
+/// `airlock oci ...` on the fixture's store, returning (success, stderr+stdout).
+fn oci_cli(fx: &Fixture, args: &[&str]) -> (bool, String) {
+    let out = support::airlock::command(fx.dir.path())
+        .arg("--store")
+        .arg(fx.dir.path().join("store"))
+        .arg("oci")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A `docker save` (legacy format) tarball: manifest.json, a config, an uncompressed layer.
+fn docker_save(path: &std::path::Path, repo_tag: &str, layer: &[u8]) {
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/true"]}}"#;
+    let config_name = format!("{}.json", &sha256(config)[7..]);
+    let manifest =
+        json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": ["abc123/layer.tar"]}]);
+    let mut tar = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest.json", manifest.to_string().as_bytes());
+    add(&config_name, config);
+    add("abc123/layer.tar", layer);
+    tar.finish().unwrap();
+}
+
+#[tokio::test]
+async fn import_layouts_and_docker_archives_offline() {
+    let fx = start();
+    let layout = fx.dir.path().join("layout");
+    let (digest, bytes) = images::tiny_layout(&layout, "v1", b"layer one");
+    let layout_arg = layout.to_str().unwrap();
+
+    // A layout that names images by tag only needs --repo.
+    let (ok, text) = oci_cli(&fx, &["import", layout_arg]);
+    assert!(!ok && text.contains("--repo"), "{text}");
+    let (ok, text) = oci_cli(
+        &fx,
+        &["import", "--repo", "docker.io/library/tiny", layout_arg],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("1 image(s) added"), "{text}");
+    // Importing again stores nothing.
+    let (ok, text) = oci_cli(&fx, &["import", "--repo", "library/tiny", layout_arg]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("0 image(s) added, 1 already present; 0 blob(s) stored"),
+        "{text}"
+    );
+    let (s, h, body) = fx
+        .send(fx.http.get(fx.url("/v2/library/tiny/manifests/v1")))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(body.as_bytes(), &bytes[..]);
+    assert_eq!(header(&h, "docker-content-digest"), digest);
+    let (s, _, body) = fx
+        .send(
+            fx.http
+                .get(fx.url(&format!("/v2/library/tiny/blobs/{}", sha256(b"layer one")))),
+        )
+        .await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "layer one"));
+
+    // Full references in the layout and a tar of a layout (oci-archive), several at once.
+    let named = fx.dir.path().join("named");
+    let (named_digest, _) = images::tiny_layout(&named, "quay.io/airgap/hello:v2", b"layer two");
+    let archive = fx.dir.path().join("layout.tar");
+    let mut tar = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    tar.append_dir_all(".", &named).unwrap();
+    tar.finish().unwrap();
+    drop(tar);
+    let save = fx.dir.path().join("save.tar");
+    docker_save(&save, "busybox:legacy", b"uncompressed layer tar");
+    let (ok, text) = oci_cli(
+        &fx,
+        &[
+            "import",
+            named.to_str().unwrap(),
+            archive.to_str().unwrap(),
+            save.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("docker save (legacy)"), "{text}");
+    let (s, h, _) = fx
+        .send(
+            fx.http
+                .head(fx.url("/v2/airgap/hello/manifests/v2?ns=quay.io")),
+        )
+        .await;
+    assert_eq!(
+        (s, header(&h, "docker-content-digest")),
+        (StatusCode::OK, named_digest)
+    );
+    let (s, h, body) = fx
+        .send(fx.http.get(fx.url("/v2/busybox/manifests/legacy")))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(header(&h, "content-type"), DOCKER_MANIFEST);
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["layers"][0]["digest"], sha256(b"uncompressed layer tar"));
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar"
+    );
+
+    // Not an image at all.
+    let junk = fx.dir.path().join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    let (ok, text) = oci_cli(&fx, &["import", junk.to_str().unwrap()]);
+    assert!(
+        !ok && text.contains("neither an OCI image layout"),
+        "{text}"
+    );
+}
+
+#[test]
+fn hosts_toml_points_every_upstream_at_airlock() {
+    let out = support::airlock::command(std::path::Path::new("/"))
+        .args([
+            "oci",
+            "hosts-toml",
+            "--upstream",
+            "docker.io",
+            "--upstream",
+            "quay.io",
+            "--airlock",
+            "http://airlock.internal:8080",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.matches("server = \"http://airlock.internal:8080\"")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("# /etc/containerd/certs.d/quay.io/hosts.toml"));
+    assert!(text.contains(
+        "[host.\"http://airlock.internal:8080\"]\n  capabilities = [\"pull\", \"resolve\"]"
+    ));
+    assert!(text.contains(
+        "prefix = \"quay.io\"\nlocation = \"airlock.internal:8080/quay.io\"\ninsecure = true"
+    ));
+    let out = support::airlock::command(std::path::Path::new("/"))
+        .args([
+            "oci",
+            "hosts-toml",
+            "--upstream",
+            "docker.io",
+            "--airlock",
+            "ftp://x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

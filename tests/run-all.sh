@@ -21,6 +21,19 @@ step "garage: $(garage --version 2>/dev/null | head -n1)"
 
 # Debian packages for the OCI client tests (skopeo, umoci, containerd, runc, busybox-static).
 # OCI-SETUP-BEGIN
+OCI_PACKAGES="skopeo umoci containerd runc busybox-static"
+oci_missing=""
+for p in $OCI_PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || oci_missing="$oci_missing $p"
+done
+if [ -n "$oci_missing" ]; then
+    step "installing Debian packages for the OCI client tests:$oci_missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $oci_missing
+fi
+step "oci clients: $(skopeo --version), umoci $(umoci --version | awk '{print $3}'), containerd $(containerd --version | awk '{print $3}')"
 # OCI-SETUP-END
 
 # Real Python clients in a virtualenv (pip, uv, twine), a twine that still honours

@@ -118,6 +118,8 @@ impl std::fmt::Display for OciError {
     }
 }
 
+impl std::error::Error for OciError {}
+
 impl From<StoreError> for OciError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
