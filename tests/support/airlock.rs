@@ -47,6 +47,12 @@ impl Airlock {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Log first, then announce: callers read the log as soon as start() returns.
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(i) = line.find("listening on http://") {
                     let addr: String = line[i + "listening on ".len()..]
                         .chars()
@@ -54,9 +60,6 @@ impl Airlock {
                         .collect();
                     let _ = tx.send(addr);
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let base = match rx.recv_timeout(Duration::from_secs(30)) {
