@@ -1361,6 +1361,16 @@ async fn content_management_deletes() {
         (s, code_of(&body).as_str()),
         (StatusCode::NOT_FOUND, "BLOB_UNKNOWN")
     );
+    // Deleting from a repository that does not exist creates nothing.
+    let (s, _, _) = fx
+        .send(fx.req(Method::DELETE, "/v2/library/ghost/manifests/v1"))
+        .await;
+    assert_eq!(s, 404);
+    let (_, _, body) = fx.send(fx.req(Method::GET, "/v2/_catalog")).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["repositories"],
+        json!(["docker.io/library/del"])
+    );
 }
 
 #[tokio::test]

@@ -142,15 +142,16 @@ impl Registry {
                 .update(&key, |current| {
                     let mut doc = match current {
                         Some(d) => (*parse_repo(&key, d)?).clone(),
-                        None => {
-                            needs_catalog = !registered;
-                            RepoDoc::default()
-                        }
+                        None => RepoDoc::default(),
                     };
                     let changed = change(&mut doc)?;
                     result = doc.clone();
-                    if needs_catalog || !changed {
+                    if !changed {
                         return Ok::<_, OciError>(None);
+                    }
+                    if current.is_none() && !registered {
+                        needs_catalog = true;
+                        return Ok(None);
                     }
                     let bytes = serde_json::to_vec(&doc).expect("serializable");
                     Ok(Some(Bytes::from(bytes)))
