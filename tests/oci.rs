@@ -1108,6 +1108,30 @@ async fn one_endpoint_for_many_upstreams() {
         )
         .await;
     assert_eq!(s, 404);
+    // Pagination links keep the upstream.
+    let (_, _, b) = fx
+        .send(
+            fx.http
+                .get(fx.url("/v2/quay.io/prometheus/node-exporter/manifests/v1.8.0")),
+        )
+        .await;
+    fx.put_manifest(
+        "quay.io/prometheus/node-exporter",
+        "v1.9.0",
+        OCI_MANIFEST,
+        b.as_bytes(),
+    )
+    .await;
+    let (_, h, _) = fx
+        .send(
+            fx.http
+                .get(fx.url("/v2/prometheus/node-exporter/tags/list?n=1&ns=quay.io")),
+        )
+        .await;
+    assert_eq!(
+        header(&h, "link"),
+        "</v2/prometheus/node-exporter/tags/list?n=1&last=v1.8.0&ns=quay.io>; rel=\"next\""
+    );
     let (_, _, body) = fx
         .send(fx.http.get(fx.url("/v2/_catalog")).bearer_auth(ADMIN))
         .await;
@@ -1560,4 +1584,32 @@ fn hosts_toml_points_every_upstream_at_airlock() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_purged() {
+    let fx = start();
+    let (_, h, _) = fx
+        .send(fx.req(Method::POST, "/v2/library/purge/blobs/uploads/"))
+        .await;
+    let location = header(&h, "location");
+    let (s, _, _) = fx
+        .send(
+            fx.req(Method::PATCH, &location)
+                .body(b"half a layer".to_vec()),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (ok, text) = oci_cli(&fx, &["purge-uploads", "--older-than", "1h"]);
+    assert!(ok && text.contains("removed 0 abandoned"), "{text}");
+    let (s, _, _) = fx.send(fx.req(Method::GET, &location)).await;
+    assert_eq!(s, 204);
+    let (ok, text) = oci_cli(&fx, &["purge-uploads", "--older-than", "0s"]);
+    assert!(
+        ok && text.contains("removed 1 abandoned upload session(s) (2 object(s))"),
+        "{text}"
+    );
+    let (s, _, _) = fx.send(fx.req(Method::GET, &location)).await;
+    assert_eq!(s, 404);
+    assert!(fx.leftover_uploads().is_empty());
 }

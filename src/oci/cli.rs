@@ -21,6 +21,13 @@ pub enum OciCommand {
         #[arg(long)]
         repo: Option<String>,
     },
+    /// Remove upload sessions that clients started and abandoned (run it from cron; safe
+    /// while serving: sessions younger than --older-than are left alone).
+    PurgeUploads {
+        /// Age after which a session counts as abandoned, e.g. 24h.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
     /// Print containerd hosts.toml files and a podman/CRI-O registries.conf snippet that
     /// send every pull for the given upstreams to Airlock (and nowhere else).
     HostsToml {
@@ -59,6 +66,12 @@ pub async fn run(config: Config, command: OciCommand) -> anyhow::Result<()> {
                 }
             }
             print!("{text}");
+            Ok(())
+        }
+        OciCommand::PurgeUploads { older_than } => {
+            let state = AppState::open(config).await?;
+            let (sessions, objects) = super::upload::purge(&state, older_than).await?;
+            eprintln!("removed {sessions} abandoned upload session(s) ({objects} object(s))");
             Ok(())
         }
         OciCommand::Import { paths, repo } => {

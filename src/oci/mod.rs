@@ -609,6 +609,7 @@ fn paginate(
     n: Option<usize>,
     last: Option<&str>,
     path: &str,
+    ns: Option<&str>,
 ) -> (Vec<String>, Option<String>) {
     let after: Vec<String> = items
         .into_iter()
@@ -620,10 +621,14 @@ fn paginate(
     }
     let page: Vec<String> = after.into_iter().take(limit).collect();
     let link = page.last().map(|l| {
-        let q: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("n", &limit.to_string())
-            .append_pair("last", l)
-            .finish();
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("n", &limit.to_string())
+            .append_pair("last", l);
+        if let Some(ns) = ns {
+            // The next page must name the same upstream as this one.
+            q.append_pair("ns", ns);
+        }
+        let q = q.finish();
         format!("<{path}?{q}>; rel=\"next\"")
     });
     (page, link)
@@ -648,6 +653,7 @@ async fn tags(registry: &Registry, repo: &Repo, query: &str) -> Result<Response>
         n,
         last.as_deref(),
         &format!("/v2/{}/tags/list", repo.path),
+        query_one(query, "ns").as_deref(),
     );
     Ok(list_response(
         serde_json::json!({"name": repo.path, "tags": page}),
@@ -677,7 +683,7 @@ async fn catalog(
     {
         return Err(OciError::from(AuthError::Unauthenticated));
     }
-    let (page, link) = paginate(visible, n, last.as_deref(), "/v2/_catalog");
+    let (page, link) = paginate(visible, n, last.as_deref(), "/v2/_catalog", None);
     Ok(list_response(
         serde_json::json!({"repositories": page}),
         link,

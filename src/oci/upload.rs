@@ -488,3 +488,67 @@ pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -
     discard(state, id, &session).await;
     created(state, &headers, repo, &digest)
 }
+
+/// Removes upload sessions started more than `older_than` ago (and stray chunks of
+/// sessions whose state is gone): what clients abandoned. Returns (sessions, objects).
+pub async fn purge(
+    state: &AppState,
+    older_than: std::time::Duration,
+) -> std::result::Result<(usize, usize), StoreError> {
+    use std::collections::BTreeMap;
+    const PREFIX: &str = "uploads/oci/";
+    let cutoff = now().saturating_sub(older_than.as_secs());
+    let mut sessions: BTreeMap<String, Vec<crate::store::ObjectMeta>> = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = state.store.list(PREFIX, after.as_deref(), 1000).await?;
+        for object in page.objects {
+            let id = object.key.as_str()[PREFIX.len()..]
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            sessions.entry(id).or_default().push(object);
+        }
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let (mut purged, mut objects) = (0, 0);
+    for (id, parts) in sessions {
+        let started = match state
+            .docs
+            .get_fresh(&state_key(&id).map_err(|_| StoreError::InvalidKey(id.clone()))?)
+            .await?
+        {
+            Some(doc) => serde_json::from_slice::<Session>(&doc.bytes)
+                .ok()
+                .map(|s| s.started),
+            None => None,
+        };
+        // Without a readable state, the newest part dates the session.
+        let started = started.unwrap_or_else(|| {
+            parts
+                .iter()
+                .filter_map(|p| p.last_modified)
+                .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .max()
+                .unwrap_or(0)
+        });
+        if started > cutoff {
+            continue;
+        }
+        // Chunks first: a session whose state survives a failure here is purged next time.
+        let (state_parts, chunks): (Vec<_>, Vec<_>) = parts
+            .into_iter()
+            .partition(|p| p.key.as_str().ends_with("/state.json"));
+        for part in chunks.iter().chain(state_parts.iter()) {
+            state.docs.delete(&part.key).await?;
+            objects += 1;
+        }
+        purged += 1;
+    }
+    Ok((purged, objects))
+}
