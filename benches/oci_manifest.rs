@@ -1,0 +1,289 @@
+//! Hot OCI manifest requests — HEAD and GET by tag, GET by digest — against nginx
+//! serving a static file of the same size, with `wrk -t2 -c32` in one run. With
+//! `DOCKER_REGISTRY=<path to Debian's docker-registry>` the same image is also pushed to
+//! the reference registry (distribution 2.8) and measured there.
+//!
+//! `cargo bench --bench oci_manifest` (needs wrk and nginx; skopeo for DOCKER_REGISTRY).
+
+#[path = "../tests/support/images.rs"]
+mod images;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+const DURATION: &str = "5s";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn airlock(dir: &Path, store: &Path) -> (Guard, String) {
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args([
+            "--store",
+            store.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AIRLOCK_LOG", "warn,airlock::server=info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("airlock exited").unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Guard(child), base)
+}
+
+fn nginx(dir: &Path, root: &Path) -> Option<(Guard, u16)> {
+    let nginx = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|n| Path::new(n).exists() || have(n))?;
+    let port = free_port();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; worker_processes auto; user root; pid {d}/nginx.pid; error_log {d}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
+               client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+               server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
+            d = dir.display(),
+            r = root.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(nginx)
+        .args(["-c", conf.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    Some((Guard(child), port))
+}
+
+struct Load {
+    rps: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, method: &str, headers: &[&str], dir: &Path) -> Load {
+    let script = dir.join(format!("wrk-{method}.lua"));
+    std::fs::write(&script, format!("wrk.method = \"{method}\"\n")).unwrap();
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        "-c32",
+        "-d",
+        DURATION,
+        "--latency",
+        "-s",
+        script.to_str().unwrap(),
+    ]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "{url} answered errors:\n{text}");
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0);
+    let p99_ms = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| {
+            let v = v.trim();
+            let (num, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+            let n: f64 = num.parse().unwrap_or(f64::NAN);
+            match unit {
+                "us" => n / 1000.0,
+                "s" => n * 1000.0,
+                _ => n,
+            }
+        })
+        .unwrap_or(f64::NAN);
+    Load { rps, p99_ms }
+}
+
+/// Debian's docker-registry (distribution 2.8) on a free port, holding the same image.
+fn docker_registry(dir: &Path, layout: &Path, tag: &str) -> Option<(Guard, u16)> {
+    let bin = std::env::var("DOCKER_REGISTRY").ok()?;
+    let port = free_port();
+    let conf = dir.join("registry.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("registry-data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["serve", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let pushed = Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:{tag}", layout.display()),
+            &format!("docker://127.0.0.1:{port}/library/bench:{tag}"),
+        ])
+        .output()
+        .ok()?;
+    pushed.status.success().then_some((Guard(child), port))
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("oci_manifest: run with `cargo bench --bench oci_manifest`");
+        return;
+    }
+    if !have("wrk") {
+        println!("oci_manifest: needs wrk on PATH (apt-get install wrk)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = dir.join("store");
+    let layout = dir.join("layout");
+    let (digest, manifest) = images::tiny_layout(&layout, "1.0", &vec![7u8; 4096]);
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .args([
+            "--store",
+            store.to_str().unwrap(),
+            "oci",
+            "import",
+            "--repo",
+            "docker.io/library/bench",
+        ])
+        .arg(&layout)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_airlock, base) = airlock(dir, &store);
+
+    let static_root = dir.join("static");
+    std::fs::create_dir_all(&static_root).unwrap();
+    std::fs::write(static_root.join("manifest.json"), &manifest).unwrap();
+    let nginx = nginx(dir, &static_root);
+    let registry = docker_registry(dir, &layout, "1.0");
+    let accept = format!("Accept: {MANIFEST}");
+
+    let targets = [
+        (
+            "HEAD manifest by tag",
+            "HEAD",
+            "/v2/library/bench/manifests/1.0".to_string(),
+        ),
+        (
+            "GET manifest by tag",
+            "GET",
+            "/v2/library/bench/manifests/1.0".to_string(),
+        ),
+        (
+            "GET manifest by digest",
+            "GET",
+            format!("/v2/library/bench/manifests/{digest}"),
+        ),
+    ];
+    println!(
+        "\nmanifest of {} bytes; wrk -t2 -c32 -d{DURATION}\n{:<24} {:>12} {:>8} {:>10} {:>8} {:>7} {:>12} {:>7}",
+        manifest.len(),
+        "target",
+        "airlock r/s",
+        "p99 ms",
+        "nginx r/s",
+        "p99 ms",
+        "ratio",
+        "registry r/s",
+        "ratio"
+    );
+    for (name, method, path) in &targets {
+        let a = wrk(&format!("{base}{path}"), method, &[&accept], dir);
+        let n = nginx.as_ref().map(|(_, port)| {
+            wrk(
+                &format!("http://127.0.0.1:{port}/manifest.json"),
+                method,
+                &[],
+                dir,
+            )
+        });
+        let r = registry.as_ref().map(|(_, port)| {
+            wrk(
+                &format!("http://127.0.0.1:{port}{path}"),
+                method,
+                &[&accept],
+                dir,
+            )
+        });
+        let (n_rps, n_p99, n_ratio) = match &n {
+            Some(n) => (
+                format!("{:.0}", n.rps),
+                format!("{:.2}", n.p99_ms),
+                format!("{:.2}x", a.rps / n.rps),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let (r_rps, r_ratio) = match &r {
+            Some(r) => (format!("{:.0}", r.rps), format!("{:.1}x", a.rps / r.rps)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{name:<24} {:>12.0} {:>8.2} {n_rps:>10} {n_p99:>8} {n_ratio:>7} {r_rps:>12} {r_ratio:>7}",
+            a.rps, a.p99_ms
+        );
+    }
+    if registry.is_none() {
+        println!("(set DOCKER_REGISTRY=/usr/bin/docker-registry to compare with distribution 2.8)");
+    }
+}
