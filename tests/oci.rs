@@ -1108,6 +1108,33 @@ async fn one_endpoint_for_many_upstreams() {
         )
         .await;
     assert_eq!(s, 404);
+    // A push named by `ns` continues at a Location that needs no `ns`.
+    let (s, h, _) = fx
+        .send(fx.req(
+            Method::POST,
+            "/v2/prometheus/node-exporter/blobs/uploads/?ns=quay.io",
+        ))
+        .await;
+    assert_eq!(s, 202);
+    let location = header(&h, "location");
+    assert!(
+        location.starts_with("/v2/quay.io/prometheus/node-exporter/blobs/uploads/"),
+        "{location}"
+    );
+    let (s, h, _) = fx
+        .send(
+            fx.req(Method::PUT, &format!("{location}?digest={}", sha256(b"q")))
+                .body("q"),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        header(&h, "location"),
+        format!(
+            "/v2/quay.io/prometheus/node-exporter/blobs/{}",
+            sha256(b"q")
+        )
+    );
     // Pagination links keep the upstream.
     let (_, _, b) = fx
         .send(

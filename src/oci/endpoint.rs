@@ -16,6 +16,18 @@ pub struct Repo {
     pub name: String,
 }
 
+impl Repo {
+    /// The name for URLs this response hands back (`Location`): the request's own,
+    /// unless only `?ns=` made it mean this repository. Clients follow such URLs
+    /// without re-adding `ns`, so those carry the host-prefixed name instead.
+    pub fn url_name(&self, default_host: &str) -> &str {
+        match canonical(&self.path, None, default_host) {
+            Ok(name) if name == self.name => &self.path,
+            _ => &self.name,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reference {
     Tag(String),

@@ -177,7 +177,8 @@ fn blob_location(
     repo: &Repo,
     digest: &Digest,
 ) -> HeaderValue {
-    location(state, headers, &format!("/v2/{}/blobs/{digest}", repo.path))
+    let name = repo.url_name(&state.config.oci.default_registry);
+    location(state, headers, &format!("/v2/{name}/blobs/{digest}"))
 }
 
 fn digest_header(digest: &Digest) -> HeaderValue {
@@ -490,7 +491,10 @@ async fn put_manifest(
         location(
             state,
             &headers,
-            &format!("/v2/{}/manifests/{digest}", repo.path),
+            &format!(
+                "/v2/{}/manifests/{digest}",
+                repo.url_name(&state.config.oci.default_registry)
+            ),
         ),
     );
     h.insert("docker-content-digest", digest_header(&digest));

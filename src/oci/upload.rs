@@ -49,8 +49,9 @@ fn unknown(id: &str) -> OciError {
     )
 }
 
-fn upload_path(repo: &Repo, id: &str) -> String {
-    format!("/v2/{}/blobs/uploads/{id}", repo.path)
+fn upload_path(state: &AppState, repo: &Repo, id: &str) -> String {
+    let name = repo.url_name(&state.config.oci.default_registry);
+    format!("/v2/{name}/blobs/uploads/{id}")
 }
 
 /// `Range: 0-<last byte>` as the spec writes upload progress (`0-0` when empty).
@@ -71,7 +72,7 @@ fn progress(
     let h = r.headers_mut();
     h.insert(
         header::LOCATION,
-        location(state, headers, &upload_path(repo, id)),
+        location(state, headers, &upload_path(state, repo, id)),
     );
     h.insert(header::RANGE, range_value(size));
     h.insert(
