@@ -106,12 +106,10 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Whether a request carries a body at all (a sized one, or a chunked stream).
-fn has_body(headers: &HeaderMap) -> bool {
-    match content_length(headers) {
-        Some(n) => n > 0,
-        None => headers.contains_key(header::TRANSFER_ENCODING),
-    }
+/// Whether a request carries a body at all: a sized one, a chunked HTTP/1 stream, or
+/// an HTTP/2 stream without Content-Length (hyper knows an absent body as ended).
+fn has_body(request: &Request) -> bool {
+    !http_body::Body::is_end_stream(request.body())
 }
 
 /// `Content-Range: <start>-<end>` (inclusive; a `bytes ` prefix is tolerated).
@@ -296,7 +294,7 @@ async fn append(
         }
         expected = Some(length);
     }
-    if expected == Some(0) || (expected.is_none() && !has_body(&headers)) {
+    if expected == Some(0) || !has_body(&request) {
         return Ok(session);
     }
     let n = session.chunks.len();
@@ -454,7 +452,7 @@ pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -
             .await;
         (session, put)
     } else {
-        let session = if has_body(&headers) {
+        let session = if has_body(&request) {
             match append(state, repo, id, request).await {
                 Ok(s) => s,
                 Err(r) => return r,
