@@ -1,0 +1,57 @@
+//! Blobs: pulls with ranges through the shared blob response, and per-repository
+//! deletes (the content itself stays in the shared store).
+
+use super::*;
+/// A blob is in a repository when it was pushed or mounted there, or is one of its
+/// manifests (clients may fetch manifests through the blob endpoint).
+async fn in_repo(registry: &Registry, repo: &Repo, digest: &Digest) -> Result<bool> {
+    if registry.blob_linked(&repo.name, digest).await? {
+        return Ok(true);
+    }
+    Ok(registry
+        .repo(&repo.name)
+        .await?
+        .is_some_and(|doc| doc.manifests.contains_key(digest)))
+}
+
+fn blob_unknown(repo: &Repo, digest: &Digest) -> OciError {
+    OciError::new(
+        Code::BlobUnknown,
+        format!("blob {digest} is not in repository `{}`", repo.name),
+    )
+}
+
+pub(super) async fn get_blob(
+    registry: &Registry,
+    repo: &Repo,
+    digest: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
+    if !in_repo(registry, repo, digest).await? {
+        return Err(blob_unknown(repo, digest));
+    }
+    let mut r = blob_response(registry.blobs(), digest, headers, head)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => blob_unknown(repo, digest),
+            other => other.into(),
+        })?;
+    r.headers_mut()
+        .insert("docker-content-digest", digest_header(digest));
+    Ok(r)
+}
+
+pub(super) async fn delete_blob(
+    registry: &Registry,
+    repo: &Repo,
+    digest: &Digest,
+) -> Result<Response> {
+    if !registry.blob_linked(&repo.name, digest).await? {
+        return Err(blob_unknown(repo, digest));
+    }
+    // The content stays in the shared blob store: other repositories may hold it.
+    registry.unlink_blob(&repo.name, digest).await?;
+    tracing::info!(repo = %repo.name, %digest, "oci blob unlinked");
+    Ok(accepted())
+}

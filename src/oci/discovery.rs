@@ -1,0 +1,155 @@
+//! Content discovery: tag lists and the catalog with `n`/`last` pagination, and the
+//! referrers API.
+
+use super::*;
+/// `n` and `last` of a paginated list.
+fn page_params(query: &str) -> Result<(Option<usize>, Option<String>)> {
+    let n = match query_one(query, "n") {
+        None => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            OciError::new(
+                Code::PaginationNumberInvalid,
+                format!("n=`{n}` is not a number"),
+            )
+        })?),
+    };
+    Ok((n.map(|n| n.min(MAX_PAGE)), query_one(query, "last")))
+}
+
+/// One page of a sorted list, with the `Link` to the next if there is more.
+fn paginate(
+    items: Vec<String>,
+    n: Option<usize>,
+    last: Option<&str>,
+    path: &str,
+    ns: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    let after: Vec<String> = items
+        .into_iter()
+        .filter(|t| last.is_none_or(|l| t.as_str() > l))
+        .collect();
+    let limit = n.unwrap_or(MAX_PAGE);
+    if after.len() <= limit {
+        return (after, None);
+    }
+    let page: Vec<String> = after.into_iter().take(limit).collect();
+    let link = page.last().map(|l| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("n", &limit.to_string())
+            .append_pair("last", l);
+        if let Some(ns) = ns {
+            // The next page must name the same upstream as this one.
+            q.append_pair("ns", ns);
+        }
+        let q = q.finish();
+        format!("<{path}?{q}>; rel=\"next\"")
+    });
+    (page, link)
+}
+
+fn list_response(body: serde_json::Value, link: Option<String>) -> Response {
+    let mut r = json_response(StatusCode::OK, body.to_string(), false);
+    if let Some(link) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LINK, link);
+    }
+    r
+}
+
+pub(super) async fn tags(registry: &Registry, repo: &Repo, query: &str) -> Result<Response> {
+    let (n, last) = page_params(query)?;
+    let doc = registry.repo(&repo.name).await?.ok_or_else(|| {
+        OciError::new(Code::NameUnknown, format!("no repository `{}`", repo.name))
+    })?;
+    let all: Vec<String> = doc.tags.keys().cloned().collect();
+    let (page, link) = paginate(
+        all,
+        n,
+        last.as_deref(),
+        &format!("/v2/{}/tags/list", repo.path),
+        query_one(query, "ns").as_deref(),
+    );
+    Ok(list_response(
+        serde_json::json!({"name": repo.path, "tags": page}),
+        link,
+    ))
+}
+
+pub(super) async fn catalog(
+    state: &AppState,
+    registry: &Registry,
+    identity: &Identity,
+    query: &str,
+) -> Result<Response> {
+    let (n, last) = page_params(query)?;
+    let visible: Vec<String> = registry
+        .catalog()
+        .await?
+        .into_iter()
+        .filter(|name| {
+            state
+                .auth
+                .authorize(identity, Protocol::Oci, Action::Read, name)
+                .is_ok()
+        })
+        .collect();
+    if visible.is_empty() && matches!(identity, Identity::Anonymous) && !state.auth.anonymous_read()
+    {
+        return Err(OciError::from(AuthError::Unauthenticated));
+    }
+    let (page, link) = paginate(visible, n, last.as_deref(), "/v2/_catalog", None);
+    Ok(list_response(
+        serde_json::json!({"repositories": page}),
+        link,
+    ))
+}
+
+pub(super) async fn referrers(
+    registry: &Registry,
+    repo: &Repo,
+    subject: &Digest,
+    query: &str,
+) -> Result<Response> {
+    let filter = query_one(query, "artifactType");
+    let doc = registry.repo(&repo.name).await?;
+    let mut manifests = Vec::new();
+    for (digest, entry) in doc.iter().flat_map(|d| d.manifests.iter()) {
+        if entry.subject.as_ref() != Some(subject) {
+            continue;
+        }
+        if filter
+            .as_ref()
+            .is_some_and(|f| entry.artifact_type.as_ref() != Some(f))
+        {
+            continue;
+        }
+        let mut descriptor = serde_json::json!({
+            "mediaType": entry.media_type,
+            "digest": digest.to_string(),
+            "size": entry.size,
+        });
+        if let Some(t) = &entry.artifact_type {
+            descriptor["artifactType"] = t.clone().into();
+        }
+        if let Some(a) = &entry.annotations {
+            descriptor["annotations"] = serde_json::to_value(a).expect("strings");
+        }
+        manifests.push(descriptor);
+    }
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let mut r = json_response(StatusCode::OK, body.to_string(), false);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(manifest::OCI_INDEX),
+    );
+    if filter.is_some() {
+        r.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(r)
+}
