@@ -37,6 +37,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub hf: Arc<crate::hf::HfState>,
+    pub pypi: Arc<crate::pypi::PypiState>,
     /// Operations that reached the store backend (each one an S3 round trip).
     pub store_ops: Arc<store::OpCounts>,
 }
@@ -73,6 +74,7 @@ impl AppState {
             blobs,
             docs,
             hf: Arc::new(hf),
+            pypi: Arc::new(crate::pypi::PypiState::new(config.cache.metadata_bytes)),
             store_ops,
             store,
             auth: Arc::new(auth),

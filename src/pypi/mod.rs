@@ -30,7 +30,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{header, HeaderValue, Method, StatusCode};
 use project::FileEntry;
 use render::{negotiate, Format, ProjectPage, SimpleIndexPage};
 use serde::Deserialize;
@@ -129,14 +129,28 @@ async fn serve(
     match endpoint {
         Endpoint::Redirect { to } => Ok(redirect(&to)),
         Endpoint::Root { index, .. } => {
-            let projects = index_of(state, &index).projects().await?;
-            let page = SimpleIndexPage {
-                projects: &projects,
-            };
-            page_response(request.headers(), request.uri().query(), |f| match f {
-                Format::Json => page.json().to_string(),
-                _ => page.html(),
-            })
+            let doc = index_of(state, &index).raw_projects().await?;
+            let version = doc.as_ref().map(|d| d.etag.clone()).unwrap_or_default();
+            serve_page(
+                state,
+                request.headers(),
+                request.uri().query(),
+                format!("{index}/|0|{version}"),
+                |format| {
+                    let projects: Vec<project::ProjectListEntry> = match &doc {
+                        Some(d) => project::parse(&d.bytes)?,
+                        None => Vec::new(),
+                    };
+                    let page = SimpleIndexPage {
+                        projects: &projects,
+                    };
+                    Ok(match format {
+                        Format::Json => page.json(),
+                        _ => page.html(),
+                    })
+                },
+            )
+            .await
         }
         Endpoint::Project {
             index,
@@ -144,22 +158,33 @@ async fn serve(
             page_path,
         } => {
             let doc = index_of(state, &index)
-                .project(&normalized)
+                .raw_project(&normalized)
                 .await?
                 .ok_or_else(|| {
                     PypiError::not_found(format!("no project `{normalized}` in index `{index}`"))
                 })?;
             let depth = page_path.trim_matches('/').split('/').count();
-            let file_url = |f: &FileEntry| file_url(state, &index, &normalized, f, depth);
-            let page = ProjectPage {
-                normalized: &normalized,
-                doc: &doc,
-                file_url: &file_url,
-            };
-            page_response(request.headers(), request.uri().query(), |f| match f {
-                Format::Json => page.json().to_string(),
-                _ => page.html(),
-            })
+            let key = format!("{index}/{normalized}|{depth}|{}", doc.etag);
+            serve_page(
+                state,
+                request.headers(),
+                request.uri().query(),
+                key,
+                |format| {
+                    let project: project::ProjectDoc = project::parse(&doc.bytes)?;
+                    let file_url = |f: &FileEntry| file_url(state, &index, &normalized, f, depth);
+                    let page = ProjectPage {
+                        normalized: &normalized,
+                        doc: &project,
+                        file_url: &file_url,
+                    };
+                    Ok(match format {
+                        Format::Json => page.json().to_string(),
+                        _ => page.html(),
+                    })
+                },
+            )
+            .await
         }
         Endpoint::File {
             index,
@@ -242,11 +267,34 @@ fn file_url(
     }
 }
 
+/// Rendered index pages, by page, format and the version of the document they were
+/// rendered from: a hot project page costs a cache lookup, not a parse and a render.
+#[derive(Debug)]
+pub struct PypiState {
+    pages: moka::future::Cache<String, (bytes::Bytes, String)>,
+}
+
+impl PypiState {
+    pub fn new(cache_bytes: u64) -> PypiState {
+        PypiState {
+            pages: moka::future::Cache::builder()
+                .max_capacity(cache_bytes)
+                .weigher(|k: &String, v: &(bytes::Bytes, String)| {
+                    (k.len() + v.0.len()).try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+}
+
 /// An index page in the negotiated format, with `ETag`/304 and `Vary: Accept`.
-fn page_response(
-    headers: &HeaderMap,
+/// `key` names the page and the version of its source document.
+async fn serve_page(
+    state: &AppState,
+    headers: &http::HeaderMap,
     query: Option<&str>,
-    render: impl Fn(Format) -> String,
+    key: String,
+    render: impl FnOnce(Format) -> Result<String, PypiError>,
 ) -> Result<Response, PypiError> {
     let format_param = query.and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -255,12 +303,24 @@ fn page_response(
     });
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = negotiate(accept, format_param.as_deref())?;
-    let body = render(format);
-    let etag = format!(
-        "\"{}\"",
-        &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, body.as_bytes()).hex()
-            [..32]
-    );
+    let key = format!("{key}|{}", format.content_type());
+    let (body, etag) = match state.pypi.pages.get(&key).await {
+        Some(hit) => hit,
+        None => {
+            let body = bytes::Bytes::from(render(format)?);
+            let etag = format!(
+                "\"{}\"",
+                &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, key.as_bytes())
+                    .hex()[..32]
+            );
+            state
+                .pypi
+                .pages
+                .insert(key, (body.clone(), etag.clone()))
+                .await;
+            (body, etag)
+        }
+    };
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -10,7 +10,7 @@
 
 use super::names::{normalize, DistKind};
 use super::PypiError;
-use crate::store::{DocStore, Mutability, ObjectKey, StoreError};
+use crate::store::{DocStore, Document, Mutability, ObjectKey, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -78,18 +78,21 @@ impl Index {
     }
 
     pub async fn project(&self, normalized: &str) -> Result<Option<ProjectDoc>, PypiError> {
-        let key = self.project_key(normalized)?;
-        match self.docs.get(&key, Mutability::Mutable).await? {
-            Some(doc) => Ok(Some(parse(&doc.bytes)?)),
-            None => Ok(None),
-        }
+        self.raw_project(normalized)
+            .await?
+            .map(|d| parse(&d.bytes))
+            .transpose()
     }
 
-    pub async fn projects(&self) -> Result<Vec<ProjectListEntry>, PypiError> {
-        match self.docs.get(&self.list_key(), Mutability::Mutable).await? {
-            Some(doc) => parse(&doc.bytes),
-            None => Ok(Vec::new()),
-        }
+    /// The stored project document, unparsed, with its version (pages are cached by it).
+    pub async fn raw_project(&self, normalized: &str) -> Result<Option<Document>, PypiError> {
+        let key = self.project_key(normalized)?;
+        Ok(self.docs.get(&key, Mutability::Mutable).await?)
+    }
+
+    /// The stored project list, unparsed, with its version.
+    pub async fn raw_projects(&self) -> Result<Option<Document>, PypiError> {
+        Ok(self.docs.get(&self.list_key(), Mutability::Mutable).await?)
     }
 
     /// Records a file whose body (and metadata) are already stored. A different file
@@ -208,7 +211,7 @@ pub fn conflict(filename: &str, existing_sha256: &str) -> PypiError {
     ))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PypiError> {
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PypiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         PypiError::from(StoreError::Unavailable(format!(
             "corrupt index document: {e}"

@@ -130,11 +130,26 @@ impl SimpleIndexPage<'_> {
         out
     }
 
-    pub fn json(&self) -> Value {
-        json!({
-            "meta": {"api-version": API_VERSION},
-            "projects": self.projects.iter().map(|p| json!({"name": p.name})).collect::<Vec<_>>(),
-        })
+    /// Serialized straight from the list: the root of a large index has 100,000 entries.
+    pub fn json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Name<'a> {
+            name: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Root<'a> {
+            meta: Value,
+            projects: Vec<Name<'a>>,
+        }
+        let root = Root {
+            meta: json!({"api-version": API_VERSION}),
+            projects: self
+                .projects
+                .iter()
+                .map(|p| Name { name: &p.name })
+                .collect(),
+        };
+        serde_json::to_string(&root).expect("serializable")
     }
 }
 
