@@ -24,7 +24,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     Credentials, ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use aws_smithy_types::retry::RetryConfig;
@@ -113,6 +113,10 @@ pub struct S3Store {
     endpoint: String,
     /// Never `Auto` once open.
     conditional: ConditionalWrites,
+    /// Send `UNSIGNED-PAYLOAD` instead of hashing every upload for the signature: only
+    /// over https, where TLS already protects the bytes (the AWS Java SDK's default too).
+    /// Over plain http the signature is the only integrity check on the wire, so it stays.
+    unsigned_payload: bool,
     /// Serializes check-then-put per key in `Local` mode.
     put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -190,18 +194,22 @@ impl S3Store {
         if let Err(e) = provider.provide_credentials().await {
             anyhow::bail!(
                 "no S3 credentials found for bucket {bucket}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ({})",
-                one_line(&DisplayErrorContext(&e).to_string())
+                error_chain(&e)
             );
         }
 
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .http_client(http_client)
             .force_path_style(settings.path_style.unwrap_or(endpoint_url.is_some()))
-            // Garage and Ceph reject or slowly handle the flexible-checksum trailers newer
-            // SDKs send by default; S3 needs them only for a few operations we do not use.
+            // Since 2025 the SDKs add CRC checksums to every upload (as aws-chunked
+            // trailers) and check them on every download. Older Garage, Ceph RGW and MinIO
+            // releases refuse those uploads, and each costs a pass over the bytes; S3
+            // requires them only for operations Airlock does not use. Blob digests are
+            // verified by Airlock itself.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .build();
+        let unsigned_payload = endpoint.starts_with("https://");
         let prefix = prefix.trim_matches('/');
         let mut store = S3Store {
             client: Client::from_conf(config),
@@ -213,6 +221,7 @@ impl S3Store {
             bucket,
             endpoint,
             conditional: settings.conditional_writes,
+            unsigned_payload,
             put_locks: Mutex::new(HashMap::new()),
         };
 
@@ -283,7 +292,7 @@ impl S3Store {
     {
         let (bucket, endpoint) = (&self.bucket, &self.endpoint);
         let SdkError::ServiceError(ctx) = &err else {
-            let detail = one_line(&DisplayErrorContext(&err).to_string());
+            let detail = error_chain(&err);
             return match &err {
                 SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => anyhow::anyhow!(
                     "cannot reach the S3 endpoint {endpoint} for bucket {bucket}: {detail}; check --s3-endpoint / AWS_ENDPOINT_URL"
@@ -300,12 +309,11 @@ impl S3Store {
             ctx.err().message().unwrap_or("no message")
         ));
         match (status, code) {
-            (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch") | (403, "") => anyhow::anyhow!(
-                "S3 rejected the credentials for bucket {bucket}: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile (S3 said {said})"
-            ),
-            (403, _) => anyhow::anyhow!(
-                "S3 refused access to bucket {bucket} with these credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile, \
-                 and that the key may read and write the bucket (e.g. `garage bucket allow --read --write {bucket} --key KEY`) (S3 said {said})"
+            // Garage answers 403 AccessDenied for an unknown key, a bad signature and a
+            // missing permission alike; its message tells them apart.
+            (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch") | (403, _) => anyhow::anyhow!(
+                "S3 rejected the credentials for bucket {bucket}: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile, \
+                 and that the key may read and write the bucket (S3 said {said})"
             ),
             (_, "NoSuchBucket") | (404, _) => anyhow::anyhow!(
                 "bucket {bucket} does not exist at {endpoint}: create it (e.g. `garage bucket create {bucket}`) or fix --store (S3 said {said})"
@@ -394,9 +402,13 @@ impl S3Store {
                     .body(data.into())
                     .set_if_none_match(if_none_match)
                     .set_if_match(if_match)
-                    .send()
-                    .await
-                    .map_err(|e| write_error(key, mode, e))?;
+                    .customize();
+                let out = if self.unsigned_payload {
+                    out.disable_payload_signing()
+                } else {
+                    out
+                };
+                let out = out.send().await.map_err(|e| write_error(key, mode, e))?;
                 Ok(out.e_tag)
             })
         })
@@ -442,9 +454,13 @@ impl S3Store {
                     .part_number(number)
                     .content_length(data.len() as i64)
                     .body(data.into())
-                    .send()
-                    .await
-                    .map_err(|e| unavailable(key, e))?;
+                    .customize();
+                let out = if self.unsigned_payload {
+                    out.disable_payload_signing()
+                } else {
+                    out
+                };
+                let out = out.send().await.map_err(|e| unavailable(key, e))?;
                 Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag)
@@ -462,7 +478,7 @@ impl S3Store {
                 }
                 // Fill the next part while the previous one uploads.
                 let ((next, ended), done) = futures::future::try_join(
-                    read_part(&mut body, &mut verifier, part_size),
+                    read_part(&mut body, &mut verifier, part_size, options.expected_size),
                     uploading,
                 )
                 .await?;
@@ -532,40 +548,45 @@ fn part_size_for(expected: Option<u64>) -> usize {
 
 /// Reads chunks until at least `part_size` bytes or the end of the body; returns them as
 /// one buffer and whether the body ended. One chunk is passed on as is; several are
-/// joined into one buffer (the SDK signs and sends one contiguous body per request).
+/// joined into one buffer (the SDK signs and sends one contiguous body per request),
+/// sized by what `expected_size` says is left so small bodies do not reserve a whole part.
 async fn read_part(
     body: &mut ByteStream,
     verifier: &mut Verifier,
     part_size: usize,
+    expected_size: Option<u64>,
 ) -> Result<(Bytes, bool)> {
+    let room = expected_size.map_or(part_size, |expected| {
+        expected
+            .saturating_sub(verifier.size())
+            .min(part_size as u64) as usize
+    });
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut len = 0;
-    while len < part_size {
+    let ended = loop {
+        if len >= part_size {
+            break false;
+        }
         let Some(chunk) = body.next().await else {
-            return Ok((
-                joined.map(BytesMut::freeze).or(first).unwrap_or_default(),
-                true,
-            ));
+            break true;
         };
         let chunk = chunk.map_err(StoreError::Body)?;
         verifier.update(&chunk)?;
         len += chunk.len();
-        if let Some(buf) = &mut joined {
-            buf.extend_from_slice(&chunk);
-        } else if let Some(head) = first.take() {
-            let mut buf = BytesMut::with_capacity(part_size.max(len));
-            buf.extend_from_slice(&head);
-            buf.extend_from_slice(&chunk);
-            joined = Some(buf);
-        } else {
-            first = Some(chunk);
+        match (&mut joined, first.take()) {
+            (Some(buf), _) => buf.extend_from_slice(&chunk),
+            (None, Some(head)) => {
+                let mut buf = BytesMut::with_capacity(room.max(len));
+                buf.extend_from_slice(&head);
+                buf.extend_from_slice(&chunk);
+                joined = Some(buf);
+            }
+            (None, None) => first = Some(chunk),
         }
-    }
-    Ok((
-        joined.map(BytesMut::freeze).or(first).unwrap_or_default(),
-        false,
-    ))
+    };
+    let part = joined.map(BytesMut::freeze).or(first).unwrap_or_default();
+    Ok((part, ended))
 }
 
 /// Aborts the multipart upload unless disarmed: awaited on failures, spawned on the
@@ -624,7 +645,7 @@ async fn abort_upload(client: Client, bucket: String, key: String, upload_id: St
     if let Err(e) = result {
         tracing::warn!(
             bucket, key, upload_id,
-            error = %DisplayErrorContext(&e),
+            error = %error_chain(&e),
             "could not abort a multipart upload; a bucket lifecycle rule for incomplete uploads removes it"
         );
     }
@@ -633,6 +654,20 @@ async fn abort_upload(client: Client, bucket: String, key: String, upload_id: St
 /// The etag without the quotes S3 puts around it, so heads, gets, puts and listings agree.
 fn clean_etag(etag: &str) -> String {
     etag.trim().trim_matches('"').to_string()
+}
+
+/// An error and its sources on one line, without the SDK's Debug dump.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    one_line(&parts.join(": "))
 }
 
 fn one_line(s: &str) -> String {
@@ -666,10 +701,7 @@ fn unavailable<E>(key: &ObjectKey, err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    StoreError::Unavailable(format!(
-        "{key}: {}",
-        one_line(&DisplayErrorContext(&err).to_string())
-    ))
+    StoreError::Unavailable(format!("{key}: {}", error_chain(&err)))
 }
 
 fn write_error<E>(key: &ObjectKey, mode: &PutMode, err: SdkError<E, HttpResponse>) -> StoreError
@@ -765,7 +797,14 @@ impl ObjectStore for S3Store {
             Err(e) => return Err(unavailable(key, e)),
         };
         let length = out.content_length.unwrap_or(0).max(0) as u64;
-        let content_range = out.content_range.as_deref().and_then(parse_content_range);
+        let content_range = match out.content_range.as_deref() {
+            Some(value) => Some(parse_content_range(value).ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "{key}: S3 sent an unusable Content-Range `{value}`"
+                ))
+            })?),
+            None => None,
+        };
         let mut body = into_store_stream(out.body);
         let (range, size) = match (content_range, options.range) {
             (Some((range, total)), _) => (range, total),
@@ -820,7 +859,8 @@ impl ObjectStore for S3Store {
     ) -> Result<PutResult> {
         let part_size = part_size_for(options.expected_size);
         let mut verifier = Verifier::new(options.expected_digest.as_ref(), options.expected_size);
-        let (first, ended) = read_part(&mut body, &mut verifier, part_size).await?;
+        let (first, ended) =
+            read_part(&mut body, &mut verifier, part_size, options.expected_size).await?;
         if ended {
             let size = verifier.finish()?;
             let etag = self.put_single(key, first, &options.mode).await?;
@@ -849,7 +889,7 @@ impl ObjectStore for S3Store {
                 StoreError::Unavailable(format!(
                     "listing {}{prefix}: {}",
                     self.describe(),
-                    one_line(&DisplayErrorContext(&e).to_string())
+                    error_chain(&e)
                 ))
             })?;
         let relative = |raw: &str| raw.strip_prefix(self.base.as_str()).map(str::to_string);
@@ -949,6 +989,42 @@ mod tests {
         let body = slice_body(Box::pin(futures::stream::iter(chunks)), 3..7);
         let got: Vec<Bytes> = body.try_collect().await.unwrap();
         assert_eq!(got.concat(), b"3456");
+    }
+
+    fn service_error(
+        status: u16,
+        code: &str,
+    ) -> SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse> {
+        let meta = aws_sdk_s3::error::ErrorMetadata::builder()
+            .code(code)
+            .build();
+        let raw = HttpResponse::new(
+            status.try_into().unwrap(),
+            aws_sdk_s3::primitives::SdkBody::empty(),
+        );
+        SdkError::service_error(
+            aws_sdk_s3::operation::put_object::PutObjectError::generic(meta),
+            raw,
+        )
+    }
+
+    #[test]
+    fn refused_conditions_become_precondition_failures() {
+        let key = ObjectKey::new("k").unwrap();
+        let update = PutMode::Update("e".into());
+        let refused = |status, code, mode: &PutMode| {
+            matches!(
+                write_error(&key, mode, service_error(status, code)),
+                StoreError::PreconditionFailed(_)
+            )
+        };
+        assert!(refused(412, "PreconditionFailed", &PutMode::Create));
+        assert!(refused(409, "ConditionalRequestConflict", &PutMode::Create));
+        // If-Match on an absent object: AWS answers 404.
+        assert!(refused(404, "NoSuchKey", &update));
+        assert!(!refused(404, "NoSuchKey", &PutMode::Create));
+        assert!(!refused(500, "InternalError", &update));
+        assert!(!refused(403, "AccessDenied", &PutMode::Create));
     }
 
     #[test]
