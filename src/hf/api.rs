@@ -160,7 +160,21 @@ pub async fn repo_info(
 ) -> Result<Response, HfError> {
     let doc = readable(hf, ctx, repo).await?;
     let view = hf.repos.resolve(repo, rev.unwrap_or("main")).await?;
-    Ok(json_response(info_json(repo, &doc, &view, &ctx.params)))
+    // The answer depends only on the commit, the visibility and the query: keep it.
+    let query: Vec<String> = ctx.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let key = format!(
+        "{}|{}|{}|{}",
+        repo.key_dir(),
+        view.commit.id,
+        doc.private,
+        query.join("&")
+    );
+    if let Some(body) = hf.info_cache.get(&key).await {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let body = bytes::Bytes::from(info_json(repo, &doc, &view, &ctx.params).to_string());
+    hf.info_cache.insert(key, body.clone()).await;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn file_json(f: &FileEntry) -> Value {

@@ -56,6 +56,8 @@ impl HfSettings {
 #[derive(Debug)]
 pub struct HfState {
     pub repos: Repos,
+    /// Rendered repo-info answers by repo, commit, visibility and query.
+    pub info_cache: moka::future::Cache<String, bytes::Bytes>,
     signing_key: [u8; 32],
 }
 
@@ -76,6 +78,12 @@ impl HfState {
         };
         HfState {
             repos: Repos::new(docs, blobs),
+            info_cache: moka::future::Cache::builder()
+                .max_capacity(32 * 1024 * 1024)
+                .weigher(|k: &String, v: &bytes::Bytes| {
+                    (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
             signing_key,
         }
     }
