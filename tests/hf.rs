@@ -68,6 +68,7 @@ fn start() -> Fixture {
     };
     import(&["org/tiny", folder.to_str().unwrap()]);
     import(&["secret/model", folder.to_str().unwrap(), "--private"]);
+    import(&["secret/gated", folder.to_str().unwrap(), "--gated"]);
     let server = Airlock::start(
         dir.path(),
         &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
@@ -358,7 +359,7 @@ async fn private_repos_are_invisible_without_a_read_scope() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["org/tiny"]);
+    assert_eq!(ids, ["org/tiny", "secret/gated"]);
     let list: Value = c
         .get(format!("{base}/api/models?search=MOD&author=secret"))
         .bearer_auth(READER)
@@ -370,6 +371,37 @@ async fn private_repos_are_invisible_without_a_read_scope() {
         .unwrap();
     assert_eq!(list[0]["id"], "secret/model");
     assert_eq!(list[0]["config"]["architectures"][0], "TinyModel");
+    // A gated repo is described to everyone, its files only to tokens that may read it.
+    let info: Value = c
+        .get(format!("{base}/api/models/secret/gated"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["gated"], "manual");
+    let url = format!("{base}/secret/gated/resolve/main/config.json");
+    assert_error(c.get(&url).send().await.unwrap(), 401, Some("GatedRepo")).await;
+    let head = c.head(&url).send().await.unwrap();
+    assert_eq!(
+        (head.status().as_u16(), &head.headers()["x-error-code"]),
+        (
+            401,
+            &"GatedRepo".parse::<reqwest::header::HeaderValue>().unwrap()
+        )
+    );
+    let admin_only = c.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(admin_only.status(), 200);
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Read scope is not write scope.
     let r = c
         .post(format!("{base}/api/repos/create"))

@@ -117,7 +117,14 @@ pub fn info_json(
     info.insert("lastModified".into(), json!(c.date));
     info.insert("createdAt".into(), json!(doc.created_at));
     info.insert("private".into(), json!(doc.private));
-    info.insert("gated".into(), json!(false));
+    info.insert(
+        "gated".into(),
+        if doc.gated {
+            json!("manual")
+        } else {
+            json!(false)
+        },
+    );
     info.insert("disabled".into(), json!(false));
     info.insert("downloads".into(), json!(0));
     info.insert("likes".into(), json!(0));
@@ -499,7 +506,23 @@ pub async fn resolve(
     request: &HeaderMap,
     head: bool,
 ) -> Result<Response, HfError> {
-    readable(hf, ctx, repo).await?;
+    let doc = readable(hf, ctx, repo).await?;
+    if doc.gated {
+        let anonymous = matches!(ctx.identity, Identity::Anonymous);
+        let allowed = !anonymous
+            && ctx
+                .auth
+                .authorize(
+                    &ctx.identity,
+                    Protocol::Hf,
+                    Action::Read,
+                    &repo.scope_name(),
+                )
+                .is_ok();
+        if !allowed {
+            return Err(HfError::gated(&repo.id, anonymous));
+        }
+    }
     let view = hf.repos.resolve(repo, rev).await?;
     let file = view
         .file(path)

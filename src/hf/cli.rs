@@ -29,6 +29,9 @@ pub enum HfCommand {
         /// Create the repository as private (when it does not exist yet).
         #[arg(long)]
         private: bool,
+        /// Gate the repository: everyone sees it, only tokens with a read scope get its files.
+        #[arg(long)]
+        gated: bool,
     },
 }
 
@@ -39,6 +42,7 @@ pub async fn run(state: AppState, command: HfCommand) -> anyhow::Result<()> {
         kind,
         revision,
         private,
+        gated,
     } = command;
     let kind = RepoType::from_singular(&kind).expect("clap checked the type");
     let repo = RepoRef::new(kind, &repo_id).ok_or_else(|| {
@@ -60,6 +64,9 @@ pub async fn run(state: AppState, command: HfCommand) -> anyhow::Result<()> {
             kind.plural().trim_end_matches('s'),
             repo.id
         );
+    }
+    if gated {
+        hf.repos.set_gated(&repo, true).await.map_err(err)?;
     }
     if source.join("snapshots").is_dir() {
         import_cache(hf, &repo, &source).await

@@ -56,6 +56,20 @@ impl HfError {
         e
     }
 
+    /// 401 for anonymous callers, 403 for tokens without access (as the Hub answers).
+    pub fn gated(id: &str, anonymous: bool) -> Self {
+        let status = if anonymous {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        Self::new(
+            status,
+            Some("GatedRepo"),
+            format!("Access to repository {id} is restricted: use an Airlock token (HF_TOKEN) with a read scope for it"),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, None, message)
     }

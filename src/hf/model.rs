@@ -109,6 +109,9 @@ pub struct RepoDoc {
     pub kind: RepoType,
     #[serde(default)]
     pub private: bool,
+    /// Listed and described to everyone, but files only for tokens with a read scope.
+    #[serde(default)]
+    pub gated: bool,
     pub created_at: String,
 }
 

@@ -154,6 +154,7 @@ impl Repos {
             id: repo.id.clone(),
             kind: repo.kind,
             private,
+            gated: false,
             created_at: now_iso(),
         };
         let repo_key = key(format!("{}/repo.json", repo.key_dir()));
@@ -181,6 +182,25 @@ impl Repos {
         .await?;
         self.list_repo(repo).await?;
         Ok(true)
+    }
+
+    /// Turns gating on or off for an existing repository.
+    pub async fn set_gated(&self, repo: &RepoRef, gated: bool) -> Result<(), HfError> {
+        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        self.docs
+            .update(&repo_key, |current| {
+                let mut doc: RepoDoc = match current {
+                    Some(d) => parse(&d.bytes)?,
+                    None => return Err(HfError::repo_not_found(&repo.id)),
+                };
+                if doc.gated == gated {
+                    return Ok(None);
+                }
+                doc.gated = gated;
+                Ok(Some(json(&doc)))
+            })
+            .await??;
+        Ok(())
     }
 
     /// Stores a small regular file from memory and describes it.
