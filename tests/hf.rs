@@ -312,6 +312,11 @@ async fn errors_use_the_hub_codes() {
         .send()
         .await
         .unwrap();
+    // hf_xet shows only a status and the final URL, so the URL carries the fix too.
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("HF_HUB_DISABLE_XET=1"), "{location}");
+    let r = c.get(&location).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.status(), 501);
     assert!(r.text().await.unwrap().contains("HF_HUB_DISABLE_XET=1"));
 }
@@ -568,4 +573,31 @@ async fn the_rust_hf_hub_client_downloads() {
     let pinned = tagged.get("config.json").await.unwrap();
     assert!(pinned.to_string_lossy().contains(&info.sha), "{pinned:?}");
     assert!(repo.get("missing.json").await.is_err());
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_a_5xx_never_a_404() {
+    let fx = start();
+    let base = &fx.server.base;
+    // Warm nothing: the first read of this repo must reach the store.
+    let store = fx.dir.path().join("store");
+    std::fs::rename(&store, fx.dir.path().join("moved")).unwrap();
+    for url in [
+        format!("{base}/api/models/org/tiny"),
+        format!("{base}/org/tiny/resolve/main/config.json"),
+    ] {
+        let r = http().get(&url).send().await.unwrap();
+        assert!(r.status().is_server_error(), "{url}: {}", r.status());
+        assert!(r.headers().get("x-error-code").is_none(), "{url}");
+    }
+    std::fs::rename(fx.dir.path().join("moved"), &store).unwrap();
+    assert_eq!(
+        http()
+            .get(format!("{base}/api/models/org/tiny"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

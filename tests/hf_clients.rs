@@ -255,6 +255,31 @@ fn huggingface_hub_versions(backend: Backend) {
             "huggingface_hub {name}: {text}"
         );
     }
+    // Without HF_HUB_DISABLE_XET, huggingface_hub 2.x asks for Xet on LFS uploads; the
+    // failure must tell the user what to set.
+    let mut cmd = python(
+        &venv("AIRLOCK_TEST_VENV"),
+        &server,
+        &dir.path().join("home-xet"),
+    );
+    cmd.env("HF_TOKEN", ADMIN);
+    let script = r#"
+import os
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("team/xet", exist_ok=True)
+api.upload_file(path_or_fileobj=os.urandom(11 * 1024 * 1024), path_in_repo="w.bin", repo_id="team/xet")
+"#;
+    let out = cmd.arg("-c").arg(script).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("HF_HUB_DISABLE_XET=1"),
+        "{text}"
+    );
     // 0.36 resumes an interrupted download from its `.incomplete` file with a Range request.
     let home = dir.path().join("home-resume");
     let out = run_ok(

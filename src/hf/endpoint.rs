@@ -62,6 +62,9 @@ pub enum Endpoint {
     Xet {
         repo: RepoRef,
     },
+    /// Where Xet requests are sent: hf_xet reports only a status and a URL, so the URL
+    /// itself carries the fix.
+    XetUnsupported,
     LfsBatch {
         repo: RepoRef,
     },
@@ -156,6 +159,7 @@ impl Endpoint {
             let segs: Vec<&str> = rest.split('/').collect();
             match (segs.as_slice(), method.clone()) {
                 (["whoami-v2"], _) => return Ok(Endpoint::WhoAmI),
+                (["xet-unsupported", ..], _) => return Ok(Endpoint::XetUnsupported),
                 (["repos", "create"], m) if m == Method::POST => return Ok(Endpoint::CreateRepo),
                 (["validate-yaml"], m) if m == Method::POST => return Ok(Endpoint::ValidateYaml),
                 (["lfs-upload", oid], m) if m == Method::PUT => {
@@ -307,7 +311,12 @@ impl Endpoint {
             | LfsBatch { repo }
             | LfsVerify { repo }
             | Resolve { repo, .. } => Some(repo),
-            WhoAmI | List { .. } | CreateRepo | ValidateYaml | LfsUpload { .. } => None,
+            WhoAmI
+            | List { .. }
+            | CreateRepo
+            | ValidateYaml
+            | LfsUpload { .. }
+            | XetUnsupported => None,
         }
     }
 
@@ -344,7 +353,7 @@ impl Endpoint {
             Commit { .. } => "hf.commit",
             CreateBranch { .. } | DeleteBranch { .. } => "hf.branch",
             CreateTag { .. } | DeleteTag { .. } => "hf.tag",
-            Xet { .. } => "hf.xet",
+            Xet { .. } | XetUnsupported => "hf.xet",
             LfsBatch { .. } => "hf.lfs_batch",
             LfsVerify { .. } => "hf.lfs_verify",
             LfsUpload { .. } => "hf.lfs_upload",

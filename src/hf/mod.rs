@@ -176,25 +176,92 @@ async fn serve(
         }
         Refs { repo } => api::refs(hf, &ctx, &repo).await,
         Commits { repo, rev } => api::commits(hf, &ctx, &repo, &rev).await,
-        Resolve { repo, rev, path, head } => api::resolve(hf, &ctx, &repo, &rev, &path, request.headers(), head).await,
-        CreateRepo => upload::create_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await,
-        ValidateYaml => Ok(axum::Json(serde_json::json!({ "errors": [], "warnings": [] })).into_response()),
-        Preupload { repo, rev } => upload::preupload(hf, &ctx, &repo, &rev, read_body(request.into_body(), 64 * 1024 * 1024).await?).await,
-        LfsBatch { repo } => upload::lfs_batch(hf, &ctx, &repo, read_body(request.into_body(), 64 * 1024 * 1024).await?).await,
-        LfsVerify { repo } => upload::lfs_verify(hf, &ctx, &repo, read_body(request.into_body(), 1024 * 1024).await?).await,
+        Resolve {
+            repo,
+            rev,
+            path,
+            head,
+        } => api::resolve(hf, &ctx, &repo, &rev, &path, request.headers(), head).await,
+        CreateRepo => {
+            upload::create_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await
+        }
+        ValidateYaml => {
+            Ok(axum::Json(serde_json::json!({ "errors": [], "warnings": [] })).into_response())
+        }
+        Preupload { repo, rev } => {
+            upload::preupload(
+                hf,
+                &ctx,
+                &repo,
+                &rev,
+                read_body(request.into_body(), 64 * 1024 * 1024).await?,
+            )
+            .await
+        }
+        LfsBatch { repo } => {
+            upload::lfs_batch(
+                hf,
+                &ctx,
+                &repo,
+                read_body(request.into_body(), 64 * 1024 * 1024).await?,
+            )
+            .await
+        }
+        LfsVerify { repo } => {
+            upload::lfs_verify(
+                hf,
+                &ctx,
+                &repo,
+                read_body(request.into_body(), 1024 * 1024).await?,
+            )
+            .await
+        }
         Commit { repo, rev } => upload::commit(hf, &ctx, &repo, &rev, request.into_body()).await,
-        CreateBranch { repo, branch } => upload::create_branch(hf, &ctx, &repo, &branch, read_body(request.into_body(), 1024 * 1024).await?).await,
+        CreateBranch { repo, branch } => {
+            upload::create_branch(
+                hf,
+                &ctx,
+                &repo,
+                &branch,
+                read_body(request.into_body(), 1024 * 1024).await?,
+            )
+            .await
+        }
         DeleteBranch { repo, branch } => upload::delete_branch(hf, &ctx, &repo, &branch).await,
-        CreateTag { repo, rev } => upload::create_tag(hf, &ctx, &repo, &rev, read_body(request.into_body(), 1024 * 1024).await?).await,
+        CreateTag { repo, rev } => {
+            upload::create_tag(
+                hf,
+                &ctx,
+                &repo,
+                &rev,
+                read_body(request.into_body(), 1024 * 1024).await?,
+            )
+            .await
+        }
         DeleteTag { repo, tag } => upload::delete_tag(hf, &ctx, &repo, &tag).await,
-        Xet { .. } => Err(HfError::new(
+        Xet { .. } => {
+            let mut r = HfError::new(http::StatusCode::TEMPORARY_REDIRECT, None, XET_REFUSAL)
+                .into_response();
+            let to = format!(
+                "{}/api/xet-unsupported/set-HF_HUB_DISABLE_XET=1-and-retry",
+                ctx.base
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&to) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(r)
+        }
+        XetUnsupported => Err(HfError::new(
             http::StatusCode::NOT_IMPLEMENTED,
             None,
-            "Airlock does not speak Xet: set HF_HUB_DISABLE_XET=1 before starting Python so uploads use plain LFS",
+            XET_REFUSAL,
         )),
         LfsUpload { .. } => unreachable!("handled above"),
     }
 }
+
+const XET_REFUSAL: &str =
+    "Airlock does not speak Xet: set HF_HUB_DISABLE_XET=1 before starting Python so uploads use plain LFS";
 
 /// Reads a small request body, refusing more than `limit` bytes.
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, HfError> {

@@ -63,6 +63,17 @@ impl FsStore {
         self.root.join(key.as_str())
     }
 
+    /// A missing file is "not found" only while the store directory itself is there: a
+    /// vanished or unmounted store is an outage, which clients must not read as absence.
+    fn read_error(&self, e: io::Error, key: &ObjectKey) -> StoreError {
+        match io_error(e, key) {
+            StoreError::NotFound(_) if !self.root.join(TMP_DIR).is_dir() => {
+                StoreError::Unavailable(format!("store directory {} is gone", self.root.display()))
+            }
+            other => other,
+        }
+    }
+
     fn update_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.update_locks.lock().unwrap();
         // Drop locks nobody holds so the map does not grow with every key ever updated.
@@ -73,7 +84,7 @@ impl FsStore {
     async fn meta_of(&self, key: &ObjectKey, path: &Path) -> Result<ObjectMeta> {
         let md = tokio::fs::metadata(path)
             .await
-            .map_err(|e| io_error(e, key))?;
+            .map_err(|e| self.read_error(e, key))?;
         if !md.is_file() {
             return Err(StoreError::NotFound(key.to_string()));
         }
@@ -146,8 +157,8 @@ impl ObjectStore for FsStore {
         let path = self.path_of(key);
         let mut file = tokio::fs::File::open(&path)
             .await
-            .map_err(|e| io_error(e, key))?;
-        let md = file.metadata().await.map_err(|e| io_error(e, key))?;
+            .map_err(|e| self.read_error(e, key))?;
+        let md = file.metadata().await.map_err(|e| self.read_error(e, key))?;
         if !md.is_file() {
             return Err(StoreError::NotFound(key.to_string()));
         }
@@ -159,7 +170,7 @@ impl ObjectStore for FsStore {
         if range.start > 0 {
             file.seek(SeekFrom::Start(range.start))
                 .await
-                .map_err(|e| io_error(e, key))?;
+                .map_err(|e| self.read_error(e, key))?;
         }
         let reader = file.take(range.end - range.start);
         let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
