@@ -164,6 +164,103 @@ fn wrk(url: &str, method: &str, headers: &[&str], dir: &Path) -> Load {
     }
 }
 
+/// HEAD load with the same shape as `wrk -t2 -c32`: wrk 4.1 waits for a body after a
+/// HEAD answer that carries Content-Length (as the spec requires for manifests) and
+/// so measures nothing. Responses are read up to the end of their headers.
+fn head_load(url: &str, headers: &[&str]) -> Load {
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut request = format!("HEAD {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for h in headers {
+        request.push_str(&format!("{h}\r\n"));
+    }
+    request.push_str("\r\n");
+    let seconds: u64 = DURATION.trim_end_matches('s').parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (latencies, errors) = runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (addr, request) = (addr.to_string(), request.clone());
+                tokio::spawn(async move {
+                    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    let (mut latencies, mut errors) = (Vec::new(), false);
+                    let mut buf = vec![0u8; 4096];
+                    while tokio::time::Instant::now() < deadline {
+                        let started = std::time::Instant::now();
+                        stream.write_all(request.as_bytes()).await.unwrap();
+                        let mut got = 0;
+                        loop {
+                            let n = stream.read(&mut buf[got..]).await.unwrap();
+                            assert!(n > 0, "connection closed");
+                            got += n;
+                            if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                                break;
+                            }
+                        }
+                        errors |= !buf.starts_with(b"HTTP/1.1 2");
+                        latencies.push(started.elapsed());
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut errors = false;
+        for t in tasks {
+            let (l, e) = t.await.unwrap();
+            all.extend(l);
+            errors |= e;
+        }
+        (all, errors)
+    });
+    let mut sorted = latencies;
+    sorted.sort();
+    let p99 = sorted
+        .get(sorted.len() * 99 / 100)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN);
+    Load {
+        rps: sorted.len() as f64 / seconds as f64,
+        p99_ms: p99,
+        errors,
+    }
+}
+
+/// The load for one target: wrk, or [`head_load`] for HEAD.
+fn load(url: &str, method: &str, headers: &[&str], dir: &Path) -> Load {
+    if method == "HEAD" {
+        head_load(url, headers)
+    } else {
+        wrk(url, method, headers, dir)
+    }
+}
+
+/// The digest a registry serves for a tag (a reference registry may hold the image
+/// under another digest if the pushing client recompressed it).
+fn served_digest(port: u16, path: &str, accept: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "HEAD {path} HTTP/1.1\r\nHost: x\r\n{accept}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("docker-content-digest:")
+            .map(|v| v.trim().to_string())
+    })
+}
+
 /// Debian's docker-registry (distribution 2.8) on a free port, holding the same image.
 fn docker_registry(dir: &Path, layout: &Path, tag: &str) -> Option<(Guard, u16)> {
     let bin = std::env::var("DOCKER_REGISTRY").ok()?;
@@ -267,10 +364,10 @@ fn main() {
         "ratio"
     );
     for (name, method, path) in &targets {
-        let a = wrk(&format!("{base}{path}"), method, &[&accept], dir);
+        let a = load(&format!("{base}{path}"), method, &[&accept], dir);
         assert!(!a.errors, "airlock answered errors for {path}");
         let n = nginx.as_ref().map(|(_, port)| {
-            wrk(
+            load(
                 &format!("http://127.0.0.1:{port}/manifest.json"),
                 method,
                 &[],
@@ -278,7 +375,11 @@ fn main() {
             )
         });
         let r = registry.as_ref().map(|(_, port)| {
-            wrk(
+            let path = match served_digest(*port, "/v2/library/bench/manifests/1.0", &accept) {
+                Some(d) if path.contains("sha256:") => format!("/v2/library/bench/manifests/{d}"),
+                _ => path.clone(),
+            };
+            load(
                 &format!("http://127.0.0.1:{port}{path}"),
                 method,
                 &[&accept],
