@@ -21,7 +21,16 @@ const DURATION: &str = "5s";
 struct Guard(Child);
 
 impl Drop for Guard {
+    /// SIGTERM first, so a master process (nginx) takes its workers down with it; SIGKILL
+    /// only if it has not exited within two seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        for _ in 0..40 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
