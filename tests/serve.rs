@@ -67,7 +67,7 @@ async fn starts_with_no_flags_on_the_embedded_store() {
     assert!(text.contains("airlock_http_request_duration_seconds_bucket"));
     assert!(text.contains("airlock_http_response_bytes_total{protocol=\"system\"}"));
     // One access-log line per request, with the fields operators grep for.
-    let log = server.log();
+    let log = server.wait_for_log("path=/readyz");
     let line = log
         .lines()
         .find(|l| l.contains("path=/readyz"))
@@ -103,7 +103,7 @@ async fn json_logs_and_readiness_follow_the_store() {
         200
     );
     let line = server
-        .log()
+        .wait_for_log("\"path\":\"/readyz\"")
         .lines()
         .find(|l| l.contains("\"path\":\"/readyz\""))
         .map(str::to_string)
@@ -376,7 +376,7 @@ async fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() 
     assert!(received == data, "download differs after shutdown began");
     let status = server.wait_exit(Duration::from_secs(10)).expect("exited");
     assert!(status.success());
-    assert!(server.log().contains("all requests finished"));
+    server.wait_for_log("all requests finished");
 }
 
 #[tokio::test]
@@ -407,10 +407,6 @@ async fn grace_period_bounds_how_long_shutdown_waits() {
         .expect("exited within the bound");
     assert!(status.success());
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert!(
-        server.log().contains("grace period over"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("grace period over");
     drop(response);
 }

@@ -103,6 +103,23 @@ impl Airlock {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// The log once it contains `needle` (access lines are written when a response body
+    /// has been sent, which can be just after the client has it).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` never appeared in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Airlock {
