@@ -82,5 +82,13 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test, including the suites that need Garage"
-cargo test --locked -- --include-ignored
+step "cargo test, including the suites that need Garage and real clients"
+log="$PWD/target/test-run.log"
+set +e
+cargo test --locked --lib --bins --tests -- --include-ignored 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
