@@ -24,7 +24,9 @@ impl Drop for Guard {
     /// SIGTERM first, so a master process (nginx) takes its workers down with it; SIGKILL
     /// only if it has not exited within two seconds.
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         for _ in 0..40 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
                 return;
