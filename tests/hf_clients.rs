@@ -387,8 +387,10 @@ print("SNAPSHOT-OK")
         script,
     );
     let cold = store_reads(&server) - before;
+    // Two per file, plus a fixed cost for the repo, refs and commit documents that the
+    // client's parallel workers may each miss before the first answer is cached.
     assert!(
-        cold <= 2 * (FILES + 1) + 10,
+        cold <= 2 * FILES + 50,
         "{cold} store reads for {FILES} files on a cold cache"
     );
     let before = store_reads(&server);
