@@ -85,7 +85,7 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test, including the suites that need Garage and real clients"
 log="$PWD/target/test-run.log"
 set +e
-cargo test --locked --lib --bins --tests -- --include-ignored 2>&1 | tee "$log"
+cargo test --locked --no-fail-fast --lib --bins --tests -- --include-ignored 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed over every test binary.
