@@ -65,6 +65,8 @@ const RSS_GROWTH_TOLERANCE_MIB: f64 = 16.0;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(5);
+/// Above this share of the machine's CPU used by other processes, a figure is flagged noisy.
+const BUSY_SHARE: f64 = 0.10;
 const MB: f64 = 1e6;
 const MIB: f64 = (1u64 << 20) as f64;
 const GIB: f64 = (1u64 << 30) as f64;
@@ -92,10 +94,18 @@ fn main() -> ExitCode {
         load_before: load_average(),
         ..Default::default()
     };
+    let machine_before = machine_busy_ticks();
+    let own_before = own_ticks_with_children();
+    let started = Instant::now();
     if let Err(e) = runtime.block_on(run(&settings, &mut report)) {
         report.errors.push(format!("{e:#}"));
     }
-    report.load_after = load_average();
+    // Every child has been waited for by now, so its CPU time is in our children's times.
+    report.foreign_share = foreign_share(
+        machine_busy_ticks().saturating_sub(machine_before),
+        own_ticks_with_children().saturating_sub(own_before),
+        started.elapsed(),
+    );
     report.print(&settings);
     ExitCode::SUCCESS
 }
@@ -572,6 +582,9 @@ struct Stats {
     /// The server processes' write-side syscalls (write, writev, sendfile, ...).
     server_writes: u64,
     bytes: u64,
+    /// CPU ticks of processes outside this measurement, and the time measured.
+    foreign_ticks: u64,
+    seconds: f64,
 }
 
 impl Stats {
@@ -596,6 +609,13 @@ impl Stats {
     /// CPU seconds per GiB delivered.
     fn cpu_per_gib(&self, ticks: u64) -> f64 {
         ticks as f64 / clock_ticks_per_second() / (self.bytes as f64 / GIB)
+    }
+
+    /// Share of the machine's CPU that other processes took during these runs.
+    fn foreign_share(&self) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        (self.foreign_ticks as f64 / (self.seconds * clock_ticks_per_second() * cores))
+            .clamp(0.0, 1.0)
     }
 
     /// KiB delivered per write-side syscall of the server.
@@ -654,13 +674,19 @@ async fn compare(
             let upstream_before = cpu_ticks_of(&target.upstream_pids);
             let writes_before = write_syscalls_of(&target.server_pids);
             let client_before = cpu_ticks(std::process::id()).unwrap_or(0);
+            let machine_before = machine_busy_ticks();
             let took = transfer(ctx.client, target, streams, size).await?;
-            stats.client_ticks += cpu_ticks(std::process::id())
+            let machine = machine_busy_ticks().saturating_sub(machine_before);
+            let client = cpu_ticks(std::process::id())
                 .unwrap_or(0)
                 .saturating_sub(client_before);
-            stats.server_ticks += cpu_ticks_of(&target.server_pids).saturating_sub(server_before);
-            stats.upstream_ticks +=
-                cpu_ticks_of(&target.upstream_pids).saturating_sub(upstream_before);
+            let server = cpu_ticks_of(&target.server_pids).saturating_sub(server_before);
+            let upstream = cpu_ticks_of(&target.upstream_pids).saturating_sub(upstream_before);
+            stats.client_ticks += client;
+            stats.server_ticks += server;
+            stats.upstream_ticks += upstream;
+            stats.foreign_ticks += machine.saturating_sub(client + server + upstream);
+            stats.seconds += took.as_secs_f64();
             stats.server_writes +=
                 write_syscalls_of(&target.server_pids).saturating_sub(writes_before);
             let bytes = size * streams as u64;
@@ -807,6 +833,37 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 fn cpu_ticks_of(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|p| cpu_ticks(*p)).sum()
+}
+
+/// Busy CPU time of the whole machine (all CPUs) from /proc/stat, in clock ticks.
+fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: all but idle and iowait.
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
+}
+
+/// This process's CPU time plus that of its children already waited for, in ticks.
+fn own_ticks_with_children() -> u64 {
+    stat_fields(std::process::id()).map_or(0, |f| {
+        (11..=14)
+            .filter_map(|i| f.get(i)?.parse::<u64>().ok())
+            .sum()
+    })
+}
+
+/// The share of the machine's CPU capacity that processes other than this bench's used.
+fn foreign_share(machine_ticks: u64, own_ticks: u64, elapsed: Duration) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let capacity = elapsed.as_secs_f64() * clock_ticks_per_second() * cores;
+    (machine_ticks.saturating_sub(own_ticks) as f64 / capacity).clamp(0.0, 1.0)
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -1184,10 +1241,11 @@ fn write_random(path: &Path, size: u64, seed: u64) -> Result<()> {
 
 #[derive(Default)]
 struct Report {
-    /// /proc/loadavg when the bench started and ended: other work on the machine skews
-    /// every figure, so the table says how busy it was.
+    /// Other work on the machine skews every figure, so the table says how busy it was:
+    /// /proc/loadavg at the start, and the share of all CPUs that processes other than
+    /// this bench and its children used while it ran.
     load_before: String,
-    load_after: String,
+    foreign_share: f64,
     notes: Vec<String>,
     errors: Vec<String>,
     comparisons: Vec<Comparison>,
@@ -1204,24 +1262,20 @@ impl Report {
             settings.runs
         );
         println!(
-            "load average (1/5/15 min) at start: {}, at end: {}",
-            self.load_before, self.load_after
+            "other processes used {:.0}% of the machine's CPU during the run (load average at start: {})",
+            self.foreign_share * 100.0,
+            self.load_before
         );
-        let busy = [&self.load_before, &self.load_after].iter().any(|l| {
-            l.split_whitespace()
-                .next()
-                .and_then(|one| one.parse::<f64>().ok())
-                .is_some_and(|one| one > cores as f64 * 0.75)
-        });
-        if busy {
-            println!("WARNING: other work kept the machine busy during this run: the figures are noisy (compare best as well as median, or run again when idle)");
+        if self.foreign_share > BUSY_SHARE {
+            println!("WARNING: other work kept the machine busy during this run: the figures are noisy (see the `other` column; compare best as well as median, or run again when idle)");
         }
         println!("MB/s = 10^6 bytes/s over all streams (median, best and worst run).");
         println!("CPU = CPU seconds per GiB delivered: srv = the serving process(es), up = Garage behind Airlock, cli = this bench's client.");
         println!("KiB/wr = bytes delivered per write-side syscall of the server (write/writev/sendfile).");
+        println!("other = share of all CPUs taken by processes outside the measurement while it ran (noise).");
         println!();
         println!(
-            "{:<4} {:>7}  {:<27} {:>8} {:>8} {:>8}  {:>7} {:>7} {:>7} {:>7}",
+            "{:<4} {:>7}  {:<27} {:>8} {:>8} {:>8}  {:>7} {:>7} {:>7} {:>7} {:>6}",
             "part",
             "streams",
             "target",
@@ -1231,12 +1285,13 @@ impl Report {
             "srv CPU",
             "up CPU",
             "cli CPU",
-            "KiB/wr"
+            "KiB/wr",
+            "other"
         );
         for c in &self.comparisons {
             for s in std::iter::once(&c.ours).chain(&c.reference) {
                 println!(
-                    "{:<4} {:>7}  {:<27} {:>8.1} {:>8.1} {:>8.1}  {:>7.2} {:>7} {:>7.2} {:>7.0}",
+                    "{:<4} {:>7}  {:<27} {:>8.1} {:>8.1} {:>8.1}  {:>7.2} {:>7} {:>7.2} {:>7.0} {:>5.0}%",
                     c.part,
                     c.streams,
                     s.name,
@@ -1251,6 +1306,7 @@ impl Report {
                     },
                     s.cpu_per_gib(s.client_ticks),
                     s.kib_per_write(),
+                    s.foreign_share() * 100.0,
                 );
             }
             if let (Some(median), Some(best)) = (c.ratio(), c.best_ratio()) {
