@@ -13,4 +13,5 @@ pub mod observe;
 pub mod oci;
 pub mod pypi;
 pub mod server;
+pub mod spec;
 pub mod store;
