@@ -404,6 +404,36 @@ pub async fn list_paginates(store: DynStore) {
         .is_empty());
 }
 
+/// A copy has the source's bytes, survives the source's deletion, replaces what was at
+/// the destination, and refuses a missing source with NotFound.
+pub async fn copy_is_independent_of_its_source(store: DynStore) {
+    let data = content(12 * 1024 * 1024 + 3, 9);
+    let (from, to) = (key("cp/upload"), key("cp/published"));
+    store
+        .put(&from, chunked(data.clone(), 1 << 20), PutOptions::default())
+        .await
+        .unwrap();
+    store
+        .put(&to, bytes_stream("old"), PutOptions::default())
+        .await
+        .unwrap();
+    let copied = store.copy(&from, &to).await.unwrap();
+    assert_eq!(copied.size, data.len() as u64);
+    store.delete(&from).await.unwrap();
+    assert_absent(&store, &from).await;
+    assert!(
+        read_all(&store, &to, None).await == data,
+        "the copy differs"
+    );
+    assert_eq!(store.head(&to).await.unwrap().size, data.len() as u64);
+    let missing = store.copy(&key("cp/never"), &key("cp/x")).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    assert_absent(&store, &key("cp/x")).await;
+}
+
 /// Runs every scenario against one backend, each on its own part of the store.
 macro_rules! store_suite {
     ($backend:ident, $make:path $(, #[$attr:meta])*) => {
@@ -417,6 +447,7 @@ macro_rules! store_suite {
             scenario!($make, [$($attr)*], conditional_updates_exactly_one_wins);
             scenario!($make, [$($attr)*], read_modify_write_loses_no_update);
             scenario!($make, [$($attr)*], list_paginates);
+            scenario!($make, [$($attr)*], copy_is_independent_of_its_source);
         }
     };
 }

@@ -10,7 +10,7 @@ use super::names::canonical;
 use super::registry::Registry;
 use super::{blob_location, location, query_one, request_body};
 use crate::auth::{Action, Identity, Protocol};
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::server::AppState;
 use crate::store::{
     ByteStream, GetOptions, Mutability, ObjectKey, PutMode, PutOptions, StoreError,
@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Session {
@@ -36,6 +37,12 @@ struct Session {
 struct Chunk {
     key: String,
     size: u64,
+    /// The chunk's own sha256, taken as it streamed in. When the upload is this one chunk
+    /// (skopeo, docker and podman send a layer as one streaming PATCH) and this is the
+    /// digest the closing PUT names, the chunk is published by a copy inside the store,
+    /// not by reading it back and writing it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
 }
 
 fn state_key(id: &str) -> Result<ObjectKey> {
@@ -303,11 +310,18 @@ async fn append(
         hex::encode(rand::random::<[u8; 4]>())
     );
     let key = ObjectKey::new(chunk_key.clone()).map_err(|e| fail(e.into()))?;
+    let hasher = Arc::new(Mutex::new(Some(Hasher::new(Algorithm::Sha256))));
+    let tap = hasher.clone();
+    let body = request_body(request).inspect_ok(move |chunk| {
+        if let Some(h) = tap.lock().expect("hasher lock").as_mut() {
+            h.update(chunk);
+        }
+    });
     let put = state
         .store
         .put(
             &key,
-            request_body(request),
+            Box::pin(body),
             PutOptions {
                 mode: PutMode::Create,
                 expected_size: expected,
@@ -316,9 +330,11 @@ async fn append(
         )
         .await
         .map_err(|e| fail(e.into()))?;
+    let sha256 = hasher.lock().expect("hasher lock").take();
     session.chunks.push(Chunk {
         key: chunk_key,
         size: put.size,
+        sha256: sha256.map(|h| h.finish().hex().to_string()),
     });
     session.size += put.size;
     let saved = state
@@ -460,10 +476,21 @@ pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -
         } else {
             session
         };
-        let put = registry
-            .blobs()
-            .put(&digest, concatenated(state, &session), Some(session.size))
-            .await;
+        let put = match session.chunks.as_slice() {
+            [only] if only.sha256.as_deref() == Some(digest.hex()) => {
+                let key = ObjectKey::new(only.key.clone());
+                match key {
+                    Ok(key) => registry.blobs().adopt(&digest, &key, only.size).await,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => {
+                registry
+                    .blobs()
+                    .put(&digest, concatenated(state, &session), Some(session.size))
+                    .await
+            }
+        };
         (session, put)
     };
     let (session, put) = stored;

@@ -2,7 +2,8 @@
 
 use super::layout::blob_key;
 use super::{
-    ByteStream, DynStore, GetOptions, GetResult, ObjectMeta, PutOptions, Result, StoreError,
+    ByteStream, DynStore, GetOptions, GetResult, ObjectKey, ObjectMeta, PutOptions, Result,
+    StoreError,
 };
 use crate::digest::{Algorithm, Digest, Hasher};
 use std::path::Path;
@@ -88,6 +89,45 @@ impl BlobStore {
         Ok(BlobMeta {
             digest: digest.clone(),
             size: put.size,
+        })
+    }
+
+    /// Where a client may fetch the blob straight from the backend (a presigned S3 URL),
+    /// when the store is set to redirect downloads. The blob must exist: a missing one is
+    /// NotFound here, never a redirect to a 404 on another server.
+    pub async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
+        let key = blob_key(digest);
+        match self.store.presigned_get(&key).await? {
+            Some(url) => {
+                self.head(digest).await?;
+                Ok(Some(url))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Publishes an object already in the store (a finished upload) as the blob `digest`,
+    /// by a copy inside the store instead of a second pass over the bytes. The caller
+    /// vouches that `from` hashes to `digest`: it hashed the bytes as they were stored.
+    pub async fn adopt(&self, digest: &Digest, from: &ObjectKey, size: u64) -> Result<BlobMeta> {
+        if let Ok(existing) = self.head(digest).await {
+            if existing.size == size {
+                return Ok(existing);
+            }
+        }
+        let copied = self.store.copy(from, &blob_key(digest)).await?;
+        if copied.size != size {
+            // The upload object changed under us: never publish it under this digest.
+            let _ = self.store.delete(&blob_key(digest)).await;
+            return Err(StoreError::SizeMismatch {
+                expected: size,
+                actual: copied.size,
+            });
+        }
+        self.known.insert(digest.clone(), size).await;
+        Ok(BlobMeta {
+            digest: digest.clone(),
+            size,
         })
     }
 

@@ -84,6 +84,15 @@ impl ObjectStore for CountingStore {
         self.inner.delete(key).await
     }
 
+    async fn presigned_get(&self, key: &ObjectKey) -> Result<Option<String>> {
+        self.inner.presigned_get(key).await
+    }
+
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<PutResult> {
+        bump(&self.counts.put);
+        self.inner.copy(from, to).await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }

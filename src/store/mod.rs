@@ -203,6 +203,24 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// Removes the object; removing an absent object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<()>;
 
+    /// A URL from which a client can GET the object directly, for a limited time, when the
+    /// backend offers that and it is switched on (S3 `redirect_downloads`); else `None`.
+    async fn presigned_get(&self, _key: &ObjectKey) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Makes `to` a copy of `from` (replacing what was at `to`), without the bytes passing
+    /// through this process where the backend can help: a hard link on disk, a server-side
+    /// copy on S3. Used to publish an already verified upload under its digest.
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<PutResult> {
+        let got = self.get(from, GetOptions::default()).await?;
+        let options = PutOptions {
+            expected_size: Some(got.meta.size),
+            ..Default::default()
+        };
+        self.put(to, got.body, options).await
+    }
+
     /// A short human description for logs: `file:///srv/airlock`, `s3://bucket/prefix`.
     fn describe(&self) -> String;
 }

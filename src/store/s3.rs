@@ -42,6 +42,9 @@ use std::time::{Duration, SystemTime};
 /// would otherwise need more than `MAX_PARTS`.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
+/// The largest object one CopyObject may copy; beyond it, UploadPartCopy.
+const COPY_OBJECT_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+const COPY_PART_SIZE: u64 = 1024 * 1024 * 1024;
 /// S3's largest part.
 const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 /// Without an expected size, the part size doubles every this many parts, so even a
@@ -79,6 +82,14 @@ pub struct S3Settings {
     pub path_style: Option<bool>,
     #[serde(default)]
     pub conditional_writes: ConditionalWrites,
+    /// Answer blob downloads with a redirect to a presigned URL of the object, so the
+    /// bytes flow from S3 to the client without passing through Airlock.
+    #[serde(default)]
+    pub redirect_downloads: bool,
+    /// The S3 endpoint as clients reach it, when that differs from `endpoint`.
+    pub redirect_endpoint: Option<String>,
+    /// How long a presigned URL stays valid (humantime, e.g. "5m").
+    pub redirect_expiry: Option<String>,
     /// Static credentials for embedding Airlock (tests use them to avoid touching the
     /// process environment); else the standard AWS chain. Never read from the config
     /// file, which should not hold secrets.
@@ -95,6 +106,9 @@ impl std::fmt::Debug for S3Settings {
             .field("region", &self.region)
             .field("path_style", &self.path_style)
             .field("conditional_writes", &self.conditional_writes)
+            .field("redirect_downloads", &self.redirect_downloads)
+            .field("redirect_endpoint", &self.redirect_endpoint)
+            .field("redirect_expiry", &self.redirect_expiry)
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",
@@ -119,7 +133,14 @@ pub struct S3Store {
     unsigned_payload: bool,
     /// Serializes check-then-put per key in `Local` mode.
     put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// With `redirect_downloads`: the client that signs download URLs (its endpoint is
+    /// the one clients reach) and how long the URLs live.
+    presigner: Option<(Client, Duration)>,
 }
+
+/// How long a presigned download URL lives unless `s3.redirect_expiry` says otherwise:
+/// long enough for a slow client to start, short enough that a leaked URL soon expires.
+const DEFAULT_REDIRECT_EXPIRY: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for S3Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,7 +232,27 @@ impl S3Store {
             .build();
         let unsigned_payload = endpoint.starts_with("https://");
         let prefix = prefix.trim_matches('/');
+        let presigner = match settings.redirect_downloads {
+            false => None,
+            true => {
+                let expiry = match &settings.redirect_expiry {
+                    None => DEFAULT_REDIRECT_EXPIRY,
+                    Some(text) => humantime::parse_duration(text)
+                        .ok()
+                        .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(7 * 86400)).contains(d))
+                        .ok_or_else(|| anyhow::anyhow!(
+                            "s3.redirect_expiry `{text}` is not a duration between 1s and 7d: write it as \"5m\""
+                        ))?,
+                };
+                let signing = match &settings.redirect_endpoint {
+                    Some(url) => config.to_builder().endpoint_url(url).build(),
+                    None => config.clone(),
+                };
+                Some((Client::from_conf(signing), expiry))
+            }
+        };
         let mut store = S3Store {
+            presigner,
             client: Client::from_conf(config),
             base: if prefix.is_empty() {
                 String::new()
@@ -651,6 +692,20 @@ async fn abort_upload(client: Client, bucket: String, key: String, upload_id: St
     }
 }
 
+/// `x-amz-copy-source`: the bucket and the URL-encoded key (slashes kept).
+fn copy_source(bucket: &str, key: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(key, KEEP)
+    )
+}
+
 /// The etag without the quotes S3 puts around it, so heads, gets, puts and listings agree.
 fn clean_etag(etag: &str) -> String {
     etag.trim().trim_matches('"').to_string()
@@ -935,6 +990,109 @@ impl ObjectStore for S3Store {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(unavailable(key, e)),
         }
+    }
+
+    async fn presigned_get(&self, key: &ObjectKey) -> Result<Option<String>> {
+        let Some((client, expiry)) = &self.presigner else {
+            return Ok(None);
+        };
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(*expiry)
+            .map_err(|e| StoreError::Unavailable(format!("{key}: {e}")))?;
+        let request = client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.s3_key(key))
+            .presigned(config)
+            .await
+            .map_err(|e| unavailable(key, e))?;
+        Ok(Some(request.uri().to_string()))
+    }
+
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<PutResult> {
+        // Server-side: the bytes never travel to Airlock and back.
+        let size = self.head(from).await?.size;
+        let source = copy_source(&self.bucket, &self.s3_key(from));
+        let to_key = self.s3_key(to);
+        if size <= COPY_OBJECT_LIMIT {
+            let out = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(&to_key)
+                .copy_source(&source)
+                .send()
+                .await
+                .map_err(|e| match is_not_found(&e) {
+                    true => StoreError::NotFound(from.to_string()),
+                    false => unavailable(to, e),
+                })?;
+            let etag = out.copy_object_result.and_then(|r| r.e_tag);
+            return Ok(PutResult {
+                etag: etag.as_deref().map(clean_etag).unwrap_or_default(),
+                size,
+            });
+        }
+        // CopyObject stops at 5 GiB; larger objects are copied part by part.
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&to_key)
+            .send()
+            .await
+            .map_err(|e| unavailable(to, e))?;
+        let upload_id = created
+            .upload_id
+            .ok_or_else(|| StoreError::Unavailable(format!("{to}: S3 returned no upload id")))?;
+        let guard = AbortGuard {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: to_key.clone(),
+            upload_id: Some(upload_id.clone()),
+        };
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let end = (start + COPY_PART_SIZE).min(size);
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(&to_key)
+                .upload_id(&upload_id)
+                .part_number(parts.len() as i32 + 1)
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={start}-{}", end - 1))
+                .send()
+                .await
+                .map_err(|e| unavailable(to, e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(parts.len() as i32 + 1)
+                    .set_e_tag(out.copy_part_result.and_then(|r| r.e_tag))
+                    .build(),
+            );
+            start = end;
+        }
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&to_key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable(to, e))?;
+        guard.disarm();
+        Ok(PutResult {
+            etag: out.e_tag.as_deref().map(clean_etag).unwrap_or_default(),
+            size,
+        })
     }
 
     fn describe(&self) -> String {
