@@ -35,6 +35,9 @@ pub struct GlobalArgs {
     /// Path-style S3 addressing (default: on when an endpoint is set).
     #[arg(long, env = "AIRLOCK_S3_PATH_STYLE", global = true)]
     pub s3_path_style: Option<bool>,
+    /// Redirect blob downloads to presigned S3 URLs (clients must reach the S3 endpoint).
+    #[arg(long, env = "AIRLOCK_S3_REDIRECT_DOWNLOADS", global = true)]
+    pub s3_redirect_downloads: Option<bool>,
     /// Log format: text or json.
     #[arg(long, env = "AIRLOCK_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
@@ -180,14 +183,21 @@ impl Config {
         s3.endpoint = global.s3_endpoint.clone().or(s3.endpoint);
         s3.region = global.s3_region.clone().or(s3.region);
         s3.path_style = global.s3_path_style.or(s3.path_style);
-        if let Some(endpoint) = &s3.endpoint {
+        s3.redirect_downloads = global
+            .s3_redirect_downloads
+            .unwrap_or(s3.redirect_downloads);
+        for (key, value) in [
+            ("s3.endpoint", &s3.endpoint),
+            ("s3.redirect_endpoint", &s3.redirect_endpoint),
+        ] {
+            let Some(endpoint) = value else { continue };
             let ok = url::Url::parse(endpoint)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
                 return Err(invalid(
-                    "s3.endpoint",
+                    key,
                     format!("`{endpoint}` is not an http(s) URL"),
-                    "use a URL such as http://127.0.0.1:3900 (--s3-endpoint, AIRLOCK_S3_ENDPOINT)",
+                    "use a URL such as http://127.0.0.1:3900",
                 ));
             }
         }

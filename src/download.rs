@@ -36,6 +36,16 @@ pub async fn blob_response(
         return Ok(with_common(response, &etag));
     }
 
+    // The S3 store may hand the bytes off: the client follows the redirect (with its
+    // Range header) to S3 itself. Protocol headers set by the caller still ride on it.
+    if let Some(url) = blobs.redirect_url(digest).await? {
+        let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+        let location = HeaderValue::from_str(&url)
+            .map_err(|e| StoreError::Unavailable(format!("presigned URL: {e}")))?;
+        response.headers_mut().insert(header::LOCATION, location);
+        return Ok(with_common(response, &etag));
+    }
+
     let got = match blobs.get(digest, GetOptions { range }).await {
         Ok(got) => got,
         Err(StoreError::RangeNotSatisfiable { size }) => {

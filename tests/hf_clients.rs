@@ -305,6 +305,25 @@ print("RESUME-OK")
         server.log().contains("range=\"bytes=5000000-\""),
         "no ranged GET seen for the resume"
     );
+    if backend == Backend::S3Redirect {
+        assert!(
+            server
+                .log()
+                .lines()
+                .any(|l| l.contains("/resolve/") && l.contains("status=307")),
+            "{}",
+            server.log()
+        );
+    }
+}
+
+/// The three huggingface_hub generations download, resume and upload when the S3 store
+/// answers file downloads with redirects to presigned Garage URLs, as huggingface.co does
+/// with its CDN.
+#[test]
+#[ignore = "needs huggingface_hub and Garage: `bash tests/run-all.sh` sets them up"]
+fn huggingface_hub_follows_presigned_s3_redirects() {
+    huggingface_hub_versions(Backend::S3Redirect);
 }
 
 fn transformers_and_datasets(backend: Backend) {

@@ -332,6 +332,17 @@ fn containerd_pulls_through_the_mirror(backend: Backend) {
         "{}",
         server.log()
     );
+    if backend == Backend::S3Redirect {
+        // The layers came from Garage by presigned URL, not through Airlock.
+        assert!(
+            server
+                .log()
+                .lines()
+                .any(|l| l.contains("/blobs/sha256:") && l.contains("status=307")),
+            "{}",
+            server.log()
+        );
+    }
 }
 
 #[test]
@@ -344,4 +355,10 @@ fn containerd_pulls_through_the_mirror_fs() {
 #[ignore = "needs containerd, runc, umoci, busybox-static and Garage: `bash tests/run-all.sh` sets them up"]
 fn containerd_pulls_through_the_mirror_s3() {
     containerd_pulls_through_the_mirror(Backend::S3);
+}
+
+#[test]
+#[ignore = "needs containerd, runc, umoci, busybox-static and Garage: `bash tests/run-all.sh` sets them up"]
+fn containerd_pulls_through_the_mirror_s3_redirected() {
+    containerd_pulls_through_the_mirror(Backend::S3Redirect);
 }

@@ -145,6 +145,23 @@ fn pip_installs_a_dependency_chain(backend: Backend) {
     assert_eq!(installed_version(&venv, "urllib3"), "2.3.0");
     // Nothing pip asked for failed.
     assert!(!server.log().contains("status=5"), "{}", server.log());
+    if backend == Backend::S3Redirect {
+        // The wheels came from Garage by presigned URL, not through Airlock.
+        assert!(
+            server
+                .log()
+                .lines()
+                .any(|l| l.contains(".whl") && l.contains("status=307")),
+            "{}",
+            server.log()
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs pip and Garage: `bash tests/run-all.sh` sets them up"]
+fn pip_installs_from_presigned_s3_redirects() {
+    pip_installs_a_dependency_chain(Backend::S3Redirect);
 }
 
 fn uv_resolves_from_metadata_only(backend: Backend) {

@@ -9,6 +9,8 @@ use std::process::Command;
 pub enum Backend {
     Fs,
     S3,
+    /// S3, with blob downloads answered by redirects to presigned Garage URLs.
+    S3Redirect,
 }
 
 /// Store arguments and environment for one test's store.
@@ -24,7 +26,7 @@ impl StoreArgs {
                 args: vec!["--store".into(), dir.join("store").to_string_lossy().into()],
                 env: vec![],
             },
-            Backend::S3 => {
+            Backend::S3 | Backend::S3Redirect => {
                 let g = super::garage::shared();
                 let prefix = format!("t-{}", hex::encode(rand::random::<[u8; 6]>()));
                 StoreArgs {
@@ -33,6 +35,8 @@ impl StoreArgs {
                         format!("s3://{}/{prefix}", g.bucket),
                         "--s3-endpoint".into(),
                         g.endpoint.clone(),
+                        "--s3-redirect-downloads".into(),
+                        (backend == Backend::S3Redirect).to_string(),
                     ],
                     env: vec![
                         ("AWS_ACCESS_KEY_ID".into(), g.key_id.clone()),
