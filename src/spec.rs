@@ -188,7 +188,10 @@ impl ContentSpec {
                 bail!("hf repo {:?}: write it as `org/name` or `name`", item.repo);
             }
             if item.revisions.is_empty() {
-                bail!("hf repo {:?}: revisions is empty; leave it out for main", item.repo);
+                bail!(
+                    "hf repo {:?}: revisions is empty; leave it out for main",
+                    item.repo
+                );
             }
         }
         for item in &self.pypi {
@@ -230,7 +233,10 @@ mod tests {
             spec.upstreams.oci_registry_url("docker.io"),
             "https://registry-1.docker.io"
         );
-        assert_eq!(spec.upstreams.oci_registry_url("quay.io"), "https://quay.io");
+        assert_eq!(
+            spec.upstreams.oci_registry_url("quay.io"),
+            "https://quay.io"
+        );
         assert!(spec.oci[0].referrers);
     }
 
