@@ -84,6 +84,8 @@ struct FileConfig {
     oci: OciSettings,
     #[serde(default)]
     hf: HfSettings,
+    #[serde(default)]
+    bundle: crate::bundle::BundleSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +138,7 @@ pub struct Config {
     pub pypi: PypiSettings,
     pub oci: OciSettings,
     pub hf: HfSettings,
+    pub bundle: crate::bundle::BundleSettings,
 }
 
 /// A configuration error: which key, what is wrong, how to fix it.
@@ -250,6 +253,7 @@ impl Config {
             pypi: file.pypi,
             oci: file.oci,
             hf: file.hf,
+            bundle: file.bundle,
         })
     }
 }
