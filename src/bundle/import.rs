@@ -292,8 +292,14 @@ fn verify(
             size += n as u64;
             bar.inc(n as u64);
         }
+        if size != need.size {
+            return Err(unreadable(format!(
+                "object {digest} ends after {size} of its {} bytes",
+                need.size
+            )));
+        }
         let actual = hasher.finish();
-        if actual != digest || size != need.size {
+        if actual != digest {
             return Err(altered(format!(
                 "object {digest} is corrupt (its content hashes to {actual})"
             )));
