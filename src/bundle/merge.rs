@@ -171,7 +171,8 @@ pub fn merge(key: &str, current: Option<&[u8]>, incoming: &[u8]) -> anyhow::Resu
             let old: RefsDoc = parse(key, current, "receiver's")?;
             let theirs: RefsDoc = parse(key, incoming, "bundle's")?;
             let mut new = old.clone();
-            let repo = key.trim_start_matches("hf/").trim_end_matches("/refs.json");
+            // `hf/models/org--name/refs.json` -> `org/name`, as the operator knows it.
+            let repo = key.split('/').nth(2).unwrap_or(key).replace("--", "/");
             let mut take =
                 |kind: &str, name: String, id: String, map: &mut BTreeMap<String, String>| {
                     if let Some(was) = map.insert(name.clone(), id.clone()) {
@@ -325,7 +326,7 @@ mod tests {
         assert_eq!(refs.tags["v1"], b);
         assert_eq!(
             m.warnings,
-            [format!("models/org--m: branch main moved from {a} to {b}")]
+            [format!("org/m: branch main moved from {a} to {b}")]
         );
 
         let repo = |private: bool| {
