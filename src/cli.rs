@@ -32,6 +32,9 @@ enum Command {
     /// The Hugging Face Hub: import model and dataset repositories.
     #[command(subcommand)]
     Hf(crate::hf::cli::HfCommand),
+    /// Bundles: carry the store's content across an air gap as verified, signed files.
+    #[command(subcommand)]
+    Bundle(crate::bundle::cli::BundleCommand),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -46,9 +49,11 @@ pub fn main() -> ExitCode {
     let serve_args = match &cli.command {
         Command::Serve(args) => args.clone(),
         Command::Healthcheck { url } => return healthcheck(url),
-        Command::Check | Command::Pypi(_) | Command::Hf(_) | Command::Oci(_) => {
-            ServeArgs::default()
-        }
+        Command::Check
+        | Command::Pypi(_)
+        | Command::Hf(_)
+        | Command::Oci(_)
+        | Command::Bundle(_) => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -75,6 +80,7 @@ pub fn main() -> ExitCode {
                 crate::pypi::cli::run(state, cmd).await
             }
             Command::Oci(cmd) => crate::oci::cli::run(config, cmd).await,
+            Command::Bundle(cmd) => crate::bundle::cli::run(config, cmd).await,
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

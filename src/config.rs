@@ -87,6 +87,8 @@ struct FileConfig {
     oci: OciSettings,
     #[serde(default)]
     hf: HfSettings,
+    #[serde(default)]
+    bundle: crate::bundle::BundleSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +141,7 @@ pub struct Config {
     pub pypi: PypiSettings,
     pub oci: OciSettings,
     pub hf: HfSettings,
+    pub bundle: crate::bundle::BundleSettings,
 }
 
 /// A configuration error: which key, what is wrong, how to fix it.
@@ -260,6 +263,7 @@ impl Config {
             pypi: file.pypi,
             oci: file.oci,
             hf: file.hf,
+            bundle: file.bundle,
         })
     }
 }

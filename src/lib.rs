@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod digest;

@@ -31,7 +31,7 @@ pub fn link_key(name: &str, digest: &Digest) -> Result<ObjectKey> {
     ))?)
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoDoc {
     #[serde(default)]
     pub tags: BTreeMap<String, Digest>,
@@ -68,9 +68,9 @@ impl ManifestEntry {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Catalog {
-    repositories: BTreeSet<String>,
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub repositories: BTreeSet<String>,
 }
 
 /// Parsed repository documents by store version, so a hot manifest HEAD by tag costs a

@@ -12,7 +12,7 @@ mod error;
 mod ingest;
 mod metadata;
 mod names;
-mod project;
+pub mod project;
 mod render;
 mod upload;
 
