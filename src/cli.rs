@@ -32,6 +32,8 @@ enum Command {
     /// The Hugging Face Hub: import model and dataset repositories.
     #[command(subcommand)]
     Hf(crate::hf::cli::HfCommand),
+    /// Fill the store from upstream hubs, indexes and registries named in a content spec.
+    Mirror(crate::mirror::cli::MirrorArgs),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -46,9 +48,11 @@ pub fn main() -> ExitCode {
     let serve_args = match &cli.command {
         Command::Serve(args) => args.clone(),
         Command::Healthcheck { url } => return healthcheck(url),
-        Command::Check | Command::Pypi(_) | Command::Hf(_) | Command::Oci(_) => {
-            ServeArgs::default()
-        }
+        Command::Check
+        | Command::Pypi(_)
+        | Command::Hf(_)
+        | Command::Oci(_)
+        | Command::Mirror(_) => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -75,6 +79,10 @@ pub fn main() -> ExitCode {
                 crate::pypi::cli::run(state, cmd).await
             }
             Command::Oci(cmd) => crate::oci::cli::run(config, cmd).await,
+            Command::Mirror(args) => {
+                let state = crate::server::AppState::open(config).await?;
+                crate::mirror::cli::run(state, args).await
+            }
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

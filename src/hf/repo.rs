@@ -184,6 +184,30 @@ impl Repos {
         Ok(true)
     }
 
+    /// Creates the repository without any commit, for a mirror that brings the upstream's
+    /// own commits; `Ok(false)` when it already existed.
+    pub async fn create_empty(&self, repo: &RepoRef, created_at: String) -> Result<bool, HfError> {
+        let doc = RepoDoc {
+            id: repo.id.clone(),
+            kind: repo.kind,
+            private: false,
+            gated: false,
+            created_at,
+        };
+        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        match self
+            .docs
+            .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        self.list_repo(repo).await?;
+        Ok(true)
+    }
+
     /// Turns gating on or off for an existing repository.
     pub async fn set_gated(&self, repo: &RepoRef, gated: bool) -> Result<(), HfError> {
         let repo_key = key(format!("{}/repo.json", repo.key_dir()));

@@ -13,10 +13,10 @@ mod discovery;
 mod endpoint;
 mod error;
 mod import;
-mod manifest;
+pub mod manifest;
 mod manifests;
 mod names;
-mod registry;
+pub mod registry;
 mod token;
 mod upload;
 

@@ -9,10 +9,10 @@
 pub mod cli;
 mod endpoint;
 mod error;
-mod ingest;
+pub mod ingest;
 mod metadata;
 mod names;
-mod project;
+pub mod project;
 mod render;
 mod upload;
 
