@@ -320,7 +320,11 @@ async fn fetch_file(
         return Ok((entry(String::new(), e.size, false), Status::WouldFetch));
     }
     m.report.expect_bytes(e.size);
-    let tmp = m.scratch.path().join(format!("hf-{}", e.oid));
+    // Unique: identical files (same oid, e.g. empty `__init__.py`) may be in flight together.
+    let tmp = m
+        .scratch
+        .path()
+        .join(format!("hf-{}-{:016x}", e.oid, rand::random::<u64>()));
     let (sha256, oid, size) = m
         .client
         .download_file(url, &ctx.req, &tmp, m.report.bar())
