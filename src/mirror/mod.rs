@@ -11,13 +11,14 @@
 //! - `pypi.rs` (+ `simple.rs`, `requirements.rs`, `wheel.rs`): files chosen by
 //!   requirement, hash, platform tag, Python version and format, with `.metadata`.
 //! - `oci.rs`: images by tag or digest, an index byte-exact with the chosen platforms,
-//!   referrers; `auth.rs` answers registry challenges.
+//!   referrers (`image.rs`: references, platforms); `auth.rs` answers registry challenges.
 
 mod auth;
 pub mod cli;
 mod client;
 mod glob;
 mod hf;
+mod image;
 mod oci;
 mod pypi;
 mod report;
