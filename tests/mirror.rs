@@ -32,6 +32,8 @@ enum Action {
     Fail503,
     /// Hold the request unanswered (the mirror is killed meanwhile).
     Stall,
+    /// Forward, but flip the last byte of the response body.
+    Corrupt,
 }
 
 type Policy = Box<dyn FnMut(&str) -> Action + Send>;
@@ -95,7 +97,7 @@ fn serve_one(
             );
         }
         Action::Stall => std::thread::sleep(Duration::from_secs(120)),
-        Action::Forward => {
+        Action::Forward | Action::Corrupt => {
             let mut lines: Vec<&str> = text.trim_end().split("\r\n").collect();
             lines.retain(|l| !l.to_ascii_lowercase().starts_with("connection:"));
             let head = format!("{}\r\nconnection: close\r\n\r\n", lines.join("\r\n"));
@@ -103,7 +105,16 @@ fn serve_one(
                 return;
             };
             upstream.write_all(head.as_bytes()).unwrap();
-            let _ = std::io::copy(&mut upstream, &mut client);
+            if action == Action::Corrupt {
+                let mut response = Vec::new();
+                let _ = upstream.read_to_end(&mut response);
+                if let Some(last) = response.last_mut() {
+                    *last ^= 0xff;
+                }
+                let _ = client.write_all(&response);
+            } else {
+                let _ = std::io::copy(&mut upstream, &mut client);
+            }
         }
     }
 }
@@ -676,6 +687,52 @@ fn an_interrupted_mirror_resumes_without_fetching_twice() {
         "a complete mirror fetches nothing: {third:?}"
     );
     assert!(stderr(&out).contains(" 0 new,"), "{}", stderr(&out));
+}
+
+/// Bodies that do not match the upstream's digest are refused and nothing of them, nor
+/// of what needs them (the commit, the manifest), becomes visible.
+#[test]
+fn corrupted_bodies_are_refused() {
+    let up = start_upstream(&[]);
+    let proxy = Proxy::start(&up.server.base);
+    let layer = up.image.amd64_layer.clone();
+    proxy.set(move |path| {
+        if path.contains(&layer) || path.ends_with("/model.safetensors") {
+            Action::Corrupt
+        } else {
+            Action::Forward
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(Backend::Fs, dir.path());
+    let spec = write_spec(dir.path(), &proxy.base, &up, &good_requirements(&up));
+    let out = mirror(&store, dir.path(), &spec, &[]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("model.safetensors: ") && text.contains("digest mismatch"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("blob {}: ", up.image.amd64_layer)),
+        "{text}"
+    );
+    let served = store.serve(dir.path(), &[]);
+    let status = |p: &str| get(&served.url(p), &[]).0;
+    assert_eq!(
+        status("/api/models/org/tiny/revision/main"),
+        404,
+        "no commit without all its files"
+    );
+    assert_eq!(
+        status(&format!(
+            "/v2/docker.io/team/app/blobs/{}",
+            up.image.amd64_layer
+        )),
+        404
+    );
+    assert_eq!(status("/v2/docker.io/team/app/manifests/v1"), 404);
+    assert_eq!(status("/simple/demo/"), 200, "what was sound is stored");
 }
 
 /// An upstream that lets nobody read anonymously: the registry's token flow with Basic
