@@ -160,6 +160,35 @@ impl Client {
         })
     }
 
+    /// Runs `consume` on a fresh response until it succeeds: a body that breaks off
+    /// midway (`Broken`) is fetched again with backoff, anything else ends the fetch.
+    async fn with_body<T, F, Fut>(
+        &self,
+        url: &str,
+        req: &Req,
+        mut consume: F,
+    ) -> Result<T, FetchError>
+    where
+        F: FnMut(Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, BodyError>>,
+    {
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt - 1).await;
+            }
+            match consume(self.get(url, req).await?).await {
+                Ok(done) => return Ok(done),
+                Err(BodyError::Broken(reason)) => last = reason,
+                Err(BodyError::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(FetchError::Gave {
+            url: url.to_string(),
+            reason: last,
+        })
+    }
+
     /// A small document (index page, API answer, manifest), refusing more than `limit`.
     pub async fn get_small(
         &self,
@@ -167,26 +196,18 @@ impl Client {
         req: &Req,
         limit: usize,
     ) -> Result<(HeaderMap, bytes::Bytes), FetchError> {
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let response = self.get(url, req).await?;
+        self.with_body(url, req, |response| async move {
             let headers = response.headers().clone();
             let body = Box::pin(response.bytes_stream().map_err(std::io::Error::other));
             match crate::store::collect_limited(body, limit).await {
-                Ok(bytes) => return Ok((headers, bytes)),
+                Ok(bytes) => Ok((headers, bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    return Err(FetchError::Verify(format!("{url}: {e}")))
+                    Err(BodyError::Fatal(FetchError::Verify(format!("{url}: {e}"))))
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => Err(BodyError::Broken(e.to_string())),
             }
-        }
-        Err(FetchError::Gave {
-            url: url.to_string(),
-            reason: last,
         })
+        .await
     }
 
     /// Streams a body into the blob store under `digest`: the store verifies digest and
@@ -201,37 +222,27 @@ impl Client {
         progress: &ProgressBar,
     ) -> Result<u64, FetchError> {
         let _permit = self.limit.acquire().await.expect("never closed");
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let response = self.get(url, req).await?;
+        self.with_body(url, req, |response| async move {
+            let bar = progress.clone();
             let body = Box::pin(
                 response
                     .bytes_stream()
                     .map_err(|e| std::io::Error::other(error_chain(&e)))
-                    .inspect_ok({
-                        let bar = progress.clone();
-                        move |chunk| bar.inc(chunk.len() as u64)
-                    }),
+                    .inspect_ok(move |chunk| bar.inc(chunk.len() as u64)),
             );
             match blobs.put(digest, body, size).await {
-                Ok(meta) => return Ok(meta.size),
+                Ok(meta) => Ok(meta.size),
                 // The connection broke: nothing was published, try again.
-                Err(StoreError::Body(e)) => last = e.to_string(),
+                Err(StoreError::Body(e)) => Err(BodyError::Broken(e.to_string())),
                 Err(e @ (StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. })) => {
-                    return Err(FetchError::Verify(format!(
+                    Err(BodyError::Fatal(FetchError::Verify(format!(
                         "{url}: {e}; nothing was stored"
-                    )))
+                    ))))
                 }
-                Err(e) => return Err(FetchError::Store(e)),
+                Err(e) => Err(BodyError::Fatal(FetchError::Store(e))),
             }
-        }
-        Err(FetchError::Gave {
-            url: url.to_string(),
-            reason: last,
         })
+        .await
     }
 
     /// Downloads into `path`, returning its sha256, git blob oid and size: for bodies
@@ -244,22 +255,20 @@ impl Client {
         progress: &ProgressBar,
     ) -> Result<(Digest, String, u64), FetchError> {
         let _permit = self.limit.acquire().await.expect("never closed");
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let response = self.get(url, req).await?;
-            match write_hashing(response, path, progress).await {
-                Ok(done) => return Ok(done),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(FetchError::Gave {
-            url: url.to_string(),
-            reason: last,
+        self.with_body(url, req, |response| async move {
+            write_hashing(response, path, progress)
+                .await
+                .map_err(|e| BodyError::Broken(e.to_string()))
         })
+        .await
     }
+}
+
+/// How consuming a response body failed.
+enum BodyError {
+    /// Cut off midway: worth fetching again.
+    Broken(String),
+    Fatal(FetchError),
 }
 
 async fn write_hashing(
