@@ -35,6 +35,8 @@ enum Command {
     /// Bundles: carry the store's content across an air gap as verified, signed files.
     #[command(subcommand)]
     Bundle(crate::bundle::cli::BundleCommand),
+    /// Fill the store from upstream hubs, indexes and registries named in a content spec.
+    Mirror(crate::mirror::cli::MirrorArgs),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -53,7 +55,8 @@ pub fn main() -> ExitCode {
         | Command::Pypi(_)
         | Command::Hf(_)
         | Command::Oci(_)
-        | Command::Bundle(_) => ServeArgs::default(),
+        | Command::Bundle(_)
+        | Command::Mirror(_) => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -81,6 +84,10 @@ pub fn main() -> ExitCode {
             }
             Command::Oci(cmd) => crate::oci::cli::run(config, cmd).await,
             Command::Bundle(cmd) => crate::bundle::cli::run(config, cmd).await,
+            Command::Mirror(args) => {
+                let state = crate::server::AppState::open(config).await?;
+                crate::mirror::cli::run(state, args).await
+            }
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

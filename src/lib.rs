@@ -10,6 +10,7 @@ pub mod digest;
 pub mod download;
 pub mod hf;
 pub mod metrics;
+pub mod mirror;
 pub mod observe;
 pub mod oci;
 pub mod pypi;

@@ -150,22 +150,8 @@ impl Repos {
         private: bool,
         author: &str,
     ) -> Result<bool, HfError> {
-        let doc = RepoDoc {
-            id: repo.id.clone(),
-            kind: repo.kind,
-            private,
-            gated: false,
-            created_at: now_iso(),
-        };
-        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
-        match self
-            .docs
-            .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::PreconditionFailed(_)) => return Ok(false),
-            Err(e) => return Err(e.into()),
+        if !self.put_repo_doc(repo, private, now_iso()).await? {
+            return Ok(false);
         }
         let attributes = Bytes::from_static(DEFAULT_GITATTRIBUTES.as_bytes());
         let entry = self.store_small_file(".gitattributes", attributes).await?;
@@ -182,6 +168,42 @@ impl Repos {
         .await?;
         self.list_repo(repo).await?;
         Ok(true)
+    }
+
+    /// Creates the repository without any commit, for a mirror that brings the upstream's
+    /// own commits; `Ok(false)` when it already existed.
+    pub async fn create_empty(&self, repo: &RepoRef, created_at: String) -> Result<bool, HfError> {
+        if !self.put_repo_doc(repo, false, created_at).await? {
+            return Ok(false);
+        }
+        self.list_repo(repo).await?;
+        Ok(true)
+    }
+
+    /// Writes the repository document unless one exists; `Ok(false)` when it did.
+    async fn put_repo_doc(
+        &self,
+        repo: &RepoRef,
+        private: bool,
+        created_at: String,
+    ) -> Result<bool, HfError> {
+        let doc = RepoDoc {
+            id: repo.id.clone(),
+            kind: repo.kind,
+            private,
+            gated: false,
+            created_at,
+        };
+        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        match self
+            .docs
+            .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::PreconditionFailed(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Turns gating on or off for an existing repository.

@@ -67,6 +67,17 @@ fn loose_version(v: &str) -> String {
     v.trim().to_ascii_lowercase().replace(['_', '-'], ".")
 }
 
+/// What an upstream index says about a mirrored file, kept instead of what an upload
+/// would get (its time, yank state and Requires-Python as published there).
+#[derive(Debug, Clone, Default)]
+pub struct Upstream {
+    pub upload_time: Option<String>,
+    pub yanked: Option<String>,
+    pub requires_python: Option<String>,
+    /// The upstream's own `.metadata` file, already stored as a blob (sha256 hex).
+    pub metadata_sha256: Option<String>,
+}
+
 /// Stores the file's body and metadata, then lists it in the index.
 pub async fn publish(
     index: &Index,
@@ -76,6 +87,20 @@ pub async fn publish(
     sha256: &Digest,
     size: u64,
 ) -> Result<Added, PypiError> {
+    publish_with(index, blobs, path, inspected, sha256, size, None).await
+}
+
+/// [`publish`], keeping what `upstream` says where it says it (`airlock mirror`).
+pub async fn publish_with(
+    index: &Index,
+    blobs: &BlobStore,
+    path: &Path,
+    inspected: &Inspected,
+    sha256: &Digest,
+    size: u64,
+    upstream: Option<Upstream>,
+) -> Result<Added, PypiError> {
+    let upstream = upstream.unwrap_or_default();
     // Refuse a conflicting filename before spending a store write on it
     // (add_file checks again, atomically).
     let normalized = super::names::normalize(&inspected.metadata.name);
@@ -101,7 +126,9 @@ pub async fn publish(
 
     // PEP 658 metadata is announced for wheels, whose METADATA is authoritative; an
     // sdist's PKG-INFO may leave dependencies to be computed at build time.
-    let metadata_sha256 = if inspected.dist.kind == DistKind::Wheel {
+    let metadata_sha256 = if upstream.metadata_sha256.is_some() {
+        upstream.metadata_sha256.clone()
+    } else if inspected.dist.kind == DistKind::Wheel {
         let digest = Digest::of_bytes(crate::digest::Algorithm::Sha256, &inspected.metadata_bytes);
         let len = inspected.metadata_bytes.len() as u64;
         blobs
@@ -122,10 +149,14 @@ pub async fn publish(
         kind: inspected.dist.kind,
         sha256: sha256.hex().to_string(),
         size,
-        requires_python: inspected.metadata.requires_python.clone(),
+        requires_python: upstream
+            .requires_python
+            .or_else(|| inspected.metadata.requires_python.clone()),
         metadata_sha256,
-        yanked: None,
-        upload_time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        yanked: upstream.yanked,
+        upload_time: upstream
+            .upload_time
+            .unwrap_or_else(|| humantime::format_rfc3339_micros(SystemTime::now()).to_string()),
     };
     index.add_file(&inspected.metadata.name, entry).await
 }

@@ -9,7 +9,7 @@
 pub mod cli;
 mod endpoint;
 mod error;
-mod ingest;
+pub mod ingest;
 mod metadata;
 mod names;
 pub mod project;

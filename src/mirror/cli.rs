@@ -1,0 +1,30 @@
+//! `airlock mirror --spec mirror.toml [--concurrency N] [--dry-run]`.
+
+use crate::server::AppState;
+use crate::spec::ContentSpec;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Upstream credentials come from the environment:
+  HF_TOKEN                          bearer token for the Hugging Face upstream
+  AIRLOCK_MIRROR_OCI_AUTH_<HOST>    per registry host (docker.io -> ..._DOCKER_IO):
+                                    `user:password` (Basic, and for the token flow)
+                                    or a bare bearer token
+Run the same command again after an interruption: what is stored is skipped.")]
+pub struct MirrorArgs {
+    /// The content spec: `[upstreams]`, `[[hf]]`, `[[pypi]]`, `[[oci]]` (see the README).
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// Downloads in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// List what would be fetched; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn run(state: AppState, args: MirrorArgs) -> anyhow::Result<()> {
+    let spec = ContentSpec::load(&args.spec)?;
+    super::run(state, spec, args.concurrency as usize, args.dry_run).await
+}

@@ -1,0 +1,221 @@
+//! Reading a project page of a simple repository: the JSON form (PEP 691) when the
+//! upstream offers it, else the HTML form (PEP 503 with 592, 658/714 and the hash
+//! fragment), both into one list of files with what the upstream says about each.
+
+use serde_json::Value;
+
+pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DistFile {
+    pub filename: String,
+    /// Absolute URL (relative ones are resolved against the page).
+    pub url: String,
+    pub sha256: Option<String>,
+    pub requires_python: Option<String>,
+    /// Yanked (PEP 592), with the reason (possibly empty).
+    pub yanked: Option<String>,
+    pub upload_time: Option<String>,
+    /// The upstream serves `<url>.metadata` (PEP 658/714), with its sha256 when given.
+    pub metadata: Option<Option<String>>,
+}
+
+/// Parses a page by its content type; `page_url` resolves relative links.
+pub fn parse(
+    content_type: &str,
+    body: &[u8],
+    page_url: &url::Url,
+) -> Result<Vec<DistFile>, String> {
+    if content_type.contains("json") {
+        parse_json(body, page_url)
+    } else {
+        Ok(parse_html(&String::from_utf8_lossy(body), page_url))
+    }
+}
+
+fn resolve(page: &url::Url, href: &str) -> String {
+    page.join(href)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| href.to_string())
+}
+
+fn sha256_of(v: &Value) -> Option<String> {
+    v.get("sha256")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+}
+
+fn parse_json(body: &[u8], page: &url::Url) -> Result<Vec<DistFile>, String> {
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| format!("project page is not JSON: {e}"))?;
+    let files = doc["files"]
+        .as_array()
+        .ok_or("project page has no `files`")?;
+    Ok(files
+        .iter()
+        .filter_map(|f| {
+            let metadata = match f
+                .get("core-metadata")
+                .or_else(|| f.get("dist-info-metadata"))
+            {
+                Some(Value::Bool(true)) => Some(None),
+                Some(v @ Value::Object(_)) => Some(sha256_of(v)),
+                _ => None,
+            };
+            Some(DistFile {
+                filename: f["filename"].as_str()?.to_string(),
+                url: resolve(page, f["url"].as_str()?),
+                sha256: sha256_of(&f["hashes"]),
+                requires_python: f["requires-python"].as_str().map(str::to_string),
+                yanked: match &f["yanked"] {
+                    Value::Bool(true) => Some(String::new()),
+                    Value::String(reason) => Some(reason.clone()),
+                    _ => None,
+                },
+                upload_time: f["upload-time"].as_str().map(str::to_string),
+                metadata,
+            })
+        })
+        .collect())
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
+/// `name="value"` / `name='value'` / `name=value` / bare `name` attributes of one tag.
+fn attributes(tag: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut rest = tag.trim();
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let name = rest[..end].to_ascii_lowercase();
+        rest = rest[end..].trim_start();
+        let value = if let Some(after) = rest.strip_prefix('=') {
+            let after = after.trim_start();
+            let (value, remaining) = match after.chars().next() {
+                Some(q @ ('"' | '\'')) => {
+                    let close = after[1..].find(q).map(|i| i + 1).unwrap_or(after.len());
+                    (&after[1..close], after.get(close + 1..).unwrap_or(""))
+                }
+                _ => {
+                    let close = after.find(char::is_whitespace).unwrap_or(after.len());
+                    (&after[..close], &after[close..])
+                }
+            };
+            rest = remaining.trim_start();
+            Some(unescape(value))
+        } else {
+            None
+        };
+        if !name.is_empty() {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
+fn parse_html(html: &str, page: &url::Url) -> Vec<DistFile> {
+    let lower = html.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(start) = lower[at..].find("<a").map(|i| i + at) {
+        let Some(tag_end) = lower[start..].find('>').map(|i| i + start) else {
+            break;
+        };
+        let text_end = lower[tag_end..]
+            .find("</a")
+            .map(|i| i + tag_end)
+            .unwrap_or(tag_end + 1);
+        at = text_end.max(tag_end + 1);
+        let attrs = attributes(html[start + 2..tag_end].trim_end_matches('/'));
+        let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let Some(Some(href)) = get("href") else {
+            continue;
+        };
+        let (link, fragment) = href.split_once('#').unwrap_or((&href, ""));
+        let filename = unescape(html[tag_end + 1..text_end].trim());
+        let metadata = get("data-core-metadata")
+            .or_else(|| get("data-dist-info-metadata"))
+            .and_then(|v| match v.as_deref() {
+                Some("false") => None,
+                Some(v) => Some(v.strip_prefix("sha256=").map(str::to_ascii_lowercase)),
+                None => Some(None),
+            });
+        out.push(DistFile {
+            filename,
+            url: resolve(page, link),
+            sha256: fragment
+                .strip_prefix("sha256=")
+                .map(str::to_ascii_lowercase),
+            requires_python: get("data-requires-python").flatten(),
+            yanked: get("data-yanked").map(Option::unwrap_or_default),
+            upload_time: None,
+            metadata,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> url::Url {
+        url::Url::parse("https://idx.example/simple/demo/").unwrap()
+    }
+
+    #[test]
+    fn reads_html_pages() {
+        let html = r#"<html><body>
+<a href="../../files/demo-1.0-py3-none-any.whl#sha256=AB" data-requires-python="&gt;=3.8" data-core-metadata="sha256=cd" data-yanked="">demo-1.0-py3-none-any.whl</a><br/>
+<A HREF='https://other/demo-1.0.tar.gz' data-dist-info-metadata=true>demo-1.0.tar.gz</A>
+</body></html>"#;
+        let files = parse("text/html", html.as_bytes(), &page()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(
+            files[0].url,
+            "https://idx.example/files/demo-1.0-py3-none-any.whl"
+        );
+        assert_eq!(files[0].sha256.as_deref(), Some("ab"));
+        assert_eq!(files[0].requires_python.as_deref(), Some(">=3.8"));
+        assert_eq!(files[0].yanked.as_deref(), Some(""));
+        assert_eq!(files[0].metadata, Some(Some("cd".into())));
+        assert_eq!(files[1].filename, "demo-1.0.tar.gz");
+        assert_eq!(files[1].metadata, Some(None));
+        assert_eq!(files[1].sha256, None);
+        assert_eq!(files[1].yanked, None);
+    }
+
+    #[test]
+    fn reads_json_pages() {
+        let json = r#"{"meta":{"api-version":"1.1"},"name":"demo","files":[
+ {"filename":"demo-1.0.tar.gz","url":"/f/demo-1.0.tar.gz","hashes":{"sha256":"ee"},
+  "yanked":"broken","upload-time":"2024-01-01T00:00:00.000000Z","core-metadata":false},
+ {"filename":"demo-2.0-py3-none-any.whl","url":"x.whl","hashes":{},"yanked":false,
+  "requires-python":">=3.9","dist-info-metadata":{"sha256":"ff"}}]}"#;
+        let files = parse(
+            "application/vnd.pypi.simple.v1+json",
+            json.as_bytes(),
+            &page(),
+        )
+        .unwrap();
+        assert_eq!(files[0].url, "https://idx.example/f/demo-1.0.tar.gz");
+        assert_eq!(files[0].yanked.as_deref(), Some("broken"));
+        assert_eq!(files[0].metadata, None);
+        assert_eq!(
+            files[0].upload_time.as_deref(),
+            Some("2024-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(files[1].url, "https://idx.example/simple/demo/x.whl");
+        assert_eq!(files[1].sha256, None);
+        assert_eq!(files[1].metadata, Some(Some("ff".into())));
+    }
+}
