@@ -9,7 +9,8 @@
 //! (a) a blob read through `GET /_airlock/blobs/sha256:<hex>` from the filesystem store
 //!     vs. the same file served by nginx (`sendfile on`), 1 and 8 concurrent streams;
 //! (b) the same blob through Airlock's S3 store vs. a direct, presigned GET of the same
-//!     object from Garage, 1 and 8 concurrent streams;
+//!     object from Garage, 1 and 8 concurrent streams, proxied by Airlock and with
+//!     `--s3-redirect-downloads` (a 307 to a presigned URL, which the client follows);
 //! (c) peak RSS of each Airlock process (VmHWM, and VmRSS sampled every few ms) while it
 //!     serves (a) or (b), and of a fresh process serving a blob a quarter of the size, to
 //!     show memory does not follow the blob size.
@@ -442,6 +443,23 @@ async fn s3_part(ctx: &Ctx<'_>, report: &mut Report) -> Result<()> {
         hwm_kib: status_kib(airlock.pid(), "VmHWM").unwrap_or(0),
         sampled_kib: sampler.stop(),
     });
+    drop(airlock);
+
+    // The same blob with `s3.redirect_downloads`: Airlock answers 307 to a presigned URL
+    // and the client (which follows it, as pip, huggingface_hub and containerd do) reads
+    // from Garage itself. Airlock's share is one small request per download.
+    let mut redirect_args = args.to_vec();
+    redirect_args.extend(["--s3-redirect-downloads", "true"]);
+    let airlock = Airlock::start("s3-redirect", &redirect_args, &envs)?;
+    let ours = Target {
+        upstream_pids: garage_pid.into_iter().collect(),
+        ..Target::airlock("airlock (S3, redirect)", &airlock, ctx.big, ctx.token)
+    };
+    warm_up(ctx.client, &ours, Some(&reference), size).await?;
+    for streams in [1, CONCURRENT] {
+        let c = compare(ctx, "S3 redirect", &ours, Some(&reference), streams, size).await;
+        report.comparisons.push(c?);
+    }
     drop(airlock);
     drop(garage);
     Ok(())

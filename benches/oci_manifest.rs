@@ -7,81 +7,17 @@
 
 #[path = "../tests/support/images.rs"]
 mod images;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use support::{airlock, free_port, have, Guard};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+use support::BIN;
 const DURATION: &str = "5s";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // A graceful stop first: nginx's master takes its workers down with it on
-        // SIGQUIT, while SIGKILL would leave them running.
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.0.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn airlock(dir: &Path, store: &Path) -> (Guard, String) {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args([
-            "--store",
-            store.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("AIRLOCK_LOG", "warn,airlock::server=info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("airlock exited").unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + 13..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Guard(child), base)
-}
 
 fn nginx(dir: &Path, root: &Path) -> Option<(Guard, u16)> {
     let nginx = ["/usr/sbin/nginx", "nginx"]

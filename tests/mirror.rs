@@ -787,7 +787,7 @@ fn registry_token_flow_and_hub_token() {
 
 /// pip and huggingface_hub read what was mirrored, from the mirror.
 #[test]
-#[ignore = "needs pip and huggingface_hub: `bash tests/run-all.sh` sets them up"]
+#[ignore = "needs pip, huggingface_hub and skopeo: `bash tests/run-all.sh` sets them up"]
 fn real_clients_read_the_mirror() {
     let venv = PathBuf::from(
         std::env::var("AIRLOCK_TEST_VENV").expect("AIRLOCK_TEST_VENV: run bash tests/run-all.sh"),
@@ -829,4 +829,31 @@ fn real_clients_read_the_mirror() {
         printed.contains("'config.json', 'model.safetensors', 'sub'"),
         "{printed}"
     );
+    // skopeo pulls the mirrored platform of the index; the other was left upstream.
+    let host = served.base.trim_start_matches("http://");
+    let image = format!("docker://{host}/docker.io/team/app:v1");
+    let pulled = dir.path().join("pulled");
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            "amd64",
+            &image,
+        ])
+        .arg(format!("oci:{}:v1", pulled.display())));
+    let layer = up.image.amd64_layer.trim_start_matches("sha256:");
+    assert!(pulled.join("blobs/sha256").join(layer).is_file());
+    let refused = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            "arm64",
+            &image,
+        ])
+        .arg(format!("oci:{}:arm", dir.path().join("arm").display()))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "arm64 was not mirrored");
 }
