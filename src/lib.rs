@@ -16,3 +16,4 @@ pub mod pypi;
 pub mod server;
 pub mod spec;
 pub mod store;
+pub mod upstream;
