@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::wheels::wheel;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -467,4 +468,135 @@ async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial() {
     let (status, digest, n) = fetch_hashed(&http, &url).await.unwrap();
     assert_eq!((status, digest, n), (200, layer.clone(), SIZE as u64));
     assert_eq!(files_named(&store.join("blobs"), hex).len(), 1);
+}
+
+/// A wheel of `name` `version` imported into `node`.
+fn seed_wheel(node: &Node, name: &str, version: &str) -> support::wheels::Dist {
+    let dir = node.dir.join(format!("wheels-{name}-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dist = wheel(name, version, &[], Some(">=3.8"));
+    dist.write_to(&dir);
+    node.import(&["pypi", "import", dir.to_str().unwrap()]);
+    dist
+}
+
+const PYPI_JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+async fn project_json(http: &reqwest::Client, node: &Node, project: &str) -> reqwest::Response {
+    http.get(node.server.url(&format!("/simple/{project}/")))
+        .header("accept", PYPI_JSON)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let dist = seed_wheel(&up, "demo-pkg", "1.0");
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+
+    let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let file = &page["files"][0];
+    assert_eq!(file["filename"], dist.filename.as_str(), "{page}");
+    assert_eq!(file["hashes"]["sha256"], dist.sha256());
+    assert_eq!(file["requires-python"], ">=3.8");
+    let metadata_sha = file["core-metadata"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The file URL is the downstream's own, as for any stored file.
+    let url = reqwest::Url::parse(&down.server.url("/simple/demo-pkg/"))
+        .unwrap()
+        .join(file["url"].as_str().unwrap())
+        .unwrap();
+    assert!(url.as_str().starts_with(&down.server.base), "{url}");
+    let body = http.get(url.clone()).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(body.bytes().await.unwrap(), dist.bytes);
+    let metadata = http.get(format!("{url}.metadata")).send().await.unwrap();
+    assert_eq!(metadata.status(), 200);
+    assert_eq!(
+        sha256(&metadata.bytes().await.unwrap()),
+        format!("sha256:{metadata_sha}")
+    );
+    // Not on the upstream either: a real 404.
+    assert_eq!(
+        project_json(&http, &down, "no-such-project").await.status(),
+        404
+    );
+
+    // A new version upstream shows after the TTL.
+    let newer = seed_wheel(&up, "demo-pkg", "2.0");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["files"].as_array().unwrap().len(), 2, "{page}");
+
+    // Upstream down: the page and the fetched file are still served; a file whose bytes
+    // were never fetched and an unknown project are 502, not 404.
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["files"].as_array().unwrap().len(), 2);
+    let body = http.get(url).send().await.unwrap();
+    assert_eq!(body.bytes().await.unwrap(), dist.bytes);
+    let never_fetched = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == newer.filename.as_str())
+        .unwrap();
+    let url = reqwest::Url::parse(&down.server.url("/simple/demo-pkg/"))
+        .unwrap()
+        .join(never_fetched["url"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 502);
+    assert_eq!(
+        project_json(&http, &down, "other-project").await.status(),
+        502
+    );
+}
+
+#[test]
+#[ignore = "needs pip: `bash tests/run-all.sh` sets it up"]
+fn pip_installs_through_the_pull_through_cache() {
+    let venv = std::env::var("AIRLOCK_TEST_VENV")
+        .expect("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`");
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let dist = seed_wheel(&up, "pulled-pkg", "1.2");
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let out = std::process::Command::new(Path::new(&venv).join("bin/pip"))
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .args(["download", "--no-deps", "--no-cache-dir", "-d"])
+        .arg(dir.path().join("got"))
+        .args([
+            "--index-url",
+            &down.server.url("/simple/"),
+            "pulled-pkg==1.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(dir.path().join("got").join(&dist.filename)).unwrap();
+    assert_eq!(got, dist.bytes);
 }

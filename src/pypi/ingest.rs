@@ -126,6 +126,7 @@ pub async fn publish(
         metadata_sha256,
         yanked: None,
         upload_time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        upstream_url: None,
     };
     index.add_file(&inspected.metadata.name, entry).await
 }

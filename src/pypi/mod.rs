@@ -13,6 +13,7 @@ mod ingest;
 mod metadata;
 mod names;
 pub mod project;
+pub mod remote;
 mod render;
 mod upload;
 
@@ -176,6 +177,7 @@ async fn serve(
             normalized,
             page_path,
         } => {
+            crate::upstream::pypi::refresh_project(state, &index, &normalized).await?;
             let doc = index_of(state, &index)
                 .raw_project(&normalized)
                 .await?
@@ -235,13 +237,20 @@ async fn serve(
             let digest = crate::digest::Digest::sha256_hex(blob).map_err(|e| {
                 PypiError::from(crate::store::StoreError::Unavailable(e.to_string()))
             })?;
-            let mut response = blob_response(
-                &state.blobs,
+            let head = request.method() == Method::HEAD;
+            let filled = crate::upstream::pypi::fill_file(
+                state,
+                entry,
+                metadata,
                 &digest,
                 request.headers(),
-                request.method() == Method::HEAD,
+                head,
             )
             .await?;
+            let mut response = match filled {
+                Some(streaming) => streaming,
+                None => blob_response(&state.blobs, &digest, request.headers(), head).await?,
+            };
             let cache = if state.auth.anonymous_read() {
                 "public"
             } else {

@@ -2,7 +2,11 @@
 //! total time: a 20 GiB model file may take a while), an optional bearer token, and one
 //! mapping of failures to "not there" versus "cannot tell right now".
 
+use super::fill::Open;
 use super::Lookup;
+use crate::store::ByteStream;
+use futures::TryStreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,6 +109,20 @@ impl Upstream {
             request = request.bearer_auth(token);
         }
         check(url, request.send().await)
+    }
+}
+
+impl Upstream {
+    /// A file's body at `url`, for the filler.
+    pub fn open(self: Arc<Self>, url: String) -> Open {
+        Box::pin(async move {
+            let response = self.get(&url, "*/*").await?;
+            let size = response.content_length();
+            let body = response
+                .bytes_stream()
+                .map_err(|e| std::io::Error::other(chain(&e)));
+            Ok((Box::pin(body) as ByteStream, size))
+        })
     }
 }
 

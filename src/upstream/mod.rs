@@ -16,7 +16,7 @@ mod client;
 pub mod fill;
 // pub mod hf;
 pub mod oci;
-// pub mod pypi;
+pub mod pypi;
 mod registry_client;
 
 pub use client::{Upstream, UpstreamError, UpstreamSettings};
@@ -35,8 +35,8 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct Upstreams {
     pub oci: Option<Arc<oci::OciUpstream>>,
-    pub pypi: Option<Upstream>,
-    pub hf: Option<Upstream>,
+    pub pypi: Option<Arc<Upstream>>,
+    pub hf: Option<Arc<Upstream>>,
     pub filler: Filler,
 }
 
@@ -55,8 +55,8 @@ impl Upstreams {
                     config.oci.upstream_registry.clone(),
                 ))
             }),
-            pypi: open("pypi", config.pypi.upstream())?,
-            hf: open("hf", config.hf.upstream())?,
+            pypi: open("pypi", config.pypi.upstream())?.map(Arc::new),
+            hf: open("hf", config.hf.upstream())?.map(Arc::new),
             filler: Filler::new(blobs),
         })
     }

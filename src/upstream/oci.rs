@@ -3,7 +3,7 @@
 //! upstream is stored through the registry's own records, byte for byte, as a push or
 //! an import would store it.
 
-use super::fill::{Filled, Open};
+use super::fill::{streamed, Filled, Open};
 use super::registry_client::{send, Tokens, MANIFEST_ACCEPT};
 use super::{client::chain, revalidate, Lookup, Upstream, UpstreamError};
 use crate::digest::{Algorithm, Digest};
@@ -12,11 +12,10 @@ use crate::oci::registry::{ManifestEntry, Registry};
 use crate::oci::{Code, OciError, Reference, Repo, MAX_MANIFEST_BYTES};
 use crate::server::AppState;
 use crate::store::{bytes_stream, ByteStream};
-use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, Method, StatusCode};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -272,20 +271,4 @@ pub async fn fill_blob(
         Filled::Stored => None,
         Filled::Streaming { size, body } => Some(streamed(digest, size, body)),
     })
-}
-
-/// The response for the client that started a fill: the whole blob as it arrives.
-pub fn streamed(digest: &Digest, size: u64, body: ByteStream) -> Response {
-    let mut r = Response::new(Body::from_stream(body));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_LENGTH, size.into());
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", digest.hex())) {
-        h.insert(header::ETAG, etag);
-    }
-    r
 }
