@@ -600,3 +600,190 @@ fn pip_installs_through_the_pull_through_cache() {
     let got = std::fs::read(dir.path().join("got").join(&dist.filename)).unwrap();
     assert_eq!(got, dist.bytes);
 }
+
+/// Pushes a one-layer image to `name:tag` through `node`'s registry API; its manifest digest.
+async fn push_tiny(
+    http: &reqwest::Client,
+    node: &Node,
+    name: &str,
+    tag: &str,
+    layer: &[u8],
+) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    for blob in [&config[..], layer] {
+        let r = http
+            .post(node.server.url(&format!(
+                "/v2/{name}/blobs/uploads/?digest={}",
+                sha256(blob)
+            )))
+            .bearer_auth(ADMIN)
+            .body(blob.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": layer.len()}]
+    }))
+    .unwrap();
+    let r = http
+        .put(node.server.url(&format!("/v2/{name}/manifests/{tag}")))
+        .bearer_auth(ADMIN)
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    sha256(&manifest)
+}
+
+#[tokio::test]
+#[ignore = "needs Garage: bash tests/run-all.sh"]
+async fn two_instances_on_one_bucket_agree_within_the_mutable_ttl() {
+    const TTL: Duration = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(Backend::S3, dir.path());
+    let copy = |s: &StoreArgs| StoreArgs {
+        args: s.args.clone(),
+        env: s.env.clone(),
+    };
+    let config = "[cache]\nmutable_ttl = \"1s\"\n";
+    let a = Node::start(&dir.path().join("a"), copy(&store), config, None);
+    let b = Node::start(&dir.path().join("b"), store, config, None);
+    let http = http();
+    let name = "docker.io/team/shared";
+    let tag_url = |node: &Node| node.server.url(&format!("/v2/{name}/manifests/1.0"));
+    let digest_of = |r: &reqwest::Response| {
+        r.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let first = push_tiny(&http, &a, name, "1.0", b"pushed through a").await;
+    let r = http
+        .get(tag_url(&b))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), digest_of(&r)), (200, first.clone()));
+    let layer = http
+        .get(
+            b.server
+                .url(&format!("/v2/{name}/blobs/{}", sha256(b"pushed through a"))),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(layer.bytes().await.unwrap(), &b"pushed through a"[..]);
+
+    // b has the tag cached now; a moves it. b follows within the TTL (plus polling slack).
+    let second = push_tiny(&http, &a, name, "1.0", b"pushed again through a").await;
+    let moved = std::time::Instant::now();
+    loop {
+        let r = http
+            .get(tag_url(&b))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        if digest_of(&r) == second {
+            break;
+        }
+        assert_eq!(digest_of(&r), first);
+        assert!(
+            moved.elapsed() < TTL + Duration::from_millis(500),
+            "b still serves the old tag after {:?}",
+            moved.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "the other instance saw the moved tag after {:?} (mutable_ttl {TTL:?})",
+        moved.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    let config = br#"{"architectures":["Tiny"],"model_type":"tiny"}"#.to_vec();
+    std::fs::write(model.join("config.json"), &config).unwrap();
+    // Above the 10 MiB LFS threshold: listed with its sha256, fetched on first download.
+    let weights: Vec<u8> = (0..11 * MIB).map(|i| (i % 253) as u8).collect();
+    std::fs::write(model.join("model.safetensors"), &weights).unwrap();
+    up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+    let info = |node: &Node| {
+        let url = node
+            .server
+            .url("/api/models/org/tiny/revision/main?blobs=true");
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+
+    let upstream_info: serde_json::Value = info(&up).await.json().await.unwrap();
+    let r = info(&down).await;
+    assert_eq!(r.status(), 200);
+    let mirrored: serde_json::Value = r.json().await.unwrap();
+    // The upstream's commit id and oids, so revisions pinned upstream work here.
+    assert_eq!(mirrored["sha"], upstream_info["sha"]);
+    assert_eq!(
+        mirrored["siblings"], upstream_info["siblings"],
+        "{mirrored}"
+    );
+    let sha = mirrored["sha"].as_str().unwrap().to_string();
+
+    for (path, content) in [("config.json", &config), ("model.safetensors", &weights)] {
+        let r = http
+            .get(down.server.url(&format!("/org/tiny/resolve/main/{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["x-repo-commit"], sha.as_str());
+        assert_eq!(r.bytes().await.unwrap(), content.as_slice(), "{path}");
+    }
+    let r = http
+        .get(
+            down.server
+                .url(&format!("/org/tiny/resolve/{sha}/config.json")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Not upstream either: the Hub's 404.
+    let r = http
+        .get(down.server.url("/api/models/org/absent/revision/main"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = http
+        .get(down.server.url("/org/tiny/resolve/main/model.safetensors"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), weights);
+    let r = http
+        .get(down.server.url("/api/models/org/other/revision/main"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().contains_key("x-error-message"));
+}

@@ -191,6 +191,17 @@ async fn serve(
         base: base_url(state, request.headers(), prefix),
     };
     use Endpoint::*;
+    // Pull-through: what these read is brought in (or revalidated) first.
+    match &endpoint {
+        RepoInfo { repo, rev } => {
+            let rev = rev.as_deref().unwrap_or("main");
+            crate::upstream::hf::refresh_revision(state, repo, rev).await?
+        }
+        Tree { repo, rev, .. } | PathsInfo { repo, rev } | Resolve { repo, rev, .. } => {
+            crate::upstream::hf::refresh_revision(state, repo, rev).await?
+        }
+        _ => {}
+    }
     match endpoint {
         WhoAmI => api::whoami(&ctx),
         List { kind } => api::list(hf, &ctx, kind).await,
@@ -208,7 +219,7 @@ async fn serve(
             rev,
             path,
             head,
-        } => api::resolve(hf, &ctx, &repo, &rev, &path, request.headers(), head).await,
+        } => api::resolve(state, &ctx, &repo, &rev, &path, request.headers(), head).await,
         CreateRepo => {
             upload::create_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await
         }

@@ -14,7 +14,7 @@
 
 mod client;
 pub mod fill;
-// pub mod hf;
+pub mod hf;
 pub mod oci;
 pub mod pypi;
 mod registry_client;
