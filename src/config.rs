@@ -407,6 +407,30 @@ mod tests {
             .to_string();
         assert!(e.contains("cache.mutable_ttl") && e.contains("30s"), "{e}");
 
+        for (text, key) in [
+            ("[oci]\nupstream = \"ftp://x\"\n", "`oci.upstream`"),
+            ("[pypi]\nupstream = \"not a url\"\n", "`pypi.upstream`"),
+            (
+                "[hf]\nupstream_token_env = \"AIRLOCK_TEST_UNSET_VAR\"\n",
+                "`hf.upstream_token_env`",
+            ),
+            (
+                "[oci]\nupstream_registry = \"docker.io/x\"\n",
+                "`oci.upstream_registry`",
+            ),
+        ] {
+            let (_f, global) = file(text);
+            let e = Config::resolve(&global, &ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        let (_f, global) = file("[oci]\nupstream_ttl = \"soon\"\n");
+        let e = Config::resolve(&global, &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream_ttl") || e.contains("line 2"), "{e}");
+
         let serve = ServeArgs {
             public_url: Some("ftp://x".into()),
             ..Default::default()

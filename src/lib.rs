@@ -17,3 +17,4 @@ pub mod pypi;
 pub mod server;
 pub mod spec;
 pub mod store;
+pub mod upstream;

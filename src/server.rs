@@ -40,6 +40,8 @@ pub struct AppState {
     pub pypi: Arc<crate::pypi::PypiState>,
     /// Operations that reached the store backend (each one an S3 round trip).
     pub store_ops: Arc<store::OpCounts>,
+    /// Pull-through upstreams (none unless configured).
+    pub upstreams: Arc<crate::upstream::Upstreams>,
 }
 
 impl AppState {
@@ -70,7 +72,9 @@ impl AppState {
             &config.hf,
             config.admin_token.as_deref(),
         );
+        let upstreams = crate::upstream::Upstreams::new(&config, blobs.clone())?;
         Ok(AppState {
+            upstreams: Arc::new(upstreams),
             blobs,
             docs,
             hf: Arc::new(hf),

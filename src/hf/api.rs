@@ -498,7 +498,7 @@ pub fn whoami(ctx: &Ctx) -> Result<Response, HfError> {
 /// `HEAD`/`GET .../resolve/{rev}/{path}`: served directly (200/206), never redirected,
 /// with the headers every huggingface_hub version needs.
 pub async fn resolve(
-    hf: &HfState,
+    state: &crate::server::AppState,
     ctx: &Ctx,
     repo: &RepoRef,
     rev: &str,
@@ -506,6 +506,7 @@ pub async fn resolve(
     request: &HeaderMap,
     head: bool,
 ) -> Result<Response, HfError> {
+    let hf = &state.hf;
     let doc = readable(hf, ctx, repo).await?;
     if doc.gated {
         let anonymous = matches!(ctx.identity, Identity::Anonymous);
@@ -529,7 +530,13 @@ pub async fn resolve(
         .ok_or_else(|| HfError::entry_not_found(path, &view.commit.id))?;
     let digest = crate::digest::Digest::sha256_hex(&file.sha256)
         .map_err(|e| HfError::bad_request(e.to_string()))?;
-    let mut response = blob_response(hf.repos.blobs(), &digest, request, head).await?;
+    let filled =
+        crate::upstream::hf::fill_file(state, repo, &view.commit.id, file, &digest, request, head)
+            .await?;
+    let mut response = match filled {
+        Some(streaming) => streaming,
+        None => blob_response(hf.repos.blobs(), &digest, request, head).await?,
+    };
     let h = response.headers_mut();
     let etag = if file.lfs { &file.sha256 } else { &file.oid };
     let set = |h: &mut HeaderMap, k: &'static str, v: &str| {

@@ -32,17 +32,44 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// `[hf]` in the config file.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HfSettings {
     /// Key that signs the LFS upload URLs handed to clients (which send no credentials on
     /// the upload itself). Every replica must share it; unset, it is derived from the admin
     /// token, or made up per process (one replica only).
     pub upload_signing_key: Option<String>,
+    /// Pull-through: the Hub (an `HF_ENDPOINT`, often another Airlock) misses come from.
+    pub upstream: Option<String>,
+    /// How long a branch or tag fetched from the upstream is served before it is checked again.
+    #[serde(with = "humantime_serde")]
+    pub upstream_ttl: std::time::Duration,
+    /// Environment variable with the upstream's token (`HF_TOKEN` there).
+    pub upstream_token_env: Option<String>,
+}
+
+impl Default for HfSettings {
+    fn default() -> Self {
+        HfSettings {
+            upload_signing_key: None,
+            upstream: None,
+            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_token_env: None,
+        }
+    }
 }
 
 impl HfSettings {
+    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
+        crate::upstream::UpstreamSettings {
+            url: self.upstream.clone(),
+            ttl: self.upstream_ttl,
+            token_env: self.upstream_token_env.clone(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        self.upstream().validate("hf")?;
         if let Some(k) = &self.upload_signing_key {
             if k.len() < 16 {
                 return Err("`hf.upload_signing_key`: too short (at least 16 characters)".into());
@@ -164,6 +191,17 @@ async fn serve(
         base: base_url(state, request.headers(), prefix),
     };
     use Endpoint::*;
+    // Pull-through: what these read is brought in (or revalidated) first.
+    match &endpoint {
+        RepoInfo { repo, rev } => {
+            let rev = rev.as_deref().unwrap_or("main");
+            crate::upstream::hf::refresh_revision(state, repo, rev).await?
+        }
+        Tree { repo, rev, .. } | PathsInfo { repo, rev } | Resolve { repo, rev, .. } => {
+            crate::upstream::hf::refresh_revision(state, repo, rev).await?
+        }
+        _ => {}
+    }
     match endpoint {
         WhoAmI => api::whoami(&ctx),
         List { kind } => api::list(hf, &ctx, kind).await,
@@ -181,7 +219,7 @@ async fn serve(
             rev,
             path,
             head,
-        } => api::resolve(hf, &ctx, &repo, &rev, &path, request.headers(), head).await,
+        } => api::resolve(state, &ctx, &repo, &rev, &path, request.headers(), head).await,
         CreateRepo => {
             upload::create_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await
         }

@@ -113,6 +113,10 @@ pub struct RepoDoc {
     #[serde(default)]
     pub gated: bool,
     pub created_at: String,
+    /// Made by pull-through: its refs follow the upstream's. Repositories made here (by
+    /// upload or import) never take refs from an upstream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirrored: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

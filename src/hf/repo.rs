@@ -193,6 +193,7 @@ impl Repos {
             private,
             gated: false,
             created_at,
+            mirrored: false,
         };
         let repo_key = key(format!("{}/repo.json", repo.key_dir()));
         match self
@@ -413,6 +414,51 @@ impl Repos {
             Ok(_) | Err(StoreError::PreconditionFailed(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records a commit read from an upstream Hub, its id kept, in a repository made for
+    /// it if new (public, `mirrored`); a branch or tag name `rev` then points at it.
+    pub async fn record_upstream(
+        &self,
+        repo: &RepoRef,
+        commit: Commit,
+        rev: &str,
+    ) -> Result<(), HfError> {
+        let doc = RepoDoc {
+            id: repo.id.clone(),
+            kind: repo.kind,
+            private: false,
+            gated: false,
+            created_at: now_iso(),
+            mirrored: true,
+        };
+        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        match self
+            .docs
+            .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
+            .await
+        {
+            Ok(_) => self.list_repo(repo).await?,
+            Err(StoreError::PreconditionFailed(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let id = commit.id.clone();
+        self.store_commit(repo, commit).await?;
+        let name = rev.strip_prefix("refs/heads/").unwrap_or(rev);
+        if is_commit_id(rev) || !super::model::is_valid_ref_name(name) {
+            return Ok(());
+        }
+        self.update_refs(repo, |refs| {
+            match refs.tags.get_mut(name) {
+                Some(tag) => *tag = id.clone(),
+                None => {
+                    refs.branches.insert(name.to_string(), id.clone());
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Changes refs other than by committing (branches, tags, PR refs), atomically.

@@ -22,13 +22,24 @@ fn blob_unknown(repo: &Repo, digest: &Digest) -> OciError {
 }
 
 pub(super) async fn get_blob(
+    state: &AppState,
     registry: &Registry,
     repo: &Repo,
     digest: &Digest,
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response> {
-    if !in_repo(registry, repo, digest).await? {
+    let linked = in_repo(registry, repo, digest).await?;
+    if state.upstreams.oci.is_some() && !(linked && registry.blobs().exists(digest).await?) {
+        let filled =
+            crate::upstream::oci::fill_blob(state, registry, repo, digest, headers, head).await?;
+        if let Some(mut streaming) = filled {
+            streaming
+                .headers_mut()
+                .insert("docker-content-digest", digest_header(digest));
+            return Ok(streaming);
+        }
+    } else if !linked {
         return Err(blob_unknown(repo, digest));
     }
     let mut r = blob_response(registry.blobs(), digest, headers, head)

@@ -390,20 +390,10 @@ impl Importer {
         entry: ManifestEntry,
         tag: Option<&str>,
     ) -> anyhow::Result<bool> {
-        let mut changed = false;
         self.registry
-            .update_repo(repo, |doc| {
-                changed = doc.manifests.get(digest) != Some(&entry)
-                    || tag.is_some_and(|t| doc.tags.get(t) != Some(digest));
-                doc.manifests.insert(digest.clone(), entry.clone());
-                if let Some(t) = tag {
-                    doc.tags.insert(t.to_string(), digest.clone());
-                }
-                Ok(changed)
-            })
+            .record_manifest(repo, digest, entry, tag)
             .await
-            .map_err(|e| anyhow!("{}", e.message))?;
-        Ok(changed)
+            .map_err(|e| anyhow!("{}", e.message))
     }
 }
 

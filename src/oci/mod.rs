@@ -66,6 +66,16 @@ pub struct OciSettings {
     /// How long a `/token` token is valid.
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// Pull-through: the registry misses are fetched from (often another Airlock).
+    pub upstream: Option<String>,
+    /// With `upstream`: the one registry host it is (e.g. `docker.io`), whose names it
+    /// takes without the host. Unset: it takes host-prefixed names, as Airlock does.
+    pub upstream_registry: Option<String>,
+    /// How long a tag fetched from the upstream is served before it is checked again.
+    #[serde(with = "humantime_serde")]
+    pub upstream_ttl: Duration,
+    /// Environment variable with the credential for the upstream's token service.
+    pub upstream_token_env: Option<String>,
 }
 
 impl Default for OciSettings {
@@ -75,6 +85,10 @@ impl Default for OciSettings {
             token_secret: None,
             token_secret_env: None,
             token_ttl: Duration::from_secs(300),
+            upstream: None,
+            upstream_registry: None,
+            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_token_env: None,
         }
     }
 }
@@ -104,12 +118,28 @@ impl OciSettings {
                 format!("`oci.token_secret`: {p}; generate one with `openssl rand -hex 32`")
             })?;
         }
+        self.upstream().validate("oci")?;
+        if let Some(host) = &self.upstream_registry {
+            if canonical("x", Some(host), "docker.io").is_err() || host.contains('/') {
+                return Err(format!(
+                    "`oci.upstream_registry`: `{host}` is not a registry host; write e.g. docker.io"
+                ));
+            }
+        }
         if self.token_ttl < Duration::from_secs(60) {
             return Err(
                 "`oci.token_ttl`: at least 60s (clients refresh tokens as they expire)".into(),
             );
         }
         Ok(())
+    }
+
+    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
+        crate::upstream::UpstreamSettings {
+            url: self.upstream.clone(),
+            ttl: self.upstream_ttl,
+            token_env: self.upstream_token_env.clone(),
+        }
     }
 
     pub fn token_secret(&self) -> Option<String> {
@@ -274,11 +304,14 @@ async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result
         Endpoint::Manifest { repo, reference } => match method {
             Method::PUT => put_manifest(state, &registry, &repo, &reference, request).await,
             Method::DELETE => delete_manifest(&registry, &repo, &reference).await,
-            _ => get_manifest(&registry, &repo, &reference, &headers, head).await,
+            _ => {
+                crate::upstream::oci::refresh_manifest(state, &repo, &reference).await?;
+                get_manifest(&registry, &repo, &reference, &headers, head).await
+            }
         },
         Endpoint::Blob { repo, digest } => match method {
             Method::DELETE => delete_blob(&registry, &repo, &digest).await,
-            _ => get_blob(&registry, &repo, &digest, &headers, head).await,
+            _ => get_blob(state, &registry, &repo, &digest, &headers, head).await,
         },
         Endpoint::Referrers { repo, digest } => referrers(&registry, &repo, &digest, &query).await,
         Endpoint::UploadStart { repo } => upload::start(state, &repo, &identity, request).await,

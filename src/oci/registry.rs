@@ -201,6 +201,30 @@ impl Registry {
         }
     }
 
+    /// Enters a manifest whose bytes are stored (and its tag, moving it if need be), as
+    /// imports and pull-through record them; `true` if that changed anything. Unlike a
+    /// push, referenced blobs and children need not be present yet.
+    pub async fn record_manifest(
+        &self,
+        name: &str,
+        digest: &Digest,
+        entry: ManifestEntry,
+        tag: Option<&str>,
+    ) -> Result<bool> {
+        let mut changed = false;
+        self.update_repo(name, |doc| {
+            changed = doc.manifests.get(digest) != Some(&entry)
+                || tag.is_some_and(|t| doc.tags.get(t) != Some(digest));
+            doc.manifests.insert(digest.clone(), entry.clone());
+            if let Some(t) = tag {
+                doc.tags.insert(t.to_string(), digest.clone());
+            }
+            Ok(changed)
+        })
+        .await?;
+        Ok(changed)
+    }
+
     pub async fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
         self.docs
             .put(

@@ -157,6 +157,7 @@ pub async fn publish_with(
         upload_time: upstream
             .upload_time
             .unwrap_or_else(|| humantime::format_rfc3339_micros(SystemTime::now()).to_string()),
+        upstream_url: None,
     };
     index.add_file(&inspected.metadata.name, entry).await
 }

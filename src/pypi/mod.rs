@@ -13,6 +13,7 @@ pub mod ingest;
 mod metadata;
 mod names;
 pub mod project;
+pub mod remote;
 mod render;
 mod upload;
 
@@ -45,6 +46,13 @@ pub struct PypiSettings {
     pub indexes: Vec<String>,
     /// Largest file an upload may carry.
     pub max_upload_bytes: u64,
+    /// Pull-through for the default index: a PEP 691/503 simple index URL.
+    pub upstream: Option<String>,
+    /// How long a project page fetched from the upstream is served before it is checked again.
+    #[serde(with = "humantime_serde")]
+    pub upstream_ttl: std::time::Duration,
+    /// Environment variable with a bearer token for the upstream.
+    pub upstream_token_env: Option<String>,
 }
 
 impl Default for PypiSettings {
@@ -52,12 +60,16 @@ impl Default for PypiSettings {
         PypiSettings {
             indexes: Vec::new(),
             max_upload_bytes: 20 * 1024 * 1024 * 1024,
+            upstream: None,
+            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_token_env: None,
         }
     }
 }
 
 impl PypiSettings {
     pub fn validate(&self) -> Result<(), String> {
+        self.upstream().validate("pypi")?;
         for name in &self.indexes {
             let ok = !name.is_empty()
                 && name.len() <= 64
@@ -72,6 +84,14 @@ impl PypiSettings {
             }
         }
         Ok(())
+    }
+
+    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
+        crate::upstream::UpstreamSettings {
+            url: self.upstream.clone(),
+            ttl: self.upstream_ttl,
+            token_env: self.upstream_token_env.clone(),
+        }
     }
 
     pub fn has_index(&self, name: &str) -> bool {
@@ -157,6 +177,7 @@ async fn serve(
             normalized,
             page_path,
         } => {
+            crate::upstream::pypi::refresh_project(state, &index, &normalized).await?;
             let doc = index_of(state, &index)
                 .raw_project(&normalized)
                 .await?
@@ -216,13 +237,20 @@ async fn serve(
             let digest = crate::digest::Digest::sha256_hex(blob).map_err(|e| {
                 PypiError::from(crate::store::StoreError::Unavailable(e.to_string()))
             })?;
-            let mut response = blob_response(
-                &state.blobs,
+            let head = request.method() == Method::HEAD;
+            let filled = crate::upstream::pypi::fill_file(
+                state,
+                entry,
+                metadata,
                 &digest,
                 request.headers(),
-                request.method() == Method::HEAD,
+                head,
             )
             .await?;
+            let mut response = match filled {
+                Some(streaming) => streaming,
+                None => blob_response(&state.blobs, &digest, request.headers(), head).await?,
+            };
             let cache = if state.auth.anonymous_read() {
                 "public"
             } else {

@@ -37,6 +37,10 @@ pub struct FileEntry {
     pub yanked: Option<String>,
     /// RFC 3339 UTC with microseconds, as PEP 700 writes it.
     pub upload_time: String,
+    /// Pull-through: where the upstream serves the file (`.metadata` appended for its
+    /// core metadata), fetched on the first download. Unset for uploaded files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -156,6 +160,52 @@ impl Index {
                 }
             })
             .await??;
+        Ok(())
+    }
+
+    /// Takes in a project page read from the upstream: files not yet listed are added
+    /// (their bodies fetched on first download), yanks follow the upstream. A filename
+    /// already listed with other content keeps it: published URLs never change content.
+    pub async fn merge_upstream(
+        &self,
+        display_name: &str,
+        files: &[FileEntry],
+    ) -> Result<(), PypiError> {
+        let normalized = normalize(display_name);
+        let key = self.project_key(&normalized)?;
+        let mut was_new_project = false;
+        self.docs
+            .update(&key, |current| {
+                let mut doc: ProjectDoc = match current {
+                    Some(d) => parse(&d.bytes)?,
+                    None => ProjectDoc {
+                        name: display_name.to_string(),
+                        files: Vec::new(),
+                    },
+                };
+                was_new_project = current.is_none();
+                let mut changed = was_new_project;
+                for f in files {
+                    match doc.files.iter_mut().find(|e| e.filename == f.filename) {
+                        Some(e) if e.sha256 == f.sha256 && e.yanked != f.yanked => {
+                            e.yanked = f.yanked.clone();
+                            changed = true;
+                        }
+                        Some(_) => {}
+                        None => {
+                            doc.files.push(f.clone());
+                            changed = true;
+                        }
+                    }
+                }
+                Ok::<_, PypiError>(
+                    changed.then(|| serde_json::to_vec(&doc).expect("serializable").into()),
+                )
+            })
+            .await??;
+        if was_new_project {
+            self.list_project(display_name, &normalized).await?;
+        }
         Ok(())
     }
 

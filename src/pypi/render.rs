@@ -320,6 +320,7 @@ mod tests {
                 metadata_sha256: Some("cd".repeat(32)),
                 yanked: Some("broken <build>".into()),
                 upload_time: "2026-01-01T00:00:00.000000Z".into(),
+                upstream_url: None,
             }],
         };
         let url = |f: &FileEntry| format!("../../files/{}", f.filename);

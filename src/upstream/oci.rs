@@ -1,0 +1,274 @@
+//! OCI pull-through: manifests by tag are revalidated once per TTL, by digest fetched
+//! on a miss; blobs are filled on a miss (coalesced, verified). What comes from the
+//! upstream is stored through the registry's own records, byte for byte, as a push or
+//! an import would store it.
+
+use super::fill::{streamed, Filled, Open};
+use super::registry_client::{send, Tokens, MANIFEST_ACCEPT};
+use super::{client::chain, revalidate, Lookup, Upstream, UpstreamError};
+use crate::digest::{Algorithm, Digest};
+use crate::oci::manifest::inspect;
+use crate::oci::registry::{ManifestEntry, Registry};
+use crate::oci::{Code, OciError, Reference, Repo, MAX_MANIFEST_BYTES};
+use crate::server::AppState;
+use crate::store::{bytes_stream, ByteStream};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use http::{header, HeaderMap, Method, StatusCode};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct OciUpstream {
+    pub up: Upstream,
+    /// Set when the upstream is one registry (e.g. `docker.io` at registry-1.docker.io):
+    /// only that host's repositories come from it, named without the host. Unset: the
+    /// upstream takes host-prefixed names, as another Airlock does.
+    registry: Option<String>,
+    tokens: Tokens,
+}
+
+/// A manifest as the upstream sent it.
+struct Fetched {
+    bytes: Bytes,
+    media_type: Option<String>,
+    digest: Digest,
+}
+
+impl OciUpstream {
+    pub fn new(up: Upstream, registry: Option<String>) -> OciUpstream {
+        OciUpstream {
+            up,
+            registry,
+            tokens: Tokens::default(),
+        }
+    }
+
+    /// The upstream's URL for `/v2/<name>/<kind>/<reference>` and its name for the
+    /// repository; `None` when this upstream does not serve that registry.
+    fn url(&self, name: &str, kind: &str, reference: &str) -> Option<(String, String)> {
+        let (path, ns) = match &self.registry {
+            None => (name, None),
+            Some(host) => (
+                name.strip_prefix(host.as_str())?.strip_prefix('/')?,
+                Some(host),
+            ),
+        };
+        let mut url = self.up.url(&format!("/v2/{path}/{kind}/{reference}"));
+        if let Some(ns) = ns {
+            url.push_str(&format!("?ns={ns}"));
+        }
+        Some((url, path.to_string()))
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        name: &str,
+        kind: &str,
+        reference: &str,
+        accept: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let (url, path) = self
+            .url(name, kind, reference)
+            .ok_or_else(|| UpstreamError::NotFound(format!("{name} is not from this upstream")))?;
+        send(&self.up, &self.tokens, method, &url, &path, accept).await
+    }
+
+    async fn manifest(&self, name: &str, reference: &Reference) -> Result<Fetched, UpstreamError> {
+        let bad = |why: String| UpstreamError::Unavailable(format!("{name}:{reference}: {why}"));
+        let response = self
+            .request(
+                Method::GET,
+                name,
+                "manifests",
+                &reference.to_string(),
+                MANIFEST_ACCEPT,
+            )
+            .await?;
+        let header = |h: &str| {
+            response
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+        };
+        let media_type = header("content-type").filter(|t| !t.is_empty());
+        let announced: Option<Digest> = match header("docker-content-digest") {
+            Some(d) => Some(
+                d.parse()
+                    .map_err(|e| bad(format!("Docker-Content-Digest: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut body = response.bytes_stream();
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| bad(chain(&e)))?;
+            if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let bytes = bytes.freeze();
+        let expected = match reference {
+            Reference::Digest(d) => Some(d.clone()),
+            Reference::Tag(_) => announced,
+        };
+        let algorithm = expected
+            .as_ref()
+            .map_or(Algorithm::Sha256, Digest::algorithm);
+        let digest = Digest::of_bytes(algorithm, &bytes);
+        if expected.as_ref().is_some_and(|e| *e != digest) {
+            return Err(bad(format!(
+                "content hashes to {digest}, not {}",
+                expected.expect("checked")
+            )));
+        }
+        Ok(Fetched {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// The blob's body from the upstream, for the filler.
+    fn open_blob(self: Arc<Self>, name: String, digest: Digest) -> Open {
+        Box::pin(async move {
+            let response = self
+                .request(Method::GET, &name, "blobs", &digest.to_string(), "*/*")
+                .await?;
+            let size = response.content_length();
+            let body = response
+                .bytes_stream()
+                .map_err(|e| std::io::Error::other(chain(&e)));
+            Ok((Box::pin(body) as ByteStream, size))
+        })
+    }
+}
+
+fn unavailable(e: UpstreamError) -> OciError {
+    OciError::new(Code::Unavailable, e.to_string()).with_status(StatusCode::BAD_GATEWAY)
+}
+
+/// Before a manifest is served: a missing one, or a tag not checked within the TTL, is
+/// brought in from the upstream. Afterwards the store answers as usual (404 included).
+pub async fn refresh_manifest(
+    state: &AppState,
+    repo: &Repo,
+    reference: &Reference,
+) -> Result<(), OciError> {
+    let Some(oci) = &state.upstreams.oci else {
+        return Ok(());
+    };
+    let registry = Registry::new(state);
+    let doc = registry.repo(&repo.name).await?;
+    let have = doc.as_ref().is_some_and(|d| match reference {
+        Reference::Tag(t) => d.tags.contains_key(t),
+        Reference::Digest(digest) => d.manifests.contains_key(digest),
+    });
+    if have && matches!(reference, Reference::Digest(_)) {
+        return Ok(());
+    }
+    let fetch = async {
+        match oci.manifest(&repo.name, reference).await {
+            Ok(m) => {
+                record(&registry, repo, reference, m)
+                    .await
+                    .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+                Ok(Lookup::Stored)
+            }
+            Err(UpstreamError::NotFound(_)) => Ok(Lookup::Absent),
+            Err(e) => Err(e),
+        }
+    };
+    let key = format!("{}:{reference}", repo.name);
+    revalidate(&oci.up, key, have, fetch)
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
+async fn record(
+    registry: &Registry,
+    repo: &Repo,
+    reference: &Reference,
+    m: Fetched,
+) -> Result<(), OciError> {
+    let inspected = inspect(&m.bytes, m.media_type.as_deref())?;
+    let size = m.bytes.len() as u64;
+    registry
+        .blobs()
+        .put(&m.digest, bytes_stream(m.bytes), Some(size))
+        .await?;
+    let tag = match reference {
+        Reference::Tag(t) => Some(t.as_str()),
+        Reference::Digest(_) => None,
+    };
+    let moved = registry
+        .record_manifest(
+            &repo.name,
+            &m.digest,
+            ManifestEntry::new(&inspected, size),
+            tag,
+        )
+        .await?;
+    if moved {
+        tracing::info!(repo = %repo.name, %reference, digest = %m.digest, "oci manifest pulled through");
+    }
+    Ok(())
+}
+
+/// A blob the repository does not hold (or whose bytes are not stored): linked when the
+/// upstream has it, and filled when the store lacks it. `Some` is the response streaming
+/// it to this caller; `None` means it is stored and linked now, to be served as usual.
+pub async fn fill_blob(
+    state: &AppState,
+    registry: &Registry,
+    repo: &Repo,
+    digest: &Digest,
+    request: &HeaderMap,
+    head: bool,
+) -> Result<Option<Response>, OciError> {
+    let Some(oci) = &state.upstreams.oci else {
+        return Ok(None);
+    };
+    let absent = |e: UpstreamError| match e {
+        UpstreamError::NotFound(_) => OciError::new(
+            Code::BlobUnknown,
+            format!("blob {digest} is not in repository `{}`", repo.name),
+        ),
+        e => unavailable(e),
+    };
+    if registry.blobs().exists(digest).await? {
+        // Stored for another repository: the upstream says whether this one holds it.
+        oci.request(
+            Method::HEAD,
+            &repo.name,
+            "blobs",
+            &digest.to_string(),
+            "*/*",
+        )
+        .await
+        .map_err(absent)?;
+        registry.link_blob(&repo.name, digest).await?;
+        return Ok(None);
+    }
+    let whole = !head
+        && !request.contains_key(header::RANGE)
+        && !request.contains_key(header::IF_NONE_MATCH);
+    let open = oci.clone().open_blob(repo.name.clone(), digest.clone());
+    let filled = state
+        .upstreams
+        .filler
+        .fill(digest, None, whole, open)
+        .await
+        .map_err(absent)?;
+    // Linked as soon as the upstream confirmed it: should this fill fail, the next
+    // request finds the link without the bytes and fills again.
+    registry.link_blob(&repo.name, digest).await?;
+    Ok(match filled {
+        Filled::Stored => None,
+        Filled::Streaming { size, body } => Some(streamed(digest, size, body)),
+    })
+}

@@ -1,0 +1,789 @@
+//! Pull-through caching against the real binary: an upstream Airlock seeded with the
+//! import commands, a downstream Airlock configured with it as its upstream, and
+//! clients talking to the downstream only (all on loopback).
+
+#[path = "support/images.rs"]
+mod images;
+mod support;
+
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::airlock::Airlock;
+use support::backend::{Backend, StoreArgs};
+use support::wheels::wheel;
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const MIB: usize = 1024 * 1024;
+
+/// One Airlock with its store and config file.
+struct Node {
+    server: Airlock,
+    store: StoreArgs,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Node {
+    /// Starts `airlock serve` on `store` with `config` as its config file.
+    fn start(dir: &Path, store: StoreArgs, config: &str, listen: Option<&str>) -> Node {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("airlock.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut args = vec!["--config", path.to_str().unwrap(), "--admin-token", ADMIN];
+        if let Some(listen) = listen {
+            args.extend(["--listen", listen]);
+        }
+        let server = store.serve(dir, &args);
+        Node {
+            server,
+            store,
+            dir: dir.to_path_buf(),
+            config: path,
+        }
+    }
+
+    fn restart(&mut self) {
+        let listen = self.server.base.trim_start_matches("http://").to_string();
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        let store = StoreArgs {
+            args: self.store.args.clone(),
+            env: self.store.env.clone(),
+        };
+        drop(std::mem::replace(
+            self,
+            Node::start(&self.dir.clone(), store, &config, Some(&listen)),
+        ));
+    }
+
+    fn import(&self, args: &[&str]) {
+        let out = self.store.cli(&self.dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Access-log lines of GETs for `path`.
+    fn gets(&self, path: &str) -> usize {
+        let needle = format!("path={path} ");
+        self.server
+            .log()
+            .lines()
+            .filter(|l| l.contains("method=GET") && l.contains(&needle))
+            .count()
+    }
+}
+
+/// An upstream whose own caches forget quickly, so imports show at once.
+fn upstream(backend: Backend, dir: &Path, extra: &str) -> Node {
+    let store = StoreArgs::new(backend, dir);
+    Node::start(
+        &dir.join("up"),
+        store,
+        &format!("{extra}\n[cache]\nmutable_ttl = \"100ms\"\n"),
+        None,
+    )
+}
+
+/// A downstream pulling every protocol through `up`, revalidating after 1s.
+fn downstream(backend: Backend, dir: &Path, up: &Node, extra: &str) -> Node {
+    let store = StoreArgs::new(backend, &dir.join("down"));
+    let base = &up.server.base;
+    let config = format!(
+        "[oci]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n{extra}\n\
+         [pypi]\nupstream = \"{base}/simple/\"\nupstream_ttl = \"1s\"\n\
+         [hf]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n"
+    );
+    Node::start(&dir.join("down"), store, &config, None)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn sha256(data: &[u8]) -> String {
+    images::sha256(data)
+}
+
+/// A tiny image `docker.io/library/<name>:<tag>` imported into `node`; its manifest's
+/// digest and bytes.
+fn seed_tiny(node: &Node, name: &str, tag: &str, layer: &[u8]) -> (String, Vec<u8>) {
+    let layout = node
+        .dir
+        .join(format!("layout-{name}-{tag}-{}", sha256(layer)));
+    let seeded = images::tiny_layout(&layout, &format!("docker.io/library/{name}:{tag}"), layer);
+    node.import(&["oci", "import", layout.to_str().unwrap()]);
+    seeded
+}
+
+/// The big layer's content: MiB `n` is a fixed pattern whose first 8 bytes hold `n`, so
+/// clients can check what they get without hashing it (slow in a debug build).
+fn pattern_mib(n: usize) -> Vec<u8> {
+    let mut chunk: Vec<u8> = (0..MIB).map(|i| (i * 131 % 251) as u8).collect();
+    chunk[..8].copy_from_slice(&(n as u64).to_le_bytes());
+    chunk
+}
+
+/// An image `docker.io/library/big:1.0` with one layer of `size` bytes, written to disk a
+/// chunk at a time (never whole in memory); the layer's digest.
+fn seed_big(node: &Node, size: usize) -> String {
+    let layout = node.dir.join("layout-big");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let tmp = blobs.join("layer.tmp");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
+    let mut hasher = Sha256::new();
+    for n in 0..size.div_ceil(MIB) {
+        let chunk = pattern_mib(n);
+        let part = &chunk[..MIB.min(size - n * MIB)];
+        hasher.update(part);
+        file.write_all(part).unwrap();
+    }
+    file.flush().unwrap();
+    let layer = format!("sha256:{}", hex::encode(hasher.finalize()));
+    std::fs::rename(&tmp, blobs.join(layer.trim_start_matches("sha256:"))).unwrap();
+    let put = |data: &[u8]| {
+        let d = sha256(data);
+        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), data).unwrap();
+        d
+    };
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = put(config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": size}]
+    }))
+    .unwrap();
+    let manifest_digest = put(&manifest);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "docker.io/library/big:1.0"}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    node.import(&["oci", "import", layout.to_str().unwrap()]);
+    std::fs::remove_dir_all(&layout).unwrap();
+    layer
+}
+
+/// GETs `url` streaming, hashing as it goes: (status, sha256 digest, bytes).
+async fn fetch_hashed(http: &reqwest::Client, url: &str) -> Result<(u16, String, u64), String> {
+    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let mut body = response.bytes_stream();
+    let mut hasher = Sha256::new();
+    let mut n = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| format!("after {n} bytes: {e}"))?;
+        n += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((
+        status,
+        format!("sha256:{}", hex::encode(hasher.finalize())),
+        n,
+    ))
+}
+
+/// GETs `url` streaming and compares it with the big layer's pattern as it goes:
+/// (status, whether every byte matched, bytes).
+async fn fetch_pattern(http: &reqwest::Client, url: &str) -> Result<(u16, bool, u64), String> {
+    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let mut body = response.bytes_stream();
+    let (mut offset, mut same) = (0usize, true);
+    let mut expected = pattern_mib(0);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = &chunk.map_err(|e| format!("after {offset} bytes: {e}"))?[..];
+        while !chunk.is_empty() {
+            let within = offset % MIB;
+            if within == 0 {
+                expected[..8].copy_from_slice(&((offset / MIB) as u64).to_le_bytes());
+            }
+            let n = chunk.len().min(MIB - within);
+            same &= chunk[..n] == expected[within..within + n];
+            chunk = &chunk[n..];
+            offset += n;
+        }
+    }
+    Ok((status, same, offset as u64))
+}
+
+fn manifest_path(name: &str, reference: &str) -> String {
+    format!("/v2/docker.io/library/{name}/manifests/{reference}")
+}
+
+fn blob_path(name: &str, digest: &str) -> String {
+    format!("/v2/docker.io/library/{name}/blobs/{digest}")
+}
+
+async fn get_manifest(
+    http: &reqwest::Client,
+    node: &Node,
+    name: &str,
+    reference: &str,
+) -> reqwest::Response {
+    http.get(node.server.url(&manifest_path(name, reference)))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn oci_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let layer = b"a layer from the upper zone".to_vec();
+    let (digest, manifest) = seed_tiny(&up, "tiny", "1.0", &layer);
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+
+    // A tag miss: fetched, stored, served byte for byte with its digest.
+    let r = get_manifest(&http, &down, "tiny", "1.0").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+    assert_eq!(r.headers()["content-type"], OCI_MANIFEST);
+    assert_eq!(r.bytes().await.unwrap(), manifest);
+    // containerd's way of naming it (?ns=) meets the same repository.
+    let r = http
+        .get(
+            down.server
+                .url(&format!("/v2/library/tiny/manifests/{digest}?ns=docker.io")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let blob = http
+        .get(down.server.url(&blob_path("tiny", &sha256(&layer))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(
+        blob.headers()["docker-content-digest"],
+        sha256(&layer).as_str()
+    );
+    assert_eq!(blob.bytes().await.unwrap(), layer);
+    // The upstream says it has no such tag or blob: a real 404.
+    let r = get_manifest(&http, &down, "tiny", "nope").await;
+    assert_eq!(r.status(), 404);
+    let absent = sha256(b"nobody has this");
+    let r = http
+        .get(down.server.url(&blob_path("tiny", &absent)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Upstream gone, TTL passed: the stored copy is still served (and quickly).
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let started = std::time::Instant::now();
+    let r = get_manifest(&http, &down, "tiny", "1.0").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), manifest);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = http
+        .get(down.server.url(&blob_path("tiny", &sha256(&layer))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A miss cannot be answered: a 5xx the client retries, never a 404 it believes.
+    for path in [
+        manifest_path("tiny", "2.0"),
+        manifest_path("other", "1.0"),
+        blob_path("tiny", &absent),
+    ] {
+        let r = http.get(down.server.url(&path)).send().await.unwrap();
+        assert!(r.status().is_server_error(), "{path}: {}", r.status());
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn oci_token_flow_against_an_upstream_without_anonymous_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(
+        Backend::Fs,
+        dir.path(),
+        "anonymous_read = false\n[[tokens]]\nname = \"mirror\"\nsecret = \"mirror-token-0123456789\"\nscopes = [\"read\"]\n",
+    );
+    let (digest, manifest) = seed_tiny(&up, "private", "1.0", b"for token holders");
+    // Without credentials the upstream refuses: a 5xx that says so, not a 404.
+    let anonymous = downstream(Backend::Fs, &dir.path().join("anon"), &up, "");
+    let http = http();
+    let r = get_manifest(&http, &anonymous, "private", "1.0").await;
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("401"));
+    // With the token: 401 challenge -> /token with Basic credentials -> Bearer retry.
+    std::env::set_var("PT_MIRROR_TOKEN", "mirror-token-0123456789");
+    let down = downstream(
+        Backend::Fs,
+        dir.path(),
+        &up,
+        "upstream_token_env = \"PT_MIRROR_TOKEN\"",
+    );
+    let r = get_manifest(&http, &down, "private", "1.0").await;
+    assert_eq!(r.status(), 200, "{}", down.server.log());
+    assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+    assert_eq!(r.bytes().await.unwrap(), manifest);
+    assert!(up.gets("/token") >= 1, "{}", up.server.log());
+}
+
+#[tokio::test]
+async fn a_tag_moved_upstream_is_seen_after_the_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let (first, _) = seed_tiny(&up, "moving", "latest", b"version one");
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+    let r = get_manifest(&http, &down, "moving", "latest").await;
+    assert_eq!(r.headers()["docker-content-digest"], first.as_str());
+
+    let (second, manifest) = seed_tiny(&up, "moving", "latest", b"version two");
+    assert_ne!(first, second);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = get_manifest(&http, &down, "moving", "latest").await;
+    assert_eq!(r.headers()["docker-content-digest"], second.as_str());
+    assert_eq!(r.bytes().await.unwrap(), manifest);
+    // The old manifest stays reachable by digest.
+    let r = get_manifest(&http, &down, "moving", &first).await;
+    assert_eq!(r.status(), 200);
+}
+
+async fn concurrent_misses_share_one_fetch(backend: Backend) {
+    const CLIENTS: usize = 32;
+    const SIZE: usize = 200 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(backend, dir.path(), "");
+    let layer = seed_big(&up, SIZE);
+    let down = downstream(backend, dir.path(), &up, "");
+    let http = http();
+    let url = down.server.url(&blob_path("big", &layer));
+    let clients = (0..CLIENTS).map(|_| {
+        let (http, url) = (http.clone(), url.clone());
+        tokio::spawn(async move { fetch_pattern(&http, &url).await })
+    });
+    for result in futures::future::join_all(clients).await {
+        assert_eq!(result.unwrap().unwrap(), (200, true, SIZE as u64));
+    }
+    let fetches = up.gets(&blob_path("big", &layer));
+    eprintln!("{CLIENTS} concurrent misses of a {SIZE}-byte blob: {fetches} upstream fetch(es)");
+    assert_eq!(fetches, 1, "{}", up.server.log());
+    // And it is stored: the upstream is not asked again.
+    let (status, digest, _) = fetch_hashed(&http, &url).await.unwrap();
+    assert_eq!((status, digest), (200, layer.clone()));
+    assert_eq!(up.gets(&blob_path("big", &layer)), 1);
+}
+
+#[tokio::test]
+async fn concurrent_misses_share_one_upstream_fetch_fs() {
+    concurrent_misses_share_one_fetch(Backend::Fs).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Garage: bash tests/run-all.sh"]
+async fn concurrent_misses_share_one_upstream_fetch_s3() {
+    concurrent_misses_share_one_fetch(Backend::S3).await;
+}
+
+/// Files under `dir` (recursively) whose name contains `needle`.
+fn files_named(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_named(&path, needle));
+        } else if path.to_string_lossy().contains(needle) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial() {
+    const SIZE: usize = 64 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = upstream(Backend::Fs, dir.path(), "");
+    let layer = seed_big(&up, SIZE);
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+    let url = down.server.url(&blob_path("big", &layer));
+
+    // Read a little, then stall: the downstream's fetch stalls with us (backpressure),
+    // so the upstream is certainly killed mid-transfer.
+    let response = http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut got = 0usize;
+    while got < 4 * MIB {
+        got += body.next().await.unwrap().unwrap().len();
+    }
+    up.server.signal("KILL");
+    let mut failed = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => got += c.len(),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        failed && got < SIZE,
+        "the client must see the transfer fail ({got} bytes)"
+    );
+    let hex = layer.trim_start_matches("sha256:");
+    let store = dir.path().join("down/store");
+    // Give the downstream a moment to clean up its temporary file.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = files_named(&store.join("blobs"), hex);
+    assert!(stored.is_empty(), "{stored:?}");
+    let tmp: Vec<_> = files_named(&store.join(".tmp"), "");
+    assert!(tmp.is_empty(), "partial files left: {tmp:?}");
+    // While it is down the miss is a 5xx; once it is back, the next request succeeds.
+    let r = http.get(&url).send().await.unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    up.restart();
+    let (status, digest, n) = fetch_hashed(&http, &url).await.unwrap();
+    assert_eq!((status, digest, n), (200, layer.clone(), SIZE as u64));
+    assert_eq!(files_named(&store.join("blobs"), hex).len(), 1);
+}
+
+/// A wheel of `name` `version` imported into `node`.
+fn seed_wheel(node: &Node, name: &str, version: &str) -> support::wheels::Dist {
+    let dir = node.dir.join(format!("wheels-{name}-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dist = wheel(name, version, &[], Some(">=3.8"));
+    dist.write_to(&dir);
+    node.import(&["pypi", "import", dir.to_str().unwrap()]);
+    dist
+}
+
+const PYPI_JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+async fn project_json(http: &reqwest::Client, node: &Node, project: &str) -> reqwest::Response {
+    http.get(node.server.url(&format!("/simple/{project}/")))
+        .header("accept", PYPI_JSON)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let dist = seed_wheel(&up, "demo-pkg", "1.0");
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+
+    let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let file = &page["files"][0];
+    assert_eq!(file["filename"], dist.filename.as_str(), "{page}");
+    assert_eq!(file["hashes"]["sha256"], dist.sha256());
+    assert_eq!(file["requires-python"], ">=3.8");
+    let metadata_sha = file["core-metadata"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The file URL is the downstream's own, as for any stored file.
+    let url = reqwest::Url::parse(&down.server.url("/simple/demo-pkg/"))
+        .unwrap()
+        .join(file["url"].as_str().unwrap())
+        .unwrap();
+    assert!(url.as_str().starts_with(&down.server.base), "{url}");
+    let body = http.get(url.clone()).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(body.bytes().await.unwrap(), dist.bytes);
+    let metadata = http.get(format!("{url}.metadata")).send().await.unwrap();
+    assert_eq!(metadata.status(), 200);
+    assert_eq!(
+        sha256(&metadata.bytes().await.unwrap()),
+        format!("sha256:{metadata_sha}")
+    );
+    // Not on the upstream either: a real 404.
+    assert_eq!(
+        project_json(&http, &down, "no-such-project").await.status(),
+        404
+    );
+
+    // A new version upstream shows after the TTL.
+    let newer = seed_wheel(&up, "demo-pkg", "2.0");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["files"].as_array().unwrap().len(), 2, "{page}");
+
+    // Upstream down: the page and the fetched file are still served; a file whose bytes
+    // were never fetched and an unknown project are 502, not 404.
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["files"].as_array().unwrap().len(), 2);
+    let body = http.get(url).send().await.unwrap();
+    assert_eq!(body.bytes().await.unwrap(), dist.bytes);
+    let never_fetched = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == newer.filename.as_str())
+        .unwrap();
+    let url = reqwest::Url::parse(&down.server.url("/simple/demo-pkg/"))
+        .unwrap()
+        .join(never_fetched["url"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 502);
+    assert_eq!(
+        project_json(&http, &down, "other-project").await.status(),
+        502
+    );
+}
+
+#[test]
+#[ignore = "needs pip: `bash tests/run-all.sh` sets it up"]
+fn pip_installs_through_the_pull_through_cache() {
+    let venv = std::env::var("AIRLOCK_TEST_VENV")
+        .expect("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`");
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let dist = seed_wheel(&up, "pulled-pkg", "1.2");
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let out = std::process::Command::new(Path::new(&venv).join("bin/pip"))
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .args(["download", "--no-deps", "--no-cache-dir", "-d"])
+        .arg(dir.path().join("got"))
+        .args([
+            "--index-url",
+            &down.server.url("/simple/"),
+            "pulled-pkg==1.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(dir.path().join("got").join(&dist.filename)).unwrap();
+    assert_eq!(got, dist.bytes);
+}
+
+/// Pushes a one-layer image to `name:tag` through `node`'s registry API; its manifest digest.
+async fn push_tiny(
+    http: &reqwest::Client,
+    node: &Node,
+    name: &str,
+    tag: &str,
+    layer: &[u8],
+) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    for blob in [&config[..], layer] {
+        let r = http
+            .post(node.server.url(&format!(
+                "/v2/{name}/blobs/uploads/?digest={}",
+                sha256(blob)
+            )))
+            .bearer_auth(ADMIN)
+            .body(blob.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": layer.len()}]
+    }))
+    .unwrap();
+    let r = http
+        .put(node.server.url(&format!("/v2/{name}/manifests/{tag}")))
+        .bearer_auth(ADMIN)
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    sha256(&manifest)
+}
+
+#[tokio::test]
+#[ignore = "needs Garage: bash tests/run-all.sh"]
+async fn two_instances_on_one_bucket_agree_within_the_mutable_ttl() {
+    const TTL: Duration = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(Backend::S3, dir.path());
+    let copy = |s: &StoreArgs| StoreArgs {
+        args: s.args.clone(),
+        env: s.env.clone(),
+    };
+    let config = "[cache]\nmutable_ttl = \"1s\"\n";
+    let a = Node::start(&dir.path().join("a"), copy(&store), config, None);
+    let b = Node::start(&dir.path().join("b"), store, config, None);
+    let http = http();
+    let name = "docker.io/team/shared";
+    let tag_url = |node: &Node| node.server.url(&format!("/v2/{name}/manifests/1.0"));
+    let digest_of = |r: &reqwest::Response| {
+        r.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let first = push_tiny(&http, &a, name, "1.0", b"pushed through a").await;
+    let r = http
+        .get(tag_url(&b))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), digest_of(&r)), (200, first.clone()));
+    let layer = http
+        .get(
+            b.server
+                .url(&format!("/v2/{name}/blobs/{}", sha256(b"pushed through a"))),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(layer.bytes().await.unwrap(), &b"pushed through a"[..]);
+
+    // b has the tag cached now; a moves it. b follows within the TTL (plus polling slack).
+    let second = push_tiny(&http, &a, name, "1.0", b"pushed again through a").await;
+    let moved = std::time::Instant::now();
+    loop {
+        let r = http
+            .get(tag_url(&b))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        if digest_of(&r) == second {
+            break;
+        }
+        assert_eq!(digest_of(&r), first);
+        assert!(
+            moved.elapsed() < TTL + Duration::from_millis(500),
+            "b still serves the old tag after {:?}",
+            moved.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "the other instance saw the moved tag after {:?} (mutable_ttl {TTL:?})",
+        moved.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    let config = br#"{"architectures":["Tiny"],"model_type":"tiny"}"#.to_vec();
+    std::fs::write(model.join("config.json"), &config).unwrap();
+    // Above the 10 MiB LFS threshold: listed with its sha256, fetched on first download.
+    let weights: Vec<u8> = (0..11 * MIB).map(|i| (i % 253) as u8).collect();
+    std::fs::write(model.join("model.safetensors"), &weights).unwrap();
+    up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = http();
+    let info = |node: &Node| {
+        let url = node
+            .server
+            .url("/api/models/org/tiny/revision/main?blobs=true");
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+
+    let upstream_info: serde_json::Value = info(&up).await.json().await.unwrap();
+    let r = info(&down).await;
+    assert_eq!(r.status(), 200);
+    let mirrored: serde_json::Value = r.json().await.unwrap();
+    // The upstream's commit id and oids, so revisions pinned upstream work here.
+    assert_eq!(mirrored["sha"], upstream_info["sha"]);
+    assert_eq!(
+        mirrored["siblings"], upstream_info["siblings"],
+        "{mirrored}"
+    );
+    let sha = mirrored["sha"].as_str().unwrap().to_string();
+
+    for (path, content) in [("config.json", &config), ("model.safetensors", &weights)] {
+        let r = http
+            .get(down.server.url(&format!("/org/tiny/resolve/main/{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["x-repo-commit"], sha.as_str());
+        assert_eq!(r.bytes().await.unwrap(), content.as_slice(), "{path}");
+    }
+    let r = http
+        .get(
+            down.server
+                .url(&format!("/org/tiny/resolve/{sha}/config.json")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Not upstream either: the Hub's 404.
+    let r = http
+        .get(down.server.url("/api/models/org/absent/revision/main"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = http
+        .get(down.server.url("/org/tiny/resolve/main/model.safetensors"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), weights);
+    let r = http
+        .get(down.server.url("/api/models/org/other/revision/main"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().contains_key("x-error-message"));
+}
