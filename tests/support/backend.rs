@@ -2,8 +2,10 @@
 //! Garage (a fresh prefix each time, so tests never see each other's data).
 
 use super::airlock::{command, Airlock};
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -14,9 +16,19 @@ pub enum Backend {
 }
 
 /// Store arguments and environment for one test's store.
+#[derive(Clone, Debug)]
 pub struct StoreArgs {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    location: Location,
+}
+
+/// Where the store's objects are, for looking at them without Airlock.
+#[derive(Clone, Debug)]
+enum Location {
+    Dir(PathBuf),
+    /// The object-name prefix in the shared Garage's bucket, with a trailing `/`.
+    S3(String),
 }
 
 impl StoreArgs {
@@ -25,6 +37,7 @@ impl StoreArgs {
             Backend::Fs => StoreArgs {
                 args: vec!["--store".into(), dir.join("store").to_string_lossy().into()],
                 env: vec![],
+                location: Location::Dir(dir.join("store")),
             },
             Backend::S3 | Backend::S3Redirect => {
                 let g = super::garage::shared();
@@ -43,6 +56,7 @@ impl StoreArgs {
                         ("AWS_SECRET_ACCESS_KEY".into(), g.secret.clone()),
                         ("AWS_REGION".into(), g.region.clone()),
                     ],
+                    location: Location::S3(format!("{prefix}/")),
                 }
             }
         }
@@ -66,5 +80,130 @@ impl StoreArgs {
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
+    }
+
+    /// Every object in the store, as keys relative to its root (`blobs/sha256/...`,
+    /// `oci/...`), sorted, looked at directly rather than through Airlock: on disk every
+    /// file under the store directory, temporary ones in `.tmp/` included; on S3 every
+    /// object under the store's prefix.
+    pub fn object_keys(&self) -> Vec<String> {
+        match &self.location {
+            Location::Dir(root) => {
+                let mut keys = Vec::new();
+                walk(root, root, &mut keys);
+                keys.sort();
+                keys
+            }
+            Location::S3(prefix) => {
+                let prefix = prefix.clone();
+                block_on(async move {
+                    let (client, bucket) = s3_client();
+                    let mut keys = Vec::new();
+                    let mut pages = client
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(&prefix)
+                        .into_paginator()
+                        .send();
+                    while let Some(page) = pages.next().await {
+                        let page = page.unwrap_or_else(|e| panic!("listing {prefix}: {e:?}"));
+                        for object in page.contents() {
+                            let key = object.key().unwrap();
+                            keys.push(key.strip_prefix(prefix.as_str()).unwrap().to_string());
+                        }
+                    }
+                    keys.sort();
+                    keys
+                })
+            }
+        }
+    }
+
+    /// Keys of the objects under `prefix` (a plain string prefix of the key).
+    pub fn keys_under(&self, prefix: &str) -> Vec<String> {
+        self.object_keys()
+            .into_iter()
+            .filter(|k| k.starts_with(prefix))
+            .collect()
+    }
+
+    /// Writes that were begun and neither finished nor cleaned up: files in `.tmp/` on
+    /// disk; multipart uploads never completed nor aborted on S3 (invisible in listings,
+    /// but stored and billed until a lifecycle rule removes them).
+    pub fn unfinished_writes(&self) -> Vec<String> {
+        match &self.location {
+            Location::Dir(_) => self.keys_under(".tmp/"),
+            Location::S3(prefix) => {
+                let prefix = prefix.clone();
+                block_on(async move {
+                    let (client, bucket) = s3_client();
+                    let mut found = Vec::new();
+                    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+                    loop {
+                        let page = client
+                            .list_multipart_uploads()
+                            .bucket(bucket)
+                            .prefix(&prefix)
+                            .set_key_marker(key_marker.take())
+                            .set_upload_id_marker(id_marker.take())
+                            .send()
+                            .await
+                            .unwrap_or_else(|e| panic!("listing uploads under {prefix}: {e:?}"));
+                        for upload in page.uploads() {
+                            found.push(format!(
+                                "multipart upload {} of {}",
+                                upload.upload_id().unwrap_or("?"),
+                                upload.key().unwrap_or("?")
+                            ));
+                        }
+                        if !page.is_truncated().unwrap_or(false) {
+                            break;
+                        }
+                        key_marker = page.next_key_marker().map(str::to_string);
+                        id_marker = page.next_upload_id_marker().map(str::to_string);
+                    }
+                    found
+                })
+            }
+        }
+    }
+}
+
+/// Files under `dir`, as `/`-separated paths relative to `root`.
+fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(root, &path, keys);
+        } else {
+            let relative = path.strip_prefix(root).unwrap();
+            let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy()).collect();
+            keys.push(parts.join("/"));
+        }
+    }
+}
+
+/// One S3 client on the shared Garage for the whole test binary, and its bucket.
+fn s3_client() -> (&'static aws_sdk_s3::Client, &'static str) {
+    static CLIENT: OnceLock<aws_sdk_s3::Client> = OnceLock::new();
+    let g = super::garage::shared();
+    (CLIENT.get_or_init(|| g.client()), g.bucket.as_str())
+}
+
+/// Runs `future` to completion on a runtime of its own, so the helpers above work the
+/// same from plain `#[test]`s and from inside `#[tokio::test]`s (where blocking on the
+/// caller's runtime would panic).
+fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    match futures::executor::block_on(runtime.spawn(future)) {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

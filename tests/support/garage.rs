@@ -147,6 +147,32 @@ admin_token = "{admin_token}"
             })
     }
 
+    /// A plain S3 client on this server, for looking at the bucket the way S3 sees it
+    /// (raw listings, incomplete multipart uploads) rather than through a store.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(
+                &self.key_id,
+                &self.secret,
+                None,
+                None,
+                "airlock-test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     /// `garage -c <this server's config>`, for running more CLI commands.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new("garage");
