@@ -49,13 +49,14 @@ impl Node {
     fn restart(&mut self) {
         let listen = self.server.base.trim_start_matches("http://").to_string();
         let config = std::fs::read_to_string(&self.config).unwrap();
-        let store = StoreArgs {
-            args: self.store.args.clone(),
-            env: self.store.env.clone(),
-        };
         drop(std::mem::replace(
             self,
-            Node::start(&self.dir.clone(), store, &config, Some(&listen)),
+            Node::start(
+                &self.dir.clone(),
+                self.store.clone(),
+                &config,
+                Some(&listen),
+            ),
         ));
     }
 
@@ -240,13 +241,12 @@ async fn get_manifest(
         .unwrap()
 }
 
-#[tokio::test]
-async fn oci_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
+async fn oci_miss_is_pulled_through_then_served_while_the_upstream_is_down(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
     let layer = b"a layer from the upper zone".to_vec();
     let (digest, manifest) = seed_tiny(&up, "tiny", "1.0", &layer);
-    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let down = downstream(backend, dir.path(), &up, "");
     let http = http();
 
     // A tag miss: fetched, stored, served byte for byte with its digest.
@@ -318,8 +318,7 @@ async fn oci_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
     }
 }
 
-#[tokio::test]
-async fn oci_token_flow_against_an_upstream_without_anonymous_read() {
+async fn oci_token_flow_against_an_upstream_without_anonymous_read(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(
         Backend::Fs,
@@ -328,7 +327,7 @@ async fn oci_token_flow_against_an_upstream_without_anonymous_read() {
     );
     let (digest, manifest) = seed_tiny(&up, "private", "1.0", b"for token holders");
     // Without credentials the upstream refuses: a 5xx that says so, not a 404.
-    let anonymous = downstream(Backend::Fs, &dir.path().join("anon"), &up, "");
+    let anonymous = downstream(backend, &dir.path().join("anon"), &up, "");
     let http = http();
     let r = get_manifest(&http, &anonymous, "private", "1.0").await;
     assert_eq!(r.status(), 502);
@@ -336,7 +335,7 @@ async fn oci_token_flow_against_an_upstream_without_anonymous_read() {
     // With the token: 401 challenge -> /token with Basic credentials -> Bearer retry.
     std::env::set_var("PT_MIRROR_TOKEN", "mirror-token-0123456789");
     let down = downstream(
-        Backend::Fs,
+        backend,
         dir.path(),
         &up,
         "upstream_token_env = \"PT_MIRROR_TOKEN\"",
@@ -348,12 +347,11 @@ async fn oci_token_flow_against_an_upstream_without_anonymous_read() {
     assert!(up.gets("/token") >= 1, "{}", up.server.log());
 }
 
-#[tokio::test]
-async fn a_tag_moved_upstream_is_seen_after_the_ttl() {
+async fn a_tag_moved_upstream_is_seen_after_the_ttl(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
     let (first, _) = seed_tiny(&up, "moving", "latest", b"version one");
-    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let down = downstream(backend, dir.path(), &up, "");
     let http = http();
     let r = get_manifest(&http, &down, "moving", "latest").await;
     assert_eq!(r.headers()["docker-content-digest"], first.as_str());
@@ -405,39 +403,42 @@ async fn concurrent_misses_share_one_upstream_fetch_s3() {
     concurrent_misses_share_one_fetch(Backend::S3).await;
 }
 
-/// Files under `dir` (recursively) whose name contains `needle`.
-fn files_named(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_named(&path, needle));
-        } else if path.to_string_lossy().contains(needle) {
-            found.push(path);
-        }
-    }
-    found
+/// The store's objects under `blobs/` whose key names `hex`, looked at directly.
+fn stored_blobs(store: &StoreArgs, hex: &str) -> Vec<String> {
+    let mut keys = store.keys_under("blobs/");
+    keys.retain(|k| k.contains(hex));
+    keys
 }
 
-#[tokio::test]
-async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial() {
+async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial(backend: Backend) {
     const SIZE: usize = 64 * MIB;
     let dir = tempfile::tempdir().unwrap();
     let mut up = upstream(Backend::Fs, dir.path(), "");
     let layer = seed_big(&up, SIZE);
-    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let down = downstream(backend, dir.path(), &up, "");
     let http = http();
     let url = down.server.url(&blob_path("big", &layer));
 
     // Read a little, then stall: the downstream's fetch stalls with us (backpressure),
-    // so the upstream is certainly killed mid-transfer.
+    // so the upstream is certainly killed mid-transfer. Read on (a MiB at a time, well
+    // short of the end) until the store is visibly writing the blob: a temporary file on
+    // disk, a multipart upload on S3 (begun once its first 8 MiB part is full).
     let response = http.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     let mut got = 0usize;
-    while got < 4 * MIB {
+    let mut checked = 0usize;
+    loop {
         got += body.next().await.unwrap().unwrap().len();
+        if got >= 4 * MIB && got >= checked + MIB {
+            checked = got;
+            if !down.store.unfinished_writes().is_empty() {
+                break;
+            }
+            assert!(got < SIZE / 2, "no write in progress after {got} bytes");
+        }
     }
+    eprintln!("upstream killed after {got} of {SIZE} bytes reached the client");
     up.server.signal("KILL");
     let mut failed = false;
     while let Some(chunk) = body.next().await {
@@ -454,20 +455,22 @@ async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial() {
         "the client must see the transfer fail ({got} bytes)"
     );
     let hex = layer.trim_start_matches("sha256:");
-    let store = dir.path().join("down/store");
-    // Give the downstream a moment to clean up its temporary file.
+    // Give the downstream a moment to clean up its temporary file (on S3: to abort its
+    // multipart upload), then nothing of the transfer may be left: no blob, no
+    // temporary file, no incomplete multipart upload.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stored = files_named(&store.join("blobs"), hex);
+    let stored = stored_blobs(&down.store, hex);
     assert!(stored.is_empty(), "{stored:?}");
-    let tmp: Vec<_> = files_named(&store.join(".tmp"), "");
-    assert!(tmp.is_empty(), "partial files left: {tmp:?}");
+    let partial = down.store.unfinished_writes();
+    assert!(partial.is_empty(), "partial writes left: {partial:?}");
     // While it is down the miss is a 5xx; once it is back, the next request succeeds.
     let r = http.get(&url).send().await.unwrap();
     assert!(r.status().is_server_error(), "{}", r.status());
     up.restart();
     let (status, digest, n) = fetch_hashed(&http, &url).await.unwrap();
     assert_eq!((status, digest, n), (200, layer.clone(), SIZE as u64));
-    assert_eq!(files_named(&store.join("blobs"), hex).len(), 1);
+    assert_eq!(stored_blobs(&down.store, hex).len(), 1);
+    assert_eq!(down.store.unfinished_writes(), Vec::<String>::new());
 }
 
 /// A wheel of `name` `version` imported into `node`.
@@ -490,12 +493,11 @@ async fn project_json(http: &reqwest::Client, node: &Node, project: &str) -> req
         .unwrap()
 }
 
-#[tokio::test]
-async fn pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
+async fn pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
     let dist = seed_wheel(&up, "demo-pkg", "1.0");
-    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let down = downstream(backend, dir.path(), &up, "");
     let http = http();
 
     let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
@@ -571,15 +573,13 @@ async fn pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down() {
     );
 }
 
-#[test]
-#[ignore = "needs pip: `bash tests/run-all.sh` sets it up"]
-fn pip_installs_through_the_pull_through_cache() {
+fn pip_installs_through_the_pull_through_cache(backend: Backend) {
     let venv = std::env::var("AIRLOCK_TEST_VENV")
         .expect("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`");
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
     let dist = seed_wheel(&up, "pulled-pkg", "1.2");
-    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let down = downstream(backend, dir.path(), &up, "");
     let out = std::process::Command::new(Path::new(&venv).join("bin/pip"))
         .env("PIP_CONFIG_FILE", "/dev/null")
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
@@ -647,12 +647,8 @@ async fn two_instances_on_one_bucket_agree_within_the_mutable_ttl() {
     const TTL: Duration = Duration::from_secs(1);
     let dir = tempfile::tempdir().unwrap();
     let store = StoreArgs::new(Backend::S3, dir.path());
-    let copy = |s: &StoreArgs| StoreArgs {
-        args: s.args.clone(),
-        env: s.env.clone(),
-    };
     let config = "[cache]\nmutable_ttl = \"1s\"\n";
-    let a = Node::start(&dir.path().join("a"), copy(&store), config, None);
+    let a = Node::start(&dir.path().join("a"), store.clone(), config, None);
     let b = Node::start(&dir.path().join("b"), store, config, None);
     let http = http();
     let name = "docker.io/team/shared";
@@ -709,8 +705,9 @@ async fn two_instances_on_one_bucket_agree_within_the_mutable_ttl() {
     );
 }
 
-#[tokio::test]
-async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down() {
+async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
     let model = dir.path().join("model");
@@ -721,7 +718,7 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     let weights: Vec<u8> = (0..11 * MIB).map(|i| (i % 253) as u8).collect();
     std::fs::write(model.join("model.safetensors"), &weights).unwrap();
     up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
-    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let down = downstream(backend, dir.path(), &up, "");
     let http = http();
     let info = |node: &Node| {
         let url = node
@@ -786,4 +783,52 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
         .unwrap();
     assert_eq!(r.status(), 502);
     assert!(r.headers().contains_key("x-error-message"));
+}
+
+/// Each scenario as a test on the filesystem store and, ignored unless Garage is there
+/// (`bash tests/run-all.sh`), on S3: `fs::name` and `s3::name`. The downstream's store
+/// is what each one exercises; the upstream stays on the filesystem.
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Fs).await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test]
+                #[ignore = "needs Garage: bash tests/run-all.sh"]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::S3).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    oci_miss_is_pulled_through_then_served_while_the_upstream_is_down,
+    oci_token_flow_against_an_upstream_without_anonymous_read,
+    a_tag_moved_upstream_is_seen_after_the_ttl,
+    an_upstream_stopped_mid_transfer_leaves_nothing_partial,
+    pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down,
+    hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down,
+);
+
+mod pip_installs_through_the_pull_through_cache {
+    #[test]
+    #[ignore = "needs pip: `bash tests/run-all.sh` sets it up"]
+    fn fs() {
+        super::pip_installs_through_the_pull_through_cache(super::Backend::Fs);
+    }
+
+    #[test]
+    #[ignore = "needs pip and Garage: `bash tests/run-all.sh` sets them up"]
+    fn s3() {
+        super::pip_installs_through_the_pull_through_cache(super::Backend::S3);
+    }
 }
