@@ -10,7 +10,8 @@
 //! `skopeo copy oci:... docker://...` into an empty store of each registry; targets
 //! alternate run by run, each run on a fresh store so nothing is skipped as already
 //! present. skopeo sends the layer as one streaming PATCH and closes with a PUT, which is
-//! what docker and podman do too. Reported: median and best seconds, MB/s, the ratio.
+//! what docker and podman do too. Reported: median and best seconds, MB/s, the ratio,
+//! and skopeo copying the same layout to a local `dir:` (the client's own cost, a floor).
 //! The target (issue #3) is Airlock >= 2x docker-registry.
 //!
 //! Needs skopeo and docker-registry (`DOCKER_REGISTRY=<path>` or on PATH); a missing one
@@ -174,6 +175,40 @@ fn push(layout: &Path, host: &str, creds: Option<&str>) -> f64 {
     seconds
 }
 
+/// Seconds for skopeo to copy the layout to a local `dir:` destination: what the client
+/// alone costs (read, digest, write), a floor no registry push can go below.
+fn client_floor(layout: &Path, dest: &Path) -> f64 {
+    let started = Instant::now();
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", &format!("oci:{}:1.0", layout.display())])
+        .arg(format!("dir:{}", dest.display()))
+        .output()
+        .expect("run skopeo");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "skopeo copy to a directory failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dest);
+    seconds
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -202,7 +237,8 @@ fn main() {
     eprintln!("oci_push: writing a {size}-byte layer");
     let (layer, size) = big_layout(&layout, size);
 
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours, mut theirs, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours_cpu, mut theirs_cpu) = (Vec::new(), Vec::new());
     for run in 0..runs {
         // Alternate who goes first, so drift on the machine hits both alike.
         for airlock_turn in [run % 2 == 0, run % 2 != 0] {
@@ -222,19 +258,23 @@ fn main() {
                     String::from_utf8_lossy(&listing.stdout)
                 );
                 ours.push(seconds);
+                ours_cpu.push(cpu_seconds(guard.0.id()));
                 drop(guard);
             } else {
                 let (guard, host) = docker_registry(&registry, &dir);
                 theirs.push(push(&layout, &host, None));
+                theirs_cpu.push(cpu_seconds(guard.0.id()));
                 drop(guard);
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
+        floor.push(client_floor(&layout, &tmp.path().join("floor")));
         eprintln!(
-            "oci_push: run {} airlock {:.2}s docker-registry {:.2}s",
+            "oci_push: run {} airlock {:.2}s docker-registry {:.2}s skopeo to dir: {:.2}s",
             run + 1,
             ours[run],
-            theirs[run]
+            theirs[run],
+            floor[run]
         );
     }
     let mb = size as f64 / 1e6;
@@ -253,6 +293,18 @@ fn main() {
         "  docker-registry 2.8  {d:7.2} s ({:.2})  {:7.1} MB/s",
         best(&theirs),
         mb / d
+    );
+    let gib = size as f64 / (1u64 << 30) as f64;
+    println!(
+        "  server CPU per GiB pushed: airlock {:.2} s, docker-registry {:.2} s",
+        median(ours_cpu) / gib,
+        median(theirs_cpu) / gib
+    );
+    let f = median(floor.clone());
+    println!(
+        "  skopeo to dir: (floor){f:7.2} s ({:.2})  {:7.1} MB/s  (the client alone: no push can be faster)",
+        best(&floor),
+        mb / f
     );
     let ratio = d / a;
     println!(
