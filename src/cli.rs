@@ -106,6 +106,12 @@ async fn check(config: Config) -> anyhow::Result<()> {
     println!("store: {} (reachable, writable)", store.describe());
     println!("listen: {}", config.listen);
     println!("anonymous read: {}", config.anonymous_read);
+    if let Some(files) = &config.tls {
+        files
+            .load()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        println!("tls: {} (certificate and key match)", files.cert.display());
+    }
     println!(
         "tokens: {} configured{}",
         config.tokens.len(),

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::store::{self, BlobStore, DocStore, DynStore};
+use crate::tls::Tls;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -175,6 +176,34 @@ pub async fn run(
         // Small metadata responses should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
     });
+    drain_on(listener, app, grace, shutdown).await
+}
+
+/// As `run`, over TLS: every connection completes a handshake with the current
+/// certificate before it is served; shutdown and the grace period are the same.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: &Tls,
+    app: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let watcher = tls.watch();
+    let result = drain_on(tls.listener(listener), app, grace, shutdown).await;
+    watcher.abort();
+    result
+}
+
+async fn drain_on<L>(
+    listener: L,
+    app: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (begin_drain, drain_signal) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = drain_signal.await;
@@ -213,16 +242,23 @@ pub async fn shutdown_signal() {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let grace = config.shutdown_grace;
+    // Bad certificate files fail start-up before anything else is opened.
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     let state = AppState::open(config).await?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")
     })?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         store = %state.store.describe(),
         anonymous_read = state.auth.anonymous_read(),
-        "listening on http://{local}"
+        "listening on {scheme}://{local}"
     );
-    run(listener, router(state), grace, shutdown_signal()).await?;
+    let app = router(state);
+    match &tls {
+        Some(tls) => run_tls(listener, tls, app, grace, shutdown_signal()).await?,
+        None => run(listener, app, grace, shutdown_signal()).await?,
+    }
     Ok(())
 }
