@@ -156,6 +156,18 @@ pub struct Config {
     pub bundle: crate::bundle::BundleSettings,
 }
 
+impl Config {
+    /// The scheme clients reach this process with directly: `https` when it serves TLS.
+    /// URLs built from a request's `Host` (without `public_url`) use it.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 /// A configuration error: which key, what is wrong, how to fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]

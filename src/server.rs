@@ -107,7 +107,24 @@ pub fn router(state: AppState) -> Router {
             state.metrics.clone(),
             observe::observe,
         ))
+        .layer(axum::middleware::map_request(host_from_authority))
         .with_state(state)
+}
+
+/// HTTP/2 (what clients negotiate over TLS) carries the host in `:authority`, not in a
+/// `Host` header; URLs built from the request's host read `Host`, so h2 requests get one.
+async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.headers().contains_key(header::HOST) {
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().rsplit('@').next().unwrap_or_default())
+            .and_then(|h| header::HeaderValue::from_str(h).ok());
+        if let Some(host) = host {
+            request.headers_mut().insert(header::HOST, host);
+        }
+    }
+    request
 }
 
 async fn landing() -> Html<&'static str> {

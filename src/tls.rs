@@ -121,6 +121,8 @@ impl ResolvesServerCert for CertResolver {
 #[derive(Clone, Debug)]
 pub struct Tls {
     files: TlsFiles,
+    /// The files' modification times when the current pair was read.
+    loaded: (Option<SystemTime>, Option<SystemTime>),
     resolver: Arc<CertResolver>,
     config: Arc<ServerConfig>,
 }
@@ -129,6 +131,8 @@ impl Tls {
     /// Loads the pair (failing in one line that says what to fix) and builds the rustls
     /// configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1.
     pub fn load(files: &TlsFiles) -> anyhow::Result<Tls> {
+        // Taken before reading: a change while reading is seen by the first poll.
+        let loaded = files.stamp();
         let key = files
             .load()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -142,6 +146,7 @@ impl Tls {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
             files: files.clone(),
+            loaded,
             resolver,
             config: Arc::new(config),
         })
@@ -152,10 +157,11 @@ impl Tls {
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let files = self.files.clone();
         let resolver = self.resolver.clone();
+        let loaded = self.loaded;
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
             let mut hup = signal(SignalKind::hangup()).ok();
-            let mut seen = files.stamp();
+            let mut seen = loaded;
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

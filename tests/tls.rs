@@ -8,7 +8,10 @@ mod images;
 mod support;
 
 use futures::StreamExt;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -35,6 +38,8 @@ impl Ca {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // What OpenSSL's strict verification (Python 3.13's default) asks of a CA.
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params
             .distinguished_name
             .push(DnType::CommonName, "Airlock test CA");
@@ -54,6 +59,9 @@ impl Ca {
             .distinguished_name
             .push(DnType::CommonName, format!("airlock test {serial}"));
         params.serial_number = Some(serial.into());
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
             cert_pem: cert.pem(),
@@ -161,7 +169,11 @@ async fn healthz_over_http1_and_http2() {
     let ca = Ca::new();
     let leaf = ca.issue(1);
     let tls = TlsDir::new(dir.path(), &ca, &leaf);
-    let server = start(dir.path(), &tls, &[]);
+    let server = start(
+        dir.path(),
+        &tls,
+        &["--admin-token", ADMIN, "--anonymous-read", "false"],
+    );
 
     for (http1, version) in [
         (true, reqwest::Version::HTTP_11),
@@ -177,6 +189,18 @@ async fn healthz_over_http1_and_http2() {
         assert_eq!(peer_cert(&r), leaf.der);
         assert_eq!(r.text().await.unwrap(), "ok\n");
     }
+    // URLs built from the Host header say https (here: the registry's token realm).
+    let r = client(&ca, false)
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(&format!("realm=\"{}/token\"", server.base)),
+        "{challenge}"
+    );
     // Plain HTTP on the TLS port is not served.
     let plain = server.url("/healthz").replace("https://", "http://");
     let refused = reqwest::Client::builder()
@@ -328,6 +352,27 @@ fn venv() -> PathBuf {
     }))
 }
 
+/// A client command with no CA bundle, index or proxy settings from this machine: it
+/// trusts the test CA only as its own test tells it to. (requests lets
+/// REQUESTS_CA_BUNDLE override pip's --cert, so it must not leak in.)
+fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars() {
+        let upper = k.to_ascii_uppercase();
+        if upper.starts_with("PIP_")
+            || upper.starts_with("HF_")
+            || upper.starts_with("HUGGING")
+            || upper.ends_with("_PROXY")
+            || upper.contains("CA_BUNDLE")
+            || upper.contains("SSL_CERT")
+            || upper.contains("CA_CERTS")
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 fn ok(cmd: &mut Command) -> String {
     let out: Output = cmd.output().expect("run");
     let text = format!(
@@ -375,7 +420,7 @@ fn pip_huggingface_hub_and_skopeo_over_https() {
 
     // pip with --cert.
     let out = dir.join("pip-out");
-    ok(Command::new(venv().join("bin/pip"))
+    ok(clean(venv().join("bin/pip"))
         .args(["download", "--no-deps", "--disable-pip-version-check"])
         .args(["--index-url", &format!("{base}/simple/")])
         .arg("--cert")
@@ -384,30 +429,19 @@ fn pip_huggingface_hub_and_skopeo_over_https() {
         .arg(&out)
         .arg("tls-demo==1.0")
         .env("PIP_CONFIG_FILE", "/dev/null")
-        .env("PIP_NO_CACHE_DIR", "1")
-        .env_remove("PIP_INDEX_URL")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy"));
+        .env("PIP_NO_CACHE_DIR", "1"));
     assert_eq!(
         std::fs::read(out.join(&wheel.filename)).unwrap(),
         wheel.bytes
     );
 
     // huggingface_hub with the CA bundle in the environment.
-    let mut python = Command::new(venv().join("bin/python"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HF_") || k.starts_with("HUGGING") {
-            python.env_remove(k);
-        }
-    }
-    let got = ok(python
+    let got = ok(clean(venv().join("bin/python"))
         .env("HF_ENDPOINT", &base)
         .env("HF_HOME", dir.join("hf-home"))
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("REQUESTS_CA_BUNDLE", &tls.ca)
         .env("SSL_CERT_FILE", &tls.ca)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
         .args([
             "-c",
             "from huggingface_hub import hf_hub_download\n\
@@ -425,15 +459,16 @@ fn pip_huggingface_hub_and_skopeo_over_https() {
         r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
     )
     .unwrap();
+    std::fs::write(dir.join("registries.conf"), "").unwrap();
     let copied = dir.join("copied");
-    ok(Command::new("skopeo")
+    ok(clean("skopeo")
         .arg("--policy")
         .arg(&policy)
         .arg("--registries-conf")
         .arg(dir.join("registries.conf"))
         .env("HOME", dir)
         .env_remove("REGISTRY_AUTH_FILE")
-        .args(["copy", "--src-cert-dir"])
+        .args(["copy", "--preserve-digests", "--src-cert-dir"])
         .arg(&certs)
         .arg(format!("docker://{host}/ml/tiny:1.0"))
         .arg(format!("oci:{}:1.0", copied.display())));
