@@ -256,6 +256,77 @@ async fn rotation_serves_the_new_certificate_while_a_download_in_flight_complete
 }
 
 #[tokio::test]
+async fn sigterm_over_tls_lets_an_inflight_download_finish_and_refuses_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (digest, data) = seed_blob(&dir.path().join("store"), 48 * 1024 * 1024).await;
+    let ca = Ca::new();
+    let tls = TlsDir::new(dir.path(), &ca, &ca.issue(1));
+    let mut server = start(
+        dir.path(),
+        &tls,
+        &["--admin-token", ADMIN, "--shutdown-grace", "20s"],
+    );
+    let response = client(&ca, false)
+        .get(server.url(&format!("/_airlock/blobs/{digest}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let mut body = response.bytes_stream();
+    let mut received = body.next().await.unwrap().unwrap().to_vec();
+
+    server.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client(&ca, true)
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while let Some(chunk) = body.next().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(received == data, "download differs after shutdown began");
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exited");
+    assert!(status.success());
+    server.wait_for_log("all requests finished");
+}
+
+#[tokio::test]
+async fn grace_period_bounds_shutdown_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (digest, _) = seed_blob(&dir.path().join("store"), 48 * 1024 * 1024).await;
+    let ca = Ca::new();
+    let tls = TlsDir::new(dir.path(), &ca, &ca.issue(1));
+    let mut server = start(
+        dir.path(),
+        &tls,
+        &["--admin-token", ADMIN, "--shutdown-grace", "1s"],
+    );
+    // A client that stops reading: the download can never finish on its own.
+    let response = client(&ca, true)
+        .get(server.url(&format!("/_airlock/blobs/{digest}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exited within the bound");
+    assert!(status.success());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    server.wait_for_log("grace period over");
+    drop(response);
+}
+
+#[tokio::test]
 async fn a_bad_new_pair_is_refused_and_the_old_certificate_kept() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
