@@ -201,6 +201,12 @@ async fn healthz_over_http1_and_http2() {
         challenge.contains(&format!("realm=\"{}/token\"", server.base)),
         "{challenge}"
     );
+    // The container health check speaks HTTPS too.
+    let out = command(dir.path())
+        .args(["healthcheck", "--url", &server.url("/healthz")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     // Plain HTTP on the TLS port is not served.
     let plain = server.url("/healthz").replace("https://", "http://");
     let refused = reqwest::Client::builder()
