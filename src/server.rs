@@ -205,10 +205,7 @@ pub async fn run_tls(
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let watcher = tls.watch();
-    let result = drain_on(tls.listener(listener), app, grace, shutdown).await;
-    watcher.abort();
-    result
+    drain_on(tls.listener(listener), app, grace, shutdown).await
 }
 
 async fn drain_on<L>(
@@ -267,6 +264,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // Reloads (and SIGHUP handling) start before anyone is told the server is up.
+    let watcher = tls.as_ref().map(Tls::watch);
     tracing::info!(
         store = %state.store.describe(),
         anonymous_read = state.auth.anonymous_read(),
@@ -276,6 +275,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     match &tls {
         Some(tls) => run_tls(listener, tls, app, grace, shutdown_signal()).await?,
         None => run(listener, app, grace, shutdown_signal()).await?,
+    }
+    if let Some(watcher) = watcher {
+        watcher.abort();
     }
     Ok(())
 }

@@ -153,15 +153,17 @@ impl Tls {
     }
 
     /// Watches the files until the returned task is aborted: reloads on a change of
-    /// either modification time, and on SIGHUP.
+    /// either modification time, and on SIGHUP (handled from this call on, so call it
+    /// before announcing the server).
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
+        use tokio::signal::unix::{signal, SignalKind};
         let files = self.files.clone();
         let resolver = self.resolver.clone();
-        let loaded = self.loaded;
+        let mut seen = self.loaded;
+        let mut hup = signal(SignalKind::hangup())
+            .inspect_err(|e| tracing::warn!(error = %e, "SIGHUP will not reload the certificate (file changes still do)"))
+            .ok();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut hup = signal(SignalKind::hangup()).ok();
-            let mut seen = loaded;
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

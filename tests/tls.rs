@@ -359,6 +359,16 @@ async fn a_bad_new_pair_is_refused_and_the_old_certificate_kept() {
     }
     assert_eq!(served_cert(&server, &ca).await, old.der);
 
+    // SIGHUP re-reads the files even when they have not changed (still refused here).
+    let refusals = server.log().matches("TLS certificate not reloaded").count();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log().matches("TLS certificate not reloaded").count() == refusals {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served_cert(&server, &ca).await, old.der);
+
     // The right pair again: taken.
     let new = ca.issue(3);
     tls.install(&new);
