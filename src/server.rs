@@ -263,7 +263,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")
     })?;
     let local = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = state.config.scheme();
     // Reloads (and SIGHUP handling) start before anyone is told the server is up.
     let watcher = tls.as_ref().map(Tls::watch);
     tracing::info!(
