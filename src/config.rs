@@ -10,6 +10,7 @@ use crate::hf::HfSettings;
 use crate::oci::OciSettings;
 use crate::pypi::PypiSettings;
 use crate::store::{S3Settings, StoreUrl};
+use crate::tls::TlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,13 @@ pub struct ServeArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 30s. [default: 30s]
     #[arg(long, env = "AIRLOCK_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    /// Reloaded when the file changes.
+    #[arg(long, env = "AIRLOCK_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
+    #[arg(long, env = "AIRLOCK_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The config file, as written. Every key is optional; unknown keys are errors.
@@ -75,6 +83,8 @@ struct FileConfig {
     anonymous_read: Option<bool>,
     log_format: Option<String>,
     shutdown_grace: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     #[serde(default)]
     s3: S3Settings,
     #[serde(default)]
@@ -137,11 +147,25 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// HTTPS: the certificate and key files (none: plain HTTP).
+    pub tls: Option<TlsFiles>,
     pub cache: CacheSettings,
     pub pypi: PypiSettings,
     pub oci: OciSettings,
     pub hf: HfSettings,
     pub bundle: crate::bundle::BundleSettings,
+}
+
+impl Config {
+    /// The scheme clients reach this process with directly: `https` when it serves TLS.
+    /// URLs built from a request's `Host` (without `public_url`) use it.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// A configuration error: which key, what is wrong, how to fix it.
@@ -233,6 +257,28 @@ impl Config {
             None => Duration::from_secs(30),
         };
 
+        let tls = match (
+            serve.tls_cert.clone().or(file.tls_cert),
+            serve.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_key",
+                    "`tls_cert` is set but `tls_key` is not",
+                    "give both (--tls-cert and --tls-key, AIRLOCK_TLS_CERT and AIRLOCK_TLS_KEY) or neither",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_cert",
+                    "`tls_key` is set but `tls_cert` is not",
+                    "give both (--tls-cert and --tls-key, AIRLOCK_TLS_CERT and AIRLOCK_TLS_KEY) or neither",
+                ))
+            }
+        };
+
         let defaults = CacheSettings::default();
         let cache = CacheSettings {
             metadata_bytes: file.cache.metadata_bytes.unwrap_or(defaults.metadata_bytes),
@@ -259,6 +305,7 @@ impl Config {
             tokens,
             log_format,
             shutdown_grace,
+            tls,
             cache,
             pypi: file.pypi,
             oci: file.oci,
@@ -440,5 +487,38 @@ mod tests {
             .to_string();
         assert!(e.contains("public_url"), "{e}");
         assert!(!e.contains('\n'));
+
+        let serve = ServeArgs {
+            tls_cert: Some("/etc/airlock/tls.crt".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&GlobalArgs::default(), &serve)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`tls_key`") && e.contains("--tls-key"), "{e}");
+        let (_f, global) = file("tls_key = \"/k.pem\"\n");
+        let e = Config::resolve(&global, &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`tls_cert`") && e.contains("neither"), "{e}");
+    }
+
+    #[test]
+    fn tls_pair_from_flag_and_file() {
+        let (_f, global) = file("tls_cert = \"/file.crt\"\ntls_key = \"/file.key\"\n");
+        let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(c.tls.unwrap().cert, PathBuf::from("/file.crt"));
+        let serve = ServeArgs {
+            tls_cert: Some("/flag.crt".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&global, &serve).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.cert, tls.key),
+            ("/flag.crt".into(), "/file.key".into())
+        );
+        let c = Config::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
+        assert!(c.tls.is_none());
     }
 }

@@ -17,4 +17,5 @@ pub mod pypi;
 pub mod server;
 pub mod spec;
 pub mod store;
+pub mod tls;
 pub mod upstream;

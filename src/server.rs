@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::store::{self, BlobStore, DocStore, DynStore};
+use crate::tls::Tls;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -106,7 +107,24 @@ pub fn router(state: AppState) -> Router {
             state.metrics.clone(),
             observe::observe,
         ))
+        .layer(axum::middleware::map_request(host_from_authority))
         .with_state(state)
+}
+
+/// HTTP/2 (what clients negotiate over TLS) carries the host in `:authority`, not in a
+/// `Host` header; URLs built from the request's host read `Host`, so h2 requests get one.
+async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.headers().contains_key(header::HOST) {
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().rsplit('@').next().unwrap_or_default())
+            .and_then(|h| header::HeaderValue::from_str(h).ok());
+        if let Some(host) = host {
+            request.headers_mut().insert(header::HOST, host);
+        }
+    }
+    request
 }
 
 async fn landing() -> Html<&'static str> {
@@ -175,6 +193,31 @@ pub async fn run(
         // Small metadata responses should not wait for Nagle.
         let _ = tcp.set_nodelay(true);
     });
+    drain_on(listener, app, grace, shutdown).await
+}
+
+/// As `run`, over TLS: every connection completes a handshake with the current
+/// certificate before it is served; shutdown and the grace period are the same.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: &Tls,
+    app: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    drain_on(tls.listener(listener), app, grace, shutdown).await
+}
+
+async fn drain_on<L>(
+    listener: L,
+    app: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (begin_drain, drain_signal) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = drain_signal.await;
@@ -213,16 +256,28 @@ pub async fn shutdown_signal() {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let grace = config.shutdown_grace;
+    // Bad certificate files fail start-up before anything else is opened.
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     let state = AppState::open(config).await?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")
     })?;
     let local = listener.local_addr()?;
+    let scheme = state.config.scheme();
+    // Reloads (and SIGHUP handling) start before anyone is told the server is up.
+    let watcher = tls.as_ref().map(Tls::watch);
     tracing::info!(
         store = %state.store.describe(),
         anonymous_read = state.auth.anonymous_read(),
-        "listening on http://{local}"
+        "listening on {scheme}://{local}"
     );
-    run(listener, router(state), grace, shutdown_signal()).await?;
+    let app = router(state);
+    match &tls {
+        Some(tls) => run_tls(listener, tls, app, grace, shutdown_signal()).await?,
+        None => run(listener, app, grace, shutdown_signal()).await?,
+    }
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     Ok(())
 }

@@ -161,7 +161,7 @@ fn base_url(state: &AppState, headers: &http::HeaderMap, prefix: &str) -> String
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("localhost");
-            format!("http://{host}{prefix}")
+            format!("{}://{host}{prefix}", state.config.scheme())
         }
     }
 }

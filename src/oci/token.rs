@@ -140,7 +140,7 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .filter(|p| *p == "https")
-        .unwrap_or("http");
+        .unwrap_or(state.config.scheme());
     format!("{scheme}://{host}")
 }
 

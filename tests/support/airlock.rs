@@ -10,7 +10,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_airlock");
 
 pub struct Airlock {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS)
     pub base: String,
     pub log: Arc<Mutex<String>>,
 }
@@ -53,7 +53,10 @@ impl Airlock {
                     log.push_str(&line);
                     log.push('\n');
                 }
-                if let Some(i) = line.find("listening on http://") {
+                let announced = ["listening on http://", "listening on https://"]
+                    .iter()
+                    .find_map(|prefix| line.find(prefix));
+                if let Some(i) = announced {
                     let addr: String = line[i + "listening on ".len()..]
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || ":/.[]".contains(*c))
