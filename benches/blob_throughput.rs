@@ -201,7 +201,7 @@ impl Blob {
 
 async fn run(settings: &Settings, report: &mut Report) -> Result<()> {
     // Declared first, dropped last: every process below is gone before it is removed.
-    sweep_dead_work_dirs();
+    garage::sweep_dead_dirs(WORK_PREFIX);
     let work = tempfile::Builder::new()
         .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
         .tempdir()
@@ -276,27 +276,6 @@ async fn run(settings: &Settings, report: &mut Report) -> Result<()> {
 }
 
 const WORK_PREFIX: &str = "airlock-bench-";
-
-/// Removes work directories of earlier runs that were killed before they could clean up
-/// (named after their pid; only those whose process is gone).
-fn sweep_dead_work_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(WORK_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
 
 struct Ctx<'a> {
     settings: &'a Settings,

@@ -10,48 +10,14 @@
 mod wheels;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod support;
+
+use support::{free_port, have, nginx, Guard, BIN};
 const DURATION: &str = "5s";
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    /// SIGTERM first, so a master process (nginx) takes its workers down with it; SIGKILL
-    /// only if it has not exited within two seconds.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..40 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Starts `airlock serve` and returns it with its base URL and the time to listening.
 fn airlock(dir: &Path, store: &Path) -> (Guard, String, Duration) {
@@ -99,34 +65,6 @@ fn cli(dir: &Path, store: &Path, args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn nginx(dir: &Path, root: &Path) -> Option<(Guard, u16)> {
-    let nginx = ["/usr/sbin/nginx", "nginx"]
-        .into_iter()
-        .find(|n| Path::new(n).exists() || have(n))?;
-    let port = free_port();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; worker_processes auto; user root; pid {d}/nginx.pid; error_log {d}/nginx-error.log;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
-               client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-               server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
-            d = dir.display(),
-            r = root.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(nginx)
-        .args(["-c", conf.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    std::thread::sleep(Duration::from_millis(300));
-    Some((Guard(child), port))
 }
 
 struct Load {

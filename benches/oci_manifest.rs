@@ -9,44 +9,15 @@
 mod images;
 mod support;
 
-use support::{airlock, free_port, have, Guard};
+use support::{airlock, have, nginx, Guard};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::BIN;
 const DURATION: &str = "5s";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn nginx(dir: &Path, root: &Path) -> Option<(Guard, u16)> {
-    let nginx = ["/usr/sbin/nginx", "nginx"]
-        .into_iter()
-        .find(|n| Path::new(n).exists() || have(n))?;
-    let port = free_port();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; worker_processes auto; user root; pid {d}/nginx.pid; error_log {d}/nginx-error.log;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
-               client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-               server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
-            d = dir.display(),
-            r = root.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(nginx)
-        .args(["-c", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    std::thread::sleep(Duration::from_millis(300));
-    Some((Guard(child), port))
-}
 
 struct Load {
     rps: f64,
@@ -200,33 +171,18 @@ fn served_digest(port: u16, path: &str, accept: &str) -> Option<String> {
 /// Debian's docker-registry (distribution 2.8) on a free port, holding the same image.
 fn docker_registry(dir: &Path, layout: &Path, tag: &str) -> Option<(Guard, u16)> {
     let bin = std::env::var("DOCKER_REGISTRY").ok()?;
-    let port = free_port();
-    let conf = dir.join("registry.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("registry-data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .args(["serve", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    std::thread::sleep(Duration::from_secs(1));
+    let (guard, host) = support::docker_registry(&bin, dir)?;
     let pushed = Command::new("skopeo")
         .args([
             "copy",
             "--dest-tls-verify=false",
             &format!("oci:{}:{tag}", layout.display()),
-            &format!("docker://127.0.0.1:{port}/library/bench:{tag}"),
+            &format!("docker://{host}/library/bench:{tag}"),
         ])
         .output()
         .ok()?;
-    pushed.status.success().then_some((Guard(child), port))
+    let port = host.rsplit_once(':')?.1.parse().ok()?;
+    pushed.status.success().then_some((guard, port))
 }
 
 fn main() {

@@ -22,9 +22,9 @@ mod support;
 use sha2::{Digest as _, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use support::{airlock_with, free_port, have, Guard};
+use std::process::Command;
+use std::time::Instant;
+use support::{airlock_with, docker_registry, have};
 
 const TARGET_RATIO: f64 = 2.0;
 const TOKEN: &str = "bench-push-token";
@@ -119,34 +119,6 @@ fn big_layout(layout: &Path, size: u64) -> (String, u64) {
     )
     .unwrap();
     (layer, size)
-}
-
-fn docker_registry(bin: &str, dir: &Path) -> (Guard, String) {
-    let port = free_port();
-    let conf = dir.join("registry.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .args(["serve", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    let guard = Guard(child);
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            return (guard, addr);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("docker-registry did not listen on {addr}");
 }
 
 /// Seconds for one `skopeo copy` of the layout into `host`, with `creds` if given.
@@ -261,7 +233,8 @@ fn main() {
                 ours_cpu.push(cpu_seconds(guard.0.id()));
                 drop(guard);
             } else {
-                let (guard, host) = docker_registry(&registry, &dir);
+                let (guard, host) =
+                    docker_registry(&registry, &dir).expect("start docker-registry");
                 theirs.push(push(&layout, &host, None));
                 theirs_cpu.push(cpu_seconds(guard.0.id()));
                 drop(guard);

@@ -81,3 +81,64 @@ pub fn airlock_with(dir: &Path, store: &Path, extra: &[&str]) -> (Guard, String)
     std::thread::spawn(move || for _ in lines {});
     (Guard(child), base)
 }
+
+/// nginx serving `root` on a free loopback port with sendfile: the static-file reference.
+pub fn nginx(dir: &Path, root: &Path) -> Option<(Guard, u16)> {
+    let nginx = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|n| Path::new(n).exists() || have(n))?;
+    let port = free_port();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; worker_processes auto; user root; pid {d}/nginx.pid; error_log {d}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
+               client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+               server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
+            d = dir.display(),
+            r = root.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(nginx)
+        .args(["-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    Some((Guard(child), port))
+}
+
+/// Debian's docker-registry (distribution 2.8, filesystem driver) with its data under
+/// `dir`, on a free loopback port; returns it and its `host:port` once it listens.
+pub fn docker_registry(bin: &str, dir: &Path) -> Option<(Guard, String)> {
+    let port = free_port();
+    let conf = dir.join("registry.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["serve", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let guard = Guard(child);
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return Some((guard, addr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("docker-registry did not listen on {addr}");
+    None
+}

@@ -59,7 +59,7 @@ impl Garage {
     /// serves S3. Blocks (call from `spawn_blocking` in async code if that matters).
     pub fn start() -> Garage {
         check_garage_on_path();
-        sweep_dead_dirs();
+        sweep_dead_dirs(DIR_PREFIX);
         let dir = std::env::temp_dir().join(format!(
             "{DIR_PREFIX}{}-{}",
             std::process::id(),
@@ -333,15 +333,16 @@ fn free_ports<const N: usize>() -> [u16; N] {
     std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
-/// Removes data directories left by test binaries that are no longer running.
-fn sweep_dead_dirs() {
+/// Removes directories under the temp dir named `<prefix><pid>-...` whose process is
+/// gone: left by test or bench binaries killed before they could clean up.
+pub fn sweep_dead_dirs(prefix: &str) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
-            .strip_prefix(DIR_PREFIX)
+            .strip_prefix(prefix)
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
         else {
