@@ -660,6 +660,22 @@ fn an_interrupted_mirror_resumes_without_fetching_twice() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Kill only once the mirror has nothing left to do but wait for the stalled layer:
+    // a request still in flight at the kill was never stored, and fetching it again is
+    // right. Quiet for 1.5 s means every other download has arrived and been stored.
+    let mut seen = proxy.log.lock().unwrap().len();
+    let mut quiet_since = std::time::Instant::now();
+    while quiet_since.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror never settled on the stalled layer"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let now = proxy.log.lock().unwrap().len();
+        if now != seen {
+            (seen, quiet_since) = (now, std::time::Instant::now());
+        }
+    }
     child.kill().unwrap(); // SIGKILL: no chance to tidy up
     child.wait().unwrap();
     let first = downloads(&proxy.take_log());
