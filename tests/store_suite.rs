@@ -234,7 +234,9 @@ pub async fn interrupted_write_leaves_nothing(store: DynStore) {
 }
 
 pub async fn concurrent_puts_of_same_content(store: DynStore) {
-    let data = content(3 * 1024 * 1024 + 11, 5);
+    // Large enough for S3 multipart uploads, which Garage drops when a newer write of the
+    // same key completes first.
+    let data = content(17 * 1024 * 1024 + 11, 5);
     let digest = Digest::of_bytes(Algorithm::Sha256, &data);
     let k = key(&format!("same/{}", digest.hex()));
     let puts = (0..8).map(|_| {
@@ -259,10 +261,18 @@ pub async fn concurrent_puts_of_same_content(store: DynStore) {
 }
 
 pub async fn conditional_updates_exactly_one_wins(store: DynStore) {
+    conditional_updates_exactly_one_wins_across(&[store]).await
+}
+
+/// Racing writers spread over `stores`: one store, or several opened on the same data the
+/// way replicas are (each with its own in-process locks).
+async fn conditional_updates_exactly_one_wins_across(stores: &[DynStore]) {
+    let store = stores[0].clone();
+    let pick = |i: u8| stores[i as usize % stores.len()].clone();
     let k = key("cond/tag");
     // Create-if-absent: exactly one of many racing creators wins.
     let creates = (0..8u8).map(|i| {
-        let (store, k) = (store.clone(), k.clone());
+        let (store, k) = (pick(i), k.clone());
         tokio::spawn(async move {
             let opts = PutOptions {
                 mode: PutMode::Create,
@@ -288,7 +298,7 @@ pub async fn conditional_updates_exactly_one_wins(store: DynStore) {
     // Replace-if-unchanged: of updates racing from the same version, exactly one wins.
     let base = store.head(&k).await.unwrap().etag;
     let updates = (0..8u8).map(|i| {
-        let (store, k, base) = (store.clone(), k.clone(), base.clone());
+        let (store, k, base) = (pick(i), k.clone(), base.clone());
         tokio::spawn(async move {
             let opts = PutOptions {
                 mode: PutMode::Update(base),
@@ -323,11 +333,19 @@ pub async fn conditional_updates_exactly_one_wins(store: DynStore) {
 }
 
 pub async fn read_modify_write_loses_no_update(store: DynStore) {
+    read_modify_write_loses_no_update_across(&[store]).await
+}
+
+async fn read_modify_write_loses_no_update_across(stores: &[DynStore]) {
     // Sixteen writers each append their number to one document through DocStore::update.
-    let docs = DocStore::new(store.clone(), 1 << 20, Duration::from_secs(1));
+    let all: Vec<DocStore> = stores
+        .iter()
+        .map(|store| DocStore::new(store.clone(), 1 << 20, Duration::from_secs(1)))
+        .collect();
+    let docs = all[0].clone();
     let k = key("rmw/list");
     let writers = (0..16u32).map(|i| {
-        let (docs, k) = (docs.clone(), k.clone());
+        let (docs, k) = (all[i as usize % all.len()].clone(), k.clone());
         tokio::spawn(async move {
             docs.update(&k, |current| {
                 let mut list: Vec<u32> = current
@@ -475,3 +493,135 @@ store_suite!(
     support::garage::s3_store,
     #[ignore = "needs a real S3 server: `bash tests/run-all.sh` builds and starts Garage"]
 );
+
+/// Several `S3Store`s opened on one prefix behave as Airlock replicas on one bucket do:
+/// each has its own in-process locks, so only the lock kept in the bucket keeps racing
+/// conditional writes from different stores apart on Garage (which ignores If-Match).
+mod s3_replicas {
+    use super::*;
+    use sha2::Digest as _;
+
+    struct Replicas {
+        prefix: String,
+        stores: Vec<DynStore>,
+    }
+
+    async fn replicas(n: usize, lease: Option<Duration>) -> Replicas {
+        let garage = tokio::task::spawn_blocking(support::garage::shared)
+            .await
+            .unwrap();
+        let prefix = format!("suite/{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut stores = Vec::new();
+        for _ in 0..n {
+            let settings = airlock::store::S3Settings {
+                lock_lease: lease,
+                ..garage.settings()
+            };
+            let store =
+                airlock::store::S3Store::open(garage.bucket.clone(), prefix.clone(), &settings)
+                    .await
+                    .unwrap();
+            stores.push(Arc::new(store) as DynStore);
+        }
+        Replicas { prefix, stores }
+    }
+
+    impl Replicas {
+        /// Raw keys of the write-lock entries under this store's prefix.
+        async fn lock_entries(&self) -> Vec<String> {
+            let garage = support::garage::shared();
+            let listed = garage
+                .client()
+                .list_objects_v2()
+                .bucket(&garage.bucket)
+                .prefix(format!("{}/.airlock-locks/", self.prefix))
+                .send()
+                .await
+                .unwrap();
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect()
+        }
+
+        /// What a replica killed while holding the lock of `key` leaves behind: an entry in
+        /// the key's lock folder (named as `src/store/s3/lock.rs` names it), sorting first.
+        async fn plant_dead_entry(&self, key: &str) {
+            let full = format!("{}/{key}", self.prefix);
+            let folder = hex::encode(&sha2::Sha256::digest(full.as_bytes())[..16]);
+            let garage = support::garage::shared();
+            garage
+                .client()
+                .put_object()
+                .bucket(&garage.bucket)
+                .key(format!(
+                    "{}/.airlock-locks/{folder}/{}",
+                    self.prefix,
+                    "0".repeat(24)
+                ))
+                .body(Vec::new().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs a real S3 server: `bash tests/run-all.sh` builds and starts Garage"]
+    async fn conditional_updates_exactly_one_wins_across_replicas() {
+        let replicas = replicas(4, None).await;
+        conditional_updates_exactly_one_wins_across(&replicas.stores).await;
+        assert_eq!(replicas.lock_entries().await, Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs a real S3 server: `bash tests/run-all.sh` builds and starts Garage"]
+    async fn read_modify_write_loses_no_update_across_replicas() {
+        let replicas = replicas(4, None).await;
+        read_modify_write_loses_no_update_across(&replicas.stores).await;
+        assert_eq!(replicas.lock_entries().await, Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs a real S3 server: `bash tests/run-all.sh` builds and starts Garage"]
+    async fn a_lock_left_by_a_dead_replica_expires_after_the_lease() {
+        const LEASE: Duration = Duration::from_secs(2);
+        let replicas = replicas(1, Some(LEASE)).await;
+        let store = replicas.stores[0].clone();
+        let k = key("cond/dead");
+        let put = |mode: PutMode, body: &'static str| {
+            let (store, k) = (store.clone(), k.clone());
+            async move {
+                let options = PutOptions {
+                    mode,
+                    ..Default::default()
+                };
+                store.put(&k, bytes_stream(body), options).await
+            }
+        };
+        put(PutMode::Create, "first").await.unwrap();
+        assert_eq!(
+            replicas.lock_entries().await,
+            Vec::<String>::new(),
+            "released"
+        );
+
+        let base = store.head(&k).await.unwrap().etag;
+        replicas.plant_dead_entry("cond/dead").await;
+        let started = std::time::Instant::now();
+        put(PutMode::Update(base), "second").await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= LEASE,
+            "went ahead after {waited:?} past a live-looking lock"
+        );
+        assert!(waited < LEASE * 4, "recovered only after {waited:?}");
+        assert_eq!(read_all(&store, &k, None).await, &b"second"[..]);
+        assert_eq!(
+            replicas.lock_entries().await,
+            Vec::<String>::new(),
+            "dead entry removed"
+        );
+    }
+}

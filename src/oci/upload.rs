@@ -304,10 +304,12 @@ async fn append(
     if expected == Some(0) || !has_body(&request) {
         return Ok(session);
     }
+    // A key of its own for every attempt, so a racing PATCH can never overwrite this
+    // chunk: it needs no conditional (locked, on some stores) write.
     let n = session.chunks.len();
     let chunk_key = format!(
         "uploads/oci/{id}/{n:06}-{}",
-        hex::encode(rand::random::<[u8; 4]>())
+        hex::encode(rand::random::<[u8; 12]>())
     );
     let key = ObjectKey::new(chunk_key.clone()).map_err(|e| fail(e.into()))?;
     let hasher = Arc::new(Mutex::new(Some(Hasher::new(Algorithm::Sha256))));
@@ -323,7 +325,7 @@ async fn append(
             &key,
             Box::pin(body),
             PutOptions {
-                mode: PutMode::Create,
+                mode: PutMode::Overwrite,
                 expected_size: expected,
                 ..Default::default()
             },

@@ -21,7 +21,7 @@ pub use counting::{CountingStore, OpCounts};
 pub use docs::{DocStore, Document, Mutability};
 pub use fs::FsStore;
 pub use key::ObjectKey;
-pub use s3::{S3Settings, S3Store};
+pub use s3::{ConditionalWrites, S3Settings, S3Store};
 pub use url::StoreUrl;
 
 use crate::digest::Digest;

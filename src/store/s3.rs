@@ -10,8 +10,12 @@
 //!
 //! Conditional puts: servers that honour `If-None-Match: *` / `If-Match` on PutObject and
 //! CompleteMultipartUpload do the check themselves (`Native`). Garage accepts and ignores
-//! those headers, so for it the check is a HEAD and the put under a per-key lock in this
-//! process (`Local`): safe for one Airlock replica per bucket. `Auto` probes at open.
+//! those headers, so for it the check is a HEAD and the put under a lock kept in the
+//! bucket itself (`Lock`, see `lock.rs`): safe for any number of Airlock replicas.
+//! `Local` keeps that lock inside this process only (one replica per bucket, one request
+//! fewer per update). `Auto` probes at open.
+
+mod lock;
 
 use super::verify::Verifier;
 use super::{
@@ -65,8 +69,11 @@ pub enum ConditionalWrites {
     Auto,
     /// The server enforces `If-None-Match: *` and `If-Match: <etag>` (AWS S3, MinIO, Ceph RGW).
     Native,
-    /// Check-then-put under a per-key lock inside this process (servers that ignore the
-    /// headers, such as Garage): safe for one Airlock replica per bucket.
+    /// Check-then-put under a per-key lock kept in the bucket (servers that ignore the
+    /// headers, such as Garage): safe for several Airlock replicas on one bucket.
+    Lock,
+    /// Check-then-put under a per-key lock inside this process only: safe for one Airlock
+    /// replica per bucket.
     Local,
 }
 
@@ -97,6 +104,10 @@ pub struct S3Settings {
     pub access_key_id: Option<String>,
     #[serde(skip)]
     pub secret_access_key: Option<String>,
+    /// How long a write-lock entry of a dead process blocks its key (`Lock` mode); tests
+    /// shorten it to see one recovered.
+    #[serde(skip)]
+    pub lock_lease: Option<Duration>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -131,8 +142,10 @@ pub struct S3Store {
     /// over https, where TLS already protects the bytes (the AWS Java SDK's default too).
     /// Over plain http the signature is the only integrity check on the wire, so it stays.
     unsigned_payload: bool,
-    /// Serializes check-then-put per key in `Local` mode.
+    /// Serializes check-then-put per key in this process (`Lock` and `Local` modes).
     put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The lock shared by all processes on the bucket, in `Lock` mode.
+    bucket_locks: lock::BucketLocks,
     /// With `redirect_downloads`: the client that signs download URLs (its endpoint is
     /// the one clients reach) and how long the URLs live.
     presigner: Option<(Client, Duration)>,
@@ -251,14 +264,22 @@ impl S3Store {
                 Some((Client::from_conf(signing), expiry))
             }
         };
+        let client = Client::from_conf(config);
+        let base = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
         let mut store = S3Store {
             presigner,
-            client: Client::from_conf(config),
-            base: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
+            bucket_locks: lock::BucketLocks::new(
+                client.clone(),
+                bucket.clone(),
+                &base,
+                settings.lock_lease.unwrap_or(lock::DEFAULT_LEASE),
+            ),
+            client,
+            base,
             bucket,
             endpoint,
             conditional: settings.conditional_writes,
@@ -282,12 +303,11 @@ impl S3Store {
                     store = %store.describe(),
                     "S3 server enforces conditional writes: using them for tags, refs and index pages"
                 ),
-                _ => tracing::warn!(
+                _ => tracing::info!(
                     store = %store.describe(),
                     endpoint = %store.endpoint,
-                    "S3 server ignores conditional writes (If-None-Match/If-Match): checking them inside this process, \
-                     which is safe for one Airlock replica per bucket; several replicas on this bucket need a store \
-                     with conditional writes (AWS S3, MinIO, Ceph RGW)"
+                    "S3 server ignores conditional writes (If-None-Match/If-Match): tags, refs and index pages are \
+                     updated under a lock kept in the bucket, which costs three more requests per update"
                 ),
             }
         }
@@ -319,9 +339,9 @@ impl S3Store {
             .send()
             .await;
         Ok(match second {
-            Ok(_) => ConditionalWrites::Local,
+            Ok(_) => ConditionalWrites::Lock,
             Err(e) if is_precondition_failure(&e) => ConditionalWrites::Native,
-            Err(SdkError::ServiceError(_)) => ConditionalWrites::Local,
+            Err(SdkError::ServiceError(_)) => ConditionalWrites::Lock,
             Err(e) => return Err(self.open_error(e)),
         })
     }
@@ -378,7 +398,7 @@ impl S3Store {
         locks.entry(s3_key.to_string()).or_default().clone()
     }
 
-    /// In `Local` mode, whether `mode` allows a put now (the caller holds the key's lock).
+    /// In `Lock` and `Local` modes, whether `mode` allows a put now (the caller holds the key's lock).
     async fn check_locally(&self, key: &ObjectKey, mode: &PutMode) -> Result<()> {
         let current = match self.head(key).await {
             Ok(meta) => Some(meta.etag),
@@ -415,6 +435,22 @@ impl S3Store {
             (ConditionalWrites::Native, PutMode::Create) => send(Some("*".into()), None).await?,
             (ConditionalWrites::Native, PutMode::Update(etag)) => {
                 send(None, Some(format!("\"{}\"", clean_etag(etag)))).await?
+            }
+            (ConditionalWrites::Lock, _) => {
+                let s3_key = self.s3_key(key);
+                // One contender per process for the bucket lock; the others queue here.
+                let local = self.put_lock(&s3_key);
+                let _local = local.lock().await;
+                let held = self.bucket_locks.acquire(key, &s3_key).await?;
+                let sent = match self.check_locally(key, mode).await {
+                    Ok(()) if held.still_valid() => send(None, None).await,
+                    Ok(()) => Err(StoreError::Unavailable(format!(
+                        "{key}: the store answered too slowly to publish inside the write lock's lease; retry"
+                    ))),
+                    Err(e) => Err(e),
+                };
+                held.release().await;
+                sent?
             }
             _ => {
                 let lock = self.put_lock(&self.s3_key(key));
@@ -501,7 +537,7 @@ impl S3Store {
                 } else {
                     out
                 };
-                let out = out.send().await.map_err(|e| unavailable(key, e))?;
+                let out = out.send().await.map_err(|e| part_error(key, e))?;
                 Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag)
@@ -534,6 +570,12 @@ impl S3Store {
             }
         }
         .await;
+        if let Err(StoreError::PreconditionFailed(_)) = result {
+            guard.abort().await;
+            return self
+                .finish_superseded(key, Some((body, verifier)), &options.mode)
+                .await;
+        }
         let received = verifier.size();
         let (parts, size) =
             match result.and_then(|parts| verifier.finish().map(|size| (parts, size))) {
@@ -562,7 +604,10 @@ impl S3Store {
                         .set_if_match(if_match)
                         .send()
                         .await
-                        .map_err(|e| write_error(key, &options.mode, e))?;
+                        .map_err(|e| match is_superseded(&e) {
+                            true => StoreError::PreconditionFailed(key.to_string()),
+                            false => write_error(key, &options.mode, e),
+                        })?;
                     Ok(out.e_tag)
                 })
             })
@@ -572,11 +617,70 @@ impl S3Store {
                 guard.disarm();
                 Ok(PutResult { etag, size })
             }
+            Err(StoreError::PreconditionFailed(_)) if options.mode == PutMode::Overwrite => {
+                guard.abort().await;
+                self.finish_superseded(key, None, &options.mode).await
+            }
             Err(e) => {
                 guard.abort().await;
                 Err(e)
             }
         }
+    }
+
+    /// Garage drops an unfinished multipart upload as soon as a newer write of the same key
+    /// completes (AWS S3 keeps it). For an overwrite that is last-writer-wins with this put
+    /// as the earlier writer, which happens when several replicas store the same blob at
+    /// once: the rest of the body (if any is left) is still read and verified, then the put
+    /// succeeds with the version that superseded it. A conditional put was refused instead.
+    async fn finish_superseded(
+        &self,
+        key: &ObjectKey,
+        rest: Option<(ByteStream, Verifier)>,
+        mode: &PutMode,
+    ) -> Result<PutResult> {
+        if *mode != PutMode::Overwrite {
+            return Err(StoreError::PreconditionFailed(key.to_string()));
+        }
+        let size = match rest {
+            Some((mut body, mut verifier)) => {
+                while let Some(chunk) = body.next().await {
+                    verifier.update(&chunk.map_err(StoreError::Body)?)?;
+                }
+                Some(verifier.finish()?)
+            }
+            None => None,
+        };
+        let current = match self.head(key).await {
+            Ok(current) => current,
+            Err(StoreError::NotFound(_)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{key}: the S3 server dropped the multipart upload before it completed; retry"
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::debug!(%key, "multipart upload superseded by a concurrent write of the same key");
+        Ok(PutResult {
+            etag: current.etag,
+            size: size.unwrap_or(current.size),
+        })
+    }
+}
+
+/// The S3 server no longer knows the multipart upload (see `finish_superseded`).
+fn is_superseded<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    error_code(err) == Some("NoSuchUpload")
+}
+
+fn part_error<E>(key: &ObjectKey, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if is_superseded(&err) {
+        StoreError::PreconditionFailed(key.to_string())
+    } else {
+        unavailable(key, err)
     }
 }
 
