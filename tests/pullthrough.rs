@@ -609,36 +609,7 @@ async fn push_tiny(
     tag: &str,
     layer: &[u8],
 ) -> String {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    for blob in [&config[..], layer] {
-        let r = http
-            .post(node.server.url(&format!(
-                "/v2/{name}/blobs/uploads/?digest={}",
-                sha256(blob)
-            )))
-            .bearer_auth(ADMIN)
-            .body(blob.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": layer.len()}]
-    }))
-    .unwrap();
-    let r = http
-        .put(node.server.url(&format!("/v2/{name}/manifests/{tag}")))
-        .bearer_auth(ADMIN)
-        .header("content-type", OCI_MANIFEST)
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    sha256(&manifest)
+    support::push_image(http, &node.server.base, ADMIN, name, tag, layer).await
 }
 
 #[tokio::test]

@@ -18,7 +18,6 @@ use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 
 const ADMIN: &str = "admin-token-for-tests-0123";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Short, so a replica that cached a page before the others changed it catches up fast.
 const MUTABLE_TTL: Duration = Duration::from_secs(1);
 
@@ -69,19 +68,6 @@ fn http() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-/// Pseudo-random bytes, so chunks are not trivially alike.
-fn content(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 /// The path and query of an upload `Location`, to send to whichever replica comes next.
@@ -163,9 +149,9 @@ async fn a_chunked_oci_upload_continues_on_every_replica() {
     let http = http();
     let name = "team/chunked";
     let chunks = [
-        content(6 << 20, 1),
-        content(6 << 20, 2),
-        content(1 << 20, 3),
+        support::pseudo_random(6 << 20, 1),
+        support::pseudo_random(6 << 20, 2),
+        support::pseudo_random(1 << 20, 3),
     ];
     let parts: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
     let whole = chunks.concat();
@@ -190,7 +176,7 @@ async fn a_chunked_oci_upload_continues_on_every_replica() {
 async fn sixteen_concurrent_pushes_of_one_layer_store_it_once() {
     let cluster = Cluster::start();
     let http = http();
-    let layer = content(9 << 20, 16);
+    let layer = support::pseudo_random(9 << 20, 16);
     let digest = sha256(&layer);
     // Half push in one monolithic POST, half in two chunks spread over the replicas; every
     // push goes to its own repository, as sixteen images sharing a base layer would.
@@ -241,40 +227,6 @@ async fn sixteen_concurrent_pushes_of_one_layer_store_it_once() {
     }
 }
 
-/// Pushes a one-layer image and tags it `tag` through `replica`.
-async fn push_tag(http: &reqwest::Client, replica: &Airlock, name: &str, tag: &str) {
-    let layer = format!("layer of {name}:{tag}").into_bytes();
-    let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    for blob in [&config[..], &layer] {
-        let r = http
-            .post(replica.url(&format!(
-                "/v2/{name}/blobs/uploads/?digest={}",
-                sha256(blob)
-            )))
-            .bearer_auth(ADMIN)
-            .body(blob.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}]
-    }))
-    .unwrap();
-    let r = http
-        .put(replica.url(&format!("/v2/{name}/manifests/{tag}")))
-        .bearer_auth(ADMIN)
-        .header("content-type", OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-}
-
 /// Polls `read` on a replica until `done` holds, for at most the mutable TTL plus slack
 /// (a replica may serve a page it cached before the others changed it until then).
 async fn eventually<T: std::fmt::Debug>(
@@ -300,11 +252,16 @@ async fn concurrent_tag_pushes_through_three_replicas_lose_no_tag() {
     let http = http();
     let name = "team/tags";
     let tags: Vec<String> = (0..12).map(|i| format!("v{i}")).collect();
-    join_all(
-        tags.iter()
-            .enumerate()
-            .map(|(i, tag)| push_tag(&http, cluster.replica(i), name, tag)),
-    )
+    join_all(tags.iter().enumerate().map(|(i, tag)| {
+        support::push_image(
+            &http,
+            &cluster.replica(i).base,
+            ADMIN,
+            name,
+            tag,
+            tag.as_bytes(),
+        )
+    }))
     .await;
     for i in 0..3 {
         let listed = eventually(
@@ -362,13 +319,7 @@ async fn concurrent_twine_uploads_through_three_replicas_lose_no_file() {
         })
         .collect();
     for out in join_all(uploads).await {
-        let out = out.unwrap().unwrap();
-        assert!(
-            out.status.success(),
-            "twine: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::output_ok(out.unwrap().unwrap(), "twine");
     }
     let http = http();
     for i in 0..3 {
@@ -415,6 +366,10 @@ impl OutputAsync for &mut Command {
     }
 }
 
+fn output_python(out: std::process::Output) -> String {
+    support::output_ok(out, "python")
+}
+
 /// huggingface_hub pointed at one replica, with a private cache.
 fn hf_python(replica: &Airlock, home: &Path) -> Command {
     let mut cmd = Command::new(venv().join("bin/python"));
@@ -431,23 +386,13 @@ fn hf_python(replica: &Airlock, home: &Path) -> Command {
     cmd
 }
 
-fn python_ok(out: std::process::Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "python failed:\n{text}");
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Garage and huggingface_hub: bash tests/run-all.sh"]
 async fn concurrent_commits_on_one_branch_through_two_replicas_lose_none() {
     const COMMITS: usize = 5;
     let cluster = Cluster::start();
     let home = cluster.dir().join("hf-home");
-    python_ok(
+    output_python(
         hf_python(cluster.replica(0), &home)
             .arg("-c")
             .arg("from huggingface_hub import HfApi; HfApi().create_repo('org/shared')")
@@ -474,10 +419,10 @@ for n in range({COMMITS}):
         })
         .collect();
     for out in join_all(writers).await {
-        python_ok(out.unwrap().unwrap());
+        output_python(out.unwrap().unwrap());
     }
     // Read through the third replica, which has cached nothing of the repository.
-    let out = python_ok(
+    let out = output_python(
         hf_python(cluster.replica(2), &home)
             .arg("-c")
             .arg(

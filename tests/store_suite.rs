@@ -19,16 +19,7 @@ fn key(s: &str) -> ObjectKey {
 
 /// Deterministic pseudo-random content, so sizes can exceed S3's multipart threshold.
 fn content(len: usize, seed: u8) -> Bytes {
-    let mut x = seed as u32 | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    support::pseudo_random(len, seed as u32).into()
 }
 
 /// Splits content into a stream of chunks of the given size.
@@ -364,9 +355,22 @@ async fn read_modify_write_loses_no_update_across(stores: &[DynStore]) {
     let mut list: Vec<u32> = serde_json::from_slice(&doc.bytes).unwrap();
     list.sort();
     assert_eq!(list, (0..16).collect::<Vec<_>>());
-    // The cache serves what was written.
-    let cached = docs.get(&k, Mutability::Mutable).await.unwrap().unwrap();
-    assert_eq!(cached.bytes, doc.bytes);
+    // The cache serves what was written: at once on one store; on replicas, each of
+    // which may have cached an earlier version, within the mutable TTL.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1) + Duration::from_millis(500);
+    for docs in &all {
+        loop {
+            let cached = docs.get(&k, Mutability::Mutable).await.unwrap().unwrap();
+            if cached.bytes == doc.bytes {
+                break;
+            }
+            assert!(
+                all.len() > 1 && std::time::Instant::now() < deadline,
+                "stale cache"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 pub async fn list_paginates(store: DynStore) {

@@ -13,14 +13,7 @@ use std::path::Path;
 
 /// Writes `size` pseudo-random bytes to a file and stores it as a blob in `store_dir`.
 pub async fn seed_blob(store_dir: &Path, size: usize) -> (String, Vec<u8>) {
-    let mut data = vec![0u8; size];
-    let mut x = 0x9e37_79b9u32;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
+    let data = pseudo_random(size, 0x9e37_79b9);
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &data).unwrap();
     let store: DynStore = std::sync::Arc::new(FsStore::open(store_dir).await.unwrap());
@@ -30,4 +23,77 @@ pub async fn seed_blob(store_dir: &Path, size: usize) -> (String, Vec<u8>) {
         .await
         .unwrap();
     (meta.digest.to_string(), data)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so test content is not trivially alike
+/// and can be regenerated from its seed.
+pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// stdout and stderr of a finished command, after asserting that it succeeded.
+pub fn output_ok(out: std::process::Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+/// Pushes a one-layer image to `name:tag` through the registry API at `base` with
+/// `token`, as a client does: the config and layer blobs, then the manifest. Returns the
+/// manifest digest.
+pub async fn push_image(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    tag: &str,
+    layer: &[u8],
+) -> String {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    let sha256 = |data: &[u8]| {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+    };
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    for blob in [&config[..], layer] {
+        let r = http
+            .post(format!(
+                "{base}/v2/{name}/blobs/uploads/?digest={}",
+                sha256(blob)
+            ))
+            .bearer_auth(token)
+            .body(blob.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": layer.len()}]
+    }))
+    .unwrap();
+    let r = http
+        .put(format!("{base}/v2/{name}/manifests/{tag}"))
+        .bearer_auth(token)
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    sha256(&manifest)
 }
