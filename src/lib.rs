@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bundle;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod digest;
