@@ -19,4 +19,5 @@ pub mod server;
 pub mod spec;
 pub mod store;
 pub mod tls;
+pub mod ui;
 pub mod upstream;

@@ -9,6 +9,7 @@
 //! - operations: `/healthz`, `/readyz`, `/metrics`, `/` (this file)
 //! - operator API: `/_airlock/...` (admin.rs); the catalog's JSON API:
 //!   `/_airlock/catalog/...` (catalog/)
+//! - the web catalog's pages: `/ui/` (ui.rs)
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
         .merge(crate::catalog::routes())
+        .merge(crate::ui::routes())
         // Uploads enforce their own size limit while streaming to disk.
         .merge(crate::pypi::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .merge(crate::oci::routes().layer(axum::extract::DefaultBodyLimit::disable()))
