@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bundle;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod digest;
@@ -18,4 +19,5 @@ pub mod server;
 pub mod spec;
 pub mod store;
 pub mod tls;
+pub mod ui;
 pub mod upstream;

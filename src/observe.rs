@@ -30,7 +30,9 @@ pub fn protocol_of_path(path: &str) -> &'static str {
     match first {
         "v2" | "token" => "oci",
         "simple" | "legacy" | "pypi" => "pypi",
-        "" | "healthz" | "readyz" | "metrics" | "ui" | "static" | "favicon.ico" => "system",
+        "" | "healthz" | "readyz" | "metrics" | "ui" | "static" | "favicon.ico" | "_airlock" => {
+            "system"
+        }
         // The HF API owns the root namespace: /api, /hf, /datasets, /{org}/{repo}/resolve/...
         _ => "hf",
     }
@@ -213,6 +215,7 @@ mod tests {
         assert_eq!(protocol_of_path("/gpt2/resolve/main/config.json"), "hf");
         assert_eq!(protocol_of_path("/hf/api/models/x/y"), "hf");
         assert_eq!(protocol_of_path("/metrics"), "system");
+        assert_eq!(protocol_of_path("/_airlock/catalog/items"), "system");
         assert_eq!(protocol_of_path("/"), "system");
     }
 }

@@ -7,7 +7,9 @@
 //! - Hugging Face Hub API: `/api/...`, `/{repo}/resolve/...`, `/datasets/...`, and all of
 //!   it again under `/hf`
 //! - operations: `/healthz`, `/readyz`, `/metrics`, `/` (this file)
-//! - operator API: `/_airlock/...` (admin.rs)
+//! - operator API: `/_airlock/...` (admin.rs); the catalog's JSON API:
+//!   `/_airlock/catalog/...` (catalog/)
+//! - the web catalog's pages: `/ui/` (ui.rs)
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub store_ops: Arc<store::OpCounts>,
     /// Pull-through upstreams (none unless configured).
     pub upstreams: Arc<crate::upstream::Upstreams>,
+    /// The web catalog's cached store totals.
+    pub catalog: Arc<crate::catalog::CatalogState>,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
         let upstreams = crate::upstream::Upstreams::new(&config, blobs.clone())?;
         Ok(AppState {
             upstreams: Arc::new(upstreams),
+            catalog: Arc::default(),
             blobs,
             docs,
             hf: Arc::new(hf),
@@ -97,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
+        .merge(crate::catalog::routes())
+        .merge(crate::ui::routes())
         // Uploads enforce their own size limit while streaming to disk.
         .merge(crate::pypi::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         .merge(crate::oci::routes().layer(axum::extract::DefaultBodyLimit::disable()))

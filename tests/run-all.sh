@@ -36,6 +36,18 @@ fi
 step "oci clients: $(skopeo --version), umoci $(umoci --version | awk '{print $3}'), containerd $(containerd --version | awk '{print $3}')"
 # OCI-SETUP-END
 
+# Debian's Chromium for the web catalog's browser test (tests/catalog.rs), driven by the
+# venv's Playwright through its executable path: Playwright never downloads a browser here.
+if ! dpkg -s chromium >/dev/null 2>&1; then
+    step "installing Debian's chromium for the catalog browser test"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+fi
+CHROMIUM="$(command -v chromium)"
+step "browser: $("$CHROMIUM" --version 2>/dev/null | head -n1)"
+
 # Real Python clients in a virtualenv (pip, uv, twine), a twine that still honours
 # --skip-existing for non-PyPI indexes, and a setuptools wheel so sdists build offline.
 VENV="$PWD/target/test-venv"
@@ -59,6 +71,12 @@ if [ ! -x "$VENV/bin/hf" ] || ! "$VENV/bin/python" -c "import transformers, data
     step "python clients: huggingface_hub, transformers, datasets into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check huggingface_hub transformers datasets safetensors tokenizers numpy
 fi
+# Playwright (the Python package only: `playwright install` would fetch browsers from the
+# internet; the test hands it Debian's chromium instead).
+if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
+    step "python clients: playwright into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check playwright
+fi
 HF1="$PWD/target/test-venv-hf1"
 if [ ! -x "$HF1/bin/python" ] || ! "$HF1/bin/python" -c "import huggingface_hub" 2>/dev/null; then
     python3 -m venv "$HF1"
@@ -70,7 +88,7 @@ if [ ! -x "$HF0/bin/python" ] || ! "$HF0/bin/python" -c "import huggingface_hub"
     "$HF0/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==0.36.*"
 fi
 export AIRLOCK_TEST_VENV="$VENV" AIRLOCK_TEST_WHEELHOUSE="$WHEELHOUSE" AIRLOCK_TEST_TWINE_SKIP_EXISTING="$TWINE61/bin/twine"
-export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0"
+export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0" AIRLOCK_TEST_CHROMIUM="$CHROMIUM"
 step "clients: pip $("$VENV/bin/pip" --version | cut -d' ' -f2), $("$VENV/bin/uv" --version), twine $("$VENV/bin/twine" --version | head -n1 | cut -d' ' -f3)"
 for v in "$VENV" "$HF1" "$HF0"; do
     "$v/bin/python" -c "import huggingface_hub; print('huggingface_hub', huggingface_hub.__version__)"

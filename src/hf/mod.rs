@@ -153,7 +153,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-fn base_url(state: &AppState, headers: &http::HeaderMap, prefix: &str) -> String {
+/// The Hub endpoint URL clients reach this server at: `public_url`, else the request's
+/// scheme and Host, plus `prefix` (`""` or `/hf`).
+pub fn base_url(state: &AppState, headers: &http::HeaderMap, prefix: &str) -> String {
     match &state.config.public_url {
         Some(url) => format!("{}{prefix}", url.as_str().trim_end_matches('/')),
         None => {

@@ -87,18 +87,23 @@ impl StoreArgs {
     /// file under the store directory, temporary ones in `.tmp/` included; on S3 every
     /// object under the store's prefix.
     pub fn object_keys(&self) -> Vec<String> {
+        self.objects().into_iter().map(|(key, _)| key).collect()
+    }
+
+    /// As [`Self::object_keys`], with each object's size in bytes.
+    pub fn objects(&self) -> Vec<(String, u64)> {
         match &self.location {
             Location::Dir(root) => {
-                let mut keys = Vec::new();
-                walk(root, root, &mut keys);
-                keys.sort();
-                keys
+                let mut objects = Vec::new();
+                walk(root, root, &mut objects);
+                objects.sort();
+                objects
             }
             Location::S3(prefix) => {
                 let prefix = prefix.clone();
                 block_on(async move {
                     let (client, bucket) = s3_client();
-                    let mut keys = Vec::new();
+                    let mut objects = Vec::new();
                     let mut pages = client
                         .list_objects_v2()
                         .bucket(bucket)
@@ -109,11 +114,15 @@ impl StoreArgs {
                         let page = page.unwrap_or_else(|e| panic!("listing {prefix}: {e:?}"));
                         for object in page.contents() {
                             let key = object.key().unwrap();
-                            keys.push(key.strip_prefix(prefix.as_str()).unwrap().to_string());
+                            let size = object.size().unwrap_or_default() as u64;
+                            objects.push((
+                                key.strip_prefix(prefix.as_str()).unwrap().to_string(),
+                                size,
+                            ));
                         }
                     }
-                    keys.sort();
-                    keys
+                    objects.sort();
+                    objects
                 })
             }
         }
@@ -169,8 +178,8 @@ impl StoreArgs {
     }
 }
 
-/// Files under `dir`, as `/`-separated paths relative to `root`.
-fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) {
+/// Files under `dir`, as `/`-separated paths relative to `root`, with their sizes.
+fn walk(root: &Path, dir: &Path, keys: &mut Vec<(String, u64)>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -178,7 +187,8 @@ fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) {
         } else {
             let relative = path.strip_prefix(root).unwrap();
             let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy()).collect();
-            keys.push(parts.join("/"));
+            let size = entry.metadata().map(|m| m.len()).unwrap_or_default();
+            keys.push((parts.join("/"), size));
         }
     }
 }

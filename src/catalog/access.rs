@@ -1,0 +1,81 @@
+//! Who is reading, and which items they may see: exactly the rule each protocol applies
+//! to its own reads, so the catalog never shows what a client could not pull.
+
+use super::{CatalogError, ItemId};
+use crate::auth::{Action, Auth, AuthError, Identity, Protocol};
+use crate::hf::model::RepoDoc;
+use crate::server::AppState;
+use std::sync::Arc;
+
+pub struct Reader {
+    identity: Identity,
+    auth: Arc<Auth>,
+}
+
+/// Whether a reader may see an item, and what the Hub knows of it if it is a repository.
+pub enum Visibility {
+    Visible(Option<RepoDoc>),
+    /// Absent, or not readable with this token: the same answer for both.
+    Hidden,
+}
+
+impl Reader {
+    /// Identifies the caller; anonymous callers are refused when anonymous read is off,
+    /// and a token that matches nothing is refused rather than treated as anonymous.
+    pub fn new(state: &AppState, headers: &http::HeaderMap) -> Result<Reader, CatalogError> {
+        let identity = state.auth.authenticate(headers)?;
+        if matches!(identity, Identity::Anonymous) && !state.auth.anonymous_read() {
+            return Err(AuthError::Unauthenticated.into());
+        }
+        Ok(Reader {
+            identity,
+            auth: state.auth.clone(),
+        })
+    }
+
+    /// Name-based check for projects and images (their scopes name them; nothing in
+    /// their documents changes who may read them).
+    pub fn may_read_by_name(&self, item: &ItemId) -> bool {
+        let (protocol, name) = match item {
+            ItemId::Project { index, name } => (Protocol::Pypi, format!("{index}/{name}")),
+            ItemId::Image { name } => (Protocol::Oci, name.clone()),
+            ItemId::Hf { .. } => return false,
+        };
+        self.auth
+            .authorize(&self.identity, protocol, Action::Read, &name)
+            .is_ok()
+    }
+
+    /// The full check; for a Hub repository it reads its document (private flag) and
+    /// applies the Hub API's own rule. An anonymous caller asking for a private
+    /// repository is asked to authenticate, as the Hub API does.
+    pub async fn visibility(
+        &self,
+        state: &AppState,
+        item: &ItemId,
+    ) -> Result<Visibility, CatalogError> {
+        let Some(repo) = item.hf_repo() else {
+            return Ok(if self.may_read_by_name(item) {
+                Visibility::Visible(None)
+            } else {
+                Visibility::Hidden
+            });
+        };
+        let ctx = crate::hf::Ctx {
+            identity: self.identity.clone(),
+            auth: self.auth.clone(),
+            params: Vec::new(),
+            base: String::new(),
+        };
+        match crate::hf::api::readable(&state.hf, &ctx, &repo).await {
+            Ok(doc) => Ok(Visibility::Visible(Some(doc))),
+            Err(e) if e.status == http::StatusCode::UNAUTHORIZED => {
+                Err(AuthError::Unauthenticated.into())
+            }
+            Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(Visibility::Hidden),
+            Err(e) => Err(CatalogError::Store(crate::store::StoreError::Unavailable(
+                e.message,
+            ))),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Models and datasets in the catalog: what a list row, an item page and the store
+//! totals need from a Hub repository's documents (repo.json, refs.json, commits).
+
+use super::{snippets, CatalogError, ItemId};
+use crate::hf::model::{CommitView, RepoDoc, RepoRef, RepoType};
+use crate::server::AppState;
+use serde_json::{json, Value};
+
+/// Every model and dataset id, sorted per kind.
+pub async fn all(state: &AppState, kind: super::Kind) -> Result<Vec<ItemId>, CatalogError> {
+    let Some(repo_type) = super::endpoint::hf_type(kind) else {
+        return Ok(Vec::new());
+    };
+    let ids = state.hf.repos.list(repo_type).await?;
+    Ok(ids.into_iter().map(|id| ItemId::Hf { kind, id }).collect())
+}
+
+/// The `main` head, if the repository has one yet (a mirror may be created empty).
+async fn main_head(
+    state: &AppState,
+    repo: &RepoRef,
+) -> Result<Option<std::sync::Arc<CommitView>>, CatalogError> {
+    match state.hf.repos.resolve(repo, "main").await {
+        Ok(view) => Ok(Some(view)),
+        Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A list row: the `main` head's date, file count and size.
+pub async fn summary(
+    state: &AppState,
+    repo: &RepoRef,
+    doc: &RepoDoc,
+) -> Result<Value, CatalogError> {
+    let head = main_head(state, repo).await?;
+    let files = head.as_ref().map(|v| &v.commit.files);
+    Ok(json!({
+        "updated": head.as_ref().map(|v| v.commit.date.clone()),
+        "files": files.map(Vec::len),
+        "size": files.map(|f| f.iter().map(|f| f.size).sum::<u64>()),
+        "private": doc.private,
+        "gated": doc.gated,
+    }))
+}
+
+/// The item page: refs, one revision's files, and how to fetch it.
+pub async fn detail(
+    state: &AppState,
+    repo: &RepoRef,
+    doc: &RepoDoc,
+    revision: Option<&str>,
+    base: &str,
+) -> Result<Value, CatalogError> {
+    let refs = state.hf.repos.refs(repo).await?;
+    let revision = revision.unwrap_or("main");
+    let view = state.hf.repos.resolve(repo, revision).await?;
+    let commit = &view.commit;
+    let named = |map: &std::collections::BTreeMap<String, String>| -> Vec<Value> {
+        map.iter()
+            .map(|(name, commit)| json!({ "name": name, "commit": commit }))
+            .collect()
+    };
+    let files: Vec<Value> = commit
+        .files
+        .iter()
+        .map(|f| {
+            json!({
+                "path": f.path, "size": f.size, "sha256": f.sha256, "oid": f.oid, "lfs": f.lfs,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "private": doc.private,
+        "gated": doc.gated,
+        "created_at": doc.created_at,
+        "revision": {
+            "name": revision,
+            "commit": commit.id,
+            "date": commit.date,
+            "title": commit.title,
+            "author": commit.author,
+        },
+        "branches": named(&refs.branches),
+        "tags": named(&refs.tags),
+        "pull_requests": refs.prs.iter().map(|(n, c)| json!({ "name": format!("refs/pr/{n}"), "commit": c })).collect::<Vec<_>>(),
+        "files": files,
+        "size": commit.files.iter().map(|f| f.size).sum::<u64>(),
+        "snippets": snippets::hf(base, repo, revision, doc.private || doc.gated || !state.auth.anonymous_read()),
+    }))
+}
+
+/// The sha256 of every file of every commit the repository holds (old commits keep
+/// their blobs too), from the commit keys a store listing found.
+pub async fn referenced_blobs(
+    state: &AppState,
+    repo: &RepoRef,
+    commit_ids: &[String],
+) -> Result<Vec<String>, CatalogError> {
+    let mut blobs = Vec::new();
+    for id in commit_ids {
+        if let Some(view) = state.hf.repos.commit(repo, id).await? {
+            blobs.extend(view.commit.files.iter().map(|f| f.sha256.clone()));
+        }
+    }
+    Ok(blobs)
+}
+
+/// `hf/<models|datasets>/<org>--<name>/<rest>` to the repository and `<rest>`; spaces
+/// are not catalog items.
+pub fn repo_of_key(key: &str) -> Option<(ItemId, &str)> {
+    let mut parts = key.strip_prefix("hf/")?.splitn(3, '/');
+    let (plural, dir, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let kind = match RepoType::from_plural(plural)? {
+        RepoType::Model => super::Kind::Model,
+        RepoType::Dataset => super::Kind::Dataset,
+        RepoType::Space => return None,
+    };
+    // `--` never occurs in a repo id, so it stands for the `/` unambiguously.
+    let id = dir.replace("--", "/");
+    crate::hf::model::is_valid_repo_id(&id).then_some((ItemId::Hf { kind, id }, rest))
+}

@@ -1,0 +1,110 @@
+//! The web catalog's read-only JSON API under `/_airlock/catalog/` (`_` cannot start a
+//! Hub repo name, and `/_airlock/` is already Airlock's own namespace): one list of every
+//! model, dataset, Python project and image with search, each item's detail with
+//! copy-paste snippets, and store totals with what deduplication saves.
+//!
+//! It reads the protocols' metadata documents only (never a blob body), and answers
+//! each caller what that caller could read through the protocols themselves: anonymous
+//! read when it is on, else a token; items the token may not read are left out of lists
+//! and are unknown (404) in detail, as the Hub does for private repositories.
+
+mod access;
+mod endpoint;
+mod error;
+mod hf_items;
+mod image_items;
+mod items;
+mod python_items;
+mod snippets;
+mod totals;
+
+pub use endpoint::{Endpoint, ItemId, Kind, PREFIX};
+pub use error::CatalogError;
+pub use totals::Totals;
+
+use crate::observe::RouteLabel;
+use crate::server::AppState;
+use access::Reader;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, HeaderValue};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long computed store totals are served before they are computed again: they walk
+/// every metadata document, which an operator's page refreshing must not repeat.
+pub const TOTALS_TTL: Duration = Duration::from_secs(15);
+
+/// What the catalog keeps between requests.
+#[derive(Debug)]
+pub struct CatalogState {
+    /// The store totals, one entry; concurrent misses share one computation.
+    totals: moka::future::Cache<(), Arc<Totals>>,
+}
+
+impl Default for CatalogState {
+    fn default() -> Self {
+        CatalogState {
+            totals: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(TOTALS_TTL)
+                .build(),
+        }
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/_airlock/catalog", get(dispatch))
+        .route("/_airlock/catalog/{*rest}", get(dispatch))
+}
+
+async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let parsed = Endpoint::parse(request.uri().path(), request.uri().query());
+    let mut response = match parsed {
+        Err(e) => e.into_response(),
+        Ok(endpoint) => {
+            let label = endpoint.label();
+            let mut r = serve(&state, endpoint, request.headers())
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            r.extensions_mut().insert(RouteLabel(label));
+            r
+        }
+    };
+    // Answers depend on the caller's token: never shared by caches.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    response
+}
+
+async fn serve(
+    state: &AppState,
+    endpoint: Endpoint,
+    headers: &http::HeaderMap,
+) -> Result<Response, CatalogError> {
+    let reader = Reader::new(state, headers)?;
+    let body = match endpoint {
+        Endpoint::Items(query) => items::list(state, &reader, &query).await?,
+        Endpoint::Item { item, revision } => {
+            let base = crate::hf::base_url(state, headers, "");
+            items::detail(state, &reader, &item, revision.as_deref(), &base).await?
+        }
+        Endpoint::Store => {
+            let totals = state
+                .catalog
+                .totals
+                .try_get_with((), async { totals::compute(state).await.map(Arc::new) })
+                .await
+                .map_err(|e| {
+                    CatalogError::Store(crate::store::StoreError::Unavailable(e.to_string()))
+                })?;
+            totals::for_reader(state, &reader, &totals).await?
+        }
+    };
+    Ok(axum::Json(body).into_response())
+}

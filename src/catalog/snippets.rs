@@ -1,0 +1,171 @@
+//! Copy-paste commands for one item, built from the URL clients reach this server at
+//! (`public_url`, else the request's Host): what the README and docs/mlis.md show,
+//! filled in with the item's name.
+
+use crate::hf::model::{RepoRef, RepoType};
+use serde_json::{json, Value};
+
+/// First path segments Airlock itself routes: a model whose namespace is one of them is
+/// shadowed at the root, so its snippets use the `/hf` endpoint (see docs/mlis.md).
+const TOP_LEVEL_PATHS: &[&str] = &[
+    "api", "hf", "datasets", "spaces", "v2", "token", "simple", "legacy", "pypi", "healthz",
+    "readyz", "metrics", "_airlock", "ui",
+];
+
+fn snippet(title: &str, text: String) -> Value {
+    json!({ "title": title, "text": text })
+}
+
+/// `host[:port]` of the base URL.
+fn authority(base: &str) -> &str {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// The Hub endpoint for `repo`: the root, or `/hf` when the root would shadow it.
+pub fn hf_endpoint(base: &str, repo: &RepoRef) -> String {
+    let namespace = repo.id.split('/').next().unwrap_or_default();
+    if repo.kind == RepoType::Model && TOP_LEVEL_PATHS.contains(&namespace) {
+        format!("{base}/hf")
+    } else {
+        base.to_string()
+    }
+}
+
+pub fn hf(base: &str, repo: &RepoRef, revision: &str, needs_token: bool) -> Vec<Value> {
+    let endpoint = hf_endpoint(base, repo);
+    let mut args = format!("'{}'", repo.id);
+    if repo.kind == RepoType::Dataset {
+        args.push_str(", repo_type='dataset'");
+    }
+    if revision != "main" {
+        args.push_str(&format!(", revision='{revision}'"));
+    }
+    let token = if needs_token {
+        "HF_TOKEN=<an Airlock token> "
+    } else {
+        ""
+    };
+    let mut out = vec![snippet(
+        "huggingface_hub",
+        format!(
+            "{token}HF_ENDPOINT={endpoint} python -c \"from huggingface_hub import snapshot_download; print(snapshot_download({args}))\""
+        ),
+    )];
+    if repo.kind == RepoType::Model {
+        let model = repo
+            .id
+            .rsplit('/')
+            .next()
+            .unwrap_or(&repo.id)
+            .to_lowercase();
+        out.push(snippet(
+            "HPE MLIS (registry endpointUrl and hf:// model URL)",
+            format!(
+                "aioli registry create airlock-hf --type huggingface --endpoint-url {endpoint}/ --secret-key \"$AIRLOCK_TOKEN\"\n\
+                 aioli model create {model} --registry airlock-hf --format vllm --url hf://{id}",
+                id = repo.id
+            ),
+        ));
+        out.push(snippet(
+            "KServe",
+            format!(
+                "storageUri: hf://{}    # with HF_ENDPOINT={endpoint} on the storage initializer",
+                repo.id
+            ),
+        ));
+    }
+    out
+}
+
+pub fn python(base: &str, index: &str, name: &str, version: &str, needs_token: bool) -> Vec<Value> {
+    let mut index_url = if index == crate::pypi::DEFAULT_INDEX {
+        format!("{base}/simple/")
+    } else {
+        format!("{base}/pypi/{index}/simple/")
+    };
+    if needs_token {
+        // pip and uv send the password of the URL's userinfo as Basic auth.
+        index_url = index_url.replacen("://", "://__token__:<an Airlock token>@", 1);
+    }
+    // pip ignores a plain-HTTP index on any host but localhost unless it is trusted.
+    let trusted = if base.starts_with("http://") {
+        let host = authority(base)
+            .rsplit_once(':')
+            .map_or(authority(base), |(h, _)| h);
+        format!(" --trusted-host {host}")
+    } else {
+        String::new()
+    };
+    vec![
+        snippet(
+            "pip",
+            format!("pip install --index-url {index_url}{trusted} {name}=={version}"),
+        ),
+        snippet(
+            "uv",
+            format!("uv pip install --index-url {index_url} {name}=={version}"),
+        ),
+    ]
+}
+
+pub fn image(base: &str, name: &str, tag: Option<&str>) -> Vec<Value> {
+    let Some(tag) = tag else {
+        return Vec::new();
+    };
+    let upstream = name.split('/').next().unwrap_or(name);
+    let plain_http = if base.starts_with("http://") {
+        " --plain-http"
+    } else {
+        ""
+    };
+    vec![
+        snippet(
+            "containerd (hosts.toml mirror)",
+            format!(
+                "# once per node: containerd sends {upstream} pulls to Airlock\n\
+                 airlock oci hosts-toml --upstream {upstream} --airlock {base} --write /etc/containerd/certs.d\n\
+                 ctr image pull --hosts-dir /etc/containerd/certs.d {name}:{tag}\n\
+                 crictl pull {name}:{tag}"
+            ),
+        ),
+        snippet(
+            "ctr, straight from Airlock",
+            format!("ctr image pull{plain_http} {}/{name}:{tag}", authority(base)),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadowed_namespaces_use_the_hf_endpoint() {
+        let model = |id: &str| RepoRef::new(RepoType::Model, id).unwrap();
+        assert_eq!(
+            hf_endpoint("http://a:8080", &model("org/m")),
+            "http://a:8080"
+        );
+        assert_eq!(
+            hf_endpoint("http://a:8080", &model("simple/m")),
+            "http://a:8080/hf"
+        );
+        let dataset = RepoRef::new(RepoType::Dataset, "simple/d").unwrap();
+        assert_eq!(hf_endpoint("http://a:8080", &dataset), "http://a:8080");
+    }
+
+    #[test]
+    fn pip_trusts_plain_http_hosts() {
+        let s = python("http://airlock:8080", "default", "demo", "1.0", false);
+        assert_eq!(
+            s[0]["text"],
+            "pip install --index-url http://airlock:8080/simple/ --trusted-host airlock demo==1.0"
+        );
+        let s = python("https://airlock.example", "team", "demo", "1.0", true);
+        assert_eq!(
+            s[0]["text"],
+            "pip install --index-url https://__token__:<an Airlock token>@airlock.example/pypi/team/simple/ demo==1.0"
+        );
+    }
+}

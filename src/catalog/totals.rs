@@ -1,0 +1,273 @@
+//! Store totals: objects and bytes under `blobs/`, what storing each body once saves,
+//! and the most recently changed items.
+//!
+//! **Savings.** A blob's references are the items (a model or dataset repository, a
+//! Python project, an image repository) whose metadata names it; every reference beyond
+//! the first would be another copy in a store that kept each item's files apart, so
+//! `saved = Σ (references − 1) × size` over the blobs present. The same sum over the
+//! *protocols* referencing a blob (HF, PyPI, OCI) gives what sharing across protocols
+//! alone saves. Sizes come from the blob listing; references to bodies not stored yet
+//! (pull-through entries never downloaded) count for nothing.
+//!
+//! **Recent changes** are the store's last-modified times of each item's mutable
+//! pointer document (an HF repo's refs.json, a project's document, an image's
+//! _repo.json). Every way content arrives (upload, push, import, mirror, bundle import,
+//! pull-through) rewrites exactly that document, so this needs no record of its own:
+//! nothing more to write on every upload, and nothing racing replicas could lose.
+
+use super::access::{Reader, Visibility};
+use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
+use crate::auth::Protocol;
+use crate::digest::Digest;
+use crate::server::AppState;
+use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
+use crate::store::ObjectMeta;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::SystemTime;
+
+/// Listing page size (S3 returns at most 1000 whatever is asked).
+const LIST_PAGE: usize = 10_000;
+/// Changed items kept in the cached totals, before filtering for a reader.
+const CHANGED_KEPT: usize = 200;
+/// Recent items a reader is shown.
+const RECENT_SHOWN: usize = 12;
+
+#[derive(Debug)]
+pub struct Totals {
+    pub objects: u64,
+    pub bytes: u64,
+    /// Σ references × size: what clients can fetch, counted per item.
+    pub referenced_bytes: u64,
+    pub saved_bytes: u64,
+    pub shared_blobs: u64,
+    pub cross_protocol_saved_bytes: u64,
+    pub cross_protocol_blobs: u64,
+    pub items: BTreeMap<Kind, u64>,
+    /// Items by last change, newest first.
+    pub changed: Vec<(SystemTime, ItemId)>,
+    pub computed_at: SystemTime,
+}
+
+/// Every object under `prefix`, page by page.
+async fn list_all(state: &AppState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = state
+            .store
+            .list(prefix, after.as_deref(), LIST_PAGE)
+            .await?;
+        out.extend(page.objects);
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Who references which blobs, and when each item last changed.
+#[derive(Default)]
+struct Census {
+    references: HashMap<ItemId, BTreeSet<Digest>>,
+    changed: HashMap<ItemId, SystemTime>,
+}
+
+impl Census {
+    fn touch(&mut self, item: &ItemId, meta: &ObjectMeta) {
+        if let Some(at) = meta.last_modified {
+            let entry = self.changed.entry(item.clone()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+    }
+}
+
+pub async fn compute(state: &AppState) -> Result<Totals, CatalogError> {
+    let sizes: HashMap<Digest, u64> = list_all(state, BLOBS_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|o| Some((digest_of_blob_key(o.key.as_str())?, o.size)))
+        .collect();
+    let mut census = Census::default();
+    hf_census(state, &mut census).await?;
+    python_census(state, &mut census).await?;
+    image_census(state, &mut census).await?;
+
+    let mut per_blob: HashMap<&Digest, (u64, BTreeSet<&'static str>)> = HashMap::new();
+    for (item, digests) in &census.references {
+        for digest in digests {
+            let entry = per_blob.entry(digest).or_default();
+            entry.0 += 1;
+            entry.1.insert(protocol_of(item).as_str());
+        }
+    }
+    let mut totals = Totals {
+        objects: sizes.len() as u64,
+        bytes: sizes.values().sum(),
+        referenced_bytes: 0,
+        saved_bytes: 0,
+        shared_blobs: 0,
+        cross_protocol_saved_bytes: 0,
+        cross_protocol_blobs: 0,
+        items: BTreeMap::new(),
+        changed: Vec::new(),
+        computed_at: SystemTime::now(),
+    };
+    for (digest, (references, protocols)) in per_blob {
+        let Some(&size) = sizes.get(digest) else {
+            continue;
+        };
+        totals.referenced_bytes += references * size;
+        if references > 1 {
+            totals.saved_bytes += (references - 1) * size;
+            totals.shared_blobs += 1;
+        }
+        if protocols.len() > 1 {
+            totals.cross_protocol_saved_bytes += (protocols.len() as u64 - 1) * size;
+            totals.cross_protocol_blobs += 1;
+        }
+    }
+    for item in census.references.keys() {
+        *totals.items.entry(item.kind()).or_default() += 1;
+    }
+    let mut changed: Vec<(SystemTime, ItemId)> = census
+        .changed
+        .into_iter()
+        .map(|(id, at)| (at, id))
+        .collect();
+    changed.sort_by(|a, b| b.cmp(a));
+    changed.truncate(CHANGED_KEPT);
+    totals.changed = changed;
+    Ok(totals)
+}
+
+fn protocol_of(item: &ItemId) -> Protocol {
+    match item {
+        ItemId::Hf { .. } => Protocol::Hf,
+        ItemId::Project { .. } => Protocol::Pypi,
+        ItemId::Image { .. } => Protocol::Oci,
+    }
+}
+
+async fn hf_census(state: &AppState, census: &mut Census) -> Result<(), CatalogError> {
+    let mut commits: BTreeMap<ItemId, Vec<String>> = BTreeMap::new();
+    for meta in list_all(state, "hf/").await? {
+        let Some((item, rest)) = hf_items::repo_of_key(meta.key.as_str()) else {
+            continue;
+        };
+        if rest == "refs.json" || rest == "repo.json" {
+            census.touch(&item, &meta);
+        }
+        let ids = commits.entry(item).or_default();
+        if let Some(id) = rest
+            .strip_prefix("commits/")
+            .and_then(|c| c.strip_suffix(".json"))
+        {
+            ids.push(id.to_string());
+        }
+    }
+    for (item, ids) in commits {
+        let Some(repo) = item.hf_repo() else { continue };
+        let blobs = hf_items::referenced_blobs(state, &repo, &ids).await?;
+        let digests = blobs
+            .iter()
+            .filter_map(|h| Digest::sha256_hex(h).ok())
+            .collect();
+        census.references.insert(item, digests);
+    }
+    Ok(())
+}
+
+async fn python_census(state: &AppState, census: &mut Census) -> Result<(), CatalogError> {
+    for meta in list_all(state, "pypi/").await? {
+        let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
+            continue;
+        };
+        let ItemId::Project { index, name } = &item else {
+            continue;
+        };
+        let doc = match crate::pypi::Index::new(index, state.docs.clone())
+            .project(name)
+            .await?
+        {
+            Some(doc) => doc,
+            None => continue,
+        };
+        let digests = python_items::referenced_blobs(&doc)
+            .iter()
+            .filter_map(|h| Digest::sha256_hex(h).ok())
+            .collect();
+        census.references.insert(item.clone(), digests);
+        // Projects of an index no longer configured hold blobs but cannot be shown.
+        if state.config.pypi.has_index(index) {
+            census.touch(&item, &meta);
+        }
+    }
+    Ok(())
+}
+
+async fn image_census(state: &AppState, census: &mut Census) -> Result<(), CatalogError> {
+    for meta in list_all(state, "oci/repos/").await? {
+        let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
+            continue;
+        };
+        let ItemId::Image { name } = &item else {
+            continue;
+        };
+        let doc = image_items::repo(state, name).await?;
+        let digests = image_items::referenced_blobs(state, &doc)
+            .await
+            .into_iter()
+            .collect();
+        census.references.insert(item.clone(), digests);
+        census.touch(&item, &meta);
+    }
+    Ok(())
+}
+
+/// The totals as one reader sees them: the figures, and the recent items they may read.
+pub async fn for_reader(
+    state: &AppState,
+    reader: &Reader,
+    totals: &Totals,
+) -> Result<Value, CatalogError> {
+    let mut recent = Vec::new();
+    for (at, item) in &totals.changed {
+        if recent.len() == RECENT_SHOWN {
+            break;
+        }
+        match reader.visibility(state, item).await {
+            Ok(Visibility::Visible(_)) => {}
+            Ok(Visibility::Hidden) | Err(CatalogError::Auth(_)) => continue,
+            Err(e) => return Err(e),
+        }
+        recent.push(json!({
+            "kind": item.kind(),
+            "name": item.name(),
+            "path": item.to_string(),
+            "changed_at": rfc3339(*at),
+        }));
+    }
+    let items: BTreeMap<&str, u64> = Kind::ALL
+        .iter()
+        .map(|k| (k.plural(), totals.items.get(k).copied().unwrap_or(0)))
+        .collect();
+    Ok(json!({
+        "blobs": { "objects": totals.objects, "bytes": totals.bytes },
+        "referenced_bytes": totals.referenced_bytes,
+        "dedup": {
+            "saved_bytes": totals.saved_bytes,
+            "shared_blobs": totals.shared_blobs,
+            "cross_protocol_saved_bytes": totals.cross_protocol_saved_bytes,
+            "cross_protocol_blobs": totals.cross_protocol_blobs,
+        },
+        "items": items,
+        "recent": recent,
+        "computed_at": rfc3339(totals.computed_at),
+        "cached_for_seconds": super::TOTALS_TTL.as_secs(),
+    }))
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
