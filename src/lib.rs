@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod download;
+pub mod drain;
 pub mod hf;
 pub mod metrics;
 pub mod mirror;

@@ -110,6 +110,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::hf::routes().layer(axum::extract::DefaultBodyLimit::disable()))
         // The Hub API owns the root namespace (/{org}/{repo}/resolve/...).
         .fallback(crate::hf::dispatch)
+        .layer(axum::middleware::from_fn(
+            crate::drain::drain_refused_bodies,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             observe::observe,

@@ -386,3 +386,59 @@ async fn grace_period_bounds_how_long_shutdown_waits() {
     server.wait_for_log("grace period over");
     drop(response);
 }
+
+/// Sends a request with a `len`-byte body the way twine and requests do, the whole body
+/// before reading anything, and returns the status line of the answer.
+fn status_after_sending_everything(base: &str, head: &str, len: usize) -> String {
+    use std::io::{BufRead, BufReader};
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        tcp,
+        "{head}\r\nHost: {addr}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b'x'; 256 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let n = chunk.len().min(len - sent);
+        tcp.write_all(&chunk[..n])
+            .unwrap_or_else(|e| panic!("{head}: connection broken after {sent} bytes: {e}"));
+        sent += n;
+    }
+    let mut line = String::new();
+    BufReader::new(tcp)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{head}: no answer after the whole body: {e}"));
+    line.trim_end().to_string()
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_answered_after_its_body_not_cut_off() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Airlock::start(cwd.path(), &["--admin-token", ADMIN], &[]);
+    let base = server.base.clone();
+    let zeros = "0".repeat(64);
+    // No token: each protocol refuses at once, before reading a body of 48 MiB.
+    let cases = [
+        (
+            format!("POST /v2/team/app/blobs/uploads/?digest=sha256:{zeros} HTTP/1.1"),
+            "HTTP/1.1 401",
+        ),
+        (
+            "POST /api/models/org/model/commit/main HTTP/1.1".to_string(),
+            "HTTP/1.1 401",
+        ),
+        ("POST /legacy/ HTTP/1.1".to_string(), "HTTP/1.1 401"),
+    ];
+    for (head, expected) in cases {
+        let base = base.clone();
+        let line = tokio::task::spawn_blocking(move || {
+            status_after_sending_everything(&base, &head, 48 << 20)
+        })
+        .await
+        .unwrap();
+        assert!(line.starts_with(expected), "{line}");
+    }
+}

@@ -27,13 +27,8 @@ pub async fn handle(
         Ok(Identity::Anonymous) => Err(crate::auth::AuthError::Unauthenticated),
         other => other,
     };
-    let identity = match identity {
-        Ok(identity) => identity,
-        Err(e) => {
-            drain(request.into_body()).await;
-            return Err(e.into());
-        }
-    };
+    // A refused body is drained by the server (`crate::drain`) before the 401 goes out.
+    let identity = identity?;
     let mut multipart = Multipart::from_request(request, state).await.map_err(|e| {
         PypiError::bad_request(format!("expected a multipart/form-data upload: {e}"))
     })?;
@@ -151,25 +146,6 @@ pub async fn handle(
         "pypi upload"
     );
     Ok("OK\n".into_response())
-}
-
-/// A refused upload's body is read and dropped (up to a bound) before the answer goes out:
-/// twine is still sending, and a connection closed under it shows as a broken pipe
-/// instead of the 401 that says which token to use. A larger or slower body is cut off.
-async fn drain(body: axum::body::Body) {
-    const DRAIN_BYTES: usize = 64 * 1024 * 1024;
-    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
-    let mut stream = body.into_data_stream();
-    let mut read = 0;
-    let _ = tokio::time::timeout(DRAIN_TIME, async {
-        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
-            read += chunk.len();
-            if read > DRAIN_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 fn spool_error(e: std::io::Error) -> PypiError {
