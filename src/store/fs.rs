@@ -336,27 +336,23 @@ impl ObjectStore for FsStore {
         out.finish().await.map_err(unavailable)?;
         let size = verifier.finish()?;
 
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| match e.kind() {
-                    // A prefix of the key is itself an object: the key cannot exist.
-                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
-                        StoreError::InvalidKey(key.to_string())
-                    }
-                    _ => unavailable(e),
-                })?;
-        }
+        make_parent(&dest).await.map_err(|e| match e.kind() {
+            // A prefix of the key is itself an object: the key cannot exist.
+            io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
+                StoreError::InvalidKey(key.to_string())
+            }
+            _ => unavailable(e),
+        })?;
         match &options.mode {
             PutMode::Overwrite => {
-                tokio::fs::rename(&tmp_path, &dest)
+                in_parent(&dest, || tokio::fs::rename(&tmp_path, &dest))
                     .await
                     .map_err(unavailable)?;
             }
             PutMode::Create => {
                 // link() fails if the destination exists: an atomic create-if-absent,
                 // even between processes sharing the directory.
-                match tokio::fs::hard_link(&tmp_path, &dest).await {
+                match in_parent(&dest, || tokio::fs::hard_link(&tmp_path, &dest)).await {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         return Err(StoreError::PreconditionFailed(key.to_string()))
@@ -375,7 +371,7 @@ impl ObjectStore for FsStore {
                     }
                     Err(e) => return Err(unavailable(e)),
                 }
-                tokio::fs::rename(&tmp_path, &dest)
+                in_parent(&dest, || tokio::fs::rename(&tmp_path, &dest))
                     .await
                     .map_err(unavailable)?;
             }
@@ -405,13 +401,25 @@ impl ObjectStore for FsStore {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
-        match tokio::fs::remove_file(self.path_of(key)).await {
-            Ok(()) => Ok(()),
+        let path = self.path_of(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
             Err(e) => match io_error(e, key) {
-                StoreError::NotFound(_) => Ok(()),
-                other => Err(other),
+                StoreError::NotFound(_) => return Ok(()),
+                other => return Err(other),
             },
         }
+        // Folders the delete leaves empty go too (every finished upload would otherwise
+        // leave one behind). remove_dir refuses a folder that is not empty, so this stops
+        // at the first one still in use; a put racing into a removed folder makes it again.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root && d.starts_with(&self.root)) {
+            if tokio::fs::remove_dir(d).await.is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<PutResult> {
@@ -424,12 +432,8 @@ impl ObjectStore for FsStore {
             .await
             .map_err(|e| self.read_error(e, from))?;
         let mut guard = TmpGuard(Some(tmp_path.clone()));
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(unavailable)?;
-        }
-        tokio::fs::rename(&tmp_path, &dest)
+        make_parent(&dest).await.map_err(unavailable)?;
+        in_parent(&dest, || tokio::fs::rename(&tmp_path, &dest))
             .await
             .map_err(unavailable)?;
         guard.0 = None;
@@ -528,4 +532,61 @@ fn walk(
         }
     }
     Ok(())
+}
+
+async fn make_parent(dest: &Path) -> io::Result<()> {
+    match dest.parent() {
+        Some(parent) => tokio::fs::create_dir_all(parent).await,
+        None => Ok(()),
+    }
+}
+
+/// Runs `publish` (a rename or link to `dest`, whose folder was just made). A delete may
+/// remove that folder in between when it leaves it empty: then it is made again.
+async fn in_parent<F, Fut>(dest: &Path, mut publish: F) -> io::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = io::Result<()>>,
+{
+    for _ in 0..3 {
+        match publish().await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => make_parent(dest).await?,
+            other => return other,
+        }
+    }
+    publish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::bytes_stream;
+
+    #[tokio::test]
+    async fn a_delete_removes_the_folders_it_empties_and_a_put_makes_them_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).await.unwrap();
+        let key = |k: &str| ObjectKey::new(k).unwrap();
+        for k in ["uploads/oci/a/1", "uploads/oci/b/1"] {
+            store
+                .put(&key(k), bytes_stream("x"), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        store.delete(&key("uploads/oci/a/1")).await.unwrap();
+        assert!(!dir.path().join("uploads/oci/a").exists());
+        assert!(dir.path().join("uploads/oci/b/1").exists(), "siblings stay");
+        store.delete(&key("uploads/oci/b/1")).await.unwrap();
+        assert!(!dir.path().join("uploads").exists());
+        assert!(dir.path().exists(), "the root stays");
+        store
+            .put(
+                &key("uploads/oci/a/2"),
+                bytes_stream("y"),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert!(dir.path().join("uploads/oci/a/2").is_file());
+    }
 }
