@@ -16,6 +16,7 @@ pub mod mirror;
 pub mod observe;
 pub mod oci;
 pub mod pypi;
+pub mod sendfile;
 pub mod server;
 pub mod spec;
 pub mod store;

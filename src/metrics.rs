@@ -135,6 +135,13 @@ impl Metrics {
                 "airlock_http_response_bytes_total{{protocol=\"{protocol}\"}} {n}"
             );
         }
+        out.push_str("# HELP airlock_zero_copy_bytes_total Response body bytes sent from files by sendfile, without copying.\n");
+        out.push_str("# TYPE airlock_zero_copy_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "airlock_zero_copy_bytes_total {}",
+            crate::sendfile::SENT_BYTES.load(Ordering::Relaxed)
+        );
         out.push_str(
             "# HELP airlock_store_errors_total Failures of the object store itself, by kind.\n",
         );

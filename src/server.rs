@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::drain::drain_refused_bodies,
         ))
+        .layer(axum::middleware::from_fn(crate::sendfile::offer))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             observe::observe,
@@ -198,12 +199,13 @@ pub async fn run(
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        // Small metadata responses should not wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
-    drain_on(listener, app, grace, shutdown).await
+    drain_on(
+        crate::sendfile::SendfileListener::new(listener),
+        app,
+        grace,
+        shutdown,
+    )
+    .await
 }
 
 /// As `run`, over TLS: every connection completes a handshake with the current
@@ -227,8 +229,11 @@ async fn drain_on<L>(
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
+    crate::sendfile::ZeroCopy:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let (begin_drain, drain_signal) = tokio::sync::oneshot::channel::<()>();
+    let app = app.into_make_service_with_connect_info::<crate::sendfile::ZeroCopy>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = drain_signal.await;
     });

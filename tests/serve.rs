@@ -442,3 +442,84 @@ async fn a_refused_upload_is_answered_after_its_body_not_cut_off() {
         assert!(line.starts_with(expected), "{line}");
     }
 }
+
+/// `airlock_zero_copy_bytes_total` from `/metrics`.
+async fn zero_copy_bytes(http: &reqwest::Client, server: &Airlock) -> u64 {
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("airlock_zero_copy_bytes_total "))
+        .unwrap_or_else(|| panic!("no zero-copy counter in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn file_downloads_over_http1_are_sent_without_copying_and_arrive_intact() {
+    const MIB: usize = 1024 * 1024;
+    let cwd = tempfile::tempdir().unwrap();
+    let store = cwd.path().join("store");
+    // Not a whole number of sendfile frames (1 MiB), so the last one is short.
+    let (digest, data) = seed_blob(&store, 5 * MIB + 12_345).await;
+    let server = Airlock::start(
+        cwd.path(),
+        &["--store", store.to_str().unwrap(), "--admin-token", ADMIN],
+        &[],
+    );
+    let url = server.url(&format!("/_airlock/blobs/{digest}"));
+    let http = client();
+    let get = |http: reqwest::Client, range: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut request = http.get(&url).bearer_auth(ADMIN);
+            if let Some(range) = range {
+                request = request.header("range", range);
+            }
+            let r = request.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap()
+        }
+    };
+    let before = zero_copy_bytes(&http, &server).await;
+    // Whole, several at once on kept-alive connections, and ranges across frame borders.
+    let whole = futures::future::join_all((0..6).map(|_| get(http.clone(), None))).await;
+    for body in &whole {
+        assert!(body[..] == data[..], "a whole download differs");
+    }
+    let ranges = [
+        (MIB - 10, 2 * MIB + 10),
+        (0, 0),
+        (data.len() - 1, data.len() - 1),
+    ];
+    let mut sent = 6 * data.len();
+    for (start, end) in ranges {
+        let body = get(http.clone(), Some(format!("bytes={start}-{end}"))).await;
+        assert!(body[..] == data[start..=end], "range {start}-{end} differs");
+        sent += end - start + 1;
+    }
+    let suffix = get(http.clone(), Some("bytes=-100".into())).await;
+    assert!(suffix[..] == data[data.len() - 100..]);
+    sent += 100;
+    assert_eq!(
+        zero_copy_bytes(&http, &server).await - before,
+        sent as u64,
+        "every body byte went by sendfile"
+    );
+
+    // HTTP/2 (h2c here) frames the data itself: the bytes are streamed instead.
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let before = zero_copy_bytes(&http, &server).await;
+    let body = get(h2, None).await;
+    assert!(body[..] == data[..], "the h2 download differs");
+    assert_eq!(zero_copy_bytes(&http, &server).await, before);
+}

@@ -270,7 +270,7 @@ async fn sigterm_over_tls_lets_an_inflight_download_finish_and_refuses_new_conne
     let mut server = start(
         dir.path(),
         &tls,
-        &["--admin-token", ADMIN, "--shutdown-grace", "20s"],
+        &["--admin-token", ADMIN, "--shutdown-grace", "60s"],
     );
     let response = client(&ca, false)
         .get(server.url(&format!("/_airlock/blobs/{digest}")))

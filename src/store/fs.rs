@@ -232,15 +232,14 @@ struct FileChunks {
 }
 
 impl FileChunks {
-    fn new(file: std::fs::File, range: std::ops::Range<u64>) -> Self {
-        let mut chunks = FileChunks {
-            file: Arc::new(file),
+    /// Reads nothing until polled: a download that sends the file itself drops it unread.
+    fn new(file: Arc<std::fs::File>, range: std::ops::Range<u64>) -> Self {
+        FileChunks {
+            file,
             next: range.start,
             end: range.end,
             in_flight: None,
-        };
-        chunks.start_next_read();
-        chunks
+        }
     }
 
     fn start_next_read(&mut self) {
@@ -269,6 +268,9 @@ impl futures::Stream for FileChunks {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::future::Future;
         let this = self.get_mut();
+        if this.in_flight.is_none() {
+            this.start_next_read();
+        }
         let Some(read) = this.in_flight.as_mut() else {
             return std::task::Poll::Ready(None);
         };
@@ -300,11 +302,13 @@ impl ObjectStore for FsStore {
             Some(r) => r.resolve(meta.size)?,
             None => 0..meta.size,
         };
-        let body = FileChunks::new(file.into_std().await, range.clone());
+        let file = Arc::new(file.into_std().await);
+        let body = FileChunks::new(file.clone(), range.clone());
         Ok(GetResult {
             meta,
             range,
             body: Box::pin(body),
+            file: Some(file),
         })
     }
 

@@ -132,6 +132,9 @@ pub struct GetResult {
     /// The bytes of the object that `body` carries (the whole object without a range).
     pub range: Range<u64>,
     pub body: ByteStream,
+    /// The open file behind `body`, on the filesystem store: lets a download send it
+    /// without copying (`crate::sendfile`). `body` is then only read if that cannot be.
+    pub file: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for GetResult {

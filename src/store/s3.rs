@@ -986,6 +986,7 @@ impl ObjectStore for S3Store {
             },
             range,
             body,
+            file: None,
         })
     }
 
