@@ -59,11 +59,11 @@ pub async fn blob_response(
         Err(e) => return Err(e),
     };
     let length = got.range.end - got.range.start;
-    let body = got
-        .file
-        .as_ref()
-        .and_then(|file| crate::sendfile::body(file, got.range.clone()));
-    let mut response = Response::new(body.unwrap_or_else(|| Body::from_stream(got.body)));
+    let body = match &got.file {
+        Some(file) => crate::sendfile::file_body(file, got.range.clone(), got.body),
+        None => Body::from_stream(got.body),
+    };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, length.into());
     if range.is_some() {

@@ -461,12 +461,15 @@ async fn zero_copy_bytes(http: &reqwest::Client, server: &Airlock) -> u64 {
 }
 
 #[tokio::test]
-async fn file_downloads_over_http1_are_sent_without_copying_and_arrive_intact() {
+async fn concurrent_file_downloads_over_http1_are_sent_without_copying_and_arrive_intact() {
     const MIB: usize = 1024 * 1024;
     let cwd = tempfile::tempdir().unwrap();
     let store = cwd.path().join("store");
-    // Not a whole number of sendfile frames (1 MiB), so the last one is short.
-    let (digest, data) = seed_blob(&store, 5 * MIB + 12_345).await;
+    // Not a whole number of sendfile frames, so the last one is short.
+    let (digest, data) = seed_blob(&store, 9 * MIB + 12_345).await;
+    // Larger than the socket buffers take, so a download of it stays in flight while its
+    // client does not read.
+    let (big, _) = seed_blob(&store, 96 * MIB).await;
     let server = Airlock::start(
         cwd.path(),
         &["--store", store.to_str().unwrap(), "--admin-token", ADMIN],
@@ -486,19 +489,36 @@ async fn file_downloads_over_http1_are_sent_without_copying_and_arrive_intact() 
             r.bytes().await.unwrap()
         }
     };
+
+    // Alone, a download is streamed (reading ahead on a second core is faster then).
     let before = zero_copy_bytes(&http, &server).await;
-    // Whole, several at once on kept-alive connections, and ranges across frame borders.
+    assert!(get(http.clone(), None).await[..] == data[..]);
+    assert_eq!(
+        zero_copy_bytes(&http, &server).await,
+        before,
+        "alone: streamed"
+    );
+
+    // With another download in flight, every body byte goes by sendfile: whole ones,
+    // several at once on kept-alive connections, and ranges across frame borders.
+    let holder = client()
+        .get(server.url(&format!("/_airlock/blobs/{big}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(holder.status(), 200);
+    let before = zero_copy_bytes(&http, &server).await;
     let whole = futures::future::join_all((0..6).map(|_| get(http.clone(), None))).await;
     for body in &whole {
         assert!(body[..] == data[..], "a whole download differs");
     }
-    let ranges = [
-        (MIB - 10, 2 * MIB + 10),
+    let mut sent = 6 * data.len();
+    for (start, end) in [
+        (4 * MIB - 10, 8 * MIB + 10),
         (0, 0),
         (data.len() - 1, data.len() - 1),
-    ];
-    let mut sent = 6 * data.len();
-    for (start, end) in ranges {
+    ] {
         let body = get(http.clone(), Some(format!("bytes={start}-{end}"))).await;
         assert!(body[..] == data[start..=end], "range {start}-{end} differs");
         sent += end - start + 1;
@@ -522,4 +542,5 @@ async fn file_downloads_over_http1_are_sent_without_copying_and_arrive_intact() 
     let body = get(h2, None).await;
     assert!(body[..] == data[..], "the h2 download differs");
     assert_eq!(zero_copy_bytes(&http, &server).await, before);
+    drop(holder);
 }
