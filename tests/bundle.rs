@@ -735,32 +735,10 @@ fn a_spec_selects_the_named_content_only(receiver: Backend) {
         .is_none());
 }
 
-/// Each scenario as a test with the receiving store on the filesystem and, ignored unless
-/// Garage is there (`bash tests/run-all.sh`), on S3: `fs::name` and `s3::name`. The
-/// exporting side stays on the filesystem (the round trip above covers exports from S3).
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod fs {
-            $(
-                #[test]
-                fn $scenario() {
-                    super::$scenario(super::Backend::Fs);
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[test]
-                #[ignore = "needs Garage: bash tests/run-all.sh"]
-                fn $scenario() {
-                    super::$scenario(super::Backend::S3);
-                }
-            )*
-        }
-    };
-}
-
+// The receiving store on each backend; the exporting side stays on the filesystem (the
+// round trip above covers exports from S3).
 on_both_stores!(
+    sync:
     an_incremental_bundle_holds_only_what_the_receiver_lacks,
     a_corrupt_object_or_a_tampered_manifest_imports_nothing,
     signed_bundles_are_accepted_and_foreign_or_unsigned_ones_refused,

@@ -586,30 +586,8 @@ async fn without_anonymous_read_a_token_is_required(backend: Backend) {
     assert_eq!(page.status(), 200);
 }
 
-/// Each scenario on the filesystem and, ignored unless Garage is there, on S3.
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod fs {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Fs).await;
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test]
-                #[ignore = "needs Garage: bash tests/run-all.sh"]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::S3).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
+    async:
     lists_details_and_totals,
     without_anonymous_read_a_token_is_required
 );

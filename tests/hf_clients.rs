@@ -425,30 +425,10 @@ print("SNAPSHOT-OK")
     eprintln!("store reads for {FILES} files: cold {cold}, warm {warm}");
 }
 
-macro_rules! on_both_stores {
-    ($($scenario:ident),*) => {
-        mod fs {
-            $(
-                #[test]
-                #[ignore = "needs huggingface_hub, transformers and datasets: `bash tests/run-all.sh` sets them up"]
-                fn $scenario() {
-                    super::$scenario(super::Backend::Fs);
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[test]
-                #[ignore = "needs huggingface_hub, transformers, datasets and Garage: `bash tests/run-all.sh` sets them up"]
-                fn $scenario() {
-                    super::$scenario(super::Backend::S3);
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
+    sync,
+    ignore_fs = "needs huggingface_hub, transformers and datasets: `bash tests/run-all.sh` sets them up",
+    ignore_s3 = "needs huggingface_hub, transformers, datasets and Garage: `bash tests/run-all.sh` sets them up":
     huggingface_hub_versions,
     transformers_and_datasets,
     thousand_files_store_reads

@@ -756,32 +756,9 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     assert!(r.headers().contains_key("x-error-message"));
 }
 
-/// Each scenario as a test on the filesystem store and, ignored unless Garage is there
-/// (`bash tests/run-all.sh`), on S3: `fs::name` and `s3::name`. The downstream's store
-/// is what each one exercises; the upstream stays on the filesystem.
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod fs {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Fs).await;
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test]
-                #[ignore = "needs Garage: bash tests/run-all.sh"]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::S3).await;
-                }
-            )*
-        }
-    };
-}
-
+// The downstream's store is what each one exercises; the upstream stays on the filesystem.
 on_both_stores!(
+    async:
     oci_miss_is_pulled_through_then_served_while_the_upstream_is_down,
     oci_token_flow_against_an_upstream_without_anonymous_read,
     a_tag_moved_upstream_is_seen_after_the_ttl,

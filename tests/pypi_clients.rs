@@ -341,30 +341,10 @@ fn upload_with(
     run(&mut twine)
 }
 
-macro_rules! on_both_stores {
-    ($($scenario:ident),*) => {
-        mod fs {
-            $(
-                #[test]
-                #[ignore = "needs pip, uv and twine: `bash tests/run-all.sh` sets them up"]
-                fn $scenario() {
-                    super::$scenario(super::Backend::Fs);
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[test]
-                #[ignore = "needs pip, uv, twine and Garage: `bash tests/run-all.sh` sets them up"]
-                fn $scenario() {
-                    super::$scenario(super::Backend::S3);
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
+    sync,
+    ignore_fs = "needs pip, uv and twine: `bash tests/run-all.sh` sets them up",
+    ignore_s3 = "needs pip, uv, twine and Garage: `bash tests/run-all.sh` sets them up":
     pip_installs_a_dependency_chain,
     uv_resolves_from_metadata_only,
     twine_uploads_then_pip_installs

@@ -217,3 +217,69 @@ fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static)
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+/// Each scenario, a function taking a `Backend`, as two tests: `fs::name`, and `s3::name`,
+/// which is ignored (run by `bash tests/run-all.sh`, which starts Garage). `async:` for
+/// async scenarios; `ignore_fs`/`ignore_s3` when the scenarios need installed clients too.
+/// Expands where `Backend` is in scope.
+#[macro_export]
+macro_rules! on_both_stores {
+    (async: $($scenario:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Fs).await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test]
+                #[ignore = "needs Garage: bash tests/run-all.sh"]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::S3).await;
+                }
+            )*
+        }
+    };
+    (sync: $($scenario:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(super::Backend::Fs);
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[test]
+                #[ignore = "needs Garage: bash tests/run-all.sh"]
+                fn $scenario() {
+                    super::$scenario(super::Backend::S3);
+                }
+            )*
+        }
+    };
+    (sync, ignore_fs = $fs:literal, ignore_s3 = $s3:literal: $($scenario:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[test]
+                #[ignore = $fs]
+                fn $scenario() {
+                    super::$scenario(super::Backend::Fs);
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[test]
+                #[ignore = $s3]
+                fn $scenario() {
+                    super::$scenario(super::Backend::S3);
+                }
+            )*
+        }
+    };
+}
