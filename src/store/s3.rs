@@ -570,7 +570,14 @@ impl S3Store {
             }
         }
         .await;
-        if let Err(StoreError::PreconditionFailed(_)) = result {
+        // Garage may also cut the connection while a part's body is still being sent,
+        // which arrives as an I/O error rather than NoSuchUpload: ask about the upload.
+        let superseded = match &result {
+            Err(StoreError::PreconditionFailed(_)) => true,
+            Err(StoreError::Unavailable(_)) => self.upload_is_gone(&s3_key, &upload_id).await,
+            _ => false,
+        };
+        if superseded {
             guard.abort().await;
             return self
                 .finish_superseded(key, Some((body, verifier)), &options.mode)
@@ -586,6 +593,7 @@ impl S3Store {
                     return Err(e);
                 }
             };
+        let upload = (s3_key.clone(), upload_id.clone());
         let completed = self
             .publish(key, &options.mode, |if_none_match, if_match| {
                 Box::pin(async move {
@@ -618,6 +626,15 @@ impl S3Store {
                 Ok(PutResult { etag, size })
             }
             Err(StoreError::PreconditionFailed(_)) if options.mode == PutMode::Overwrite => {
+                guard.abort().await;
+                self.finish_superseded(key, None, &options.mode).await
+            }
+            // An answer lost on the way: the upload is gone whether it completed or was
+            // superseded, and either way the key now holds a complete version.
+            Err(StoreError::Unavailable(_))
+                if options.mode == PutMode::Overwrite
+                    && self.upload_is_gone(&upload.0, &upload.1).await =>
+            {
                 guard.abort().await;
                 self.finish_superseded(key, None, &options.mode).await
             }
@@ -665,6 +682,22 @@ impl S3Store {
             etag: current.etag,
             size: size.unwrap_or(current.size),
         })
+    }
+}
+
+impl S3Store {
+    /// Whether the server has dropped the multipart upload (see `finish_superseded`).
+    async fn upload_is_gone(&self, s3_key: &str, upload_id: &str) -> bool {
+        let listed = self
+            .client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(s3_key)
+            .upload_id(upload_id)
+            .max_parts(1)
+            .send()
+            .await;
+        matches!(listed, Err(e) if is_superseded(&e))
     }
 }
 
