@@ -144,24 +144,15 @@ impl axum::serve::Listener for SendfileListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.tcp.accept().await {
-                Ok((tcp, addr)) => {
-                    // Small metadata responses should not wait for Nagle.
-                    let _ = tcp.set_nodelay(true);
-                    let stream = SendfileStream {
-                        tcp,
-                        regions: Arc::default(),
-                    };
-                    return (stream, addr);
-                }
-                Err(e) => {
-                    // As axum's own listener: out of descriptors and the like pass.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
+        // axum's own TCP accept loop, with its handling of accept errors.
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.tcp).await;
+        // Small metadata responses should not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+        let stream = SendfileStream {
+            tcp,
+            regions: Arc::default(),
+        };
+        (stream, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

@@ -214,26 +214,24 @@ impl axum::serve::Listener for TlsListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        // Small metadata responses should not wait for Nagle.
-                        let _ = tcp.set_nodelay(true);
-                        let acceptor = self.acceptor.clone();
-                        self.handshakes.spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                                Ok(Ok(tls)) => Some((tls, peer)),
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    None
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    None
-                                }
+                // axum's own TCP accept loop, with its handling of accept errors.
+                (tcp, peer) = axum::serve::Listener::accept(&mut self.tcp) => {
+                    // Small metadata responses should not wait for Nagle.
+                    let _ = tcp.set_nodelay(true);
+                    let acceptor = self.acceptor.clone();
+                    self.handshakes.spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => Some((tls, peer)),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                None
                             }
-                        });
-                    }
-                    Err(e) => accept_error(e).await,
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                None
+                            }
+                        }
+                    });
                 },
                 Some(done) = self.handshakes.join_next() => {
                     if let Ok(Some(conn)) = done {
@@ -247,18 +245,4 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.tcp.local_addr()
     }
-}
-
-/// As axum's own TCP listener does: connection errors concern one client; anything else
-/// (out of file descriptors) is waited out.
-async fn accept_error(e: std::io::Error) {
-    use std::io::ErrorKind::*;
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
