@@ -2,19 +2,30 @@
 //! for Airlocks that fill themselves from another Airlock. Admin scope only, because a
 //! digest alone says nothing about which (possibly private) repository it belongs to.
 
+use crate::auth::Auth;
 use crate::auth::{Action, AuthError, Protocol};
 use crate::digest::Digest;
 use crate::download::blob_response;
-use crate::server::AppState;
-use crate::store::StoreError;
+use crate::metrics::Metrics;
+use crate::store::{BlobStore, StoreError};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{header, HeaderMap, Method, StatusCode};
+use std::sync::Arc;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/_airlock/blobs/{digest}", get(blob).head(blob))
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub blobs: BlobStore,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn routes<S>(state: AdminState) -> Router<S> {
+    Router::new()
+        .route("/_airlock/blobs/{digest}", get(blob).head(blob))
+        .with_state(state)
 }
 
 /// Plain-text errors: this API has no client library with expectations of its own.
@@ -54,7 +65,7 @@ impl IntoResponse for AdminError {
 }
 
 async fn blob(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     Path(digest): Path<String>,
     method: Method,
     headers: HeaderMap,

@@ -99,6 +99,19 @@ impl Scope {
     }
 }
 
+/// The permission a request needs, decided from its parsed endpoint alone so that it is
+/// checked before any store or upstream work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Nothing: redirects, method refusals, self-authorizing signed URLs.
+    None,
+    /// `action` on this name.
+    On { action: Action, name: String },
+    /// `action` on a name carried in the body: at least one scope must allow `action`
+    /// in the protocol, and the name is checked once the body is parsed.
+    AnyName(Action),
+}
+
 /// A token as the config file declares it.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,6 +315,29 @@ impl Auth {
 
     pub fn anonymous_read(&self) -> bool {
         self.anonymous_read
+    }
+
+    /// May this identity do `action` on at least one name of `protocol`? For requests
+    /// whose name is in the body: refused here before the body is read, and checked
+    /// again for the name once it is known.
+    pub fn authorize_some(
+        &self,
+        identity: &Identity,
+        protocol: Protocol,
+        action: Action,
+    ) -> Result<(), AuthError> {
+        match identity {
+            Identity::Anonymous if action == Action::Read && self.anonymous_read => Ok(()),
+            Identity::Anonymous => Err(AuthError::Unauthenticated),
+            Identity::Token(p)
+                if p.scopes
+                    .iter()
+                    .any(|s| s.action >= action && s.protocol.is_none_or(|sp| sp == protocol)) =>
+            {
+                Ok(())
+            }
+            Identity::Token(p) => Err(AuthError::Forbidden(p.name.clone())),
+        }
     }
 
     /// The identity a principal's name stands for, for tokens that name their holder

@@ -9,6 +9,7 @@ use crate::auth::TokenConfig;
 use crate::hf::HfSettings;
 use crate::oci::OciSettings;
 use crate::pypi::PypiSettings;
+pub use crate::store::CacheSettings;
 use crate::store::{S3Settings, StoreUrl};
 use crate::tls::TlsFiles;
 use serde::Deserialize;
@@ -113,26 +114,6 @@ struct FileCache {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Clone, Debug)]
-pub struct CacheSettings {
-    /// Memory for cached metadata documents.
-    pub metadata_bytes: u64,
-    /// How long a mutable pointer (tag, branch, project page) is served from cache.
-    pub mutable_ttl: Duration,
-    /// How many "this blob exists, with this size" facts are remembered.
-    pub blob_entries: u64,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        CacheSettings {
-            metadata_bytes: 64 * 1024 * 1024,
-            mutable_ttl: Duration::from_secs(5),
-            blob_entries: 100_000,
-        }
-    }
 }
 
 /// The resolved configuration.

@@ -18,6 +18,7 @@ pub mod oci;
 pub mod pypi;
 pub mod sendfile;
 pub mod server;
+pub mod site;
 pub mod spec;
 pub mod store;
 pub mod tls;

@@ -11,12 +11,20 @@
 //!   `/_airlock/catalog/...` (catalog/)
 //! - the web catalog's pages: `/ui/` (ui.rs)
 
+use crate::admin::AdminState;
 use crate::auth::Auth;
+use crate::catalog::CatalogState;
 use crate::config::Config;
+use crate::hf::{HfDeps, HfState};
 use crate::metrics::Metrics;
 use crate::observe;
-use crate::store::{self, BlobStore, DocStore, DynStore};
+use crate::oci::registry::Registry;
+use crate::oci::OciState;
+use crate::pypi::{PypiDeps, PypiState};
+use crate::site::Site;
+use crate::store::{self, DynStore, Stores};
 use crate::tls::Tls;
+use crate::upstream::Upstreams;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -30,23 +38,17 @@ use tokio::net::TcpListener;
 /// A readiness probe that takes longer than this counts as a store outage.
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Everything a handler may need, cheap to clone.
+/// The server's parts, each protocol's built from the configuration here (the only
+/// place besides the CLI that reads `Config`); every route table gets only its own.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: DynStore,
-    pub blobs: BlobStore,
-    pub docs: DocStore,
-    pub auth: Arc<Auth>,
+    pub stores: Stores,
     pub metrics: Arc<Metrics>,
-    pub hf: Arc<crate::hf::HfState>,
-    pub pypi: Arc<crate::pypi::PypiState>,
-    /// Operations that reached the store backend (each one an S3 round trip).
-    pub store_ops: Arc<store::OpCounts>,
-    /// Pull-through upstreams (none unless configured).
-    pub upstreams: Arc<crate::upstream::Upstreams>,
-    /// The web catalog's cached store totals.
-    pub catalog: Arc<crate::catalog::CatalogState>,
+    pub oci: OciState,
+    pub pypi: PypiState,
+    pub hf: HfState,
+    pub catalog: CatalogState,
+    pub admin: AdminState,
 }
 
 impl AppState {
@@ -57,59 +59,107 @@ impl AppState {
     }
 
     pub fn with_store(config: Config, store: DynStore) -> anyhow::Result<AppState> {
-        let store_ops = Arc::new(store::OpCounts::default());
-        let store: DynStore = Arc::new(store::CountingStore::new(store, store_ops.clone()));
-        let auth = Auth::new(
-            config.admin_token.as_deref(),
-            &config.tokens,
-            config.anonymous_read,
-        )
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        let blobs = BlobStore::new(store.clone(), config.cache.blob_entries);
-        let docs = DocStore::new(
-            store.clone(),
-            config.cache.metadata_bytes,
-            config.cache.mutable_ttl,
+        let stores = Stores::new(store, &config.cache);
+        let auth = Arc::new(
+            Auth::new(
+                config.admin_token.as_deref(),
+                &config.tokens,
+                config.anonymous_read,
+            )
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
         );
-        let hf = crate::hf::HfState::new(
-            docs.clone(),
-            blobs.clone(),
+        let site = Site::new(config.public_url.as_ref(), config.tls.is_some());
+        let upstreams = Upstreams::new(
+            (config.oci.upstream(), config.oci.upstream_registry.clone()),
+            config.pypi.upstream(),
+            config.hf.upstream(),
+            stores.blobs.clone(),
+        )?;
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
+        let pypi_settings = Arc::new(config.pypi.clone());
+        let oci = OciState {
+            registry: registry.clone(),
+            store: stores.store.clone(),
+            docs: stores.docs.clone(),
+            auth: auth.clone(),
+            settings: Arc::new(config.oci.clone()),
+            site: site.clone(),
+            upstream: upstreams.oci.clone(),
+            filler: upstreams.filler.clone(),
+        };
+        let pypi = PypiState::new(
+            stores.docs.clone(),
+            stores.blobs.clone(),
+            config.cache.metadata_bytes,
+            PypiDeps {
+                auth: auth.clone(),
+                settings: pypi_settings.clone(),
+                site: site.clone(),
+                upstream: upstreams.pypi.clone(),
+                filler: upstreams.filler.clone(),
+            },
+        );
+        let hf = HfState::new(
+            stores.docs.clone(),
+            stores.blobs.clone(),
             &config.hf,
             config.admin_token.as_deref(),
+            HfDeps {
+                auth: auth.clone(),
+                site: site.clone(),
+                upstream: upstreams.hf.clone(),
+                filler: upstreams.filler.clone(),
+            },
         );
-        let upstreams = crate::upstream::Upstreams::new(&config, blobs.clone())?;
+        let catalog = CatalogState::new(
+            &stores,
+            hf.repos.clone(),
+            registry,
+            pypi_settings,
+            auth.clone(),
+            site,
+        );
+        let admin = AdminState {
+            blobs: stores.blobs.clone(),
+            auth,
+            metrics: metrics.clone(),
+        };
         Ok(AppState {
-            upstreams: Arc::new(upstreams),
-            catalog: Arc::default(),
-            blobs,
-            docs,
-            hf: Arc::new(hf),
-            pypi: Arc::new(crate::pypi::PypiState::new(config.cache.metadata_bytes)),
-            store_ops,
-            store,
-            auth: Arc::new(auth),
-            metrics: Arc::new(Metrics::default()),
-            config: Arc::new(config),
+            stores,
+            metrics,
+            oci,
+            pypi,
+            hf,
+            catalog,
+            admin,
         })
     }
 }
 
-/// The route table.
+/// The route table: each protocol's routes with its own state, then the middleware
+/// every request passes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let system = Router::new()
         .route("/", get(landing))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(crate::admin::routes())
-        .merge(crate::catalog::routes())
+        .with_state(System {
+            stores: state.stores.clone(),
+            metrics: state.metrics.clone(),
+        });
+    // Uploads enforce their own size limits while streaming.
+    let unlimited = axum::extract::DefaultBodyLimit::disable;
+    system
+        .merge(crate::admin::routes(state.admin))
+        .merge(crate::catalog::routes(state.catalog))
         .merge(crate::ui::routes())
-        // Uploads enforce their own size limit while streaming to disk.
-        .merge(crate::pypi::routes().layer(axum::extract::DefaultBodyLimit::disable()))
-        .merge(crate::oci::routes().layer(axum::extract::DefaultBodyLimit::disable()))
-        .merge(crate::hf::routes().layer(axum::extract::DefaultBodyLimit::disable()))
-        // The Hub API owns the root namespace (/{org}/{repo}/resolve/...).
-        .fallback(crate::hf::dispatch)
+        .merge(crate::pypi::routes(state.pypi).layer(unlimited()))
+        .merge(crate::oci::routes(state.oci).layer(unlimited()))
+        // The Hub API owns the root namespace (/{org}/{repo}/resolve/...): its router
+        // brings the fallback.
+        .merge(crate::hf::routes(state.hf).layer(unlimited()))
         .layer(axum::middleware::from_fn(
             crate::drain::drain_refused_bodies,
         ))
@@ -119,7 +169,13 @@ pub fn router(state: AppState) -> Router {
             observe::observe,
         ))
         .layer(axum::middleware::map_request(host_from_authority))
-        .with_state(state)
+}
+
+/// What the system endpoints read.
+#[derive(Clone, Debug)]
+struct System {
+    stores: Stores,
+    metrics: Arc<Metrics>,
 }
 
 /// HTTP/2 (what clients negotiate over TLS) carries the host in `:authority`, not in a
@@ -148,32 +204,32 @@ async fn healthz() -> &'static str {
 }
 
 /// The store answers: Kubernetes sends traffic only to replicas that can serve it.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let probe = tokio::time::timeout(READY_TIMEOUT, state.store.list("", None, 1)).await;
+async fn readyz(State(state): State<System>) -> Response {
+    let probe = tokio::time::timeout(READY_TIMEOUT, state.stores.store.list("", None, 1)).await;
     let problem = match probe {
         Ok(Ok(_)) => return (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
     };
     state.metrics.store_error("readiness");
-    tracing::warn!(store = %state.store.describe(), %problem, "not ready");
+    tracing::warn!(store = %state.stores.store.describe(), %problem, "not ready");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
             "not ready: store {} unreachable: {problem}\n",
-            state.store.describe()
+            state.stores.store.describe()
         ),
     )
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<System>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render() + &render_store_ops(&state.store_ops),
+        state.metrics.render() + &render_store_ops(&state.stores.ops),
     )
         .into_response()
 }
@@ -273,17 +329,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = config.shutdown_grace;
     // Bad certificate files fail start-up before anything else is opened.
     let tls = config.tls.as_ref().map(Tls::load).transpose()?;
+    let anonymous_read = config.anonymous_read;
     let state = AppState::open(config).await?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")
     })?;
     let local = listener.local_addr()?;
-    let scheme = state.config.scheme();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Reloads (and SIGHUP handling) start before anyone is told the server is up.
     let watcher = tls.as_ref().map(Tls::watch);
     tracing::info!(
-        store = %state.store.describe(),
-        anonymous_read = state.auth.anonymous_read(),
+        store = %state.stores.store.describe(),
+        anonymous_read,
         "listening on {scheme}://{local}"
     );
     let app = router(state);

@@ -7,9 +7,9 @@ use super::manifest::{entry_name, Entry, Have, Kind, Manifest, MANIFEST_NAME, SI
 use super::select::Selection;
 use super::volumes::{VolumeWriter, DEFAULT_NAME};
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::server::AppState;
 use crate::store::layout::blob_key;
 use crate::store::GetOptions;
+use crate::store::Stores;
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
@@ -85,14 +85,14 @@ enum Item {
 }
 
 pub async fn export(
-    state: &AppState,
+    stores: &Stores,
     selection: Selection,
     options: ExportOptions,
     bar: ProgressBar,
 ) -> anyhow::Result<Exported> {
     let source = format!(
         "{} (airlock {})",
-        state.store.describe(),
+        stores.store.describe(),
         env!("CARGO_PKG_VERSION")
     );
     let (manifest, held) = manifest_for(&selection, options.have.as_ref(), source);
@@ -147,7 +147,7 @@ pub async fn export(
                     send(Item::Bytes { name, data }).await?;
                 }
                 Kind::Blob => {
-                    let got = state
+                    let got = stores
                         .blobs
                         .get(&entry.digest, GetOptions::default())
                         .await

@@ -2,16 +2,16 @@
 
 use super::manifest::{Have, DOC_PREFIXES, FORMAT, VERSION};
 use crate::digest::{Algorithm, Digest};
-use crate::server::AppState;
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
+use crate::store::Stores;
 
-pub async fn have(state: &AppState) -> anyhow::Result<Have> {
+pub async fn have(stores: &Stores) -> anyhow::Result<Have> {
     let mut have = Have {
         format: format!("{FORMAT}-have"),
         version: VERSION,
         ..Default::default()
     };
-    for meta in super::list_all(&state.store, BLOBS_PREFIX).await? {
+    for meta in super::list_all(&stores.store, BLOBS_PREFIX).await? {
         if let Some(digest) = digest_of_blob_key(meta.key.as_str()) {
             have.blobs.insert(digest);
         }
@@ -19,11 +19,11 @@ pub async fn have(state: &AppState) -> anyhow::Result<Have> {
     // Documents are compared by content: the sender skips one only if it is identical.
     let mut keys = Vec::new();
     for prefix in DOC_PREFIXES {
-        for meta in super::list_all(&state.store, prefix).await? {
+        for meta in super::list_all(&stores.store, prefix).await? {
             keys.push(meta.key.as_str().to_string());
         }
     }
-    for (key, bytes) in super::select::read_docs(state, keys).await? {
+    for (key, bytes) in super::select::read_docs(stores, keys).await? {
         let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
         have.docs.insert(key, digest.hex().to_string());
     }

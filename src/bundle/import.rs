@@ -7,7 +7,7 @@ use super::merge::{classify, merge};
 use super::sign::Checked;
 use super::volumes::{resolve, VolumeReader};
 use crate::digest::{Digest, Hasher};
-use crate::server::AppState;
+use crate::store::Stores;
 use crate::store::{ByteStream, ObjectKey};
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
@@ -52,7 +52,7 @@ fn altered(what: String) -> anyhow::Error {
 }
 
 pub async fn import(
-    state: &AppState,
+    stores: &Stores,
     paths: &[PathBuf],
     keys: &[VerifyingKey],
     bar: ProgressBar,
@@ -77,7 +77,7 @@ pub async fn import(
     let present: HashSet<Digest> =
         futures::stream::iter(manifest.objects.iter().filter(|e| e.kind == Kind::Blob))
             .map(|e| async move {
-                state
+                stores
                     .blobs
                     .exists(&e.digest)
                     .await
@@ -143,7 +143,7 @@ pub async fn import(
         let body: ByteStream = Box::pin(futures::stream::unfold(chunks, |mut rx| async move {
             rx.recv().await.map(|c| (c, rx))
         }));
-        match state.blobs.put(&digest, body, Some(size)).await {
+        match stores.blobs.put(&digest, body, Some(size)).await {
             Ok(_) => {
                 outcome.blobs_new += 1;
                 outcome.bytes_new += size;
@@ -175,7 +175,7 @@ pub async fn import(
         let incoming = &docs[&e.digest];
         let mut warnings = Vec::new();
         let (mut created, mut wrote) = (false, false);
-        let written = state
+        let written = stores
             .docs
             .update(&key, |current| {
                 let merged = merge(&e.key, current.map(|d| &d.bytes[..]), incoming)?;

@@ -27,7 +27,6 @@
 //! the second pass leaves only complete, verified blobs (content-addressed and invisible
 //! until a document refers to them); running it again skips them and finishes.
 
-pub mod cli;
 pub mod export;
 pub mod have;
 pub mod import;

@@ -24,10 +24,10 @@ use crate::digest::Digest;
 use crate::hf::model::{is_commit_id, Commit, RefsDoc, RepoRef, RepoType};
 use crate::oci::registry::{link_key, Catalog, Registry, RepoDoc as OciRepoDoc};
 use crate::pypi::project::{FileEntry as PypiFile, ProjectDoc, ProjectListEntry};
-use crate::server::AppState;
 use crate::spec::{ContentSpec, DistFormat, HfItem, HfRepoType, OciItem, PypiItem};
 use crate::store::layout::digest_of_blob_key;
 use crate::store::ObjectKey;
+use crate::store::Stores;
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -45,11 +45,8 @@ pub struct Selection {
 }
 
 /// Reads documents, a few at a time (each an S3 round trip); skips any deleted meanwhile.
-pub async fn read_docs(
-    state: &AppState,
-    keys: Vec<String>,
-) -> anyhow::Result<Vec<(String, Bytes)>> {
-    let docs = state.docs.clone();
+pub async fn read_docs(stores: &Stores, keys: Vec<String>) -> anyhow::Result<Vec<(String, Bytes)>> {
+    let docs = stores.docs.clone();
     let read = futures::stream::iter(keys)
         .map(|key| {
             let docs = docs.clone();
@@ -65,22 +62,22 @@ pub async fn read_docs(
 }
 
 /// Every document and blob in the store.
-pub async fn everything(state: &AppState) -> anyhow::Result<Selection> {
+pub async fn everything(stores: &Stores) -> anyhow::Result<Selection> {
     let mut sel = Selection {
-        description: format!("everything in {}", state.store.describe()),
+        description: format!("everything in {}", stores.store.describe()),
         ..Default::default()
     };
     let mut keys = Vec::new();
     for prefix in DOC_PREFIXES {
         keys.extend(
-            super::list_all(&state.store, prefix)
+            super::list_all(&stores.store, prefix)
                 .await?
                 .into_iter()
                 .map(|m| m.key.as_str().to_string()),
         );
     }
-    sel.docs.extend(read_docs(state, keys).await?);
-    for meta in super::list_all(&state.store, crate::store::layout::BLOBS_PREFIX).await? {
+    sel.docs.extend(read_docs(stores, keys).await?);
+    for meta in super::list_all(&stores.store, crate::store::layout::BLOBS_PREFIX).await? {
         if let Some(digest) = digest_of_blob_key(meta.key.as_str()) {
             sel.blobs.insert(digest, meta.size);
         }
@@ -89,13 +86,16 @@ pub async fn everything(state: &AppState) -> anyhow::Result<Selection> {
 }
 
 /// What `spec` names, from this store; anything named but absent is an error that says so.
+/// `default_host` is `[oci] default_registry`, for image names without a host.
 pub async fn from_spec(
-    state: &AppState,
+    stores: &Stores,
+    default_host: &str,
     spec: &ContentSpec,
     spec_path: &str,
 ) -> anyhow::Result<Selection> {
     let mut b = Builder {
-        state,
+        stores,
+        default_host: default_host.to_string(),
         sel: Selection {
             description: format!(
                 "spec {spec_path}: {} hf repo(s), {} python item(s), {} image(s)",
@@ -128,13 +128,20 @@ pub async fn from_spec(
 }
 
 struct Builder<'a> {
-    state: &'a AppState,
+    stores: &'a Stores,
+    default_host: String,
     sel: Selection,
     oci_repos: BTreeMap<String, OciRepoDoc>,
     catalog: Catalog,
     projects: BTreeMap<String, ProjectDoc>,
     hf_refs: BTreeMap<String, RefsDoc>,
     hf_lists: BTreeMap<&'static str, BTreeSet<String>>,
+}
+
+impl Builder<'_> {
+    fn repos(&self) -> crate::hf::repo::Repos {
+        crate::hf::repo::Repos::new(self.stores.docs.clone(), self.stores.blobs.clone())
+    }
 }
 
 fn json(value: &impl serde::Serialize) -> Bytes {
@@ -146,7 +153,7 @@ impl Builder<'_> {
         if self.sel.blobs.contains_key(&digest) {
             return Ok(());
         }
-        match self.state.blobs.head(&digest).await {
+        match self.stores.blobs.head(&digest).await {
             Ok(meta) => {
                 self.sel.blobs.insert(digest, meta.size);
             }
@@ -159,7 +166,7 @@ impl Builder<'_> {
     }
 
     async fn raw_doc(&self, key: String) -> anyhow::Result<Option<Bytes>> {
-        Ok(read_docs(self.state, vec![key])
+        Ok(read_docs(self.stores, vec![key])
             .await?
             .pop()
             .map(|(_, b)| b))
@@ -180,9 +187,7 @@ impl Builder<'_> {
             })?;
         self.sel.docs.insert(format!("{dir}/repo.json"), repo_json);
         let refs = self
-            .state
-            .hf
-            .repos
+            .repos()
             .refs(&repo)
             .await
             .map_err(|e| anyhow!("{}", e.message))?;
@@ -233,7 +238,7 @@ impl Builder<'_> {
                 .with_context(|| format!("cannot read the requirements file {}", path.display()))?;
             requirements.extend(parse_requirements(&text));
         }
-        let index = crate::pypi::Index::new(crate::pypi::DEFAULT_INDEX, self.state.docs.clone());
+        let index = crate::pypi::Index::new(crate::pypi::DEFAULT_INDEX, self.stores.docs.clone());
         for req in requirements {
             let (name, specifier) = split_requirement(&req)?;
             let normalized = crate::pypi::normalize(&name);
@@ -285,11 +290,11 @@ impl Builder<'_> {
     }
 
     async fn oci(&mut self, item: &OciItem) -> anyhow::Result<()> {
-        let default_host = self.state.config.oci.default_registry.clone();
+        let default_host = self.default_host.clone();
         let (name, reference) = split_image(&item.image);
         let name =
             crate::oci::canonical(name, None, &default_host).map_err(|e| anyhow!("{}", e.0))?;
-        let registry = Registry::new(self.state);
+        let registry = Registry::new(self.stores.docs.clone(), self.stores.blobs.clone());
         let oci_err = |e: crate::oci::OciError| anyhow!("{}", e.message);
         let repo = registry
             .repo(&name)

@@ -1,10 +1,11 @@
 //! Who is reading, and which items they may see: exactly the rule each protocol applies
 //! to its own reads, so the catalog never shows what a client could not pull.
 
+use super::CatalogState;
 use super::{CatalogError, ItemId};
 use crate::auth::{Action, Auth, AuthError, Identity, Protocol};
+use crate::hf::access::{repo_access, RepoAccess};
 use crate::hf::model::RepoDoc;
-use crate::server::AppState;
 use std::sync::Arc;
 
 pub struct Reader {
@@ -22,7 +23,7 @@ pub enum Visibility {
 impl Reader {
     /// Identifies the caller; anonymous callers are refused when anonymous read is off,
     /// and a token that matches nothing is refused rather than treated as anonymous.
-    pub fn new(state: &AppState, headers: &http::HeaderMap) -> Result<Reader, CatalogError> {
+    pub fn new(state: &CatalogState, headers: &http::HeaderMap) -> Result<Reader, CatalogError> {
         let identity = state.auth.authenticate(headers)?;
         if matches!(identity, Identity::Anonymous) && !state.auth.anonymous_read() {
             return Err(AuthError::Unauthenticated.into());
@@ -51,7 +52,7 @@ impl Reader {
     /// repository is asked to authenticate, as the Hub API does.
     pub async fn visibility(
         &self,
-        state: &AppState,
+        state: &CatalogState,
         item: &ItemId,
     ) -> Result<Visibility, CatalogError> {
         let Some(repo) = item.hf_repo() else {
@@ -61,21 +62,17 @@ impl Reader {
                 Visibility::Hidden
             });
         };
-        let ctx = crate::hf::Ctx {
-            identity: self.identity.clone(),
-            auth: self.auth.clone(),
-            params: Vec::new(),
-            base: String::new(),
+        let Some(doc) =
+            state.repos.repo(&repo).await.map_err(|e| {
+                CatalogError::Store(crate::store::StoreError::Unavailable(e.message))
+            })?
+        else {
+            return Ok(Visibility::Hidden);
         };
-        match crate::hf::api::readable(&state.hf, &ctx, &repo).await {
-            Ok(doc) => Ok(Visibility::Visible(Some(doc))),
-            Err(e) if e.status == http::StatusCode::UNAUTHORIZED => {
-                Err(AuthError::Unauthenticated.into())
-            }
-            Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(Visibility::Hidden),
-            Err(e) => Err(CatalogError::Store(crate::store::StoreError::Unavailable(
-                e.message,
-            ))),
+        match repo_access(&self.auth, &self.identity, &repo, &doc) {
+            RepoAccess::Granted => Ok(Visibility::Visible(Some(doc))),
+            RepoAccess::Unauthenticated => Err(AuthError::Unauthenticated.into()),
+            RepoAccess::Hidden => Ok(Visibility::Hidden),
         }
     }
 }

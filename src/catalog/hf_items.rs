@@ -1,26 +1,26 @@
 //! Models and datasets in the catalog: what a list row, an item page and the store
 //! totals need from a Hub repository's documents (repo.json, refs.json, commits).
 
+use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::hf::model::{CommitView, RepoDoc, RepoRef, RepoType};
-use crate::server::AppState;
 use serde_json::{json, Value};
 
 /// Every model and dataset id, sorted per kind.
-pub async fn all(state: &AppState, kind: super::Kind) -> Result<Vec<ItemId>, CatalogError> {
+pub async fn all(state: &CatalogState, kind: super::Kind) -> Result<Vec<ItemId>, CatalogError> {
     let Some(repo_type) = super::endpoint::hf_type(kind) else {
         return Ok(Vec::new());
     };
-    let ids = state.hf.repos.list(repo_type).await?;
+    let ids = state.repos.list(repo_type).await?;
     Ok(ids.into_iter().map(|id| ItemId::Hf { kind, id }).collect())
 }
 
 /// The `main` head, if the repository has one yet (a mirror may be created empty).
 async fn main_head(
-    state: &AppState,
+    state: &CatalogState,
     repo: &RepoRef,
 ) -> Result<Option<std::sync::Arc<CommitView>>, CatalogError> {
-    match state.hf.repos.resolve(repo, "main").await {
+    match state.repos.resolve(repo, "main").await {
         Ok(view) => Ok(Some(view)),
         Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(None),
         Err(e) => Err(e.into()),
@@ -29,7 +29,7 @@ async fn main_head(
 
 /// A list row: the `main` head's date, file count and size.
 pub async fn summary(
-    state: &AppState,
+    state: &CatalogState,
     repo: &RepoRef,
     doc: &RepoDoc,
 ) -> Result<Value, CatalogError> {
@@ -46,15 +46,15 @@ pub async fn summary(
 
 /// The item page: refs, one revision's files, and how to fetch it.
 pub async fn detail(
-    state: &AppState,
+    state: &CatalogState,
     repo: &RepoRef,
     doc: &RepoDoc,
     revision: Option<&str>,
     base: &str,
 ) -> Result<Value, CatalogError> {
-    let refs = state.hf.repos.refs(repo).await?;
+    let refs = state.repos.refs(repo).await?;
     let revision = revision.unwrap_or("main");
-    let view = state.hf.repos.resolve(repo, revision).await?;
+    let view = state.repos.resolve(repo, revision).await?;
     let commit = &view.commit;
     let named = |map: &std::collections::BTreeMap<String, String>| -> Vec<Value> {
         map.iter()
@@ -93,13 +93,13 @@ pub async fn detail(
 /// The sha256 of every file of every commit the repository holds (old commits keep
 /// their blobs too), from the commit keys a store listing found.
 pub async fn referenced_blobs(
-    state: &AppState,
+    state: &CatalogState,
     repo: &RepoRef,
     commit_ids: &[String],
 ) -> Result<Vec<String>, CatalogError> {
     let mut blobs = Vec::new();
     for id in commit_ids {
-        if let Some(view) = state.hf.repos.commit(repo, id).await? {
+        if let Some(view) = state.repos.commit(repo, id).await? {
             blobs.extend(view.commit.files.iter().map(|f| f.sha256.clone()));
         }
     }

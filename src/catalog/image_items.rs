@@ -1,24 +1,26 @@
 //! Images in the catalog: an OCI repository's tags, what each tag's manifest holds
 //! (platforms of an index, config and layers), read from the stored manifest bytes.
 
+use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::digest::Digest;
 use crate::oci::registry::{Registry, RepoDoc};
-use crate::server::AppState;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub async fn all(state: &AppState) -> Result<Vec<ItemId>, CatalogError> {
-    let names = Registry::new(state).catalog().await?;
+pub async fn all(state: &CatalogState) -> Result<Vec<ItemId>, CatalogError> {
+    let names = state.registry.clone().catalog().await?;
     Ok(names
         .into_iter()
         .map(|name| ItemId::Image { name })
         .collect())
 }
 
-pub async fn repo(state: &AppState, name: &str) -> Result<Arc<RepoDoc>, CatalogError> {
-    Registry::new(state)
+pub async fn repo(state: &CatalogState, name: &str) -> Result<Arc<RepoDoc>, CatalogError> {
+    state
+        .registry
+        .clone()
         .repo(name)
         .await?
         .ok_or_else(|| CatalogError::NotFound(format!("no image repository `{name}`")))
@@ -108,7 +110,7 @@ async fn describe_tag(registry: &Registry, doc: &RepoDoc, tag: &str, digest: &Di
 }
 
 /// A list row; `updated` is when the repository document last changed (a push, a tag).
-pub async fn summary(state: &AppState, name: &str, doc: &RepoDoc) -> Value {
+pub async fn summary(state: &CatalogState, name: &str, doc: &RepoDoc) -> Value {
     let key = crate::oci::registry::repo_key(name).ok();
     let changed = match key {
         Some(key) => state
@@ -127,8 +129,8 @@ pub async fn summary(state: &AppState, name: &str, doc: &RepoDoc) -> Value {
     })
 }
 
-pub async fn detail(state: &AppState, name: &str, doc: &RepoDoc, base: &str) -> Value {
-    let registry = Registry::new(state);
+pub async fn detail(state: &CatalogState, name: &str, doc: &RepoDoc, base: &str) -> Value {
+    let registry = state.registry.clone();
     let mut tags = Vec::new();
     for (tag, digest) in &doc.tags {
         tags.push(describe_tag(&registry, doc, tag, digest).await);
@@ -147,8 +149,8 @@ pub async fn detail(state: &AppState, name: &str, doc: &RepoDoc, base: &str) -> 
 }
 
 /// Every manifest of the repository and every blob those manifests name.
-pub async fn referenced_blobs(state: &AppState, doc: &RepoDoc) -> Vec<Digest> {
-    let registry = Registry::new(state);
+pub async fn referenced_blobs(state: &CatalogState, doc: &RepoDoc) -> Vec<Digest> {
+    let registry = state.registry.clone();
     let mut out = Vec::new();
     for digest in doc.manifests.keys() {
         out.push(digest.clone());

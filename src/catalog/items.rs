@@ -2,8 +2,8 @@
 
 use super::access::{Reader, Visibility};
 use super::endpoint::ListQuery;
+use super::CatalogState;
 use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
-use crate::server::AppState;
 use serde_json::{json, Value};
 
 /// An item as the list knows it before reading its own documents.
@@ -15,7 +15,7 @@ struct Listed {
 
 /// Every item of the wanted kinds, in kind order then name order: from the listing
 /// documents only (hf/<kind>.json, pypi/<index>/projects.json, oci/catalog.json).
-async fn all(state: &AppState, kind: Option<Kind>) -> Result<Vec<Listed>, CatalogError> {
+async fn all(state: &CatalogState, kind: Option<Kind>) -> Result<Vec<Listed>, CatalogError> {
     let mut out = Vec::new();
     for k in Kind::ALL
         .into_iter()
@@ -51,7 +51,7 @@ fn matches(item: &Listed, q: &str) -> bool {
 /// One page of items the reader may see whose name contains `q`. Visibility is checked
 /// only as far as the page reaches, so a large store costs one page of reads.
 pub async fn list(
-    state: &AppState,
+    state: &CatalogState,
     reader: &Reader,
     query: &ListQuery,
 ) -> Result<Value, CatalogError> {
@@ -90,7 +90,7 @@ pub async fn list(
 
 /// A list row's details; `None` for an item listed but gone meanwhile.
 async fn summary(
-    state: &AppState,
+    state: &CatalogState,
     id: &ItemId,
     hf_doc: Option<&crate::hf::model::RepoDoc>,
 ) -> Result<Option<Value>, CatalogError> {
@@ -119,7 +119,7 @@ async fn summary(
 
 /// One item in full, with snippets using `base` (the URL clients reach Airlock at).
 pub async fn detail(
-    state: &AppState,
+    state: &CatalogState,
     reader: &Reader,
     id: &ItemId,
     revision: Option<&str>,

@@ -22,8 +22,13 @@ pub use endpoint::{Endpoint, ItemId, Kind, PREFIX};
 pub use error::CatalogError;
 pub use totals::Totals;
 
+use crate::auth::Auth;
+use crate::hf::repo::Repos;
 use crate::observe::RouteLabel;
-use crate::server::AppState;
+use crate::oci::registry::Registry;
+use crate::pypi::PypiSettings;
+use crate::site::Site;
+use crate::store::{DocStore, DynStore, Stores};
 use access::Reader;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -37,31 +42,55 @@ use std::time::Duration;
 /// every metadata document, which an operator's page refreshing must not repeat.
 pub const TOTALS_TTL: Duration = Duration::from_secs(15);
 
-/// What the catalog keeps between requests.
-#[derive(Debug)]
+/// What the catalog reads (each protocol's domain objects and the store's listings) and
+/// keeps between requests.
+#[derive(Clone, Debug)]
 pub struct CatalogState {
     /// The store totals, one entry; concurrent misses share one computation.
     totals: moka::future::Cache<(), Arc<Totals>>,
+    pub store: DynStore,
+    pub docs: DocStore,
+    pub repos: Repos,
+    pub registry: Registry,
+    pub pypi: Arc<PypiSettings>,
+    pub auth: Arc<Auth>,
+    pub site: Site,
 }
 
-impl Default for CatalogState {
-    fn default() -> Self {
+impl CatalogState {
+    pub fn new(
+        stores: &Stores,
+        repos: Repos,
+        registry: Registry,
+        pypi: Arc<PypiSettings>,
+        auth: Arc<Auth>,
+        site: Site,
+    ) -> CatalogState {
         CatalogState {
             totals: moka::future::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(TOTALS_TTL)
                 .build(),
+            store: stores.store.clone(),
+            docs: stores.docs.clone(),
+            repos,
+            registry,
+            pypi,
+            auth,
+            site,
         }
     }
 }
 
-pub fn routes() -> Router<AppState> {
+/// `/_airlock/catalog/...`
+pub fn routes<S>(state: CatalogState) -> Router<S> {
     Router::new()
         .route("/_airlock/catalog", get(dispatch))
         .route("/_airlock/catalog/{*rest}", get(dispatch))
+        .with_state(state)
 }
 
-async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+async fn dispatch(State(state): State<CatalogState>, request: Request) -> Response {
     let parsed = Endpoint::parse(request.uri().path(), request.uri().query());
     let mut response = match parsed {
         Err(e) => e.into_response(),
@@ -83,7 +112,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn serve(
-    state: &AppState,
+    state: &CatalogState,
     endpoint: Endpoint,
     headers: &http::HeaderMap,
 ) -> Result<Response, CatalogError> {
@@ -91,12 +120,11 @@ async fn serve(
     let body = match endpoint {
         Endpoint::Items(query) => items::list(state, &reader, &query).await?,
         Endpoint::Item { item, revision } => {
-            let base = crate::hf::base_url(state, headers, "");
+            let base = state.site.base_url(headers);
             items::detail(state, &reader, &item, revision.as_deref(), &base).await?
         }
         Endpoint::Store => {
             let totals = state
-                .catalog
                 .totals
                 .try_get_with((), async { totals::compute(state).await.map(Arc::new) })
                 .await

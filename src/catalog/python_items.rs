@@ -1,21 +1,21 @@
 //! Python projects in the catalog, from each index's project list and project documents.
 
+use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::pypi::project::{parse, FileEntry, ProjectDoc, ProjectListEntry};
 use crate::pypi::Index;
-use crate::server::AppState;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Every index this server has: the default one first.
-pub fn indexes(state: &AppState) -> Vec<String> {
+pub fn indexes(state: &CatalogState) -> Vec<String> {
     std::iter::once(crate::pypi::DEFAULT_INDEX.to_string())
-        .chain(state.config.pypi.indexes.iter().cloned())
+        .chain(state.pypi.indexes.iter().cloned())
         .collect()
 }
 
 /// Every project of every index, with the name as first uploaded.
-pub async fn all(state: &AppState) -> Result<Vec<(ItemId, String)>, CatalogError> {
+pub async fn all(state: &CatalogState) -> Result<Vec<(ItemId, String)>, CatalogError> {
     let mut out = Vec::new();
     for index in indexes(state) {
         let Some(doc) = Index::new(&index, state.docs.clone())
@@ -37,12 +37,12 @@ pub async fn all(state: &AppState) -> Result<Vec<(ItemId, String)>, CatalogError
 }
 
 pub async fn project(
-    state: &AppState,
+    state: &CatalogState,
     index: &str,
     name: &str,
 ) -> Result<ProjectDoc, CatalogError> {
     let unknown = || CatalogError::NotFound(format!("no project `{name}` in index `{index}`"));
-    if !state.config.pypi.has_index(index) {
+    if !state.pypi.has_index(index) {
         return Err(unknown());
     }
     Index::new(index, state.docs.clone())
@@ -89,7 +89,7 @@ pub fn summary(doc: &ProjectDoc) -> Value {
     })
 }
 
-pub fn detail(state: &AppState, index: &str, doc: &ProjectDoc, base: &str) -> Value {
+pub fn detail(state: &CatalogState, index: &str, doc: &ProjectDoc, base: &str) -> Value {
     let versions = versions(doc);
     let latest = latest(&versions);
     let versions_json: Vec<Value> = versions

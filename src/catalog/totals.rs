@@ -16,10 +16,10 @@
 //! nothing more to write on every upload, and nothing racing replicas could lose.
 
 use super::access::{Reader, Visibility};
+use super::CatalogState;
 use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
 use crate::auth::Protocol;
 use crate::digest::Digest;
-use crate::server::AppState;
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
 use crate::store::ObjectMeta;
 use serde_json::{json, Value};
@@ -50,7 +50,7 @@ pub struct Totals {
 }
 
 /// Every object under `prefix`, page by page.
-async fn list_all(state: &AppState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
+async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -82,7 +82,7 @@ impl Census {
     }
 }
 
-pub async fn compute(state: &AppState) -> Result<Totals, CatalogError> {
+pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     let sizes: HashMap<Digest, u64> = list_all(state, BLOBS_PREFIX)
         .await?
         .into_iter()
@@ -149,7 +149,7 @@ fn protocol_of(item: &ItemId) -> Protocol {
     }
 }
 
-async fn hf_census(state: &AppState, census: &mut Census) -> Result<(), CatalogError> {
+async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
     let mut commits: BTreeMap<ItemId, Vec<String>> = BTreeMap::new();
     for meta in list_all(state, "hf/").await? {
         let Some((item, rest)) = hf_items::repo_of_key(meta.key.as_str()) else {
@@ -178,7 +178,7 @@ async fn hf_census(state: &AppState, census: &mut Census) -> Result<(), CatalogE
     Ok(())
 }
 
-async fn python_census(state: &AppState, census: &mut Census) -> Result<(), CatalogError> {
+async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
     for meta in list_all(state, "pypi/").await? {
         let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
             continue;
@@ -199,14 +199,14 @@ async fn python_census(state: &AppState, census: &mut Census) -> Result<(), Cata
             .collect();
         census.references.insert(item.clone(), digests);
         // Projects of an index no longer configured hold blobs but cannot be shown.
-        if state.config.pypi.has_index(index) {
+        if state.pypi.has_index(index) {
             census.touch(&item, &meta);
         }
     }
     Ok(())
 }
 
-async fn image_census(state: &AppState, census: &mut Census) -> Result<(), CatalogError> {
+async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
     for meta in list_all(state, "oci/repos/").await? {
         let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
             continue;
@@ -227,7 +227,7 @@ async fn image_census(state: &AppState, census: &mut Census) -> Result<(), Catal
 
 /// The totals as one reader sees them: the figures, and the recent items they may read.
 pub async fn for_reader(
-    state: &AppState,
+    state: &CatalogState,
     reader: &Reader,
     totals: &Totals,
 ) -> Result<Value, CatalogError> {

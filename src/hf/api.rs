@@ -1,6 +1,7 @@
 //! The read side of the Hub API: repo info, tree, paths-info, refs, commits, listings,
 //! whoami, and the file resolver.
 
+use super::access::{may_read_gated_files, repo_access, RepoAccess};
 use super::error::HfError;
 use super::model::{split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
 use super::{Ctx, HfState};
@@ -23,25 +24,11 @@ pub async fn readable(hf: &HfState, ctx: &Ctx, repo: &RepoRef) -> Result<RepoDoc
         .repo(repo)
         .await?
         .ok_or_else(|| HfError::repo_not_found(&repo.id))?;
-    if doc.private || !ctx.auth.anonymous_read() {
-        // Anonymous read covers public repositories only.
-        if matches!(ctx.identity, Identity::Anonymous) {
-            return Err(crate::auth::AuthError::Unauthenticated.into());
-        }
-        match ctx.auth.authorize(
-            &ctx.identity,
-            Protocol::Hf,
-            Action::Read,
-            &repo.scope_name(),
-        ) {
-            Ok(()) => {}
-            Err(crate::auth::AuthError::Unauthenticated) => {
-                return Err(crate::auth::AuthError::Unauthenticated.into())
-            }
-            Err(_) => return Err(HfError::repo_not_found(&repo.id)),
-        }
+    match repo_access(&ctx.auth, &ctx.identity, repo, &doc) {
+        RepoAccess::Granted => Ok(doc),
+        RepoAccess::Unauthenticated => Err(crate::auth::AuthError::Unauthenticated.into()),
+        RepoAccess::Hidden => Err(HfError::repo_not_found(&repo.id)),
     }
-    Ok(doc)
 }
 
 pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
@@ -498,7 +485,7 @@ pub fn whoami(ctx: &Ctx) -> Result<Response, HfError> {
 /// `HEAD`/`GET .../resolve/{rev}/{path}`: served directly (200/206), never redirected,
 /// with the headers every huggingface_hub version needs.
 pub async fn resolve(
-    state: &crate::server::AppState,
+    state: &HfState,
     ctx: &Ctx,
     repo: &RepoRef,
     rev: &str,
@@ -506,23 +493,11 @@ pub async fn resolve(
     request: &HeaderMap,
     head: bool,
 ) -> Result<Response, HfError> {
-    let hf = &state.hf;
+    let hf = state;
     let doc = readable(hf, ctx, repo).await?;
-    if doc.gated {
+    if doc.gated && !may_read_gated_files(&ctx.auth, &ctx.identity, repo) {
         let anonymous = matches!(ctx.identity, Identity::Anonymous);
-        let allowed = !anonymous
-            && ctx
-                .auth
-                .authorize(
-                    &ctx.identity,
-                    Protocol::Hf,
-                    Action::Read,
-                    &repo.scope_name(),
-                )
-                .is_ok();
-        if !allowed {
-            return Err(HfError::gated(&repo.id, anonymous));
-        }
+        return Err(HfError::gated(&repo.id, anonymous));
     }
     let view = hf.repos.resolve(repo, rev).await?;
     let file = view

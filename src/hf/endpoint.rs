@@ -4,6 +4,7 @@
 
 use super::error::HfError;
 use super::model::{is_valid_path, RepoRef, RepoType};
+use crate::auth::{Action, Permission};
 use http::Method;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -320,21 +321,37 @@ impl Endpoint {
         }
     }
 
-    /// Whether the endpoint changes the repository (needs a write scope).
-    pub fn writes(&self) -> bool {
+    /// What the request needs, checked before any store or upstream work. Reads name
+    /// the repository (its private/gated flags are checked once it is loaded); listings
+    /// and `whoami` answer per caller; creating a repository needs a write scope, and
+    /// the name in its body is checked once read.
+    pub fn permission(&self) -> Permission {
         use Endpoint::*;
-        matches!(
-            self,
-            CreateRepo
-                | Preupload { .. }
-                | Commit { .. }
-                | CreateBranch { .. }
-                | DeleteBranch { .. }
-                | CreateTag { .. }
-                | DeleteTag { .. }
-                | LfsBatch { .. }
-                | LfsVerify { .. }
-        )
+        let on = |action, repo: &RepoRef| Permission::On {
+            action,
+            name: repo.scope_name(),
+        };
+        match self {
+            WhoAmI | List { .. } | ValidateYaml | XetUnsupported | LfsUpload { .. } => {
+                Permission::None
+            }
+            CreateRepo => Permission::AnyName(Action::Write),
+            RepoInfo { repo, .. }
+            | Tree { repo, .. }
+            | PathsInfo { repo, .. }
+            | Refs { repo }
+            | Commits { repo, .. }
+            | Resolve { repo, .. }
+            | Xet { repo } => on(Action::Read, repo),
+            Preupload { repo, .. }
+            | Commit { repo, .. }
+            | CreateBranch { repo, .. }
+            | DeleteBranch { repo, .. }
+            | CreateTag { repo, .. }
+            | DeleteTag { repo, .. }
+            | LfsBatch { repo }
+            | LfsVerify { repo } => on(Action::Write, repo),
+        }
     }
 
     pub fn label(&self) -> &'static str {

@@ -6,11 +6,12 @@
 //! huggingface_hub 1.x/2.x), with `X-Repo-Commit`, `ETag`/`X-Linked-Etag` and
 //! `X-Linked-Size`. No Xet headers are ever sent, so clients use plain HTTP.
 
+pub mod access;
 pub mod api;
-pub mod cli;
 mod endpoint;
 mod error;
 pub mod git;
+pub mod import;
 pub mod model;
 pub mod repo;
 mod upload;
@@ -18,9 +19,9 @@ mod upload;
 pub use endpoint::Endpoint;
 pub use error::HfError;
 
-use crate::auth::{Action, Auth, Identity, Protocol};
+use crate::auth::{Action, Auth, AuthError, Identity, Permission, Protocol};
 use crate::observe::RouteLabel;
-use crate::server::AppState;
+use crate::site::Site;
 use crate::store::{BlobStore, DocStore};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -79,13 +80,26 @@ impl HfSettings {
     }
 }
 
-/// What the Hub API keeps between requests.
-#[derive(Debug)]
+/// What the Hub API's handlers share, cheap to clone.
+#[derive(Clone, Debug)]
 pub struct HfState {
     pub repos: Repos,
     /// Rendered repo-info answers by repo, commit, visibility and query.
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
     signing_key: [u8; 32],
+    pub auth: Arc<Auth>,
+    pub site: Site,
+    /// Pull-through (none unless `[hf] upstream` is set).
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    pub filler: crate::upstream::Filler,
+}
+
+/// What [`HfState`] is built from besides the store.
+pub struct HfDeps {
+    pub auth: Arc<Auth>,
+    pub site: Site,
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    pub filler: crate::upstream::Filler,
 }
 
 impl HfState {
@@ -94,6 +108,7 @@ impl HfState {
         blobs: BlobStore,
         settings: &HfSettings,
         admin_token: Option<&str>,
+        deps: HfDeps,
     ) -> HfState {
         use sha2::Digest as _;
         let signing_key: [u8; 32] = match (&settings.upload_signing_key, admin_token) {
@@ -112,6 +127,10 @@ impl HfState {
                 })
                 .build(),
             signing_key,
+            auth: deps.auth,
+            site: deps.site,
+            upstream: deps.upstream,
+            filler: deps.filler,
         }
     }
 }
@@ -125,16 +144,19 @@ pub struct Ctx {
     pub base: String,
 }
 
-pub fn routes() -> Router<AppState> {
+/// The Hub's routes. The Hub also owns the root namespace (`/{org}/{repo}/resolve/...`),
+/// so this router's fallback is the server's.
+pub fn routes<S>(state: HfState) -> Router<S> {
     Router::new()
         .route("/api/{*rest}", any(dispatch))
         .route("/hf/{*rest}", any(dispatch))
         .route("/datasets/{*rest}", any(dispatch))
         .route("/spaces/{*rest}", any(dispatch))
+        .fallback(dispatch)
+        .with_state(state)
 }
 
-/// The Hub owns the root namespace (`/{org}/{repo}/resolve/...`): the server's fallback.
-pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+async fn dispatch(State(state): State<HfState>, request: Request) -> Response {
     let raw_path = request.uri().path().to_string();
     let (prefix, path) = match raw_path.strip_prefix("/hf") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => ("/hf", rest.to_string()),
@@ -153,44 +175,48 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-/// The Hub endpoint URL clients reach this server at: `public_url`, else the request's
-/// scheme and Host, plus `prefix` (`""` or `/hf`).
-pub fn base_url(state: &AppState, headers: &http::HeaderMap, prefix: &str) -> String {
-    match &state.config.public_url {
-        Some(url) => format!("{}{prefix}", url.as_str().trim_end_matches('/')),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            format!("{}://{host}{prefix}", state.config.scheme())
+/// Refuses, before anything is read or fetched, a request whose identity cannot have
+/// the permission its endpoint needs. Reads of a repository pass here when anonymous
+/// reads are on: whether the repository is public, private or gated is known only once
+/// it is loaded (`api::readable`). A refused read looks like a missing repository.
+fn precheck(auth: &Auth, identity: &Identity, endpoint: &Endpoint) -> Result<(), HfError> {
+    match endpoint.permission() {
+        Permission::None => Ok(()),
+        Permission::On {
+            action: Action::Read,
+            ..
+        } if auth.anonymous_read() => Ok(()),
+        Permission::On { action, name } => {
+            match auth.authorize(identity, Protocol::Hf, action, &name) {
+                Ok(()) => Ok(()),
+                Err(AuthError::Forbidden(_)) if action == Action::Read => Err(
+                    HfError::repo_not_found(endpoint.repo().map(|r| r.id.as_str()).unwrap_or("")),
+                ),
+                Err(e) => Err(e.into()),
+            }
         }
+        Permission::AnyName(action) => Ok(auth.authorize_some(identity, Protocol::Hf, action)?),
     }
 }
 
 async fn serve(
-    state: &AppState,
+    state: &HfState,
     endpoint: Endpoint,
     prefix: &str,
     request: Request,
 ) -> Result<Response, HfError> {
-    let hf = &state.hf;
+    let hf = state;
     // The LFS upload URL authorizes itself; everything else identifies the caller.
     if let Endpoint::LfsUpload { oid } = &endpoint {
         return upload::lfs_upload(hf, oid, request).await;
     }
     let identity = state.auth.authenticate(request.headers())?;
-    if endpoint.writes() {
-        let name = endpoint.repo().map(|r| r.scope_name()).unwrap_or_default();
-        state
-            .auth
-            .authorize(&identity, Protocol::Hf, Action::Write, &name)?;
-    }
+    precheck(&state.auth, &identity, &endpoint)?;
     let ctx = Ctx {
         identity,
         auth: state.auth.clone(),
         params: api::query_params(request.uri().query()),
-        base: base_url(state, request.headers(), prefix),
+        base: format!("{}{prefix}", state.site.base_url(request.headers())),
     };
     use Endpoint::*;
     // Pull-through: what these read is brought in (or revalidated) first.

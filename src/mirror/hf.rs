@@ -149,7 +149,7 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
     }
     entries.retain(|e| keep(&e.path, &item.allow, &item.ignore));
 
-    let hf = &m.state.hf;
+    let repos = &m.repos;
     let known = known_oids(ctx, &sha).await.map_err(hf_err)?;
     let prefix = ctx.repo.kind.url_prefix();
     let files = futures::stream::iter(entries.iter().map(|e| {
@@ -206,17 +206,17 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
         config: None,
     };
     let created = info["createdAt"].as_str().map(str::to_string);
-    hf.repos
+    repos
         .create_empty(&ctx.repo, created.unwrap_or_else(crate::hf::repo::now_iso))
         .await
         .map_err(hf_err)?;
-    hf.repos
+    repos
         .store_commit(&ctx.repo, commit)
         .await
         .map_err(hf_err)?;
     if !is_commit_id(rev) {
         let is_tag = upstream_is_tag(ctx, rev).await;
-        hf.repos
+        repos
             .update_refs(&ctx.repo, |refs| {
                 let name = rev
                     .trim_start_matches("refs/heads/")
@@ -252,7 +252,7 @@ async fn upstream_is_tag(ctx: &Ctx<'_>, rev: &str) -> bool {
 /// git oid -> sha256 of every file in the stored commits of this repo (its refs' heads and
 /// the commit being mirrored), so small files already stored are not fetched again.
 async fn known_oids(ctx: &Ctx<'_>, sha: &str) -> Result<HashMap<String, String>, HfError> {
-    let repos = &ctx.m.state.hf.repos;
+    let repos = &ctx.m.repos;
     let refs = repos.refs(&ctx.repo).await?;
     let mut ids: Vec<String> = refs
         .branches
@@ -279,7 +279,7 @@ async fn fetch_file(
     known: &HashMap<String, String>,
 ) -> Result<(FileEntry, Status), String> {
     let m = ctx.m;
-    let blobs = &m.state.blobs;
+    let blobs = &m.stores.blobs;
     let entry = |sha256: String, size: u64, lfs: bool| FileEntry {
         path: e.path.clone(),
         size,

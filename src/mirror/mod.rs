@@ -14,7 +14,6 @@
 //!   referrers (`image.rs`: references, platforms); `auth.rs` answers registry challenges.
 
 mod auth;
-pub mod cli;
 mod client;
 mod glob;
 mod hf;
@@ -26,14 +25,19 @@ mod requirements;
 mod simple;
 mod wheel;
 
-use crate::server::AppState;
+use crate::hf::repo::Repos;
+use crate::oci::registry::Registry;
 use crate::spec::ContentSpec;
+use crate::store::Stores;
 use client::Client;
 use report::Report;
 
 /// What every mirror step needs.
 pub struct Mirror {
-    pub state: AppState,
+    pub stores: Stores,
+    /// The Hub's and the registry's domain objects over `stores`.
+    pub repos: Repos,
+    pub registry: Registry,
     pub spec: ContentSpec,
     pub client: Client,
     pub report: Report,
@@ -44,13 +48,15 @@ pub struct Mirror {
 }
 
 pub async fn run(
-    state: AppState,
+    stores: Stores,
     spec: ContentSpec,
     concurrency: usize,
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let mirror = Mirror {
-        state,
+        repos: Repos::new(stores.docs.clone(), stores.blobs.clone()),
+        registry: Registry::new(stores.docs.clone(), stores.blobs.clone()),
+        stores,
         spec,
         client: Client::new(concurrency)?,
         report: Report::new(),

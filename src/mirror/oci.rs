@@ -90,7 +90,7 @@ async fn mirror_image(m: &Mirror, item: &OciItem) -> Result<(), String> {
             registry: Some(Arc::new(auth)),
             ..Default::default()
         },
-        registry: Registry::new(&m.state),
+        registry: m.registry.clone(),
         repo: repo.clone(),
     };
     m.report.message(item.image.clone());
@@ -181,7 +181,7 @@ async fn mirror_manifest(
         .map_err(|e| format!("manifest {digest}: {}", e.message))?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     let stored_before = m
-        .state
+        .stores
         .blobs
         .exists(&digest)
         .await
@@ -207,7 +207,7 @@ async fn mirror_manifest(
     let entry = ManifestEntry::new(&inspected, bytes.len() as u64);
     if !m.dry_run {
         let len = bytes.len() as u64;
-        m.state
+        m.stores
             .blobs
             .put(&digest, crate::store::bytes_stream(bytes), Some(len))
             .await
@@ -267,7 +267,7 @@ async fn fetch_blobs(ctx: &Ctx<'_>, body: &Value, blobs: &[Digest]) -> Result<()
 async fn fetch_blob(ctx: &Ctx<'_>, digest: &Digest, size: Option<u64>) -> Result<Status, String> {
     let m = ctx.m;
     let status = if m
-        .state
+        .stores
         .blobs
         .exists(digest)
         .await
@@ -282,7 +282,7 @@ async fn fetch_blob(ctx: &Ctx<'_>, digest: &Digest, size: Option<u64>) -> Result
             .download_blob(
                 &ctx.url(&format!("blobs/{digest}")),
                 &ctx.req,
-                &m.state.blobs,
+                &m.stores.blobs,
                 digest,
                 size,
                 m.report.bar(),

@@ -48,7 +48,7 @@ pub async fn mirror_item(m: &Mirror, item: &PypiItem) {
             Err(reason) => m.report.record(format!("pypi {p}"), Status::Failed(reason)),
         }
     }
-    let index = crate::pypi::index_of(&m.state, crate::pypi::DEFAULT_INDEX);
+    let index = crate::pypi::Index::new(crate::pypi::DEFAULT_INDEX, m.stores.docs.clone());
     for w in &wanted {
         if let Err(reason) = mirror_requirement(m, item, &index, w).await {
             m.report
@@ -170,7 +170,7 @@ async fn fetch_and_publish(
     f: &DistFile,
     tmp: &Path,
 ) -> Result<Status, String> {
-    let blobs = &m.state.blobs;
+    let blobs = &m.stores.blobs;
     let announced = f
         .sha256
         .as_deref()
@@ -229,7 +229,7 @@ async fn fetch_metadata(m: &Mirror, f: &DistFile) -> Option<String> {
     let announced = f.metadata.as_ref()?;
     let mut url = url::Url::parse(&f.url).ok()?;
     url.set_path(&format!("{}.metadata", url.path()));
-    let blobs = &m.state.blobs;
+    let blobs = &m.stores.blobs;
     let outcome = match announced.as_deref().map(Digest::sha256_hex) {
         Some(Ok(digest)) => m
             .client

@@ -22,7 +22,7 @@ fn blob_unknown(repo: &Repo, digest: &Digest) -> OciError {
 }
 
 pub(super) async fn get_blob(
-    state: &AppState,
+    state: &OciState,
     registry: &Registry,
     repo: &Repo,
     digest: &Digest,
@@ -30,7 +30,7 @@ pub(super) async fn get_blob(
     head: bool,
 ) -> Result<Response> {
     let linked = in_repo(registry, repo, digest).await?;
-    if state.upstreams.oci.is_some() && !(linked && registry.blobs().exists(digest).await?) {
+    if state.upstream.is_some() && !(linked && registry.blobs().exists(digest).await?) {
         let filled =
             crate::upstream::oci::fill_blob(state, registry, repo, digest, headers, head).await?;
         if let Some(mut streaming) = filled {

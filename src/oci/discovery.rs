@@ -75,7 +75,7 @@ pub(super) async fn tags(registry: &Registry, repo: &Repo, query: &str) -> Resul
 }
 
 pub(super) async fn catalog(
-    state: &AppState,
+    state: &OciState,
     registry: &Registry,
     identity: &Identity,
     query: &str,

@@ -8,7 +8,6 @@ use super::manifest::{self, Inspected};
 use super::names::canonical;
 use super::registry::{ManifestEntry, Registry};
 use crate::digest::{Algorithm, Digest};
-use crate::server::AppState;
 use crate::store::bytes_stream;
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
@@ -199,9 +198,9 @@ pub struct Importer {
 }
 
 impl Importer {
-    pub fn new(state: &AppState) -> Self {
+    pub fn new(registry: Registry) -> Self {
         Importer {
-            registry: Registry::new(state),
+            registry,
             outcome: Outcome::default(),
             on_bytes: Box::new(|_| {}),
         }

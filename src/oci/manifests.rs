@@ -62,7 +62,7 @@ pub(super) async fn get_manifest(
 }
 
 pub(super) async fn put_manifest(
-    state: &AppState,
+    state: &OciState,
     registry: &Registry,
     repo: &Repo,
     reference: &Reference,
@@ -191,10 +191,9 @@ pub(super) async fn put_manifest(
         header::LOCATION,
         location(
             state,
-            &headers,
             &format!(
                 "/v2/{}/manifests/{digest}",
-                repo.url_name(&state.config.oci.default_registry)
+                repo.url_name(&state.settings.default_registry)
             ),
         ),
     );

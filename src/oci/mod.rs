@@ -8,14 +8,13 @@
 //! Manifests are stored and served byte for byte as pushed, with the pushed media type.
 
 mod blobs;
-pub mod cli;
 mod discovery;
 mod endpoint;
 mod error;
-mod import;
+pub mod import;
 pub mod manifest;
 mod manifests;
-mod names;
+pub mod names;
 pub mod registry;
 mod token;
 mod upload;
@@ -23,13 +22,16 @@ mod upload;
 pub use endpoint::{Endpoint, Reference, Repo};
 pub use error::{Code, OciError};
 pub use names::canonical;
+pub use upload::purge as purge_uploads;
 
+use crate::auth::Auth;
 use crate::auth::{Action, AuthError, Identity, Protocol};
 use crate::digest::{Algorithm, Digest};
 use crate::download::blob_response;
 use crate::observe::RouteLabel;
-use crate::server::AppState;
+use crate::site::Site;
 use crate::store::{ByteStream, StoreError};
+use crate::store::{DocStore, DynStore};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +45,7 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use manifests::{delete_manifest, get_manifest, put_manifest};
 use registry::{ManifestEntry, Registry};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest manifest accepted (the spec asks for at least 4 MiB; containerd refuses
@@ -151,12 +154,31 @@ impl OciSettings {
     }
 }
 
-pub fn routes() -> Router<AppState> {
+/// What the registry's handlers share: the registry itself, where upload sessions
+/// live, who may do what, and the settings of `[oci]`.
+#[derive(Clone, Debug)]
+pub struct OciState {
+    pub registry: Registry,
+    /// Upload sessions' chunks (`uploads/oci/`), written and read as raw objects.
+    pub store: DynStore,
+    /// Upload sessions' state documents.
+    pub docs: DocStore,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<OciSettings>,
+    pub site: Site,
+    /// Pull-through (none unless `[oci] upstream` is set).
+    pub upstream: Option<Arc<crate::upstream::oci::OciUpstream>>,
+    pub filler: crate::upstream::Filler,
+}
+
+/// `/v2/...` and `/token`.
+pub fn routes<S>(state: OciState) -> Router<S> {
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .route("/token", any(token::endpoint))
+        .with_state(state)
 }
 
 /// Headers every registry response carries.
@@ -199,22 +221,17 @@ fn request_body(request: Request) -> ByteStream {
 }
 
 /// A URL for a `Location` header: absolute under `public_url`, else a path.
-fn location(state: &AppState, _headers: &HeaderMap, path: &str) -> HeaderValue {
-    let url = match &state.config.public_url {
-        Some(base) => format!("{}{path}", base.as_str().trim_end_matches('/')),
+fn location(state: &OciState, path: &str) -> HeaderValue {
+    let url = match state.site.public_url() {
+        Some(base) => format!("{base}{path}"),
         None => path.to_string(),
     };
     HeaderValue::from_str(&url).expect("names and digests are ascii")
 }
 
-fn blob_location(
-    state: &AppState,
-    headers: &HeaderMap,
-    repo: &Repo,
-    digest: &Digest,
-) -> HeaderValue {
-    let name = repo.url_name(&state.config.oci.default_registry);
-    location(state, headers, &format!("/v2/{name}/blobs/{digest}"))
+fn blob_location(state: &OciState, repo: &Repo, digest: &Digest) -> HeaderValue {
+    let name = repo.url_name(&state.settings.default_registry);
+    location(state, &format!("/v2/{name}/blobs/{digest}"))
 }
 
 fn digest_header(digest: &Digest) -> HeaderValue {
@@ -222,13 +239,13 @@ fn digest_header(digest: &Digest) -> HeaderValue {
 }
 
 /// Every registry request: parse the raw path into an [`Endpoint`], authorize, serve.
-async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+async fn dispatch(State(state): State<OciState>, request: Request) -> Response {
     let query = request.uri().query().unwrap_or("").to_string();
     let ns = query_one(&query, "ns").filter(|n| !n.is_empty());
     let parsed = Endpoint::parse(
         request.uri().path(),
         ns.as_deref(),
-        &state.config.oci.default_registry,
+        &state.settings.default_registry,
     );
     let mut response = match parsed {
         Err(e) => e.into_response(),
@@ -247,7 +264,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
 
 /// Refuses with the token service's challenge for the scope the request needs.
 fn auth_refusal(
-    state: &AppState,
+    state: &OciState,
     headers: &HeaderMap,
     e: AuthError,
     scope: Option<String>,
@@ -258,7 +275,7 @@ fn auth_refusal(
     }
 }
 
-async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result<Response> {
+async fn serve(state: &OciState, endpoint: Endpoint, request: Request) -> Result<Response> {
     let method = request.method().clone();
     let Some(action) = endpoint.action(&method) else {
         let mut r = OciError::new(Code::Unsupported, format!("{method} is not supported here"))
@@ -281,7 +298,7 @@ async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result
     }
     let head = method == Method::HEAD;
     let query = request.uri().query().unwrap_or("").to_string();
-    let registry = Registry::new(state);
+    let registry = &state.registry;
     match endpoint {
         Endpoint::Base => {
             // Registry clients decide from this answer whether to authenticate at all,
@@ -299,27 +316,27 @@ async fn serve(state: &AppState, endpoint: Endpoint, request: Request) -> Result
             }
             Ok(json_response(StatusCode::OK, "{}".into(), head))
         }
-        Endpoint::Catalog => catalog(state, &registry, &identity, &query).await,
-        Endpoint::Tags { repo } => tags(&registry, &repo, &query).await,
+        Endpoint::Catalog => catalog(state, registry, &identity, &query).await,
+        Endpoint::Tags { repo } => tags(registry, &repo, &query).await,
         Endpoint::Manifest { repo, reference } => match method {
-            Method::PUT => put_manifest(state, &registry, &repo, &reference, request).await,
-            Method::DELETE => delete_manifest(&registry, &repo, &reference).await,
+            Method::PUT => put_manifest(state, registry, &repo, &reference, request).await,
+            Method::DELETE => delete_manifest(registry, &repo, &reference).await,
             _ => {
                 crate::upstream::oci::refresh_manifest(state, &repo, &reference).await?;
-                get_manifest(&registry, &repo, &reference, &headers, head).await
+                get_manifest(registry, &repo, &reference, &headers, head).await
             }
         },
         Endpoint::Blob { repo, digest } => match method {
-            Method::DELETE => delete_blob(&registry, &repo, &digest).await,
-            _ => get_blob(state, &registry, &repo, &digest, &headers, head).await,
+            Method::DELETE => delete_blob(registry, &repo, &digest).await,
+            _ => get_blob(state, registry, &repo, &digest, &headers, head).await,
         },
-        Endpoint::Referrers { repo, digest } => referrers(&registry, &repo, &digest, &query).await,
+        Endpoint::Referrers { repo, digest } => referrers(registry, &repo, &digest, &query).await,
         Endpoint::UploadStart { repo } => upload::start(state, &repo, &identity, request).await,
         Endpoint::Upload { repo, id } => match method {
             Method::PATCH => Ok(upload::patch(state, &repo, &id, request).await),
             Method::PUT => Ok(upload::finish(state, &repo, &id, request).await),
             Method::DELETE => upload::cancel(state, &repo, &id).await,
-            _ => upload::status(state, &repo, &id, &headers).await,
+            _ => upload::status(state, &repo, &id).await,
         },
     }
 }

@@ -5,7 +5,6 @@
 use super::error::{Code, OciError, Result};
 use super::manifest::Inspected;
 use crate::digest::Digest;
-use crate::server::AppState;
 use crate::store::layout::blob_key;
 use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError};
 use bytes::Bytes;
@@ -82,7 +81,7 @@ static PARSED: LazyLock<Mutex<HashMap<ObjectKey, Parsed>>> = LazyLock::new(Defau
 /// Beyond this many repositories the parsed cache starts over (it only saves parsing).
 const MAX_PARSED: usize = 4096;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Registry {
     docs: DocStore,
     blobs: BlobStore,
@@ -106,11 +105,8 @@ fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
 }
 
 impl Registry {
-    pub fn new(state: &AppState) -> Self {
-        Registry {
-            docs: state.docs.clone(),
-            blobs: state.blobs.clone(),
-        }
+    pub fn new(docs: DocStore, blobs: BlobStore) -> Self {
+        Registry { docs, blobs }
     }
 
     pub fn blobs(&self) -> &BlobStore {

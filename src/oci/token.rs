@@ -17,8 +17,8 @@
 
 use super::error::{Code, OciError};
 use super::names::canonical_for_scope;
+use super::OciState;
 use crate::auth::{Action, AuthError, Identity, Protocol};
-use crate::server::AppState;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,9 +68,9 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         .into()
 }
 
-fn signing_key(state: &AppState) -> [u8; 32] {
+fn signing_key(state: &OciState) -> [u8; 32] {
     let mut h = Sha256::new().chain_update(b"airlock-oci-token-v1\0");
-    match state.config.oci.token_secret() {
+    match state.settings.token_secret() {
         Some(secret) => h.update(secret.as_bytes()),
         None => h.update(state.auth.credentials_fingerprint()),
     }
@@ -84,14 +84,14 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn sign(state: &AppState, claims: &Claims) -> String {
+fn sign(state: &OciState, claims: &Claims) -> String {
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("serializable"));
     let mac = hmac_sha256(&signing_key(state), payload.as_bytes());
     format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
 /// The claims of a token this service signed, if it is one and still valid.
-fn verify(state: &AppState, token: &str) -> Option<Claims> {
+fn verify(state: &OciState, token: &str) -> Option<Claims> {
     let (payload, mac) = token.split_once('.')?;
     let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
     let expected = hmac_sha256(&signing_key(state), payload.as_bytes());
@@ -103,7 +103,7 @@ fn verify(state: &AppState, token: &str) -> Option<Claims> {
 }
 
 /// Who sent a registry request: a token from `/token`, or an Airlock token.
-pub fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, AuthError> {
+pub fn identify(state: &OciState, headers: &HeaderMap) -> Result<Identity, AuthError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -123,32 +123,11 @@ pub fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, AuthE
     state.auth.authenticate(headers)
 }
 
-/// The base URL clients reach Airlock at: `public_url`, else this request's host.
-pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config.public_url {
-        return url.as_str().trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or(state.config.scheme());
-    format!("{scheme}://{host}")
-}
-
 /// `Bearer realm=...,service=...[,scope=...]`
-pub fn challenge(state: &AppState, headers: &HeaderMap, scope: Option<&str>) -> String {
+pub fn challenge(state: &OciState, headers: &HeaderMap, scope: Option<&str>) -> String {
     let mut c = format!(
         "Bearer realm=\"{}/token\",service=\"{SERVICE}\"",
-        base_url(state, headers)
+        state.site.base_url(headers)
     );
     if let Some(scope) = scope {
         c.push_str(&format!(",scope=\"{scope}\""));
@@ -188,8 +167,8 @@ fn parse_scope(scope: &str) -> Option<(String, String, Vec<String>)> {
 
 /// Grants the intersection of what was asked and what the identity may do; a partial
 /// grant is not an error (the registry answers the request itself).
-fn grant(state: &AppState, identity: &Identity, scopes: &[String]) -> Vec<Access> {
-    let default_host = &state.config.oci.default_registry;
+fn grant(state: &OciState, identity: &Identity, scopes: &[String]) -> Vec<Access> {
+    let default_host = &state.settings.default_registry;
     let mut granted = Vec::new();
     for scope in scopes
         .iter()
@@ -240,7 +219,7 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
 }
 
 /// `GET /token` and `POST /token` (the OAuth2 password and refresh-token grants).
-pub async fn endpoint(State(state): State<AppState>, request: Request) -> Response {
+pub async fn endpoint(State(state): State<OciState>, request: Request) -> Response {
     let mut response = issue(&state, request)
         .await
         .unwrap_or_else(|e| e.into_response());
@@ -251,7 +230,7 @@ pub async fn endpoint(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-async fn issue(state: &AppState, request: Request) -> Result<Response, OciError> {
+async fn issue(state: &OciState, request: Request) -> Result<Response, OciError> {
     let basic_challenge = || "Basic realm=\"airlock\"".to_string();
     let method = request.method().clone();
     let headers = request.headers().clone();
@@ -291,7 +270,7 @@ async fn issue(state: &AppState, request: Request) -> Result<Response, OciError>
         .filter(|(k, _)| k == "scope")
         .map(|(_, v)| v.clone())
         .collect();
-    let ttl: Duration = state.config.oci.token_ttl;
+    let ttl: Duration = state.settings.token_ttl;
     let claims = Claims {
         sub: match &identity {
             Identity::Anonymous => None,

@@ -8,12 +8,13 @@ use super::endpoint::{parse_digest, Repo};
 use super::error::{Code, OciError, Result};
 use super::names::canonical;
 use super::registry::Registry;
+use super::OciState;
 use super::{blob_location, location, query_one, request_body};
 use crate::auth::{Action, Identity, Protocol};
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::server::AppState;
 use crate::store::{
-    ByteStream, GetOptions, Mutability, ObjectKey, PutMode, PutOptions, StoreError,
+    ByteStream, DocStore, DynStore, GetOptions, Mutability, ObjectKey, PutMode, PutOptions,
+    StoreError,
 };
 use axum::body::Body;
 use axum::extract::Request;
@@ -56,8 +57,8 @@ fn unknown(id: &str) -> OciError {
     )
 }
 
-fn upload_path(state: &AppState, repo: &Repo, id: &str) -> String {
-    let name = repo.url_name(&state.config.oci.default_registry);
+fn upload_path(state: &OciState, repo: &Repo, id: &str) -> String {
+    let name = repo.url_name(&state.settings.default_registry);
     format!("/v2/{name}/blobs/uploads/{id}")
 }
 
@@ -66,20 +67,13 @@ fn range_value(size: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("0-{}", size.saturating_sub(1))).expect("ascii")
 }
 
-fn progress(
-    state: &AppState,
-    headers: &HeaderMap,
-    status: StatusCode,
-    repo: &Repo,
-    id: &str,
-    size: u64,
-) -> Response {
+fn progress(state: &OciState, status: StatusCode, repo: &Repo, id: &str, size: u64) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
         header::LOCATION,
-        location(state, headers, &upload_path(state, repo, id)),
+        location(state, &upload_path(state, repo, id)),
     );
     h.insert(header::RANGE, range_value(size));
     h.insert(
@@ -90,14 +84,11 @@ fn progress(
     r
 }
 
-fn created(state: &AppState, headers: &HeaderMap, repo: &Repo, digest: &Digest) -> Response {
+fn created(state: &OciState, repo: &Repo, digest: &Digest) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::CREATED;
     let h = r.headers_mut();
-    h.insert(
-        header::LOCATION,
-        blob_location(state, headers, repo, digest),
-    );
+    h.insert(header::LOCATION, blob_location(state, repo, digest));
     h.insert(
         "docker-content-digest",
         HeaderValue::from_str(&digest.to_string()).expect("ascii"),
@@ -157,14 +148,14 @@ fn now() -> u64 {
 /// `POST /v2/<name>/blobs/uploads/`: a cross-repository mount, a whole blob in one
 /// request (`?digest=`), or a new session.
 pub async fn start(
-    state: &AppState,
+    state: &OciState,
     repo: &Repo,
     identity: &Identity,
     request: Request,
 ) -> Result<Response> {
     let query = request.uri().query().unwrap_or("").to_string();
     let headers = request.headers().clone();
-    let registry = Registry::new(state);
+    let registry = &state.registry;
     if let Some(algorithm) = query_one(&query, "digest-algorithm") {
         algorithm
             .parse::<Algorithm>()
@@ -174,7 +165,7 @@ pub async fn start(
         let digest = parse_digest(&mount)?;
         if mountable(state, &registry, identity, &query, &digest).await? {
             registry.link_blob(&repo.name, &digest).await?;
-            return Ok(created(state, &headers, repo, &digest));
+            return Ok(created(state, repo, &digest));
         }
     } else if let Some(digest) = query_one(&query, "digest") {
         let digest = parse_digest(&digest)?;
@@ -184,7 +175,7 @@ pub async fn start(
             .put(&digest, request_body(request), size)
             .await?;
         registry.link_blob(&repo.name, &digest).await?;
-        return Ok(created(state, &headers, repo, &digest));
+        return Ok(created(state, repo, &digest));
     }
     let id = hex::encode(rand::random::<[u8; 16]>());
     let session = Session {
@@ -202,21 +193,14 @@ pub async fn start(
             Mutability::Mutable,
         )
         .await?;
-    Ok(progress(
-        state,
-        &headers,
-        StatusCode::ACCEPTED,
-        repo,
-        &id,
-        0,
-    ))
+    Ok(progress(state, StatusCode::ACCEPTED, repo, &id, 0))
 }
 
 /// A mount succeeds when the caller may read the source repository and it holds the
 /// blob. Without `from`, any stored blob may be mounted: knowing a digest is already
 /// enough to push it (the blob store skips bodies it has), so this grants nothing new.
 async fn mountable(
-    state: &AppState,
+    state: &OciState,
     registry: &Registry,
     identity: &Identity,
     query: &str,
@@ -226,7 +210,7 @@ async fn mountable(
         return Ok(registry.blobs().exists(digest).await?);
     };
     let ns = query_one(query, "ns");
-    let Ok(from) = canonical(&from, ns.as_deref(), &state.config.oci.default_registry) else {
+    let Ok(from) = canonical(&from, ns.as_deref(), &state.settings.default_registry) else {
         return Ok(false);
     };
     if state
@@ -239,7 +223,7 @@ async fn mountable(
     Ok(registry.blob_linked(&from, digest).await? && registry.blobs().exists(digest).await?)
 }
 
-async fn load(state: &AppState, repo: &Repo, id: &str) -> Result<(Session, String)> {
+async fn load(state: &OciState, repo: &Repo, id: &str) -> Result<(Session, String)> {
     let doc = state
         .docs
         .get_fresh(&state_key(id)?)
@@ -256,7 +240,7 @@ async fn load(state: &AppState, repo: &Repo, id: &str) -> Result<(Session, Strin
 /// Stores one chunk and records it; refuses a chunk that does not start where the
 /// upload stands (416, with the current range so the client can resume).
 async fn append(
-    state: &AppState,
+    state: &OciState,
     repo: &Repo,
     id: &str,
     request: Request,
@@ -270,7 +254,6 @@ async fn append(
         if start != session.size {
             let mut r = progress(
                 state,
-                &headers,
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 repo,
                 id,
@@ -365,32 +348,18 @@ async fn append(
 }
 
 /// `PATCH <location>`
-pub async fn patch(state: &AppState, repo: &Repo, id: &str, request: Request) -> Response {
-    let headers = request.headers().clone();
+pub async fn patch(state: &OciState, repo: &Repo, id: &str, request: Request) -> Response {
     match append(state, repo, id, request).await {
-        Ok(session) => progress(
-            state,
-            &headers,
-            StatusCode::ACCEPTED,
-            repo,
-            id,
-            session.size,
-        ),
+        Ok(session) => progress(state, StatusCode::ACCEPTED, repo, id, session.size),
         Err(r) => r,
     }
 }
 
 /// `GET <location>`
-pub async fn status(
-    state: &AppState,
-    repo: &Repo,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<Response> {
+pub async fn status(state: &OciState, repo: &Repo, id: &str) -> Result<Response> {
     let (session, _) = load(state, repo, id).await?;
     Ok(progress(
         state,
-        headers,
         StatusCode::NO_CONTENT,
         repo,
         id,
@@ -399,7 +368,7 @@ pub async fn status(
 }
 
 /// `DELETE <location>`
-pub async fn cancel(state: &AppState, repo: &Repo, id: &str) -> Result<Response> {
+pub async fn cancel(state: &OciState, repo: &Repo, id: &str) -> Result<Response> {
     let (session, _) = load(state, repo, id).await?;
     discard(state, id, &session).await;
     let mut r = Response::new(Body::empty());
@@ -407,7 +376,7 @@ pub async fn cancel(state: &AppState, repo: &Repo, id: &str) -> Result<Response>
     Ok(r)
 }
 
-async fn discard(state: &AppState, id: &str, session: &Session) {
+async fn discard(state: &OciState, id: &str, session: &Session) {
     for chunk in &session.chunks {
         if let Ok(key) = ObjectKey::new(chunk.key.clone()) {
             let _ = state.store.delete(&key).await;
@@ -419,7 +388,7 @@ async fn discard(state: &AppState, id: &str, session: &Session) {
 }
 
 /// The chunks of a session, read one after the other as one body.
-fn concatenated(state: &AppState, session: &Session) -> ByteStream {
+fn concatenated(state: &OciState, session: &Session) -> ByteStream {
     let store = state.store.clone();
     let keys: Vec<String> = session.chunks.iter().map(|c| c.key.clone()).collect();
     Box::pin(
@@ -441,7 +410,7 @@ fn concatenated(state: &AppState, session: &Session) -> ByteStream {
 
 /// `PUT <location>?digest=<d>`, possibly with the last chunk (or, for containerd, the
 /// whole blob) as its body.
-pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -> Response {
+pub async fn finish(state: &OciState, repo: &Repo, id: &str, request: Request) -> Response {
     let headers = request.headers().clone();
     let query = request.uri().query().unwrap_or("").to_string();
     let digest = match query_one(&query, "digest") {
@@ -456,7 +425,7 @@ pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -
             ))
         }
     };
-    let registry = Registry::new(state);
+    let registry = &state.registry;
     let (session, _) = match load(state, repo, id).await {
         Ok(s) => s,
         Err(e) => return super::error_response(e),
@@ -514,13 +483,14 @@ pub async fn finish(state: &AppState, repo: &Repo, id: &str, request: Request) -
         Err(_) => session,
     };
     discard(state, id, &session).await;
-    created(state, &headers, repo, &digest)
+    created(state, repo, &digest)
 }
 
 /// Removes upload sessions started more than `older_than` ago (and stray chunks of
 /// sessions whose state is gone): what clients abandoned. Returns (sessions, objects).
 pub async fn purge(
-    state: &AppState,
+    store: &DynStore,
+    docs: &DocStore,
     older_than: std::time::Duration,
 ) -> std::result::Result<(usize, usize), StoreError> {
     use std::collections::BTreeMap;
@@ -529,7 +499,7 @@ pub async fn purge(
     let mut sessions: BTreeMap<String, Vec<crate::store::ObjectMeta>> = BTreeMap::new();
     let mut after: Option<String> = None;
     loop {
-        let page = state.store.list(PREFIX, after.as_deref(), 1000).await?;
+        let page = store.list(PREFIX, after.as_deref(), 1000).await?;
         for object in page.objects {
             let id = object.key.as_str()[PREFIX.len()..]
                 .split('/')
@@ -545,8 +515,7 @@ pub async fn purge(
     }
     let (mut purged, mut objects) = (0, 0);
     for (id, parts) in sessions {
-        let started = match state
-            .docs
+        let started = match docs
             .get_fresh(&state_key(&id).map_err(|_| StoreError::InvalidKey(id.clone()))?)
             .await?
         {
@@ -573,7 +542,7 @@ pub async fn purge(
             .into_iter()
             .partition(|p| p.key.as_str().ends_with("/state.json"));
         for part in chunks.iter().chain(state_parts.iter()) {
-            state.docs.delete(&part.key).await?;
+            docs.delete(&part.key).await?;
             objects += 1;
         }
         purged += 1;

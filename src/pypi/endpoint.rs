@@ -2,6 +2,7 @@
 
 use super::names::{is_safe_filename, is_valid_name, normalize};
 use super::{PypiError, DEFAULT_INDEX};
+use crate::auth::{Action, Permission};
 use http::Method;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,16 +132,22 @@ impl Endpoint {
         }
     }
 
-    /// The name a read is checked against (`<index>/<project>`); uploads are checked
-    /// once the file's own metadata names its project.
-    pub fn read_scope_name(&self) -> Option<String> {
+    /// What the request needs, checked before any store or upstream work. Reads are
+    /// checked against `<index>/<project>`; an upload needs a write scope in PyPI, and
+    /// its project (named by the file's own metadata) is checked once that is read.
+    pub fn permission(&self) -> Permission {
+        let read = |name: String| Permission::On {
+            action: Action::Read,
+            name,
+        };
         match self {
-            Endpoint::Root { index, .. } => Some(format!("{index}/")),
+            Endpoint::Root { index, .. } => read(format!("{index}/")),
             Endpoint::Project {
                 index, normalized, ..
-            } => Some(format!("{index}/{normalized}")),
-            Endpoint::File { index, project, .. } => Some(format!("{index}/{project}")),
-            _ => None,
+            } => read(format!("{index}/{normalized}")),
+            Endpoint::File { index, project, .. } => read(format!("{index}/{project}")),
+            Endpoint::Upload { .. } => Permission::AnyName(Action::Write),
+            Endpoint::Redirect { .. } | Endpoint::MethodNotAllowed { .. } => Permission::None,
         }
     }
 

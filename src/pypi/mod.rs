@@ -6,7 +6,6 @@
 //! Files are served at `/pypi/<index>/files/<project>/<sha256>/<filename>` (and
 //! `<filename>.metadata`): stable forever, since a filename can never change content.
 
-pub mod cli;
 mod endpoint;
 mod error;
 pub mod ingest;
@@ -22,10 +21,11 @@ pub use error::PypiError;
 pub use names::normalize;
 pub use project::Index;
 
-use crate::auth::{Action, Protocol};
+use crate::auth::{Auth, Permission, Protocol};
 use crate::download::blob_response;
 use crate::observe::RouteLabel;
-use crate::server::AppState;
+use crate::site::Site;
+use crate::store::{BlobStore, DocStore};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +35,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use project::FileEntry;
 use render::{negotiate, Format, ProjectPage, SimpleIndexPage};
 use serde::Deserialize;
+use std::sync::Arc;
 
 pub const DEFAULT_INDEX: &str = "default";
 
@@ -99,7 +100,8 @@ impl PypiSettings {
     }
 }
 
-pub fn routes() -> Router<AppState> {
+/// `/simple/...`, `/legacy/` and `/pypi/<index>/...`.
+pub fn routes<S>(state: PypiState) -> Router<S> {
     Router::new()
         .route("/simple", any(dispatch))
         .route("/simple/", any(dispatch))
@@ -107,10 +109,11 @@ pub fn routes() -> Router<AppState> {
         .route("/legacy", any(dispatch))
         .route("/legacy/", any(dispatch))
         .route("/pypi/{*rest}", any(dispatch))
+        .with_state(state)
 }
 
 /// Every PyPI request: parse the raw path into an [`Endpoint`], check access, serve.
-async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+async fn dispatch(State(state): State<PypiState>, request: Request) -> Response {
     let endpoint = match Endpoint::parse(request.method(), request.uri().path()) {
         Ok(e) => e,
         Err(e) => return e.into_response(),
@@ -125,26 +128,35 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn serve(
-    state: &AppState,
+    state: &PypiState,
     endpoint: Endpoint,
     request: Request,
 ) -> Result<Response, PypiError> {
     if let Some(index) = endpoint.index() {
-        if !state.config.pypi.has_index(index) {
+        if !state.settings.has_index(index) {
             return Err(PypiError::not_found(format!(
                 "no index named `{index}`; this server has: {}",
                 std::iter::once(DEFAULT_INDEX)
-                    .chain(state.config.pypi.indexes.iter().map(String::as_str))
+                    .chain(state.settings.indexes.iter().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
         }
     }
-    if let Some(name) = endpoint.read_scope_name() {
-        let identity = state.auth.authenticate(request.headers())?;
-        state
-            .auth
-            .authorize(&identity, Protocol::Pypi, Action::Read, &name)?;
+    // Before any store or upstream work; an upload's body is not read before this.
+    let identity = state.auth.authenticate(request.headers())?;
+    match endpoint.permission() {
+        Permission::None => {}
+        Permission::On { action, name } => {
+            state
+                .auth
+                .authorize(&identity, Protocol::Pypi, action, &name)?
+        }
+        Permission::AnyName(action) => {
+            state
+                .auth
+                .authorize_some(&identity, Protocol::Pypi, action)?
+        }
     }
     match endpoint {
         Endpoint::Redirect { to } => Ok(redirect(&to)),
@@ -264,7 +276,7 @@ async fn serve(
             Ok(response)
         }
         Endpoint::Upload { index } => {
-            upload::handle(state, &index_of(state, &index), request).await
+            upload::handle(state, &index_of(state, &index), identity, request).await
         }
         Endpoint::MethodNotAllowed { allow } => {
             let mut r = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
@@ -275,36 +287,61 @@ async fn serve(
     }
 }
 
-pub fn index_of(state: &AppState, name: &str) -> Index {
+pub fn index_of(state: &PypiState, name: &str) -> Index {
     Index::new(name, state.docs.clone())
 }
 
 /// Relative to the page (so any proxy path prefix keeps working), or absolute under
 /// `--public-url` when one is configured.
 fn file_url(
-    state: &AppState,
+    state: &PypiState,
     index: &str,
     project: &str,
     f: &FileEntry,
     page_depth: usize,
 ) -> String {
     let path = format!("pypi/{index}/files/{project}/{}/{}", f.sha256, f.filename);
-    match &state.config.public_url {
-        Some(base) => format!("{}/{path}", base.as_str().trim_end_matches('/')),
+    match state.site.public_url() {
+        Some(base) => format!("{base}/{path}"),
         None => format!("{}{path}", "../".repeat(page_depth)),
     }
 }
 
-/// Rendered index pages, by page, format and the version of the document they were
-/// rendered from: a hot project page costs a cache lookup, not a parse and a render.
-#[derive(Debug)]
+/// What the index's handlers share, cheap to clone.
+#[derive(Clone, Debug)]
 pub struct PypiState {
+    /// Rendered index pages, by page, format and the version of the document they were
+    /// rendered from: a hot project page costs a cache lookup, not a parse and a render.
     pages: moka::future::Cache<String, (bytes::Bytes, String)>,
+    pub docs: DocStore,
+    pub blobs: BlobStore,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<PypiSettings>,
+    pub site: Site,
+    /// Pull-through for the default index (none unless `[pypi] upstream` is set).
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    pub filler: crate::upstream::Filler,
+}
+
+/// What [`PypiState`] is built from besides the store.
+pub struct PypiDeps {
+    pub auth: Arc<Auth>,
+    pub settings: Arc<PypiSettings>,
+    pub site: Site,
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    pub filler: crate::upstream::Filler,
 }
 
 impl PypiState {
-    pub fn new(cache_bytes: u64) -> PypiState {
+    pub fn new(docs: DocStore, blobs: BlobStore, cache_bytes: u64, deps: PypiDeps) -> PypiState {
         PypiState {
+            docs,
+            blobs,
+            auth: deps.auth,
+            settings: deps.settings,
+            site: deps.site,
+            upstream: deps.upstream,
+            filler: deps.filler,
             pages: moka::future::Cache::builder()
                 .max_capacity(cache_bytes)
                 .weigher(|k: &String, v: &(bytes::Bytes, String)| {
@@ -318,7 +355,7 @@ impl PypiState {
 /// An index page in the negotiated format, with `ETag`/304 and `Vary: Accept`.
 /// `key` names the page and the version of its source document.
 async fn serve_page(
-    state: &AppState,
+    state: &PypiState,
     headers: &http::HeaderMap,
     query: Option<&str>,
     key: String,
@@ -332,7 +369,7 @@ async fn serve_page(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = negotiate(accept, format_param.as_deref())?;
     let key = format!("{key}|{}", format.content_type());
-    let (body, etag) = match state.pypi.pages.get(&key).await {
+    let (body, etag) = match state.pages.get(&key).await {
         Some(hit) => hit,
         None => {
             let body = bytes::Bytes::from(render(format)?);
@@ -341,11 +378,7 @@ async fn serve_page(
                 &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, key.as_bytes())
                     .hex()[..32]
             );
-            state
-                .pypi
-                .pages
-                .insert(key, (body.clone(), etag.clone()))
-                .await;
+            state.pages.insert(key, (body.clone(), etag.clone())).await;
             (body, etag)
         }
     };

@@ -6,9 +6,9 @@ use super::ingest::{inspect, publish};
 use super::names::normalize;
 use super::project::{Added, Index};
 use super::PypiError;
+use super::PypiState;
 use crate::auth::{Action, Identity, Protocol};
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::server::AppState;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -17,18 +17,15 @@ use tokio::io::AsyncWriteExt;
 /// Metadata fields (descriptions included) are small; this bounds what is kept in memory.
 const MAX_FORM_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
+/// `identity` may write to some project (the dispatch checked that before the body is
+/// read; a refused body is drained by the server, `crate::drain`, before the answer);
+/// the project the file's metadata names is checked here once it is known.
 pub async fn handle(
-    state: &AppState,
+    state: &PypiState,
     index: &Index,
+    identity: Identity,
     request: Request,
 ) -> Result<Response, PypiError> {
-    // Refuse before storing a possibly large body.
-    let identity = match state.auth.authenticate(request.headers()) {
-        Ok(Identity::Anonymous) => Err(crate::auth::AuthError::Unauthenticated),
-        other => other,
-    };
-    // A refused body is drained by the server (`crate::drain`) before the 401 goes out.
-    let identity = identity?;
     let mut multipart = Multipart::from_request(request, state).await.map_err(|e| {
         PypiError::bad_request(format!("expected a multipart/form-data upload: {e}"))
     })?;
@@ -36,7 +33,7 @@ pub async fn handle(
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut text_bytes = 0usize;
     let mut content: Option<(tempfile::NamedTempFile, String, Digest, u64)> = None;
-    let max = state.config.pypi.max_upload_bytes;
+    let max = state.settings.max_upload_bytes;
     while let Some(mut field) = multipart
         .next_field()
         .await

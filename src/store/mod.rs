@@ -30,7 +30,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// A body flowing into or out of the store, chunk by chunk. Never collected whole.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
@@ -239,6 +239,60 @@ pub async fn open(url: &StoreUrl, s3: &S3Settings) -> anyhow::Result<DynStore> {
             Arc::new(S3Store::open(bucket.clone(), prefix.clone(), s3).await?)
         }
     })
+}
+
+/// `[cache]` in the config file.
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    /// Memory for cached metadata documents.
+    pub metadata_bytes: u64,
+    /// How long a mutable pointer (tag, branch, project page) is served from cache.
+    pub mutable_ttl: Duration,
+    /// How many "this blob exists, with this size" facts are remembered.
+    pub blob_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            metadata_bytes: 64 * 1024 * 1024,
+            mutable_ttl: Duration::from_secs(5),
+            blob_entries: 100_000,
+        }
+    }
+}
+
+/// The store as every command and the server use it: the backend (counting the
+/// operations that reach it), and the blob and document layers over it.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    pub store: DynStore,
+    pub blobs: BlobStore,
+    pub docs: DocStore,
+    /// Operations that reached the backend (each one an S3 round trip).
+    pub ops: Arc<OpCounts>,
+}
+
+impl Stores {
+    pub fn new(store: DynStore, cache: &CacheSettings) -> Stores {
+        let ops = Arc::new(OpCounts::default());
+        let store: DynStore = Arc::new(CountingStore::new(store, ops.clone()));
+        Stores {
+            blobs: BlobStore::new(store.clone(), cache.blob_entries),
+            docs: DocStore::new(store.clone(), cache.metadata_bytes, cache.mutable_ttl),
+            store,
+            ops,
+        }
+    }
+
+    /// Opens the configured store, failing with a message that says what to fix.
+    pub async fn open(
+        url: &StoreUrl,
+        s3: &S3Settings,
+        cache: &CacheSettings,
+    ) -> anyhow::Result<Stores> {
+        Ok(Stores::new(open(url, s3).await?, cache))
+    }
 }
 
 /// Wraps a single in-memory value as a [`ByteStream`]; for small documents.

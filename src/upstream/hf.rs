@@ -12,7 +12,7 @@ use crate::hf::git::{blob_oid, lfs_pointer};
 use crate::hf::model::{is_commit_id, Commit, FileEntry, RepoRef};
 use crate::hf::repo::{now_iso, Repos};
 use crate::hf::HfError;
-use crate::server::AppState;
+use crate::hf::HfState;
 use axum::response::Response;
 use futures::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, StatusCode};
@@ -44,11 +44,11 @@ fn failed(e: UpstreamError) -> HfError {
 
 /// Before a revision is read: brings it in from the upstream when missing or stale.
 /// Repositories made here (not by pull-through) are left alone.
-pub async fn refresh_revision(state: &AppState, repo: &RepoRef, rev: &str) -> Result<(), HfError> {
-    let Some(up) = &state.upstreams.hf else {
+pub async fn refresh_revision(state: &HfState, repo: &RepoRef, rev: &str) -> Result<(), HfError> {
+    let Some(up) = &state.upstream else {
         return Ok(());
     };
-    let repos = &state.hf.repos;
+    let repos = &state.repos;
     let local = repos.repo(repo).await?;
     if local.as_ref().is_some_and(|d| !d.mirrored) {
         return Ok(());
@@ -207,7 +207,7 @@ async fn small_file(
 /// An LFS file whose bytes are not stored yet: fetched from the upstream, verified.
 /// `Some` streams it to this caller; `None`: serve it from the store.
 pub async fn fill_file(
-    state: &AppState,
+    state: &HfState,
     repo: &RepoRef,
     commit: &str,
     file: &FileEntry,
@@ -215,10 +215,10 @@ pub async fn fill_file(
     request: &HeaderMap,
     head: bool,
 ) -> Result<Option<Response>, HfError> {
-    let Some(up) = &state.upstreams.hf else {
+    let Some(up) = &state.upstream else {
         return Ok(None);
     };
-    if state.blobs.exists(digest).await? {
+    if state.repos.blobs().exists(digest).await? {
         return Ok(None);
     }
     let whole = !head
@@ -226,7 +226,6 @@ pub async fn fill_file(
         && !request.contains_key(header::IF_NONE_MATCH);
     let url = file_url(up, repo, commit, &file.path);
     let filled = state
-        .upstreams
         .filler
         .fill(digest, Some(file.size), whole, up.clone().open(url))
         .await

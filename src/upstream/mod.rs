@@ -22,7 +22,6 @@ mod registry_client;
 pub use client::{Upstream, UpstreamError, UpstreamSettings};
 pub use fill::{Filled, Filler};
 
-use crate::config::Config;
 use crate::store::BlobStore;
 use std::future::Future;
 use std::sync::Arc;
@@ -41,7 +40,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(config: &Config, blobs: BlobStore) -> anyhow::Result<Upstreams> {
+    /// One per configured `upstream`: OCI's (with the registry it stands for, if one),
+    /// PyPI's and the Hub's.
+    pub fn new(
+        oci: (UpstreamSettings, Option<String>),
+        pypi: UpstreamSettings,
+        hf: UpstreamSettings,
+        blobs: BlobStore,
+    ) -> anyhow::Result<Upstreams> {
         let open = |section: &'static str, s: UpstreamSettings| {
             s.url
                 .as_ref()
@@ -49,14 +55,9 @@ impl Upstreams {
                 .transpose()
         };
         Ok(Upstreams {
-            oci: open("oci", config.oci.upstream())?.map(|up| {
-                Arc::new(oci::OciUpstream::new(
-                    up,
-                    config.oci.upstream_registry.clone(),
-                ))
-            }),
-            pypi: open("pypi", config.pypi.upstream())?.map(Arc::new),
-            hf: open("hf", config.hf.upstream())?.map(Arc::new),
+            oci: open("oci", oci.0)?.map(|up| Arc::new(oci::OciUpstream::new(up, oci.1))),
+            pypi: open("pypi", pypi)?.map(Arc::new),
+            hf: open("hf", hf)?.map(Arc::new),
             filler: Filler::new(blobs),
         })
     }

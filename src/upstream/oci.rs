@@ -9,8 +9,8 @@ use super::{client::chain, revalidate, Lookup, Upstream, UpstreamError};
 use crate::digest::{Algorithm, Digest};
 use crate::oci::manifest::inspect;
 use crate::oci::registry::{ManifestEntry, Registry};
+use crate::oci::OciState;
 use crate::oci::{Code, OciError, Reference, Repo, MAX_MANIFEST_BYTES};
-use crate::server::AppState;
 use crate::store::{bytes_stream, ByteStream};
 use axum::response::Response;
 use bytes::Bytes;
@@ -154,14 +154,14 @@ fn unavailable(e: UpstreamError) -> OciError {
 /// Before a manifest is served: a missing one, or a tag not checked within the TTL, is
 /// brought in from the upstream. Afterwards the store answers as usual (404 included).
 pub async fn refresh_manifest(
-    state: &AppState,
+    state: &OciState,
     repo: &Repo,
     reference: &Reference,
 ) -> Result<(), OciError> {
-    let Some(oci) = &state.upstreams.oci else {
+    let Some(oci) = &state.upstream else {
         return Ok(());
     };
-    let registry = Registry::new(state);
+    let registry = &state.registry;
     let doc = registry.repo(&repo.name).await?;
     let have = doc.as_ref().is_some_and(|d| match reference {
         Reference::Tag(t) => d.tags.contains_key(t),
@@ -223,14 +223,14 @@ async fn record(
 /// upstream has it, and filled when the store lacks it. `Some` is the response streaming
 /// it to this caller; `None` means it is stored and linked now, to be served as usual.
 pub async fn fill_blob(
-    state: &AppState,
+    state: &OciState,
     registry: &Registry,
     repo: &Repo,
     digest: &Digest,
     request: &HeaderMap,
     head: bool,
 ) -> Result<Option<Response>, OciError> {
-    let Some(oci) = &state.upstreams.oci else {
+    let Some(oci) = &state.upstream else {
         return Ok(None);
     };
     let absent = |e: UpstreamError| match e {
@@ -259,7 +259,6 @@ pub async fn fill_blob(
         && !request.contains_key(header::IF_NONE_MATCH);
     let open = oci.clone().open_blob(repo.name.clone(), digest.clone());
     let filled = state
-        .upstreams
         .filler
         .fill(digest, None, whole, open)
         .await

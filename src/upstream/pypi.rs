@@ -7,8 +7,8 @@ use super::fill::{streamed, Filled};
 use super::{client::chain, revalidate, Lookup, Upstream, UpstreamError};
 use crate::digest::Digest;
 use crate::pypi::project::FileEntry;
+use crate::pypi::PypiState;
 use crate::pypi::{index_of, remote, PypiError, DEFAULT_INDEX};
-use crate::server::AppState;
 use axum::response::Response;
 use futures::StreamExt;
 use http::{header, HeaderMap};
@@ -29,11 +29,11 @@ fn failed(e: UpstreamError) -> PypiError {
 
 /// Before a project page is served: brings it in from the upstream when missing or stale.
 pub async fn refresh_project(
-    state: &AppState,
+    state: &PypiState,
     index: &str,
     normalized: &str,
 ) -> Result<(), PypiError> {
-    let Some(up) = &state.upstreams.pypi else {
+    let Some(up) = &state.upstream else {
         return Ok(());
     };
     if index != DEFAULT_INDEX {
@@ -95,14 +95,14 @@ async fn page(up: &Upstream, normalized: &str) -> Result<remote::RemotePage, Ups
 /// A listed file (or its `.metadata`) whose bytes are not stored yet: fetched from the
 /// upstream, verified. `Some` streams it to this caller; `None`: serve it from the store.
 pub async fn fill_file(
-    state: &AppState,
+    state: &PypiState,
     entry: &FileEntry,
     metadata: bool,
     digest: &Digest,
     request: &HeaderMap,
     head: bool,
 ) -> Result<Option<Response>, PypiError> {
-    let (Some(up), Some(url)) = (&state.upstreams.pypi, &entry.upstream_url) else {
+    let (Some(up), Some(url)) = (&state.upstream, &entry.upstream_url) else {
         return Ok(None);
     };
     if state.blobs.exists(digest).await? {
@@ -117,7 +117,6 @@ pub async fn fill_file(
         && !request.contains_key(header::RANGE)
         && !request.contains_key(header::IF_NONE_MATCH);
     let filled = state
-        .upstreams
         .filler
         .fill(digest, size, whole, up.clone().open(url))
         .await

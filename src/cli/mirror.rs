@@ -1,7 +1,7 @@
 //! `airlock mirror --spec mirror.toml [--concurrency N] [--dry-run]`.
 
-use crate::server::AppState;
 use crate::spec::ContentSpec;
+use crate::store::Stores;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -24,7 +24,7 @@ pub struct MirrorArgs {
     pub dry_run: bool,
 }
 
-pub async fn run(state: AppState, args: MirrorArgs) -> anyhow::Result<()> {
+pub async fn run(stores: Stores, args: MirrorArgs) -> anyhow::Result<()> {
     let spec = ContentSpec::load(&args.spec)?;
-    super::run(state, spec, args.concurrency as usize, args.dry_run).await
+    crate::mirror::run(stores, spec, args.concurrency as usize, args.dry_run).await
 }

@@ -1,10 +1,9 @@
 //! `airlock bundle ...`: export, import, have, keygen.
 
-use super::export::{export, ExportOptions};
-use super::manifest::Have;
-use super::sign::{self, Checked};
+use crate::bundle::export::{export, ExportOptions};
+use crate::bundle::manifest::Have;
+use crate::bundle::sign::{self, Checked};
 use crate::config::Config;
-use crate::server::AppState;
 use crate::spec::ContentSpec;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -25,7 +24,7 @@ pub enum BundleCommand {
         #[arg(long)]
         have: Option<PathBuf>,
         /// Cut the bundle into volumes of at most this size, e.g. 4GiB or 700MB.
-        #[arg(long, value_parser = super::volumes::parse_size, value_name = "SIZE")]
+        #[arg(long, value_parser = crate::bundle::volumes::parse_size, value_name = "SIZE")]
         split: Option<u64>,
         /// Sign the manifest with this key (from `airlock bundle keygen`).
         #[arg(long, value_name = "KEYFILE")]
@@ -83,11 +82,11 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BundleCommand::Have => {
-            let state = AppState::open(config).await?;
-            let have = super::have::have(&state).await?;
+            let stores = super::open_stores(&config).await?;
+            let have = crate::bundle::have::have(&stores).await?;
             eprintln!(
                 "{}: {} blobs, {} documents",
-                state.store.describe(),
+                stores.store.describe(),
                 have.blobs.len(),
                 have.docs.len()
             );
@@ -107,12 +106,15 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
             let spec = spec
                 .map(|p| ContentSpec::load(&p).map(|s| (s, p)))
                 .transpose()?;
-            let state = AppState::open(config).await?;
+            let stores = super::open_stores(&config).await?;
             let selection = match &spec {
                 Some((spec, path)) => {
-                    super::select::from_spec(&state, spec, &path.display().to_string()).await?
+                    let default_host = &config.oci.default_registry;
+                    let spec_path = path.display().to_string();
+                    crate::bundle::select::from_spec(&stores, default_host, spec, &spec_path)
+                        .await?
                 }
-                None => super::select::everything(&state).await?,
+                None => crate::bundle::select::everything(&stores).await?,
             };
             let bar = progress(0);
             for note in &selection.notes {
@@ -124,7 +126,7 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 sign_key,
                 have,
             };
-            let done = export(&state, selection, options, bar.clone()).await?;
+            let done = export(&stores, selection, options, bar.clone()).await?;
             bar.finish_and_clear();
             eprintln!(
                 "bundle: {} objects, {} bytes{}{}, in {} file(s):",
@@ -151,12 +153,13 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 .chain(public_key.iter())
                 .map(|k| sign::load_public_key(k))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let state = AppState::open(config).await?;
+            let stores = super::open_stores(&config).await?;
             let bar = progress(0);
             let line_bar = bar.clone();
             let report_line = move |line: String| report(&line_bar, line);
             let done =
-                super::import::import(&state, &paths, &keys, bar.clone(), &report_line).await;
+                crate::bundle::import::import(&stores, &paths, &keys, bar.clone(), &report_line)
+                    .await;
             bar.finish_and_clear();
             let done = done?;
             let signature = match done.signature {
@@ -168,7 +171,7 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
             };
             eprintln!(
                 "imported into {}: blobs {} new ({} bytes), {} already present; documents {} created, {} merged, {} unchanged; {signature}",
-                state.store.describe(),
+                stores.store.describe(),
                 done.blobs_new,
                 done.bytes_new,
                 done.blobs_present,

@@ -1,11 +1,11 @@
 //! `airlock pypi ...`: import wheelhouses, yank and un-yank, on the configured store.
 
-use super::ingest::{inspect, publish};
-use super::project::Added;
-use super::{index_of, DEFAULT_INDEX};
+use crate::config::Config;
 use crate::digest::Algorithm;
-use crate::server::AppState;
-use crate::store::hash_file;
+use crate::pypi::ingest::{inspect, publish};
+use crate::pypi::project::Added;
+use crate::pypi::{Index, DEFAULT_INDEX};
+use crate::store::{hash_file, BlobStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -39,20 +39,21 @@ pub enum PypiCommand {
     },
 }
 
-pub async fn run(state: AppState, command: PypiCommand) -> anyhow::Result<()> {
+pub async fn run(config: &Config, command: PypiCommand) -> anyhow::Result<()> {
     let index_name = match &command {
         PypiCommand::Import { index, .. }
         | PypiCommand::Yank { index, .. }
         | PypiCommand::Unyank { index, .. } => index.clone(),
     };
-    if !state.config.pypi.has_index(&index_name) {
+    if !config.pypi.has_index(&index_name) {
         anyhow::bail!(
             "no index named `{index_name}`: add it to `pypi.indexes` in the config file, or use --index default"
         );
     }
-    let index = index_of(&state, &index_name);
+    let stores = super::open_stores(config).await?;
+    let index = Index::new(&index_name, stores.docs.clone());
     match command {
-        PypiCommand::Import { paths, .. } => import(&state, &index, &paths).await,
+        PypiCommand::Import { paths, .. } => import(&stores.blobs, &index, &paths).await,
         PypiCommand::Yank {
             project,
             version,
@@ -119,7 +120,7 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn import(state: &AppState, index: &super::Index, paths: &[PathBuf]) -> anyhow::Result<()> {
+async fn import(blobs: &BlobStore, index: &Index, paths: &[PathBuf]) -> anyhow::Result<()> {
     let files = collect(paths)?;
     if files.is_empty() {
         anyhow::bail!(
@@ -148,7 +149,7 @@ async fn import(state: &AppState, index: &super::Index, paths: &[PathBuf]) -> an
             .to_string();
         bar.set_message(filename.clone());
         let size = path.metadata().map(|m| m.len()).unwrap_or(0);
-        match import_one(state, index, path, &filename).await {
+        match import_one(blobs, index, path, &filename).await {
             Ok(Added::New) => {
                 new += 1;
                 report(&bar, format!("added    {filename}"));
@@ -194,8 +195,8 @@ fn report(bar: &ProgressBar, line: String) {
 }
 
 async fn import_one(
-    state: &AppState,
-    index: &super::Index,
+    blobs: &BlobStore,
+    index: &Index,
     path: &Path,
     filename: &str,
 ) -> Result<Added, String> {
@@ -206,7 +207,7 @@ async fn import_one(
     let inspected = tokio::task::spawn_blocking(move || inspect(&owned.0, &owned.1))
         .await
         .map_err(|e| e.to_string())??;
-    publish(index, &state.blobs, path, &inspected, &sha256, size)
+    publish(index, blobs, path, &inspected, &sha256, size)
         .await
         .map_err(|e| e.message)
 }

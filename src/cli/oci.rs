@@ -1,8 +1,9 @@
 //! `airlock oci ...`: import images without a network, and print node configuration.
 
-use super::import::{self, Importer};
 use crate::config::Config;
-use crate::server::AppState;
+use crate::oci::import::{self, Importer};
+use crate::oci::names;
+use crate::oci::registry::Registry;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -69,14 +70,22 @@ pub async fn run(config: Config, command: OciCommand) -> anyhow::Result<()> {
             Ok(())
         }
         OciCommand::PurgeUploads { older_than } => {
-            let state = AppState::open(config).await?;
-            let (sessions, objects) = super::upload::purge(&state, older_than).await?;
+            let stores = super::open_stores(&config).await?;
+            let (sessions, objects) =
+                crate::oci::purge_uploads(&stores.store, &stores.docs, older_than).await?;
             eprintln!("removed {sessions} abandoned upload session(s) ({objects} object(s))");
             Ok(())
         }
         OciCommand::Import { paths, repo } => {
-            let state = AppState::open(config).await?;
-            import_all(&state, &paths, repo.as_deref()).await
+            let stores = super::open_stores(&config).await?;
+            let registry = Registry::new(stores.docs, stores.blobs);
+            import_all(
+                registry,
+                &config.oci.default_registry,
+                &paths,
+                repo.as_deref(),
+            )
+            .await
         }
     }
 }
@@ -119,8 +128,8 @@ pub fn hosts_toml(upstreams: &[String], airlock: &str, push: bool) -> anyhow::Re
     );
     out.push_str("# too, so a miss is answered by Airlock and never goes to the internet.\n");
     for upstream in upstreams {
-        let upstream = super::names::normalize_host(upstream);
-        if super::names::canonical("x", Some(&upstream), "docker.io").is_err() {
+        let upstream = names::normalize_host(upstream);
+        if names::canonical("x", Some(&upstream), "docker.io").is_err() {
             anyhow::bail!("--upstream `{upstream}` is not a registry host (e.g. quay.io)");
         }
         out.push_str(&format!(
@@ -132,7 +141,7 @@ pub fn hosts_toml(upstreams: &[String], airlock: &str, push: bool) -> anyhow::Re
     }
     out.push_str("\n# podman, CRI-O, skopeo: /etc/containers/registries.conf.d/airlock.conf\n");
     for upstream in upstreams {
-        let upstream = super::names::normalize_host(upstream);
+        let upstream = names::normalize_host(upstream);
         out.push_str(&format!(
             "[[registry]]\nprefix = \"{upstream}\"\nlocation = \"{host_port}/{upstream}\"\n"
         ));
@@ -144,12 +153,16 @@ pub fn hosts_toml(upstreams: &[String], airlock: &str, push: bool) -> anyhow::Re
     Ok(out)
 }
 
-async fn import_all(state: &AppState, paths: &[PathBuf], repo: Option<&str>) -> anyhow::Result<()> {
-    let default_host = state.config.oci.default_registry.clone();
+async fn import_all(
+    registry: Registry,
+    default_host: &str,
+    paths: &[PathBuf],
+    repo: Option<&str>,
+) -> anyhow::Result<()> {
     let mut sources = Vec::new();
     for path in paths {
         let source = import::open(path)?;
-        let found = import::list(&source, repo, &default_host)
+        let found = import::list(&source, repo, default_host)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
         sources.push((path.clone(), source, found));
     }
@@ -161,7 +174,7 @@ async fn import_all(state: &AppState, paths: &[PathBuf], repo: Option<&str>) -> 
         )
         .expect("valid template"),
     );
-    let mut importer = Importer::new(state);
+    let mut importer = Importer::new(registry);
     let progress = bar.clone();
     importer.on_bytes = Box::new(move |n| progress.inc(n));
     let mut failed = Vec::new();

@@ -1,50 +1,36 @@
-//! `airlock hf import`: repositories from a plain folder, a huggingface_hub cache folder
+//! Importing repositories without a network (`airlock hf import`): from a plain folder, a huggingface_hub cache folder
 //! (`models--org--name` with its snapshots and refs) or a `hf download --local-dir` folder.
 
 use super::git::{self, BlobHasher};
 use super::model::{is_commit_id, is_valid_path, Commit, FileEntry, RepoRef, RepoType};
+use super::repo::Repos;
 use super::repo::{lfs_by_attributes, now_iso, Op, Parent, DEFAULT_GITATTRIBUTES};
-use super::HfState;
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::server::AppState;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
 
-#[derive(Debug, clap::Subcommand)]
-pub enum HfCommand {
-    /// Import a model or dataset repository from local files, without a network.
-    Import {
-        /// Repository id, e.g. `org/name` (or a legacy one-segment id such as `gpt2`).
-        repo_id: String,
-        /// A plain folder, a huggingface_hub cache folder (models--org--name), or a
-        /// `hf download --local-dir` folder.
-        source: PathBuf,
-        #[arg(long = "type", default_value = "model", value_parser = ["model", "dataset", "space"])]
-        kind: String,
-        /// Branch a plain or local-dir folder is committed to (cache folders bring their own refs).
-        #[arg(long, default_value = "main")]
-        revision: String,
-        /// Create the repository as private (when it does not exist yet).
-        #[arg(long)]
-        private: bool,
-        /// Gate the repository: everyone sees it, only tokens with a read scope get its files.
-        #[arg(long)]
-        gated: bool,
-    },
+/// What `airlock hf import` was asked to do.
+pub struct ImportRequest {
+    pub repo_id: String,
+    pub source: PathBuf,
+    pub kind: RepoType,
+    pub revision: String,
+    pub private: bool,
+    pub gated: bool,
 }
 
-pub async fn run(state: AppState, command: HfCommand) -> anyhow::Result<()> {
-    let HfCommand::Import {
+/// Imports a folder into a repository, creating the repository if needed.
+pub async fn import(repos: &Repos, request: ImportRequest) -> anyhow::Result<()> {
+    let ImportRequest {
         repo_id,
         source,
         kind,
         revision,
         private,
         gated,
-    } = command;
-    let kind = RepoType::from_singular(&kind).expect("clap checked the type");
+    } = request;
     let repo = RepoRef::new(kind, &repo_id).ok_or_else(|| {
         anyhow::anyhow!(
             "`{repo_id}` is not a valid repo id: use org/name with letters, digits, '-', '_', '.'"
@@ -53,9 +39,8 @@ pub async fn run(state: AppState, command: HfCommand) -> anyhow::Result<()> {
     if !source.is_dir() {
         anyhow::bail!("{} is not a folder: give a model folder, a huggingface_hub cache folder or a --local-dir folder", source.display());
     }
-    let hf = &state.hf;
-    if hf.repos.repo(&repo).await.map_err(err)?.is_none() {
-        hf.repos
+    if repos.repo(&repo).await.map_err(err)?.is_none() {
+        repos
             .create(&repo, private, "airlock-import")
             .await
             .map_err(err)?;
@@ -66,12 +51,12 @@ pub async fn run(state: AppState, command: HfCommand) -> anyhow::Result<()> {
         );
     }
     if gated {
-        hf.repos.set_gated(&repo, true).await.map_err(err)?;
+        repos.set_gated(&repo, true).await.map_err(err)?;
     }
     if source.join("snapshots").is_dir() {
-        import_cache(hf, &repo, &source).await
+        import_cache(repos, &repo, &source).await
     } else {
-        import_folder(hf, &repo, &source, &revision).await
+        import_folder(repos, &repo, &source, &revision).await
     }
 }
 
@@ -122,7 +107,7 @@ fn walk(root: &Path, skip: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<(String,
 /// Hashes a file once for both identities (sha256, git blob oid), then streams it into
 /// the blob store, which verifies the sha256 again while writing.
 async fn store_file(
-    hf: &HfState,
+    repos: &Repos,
     rel: &str,
     path: &Path,
     lfs: bool,
@@ -148,7 +133,7 @@ async fn store_file(
         file,
         256 * 1024,
     ));
-    hf.repos
+    repos
         .blobs()
         .put(&digest, body, Some(size))
         .await
@@ -171,7 +156,7 @@ async fn store_file(
 /// A plain or `--local-dir` folder becomes one new commit on `branch`, whose parent is
 /// the branch's previous head; an identical file set makes no commit at all.
 async fn import_folder(
-    hf: &HfState,
+    repos: &Repos,
     repo: &RepoRef,
     source: &Path,
     branch: &str,
@@ -217,11 +202,11 @@ async fn import_folder(
             Some((_, etag)) => etag.len() == 64,
             None => size >= git::LFS_THRESHOLD || lfs_by_attributes(&attributes, rel),
         };
-        entries.push(store_file(hf, rel, path, lfs, &bar).await?);
+        entries.push(store_file(repos, rel, path, lfs, &bar).await?);
     }
     if !files.iter().any(|(rel, _)| rel == ".gitattributes") {
         entries.push(
-            hf.repos
+            repos
                 .store_small_file(".gitattributes", DEFAULT_GITATTRIBUTES.into())
                 .await
                 .map_err(err)?,
@@ -229,9 +214,9 @@ async fn import_folder(
     }
     bar.finish_and_clear();
 
-    let refs = hf.repos.refs(repo).await.map_err(err)?;
+    let refs = repos.refs(repo).await.map_err(err)?;
     if let Some(head) = refs.branches.get(branch) {
-        if let Some(view) = hf.repos.commit(repo, head).await.map_err(err)? {
+        if let Some(view) = repos.commit(repo, head).await.map_err(err)? {
             let mut sorted = entries.clone();
             sorted.sort_by(|a, b| a.path.cmp(&b.path));
             if view.commit.files == sorted {
@@ -247,8 +232,7 @@ async fn import_folder(
         _ => None,
     };
     let title = format!("Import {} files from {}", entries.len(), source.display());
-    let view = hf
-        .repos
+    let view = repos
         .commit_changes(
             repo,
             branch,
@@ -271,7 +255,7 @@ async fn import_folder(
 }
 
 /// A huggingface_hub cache folder: each snapshot keeps its commit id, each ref its target.
-async fn import_cache(hf: &HfState, repo: &RepoRef, source: &Path) -> anyhow::Result<()> {
+async fn import_cache(repos: &Repos, repo: &RepoRef, source: &Path) -> anyhow::Result<()> {
     let mut snapshots = Vec::new();
     for entry in std::fs::read_dir(source.join("snapshots"))? {
         let path = entry?.path();
@@ -313,7 +297,7 @@ async fn import_cache(hf: &HfState, repo: &RepoRef, source: &Path) -> anyhow::Re
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            let entry = store_file(hf, rel, path, etag.len() == 64, &bar).await?;
+            let entry = store_file(repos, rel, path, etag.len() == 64, &bar).await?;
             if etag.len() == 40 && entry.oid != etag {
                 anyhow::bail!(
                     "{}: content does not match its git oid {etag}: the cache is damaged",
@@ -338,7 +322,7 @@ async fn import_cache(hf: &HfState, repo: &RepoRef, source: &Path) -> anyhow::Re
             files: entries,
             config: None,
         };
-        hf.repos.store_commit(repo, commit).await.map_err(err)?;
+        repos.store_commit(repo, commit).await.map_err(err)?;
     }
     bar.finish_and_clear();
     // refs/main, refs/<branch>, refs/pr/<n>: files holding a commit id.
@@ -352,7 +336,7 @@ async fn import_cache(hf: &HfState, repo: &RepoRef, source: &Path) -> anyhow::Re
             }
         }
     }
-    hf.repos
+    repos
         .update_refs(repo, |refs| {
             for (name, target) in &found {
                 match name.strip_prefix("pr/").and_then(|n| n.parse::<u64>().ok()) {

@@ -1,5 +1,12 @@
-//! The command line: `airlock serve`, `airlock check`, and (from the protocol modules)
-//! the import commands. Every subcommand takes the same store configuration.
+//! The command line: `airlock serve`, `airlock check`, and the commands that work on
+//! the store directly (imports, bundles, mirror). Every subcommand takes the same store
+//! configuration; each builds only the store and the domain objects it uses.
+
+mod bundle;
+mod hf;
+mod mirror;
+mod oci;
+mod pypi;
 
 use crate::config::{Config, GlobalArgs, LogFormat, ServeArgs};
 use clap::{Parser, Subcommand};
@@ -24,19 +31,19 @@ enum Command {
     Serve(ServeArgs),
     /// The Python package index: import wheelhouses, yank versions.
     #[command(subcommand)]
-    Pypi(crate::pypi::cli::PypiCommand),
+    Pypi(pypi::PypiCommand),
     /// The OCI registry: import image layouts and docker-save tarballs, print containerd
     /// and podman mirror configuration.
     #[command(subcommand)]
-    Oci(crate::oci::cli::OciCommand),
+    Oci(oci::OciCommand),
     /// The Hugging Face Hub: import model and dataset repositories.
     #[command(subcommand)]
-    Hf(crate::hf::cli::HfCommand),
+    Hf(hf::HfCommand),
     /// Bundles: carry the store's content across an air gap as verified, signed files.
     #[command(subcommand)]
-    Bundle(crate::bundle::cli::BundleCommand),
+    Bundle(bundle::BundleCommand),
     /// Fill the store from upstream hubs, indexes and registries named in a content spec.
-    Mirror(crate::mirror::cli::MirrorArgs),
+    Mirror(mirror::MirrorArgs),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -75,19 +82,14 @@ pub fn main() -> ExitCode {
             Command::Serve(_) => crate::server::serve(config).await,
             Command::Check => check(config).await,
             Command::Hf(cmd) => {
-                let state = crate::server::AppState::open(config).await?;
-                crate::hf::cli::run(state, cmd).await
+                let stores = open_stores(&config).await?;
+                let repos = crate::hf::repo::Repos::new(stores.docs, stores.blobs);
+                hf::run(&repos, cmd).await
             }
-            Command::Pypi(cmd) => {
-                let state = crate::server::AppState::open(config).await?;
-                crate::pypi::cli::run(state, cmd).await
-            }
-            Command::Oci(cmd) => crate::oci::cli::run(config, cmd).await,
-            Command::Bundle(cmd) => crate::bundle::cli::run(config, cmd).await,
-            Command::Mirror(args) => {
-                let state = crate::server::AppState::open(config).await?;
-                crate::mirror::cli::run(state, args).await
-            }
+            Command::Pypi(cmd) => pypi::run(&config, cmd).await,
+            Command::Oci(cmd) => oci::run(config, cmd).await,
+            Command::Bundle(cmd) => bundle::run(config, cmd).await,
+            Command::Mirror(args) => mirror::run(open_stores(&config).await?, args).await,
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });
@@ -99,6 +101,11 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configured store, for the commands that work on it directly.
+pub async fn open_stores(config: &Config) -> anyhow::Result<crate::store::Stores> {
+    crate::store::Stores::open(&config.store, &config.s3, &config.cache).await
 }
 
 async fn check(config: Config) -> anyhow::Result<()> {
