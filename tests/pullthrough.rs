@@ -756,6 +756,75 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     assert!(r.headers().contains_key("x-error-message"));
 }
 
+
+/// The permission a request needs is checked before any upstream work: a caller the
+/// downstream refuses makes it fetch nothing, in any protocol.
+async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
+    seed_wheel(&up, "demo", "1.0");
+    seed_tiny(&up, "busybox", "1.36", b"layer");
+    let base = &up.server.base;
+    let store = StoreArgs::new(backend, &dir.path().join("down"));
+    let config = format!(
+        "anonymous_read = false\n\
+         [[tokens]]\nname = \"images\"\nsecret = \"images-token-0123456789abcdef\"\n\
+         scopes = [\"read:oci\"]\n\
+         [oci]\nupstream = \"{base}\"\n\
+         [pypi]\nupstream = \"{base}/simple/\"\n\
+         [hf]\nupstream = \"{base}\"\n"
+    );
+    let down = Node::start(&dir.path().join("down"), store, &config, None);
+    let http = http();
+    let upstream_gets = || {
+        up.server
+            .log()
+            .lines()
+            .filter(|l| l.contains("method=GET") && !l.contains("path=/healthz"))
+            .count()
+    };
+    let before = upstream_gets();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(down.server.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let refused = [
+        ("/api/models/org/tiny/revision/main", None, 401),
+        ("/org/tiny/resolve/main/config.json", None, 401),
+        ("/simple/demo/", None, 401),
+        ("/v2/library/busybox/manifests/1.36", None, 401),
+        // A token for images only: the Hub hides the repository, PyPI refuses.
+        ("/api/models/org/tiny/revision/main", Some("images-token-0123456789abcdef"), 404),
+        ("/simple/demo/", Some("images-token-0123456789abcdef"), 403),
+    ];
+    for (path, token, status) in refused {
+        let r = get(path, token).await.unwrap();
+        assert_eq!(r.status(), status, "{path} with {token:?}");
+    }
+    assert_eq!(upstream_gets(), before, "refused requests reached the upstream");
+    let fetched: Vec<String> = down
+        .store
+        .object_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("hf/") || k.starts_with("pypi/") || k.starts_with("oci/"))
+        .collect();
+    assert!(fetched.is_empty(), "stored for refused callers: {fetched:?}");
+
+    // The same requests with a token that may read are pulled through.
+    for path in ["/api/models/org/tiny/revision/main", "/simple/demo/"] {
+        let r = get(path, Some(ADMIN)).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    assert!(upstream_gets() > before);
+}
+
 // The downstream's store is what each one exercises; the upstream stays on the filesystem.
 on_both_stores!(
     async:
@@ -765,6 +834,7 @@ on_both_stores!(
     an_upstream_stopped_mid_transfer_leaves_nothing_partial,
     pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down,
     hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down,
+    a_refused_caller_triggers_no_upstream_fetch,
 );
 
 mod pip_installs_through_the_pull_through_cache {
