@@ -756,7 +756,6 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     assert!(r.headers().contains_key("x-error-message"));
 }
 
-
 /// The permission a request needs is checked before any upstream work: a caller the
 /// downstream refuses makes it fetch nothing, in any protocol.
 async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
@@ -801,21 +800,32 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
         ("/simple/demo/", None, 401),
         ("/v2/library/busybox/manifests/1.36", None, 401),
         // A token for images only: the Hub hides the repository, PyPI refuses.
-        ("/api/models/org/tiny/revision/main", Some("images-token-0123456789abcdef"), 404),
+        (
+            "/api/models/org/tiny/revision/main",
+            Some("images-token-0123456789abcdef"),
+            404,
+        ),
         ("/simple/demo/", Some("images-token-0123456789abcdef"), 403),
     ];
     for (path, token, status) in refused {
         let r = get(path, token).await.unwrap();
         assert_eq!(r.status(), status, "{path} with {token:?}");
     }
-    assert_eq!(upstream_gets(), before, "refused requests reached the upstream");
+    assert_eq!(
+        upstream_gets(),
+        before,
+        "refused requests reached the upstream"
+    );
     let fetched: Vec<String> = down
         .store
         .object_keys()
         .into_iter()
         .filter(|k| k.starts_with("hf/") || k.starts_with("pypi/") || k.starts_with("oci/"))
         .collect();
-    assert!(fetched.is_empty(), "stored for refused callers: {fetched:?}");
+    assert!(
+        fetched.is_empty(),
+        "stored for refused callers: {fetched:?}"
+    );
 
     // The same requests with a token that may read are pulled through.
     for path in ["/api/models/org/tiny/revision/main", "/simple/demo/"] {

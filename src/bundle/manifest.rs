@@ -12,7 +12,7 @@ pub const VERSION: u32 = 1;
 pub const MANIFEST_NAME: &str = "manifest.json";
 pub const SIGNATURE_NAME: &str = "manifest.json.sig";
 /// Metadata a bundle may carry; everything else in the store is local state.
-pub const DOC_PREFIXES: [&str; 3] = ["oci/", "pypi/", "hf/"];
+pub const DOC_PREFIXES: [&str; 3] = crate::store::layout::META_PREFIXES;
 /// The metadata layer's own limit (`store/docs.rs`): a larger "document" is not one.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// A manifest lists every object; a few hundred bytes each, so this allows millions.

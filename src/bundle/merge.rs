@@ -11,6 +11,7 @@
 use crate::hf::model::{RefsDoc, RepoDoc as HfRepoDoc};
 use crate::oci::registry::{Catalog, RepoDoc as OciRepoDoc};
 use crate::pypi::project::{ProjectDoc, ProjectListEntry};
+use crate::store::layout::MetaKey;
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -45,18 +46,16 @@ impl DocClass {
 }
 
 pub fn classify(key: &str) -> DocClass {
-    let parts: Vec<&str> = key.split('/').collect();
-    match parts.as_slice() {
-        ["oci", "catalog.json"] => DocClass::OciCatalog,
-        ["oci", "repos", .., "_repo.json"] => DocClass::OciRepo,
-        ["oci", "repos", rest @ ..] if rest.contains(&"_blobs") => DocClass::Immutable,
-        ["pypi", _, "projects.json"] => DocClass::PypiList,
-        ["pypi", _, "projects", _] => DocClass::PypiProject,
-        ["hf", list] if list.ends_with(".json") => DocClass::HfList,
-        ["hf", _, _, "repo.json"] => DocClass::HfRepo,
-        ["hf", _, _, "refs.json"] => DocClass::HfRefs,
-        ["hf", _, _, "commits", _] => DocClass::Immutable,
-        _ => DocClass::Other,
+    match MetaKey::parse(key) {
+        Some(MetaKey::OciCatalog) => DocClass::OciCatalog,
+        Some(MetaKey::OciRepo { .. }) => DocClass::OciRepo,
+        Some(MetaKey::OciLink { .. } | MetaKey::HfCommit { .. }) => DocClass::Immutable,
+        Some(MetaKey::PypiProjects { .. }) => DocClass::PypiList,
+        Some(MetaKey::PypiProject { .. }) => DocClass::PypiProject,
+        Some(MetaKey::HfList { .. }) => DocClass::HfList,
+        Some(MetaKey::HfRepo { .. }) => DocClass::HfRepo,
+        Some(MetaKey::HfRefs { .. }) => DocClass::HfRefs,
+        Some(MetaKey::OciUploadState { .. }) | None => DocClass::Other,
     }
 }
 
@@ -111,9 +110,10 @@ pub fn merge(key: &str, current: Option<&[u8]>, incoming: &[u8]) -> anyhow::Resu
             for (digest, entry) in theirs.manifests {
                 new.manifests.entry(digest).or_insert(entry);
             }
-            let repo = key
-                .trim_start_matches("oci/repos/")
-                .trim_end_matches("/_repo.json");
+            let repo = match MetaKey::parse(key) {
+                Some(MetaKey::OciRepo { name }) => name,
+                _ => key.to_string(),
+            };
             for (tag, digest) in theirs.tags {
                 if let Some(was) = new.tags.insert(tag.clone(), digest.clone()) {
                     if was != digest {
@@ -223,7 +223,7 @@ mod tests {
                 DocClass::OciRepo,
             ),
             (
-                "oci/repos/docker.io/a/_blobs/sha256/abc",
+                "oci/repos/docker.io/a/_blobs/sha256/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
                 DocClass::Immutable,
             ),
             ("pypi/default/projects.json", DocClass::PypiList),

@@ -26,6 +26,7 @@ use crate::oci::registry::{link_key, Catalog, Registry, RepoDoc as OciRepoDoc};
 use crate::pypi::project::{FileEntry as PypiFile, ProjectDoc, ProjectListEntry};
 use crate::spec::{ContentSpec, DistFormat, HfItem, HfRepoType, OciItem, PypiItem};
 use crate::store::layout::digest_of_blob_key;
+use crate::store::layout::MetaKey;
 use crate::store::ObjectKey;
 use crate::store::Stores;
 use anyhow::{anyhow, bail, Context};
@@ -134,7 +135,8 @@ struct Builder<'a> {
     oci_repos: BTreeMap<String, OciRepoDoc>,
     catalog: Catalog,
     projects: BTreeMap<String, ProjectDoc>,
-    hf_refs: BTreeMap<String, RefsDoc>,
+    /// By repository kind (plural) and id.
+    hf_refs: BTreeMap<(String, String), RefsDoc>,
     hf_lists: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
@@ -142,6 +144,13 @@ impl Builder<'_> {
     fn repos(&self) -> crate::hf::repo::Repos {
         crate::hf::repo::Repos::new(self.stores.docs.clone(), self.stores.blobs.clone())
     }
+}
+
+/// A document's key as the bundle records it.
+fn doc_key(key: MetaKey) -> String {
+    key.key()
+        .expect("built from names this store already holds")
+        .to_string()
 }
 
 fn json(value: &impl serde::Serialize) -> Bytes {
@@ -178,20 +187,22 @@ impl Builder<'_> {
             HfRepoType::Dataset => RepoType::Dataset,
         };
         let repo = RepoRef::new(kind, &item.repo).ok_or_else(|| anyhow!("not a valid repo id"))?;
-        let dir = repo.key_dir();
-        let repo_json = self
-            .raw_doc(format!("{dir}/repo.json"))
-            .await?
-            .ok_or_else(|| {
-                anyhow!("not in this store; import or mirror it first, or take it out of the spec")
-            })?;
-        self.sel.docs.insert(format!("{dir}/repo.json"), repo_json);
+        let (kind, id) = (repo.kind.plural().to_string(), repo.id.clone());
+        let repo_key = doc_key(MetaKey::HfRepo {
+            kind: kind.clone(),
+            id: id.clone(),
+        });
+        let repo_json = self.raw_doc(repo_key.clone()).await?.ok_or_else(|| {
+            anyhow!("not in this store; import or mirror it first, or take it out of the spec")
+        })?;
+        self.sel.docs.insert(repo_key, repo_json);
         let refs = self
             .repos()
             .refs(&repo)
             .await
             .map_err(|e| anyhow!("{}", e.message))?;
-        let mut picked = self.hf_refs.remove(&dir).unwrap_or_default();
+        let refs_of = (kind.clone(), id.clone());
+        let mut picked = self.hf_refs.remove(&refs_of).unwrap_or_default();
         for rev in &item.revisions {
             let id = if is_commit_id(rev) {
                 rev.clone()
@@ -199,7 +210,11 @@ impl Builder<'_> {
                 pick_ref(&refs, rev, &mut picked)
                     .ok_or_else(|| anyhow!("no branch or tag `{rev}` in this store"))?
             };
-            let key = format!("{dir}/commits/{id}.json");
+            let key = doc_key(MetaKey::HfCommit {
+                kind: kind.clone(),
+                id: repo.id.clone(),
+                commit: id.clone(),
+            });
             let bytes = self
                 .raw_doc(key.clone())
                 .await?
@@ -223,9 +238,9 @@ impl Builder<'_> {
                 ));
             }
         }
-        self.hf_refs.insert(dir, picked);
+        self.hf_refs.insert(refs_of, picked);
         self.hf_lists
-            .entry(kind.plural())
+            .entry(repo.kind.plural())
             .or_default()
             .insert(repo.id.clone());
         Ok(())
@@ -365,37 +380,36 @@ impl Builder<'_> {
     fn finish(mut self) -> Selection {
         let docs = &mut self.sel.docs;
         for (name, doc) in &self.oci_repos {
-            docs.insert(format!("oci/repos/{name}/_repo.json"), json(doc));
+            let name = name.clone();
+            docs.insert(doc_key(MetaKey::OciRepo { name }), json(doc));
         }
         if !self.catalog.repositories.is_empty() {
-            docs.insert(
-                crate::oci::registry::CATALOG_KEY.into(),
-                json(&self.catalog),
-            );
+            docs.insert(doc_key(MetaKey::OciCatalog), json(&self.catalog));
         }
         let mut list = Vec::new();
         for (normalized, doc) in &self.projects {
             let index = crate::pypi::DEFAULT_INDEX;
-            docs.insert(
-                format!("pypi/{index}/projects/{normalized}.json"),
-                json(doc),
-            );
+            let key = MetaKey::PypiProject {
+                index: index.to_string(),
+                project: normalized.clone(),
+            };
+            docs.insert(doc_key(key), json(doc));
             list.push(ProjectListEntry {
                 name: doc.name.clone(),
                 normalized: normalized.clone(),
             });
         }
         if !list.is_empty() {
-            docs.insert(
-                format!("pypi/{}/projects.json", crate::pypi::DEFAULT_INDEX),
-                json(&list),
-            );
+            let index = crate::pypi::DEFAULT_INDEX.to_string();
+            docs.insert(doc_key(MetaKey::PypiProjects { index }), json(&list));
         }
-        for (dir, refs) in &self.hf_refs {
-            docs.insert(format!("{dir}/refs.json"), json(refs));
+        for ((kind, id), refs) in &self.hf_refs {
+            let (kind, id) = (kind.clone(), id.clone());
+            docs.insert(doc_key(MetaKey::HfRefs { kind, id }), json(refs));
         }
         for (plural, ids) in &self.hf_lists {
-            docs.insert(format!("hf/{plural}.json"), json(ids));
+            let kind = plural.to_string();
+            docs.insert(doc_key(MetaKey::HfList { kind }), json(ids));
         }
         self.sel
     }

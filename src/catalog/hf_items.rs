@@ -4,6 +4,7 @@
 use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::hf::model::{CommitView, RepoDoc, RepoRef, RepoType};
+use crate::store::layout::MetaKey;
 use serde_json::{json, Value};
 
 /// Every model and dataset id, sorted per kind.
@@ -106,17 +107,21 @@ pub async fn referenced_blobs(
     Ok(blobs)
 }
 
-/// `hf/<models|datasets>/<org>--<name>/<rest>` to the repository and `<rest>`; spaces
+/// A key of a repository's documents to the repository and what the key names; spaces
 /// are not catalog items.
-pub fn repo_of_key(key: &str) -> Option<(ItemId, &str)> {
-    let mut parts = key.strip_prefix("hf/")?.splitn(3, '/');
-    let (plural, dir, rest) = (parts.next()?, parts.next()?, parts.next()?);
+pub fn repo_of_key(key: &str) -> Option<(ItemId, MetaKey)> {
+    let meta = MetaKey::parse(key)?;
+    let (plural, id) = match &meta {
+        MetaKey::HfRepo { kind, id }
+        | MetaKey::HfRefs { kind, id }
+        | MetaKey::HfCommit { kind, id, .. } => (kind, id),
+        _ => return None,
+    };
     let kind = match RepoType::from_plural(plural)? {
         RepoType::Model => super::Kind::Model,
         RepoType::Dataset => super::Kind::Dataset,
         RepoType::Space => return None,
     };
-    // `--` never occurs in a repo id, so it stands for the `/` unambiguously.
-    let id = dir.replace("--", "/");
-    crate::hf::model::is_valid_repo_id(&id).then_some((ItemId::Hf { kind, id }, rest))
+    let id = id.clone();
+    crate::hf::model::is_valid_repo_id(&id).then_some((ItemId::Hf { kind, id }, meta))
 }

@@ -5,6 +5,7 @@ use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::digest::Digest;
 use crate::oci::registry::{Registry, RepoDoc};
+use crate::store::layout::MetaKey;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -167,10 +168,8 @@ pub async fn referenced_blobs(state: &CatalogState, doc: &RepoDoc) -> Vec<Digest
 
 /// `oci/repos/<host>/<path>/_repo.json` to the repository.
 pub fn repo_of_key(key: &str) -> Option<ItemId> {
-    let name = key
-        .strip_prefix("oci/repos/")?
-        .strip_suffix("/_repo.json")?;
-    Some(ItemId::Image {
-        name: name.to_string(),
-    })
+    let MetaKey::OciRepo { name } = MetaKey::parse(key)? else {
+        return None;
+    };
+    Some(ItemId::Image { name })
 }

@@ -4,6 +4,7 @@ use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::pypi::project::{parse, FileEntry, ProjectDoc, ProjectListEntry};
 use crate::pypi::Index;
+use crate::store::layout::MetaKey;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -134,10 +135,11 @@ pub fn referenced_blobs(doc: &ProjectDoc) -> Vec<String> {
 
 /// `pypi/<index>/projects/<normalized>.json` to the project.
 pub fn project_of_key(key: &str) -> Option<ItemId> {
-    let (index, rest) = key.strip_prefix("pypi/")?.split_once('/')?;
-    let name = rest.strip_prefix("projects/")?.strip_suffix(".json")?;
-    Some(ItemId::Project {
-        index: index.to_string(),
-        name: name.to_string(),
-    })
+    match MetaKey::parse(key)? {
+        MetaKey::PypiProject { index, project } => Some(ItemId::Project {
+            index,
+            name: project,
+        }),
+        _ => None,
+    }
 }

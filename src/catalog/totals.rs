@@ -21,6 +21,7 @@ use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
 use crate::auth::Protocol;
 use crate::digest::Digest;
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
+use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
 use crate::store::ObjectMeta;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -151,19 +152,16 @@ fn protocol_of(item: &ItemId) -> Protocol {
 
 async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
     let mut commits: BTreeMap<ItemId, Vec<String>> = BTreeMap::new();
-    for meta in list_all(state, "hf/").await? {
-        let Some((item, rest)) = hf_items::repo_of_key(meta.key.as_str()) else {
+    for meta in list_all(state, HF_PREFIX).await? {
+        let Some((item, key)) = hf_items::repo_of_key(meta.key.as_str()) else {
             continue;
         };
-        if rest == "refs.json" || rest == "repo.json" {
+        if matches!(key, MetaKey::HfRefs { .. } | MetaKey::HfRepo { .. }) {
             census.touch(&item, &meta);
         }
         let ids = commits.entry(item).or_default();
-        if let Some(id) = rest
-            .strip_prefix("commits/")
-            .and_then(|c| c.strip_suffix(".json"))
-        {
-            ids.push(id.to_string());
+        if let MetaKey::HfCommit { commit, .. } = key {
+            ids.push(commit);
         }
     }
     for (item, ids) in commits {
@@ -179,7 +177,7 @@ async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), Cata
 }
 
 async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    for meta in list_all(state, "pypi/").await? {
+    for meta in list_all(state, PYPI_PREFIX).await? {
         let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
             continue;
         };
@@ -207,7 +205,7 @@ async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), 
 }
 
 async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    for meta in list_all(state, "oci/repos/").await? {
+    for meta in list_all(state, OCI_REPOS_PREFIX).await? {
         let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
             continue;
         };

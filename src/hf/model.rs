@@ -90,7 +90,7 @@ impl RepoRef {
     }
 
     pub fn key_dir(&self) -> String {
-        format!("hf/{}/{}", self.kind.plural(), self.id.replace('/', "--"))
+        crate::store::layout::hf_repo_dir(self.kind.plural(), &self.id)
     }
 
     /// The name scopes are checked against: the file-URL form (`org/m`, `datasets/org/d`).

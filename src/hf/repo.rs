@@ -5,6 +5,7 @@ use super::git;
 use super::model::{
     is_commit_id, Commit, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
 };
+use crate::store::layout::MetaKey;
 use crate::store::{BlobStore, DocStore, GetOptions, Mutability, ObjectKey, PutMode, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -46,8 +47,33 @@ impl std::fmt::Debug for Repos {
     }
 }
 
-fn key(s: String) -> ObjectKey {
-    ObjectKey::new(s).expect("repo keys are built from validated ids")
+/// A repository's documents (see `store/layout.rs`).
+enum Doc<'a> {
+    Repo,
+    Refs,
+    Commit(&'a str),
+}
+
+impl RepoRef {
+    fn meta_key(&self, doc: Doc) -> ObjectKey {
+        let (kind, id) = (self.kind.plural().to_string(), self.id.clone());
+        match doc {
+            Doc::Repo => MetaKey::HfRepo { kind, id },
+            Doc::Refs => MetaKey::HfRefs { kind, id },
+            Doc::Commit(commit) => MetaKey::HfCommit {
+                kind,
+                id,
+                commit: commit.to_string(),
+            },
+        }
+        .key()
+        .expect("repo keys are built from validated ids")
+    }
+}
+
+fn list_key(kind: RepoType) -> ObjectKey {
+    let kind = kind.plural().to_string();
+    MetaKey::HfList { kind }.key().expect("a constant key")
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HfError> {
@@ -80,10 +106,7 @@ impl Repos {
     pub async fn repo(&self, repo: &RepoRef) -> Result<Option<RepoDoc>, HfError> {
         let doc = self
             .docs
-            .get(
-                &key(format!("{}/repo.json", repo.key_dir())),
-                Mutability::Mutable,
-            )
+            .get(&repo.meta_key(Doc::Repo), Mutability::Mutable)
             .await?;
         doc.map(|d| parse(&d.bytes)).transpose()
     }
@@ -91,10 +114,7 @@ impl Repos {
     pub async fn refs(&self, repo: &RepoRef) -> Result<RefsDoc, HfError> {
         let doc = self
             .docs
-            .get(
-                &key(format!("{}/refs.json", repo.key_dir())),
-                Mutability::Mutable,
-            )
+            .get(&repo.meta_key(Doc::Refs), Mutability::Mutable)
             .await?;
         Ok(doc
             .map(|d| parse(&d.bytes))
@@ -114,11 +134,7 @@ impl Repos {
         if let Some(view) = self.commits.get(&cache_key).await {
             return Ok(Some(view));
         }
-        let Some(doc) = self
-            .docs
-            .get_fresh(&key(format!("{}/commits/{id}.json", repo.key_dir())))
-            .await?
-        else {
+        let Some(doc) = self.docs.get_fresh(&repo.meta_key(Doc::Commit(id))).await? else {
             return Ok(None);
         };
         let view = Arc::new(CommitView::new(parse(&doc.bytes)?));
@@ -195,7 +211,7 @@ impl Repos {
             created_at,
             mirrored: false,
         };
-        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        let repo_key = repo.meta_key(Doc::Repo);
         match self
             .docs
             .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
@@ -209,7 +225,7 @@ impl Repos {
 
     /// Turns gating on or off for an existing repository.
     pub async fn set_gated(&self, repo: &RepoRef, gated: bool) -> Result<(), HfError> {
-        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        let repo_key = repo.meta_key(Doc::Repo);
         self.docs
             .update(&repo_key, |current| {
                 let mut doc: RepoDoc = match current {
@@ -244,7 +260,7 @@ impl Repos {
     }
 
     async fn list_repo(&self, repo: &RepoRef) -> Result<(), HfError> {
-        let list_key = key(format!("hf/{}.json", repo.kind.plural()));
+        let list_key = list_key(repo.kind);
         self.docs
             .update(&list_key, |current| {
                 let mut ids: Vec<String> = match current {
@@ -264,13 +280,7 @@ impl Repos {
     }
 
     pub async fn list(&self, kind: RepoType) -> Result<Vec<String>, HfError> {
-        let doc = self
-            .docs
-            .get(
-                &key(format!("hf/{}.json", kind.plural())),
-                Mutability::Mutable,
-            )
-            .await?;
+        let doc = self.docs.get(&list_key(kind), Mutability::Mutable).await?;
         Ok(doc
             .map(|d| parse(&d.bytes))
             .transpose()?
@@ -293,7 +303,7 @@ impl Repos {
         author: &str,
         commit_id: Option<String>,
     ) -> Result<Arc<CommitView>, HfError> {
-        let refs_key = key(format!("{}/refs.json", repo.key_dir()));
+        let refs_key = repo.meta_key(Doc::Refs);
         for _ in 0..16 {
             let refs_doc = self.docs.get_fresh(&refs_key).await?;
             let refs: RefsDoc = refs_doc
@@ -352,7 +362,7 @@ impl Repos {
                 files,
                 config,
             };
-            let commit_key = key(format!("{}/commits/{id}.json", repo.key_dir()));
+            let commit_key = repo.meta_key(Doc::Commit(&id));
             match self
                 .docs
                 .put(
@@ -400,7 +410,7 @@ impl Repos {
         if commit.config.is_none() {
             commit.config = self.model_config(&commit.files).await;
         }
-        let commit_key = key(format!("{}/commits/{}.json", repo.key_dir(), commit.id));
+        let commit_key = repo.meta_key(Doc::Commit(&commit.id));
         match self
             .docs
             .put(
@@ -432,7 +442,7 @@ impl Repos {
             created_at: now_iso(),
             mirrored: true,
         };
-        let repo_key = key(format!("{}/repo.json", repo.key_dir()));
+        let repo_key = repo.meta_key(Doc::Repo);
         match self
             .docs
             .put(&repo_key, json(&doc), PutMode::Create, Mutability::Mutable)
@@ -466,7 +476,7 @@ impl Repos {
     where
         F: FnMut(&mut RefsDoc) -> Result<(), HfError>,
     {
-        let refs_key = key(format!("{}/refs.json", repo.key_dir()));
+        let refs_key = repo.meta_key(Doc::Refs);
         let result = self
             .docs
             .update(&refs_key, |current| {

@@ -5,7 +5,7 @@
 use super::error::{Code, OciError, Result};
 use super::manifest::Inspected;
 use crate::digest::Digest;
-use crate::store::layout::blob_key;
+use crate::store::layout::{blob_key, MetaKey};
 use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -13,21 +13,20 @@ use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock, Mutex};
 
-pub const CATALOG_KEY: &str = "oci/catalog.json";
-
-/// `oci/repos/<host>/<path>/_repo.json`; `_` cannot start a name component, so these
-/// keys never collide with a nested repository.
+/// `_` cannot start a name component, so a repository's own keys never collide with a
+/// nested repository's (see `store/layout.rs`).
 pub fn repo_key(name: &str) -> Result<ObjectKey> {
-    Ok(ObjectKey::new(format!("oci/repos/{name}/_repo.json"))?)
+    let name = name.to_string();
+    Ok(MetaKey::OciRepo { name }.key()?)
 }
 
-/// `oci/repos/<host>/<path>/_blobs/<algorithm>/<hex>`
 pub fn link_key(name: &str, digest: &Digest) -> Result<ObjectKey> {
-    Ok(ObjectKey::new(format!(
-        "oci/repos/{name}/_blobs/{}/{}",
-        digest.algorithm().as_str(),
-        digest.hex()
-    ))?)
+    let (name, digest) = (name.to_string(), digest.clone());
+    Ok(MetaKey::OciLink { name, digest }.key()?)
+}
+
+pub fn catalog_key() -> ObjectKey {
+    MetaKey::OciCatalog.key().expect("a constant key")
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,7 +164,7 @@ impl Registry {
     }
 
     async fn register(&self, name: &str) -> Result<()> {
-        let key = ObjectKey::new(CATALOG_KEY)?;
+        let key = catalog_key();
         self.docs
             .update(&key, |current| {
                 let mut catalog: Catalog = match current {
@@ -186,7 +185,7 @@ impl Registry {
     }
 
     pub async fn catalog(&self) -> Result<Vec<String>> {
-        let key = ObjectKey::new(CATALOG_KEY)?;
+        let key = catalog_key();
         match self.docs.get(&key, Mutability::Mutable).await? {
             None => Ok(Vec::new()),
             Some(d) => {

@@ -12,6 +12,7 @@ use super::OciState;
 use super::{blob_location, location, query_one, request_body};
 use crate::auth::{Action, Identity, Protocol};
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::store::layout::{oci_upload_chunk, MetaKey, OCI_UPLOADS_PREFIX};
 use crate::store::{
     ByteStream, DocStore, DynStore, GetOptions, Mutability, ObjectKey, PutMode, PutOptions,
     StoreError,
@@ -47,7 +48,8 @@ struct Chunk {
 }
 
 fn state_key(id: &str) -> Result<ObjectKey> {
-    Ok(ObjectKey::new(format!("uploads/oci/{id}/state.json"))?)
+    let id = id.to_string();
+    Ok(MetaKey::OciUploadState { id }.key()?)
 }
 
 fn unknown(id: &str) -> OciError {
@@ -290,11 +292,8 @@ async fn append(
     // A key of its own for every attempt, so a racing PATCH can never overwrite this
     // chunk: it needs no conditional (locked, on some stores) write.
     let n = session.chunks.len();
-    let chunk_key = format!(
-        "uploads/oci/{id}/{n:06}-{}",
-        hex::encode(rand::random::<[u8; 12]>())
-    );
-    let key = ObjectKey::new(chunk_key.clone()).map_err(|e| fail(e.into()))?;
+    let key = oci_upload_chunk(id, n, rand::random()).map_err(|e| fail(e.into()))?;
+    let chunk_key = key.as_str().to_string();
     let hasher = Arc::new(Mutex::new(Some(Hasher::new(Algorithm::Sha256))));
     let tap = hasher.clone();
     let body = request_body(request).inspect_ok(move |chunk| {
@@ -494,7 +493,7 @@ pub async fn purge(
     older_than: std::time::Duration,
 ) -> std::result::Result<(usize, usize), StoreError> {
     use std::collections::BTreeMap;
-    const PREFIX: &str = "uploads/oci/";
+    const PREFIX: &str = OCI_UPLOADS_PREFIX;
     let cutoff = now().saturating_sub(older_than.as_secs());
     let mut sessions: BTreeMap<String, Vec<crate::store::ObjectMeta>> = BTreeMap::new();
     let mut after: Option<String> = None;

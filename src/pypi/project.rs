@@ -10,6 +10,7 @@
 
 use super::names::{normalize, DistKind};
 use super::PypiError;
+use crate::store::layout::MetaKey;
 use crate::store::{DocStore, Document, Mutability, ObjectKey, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -73,12 +74,19 @@ impl Index {
     }
 
     fn project_key(&self, normalized: &str) -> Result<ObjectKey, PypiError> {
-        ObjectKey::new(format!("pypi/{}/projects/{normalized}.json", self.name))
-            .map_err(|_| PypiError::not_found(format!("no project named `{normalized}`")))
+        MetaKey::PypiProject {
+            index: self.name.clone(),
+            project: normalized.to_string(),
+        }
+        .key()
+        .map_err(|_| PypiError::not_found(format!("no project named `{normalized}`")))
     }
 
     fn list_key(&self) -> ObjectKey {
-        ObjectKey::new(format!("pypi/{}/projects.json", self.name)).expect("valid index name")
+        let index = self.name.clone();
+        MetaKey::PypiProjects { index }
+            .key()
+            .expect("valid index name")
     }
 
     pub async fn project(&self, normalized: &str) -> Result<Option<ProjectDoc>, PypiError> {

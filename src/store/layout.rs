@@ -16,8 +16,18 @@
 //!                                   start a name component, so no nested repo collides.
 //!   repos/<host>/<path>/_blobs/<alg>/<hex>
 //!                                   link: this repository holds that blob (pushed/mounted)
-//! pypi/                             Python index metadata (owned by src/pypi)
-//! hf/                               Hugging Face repos, refs and commits (owned by src/hf)
+//! pypi/<index>/                     one Python index (owned by src/pypi)
+//!   projects.json                   its project list: [{name, normalized}]
+//!   projects/<normalized>.json      one project: its files (filename, sha256, sizes,
+//!                                   upload time, yank state, where pull-through found it)
+//! hf/                               Hugging Face repositories (owned by src/hf)
+//!   <models|datasets|spaces>.json   the repository ids of one kind
+//!   <kind>/<org>--<name>/           one repository (`--` stands for the `/` of the id; it
+//!                                   never occurs in an id)
+//!     repo.json                     visibility, gating, where it came from
+//!     refs.json                     branches and tags -> commit id (conditional updates)
+//!     commits/<id>.json             one commit: parents, message, its files (path, git
+//!                                   oid, size, LFS sha256); immutable
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -34,7 +44,7 @@
 //!   (tags, branches, project pages) are read-modify-written with conditional puts so racing
 //!   writers never lose an update, and cached for `cache.mutable_ttl` only.
 
-use super::ObjectKey;
+use super::{ObjectKey, StoreError};
 use crate::digest::Digest;
 
 /// `blobs/<algorithm>/<first two hex>/<hex>`
@@ -62,6 +72,136 @@ pub fn digest_of_blob_key(key: &str) -> Option<Digest> {
     Digest::new(algorithm.parse().ok()?, hex).ok()
 }
 
+/// Every metadata document by what it is. [`MetaKey::key`] builds the store key and
+/// [`MetaKey::parse`] reads one back: no other code writes or splits these strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaKey {
+    OciCatalog,
+    /// `name` is `<host>/<path>`.
+    OciRepo {
+        name: String,
+    },
+    /// The repository holds this blob.
+    OciLink {
+        name: String,
+        digest: Digest,
+    },
+    PypiProjects {
+        index: String,
+    },
+    PypiProject {
+        index: String,
+        project: String,
+    },
+    /// `kind` is the plural the Hub uses in URLs: `models`, `datasets`, `spaces`.
+    HfList {
+        kind: String,
+    },
+    HfRepo {
+        kind: String,
+        id: String,
+    },
+    HfRefs {
+        kind: String,
+        id: String,
+    },
+    HfCommit {
+        kind: String,
+        id: String,
+        commit: String,
+    },
+    /// An OCI upload session's state document.
+    OciUploadState {
+        id: String,
+    },
+}
+
+/// The top-level folders of metadata a bundle carries; everything else is local state.
+pub const META_PREFIXES: [&str; 3] = ["oci/", "pypi/", "hf/"];
+pub const OCI_REPOS_PREFIX: &str = "oci/repos/";
+pub const OCI_UPLOADS_PREFIX: &str = "uploads/oci/";
+pub const PYPI_PREFIX: &str = "pypi/";
+pub const HF_PREFIX: &str = "hf/";
+
+/// `hf/<kind>/<org>--<name>`
+pub fn hf_repo_dir(kind: &str, id: &str) -> String {
+    format!("hf/{kind}/{}", id.replace('/', "--"))
+}
+
+/// `uploads/oci/<id>/<n>-<random>`: one PATCH body of an upload session.
+pub fn oci_upload_chunk(id: &str, n: usize, random: u64) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("{OCI_UPLOADS_PREFIX}{id}/{n:06}-{random:016x}"))
+}
+
+impl MetaKey {
+    pub fn key(&self) -> Result<ObjectKey, StoreError> {
+        ObjectKey::new(match self {
+            MetaKey::OciCatalog => "oci/catalog.json".to_string(),
+            MetaKey::OciRepo { name } => format!("{OCI_REPOS_PREFIX}{name}/_repo.json"),
+            MetaKey::OciLink { name, digest } => format!(
+                "{OCI_REPOS_PREFIX}{name}/_blobs/{}/{}",
+                digest.algorithm().as_str(),
+                digest.hex()
+            ),
+            MetaKey::PypiProjects { index } => format!("pypi/{index}/projects.json"),
+            MetaKey::PypiProject { index, project } => {
+                format!("pypi/{index}/projects/{project}.json")
+            }
+            MetaKey::HfList { kind } => format!("hf/{kind}.json"),
+            MetaKey::HfRepo { kind, id } => format!("{}/repo.json", hf_repo_dir(kind, id)),
+            MetaKey::HfRefs { kind, id } => format!("{}/refs.json", hf_repo_dir(kind, id)),
+            MetaKey::HfCommit { kind, id, commit } => {
+                format!("{}/commits/{commit}.json", hf_repo_dir(kind, id))
+            }
+            MetaKey::OciUploadState { id } => format!("{OCI_UPLOADS_PREFIX}{id}/state.json"),
+        })
+    }
+
+    /// What a key names; `None` for blobs, temporary files and keys this version does
+    /// not know.
+    pub fn parse(key: &str) -> Option<MetaKey> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let hf_id = |dir: &str| dir.replace("--", "/");
+        Some(match parts.as_slice() {
+            ["oci", "catalog.json"] => MetaKey::OciCatalog,
+            ["oci", "repos", name @ .., "_repo.json"] if !name.is_empty() => MetaKey::OciRepo {
+                name: name.join("/"),
+            },
+            ["oci", "repos", name @ .., "_blobs", algorithm, hex] if !name.is_empty() => {
+                MetaKey::OciLink {
+                    name: name.join("/"),
+                    digest: Digest::new(algorithm.parse().ok()?, hex).ok()?,
+                }
+            }
+            ["pypi", index, "projects.json"] => MetaKey::PypiProjects {
+                index: index.to_string(),
+            },
+            ["pypi", index, "projects", file] => MetaKey::PypiProject {
+                index: index.to_string(),
+                project: file.strip_suffix(".json")?.to_string(),
+            },
+            ["hf", list] => MetaKey::HfList {
+                kind: list.strip_suffix(".json")?.to_string(),
+            },
+            ["hf", kind, dir, "repo.json"] => MetaKey::HfRepo {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+            },
+            ["hf", kind, dir, "refs.json"] => MetaKey::HfRefs {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+            },
+            ["hf", kind, dir, "commits", file] => MetaKey::HfCommit {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+                commit: file.strip_suffix(".json")?.to_string(),
+            },
+            ["uploads", "oci", id, "state.json"] => MetaKey::OciUploadState { id: id.to_string() },
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +217,60 @@ mod tests {
         );
         assert_eq!(digest_of_blob_key(key.as_str()), Some(d));
         assert_eq!(digest_of_blob_key("blobs/sha256/zz/abc"), None);
+    }
+
+    #[test]
+    fn metadata_keys_round_trip() {
+        let d = Digest::of_bytes(Algorithm::Sha256, b"x");
+        let all = [
+            MetaKey::OciCatalog,
+            MetaKey::OciRepo {
+                name: "docker.io/library/busybox".into(),
+            },
+            MetaKey::OciLink {
+                name: "quay.io/a/b".into(),
+                digest: d.clone(),
+            },
+            MetaKey::PypiProjects {
+                index: "default".into(),
+            },
+            MetaKey::PypiProject {
+                index: "team".into(),
+                project: "numpy".into(),
+            },
+            MetaKey::HfList {
+                kind: "models".into(),
+            },
+            MetaKey::HfRepo {
+                kind: "models".into(),
+                id: "org/m".into(),
+            },
+            MetaKey::HfRefs {
+                kind: "datasets".into(),
+                id: "gpt2".into(),
+            },
+            MetaKey::HfCommit {
+                kind: "models".into(),
+                id: "org/m".into(),
+                commit: "a".repeat(40),
+            },
+            MetaKey::OciUploadState { id: "0".repeat(32) },
+        ];
+        for k in all {
+            let key = k.key().unwrap();
+            assert_eq!(MetaKey::parse(key.as_str()), Some(k), "{key}");
+        }
+        assert_eq!(
+            MetaKey::OciRepo {
+                name: "docker.io/x".into()
+            }
+            .key()
+            .unwrap()
+            .as_str(),
+            "oci/repos/docker.io/x/_repo.json"
+        );
+        assert_eq!(MetaKey::parse(blob_key(&d).as_str()), None);
+        assert_eq!(MetaKey::parse("oci/repos/_repo.json"), None);
+        assert_eq!(MetaKey::parse("hf/something/new"), None);
     }
 }
