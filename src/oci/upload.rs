@@ -165,7 +165,7 @@ pub async fn start(
     }
     if let Some(mount) = query_one(&query, "mount") {
         let digest = parse_digest(&mount)?;
-        if mountable(state, &registry, identity, &query, &digest).await? {
+        if mountable(state, registry, identity, &query, &digest).await? {
             registry.link_blob(&repo.name, &digest).await?;
             return Ok(created(state, repo, &digest));
         }

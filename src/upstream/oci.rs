@@ -173,7 +173,7 @@ pub async fn refresh_manifest(
     let fetch = async {
         match oci.manifest(&repo.name, reference).await {
             Ok(m) => {
-                record(&registry, repo, reference, m)
+                record(registry, repo, reference, m)
                     .await
                     .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
                 Ok(Lookup::Stored)
