@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod observe;
 pub mod oci;
+pub mod progress;
 pub mod pypi;
 pub mod sendfile;
 pub mod server;

@@ -4,8 +4,8 @@ use crate::bundle::export::{export, ExportOptions};
 use crate::bundle::manifest::Have;
 use crate::bundle::sign::{self, Checked};
 use crate::config::Config;
+use crate::progress::{bytes_bar, report};
 use crate::spec::ContentSpec;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -48,26 +48,6 @@ pub enum BundleCommand {
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
     },
-}
-
-fn progress(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar
-}
-
-/// Prints above the progress bar on a terminal, as plain lines otherwise.
-fn report(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
 }
 
 pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
@@ -116,7 +96,7 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 }
                 None => crate::bundle::select::everything(&stores).await?,
             };
-            let bar = progress(0);
+            let bar = bytes_bar(0);
             for note in &selection.notes {
                 report(&bar, format!("note: {note}"));
             }
@@ -154,7 +134,7 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 .map(|k| sign::load_public_key(k))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let stores = super::open_stores(&config).await?;
-            let bar = progress(0);
+            let bar = bytes_bar(0);
             let line_bar = bar.clone();
             let report_line = move |line: String| report(&line_bar, line);
             let done =

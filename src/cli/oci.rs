@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::oci::import::{self, Importer};
 use crate::oci::names;
 use crate::oci::registry::Registry;
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::{bytes_bar, report};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -167,13 +167,7 @@ async fn import_all(
         sources.push((path.clone(), source, found));
     }
     let total: u64 = sources.iter().map(|(_, s, _)| import::total_bytes(s)).sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .expect("valid template"),
-    );
+    let bar = bytes_bar(total);
     let mut importer = Importer::new(registry);
     let progress = bar.clone();
     importer.on_bytes = Box::new(move |n| progress.inc(n));
@@ -221,13 +215,4 @@ async fn import_all(
         );
     }
     Ok(())
-}
-
-/// Prints above the progress bar on a terminal, as plain lines otherwise.
-fn report(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
 }

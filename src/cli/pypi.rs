@@ -2,11 +2,11 @@
 
 use crate::config::Config;
 use crate::digest::Algorithm;
+use crate::progress::{bytes_bar, report};
 use crate::pypi::ingest::{inspect, publish};
 use crate::pypi::project::Added;
 use crate::pypi::{Index, DEFAULT_INDEX};
 use crate::store::{hash_file, BlobStore};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Subcommand)]
@@ -132,13 +132,7 @@ async fn import(blobs: &BlobStore, index: &Index, paths: &[PathBuf]) -> anyhow::
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .expect("valid template"),
-    );
+    let bar = bytes_bar(total);
     let (mut new, mut present) = (0usize, 0usize);
     let mut failed: Vec<(PathBuf, String)> = Vec::new();
     for path in &files {
@@ -183,15 +177,6 @@ async fn import(blobs: &BlobStore, index: &Index, paths: &[PathBuf]) -> anyhow::
         );
     }
     Ok(())
-}
-
-/// Prints above the progress bar on a terminal, as plain lines otherwise.
-fn report(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
 }
 
 async fn import_one(

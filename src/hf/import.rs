@@ -6,7 +6,8 @@ use super::model::{is_commit_id, is_valid_path, Commit, FileEntry, RepoRef, Repo
 use super::repo::Repos;
 use super::repo::{lfs_by_attributes, now_iso, Op, Parent, DEFAULT_GITATTRIBUTES};
 use crate::digest::{Algorithm, Digest, Hasher};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::bytes_bar;
+use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
@@ -23,15 +24,8 @@ pub struct ImportRequest {
 
 /// Imports a folder into a repository, creating the repository if needed.
 pub async fn import(repos: &Repos, request: ImportRequest) -> anyhow::Result<()> {
-    let ImportRequest {
-        repo_id,
-        source,
-        kind,
-        revision,
-        private,
-        gated,
-    } = request;
-    let repo = RepoRef::new(kind, &repo_id).ok_or_else(|| {
+    let (repo_id, source, kind) = (&request.repo_id, &request.source, request.kind);
+    let repo = RepoRef::new(kind, repo_id).ok_or_else(|| {
         anyhow::anyhow!(
             "`{repo_id}` is not a valid repo id: use org/name with letters, digits, '-', '_', '.'"
         )
@@ -41,7 +35,7 @@ pub async fn import(repos: &Repos, request: ImportRequest) -> anyhow::Result<()>
     }
     if repos.repo(&repo).await.map_err(err)?.is_none() {
         repos
-            .create(&repo, private, "airlock-import")
+            .create(&repo, request.private, "airlock-import")
             .await
             .map_err(err)?;
         eprintln!(
@@ -50,29 +44,18 @@ pub async fn import(repos: &Repos, request: ImportRequest) -> anyhow::Result<()>
             repo.id
         );
     }
-    if gated {
+    if request.gated {
         repos.set_gated(&repo, true).await.map_err(err)?;
     }
     if source.join("snapshots").is_dir() {
-        import_cache(repos, &repo, &source).await
+        import_cache(repos, &repo, source).await
     } else {
-        import_folder(repos, &repo, &source, &revision).await
+        import_folder(repos, &repo, source, &request.revision).await
     }
 }
 
 fn err(e: super::HfError) -> anyhow::Error {
     anyhow::anyhow!("{}", e.message)
-}
-
-fn progress(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar
 }
 
 /// Every regular file under `root` (symlinks followed), relative paths with `/`.
@@ -193,7 +176,7 @@ async fn import_folder(
         .filter_map(|(_, p)| p.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let bar = progress(total);
+    let bar = bytes_bar(total);
     let mut entries = Vec::new();
     for (rel, path) in &files {
         bar.set_message(rel.clone());
@@ -286,7 +269,7 @@ async fn import_cache(repos: &Repos, repo: &RepoRef, source: &Path) -> anyhow::R
             .sum::<u64>();
         listed.push((sha.clone(), files));
     }
-    let bar = progress(total);
+    let bar = bytes_bar(total);
     for (sha, files) in listed {
         let mut entries = Vec::new();
         for (rel, path) in &files {
