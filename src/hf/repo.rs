@@ -260,22 +260,17 @@ impl Repos {
     }
 
     async fn list_repo(&self, repo: &RepoRef) -> Result<(), HfError> {
-        let list_key = list_key(repo.kind);
         self.docs
-            .update(&list_key, |current| {
-                let mut ids: Vec<String> = match current {
-                    Some(d) => parse(&d.bytes)?,
-                    None => Vec::new(),
-                };
-                match ids.binary_search(&repo.id) {
-                    Ok(_) => Ok::<_, HfError>(None),
+            .update_json(&list_key(repo.kind), |ids: &mut Vec<String>| {
+                Ok::<_, HfError>(match ids.binary_search(&repo.id) {
+                    Ok(_) => false,
                     Err(at) => {
                         ids.insert(at, repo.id.clone());
-                        Ok(Some(json(&ids)))
+                        true
                     }
-                }
+                })
             })
-            .await??;
+            .await?;
         Ok(())
     }
 

@@ -164,23 +164,11 @@ impl Registry {
     }
 
     async fn register(&self, name: &str) -> Result<()> {
-        let key = catalog_key();
         self.docs
-            .update(&key, |current| {
-                let mut catalog: Catalog = match current {
-                    Some(d) => serde_json::from_slice(&d.bytes).map_err(|e| {
-                        OciError::from(StoreError::Unavailable(format!("{key}: {e}")))
-                    })?,
-                    None => Catalog::default(),
-                };
-                if !catalog.repositories.insert(name.to_string()) {
-                    return Ok::<_, OciError>(None);
-                }
-                Ok(Some(Bytes::from(
-                    serde_json::to_vec(&catalog).expect("serializable"),
-                )))
+            .update_json(&catalog_key(), |catalog: &mut Catalog| {
+                Ok::<_, OciError>(catalog.repositories.insert(name.to_string()))
             })
-            .await??;
+            .await?;
         Ok(())
     }
 

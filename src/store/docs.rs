@@ -184,6 +184,42 @@ impl DocStore {
         )))
     }
 
+    /// [`update`](Self::update) of a JSON document as a typed value: `change` edits the
+    /// current value (the type's default when absent) and says whether it changed
+    /// anything; only then is it written. Returns the value as it now stands.
+    pub async fn update_json<T, F, E>(
+        &self,
+        key: &ObjectKey,
+        mut change: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: serde::de::DeserializeOwned + serde::Serialize + Default,
+        F: FnMut(&mut T) -> std::result::Result<bool, E>,
+        E: From<StoreError>,
+    {
+        let mut result = None;
+        let outcome = self
+            .update(key, |current| {
+                let mut value: T = match current {
+                    Some(doc) => serde_json::from_slice(&doc.bytes).map_err(|e| {
+                        E::from(StoreError::Unavailable(format!(
+                            "{key}: corrupt document: {e}"
+                        )))
+                    })?,
+                    None => T::default(),
+                };
+                let changed = change(&mut value)?;
+                let bytes =
+                    changed.then(|| Bytes::from(serde_json::to_vec(&value).expect("serializable")));
+                result = Some(value);
+                Ok::<_, E>(bytes)
+            })
+            .await
+            .map_err(E::from)?;
+        outcome?;
+        Ok(result.expect("change ran at least once"))
+    }
+
     pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
         let result = self.store.delete(key).await;
         self.cache.invalidate(key).await;
