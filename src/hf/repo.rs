@@ -597,41 +597,7 @@ saved_model/**/* filter=lfs diff=lfs merge=lfs -text
 
 /// Whether `.gitattributes` text marks `path` as an LFS file (`filter=lfs` patterns).
 pub fn lfs_by_attributes(attributes: &str, path: &str) -> bool {
-    let name = super::model::split_parent(path).1;
-    attributes.lines().any(|line| {
-        let mut parts = line.split_whitespace();
-        let Some(pattern) = parts.next() else {
-            return false;
-        };
-        if pattern.starts_with('#') || !parts.any(|a| a == "filter=lfs") {
-            return false;
-        }
-        if pattern.contains('/') {
-            glob_match(pattern.trim_start_matches('/'), path)
-        } else {
-            glob_match(pattern, name)
-        }
-    })
-}
-
-/// `*` (within a segment), `**` (any segments) and `?` — what .gitattributes patterns use.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    fn inner(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) if p.get(1) == Some(&b'*') => {
-                let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
-                (0..=t.len()).any(|i| inner(rest, &t[i..]))
-            }
-            (Some(b'*'), _) => (0..=t.len())
-                .take_while(|&i| i == 0 || t[i - 1] != b'/')
-                .any(|i| inner(&p[1..], &t[i..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => inner(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => inner(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    inner(pattern.as_bytes(), text.as_bytes())
+    super::gitattributes::Attributes::parse(attributes).is_lfs(path)
 }
 
 #[cfg(test)]
@@ -655,6 +621,5 @@ mod tests {
         assert!(lfs_by_attributes(DEFAULT_GITATTRIBUTES, "data.tar.gz"));
         assert!(!lfs_by_attributes(DEFAULT_GITATTRIBUTES, "config.json"));
         assert!(!lfs_by_attributes("*.bin -filter", "x.bin"));
-        assert!(glob_match("*tfevents*", "events.out.tfevents.123"));
     }
 }
