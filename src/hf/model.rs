@@ -93,9 +93,11 @@ impl RepoRef {
         crate::store::layout::hf_repo_dir(self.kind.plural(), &self.id)
     }
 
-    /// The name scopes are checked against: the file-URL form (`org/m`, `datasets/org/d`).
+    /// The name scopes are checked against: `models/org/m`, `datasets/org/d`,
+    /// `spaces/org/s`. The kind is always spelled out, so the model `datasets/x` and the
+    /// dataset `x` are two names; `Scope` reads a config prefix without a kind as a model's.
     pub fn scope_name(&self) -> String {
-        format!("{}{}", self.kind.url_prefix(), self.id)
+        format!("{}/{}", self.kind.plural(), self.id)
     }
 
     pub fn author(&self) -> Option<&str> {

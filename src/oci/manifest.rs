@@ -8,6 +8,19 @@ use std::collections::BTreeMap;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The media types a manifest may be pushed and served as: the OCI image spec's and
+/// Docker's schema 2. Anything else (`text/html` above all) would be served from
+/// Airlock's origin with the type its pusher chose.
+pub fn is_index_type(media_type: &str) -> Option<bool> {
+    match media_type {
+        OCI_INDEX | DOCKER_LIST => Some(true),
+        OCI_MANIFEST | DOCKER_MANIFEST => Some(false),
+        _ => None,
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inspected {
@@ -83,7 +96,11 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<Inspected> {
         }
         _ => return Err(invalid("schemaVersion must be 2")),
     }
-    let declared = body.get("mediaType").and_then(Value::as_str);
+    let declared = match body.get("mediaType") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.as_str()),
+        Some(_) => return Err(invalid("`mediaType` is not a string")),
+    };
     let content_type = content_type.filter(|c| !c.is_empty());
     if let (Some(declared), Some(ct)) = (declared, content_type) {
         if declared != ct {
@@ -92,13 +109,35 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<Inspected> {
             )));
         }
     }
-    let is_index = body.get("manifests").is_some();
-    let media_type = match (content_type, declared) {
-        (Some(ct), _) => ct.to_string(),
-        (None, Some(d)) => d.to_string(),
-        (None, None) if is_index => OCI_INDEX.to_string(),
-        (None, None) => OCI_MANIFEST.to_string(),
+    // Both shapes at once is the CVE-2021-41190 ambiguity: one client reads an image,
+    // another an index, under the same digest.
+    let has_index_fields = body.get("manifests").is_some();
+    let has_image_fields = body.get("config").is_some() || body.get("layers").is_some();
+    let media_type = match content_type.or(declared) {
+        Some(t) => t.to_string(),
+        None if has_index_fields && has_image_fields => {
+            return Err(invalid(
+                "a manifest with both `manifests` and `config`/`layers` is ambiguous",
+            ))
+        }
+        None if has_index_fields => OCI_INDEX.to_string(),
+        None => OCI_MANIFEST.to_string(),
     };
+    let is_index = is_index_type(&media_type).ok_or_else(|| {
+        invalid(format!(
+            "media type `{media_type}` is not a manifest type: push it as {OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST} or {DOCKER_LIST}"
+        ))
+    })?;
+    if is_index && has_image_fields {
+        return Err(invalid(format!(
+            "an index ({media_type}) has no `config` or `layers`"
+        )));
+    }
+    if !is_index && has_index_fields {
+        return Err(invalid(format!(
+            "an image manifest ({media_type}) has no `manifests`"
+        )));
+    }
 
     let mut inspected = Inspected {
         media_type,
@@ -113,19 +152,16 @@ pub fn inspect(bytes: &[u8], content_type: Option<&str>) -> Result<Inspected> {
         let config = descriptor(config, "config")?;
         config_type = config.media_type.clone();
         inspected.blobs.push(config.digest);
-    } else if !is_index && body.get("blobs").is_none() {
+    } else if !is_index {
         return Err(invalid("an image manifest needs a `config` descriptor"));
     }
-    // Non-distributable layers (with `urls`) are never pushed; `blobs` is the
-    // artifact-manifest draft's field.
-    for field in ["layers", "blobs"] {
-        inspected.blobs.extend(
-            descriptors(&body, field)?
-                .into_iter()
-                .filter(|d| !d.has_urls)
-                .map(|d| d.digest),
-        );
-    }
+    // Non-distributable layers (with `urls`) are never pushed.
+    inspected.blobs.extend(
+        descriptors(&body, "layers")?
+            .into_iter()
+            .filter(|d| !d.has_urls)
+            .map(|d| d.digest),
+    );
     if let Some(subject) = body.get("subject").filter(|s| !s.is_null()) {
         inspected.subject = Some(descriptor(subject, "subject")?.digest);
     }
