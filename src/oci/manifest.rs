@@ -226,4 +226,94 @@ mod tests {
         let m = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": d('a'), "size": 1}});
         assert!(inspect(m.to_string().as_bytes(), Some(OCI_INDEX)).is_err());
     }
+
+    #[test]
+    fn only_manifest_media_types() {
+        let m = |media: Option<&str>| {
+            let mut v = serde_json::json!({"schemaVersion": 2,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": d('a'), "size": 2},
+                "layers": [], "annotations": {"x": "<script>alert(1)</script>"}});
+            if let Some(t) = media {
+                v["mediaType"] = t.into();
+            }
+            v.to_string()
+        };
+        for bad in [
+            "text/html",
+            "application/json",
+            "image/svg+xml",
+            "application/vnd.oci.artifact.manifest.v1+json",
+        ] {
+            let e = inspect(m(None).as_bytes(), Some(bad)).unwrap_err();
+            assert_eq!(e.code, Code::ManifestInvalid, "{bad}");
+            assert!(
+                inspect(m(Some(bad)).as_bytes(), None).is_err(),
+                "{bad} in the body"
+            );
+        }
+        assert_eq!(
+            inspect(m(None).as_bytes(), Some(DOCKER_MANIFEST))
+                .unwrap()
+                .media_type,
+            DOCKER_MANIFEST
+        );
+        assert!(inspect(m(Some(OCI_MANIFEST)).as_bytes(), Some(DOCKER_MANIFEST)).is_err());
+        let not_a_string = serde_json::json!({"schemaVersion": 2, "mediaType": 7, "config": {"digest": d('a'), "size": 1}});
+        assert!(inspect(not_a_string.to_string().as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn refuses_ambiguous_documents() {
+        let config = serde_json::json!({"mediaType": "x", "digest": d('a'), "size": 2});
+        let child = serde_json::json!([{"mediaType": OCI_MANIFEST, "digest": d('b'), "size": 3}]);
+        let both = serde_json::json!({"schemaVersion": 2, "config": config, "layers": [], "manifests": child});
+        for ct in [
+            None,
+            Some(OCI_MANIFEST),
+            Some(OCI_INDEX),
+            Some(DOCKER_MANIFEST),
+            Some(DOCKER_LIST),
+        ] {
+            assert!(inspect(both.to_string().as_bytes(), ct).is_err(), "{ct:?}");
+        }
+        let index_with_layers = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": child, "layers": []});
+        assert!(inspect(index_with_layers.to_string().as_bytes(), None).is_err());
+        let image_with_manifests = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "manifests": []});
+        assert!(inspect(image_with_manifests.to_string().as_bytes(), None).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Arbitrary bytes: refused or inspected, never a panic; what is inspected names
+        /// no more blobs than the document has bytes.
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            if let Ok(i) = inspect(&bytes, None) {
+                proptest::prop_assert!(i.blobs.len() + i.children.len() <= bytes.len());
+            }
+        }
+
+        /// Manifest-shaped JSON with the fields that matter: accepted only with a
+        /// manifest media type, and only in the shape that type has.
+        #[test]
+        fn manifest_shapes(media in proptest::option::of(proptest::sample::select(vec![OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST, "text/html", ""])),
+                           ct in proptest::option::of(proptest::sample::select(vec![OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST, "text/html"])),
+                           config in proptest::prelude::any::<bool>(),
+                           layers in 0usize..3,
+                           manifests in proptest::option::of(0usize..3)) {
+            let desc = serde_json::json!({"mediaType": "x", "digest": d('c'), "size": 1});
+            let mut v = serde_json::json!({"schemaVersion": 2});
+            if let Some(m) = media { v["mediaType"] = m.into(); }
+            if config { v["config"] = desc.clone(); }
+            if layers > 0 { v["layers"] = vec![desc.clone(); layers].into(); }
+            if let Some(n) = manifests { v["manifests"] = vec![desc.clone(); n].into(); }
+            if let Ok(i) = inspect(v.to_string().as_bytes(), ct) {
+                match is_index_type(&i.media_type) {
+                    Some(true) => proptest::prop_assert!(!config && layers == 0),
+                    Some(false) => proptest::prop_assert!(config && manifests.is_none()),
+                    None => proptest::prop_assert!(false, "served as {}", i.media_type),
+                }
+            }
+        }
+    }
 }
