@@ -211,6 +211,21 @@ pub struct CommitView {
 }
 
 impl CommitView {
+    /// Roughly what the view holds in memory (strings and per-entry overhead), for
+    /// caches bounded by bytes.
+    pub fn approximate_bytes(&self) -> usize {
+        let c = &self.commit;
+        let files: usize = c
+            .files
+            .iter()
+            .map(|f| f.path.len() + f.sha256.len() + f.oid.len() + 64)
+            .sum();
+        let dirs: usize = self.dirs.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        let text = c.id.len() + c.title.len() + c.message.len() + c.author.len() + c.date.len();
+        let config = c.config.as_ref().map_or(0, |v| v.to_string().len());
+        256 + files + dirs + text + config + c.parents.iter().map(String::len).sum::<usize>()
+    }
+
     pub fn new(commit: Commit) -> CommitView {
         let (dirs, root_tree) = tree_oids(&commit.files);
         CommitView {

@@ -32,6 +32,9 @@ pub enum Parent {
     Exactly(String),
 }
 
+/// Memory for parsed commits (`Repos::commits`).
+const COMMIT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Repos {
     docs: DocStore,
@@ -95,7 +98,13 @@ impl Repos {
         Repos {
             docs,
             blobs,
-            commits: moka::future::Cache::new(1024),
+            // By bytes, not entries: one commit of a large repository lists every file.
+            commits: moka::future::Cache::builder()
+                .max_capacity(COMMIT_CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<CommitView>| {
+                    u32::try_from(k.len() + v.approximate_bytes()).unwrap_or(u32::MAX)
+                })
+                .build(),
         }
     }
 
@@ -603,6 +612,47 @@ pub fn lfs_by_attributes(attributes: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn parsed_commits_are_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: crate::store::DynStore =
+            Arc::new(crate::store::FsStore::open(dir.path()).await.unwrap());
+        let repos = Repos::new(
+            DocStore::new(store.clone(), 1 << 20, std::time::Duration::from_secs(1)),
+            BlobStore::new(store, 16),
+        );
+        // 200 commits of 10,000 files each: about 2 MiB apiece.
+        let files: Vec<FileEntry> = (0..10_000)
+            .map(|i| FileEntry {
+                path: format!("shards/part-{i:06}.json"),
+                size: 1,
+                sha256: "0".repeat(64),
+                oid: "0".repeat(40),
+                lfs: false,
+            })
+            .collect();
+        let view = Arc::new(CommitView {
+            commit: Commit {
+                id: "0".repeat(40),
+                parents: vec![],
+                title: String::new(),
+                message: String::new(),
+                author: String::new(),
+                date: String::new(),
+                files,
+                config: None,
+            },
+            dirs: Default::default(),
+            root_tree: String::new(),
+        });
+        for i in 0..200 {
+            repos.commits.insert(format!("r/{i}"), view.clone()).await;
+        }
+        repos.commits.run_pending_tasks().await;
+        assert!(repos.commits.weighted_size() <= COMMIT_CACHE_BYTES);
+        assert!(repos.commits.entry_count() < 200);
+    }
 
     #[test]
     fn gitattributes_patterns() {
