@@ -94,14 +94,16 @@ enum Token {
     Star,
     /// `**` between slashes: any run, `/` included.
     AnyPath,
+    /// Where a `**/` starts: consumes nothing (see `Glob::skip_dirs`).
+    Dirs,
 }
 
 /// A compiled wildmatch pattern.
 #[derive(Debug)]
 pub struct Glob {
     tokens: Vec<Token>,
-    /// Positions `i` from which the NFA may also jump to `i + 2` (the `**/` that matches
-    /// no directory at all).
+    /// Positions `i` (a `Dirs`) from which the NFA may also jump to `i + 3`, past the
+    /// `**/` (which then matches no directory at all).
     skip_dirs: Vec<bool>,
     /// A bracket never closed: git's wildmatch then matches nothing.
     broken: bool,
@@ -124,13 +126,15 @@ impl Glob {
                     let at_segment_start = start == 0 || p[start - 1] == '/';
                     let at_segment_end = i == p.len() || p[i] == '/';
                     if i - start >= 2 && at_segment_start && at_segment_end {
-                        let dirs = i < p.len(); // `**/`: zero or more whole directories
-                        skip_dirs.push(dirs);
-                        tokens.push(Token::AnyPath);
-                        if dirs {
-                            skip_dirs.push(false);
-                            tokens.push(Token::Char('/'));
+                        if i < p.len() {
+                            // `**/`: zero directories (jump past the `/`), or any run
+                            // ending in `/`.
+                            tokens.extend([Token::Dirs, Token::AnyPath, Token::Char('/')]);
+                            skip_dirs.extend([true, false, false]);
                             i += 1;
+                        } else {
+                            tokens.push(Token::AnyPath);
+                            skip_dirs.push(false);
                         }
                     } else if tokens.last() != Some(&Token::Star) {
                         skip_dirs.push(false);
@@ -191,6 +195,7 @@ impl Glob {
                     ),
                     Token::Star => (c != '/', false),
                     Token::AnyPath => (true, false),
+                    Token::Dirs => (false, false),
                 };
                 next[i] |= stay;
                 next[i + 1] |= advance;
@@ -212,11 +217,11 @@ impl Glob {
             if !states[i] {
                 continue;
             }
-            if matches!(self.tokens[i], Token::Star | Token::AnyPath) {
+            if matches!(self.tokens[i], Token::Star | Token::AnyPath | Token::Dirs) {
                 states[i + 1] = true;
             }
             if self.skip_dirs[i] {
-                states[i + 2] = true;
+                states[i + 3] = true;
             }
         }
     }
@@ -346,5 +351,61 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(!a.is_lfs(&path));
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// wildmatch's definition, recursively (exponential, for small inputs only):
+    /// `*`/`?` never match `/`; a run of two or more stars filling a whole segment
+    /// matches anything (`**/` also no directory at all).
+    fn reference(p: &[char], t: &[char], segment_start: bool) -> bool {
+        let Some(&first) = p.first() else {
+            return t.is_empty();
+        };
+        match first {
+            '*' => {
+                let run = p.iter().take_while(|c| **c == '*').count();
+                let rest = &p[run..];
+                let whole_segment = segment_start && (rest.is_empty() || rest[0] == '/');
+                if run >= 2 && whole_segment {
+                    if rest.is_empty() {
+                        return true;
+                    }
+                    // `**/`: zero or more directories.
+                    reference(&rest[1..], t, true)
+                        || (0..t.len())
+                            .any(|i| t[i] == '/' && reference(&rest[1..], &t[i + 1..], true))
+                } else {
+                    (0..=t.len())
+                        .take_while(|&i| i == 0 || t[i - 1] != '/')
+                        .any(|i| reference(rest, &t[i..], false))
+                }
+            }
+            '?' => t.first().is_some_and(|c| *c != '/') && reference(&p[1..], &t[1..], false),
+            c => t.first() == Some(&c) && reference(&p[1..], &t[1..], c == '/'),
+        }
+    }
+
+    fn chars(alphabet: &'static [char], max: usize) -> impl Strategy<Value = Vec<char>> {
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..max)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn agrees_with_the_definition(p in chars(&['a', 'b', '/', '*', '?'], 9), t in chars(&['a', 'b', '/'], 9)) {
+            let (ps, ts): (String, String) = (p.iter().collect(), t.iter().collect());
+            prop_assert_eq!(Glob::compile(&ps).matches(&ts), reference(&p, &t, true), "{} on {}", ps, ts);
+        }
+
+        /// Any text as a .gitattributes and any path: an answer, no panic.
+        #[test]
+        fn arbitrary_attributes(text in proptest::collection::vec(any::<char>(), 0..512), path in proptest::collection::vec(any::<char>(), 0..128)) {
+            let text: String = text.into_iter().collect();
+            let path: String = path.into_iter().collect();
+            let a = Attributes::parse(&text);
+            let _ = a.is_lfs(&path);
+            prop_assert!(a.cost(path.len()) <= (text.len() as u64 + 1) * (path.len() as u64 + 1) * 2);
+        }
     }
 }
