@@ -587,3 +587,23 @@ pub async fn delete_tag(
         .await?;
     Ok(json_response(json!({})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// LFS batch and preupload bodies of any shape: parsed or a 400, never a panic.
+        #[test]
+        fn any_batch_or_preupload_body(text in r#"[{}\[\]":, a-z0-9]{0,128}"#, raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            for body in [text.as_bytes(), &raw[..]] {
+                if let Err(e) = parse_json::<BatchRequest>(body) {
+                    proptest::prop_assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+                }
+                let _ = parse_json::<PreuploadRequest>(body);
+                let _ = parse_json::<BatchObject>(body);
+            }
+        }
+    }
+}
