@@ -14,6 +14,10 @@
 //! credentials (admin token and `[[tokens]]`): replicas sharing a configuration accept
 //! each other's tokens, and changing the credentials retires every token issued.
 //! Airlock's own tokens work directly too, as Bearer or as the Basic password.
+//!
+//! Only a configured credential gets a token: one this service issued never mints another
+//! (a leaked one dies with its TTL). A refresh token (`access_type=offline`) carries a
+//! fingerprint of its holder's secret and works only while that secret is configured.
 
 use super::error::{Code, OciError};
 use super::names::canonical_for_scope;
