@@ -95,7 +95,10 @@ impl Scope {
     fn allows(&self, protocol: Protocol, action: Action, name: &str) -> bool {
         self.action >= action
             && self.protocol.is_none_or(|p| p == protocol)
-            && self.prefix.as_deref().is_none_or(|p| name.starts_with(p))
+            && self
+                .prefix
+                .as_deref()
+                .is_none_or(|p| prefix_grants(&scope_prefix(protocol, p), name))
     }
 }
 
@@ -110,6 +113,28 @@ pub enum Permission {
     /// `action` on a name carried in the body: at least one scope must allow `action`
     /// in the protocol, and the name is checked once the body is parsed.
     AnyName(Action),
+}
+
+/// A prefix as names of `protocol` are spelled: Hub names carry their kind
+/// (`models/org/m`, `datasets/org/d`), and a prefix without one means models, as the
+/// config has always written them (`write:hf:alice/`).
+fn scope_prefix(protocol: Protocol, prefix: &str) -> std::borrow::Cow<'_, str> {
+    let kinds = ["models", "datasets", "spaces"];
+    let first = prefix.split('/').next().unwrap_or_default();
+    if protocol == Protocol::Hf && !kinds.contains(&first) {
+        format!("models/{prefix}").into()
+    } else {
+        prefix.into()
+    }
+}
+
+/// Whole path segments: `team` and `team/` grant `team` and `team/...`, never `team-evil`.
+fn prefix_grants(prefix: &str, name: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    !prefix.is_empty()
+        && name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// A token as the config file declares it.
@@ -352,6 +377,23 @@ impl Auth {
             .then(|| Identity::Token(principal.clone()))
     }
 
+    /// A fingerprint of the secret of the token named `name` (one-way, distinct from the
+    /// stored hash): what a refresh token is bound to, so rotating that secret revokes it.
+    pub fn secret_fingerprint(&self, name: &str) -> Option<[u8; 32]> {
+        let mut matches = self.tokens.iter().filter(|(_, p)| p.name == name);
+        let (secret_hash, _) = matches.next()?;
+        if matches.next().is_some() {
+            return None;
+        }
+        Some(
+            Sha256::new()
+                .chain_update(b"airlock-refresh-binding-v1\0")
+                .chain_update(secret_hash)
+                .finalize()
+                .into(),
+        )
+    }
+
     /// A digest of every configured credential: replicas sharing a configuration derive
     /// the same signing keys from it, and changing any credential changes it.
     pub fn credentials_fingerprint(&self) -> [u8; 32] {
@@ -499,5 +541,70 @@ mod tests {
             .contains("fly"));
         assert!(validate_tokens(&[t("long-enough-secret-123", &["read:npm"])]).is_err());
         assert!(validate_tokens(&[t("long-enough-secret-123", &[])]).is_err());
+    }
+
+    #[test]
+    fn prefixes_grant_whole_segments() {
+        let s = |text: &str| text.parse::<Scope>().unwrap();
+        for prefix in ["write:oci:docker.io/team", "write:oci:docker.io/team/"] {
+            let scope = s(prefix);
+            assert!(scope.allows(Protocol::Oci, Action::Write, "docker.io/team"));
+            assert!(scope.allows(Protocol::Oci, Action::Write, "docker.io/team/app"));
+            assert!(!scope.allows(Protocol::Oci, Action::Write, "docker.io/team-evil"));
+            assert!(!scope.allows(Protocol::Oci, Action::Write, "docker.io/team-evil/app"));
+            assert!(!scope.allows(Protocol::Oci, Action::Write, "docker.io/tea"));
+        }
+        assert!(!s("write:oci:/").allows(Protocol::Oci, Action::Write, "x"));
+    }
+
+    #[test]
+    fn hub_prefixes_name_their_kind() {
+        let s = |text: &str| text.parse::<Scope>().unwrap();
+        let alice = s("write:hf:alice/");
+        assert!(alice.allows(Protocol::Hf, Action::Write, "models/alice/m"));
+        assert!(!alice.allows(Protocol::Hf, Action::Write, "datasets/alice/d"));
+        assert!(!alice.allows(Protocol::Hf, Action::Write, "models/alice-evil/m"));
+        let data = s("write:hf:datasets/alice/");
+        assert!(data.allows(Protocol::Hf, Action::Write, "datasets/alice/d"));
+        assert!(!data.allows(Protocol::Hf, Action::Write, "models/alice/d"));
+        // The model `datasets/x` is not the dataset `x`.
+        let model_org = s("write:hf:models/datasets/");
+        assert!(model_org.allows(Protocol::Hf, Action::Write, "models/datasets/x"));
+        assert!(!model_org.allows(Protocol::Hf, Action::Write, "datasets/x"));
+        // Other protocols are untouched by the Hub's spelling.
+        assert!(s("write:*:alice/").allows(Protocol::Pypi, Action::Write, "alice/pkg"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any header value: no panic, and a credential no longer than the header.
+        #[test]
+        fn authorization_header_never_panics(value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&value);
+            if let Some(c) = credential_of(&text) {
+                proptest::prop_assert!(c.len() <= text.len());
+            }
+            if let Ok(v) = http::HeaderValue::from_bytes(&value) {
+                let mut h = HeaderMap::new();
+                h.insert(http::header::AUTHORIZATION, v);
+                let _ = auth().authenticate(&h);
+            }
+        }
+
+        /// Any scope string parses or is refused; a parsed one answers without panicking,
+        /// and a granted name starts with its prefix's segments.
+        #[test]
+        fn scope_strings(text in "[a-z:/*.-]{0,40}", name in "[a-z/.-]{0,40}") {
+            if let Ok(scope) = text.parse::<Scope>() {
+                for protocol in [Protocol::Oci, Protocol::Pypi, Protocol::Hf] {
+                    if scope.allows(protocol, Action::Read, &name) {
+                        if let Some(p) = &scope.prefix {
+                            let p = scope_prefix(protocol, p);
+                            proptest::prop_assert!(name.starts_with(p.trim_end_matches('/')));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

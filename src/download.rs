@@ -100,3 +100,27 @@ fn with_common(mut response: Response, etag: &str) -> Response {
         .or_insert(HeaderValue::from_static("application/octet-stream"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any `Range`/`If-Range` pair: one range or none, and what it resolves to lies
+        /// inside the object.
+        #[test]
+        fn any_range_header(range in "[bytes= 0-9,-]{0,32}", raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), size in 0u64..1_000_000) {
+            for value in [range.into_bytes(), raw] {
+                let Ok(value) = HeaderValue::from_bytes(&value) else { continue };
+                let mut h = HeaderMap::new();
+                h.insert(header::RANGE, value);
+                if let Some(r) = requested_range(&h, "\"e\"") {
+                    if let Ok(span) = r.resolve(size) {
+                        proptest::prop_assert!(span.start < span.end && span.end <= size);
+                    }
+                }
+            }
+        }
+    }
+}

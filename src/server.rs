@@ -169,6 +169,7 @@ pub fn router(state: AppState) -> Router {
             observe::observe,
         ))
         .layer(axum::middleware::map_request(host_from_authority))
+        .layer(axum::middleware::map_response(nosniff))
 }
 
 /// What the system endpoints read.
@@ -176,6 +177,16 @@ pub fn router(state: AppState) -> Router {
 struct System {
     stores: Stores,
     metrics: Arc<Metrics>,
+}
+
+/// Every body is served with the type Airlock chose; browsers must not guess another
+/// (a manifest or file sniffed as HTML would run as Airlock's origin).
+async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// HTTP/2 (what clients negotiate over TLS) carries the host in `:authority`, not in a

@@ -425,11 +425,55 @@ print("SNAPSHOT-OK")
     eprintln!("store reads for {FILES} files: cold {cold}, warm {warm}");
 }
 
+/// A token scoped `write:hf:alice/` creates `alice/...` repositories and uploads to them
+/// with huggingface_hub (a 403 on create_repo before), and nothing under another name.
+fn prefix_scoped_token_creates_and_uploads(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        "[[tokens]]\nname = \"alice\"\nsecret = \"alice-token-0123456789\"\nscopes = [\"write:hf:alice/\"]\n",
+    )
+    .unwrap();
+    let server = StoreArgs::new(backend, dir.path()).serve(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+    );
+    let mut cmd = python(
+        &venv("AIRLOCK_TEST_VENV"),
+        &server,
+        &dir.path().join("home"),
+    );
+    cmd.env("HF_TOKEN", "alice-token-0123456789")
+        .env("HF_HUB_DISABLE_XET", "1");
+    let out = run_ok(
+        &mut cmd,
+        r#"
+import os
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.utils import HfHubHTTPError
+api = HfApi()
+api.create_repo("alice/model")
+api.upload_file(path_or_fileobj=b"hello", path_in_repo="a.txt", repo_id="alice/model")
+api.upload_file(path_or_fileobj=os.urandom(11 * 1024 * 1024), path_in_repo="w.bin", repo_id="alice/model")
+assert open(hf_hub_download("alice/model", "a.txt"), "rb").read() == b"hello"
+try:
+    api.create_repo("bob/model")
+    raise SystemExit("created bob/model")
+except HfHubHTTPError as e:
+    assert e.response.status_code == 403, e
+print("SCOPED-OK")
+"#,
+    );
+    assert!(out.contains("SCOPED-OK"), "{out}");
+}
+
 on_both_stores!(
     sync,
     ignore_fs = "needs huggingface_hub, transformers and datasets: `bash tests/run-all.sh` sets them up",
     ignore_s3 = "needs huggingface_hub, transformers, datasets and Garage: `bash tests/run-all.sh` sets them up":
     huggingface_hub_versions,
     transformers_and_datasets,
-    thousand_files_store_reads
+    thousand_files_store_reads,
+    prefix_scoped_token_creates_and_uploads
 );

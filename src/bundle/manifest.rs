@@ -258,4 +258,21 @@ mod tests {
         );
         assert!(have.holds(&m.objects[1]));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Arbitrary bytes, and a valid manifest with bytes flipped: refused or read,
+        /// never a panic.
+        #[test]
+        fn any_manifest_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                              flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..8)) {
+            let _ = Manifest::parse(&bytes);
+            let mut m = sample().to_bytes();
+            for (at, b) in flips {
+                let i = at % m.len();
+                m[i] = b;
+            }
+            let _ = Manifest::parse(&m);
+        }
+    }
 }

@@ -463,26 +463,10 @@ fn platform_selected(wanted: &[String], platform: &serde_json::Value) -> bool {
 }
 
 /// `fnmatch` as huggingface_hub applies allow/ignore patterns: `*` matches across `/`,
-/// and a pattern ending in `/` means everything below that folder.
+/// and a pattern ending in `/` means everything below that folder (the mirror's matcher:
+/// one backtrack point, O(pattern·path), where a recursive one is exponential in stars).
 pub fn wanted(allow: &[String], ignore: &[String], path: &str) -> bool {
-    fn fnmatch(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => (0..=t.len()).any(|i| fnmatch(&p[1..], &t[i..])),
-            (Some(b'?'), Some(_)) => fnmatch(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => fnmatch(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let matches = |pattern: &String| {
-        let pattern = if pattern.ends_with('/') {
-            format!("{pattern}*")
-        } else {
-            pattern.clone()
-        };
-        fnmatch(pattern.as_bytes(), path.as_bytes())
-    };
-    (allow.is_empty() || allow.iter().any(matches)) && !ignore.iter().any(matches)
+    crate::mirror::glob::keep(path, allow, ignore)
 }
 
 /// Requirement lines of a pinned requirements file: continuations joined, comments,
@@ -657,6 +641,9 @@ mod tests {
         assert!(wanted(&s(&["*.json"]), &[], "sub/config.json"));
         assert!(!wanted(&s(&["*.json"]), &s(&["sub/"]), "sub/config.json"));
         assert!(!wanted(&s(&["*.safetensors"]), &[], "model.bin"));
+        // Exponential in the stars with the recursive matcher this used to have.
+        let stars = s(&[&format!("{}b", "*a".repeat(40))]);
+        assert!(!wanted(&stars, &[], &"a".repeat(200)));
         let wheel = "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
         assert!(platform_matches(&s(&["manylinux2014_x86_64"]), wheel));
         assert!(!platform_matches(&s(&["win_amd64"]), wheel));

@@ -11,8 +11,10 @@ pub mod api;
 mod endpoint;
 mod error;
 pub mod git;
+mod gitattributes;
 pub mod import;
 pub mod model;
+mod ndjson;
 pub mod repo;
 mod upload;
 

@@ -93,9 +93,11 @@ impl RepoRef {
         crate::store::layout::hf_repo_dir(self.kind.plural(), &self.id)
     }
 
-    /// The name scopes are checked against: the file-URL form (`org/m`, `datasets/org/d`).
+    /// The name scopes are checked against: `models/org/m`, `datasets/org/d`,
+    /// `spaces/org/s`. The kind is always spelled out, so the model `datasets/x` and the
+    /// dataset `x` are two names; `Scope` reads a config prefix without a kind as a model's.
     pub fn scope_name(&self) -> String {
-        format!("{}{}", self.kind.url_prefix(), self.id)
+        format!("{}/{}", self.kind.plural(), self.id)
     }
 
     pub fn author(&self) -> Option<&str> {
@@ -209,6 +211,21 @@ pub struct CommitView {
 }
 
 impl CommitView {
+    /// Roughly what the view holds in memory (strings and per-entry overhead), for
+    /// caches bounded by bytes.
+    pub fn approximate_bytes(&self) -> usize {
+        let c = &self.commit;
+        let files: usize = c
+            .files
+            .iter()
+            .map(|f| f.path.len() + f.sha256.len() + f.oid.len() + 64)
+            .sum();
+        let dirs: usize = self.dirs.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        let text = c.id.len() + c.title.len() + c.message.len() + c.author.len() + c.date.len();
+        let config = c.config.as_ref().map_or(0, |v| v.to_string().len());
+        256 + files + dirs + text + config + c.parents.iter().map(String::len).sum::<usize>()
+    }
+
     pub fn new(commit: Commit) -> CommitView {
         let (dirs, root_tree) = tree_oids(&commit.files);
         CommitView {

@@ -32,6 +32,9 @@ pub enum Parent {
     Exactly(String),
 }
 
+/// Memory for parsed commits (`Repos::commits`).
+const COMMIT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Repos {
     docs: DocStore,
@@ -95,7 +98,13 @@ impl Repos {
         Repos {
             docs,
             blobs,
-            commits: moka::future::Cache::new(1024),
+            // By bytes, not entries: one commit of a large repository lists every file.
+            commits: moka::future::Cache::builder()
+                .max_capacity(COMMIT_CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<CommitView>| {
+                    u32::try_from(k.len() + v.approximate_bytes()).unwrap_or(u32::MAX)
+                })
+                .build(),
         }
     }
 
@@ -592,46 +601,53 @@ saved_model/**/* filter=lfs diff=lfs merge=lfs -text
 
 /// Whether `.gitattributes` text marks `path` as an LFS file (`filter=lfs` patterns).
 pub fn lfs_by_attributes(attributes: &str, path: &str) -> bool {
-    let name = super::model::split_parent(path).1;
-    attributes.lines().any(|line| {
-        let mut parts = line.split_whitespace();
-        let Some(pattern) = parts.next() else {
-            return false;
-        };
-        if pattern.starts_with('#') || !parts.any(|a| a == "filter=lfs") {
-            return false;
-        }
-        if pattern.contains('/') {
-            glob_match(pattern.trim_start_matches('/'), path)
-        } else {
-            glob_match(pattern, name)
-        }
-    })
-}
-
-/// `*` (within a segment), `**` (any segments) and `?` — what .gitattributes patterns use.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    fn inner(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) if p.get(1) == Some(&b'*') => {
-                let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
-                (0..=t.len()).any(|i| inner(rest, &t[i..]))
-            }
-            (Some(b'*'), _) => (0..=t.len())
-                .take_while(|&i| i == 0 || t[i - 1] != b'/')
-                .any(|i| inner(&p[1..], &t[i..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => inner(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => inner(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    inner(pattern.as_bytes(), text.as_bytes())
+    super::gitattributes::Attributes::parse(attributes).is_lfs(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn parsed_commits_are_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: crate::store::DynStore =
+            Arc::new(crate::store::FsStore::open(dir.path()).await.unwrap());
+        let repos = Repos::new(
+            DocStore::new(store.clone(), 1 << 20, std::time::Duration::from_secs(1)),
+            BlobStore::new(store, 16),
+        );
+        // 200 commits of 10,000 files each: about 2 MiB apiece.
+        let files: Vec<FileEntry> = (0..10_000)
+            .map(|i| FileEntry {
+                path: format!("shards/part-{i:06}.json"),
+                size: 1,
+                sha256: "0".repeat(64),
+                oid: "0".repeat(40),
+                lfs: false,
+            })
+            .collect();
+        let view = Arc::new(CommitView {
+            commit: Commit {
+                id: "0".repeat(40),
+                parents: vec![],
+                title: String::new(),
+                message: String::new(),
+                author: String::new(),
+                date: String::new(),
+                files,
+                config: None,
+            },
+            dirs: Default::default(),
+            root_tree: String::new(),
+        });
+        for i in 0..200 {
+            repos.commits.insert(format!("r/{i}"), view.clone()).await;
+        }
+        repos.commits.run_pending_tasks().await;
+        assert!(repos.commits.weighted_size() <= COMMIT_CACHE_BYTES);
+        assert!(repos.commits.entry_count() < 200);
+    }
 
     #[test]
     fn gitattributes_patterns() {
@@ -650,6 +666,5 @@ mod tests {
         assert!(lfs_by_attributes(DEFAULT_GITATTRIBUTES, "data.tar.gz"));
         assert!(!lfs_by_attributes(DEFAULT_GITATTRIBUTES, "config.json"));
         assert!(!lfs_by_attributes("*.bin -filter", "x.bin"));
-        assert!(glob_match("*tfevents*", "events.out.tfevents.123"));
     }
 }

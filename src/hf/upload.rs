@@ -4,8 +4,10 @@
 
 use super::error::HfError;
 use super::git;
+use super::gitattributes::Attributes;
 use super::model::{is_commit_id, is_valid_path, is_valid_ref_name, FileEntry, RepoRef, RepoType};
-use super::repo::{lfs_by_attributes, Op, Parent};
+use super::ndjson::Lines;
+use super::repo::{Op, Parent};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Protocol};
 use crate::digest::Digest;
@@ -14,7 +16,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -23,8 +25,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long an LFS upload URL stays valid.
 const UPLOAD_URL_TTL_SECS: u64 = 3600;
-/// One NDJSON line of a commit (a regular file travels base64-encoded inside one).
-const MAX_COMMIT_LINE: usize = 128 * 1024 * 1024;
+/// One NDJSON line of a commit: a regular file travels base64-encoded inside one, and
+/// preupload sends every file of `LFS_THRESHOLD` bytes or more through LFS instead.
+const MAX_COMMIT_LINE: usize = (git::LFS_THRESHOLD as usize / 3 + 1) * 4 + 64 * 1024;
+/// A whole commit body, and its number of operations (each one kept until the commit).
+const MAX_COMMIT_BODY: u64 = 4 * 1024 * 1024 * 1024;
+const MAX_COMMIT_OPERATIONS: usize = 100_000;
+/// Pattern-matching steps one preupload may cost (`Attributes::cost`): about a second of
+/// CPU; the default `.gitattributes` and a 256-file batch need a few million.
+const MAX_PREUPLOAD_MATCH_STEPS: u64 = 500_000_000;
 
 fn json_response(value: Value) -> Response {
     (
@@ -126,14 +135,41 @@ pub async fn preupload(
     super::api::readable(hf, ctx, repo).await?;
     let req: PreuploadRequest = parse_json(&body)?;
     let view = hf.repos.resolve(repo, rev).await?;
-    let attributes = gitattributes(hf, &view.commit.files).await;
-    let files: Vec<Value> = req
+    let attributes = Attributes::parse(&gitattributes(hf, &view.commit.files).await);
+    let cost: u64 = req
         .files
         .iter()
-        .map(|f| {
+        .map(|f| attributes.cost(f.path.len()))
+        .sum();
+    if cost > MAX_PREUPLOAD_MATCH_STEPS {
+        return Err(HfError::bad_request(
+            "too many files for this repository's .gitattributes in one preupload: send fewer at a time",
+        ));
+    }
+    // Up to MAX_PREUPLOAD_MATCH_STEPS of pattern matching: off the async workers.
+    let (asked, marked) = tokio::task::spawn_blocking(move || {
+        let marked: Vec<bool> = req
+            .files
+            .iter()
+            .map(|f| attributes.is_lfs(&f.path))
+            .collect();
+        (req.files, marked)
+    })
+    .await
+    .map_err(|e| {
+        HfError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("preupload: {e}"),
+        )
+    })?;
+    let files: Vec<Value> = asked
+        .iter()
+        .zip(marked)
+        .map(|(f, by_attributes)| {
             let sample = base64::engine::general_purpose::STANDARD.decode(&f.sample).unwrap_or_default();
             let lfs = f.size > 0
-                && (f.size >= git::LFS_THRESHOLD || sample.contains(&0) || lfs_by_attributes(&attributes, &f.path));
+                && (f.size >= git::LFS_THRESHOLD || sample.contains(&0) || by_attributes);
             let mut v = json!({ "path": f.path, "uploadMode": if lfs { "lfs" } else { "regular" }, "shouldIgnore": false });
             if let Some(existing) = view.file(&f.path) {
                 // The client skips a file whose oid it already matches.
@@ -340,38 +376,18 @@ pub async fn commit(
     let mut description = String::new();
     let mut parent = Parent::Latest;
     let mut ops: Vec<Op> = Vec::new();
-    let mut stream = body.into_data_stream();
-    let mut buf = BytesMut::new();
-    let mut finished = false;
-    while !finished {
-        match stream.next().await {
-            Some(chunk) => buf.extend_from_slice(
-                &chunk.map_err(|e| HfError::bad_request(format!("commit body: {e}")))?,
-            ),
-            None => finished = true,
-        }
-        if buf.len() > MAX_COMMIT_LINE && !buf.contains(&b'\n') {
-            return Err(HfError::new(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                "commit line too long: upload large files through LFS",
-            ));
-        }
-        while let Some(i) =
-            buf.iter()
-                .position(|b| *b == b'\n')
-                .or(if finished && !buf.is_empty() {
-                    Some(buf.len())
-                } else {
-                    None
-                })
-        {
-            let line = buf.split_to(i);
-            if !buf.is_empty() {
-                let _ = buf.split_to(1); // the newline
-            }
+    let mut lines = Lines::new(body.into_data_stream(), MAX_COMMIT_LINE, MAX_COMMIT_BODY);
+    while let Some(ready) = lines.ready().await? {
+        for line in ready {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
+            }
+            if ops.len() >= MAX_COMMIT_OPERATIONS {
+                return Err(HfError::new(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    format!("more than {MAX_COMMIT_OPERATIONS} operations: split the commit"),
+                ));
             }
             let line: CommitLine = parse_json(&line)?;
             let v = &line.value;
@@ -570,4 +586,24 @@ pub async fn delete_tag(
         })
         .await?;
     Ok(json_response(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// LFS batch and preupload bodies of any shape: parsed or a 400, never a panic.
+        #[test]
+        fn any_batch_or_preupload_body(text in r#"[{}\[\]":, a-z0-9]{0,128}"#, raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            for body in [text.as_bytes(), &raw[..]] {
+                if let Err(e) = parse_json::<BatchRequest>(body) {
+                    proptest::prop_assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+                }
+                let _ = parse_json::<PreuploadRequest>(body);
+                let _ = parse_json::<BatchObject>(body);
+            }
+        }
+    }
 }

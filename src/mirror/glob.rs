@@ -127,4 +127,41 @@ mod tests {
             &s(&["*.bin"])
         ));
     }
+
+    #[test]
+    fn many_stars_stay_fast() {
+        // A recursive matcher takes exponential time in the stars here.
+        let pattern = format!("{}b", "*a".repeat(300));
+        let started = std::time::Instant::now();
+        assert!(!fnmatch(&pattern, &"a".repeat(2000)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// A plain recursive fnmatch over `*`, `?` and literals: exponential, but the
+    /// definition, for small inputs.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => (0..=t.len()).any(|i| reference(&p[1..], &t[i..])),
+            (Some('?'), Some(_)) => reference(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => reference(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn agrees_with_the_definition(p in proptest::collection::vec(proptest::sample::select(vec!['a', 'b', '/', '*', '?']), 0..10),
+                                      t in proptest::collection::vec(proptest::sample::select(vec!['a', 'b', '/']), 0..12)) {
+            let (ps, ts): (String, String) = (p.iter().collect(), t.iter().collect());
+            proptest::prop_assert_eq!(fnmatch(&ps, &ts), reference(&p, &t), "{} vs {}", ps, ts);
+        }
+
+        #[test]
+        fn never_panics(p in proptest::collection::vec(proptest::char::any(), 0..64), t in proptest::collection::vec(proptest::char::any(), 0..64)) {
+            let (ps, ts): (String, String) = (p.iter().collect(), t.iter().collect());
+            let _ = fnmatch(&ps, &ts);
+        }
+    }
 }

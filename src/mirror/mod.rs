@@ -15,7 +15,7 @@
 
 mod auth;
 mod client;
-mod glob;
+pub(crate) mod glob;
 mod hf;
 mod image;
 mod oci;

@@ -126,14 +126,23 @@ fn parse_html(html: &str, page: &url::Url) -> Vec<DistFile> {
     let lower = html.to_ascii_lowercase();
     let mut out = Vec::new();
     let mut at = 0;
+    // Where the last search found `</a` (None: nowhere after it), so a page of unclosed
+    // anchors is not searched to its end once per anchor.
+    let mut next_close: Option<Option<usize>> = None;
     while let Some(start) = lower[at..].find("<a").map(|i| i + at) {
         let Some(tag_end) = lower[start..].find('>').map(|i| i + start) else {
             break;
         };
-        let text_end = lower[tag_end..]
-            .find("</a")
-            .map(|i| i + tag_end)
-            .unwrap_or(tag_end + 1);
+        let close = match next_close {
+            Some(Some(c)) if c >= tag_end => Some(c),
+            Some(None) => None,
+            _ => {
+                let found = lower[tag_end..].find("</a").map(|i| i + tag_end);
+                next_close = Some(found);
+                found
+            }
+        };
+        let text_end = close.unwrap_or(tag_end + 1);
         at = text_end.max(tag_end + 1);
         let attrs = attributes(html[start + 2..tag_end].trim_end_matches('/'));
         let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -217,5 +226,71 @@ mod tests {
         assert_eq!(files[1].url, "https://idx.example/simple/demo/x.whl");
         assert_eq!(files[1].sha256, None);
         assert_eq!(files[1].metadata, Some(Some("ff".into())));
+    }
+
+    use proptest::prelude::*;
+
+    fn page_text() -> impl Strategy<Value = String> {
+        let piece = proptest::sample::select(vec![
+            "<a",
+            "<A HREF=",
+            " href=",
+            "\"",
+            "'",
+            ">",
+            "</a",
+            "</a>",
+            "&amp;",
+            "&lt;",
+            "#sha256=",
+            "AB",
+            "data-core-metadata",
+            "=",
+            " ",
+            "/",
+            "demo-1.0.tar.gz",
+            "../",
+            "é",
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            "\"files\"",
+            "\"url\"",
+            "\"filename\"",
+            "\"hashes\"",
+            "true",
+        ]);
+        proptest::collection::vec(piece, 0..64).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_page(text in page_text(), bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let html = parse("text/html", text.as_bytes(), &page()).unwrap();
+            prop_assert!(html.len() <= text.matches("<a").count() + text.matches("<A").count());
+            let _ = parse("application/vnd.pypi.simple.v1+json", text.as_bytes(), &page());
+            let _ = parse("application/vnd.pypi.simple.v1+json", &bytes, &page());
+            let _ = parse("text/html", &bytes, &page());
+        }
+    }
+
+    #[test]
+    fn adversarial_pages_parse_in_linear_time() {
+        // Every `<a` without a closing `</a` searched the rest of the page for one.
+        let html = "<a href=x>".repeat(100_000);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            parse("text/html", html.as_bytes(), &page()).unwrap().len(),
+            100_000
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -48,10 +48,14 @@ pub(super) async fn get_manifest(
         *r.status_mut() = StatusCode::NOT_MODIFIED;
     }
     let h = r.headers_mut();
+    // A manifest stored before pushes were held to the manifest types is served as
+    // opaque bytes, never as whatever its pusher declared.
+    let media_type = Some(entry.media_type.as_str())
+        .filter(|t| manifest::is_index_type(t).is_some())
+        .unwrap_or("application/octet-stream");
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&entry.media_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(media_type).expect("a known media type"),
     );
     if !not_modified {
         h.insert(header::CONTENT_LENGTH, entry.size.into());

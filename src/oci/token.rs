@@ -14,6 +14,10 @@
 //! credentials (admin token and `[[tokens]]`): replicas sharing a configuration accept
 //! each other's tokens, and changing the credentials retires every token issued.
 //! Airlock's own tokens work directly too, as Bearer or as the Basic password.
+//!
+//! Only a configured credential gets a token: one this service issued never mints another
+//! (a leaked one dies with its TTL). A refresh token (`access_type=offline`) carries a
+//! fingerprint of its holder's secret and works only while that secret is configured.
 
 use super::error::{Code, OciError};
 use super::names::canonical_for_scope;
@@ -39,6 +43,11 @@ struct Claims {
     exp: u64,
     #[serde(default)]
     access: Vec<Access>,
+    /// Set on refresh tokens only: the fingerprint of the secret of `sub` they were
+    /// obtained with (`Auth::secret_fingerprint`). Only a refresh token mints new tokens,
+    /// and only while that secret is still configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +111,19 @@ fn verify(state: &OciState, token: &str) -> Option<Claims> {
     (claims.exp > unix_now()).then_some(claims)
 }
 
+/// The identity a refresh token stands for, while the secret it was bound to is the
+/// one configured for that name.
+fn refreshed(state: &OciState, token: &str) -> Option<Identity> {
+    let claims = verify(state, token)?;
+    let name = claims.sub?;
+    let bound = hex::decode(claims.refresh_for?).ok()?;
+    let current = state.auth.secret_fingerprint(&name)?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&current[..], &bound[..])) {
+        return None;
+    }
+    state.auth.identity_named(&name)
+}
+
 /// Who sent a registry request: a token from `/token`, or an Airlock token.
 pub fn identify(state: &OciState, headers: &HeaderMap) -> Result<Identity, AuthError> {
     let bearer = headers
@@ -111,7 +133,11 @@ pub fn identify(state: &OciState, headers: &HeaderMap) -> Result<Identity, AuthE
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
-    if let Some(claims) = bearer.and_then(|t| verify(state, t)) {
+    // A refresh token is for `/token` only: it never expires on its own.
+    let access = bearer
+        .and_then(|t| verify(state, t))
+        .filter(|c| c.refresh_for.is_none());
+    if let Some(claims) = access {
         return match claims.sub {
             None => Ok(Identity::Anonymous),
             Some(name) => state
@@ -249,18 +275,15 @@ async fn issue(state: &OciState, request: Request) -> Result<Response, OciError>
     }
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
 
-    // The OAuth2 form carries the credential as `password` (or a refresh token).
-    let identity = match param("password").or_else(|| param("refresh_token")) {
-        Some(secret) => match verify(state, &secret) {
-            Some(claims) => match claims.sub {
-                Some(name) => state.auth.identity_named(&name),
-                None => Some(Identity::Anonymous),
-            },
-            None => state.auth.identify(&secret),
-        }
-        .ok_or(AuthError::InvalidCredentials),
-        None => state.auth.authenticate(&headers),
-    };
+    // The OAuth2 form carries a configured credential as `password`, or a refresh token.
+    // A token this service issued is never a credential here: a leaked short-lived token
+    // must not renew itself.
+    let identity = match (param("password"), param("refresh_token")) {
+        (Some(secret), _) => state.auth.identify(&secret),
+        (None, Some(refresh)) => refreshed(state, &refresh),
+        (None, None) => state.auth.authenticate(&headers).ok(),
+    }
+    .ok_or(AuthError::InvalidCredentials);
     let identity = identity.map_err(|e| OciError::from(e).with_challenge(basic_challenge()))?;
     if matches!(identity, Identity::Anonymous) && !state.auth.anonymous_read() {
         return Err(OciError::from(AuthError::Unauthenticated).with_challenge(basic_challenge()));
@@ -278,16 +301,33 @@ async fn issue(state: &OciState, request: Request) -> Result<Response, OciError>
         },
         exp: unix_now() + ttl.as_secs(),
         access: grant(state, &identity, &scopes),
+        refresh_for: None,
     };
     let token = sign(state, &claims);
+    let refresh_token = match (&claims.sub, param("access_type").as_deref()) {
+        (Some(name), Some("offline")) => state.auth.secret_fingerprint(name).map(|fp| {
+            sign(
+                state,
+                &Claims {
+                    sub: Some(name.clone()),
+                    // Valid as long as the secret it is bound to: a refresh token adds no
+                    // lifetime to the credential it stands for.
+                    exp: u64::MAX,
+                    access: Vec::new(),
+                    refresh_for: Some(hex::encode(fp)),
+                },
+            )
+        }),
+        _ => None,
+    };
     let mut body = serde_json::json!({
         "token": token,
         "access_token": token,
         "expires_in": ttl.as_secs(),
         "issued_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
     });
-    if param("access_type").as_deref() == Some("offline") && claims.sub.is_some() {
-        body["refresh_token"] = serde_json::Value::String(token.clone());
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = serde_json::Value::String(refresh_token);
     }
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     response.headers_mut().insert(

@@ -150,4 +150,50 @@ mod tests {
         assert_eq!(m.requires_dist.len(), 2);
         assert!(CoreMetadata::parse("Name: x\n").is_err());
     }
+
+    fn header_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy as _;
+        let piece = proptest::sample::select(vec![
+            "Name",
+            "Version",
+            "Requires-Dist",
+            "Metadata-Version",
+            ":",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "x",
+            "1.0",
+            "UNKNOWN",
+            "é",
+            "requests (>=2)",
+        ]);
+        proptest::collection::vec(piece, 0..128).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any METADATA text: parsed or refused, never a panic; nothing parsed is larger
+        /// than the text it came from.
+        #[test]
+        fn any_metadata(text in header_text(), raw in proptest::collection::vec(proptest::prelude::any::<char>(), 0..256)) {
+            if let Ok(m) = CoreMetadata::parse(&text) {
+                let total = m.name.len() + m.version.len() + m.requires_dist.iter().map(String::len).sum::<usize>();
+                proptest::prop_assert!(total <= text.len());
+            }
+            let _ = CoreMetadata::parse(&raw.into_iter().collect::<String>());
+        }
+    }
+
+    #[test]
+    fn long_continuations_stay_linear() {
+        let text = format!(
+            "Name: x\nVersion: 1\nSummary: s\n{}",
+            " more\n".repeat(500_000)
+        );
+        let started = std::time::Instant::now();
+        assert!(CoreMetadata::parse(&text).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
 }

@@ -166,7 +166,11 @@ fn unescape(text: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let Some(end) = rest.find(';').filter(|&e| e <= 10) else {
+        // An entity is short: look for its `;` nearby only, so text full of `&` stays linear.
+        let Some(end) = rest.as_bytes()[..rest.len().min(11)]
+            .iter()
+            .position(|b| *b == b';')
+        else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -256,5 +260,74 @@ mod tests {
             "metadata without a hash cannot be verified"
         );
         assert!(parse_json(b"{}", &page, "demo-pkg").is_err());
+    }
+
+    use proptest::prelude::*;
+
+    /// Pieces of HTML and JSON that steer the parsers, so random pages reach deep.
+    fn page_text() -> impl Strategy<Value = String> {
+        let piece = proptest::sample::select(vec![
+            "<a ",
+            "<A HREF=",
+            "href=\"",
+            "'",
+            "\"",
+            ">",
+            "</a>",
+            "&amp;",
+            "&#x",
+            "&#",
+            ";",
+            "&",
+            "#sha256=",
+            "ab",
+            "data-yanked",
+            "=",
+            " ",
+            "demo_pkg-1.0.tar.gz",
+            "../",
+            "é",
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            "\"files\"",
+            "\"url\"",
+            "\"filename\"",
+            "\"hashes\"",
+            "null",
+        ]);
+        proptest::collection::vec(piece, 0..64).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// An upstream page of any shape: files or an error, never a panic, and never
+        /// more files than anchors or entries it holds.
+        #[test]
+        fn any_page(text in page_text(), bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let page = Url::parse("http://up/simple/demo-pkg/").unwrap();
+            let html = parse_html(&text, &page, "demo-pkg");
+            prop_assert!(html.files.len() <= text.matches("<a ").count() + 1);
+            let _ = parse_json(text.as_bytes(), &page, "demo-pkg");
+            let _ = parse_json(&bytes, &page, "demo-pkg");
+            let _ = parse_html(&String::from_utf8_lossy(&bytes), &page, "demo-pkg");
+        }
+    }
+
+    #[test]
+    fn adversarial_pages_parse_in_linear_time() {
+        // Each `&` looked for its `;` to the end of the text: quadratic in ampersands.
+        let page = Url::parse("http://up/simple/demo-pkg/").unwrap();
+        let html = format!("<a href=\"{}\">x</a>", "&".repeat(400_000));
+        let started = std::time::Instant::now();
+        parse_html(&html, &page, "demo-pkg");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An upstream silent for this long mid-response counts as down.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many mutable names' revalidation times are remembered.
-const FRESH_ENTRIES: u64 = 100_000;
+/// Memory for the mutable names whose revalidation is remembered (~100,000 typical names).
+const FRESH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// One protocol's upstream as configured (`upstream`, `upstream_ttl`, `upstream_token_env`).
 #[derive(Clone, Debug, Default)]
@@ -90,8 +90,10 @@ impl Upstream {
                 .token_env
                 .as_ref()
                 .and_then(|v| std::env::var(v).ok()),
+            // Keys are names clients asked for: bounded by their bytes, not their count.
             fresh: moka::future::Cache::builder()
-                .max_capacity(FRESH_ENTRIES)
+                .max_capacity(FRESH_BYTES)
+                .weigher(|k: &String, _: &Lookup| u32::try_from(k.len() + 64).unwrap_or(u32::MAX))
                 .time_to_live(settings.ttl)
                 .build(),
         })
