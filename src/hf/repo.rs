@@ -5,9 +5,11 @@ use super::git;
 use super::model::{
     is_commit_id, Commit, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
 };
+use crate::digest::Digest;
 use crate::store::layout::MetaKey;
 use crate::store::{BlobStore, DocStore, GetOptions, Mutability, ObjectKey, PutMode, StoreError};
 use bytes::Bytes;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -55,6 +57,8 @@ enum Doc<'a> {
     Repo,
     Refs,
     Commit(&'a str),
+    /// The repository holds this LFS object (see `link_lfs`).
+    LfsLink(&'a Digest),
 }
 
 impl RepoRef {
@@ -67,6 +71,11 @@ impl RepoRef {
                 kind,
                 id,
                 commit: commit.to_string(),
+            },
+            Doc::LfsLink(digest) => MetaKey::HfLfsLink {
+                kind,
+                id,
+                digest: digest.clone(),
             },
         }
         .key()
@@ -249,6 +258,65 @@ impl Repos {
             })
             .await??;
         Ok(())
+    }
+
+    /// Records that this repository holds the LFS object: its writer uploaded the bytes
+    /// (verified) for it. Only then, or when a revision of the repository already holds
+    /// the object, may a commit name it by oid alone: a digest is public (gated repos
+    /// publish theirs), so knowing one must not be a key to the content.
+    pub async fn link_lfs(&self, repo: &RepoRef, digest: &Digest) -> Result<(), HfError> {
+        self.docs
+            .put(
+                &repo.meta_key(Doc::LfsLink(digest)),
+                Bytes::from(digest.to_string()),
+                PutMode::Overwrite,
+                Mutability::Mutable,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether this repository may name the LFS object without uploading it: linked by an
+    /// upload, or held by the head of one of its branches or tags. `heads` collects the
+    /// heads' objects once for a caller asking about many.
+    pub async fn holds_lfs(
+        &self,
+        repo: &RepoRef,
+        digest: &Digest,
+        heads: &mut Option<HashSet<String>>,
+    ) -> Result<bool, HfError> {
+        if self
+            .docs
+            .get(&repo.meta_key(Doc::LfsLink(digest)), Mutability::Mutable)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        if heads.is_none() {
+            *heads = Some(self.head_objects(repo).await?);
+        }
+        Ok(heads
+            .as_ref()
+            .is_some_and(|held| held.contains(digest.hex())))
+    }
+
+    /// The sha256 of every file at the head of a branch or tag of the repository.
+    async fn head_objects(&self, repo: &RepoRef) -> Result<HashSet<String>, HfError> {
+        let refs = self.refs(repo).await?;
+        let ids: BTreeSet<&String> = refs
+            .branches
+            .values()
+            .chain(refs.tags.values())
+            .chain(refs.prs.values())
+            .collect();
+        let mut held = HashSet::new();
+        for id in ids {
+            if let Some(view) = self.commit(repo, id).await? {
+                held.extend(view.commit.files.iter().map(|f| f.sha256.clone()));
+            }
+        }
+        Ok(held)
     }
 
     /// Stores a small regular file from memory and describes it.

@@ -197,10 +197,25 @@ struct BatchObject {
     size: u64,
 }
 
-fn sign(key: &[u8; 32], oid: &str, size: u64, expires: u64) -> String {
+/// Signs an upload URL for one object of one size, for one repository (`models/org/m`):
+/// the upload links the object to that repository, so the URL must name it unforgeably.
+fn sign(key: &[u8; 32], repo: &str, oid: &str, size: u64, expires: u64) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(format!("{oid}:{size}:{expires}").as_bytes());
+    mac.update(format!("{repo}:{oid}:{size}:{expires}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// `models/org/m`, as upload URLs carry the repository.
+fn repo_param(repo: &RepoRef) -> String {
+    format!("{}/{}", repo.kind.plural(), repo.id)
+}
+
+/// An admin of every Hub repository: may name any stored object without uploading it.
+/// (The empty name is matched only by a scope without a name prefix.)
+fn store_admin(ctx: &Ctx) -> bool {
+    ctx.auth
+        .authorize(&ctx.identity, Protocol::Hf, Action::Admin, "")
+        .is_ok()
 }
 
 fn lfs_json(value: Value) -> Response {
@@ -211,8 +226,10 @@ fn lfs_json(value: Value) -> Response {
         .into_response()
 }
 
-/// The git-LFS batch API, `basic` transfer only: each missing object gets a signed upload
-/// URL; an object already stored gets no actions (the client skips it).
+/// The git-LFS batch API, `basic` transfer only: each object gets a signed upload URL
+/// unless this repository already holds it (an upload for it, or a branch or tag head
+/// with it), which the client then skips. An object stored for another repository is
+/// uploaded again (verified, not rewritten): a known digest is not proof of possession.
 pub async fn lfs_batch(
     hf: &HfState,
     ctx: &Ctx,
@@ -236,6 +253,9 @@ pub async fn lfs_batch(
         .map(|d| d.as_secs())
         .unwrap_or(0)
         + UPLOAD_URL_TTL_SECS;
+    let admin = store_admin(ctx);
+    let target = repo_param(repo);
+    let mut heads = None;
     let mut objects = Vec::new();
     for o in &req.objects {
         let Ok(digest) = Digest::sha256_hex(&o.oid) else {
@@ -244,15 +264,17 @@ pub async fn lfs_batch(
         };
         match hf.repos.blobs().head(&digest).await {
             Ok(meta) if meta.size == o.size => {
-                objects.push(json!({ "oid": o.oid, "size": o.size }));
-                continue;
+                if admin || hf.repos.holds_lfs(repo, &digest, &mut heads).await? {
+                    objects.push(json!({ "oid": o.oid, "size": o.size }));
+                    continue;
+                }
             }
             Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let sig = sign(&hf.signing_key, &o.oid, o.size, expires);
+        let sig = sign(&hf.signing_key, &target, &o.oid, o.size, expires);
         let href = format!(
-            "{}/api/lfs-upload/{}?size={}&expires={expires}&sig={sig}",
+            "{}/api/lfs-upload/{}?size={}&expires={expires}&repo={target}&sig={sig}",
             ctx.base, o.oid, o.size
         );
         let verify = format!(
@@ -275,11 +297,14 @@ pub async fn lfs_batch(
 }
 
 /// `PUT` to a signed URL: the body is streamed into the blob store and published only
-/// if it hashes to the oid and has the signed size.
+/// if it hashes to the oid and has the signed size (checked even when the object is
+/// stored already); then the repository the URL was signed for holds it.
 pub async fn lfs_upload(hf: &HfState, oid: &str, request: Request) -> Result<Response, HfError> {
     let params = super::api::query_params(request.uri().query());
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let (Some(size), Some(expires), Some(sig)) = (get("size"), get("expires"), get("sig")) else {
+    let (Some(size), Some(expires), Some(target), Some(sig)) =
+        (get("size"), get("expires"), get("repo"), get("sig"))
+    else {
         return Err(HfError::forbidden(
             "upload URL is missing its signature; request a new one through the LFS batch API",
         ));
@@ -287,7 +312,7 @@ pub async fn lfs_upload(hf: &HfState, oid: &str, request: Request) -> Result<Res
     let (Ok(size), Ok(expires)) = (size.parse::<u64>(), expires.parse::<u64>()) else {
         return Err(HfError::forbidden("malformed upload URL"));
     };
-    let expected = sign(&hf.signing_key, oid, size, expires);
+    let expected = sign(&hf.signing_key, &target, oid, size, expires);
     let valid: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -301,6 +326,10 @@ pub async fn lfs_upload(hf: &HfState, oid: &str, request: Request) -> Result<Res
             "upload URL expired; request a new one through the LFS batch API",
         ));
     }
+    let repo = target
+        .split_once('/')
+        .and_then(|(plural, id)| RepoRef::new(RepoType::from_plural(plural)?, id))
+        .ok_or_else(|| HfError::forbidden("malformed upload URL"))?;
     let digest = Digest::sha256_hex(oid).map_err(|e| HfError::bad_request(e.to_string()))?;
     let body = request
         .into_body()
@@ -310,6 +339,7 @@ pub async fn lfs_upload(hf: &HfState, oid: &str, request: Request) -> Result<Res
         .blobs()
         .put(&digest, Box::pin(body), Some(size))
         .await?;
+    hf.repos.link_lfs(&repo, &digest).await?;
     Ok(http::StatusCode::OK.into_response())
 }
 
@@ -322,16 +352,37 @@ pub async fn lfs_verify(
     super::api::readable(hf, ctx, repo).await?;
     let o: BatchObject = parse_json(&body)?;
     let digest = Digest::sha256_hex(&o.oid).map_err(|e| HfError::bad_request(e.to_string()))?;
+    // Stored for another repository only: not uploaded here, as far as this one knows.
+    let held = store_admin(ctx) || hf.repos.holds_lfs(repo, &digest, &mut None).await?;
+    let not_uploaded = || HfError::not_found(format!("object {} was not uploaded", o.oid));
     match hf.repos.blobs().head(&digest).await {
+        Ok(_) if !held => Err(not_uploaded()),
         Ok(meta) if meta.size == o.size => Ok(lfs_json(json!({ "oid": o.oid, "size": o.size }))),
         Ok(meta) => Err(HfError::bad_request(format!(
             "object {} has {} bytes, not {}",
             o.oid, meta.size, o.size
         ))),
-        Err(crate::store::StoreError::NotFound(_)) => Err(HfError::not_found(format!(
-            "object {} was not uploaded",
-            o.oid
-        ))),
+        Err(crate::store::StoreError::NotFound(_)) => Err(not_uploaded()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A stored LFS object this repository may name in a commit, or `None` (the same
+/// answer whether it is stored for another repository or nowhere: a commit must not
+/// tell which digests exist).
+async fn lfs_object(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    digest: &Digest,
+    heads: &mut Option<std::collections::HashSet<String>>,
+) -> Result<Option<crate::store::BlobMeta>, HfError> {
+    if !store_admin(ctx) && !hf.repos.holds_lfs(repo, digest, heads).await? {
+        return Ok(None);
+    }
+    match hf.repos.blobs().head(digest).await {
+        Ok(meta) => Ok(Some(meta)),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -376,6 +427,7 @@ pub async fn commit(
     let mut description = String::new();
     let mut parent = Parent::Latest;
     let mut ops: Vec<Op> = Vec::new();
+    let mut heads = None;
     let mut lines = Lines::new(body.into_data_stream(), MAX_COMMIT_LINE, MAX_COMMIT_BODY);
     while let Some(ready) = lines.ready().await? {
         for line in ready {
@@ -428,15 +480,13 @@ pub async fn commit(
                     let oid = v["oid"].as_str().unwrap_or_default();
                     let digest = Digest::sha256_hex(oid)
                         .map_err(|e| HfError::bad_request(format!("{p}: {e}")))?;
-                    let meta = match hf.repos.blobs().head(&digest).await {
-                        Ok(m) => m,
-                        Err(crate::store::StoreError::NotFound(_)) => {
-                            return Err(HfError::bad_request(format!(
-                                "{p}: LFS object {oid} was never uploaded"
-                            )))
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
+                    let meta = lfs_object(hf, ctx, repo, &digest, &mut heads)
+                        .await?
+                        .ok_or_else(|| {
+                            HfError::bad_request(format!(
+                                "{p}: LFS object {oid} was never uploaded to this repository; upload the file's content (LFS batch API) before committing it"
+                            ))
+                        })?;
                     if let Some(size) = v["size"].as_u64() {
                         if size != meta.size {
                             return Err(HfError::bad_request(format!(

@@ -148,7 +148,8 @@ fn now() -> u64 {
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a cross-repository mount, a whole blob in one
-/// request (`?digest=`), or a new session.
+/// request (`?digest=`, verified even when the blob is stored already), or a new
+/// session (also the answer to a mount the caller may not make).
 pub async fn start(
     state: &OciState,
     repo: &Repo,
@@ -199,8 +200,10 @@ pub async fn start(
 }
 
 /// A mount succeeds when the caller may read the source repository and it holds the
-/// blob. Without `from`, any stored blob may be mounted: knowing a digest is already
-/// enough to push it (the blob store skips bodies it has), so this grants nothing new.
+/// blob. Without `from` only a store-wide admin may mount: a digest is public knowledge
+/// (gated and private content publishes its hashes), so knowing one proves nothing.
+/// A refused mount is not an error: the caller gets an ordinary upload session (202),
+/// as the distribution spec allows, and must send the bytes.
 async fn mountable(
     state: &OciState,
     registry: &Registry,
@@ -209,7 +212,7 @@ async fn mountable(
     digest: &Digest,
 ) -> Result<bool> {
     let Some(from) = query_one(query, "from").filter(|f| !f.is_empty()) else {
-        return Ok(registry.blobs().exists(digest).await?);
+        return Ok(store_admin(state, identity) && registry.blobs().exists(digest).await?);
     };
     let ns = query_one(query, "ns");
     let Ok(from) = canonical(&from, ns.as_deref(), &state.settings.default_registry) else {
@@ -223,6 +226,15 @@ async fn mountable(
         return Ok(false);
     }
     Ok(registry.blob_linked(&from, digest).await? && registry.blobs().exists(digest).await?)
+}
+
+/// An admin of every OCI name: may reference any stored blob without sending it.
+/// (The empty name is matched only by a scope without a name prefix.)
+fn store_admin(state: &OciState, identity: &Identity) -> bool {
+    state
+        .auth
+        .authorize(identity, Protocol::Oci, Action::Admin, "")
+        .is_ok()
 }
 
 async fn load(state: &OciState, repo: &Repo, id: &str) -> Result<(Session, String)> {

@@ -1,6 +1,7 @@
 //! Content-addressed blobs: the one copy of every body, shared by all protocols.
 
 use super::layout::blob_key;
+use super::verify::Verifier;
 use super::{
     ByteStream, DynStore, GetOptions, GetResult, ObjectKey, ObjectMeta, PutOptions, Result,
     StoreError,
@@ -67,7 +68,9 @@ impl BlobStore {
     }
 
     /// Stores a body that must hash to `digest`. When the blob is already present the
-    /// body is not read at all: the stored copy is already verified content for `digest`.
+    /// bytes are not written again, but they are still read and checked: a successful put
+    /// is the caller's proof that it holds the content, and callers then link the blob
+    /// where they could not read it before. Knowing a digest must never be enough.
     pub async fn put(
         &self,
         digest: &Digest,
@@ -76,6 +79,7 @@ impl BlobStore {
     ) -> Result<BlobMeta> {
         if let Ok(existing) = self.head(digest).await {
             if expected_size.is_none_or(|s| s == existing.size) {
+                drain_verified(body, digest, existing.size).await?;
                 return Ok(existing);
             }
         }
@@ -153,6 +157,16 @@ impl BlobStore {
     async fn remember(&self, digest: &Digest, meta: &ObjectMeta) {
         self.known.insert(digest.clone(), meta.size).await;
     }
+}
+
+/// Reads a body to its end and checks it against `digest` and `size`, keeping nothing.
+async fn drain_verified(mut body: ByteStream, digest: &Digest, size: u64) -> Result<()> {
+    use futures::StreamExt;
+    let mut verifier = Verifier::new(Some(digest), Some(size));
+    while let Some(chunk) = body.next().await {
+        verifier.update(&chunk.map_err(StoreError::Body)?)?;
+    }
+    verifier.finish().map(drop)
 }
 
 /// Streams a local file through the hasher without holding it in memory.

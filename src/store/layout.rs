@@ -28,6 +28,8 @@
 //!     refs.json                     branches and tags -> commit id (conditional updates)
 //!     commits/<id>.json             one commit: parents, message, its files (path, git
 //!                                   oid, size, LFS sha256); immutable
+//!     lfs/<sha256 hex>              link: a writer of this repository uploaded that LFS
+//!                                   object (verified); a commit may name it by oid alone
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -110,6 +112,13 @@ pub enum MetaKey {
         id: String,
         commit: String,
     },
+    /// A writer of the repository uploaded this LFS object (verified): a commit may name
+    /// it by oid alone.
+    HfLfsLink {
+        kind: String,
+        id: String,
+        digest: Digest,
+    },
     /// An OCI upload session's state document.
     OciUploadState {
         id: String,
@@ -153,6 +162,9 @@ impl MetaKey {
             MetaKey::HfCommit { kind, id, commit } => {
                 format!("{}/commits/{commit}.json", hf_repo_dir(kind, id))
             }
+            MetaKey::HfLfsLink { kind, id, digest } => {
+                format!("{}/lfs/{}", hf_repo_dir(kind, id), digest.hex())
+            }
             MetaKey::OciUploadState { id } => format!("{OCI_UPLOADS_PREFIX}{id}/state.json"),
         })
     }
@@ -195,6 +207,11 @@ impl MetaKey {
                 kind: kind.to_string(),
                 id: hf_id(dir),
                 commit: file.strip_suffix(".json")?.to_string(),
+            },
+            ["hf", kind, dir, "lfs", hex] => MetaKey::HfLfsLink {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+                digest: Digest::sha256_hex(hex).ok()?,
             },
             ["uploads", "oci", id, "state.json"] => MetaKey::OciUploadState { id: id.to_string() },
             _ => return None,
@@ -253,6 +270,11 @@ mod tests {
                 kind: "models".into(),
                 id: "org/m".into(),
                 commit: "a".repeat(40),
+            },
+            MetaKey::HfLfsLink {
+                kind: "models".into(),
+                id: "org/m".into(),
+                digest: d.clone(),
             },
             MetaKey::OciUploadState { id: "0".repeat(32) },
         ];
