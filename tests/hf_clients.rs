@@ -468,6 +468,74 @@ print("SCOPED-OK")
     assert!(out.contains("SCOPED-OK"), "{out}");
 }
 
+/// huggingface_hub uploads a file whose content a private repo of another owner already
+/// holds: the server asks for the bytes (knowing a digest is not enough), verifies them
+/// without storing them twice, links them to the new repo, and the file reads back.
+fn upload_of_content_stored_elsewhere(backend: Backend) {
+    const ALICE: &str = "alice-token-0123456789abc";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tokens]]\nname = \"alice\"\nsecret = \"{ALICE}\"\nscopes = [\"write:hf:alice/\"]\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let folder = dir.path().join("secret");
+    std::fs::create_dir_all(&folder).unwrap();
+    let weights: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(folder.join("weights.bin"), &weights).unwrap();
+    support::output_ok(
+        store
+            .cli(dir.path())
+            .args(["--config", config, "hf", "import", "victim/secret"])
+            .arg(&folder)
+            .arg("--private")
+            .output()
+            .unwrap(),
+        "hf import",
+    );
+    let server = store.serve(dir.path(), &["--config", config, "--admin-token", ADMIN]);
+    let mut cmd = python(
+        &venv("AIRLOCK_TEST_VENV"),
+        &server,
+        &dir.path().join("home"),
+    );
+    cmd.env("HF_HUB_DISABLE_XET", "1")
+        .env("ADMIN", ADMIN)
+        .env("ALICE", ALICE);
+    let out = cmd
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys
+from huggingface_hub import HfApi, hf_hub_download
+HfApi(token=os.environ["ADMIN"]).create_repo("alice/mine")
+alice = HfApi(token=os.environ["ALICE"])
+alice.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="weights.bin", repo_id="alice/mine")
+got = hf_hub_download("alice/mine", "weights.bin", token=os.environ["ALICE"])
+assert open(got, "rb").read() == open(sys.argv[1], "rb").read()
+print("UPLOAD-OK")
+"#,
+        )
+        .arg(folder.join("weights.bin"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("UPLOAD-OK"), "{text}");
+    // The client was asked for the bytes and sent them.
+    server.wait_for_log("/api/lfs-upload/");
+}
+
 on_both_stores!(
     sync,
     ignore_fs = "needs huggingface_hub, transformers and datasets: `bash tests/run-all.sh` sets them up",
@@ -475,5 +543,6 @@ on_both_stores!(
     huggingface_hub_versions,
     transformers_and_datasets,
     thousand_files_store_reads,
-    prefix_scoped_token_creates_and_uploads
+    prefix_scoped_token_creates_and_uploads,
+    upload_of_content_stored_elsewhere
 );

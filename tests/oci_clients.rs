@@ -189,6 +189,76 @@ fn skopeo_round_trip(backend: Backend) {
     assert!(!out.status.success());
 }
 
+/// skopeo pushes, with a token for `docker.io/alice/` only, an image whose blobs the store
+/// already holds for a repository Alice cannot read: the registry asks for the bytes
+/// (the blob HEAD is 404; a mount from the other repository, which skopeo's blob cache
+/// may try, opens an ordinary session) and the push and a pull back succeed.
+fn skopeo_push_of_blobs_stored_elsewhere(backend: Backend) {
+    const ALICE: &str = "alice-token-0123456789abc";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!("[[tokens]]\nname = \"alice\"\nsecret = \"{ALICE}\"\nscopes = [\"write:oci:docker.io/alice/\"]\n"),
+    )
+    .unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let server = store.serve(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+    );
+    let host = host_of(&server.base).to_string();
+    let layout = images::busybox_layout(dir.path(), "1.36", "hello");
+    let digest = images::layout_manifest_digest(&layout);
+    for (repo, creds) in [
+        ("docker.io/victim/busybox", format!("ci:{ADMIN}")),
+        ("docker.io/alice/busybox", format!("alice:{ALICE}")),
+    ] {
+        ok(skopeo(dir.path()).args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &format!("oci:{}:1.36", layout.display()),
+            &format!("docker://{host}/{repo}:1.36"),
+        ]));
+    }
+    let out = dir.path().join("out");
+    ok(skopeo(dir.path()).args([
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &format!("alice:{ALICE}"),
+        &format!("docker://{host}/docker.io/alice/busybox:1.36"),
+        &format!("oci:{}:1.36", out.display()),
+    ]));
+    assert_eq!(images::layout_manifest_digest(&out), digest);
+    assert_eq!(blob_names(&out), referenced(&layout));
+    // Alice's layers arrived as uploads (a closing PUT per blob), not as links.
+    let log = server.log();
+    let uploads = log
+        .lines()
+        .filter(|l| {
+            l.contains("method=PUT")
+                && l.contains("alice/busybox/blobs/uploads/")
+                && l.contains("status=201")
+        })
+        .count();
+    assert!(uploads >= 2, "{log}");
+}
+
+#[test]
+#[ignore = "needs skopeo, umoci and busybox-static: `bash tests/run-all.sh` sets them up"]
+fn skopeo_push_of_blobs_stored_elsewhere_fs() {
+    skopeo_push_of_blobs_stored_elsewhere(Backend::Fs);
+}
+
+#[test]
+#[ignore = "needs skopeo, umoci, busybox-static and Garage: `bash tests/run-all.sh` sets them up"]
+fn skopeo_push_of_blobs_stored_elsewhere_s3() {
+    skopeo_push_of_blobs_stored_elsewhere(Backend::S3);
+}
+
 #[test]
 #[ignore = "needs skopeo, umoci and busybox-static: `bash tests/run-all.sh` sets them up"]
 fn skopeo_round_trip_fs() {
