@@ -210,12 +210,18 @@ fn repo_param(repo: &RepoRef) -> String {
     format!("{}/{}", repo.kind.plural(), repo.id)
 }
 
-/// An admin of every Hub repository: may name any stored object without uploading it.
-/// (The empty name is matched only by a scope without a name prefix.)
+/// An admin of the whole store, every protocol and name: may name any stored object
+/// without uploading it (blobs are shared across protocols, so an admin of images only
+/// must not reach a private model's bytes). The empty name is matched only by a scope
+/// without a name prefix.
 fn store_admin(ctx: &Ctx) -> bool {
-    ctx.auth
-        .authorize(&ctx.identity, Protocol::Hf, Action::Admin, "")
-        .is_ok()
+    [Protocol::Oci, Protocol::Pypi, Protocol::Hf]
+        .into_iter()
+        .all(|p| {
+            ctx.auth
+                .authorize(&ctx.identity, p, Action::Admin, "")
+                .is_ok()
+        })
 }
 
 fn lfs_json(value: Value) -> Response {

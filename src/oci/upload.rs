@@ -228,13 +228,14 @@ async fn mountable(
     Ok(registry.blob_linked(&from, digest).await? && registry.blobs().exists(digest).await?)
 }
 
-/// An admin of every OCI name: may reference any stored blob without sending it.
-/// (The empty name is matched only by a scope without a name prefix.)
+/// An admin of the whole store, every protocol and name: may reference any stored blob
+/// without sending it (blobs are shared across protocols, so an admin of images only
+/// must not reach a private model's bytes). The empty name is matched only by a scope
+/// without a name prefix.
 fn store_admin(state: &OciState, identity: &Identity) -> bool {
-    state
-        .auth
-        .authorize(identity, Protocol::Oci, Action::Admin, "")
-        .is_ok()
+    [Protocol::Oci, Protocol::Pypi, Protocol::Hf]
+        .into_iter()
+        .all(|p| state.auth.authorize(identity, p, Action::Admin, "").is_ok())
 }
 
 async fn load(state: &OciState, repo: &Repo, id: &str) -> Result<(Session, String)> {
