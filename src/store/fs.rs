@@ -1,9 +1,16 @@
 //! The embedded default: objects as files under one directory.
 //!
 //! A put streams into `<root>/.tmp/<random>`, fsyncs, verifies, then renames (or, for
-//! `PutMode::Create`, hard-links) into place, so readers only ever see complete files.
-//! A put that fails or is dropped removes its temporary file; files a killed process
-//! left in `.tmp` are never listed and are swept at open.
+//! `PutMode::Create`, hard-links) into place, so readers only ever see complete files;
+//! the folder is fsynced after, so a published file survives a power loss. A put that
+//! fails or is dropped removes its temporary file; files a killed process left in `.tmp`
+//! are never listed and are swept at open.
+//!
+//! Several processes may share the directory (`serve` beside `airlock mirror`, `bundle
+//! import`, `hf import`, `pypi yank`): create-if-absent is a hard link, atomic between
+//! them; `PutMode::Update`'s compare-then-rename holds an `flock` on one of the lock
+//! files in `<root>/.locks/` (one per key hash bucket), which every process honours.
+//! (Advisory locks need a local filesystem or NFSv4; the store is not meant for others.)
 
 use super::verify::Verifier;
 use super::{
@@ -20,6 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 const TMP_DIR: &str = ".tmp";
+/// Lock files for conditional updates across processes (never listed: keys cannot
+/// start with `.`).
+const LOCK_DIR: &str = ".locks";
+/// Keys share this many lock files: a bounded set that is never deleted, so no process
+/// can ever lock a file another has just unlinked. Updates hold a lock only for a stat
+/// and a rename, so unrelated keys sharing one wait very little.
+const LOCK_BUCKETS: usize = 256;
 /// Read size for streaming a file out: large enough that the per-read hop to the
 /// blocking pool is noise next to the copy itself, and that hyper writes big frames
 /// (measured in benches/blob_throughput: 256 KiB frames cost ~25% single-stream speed).
@@ -33,15 +47,19 @@ const STALE_TMP: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct FsStore {
     root: PathBuf,
-    /// Serializes `PutMode::Update` per key inside this process: check-then-rename
-    /// must not interleave with another update of the same key.
+    /// Serializes `PutMode::Update` per key inside this process, before the lock file
+    /// (see `lock_across_processes`) serializes it between processes: tasks then wait
+    /// here, not in a blocking thread each.
     update_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl FsStore {
     pub async fn open(root: &Path) -> anyhow::Result<Self> {
         let tmp = root.join(TMP_DIR);
-        tokio::fs::create_dir_all(&tmp).await.map_err(|e| {
+        tokio::fs::create_dir_all(root.join(LOCK_DIR))
+            .await
+            .and(tokio::fs::create_dir_all(&tmp).await)
+            .map_err(|e| {
             anyhow::anyhow!(
                 "cannot create the store directory {}: {e}; choose a writable path with --store or AIRLOCK_STORE",
                 root.display()
@@ -77,6 +95,36 @@ impl FsStore {
         }
     }
 
+    /// Holds the lock file of `key`'s bucket until the returned file is dropped: an
+    /// exclusive `flock`, which conflicts between processes and between separate opens
+    /// within one.
+    async fn lock_across_processes(&self, key: &ObjectKey) -> io::Result<std::fs::File> {
+        let bucket = crate::digest::Digest::of_bytes(
+            crate::digest::Algorithm::Sha256,
+            key.as_str().as_bytes(),
+        )
+        .hex()[..2]
+            .to_string();
+        debug_assert!(LOCK_BUCKETS == 256, "two hex digits name the buckets");
+        let path = self.root.join(LOCK_DIR).join(bucket);
+        tokio::task::spawn_blocking(move || {
+            let mut open = std::fs::OpenOptions::new();
+            open.create(true).truncate(false).write(true);
+            let file = match open.open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // A store made before lock files: make their folder.
+                    std::fs::create_dir_all(path.parent().expect("under the root"))?;
+                    open.open(&path)?
+                }
+                other => other?,
+            };
+            flock_exclusive(&file)?;
+            Ok(file)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     fn update_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.update_locks.lock().unwrap();
         // Drop locks nobody holds so the map does not grow with every key ever updated.
@@ -109,6 +157,29 @@ fn meta_from(key: ObjectKey, md: &std::fs::Metadata) -> ObjectMeta {
 fn etag_of(md: &std::fs::Metadata) -> String {
     let mtime_ns = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
     format!("{:x}-{:x}-{:x}", md.ino(), md.len(), mtime_ns)
+}
+
+/// Blocks until this open file holds an exclusive `flock` (released when it closes).
+fn flock_exclusive(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a file descriptor this `File` owns and keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Makes a rename or link into `dir` durable: without this a power loss can undo it.
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(io::Error::other)?
 }
 
 fn io_error(e: io::Error, key: &ObjectKey) -> StoreError {
@@ -211,9 +282,16 @@ impl FileSink {
         }
         self.wait().await?;
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.sync_all())
-            .await
-            .map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || {
+            // The version token is inode, size and mtime. The kernel stamps mtime from a
+            // coarse clock (milliseconds) and reuses freed inodes at once, so two quick
+            // rewrites of a document could repeat an old token and let a stale
+            // conditional update through; a stamp from the fine clock cannot repeat.
+            file.set_modified(SystemTime::now())?;
+            file.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 }
 
@@ -367,6 +445,7 @@ impl ObjectStore for FsStore {
             PutMode::Update(expected_etag) => {
                 let lock = self.update_lock(&dest);
                 let _held = lock.lock().await;
+                let _across = self.lock_across_processes(key).await.map_err(unavailable)?;
                 match tokio::fs::metadata(&dest).await {
                     Ok(md) if &etag_of(&md) == expected_etag => {}
                     Ok(_) => return Err(StoreError::PreconditionFailed(key.to_string())),
@@ -383,6 +462,7 @@ impl ObjectStore for FsStore {
         // After rename the temp path is gone; after link it still needs removing.
         drop(guard.0.take().map(std::fs::remove_file));
         let md = tokio::fs::metadata(&dest).await.map_err(unavailable)?;
+        sync_parent(&dest).await.map_err(unavailable)?;
         Ok(PutResult {
             etag: etag_of(&md),
             size,
@@ -442,6 +522,7 @@ impl ObjectStore for FsStore {
             .map_err(unavailable)?;
         guard.0 = None;
         let md = tokio::fs::metadata(&dest).await.map_err(unavailable)?;
+        sync_parent(&dest).await.map_err(unavailable)?;
         Ok(PutResult {
             etag: etag_of(&md),
             size: md.len(),
@@ -538,9 +619,37 @@ fn walk(
     Ok(())
 }
 
+/// Makes `dest`'s folder and any missing above it, each synced into its own parent:
+/// a file renamed into a folder whose entry is not durable is not durable either.
 async fn make_parent(dest: &Path) -> io::Result<()> {
+    let Some(parent) = dest.parent() else {
+        return Ok(());
+    };
+    if tokio::fs::metadata(parent).await.is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let parent = parent.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let missing: Vec<&Path> = parent
+            .ancestors()
+            .take_while(|d| std::fs::symlink_metadata(d).is_err())
+            .collect();
+        std::fs::create_dir_all(&parent)?;
+        for made in missing {
+            if let Some(above) = made.parent() {
+                std::fs::File::open(above)?.sync_all()?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// Syncs the folder of a file just published.
+async fn sync_parent(dest: &Path) -> io::Result<()> {
     match dest.parent() {
-        Some(parent) => tokio::fs::create_dir_all(parent).await,
+        Some(parent) => sync_dir(parent).await,
         None => Ok(()),
     }
 }
