@@ -347,3 +347,48 @@ on_both_stores!(async:
     oci_mount_needs_a_readable_source,
     oci_upload_of_a_stored_digest_checks_the_bytes,
 );
+
+/// `oci/catalog.json` is one bounded document; pull-through (which any reader can cause)
+/// may fill only half of it, and a full catalog never fails a push of a new repository:
+/// that repository works, unlisted. Filesystem only: the catalog is filled by writing
+/// the document directly, which is the same logic on every store.
+#[tokio::test]
+async fn a_full_oci_catalog_does_not_fail_pushes() {
+    const MAX: usize = 16 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, server, _) = start(Backend::Fs, dir.path(), b"unused");
+    // Names until there is no room for one more of at least their length.
+    let mut names = std::collections::BTreeSet::new();
+    let mut len = r#"{"repositories":[]}"#.len();
+    let mut i = 0u64;
+    loop {
+        let name = format!("docker.io/filler/r{i:09}");
+        if len + name.len() + 3 > MAX {
+            break;
+        }
+        len += name.len() + 3;
+        names.insert(name);
+        i += 1;
+    }
+    let catalog = serde_json::to_vec(&json!({ "repositories": names })).unwrap();
+    assert!(catalog.len() <= MAX && catalog.len() > MAX - 30);
+    let path = dir.path().join("store/oci/catalog.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &catalog).unwrap();
+
+    let c = http();
+    let layer = b"a layer pushed into a full catalog".to_vec();
+    let repo = "alice/a-repository-pushed-late";
+    let digest = support::push_image(&c, &server.base, ALICE, repo, "v1", &layer).await;
+    let r = c
+        .get(format!("{}/v2/{repo}/manifests/{digest}", server.base))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        std::fs::read(&path).unwrap() == catalog,
+        "the full catalog is unchanged"
+    );
+}

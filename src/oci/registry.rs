@@ -6,7 +6,9 @@ use super::error::{Code, OciError, Result};
 use super::manifest::Inspected;
 use crate::digest::Digest;
 use crate::store::layout::{blob_key, MetaKey};
-use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError};
+use crate::store::{
+    BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError, MAX_DOCUMENT_BYTES,
+};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -80,6 +82,34 @@ static PARSED: LazyLock<Mutex<HashMap<ObjectKey, Parsed>>> = LazyLock::new(Defau
 /// Beyond this many repositories the parsed cache starts over (it only saves parsing).
 const MAX_PARSED: usize = 4096;
 
+/// How a repository came to be, which decides how much of the catalog it may take.
+#[derive(Clone, Copy, Debug)]
+enum Listing {
+    /// Pushed by a writer (or written by an operator's mirror).
+    Pushed,
+    /// Recorded from elsewhere: pull-through (any reader can cause it) and imports.
+    Recorded,
+}
+
+impl Listing {
+    /// The catalog size up to which a new repository is listed. Recorded ones stop at
+    /// half, so anonymous pulls of many upstream repositories cannot crowd out pushes.
+    fn catalog_bytes(self) -> usize {
+        match self {
+            Listing::Pushed => MAX_DOCUMENT_BYTES,
+            Listing::Recorded => MAX_DOCUMENT_BYTES / 2,
+        }
+    }
+}
+
+/// The size of the catalog as JSON, without writing it out: repository names need no
+/// escaping (their grammar has no quote, backslash or control character), so it is
+/// `{"repositories":[` + each name quoted, comma-separated + `]}`.
+fn catalog_bytes(catalog: &Catalog) -> usize {
+    let names = &catalog.repositories;
+    19 + names.iter().map(|n| n.len() + 2).sum::<usize>() + names.len().saturating_sub(1)
+}
+
 #[derive(Clone, Debug)]
 pub struct Registry {
     docs: DocStore,
@@ -123,7 +153,19 @@ impl Registry {
 
     /// Read-modify-write of a repository without lost updates. `change` returns whether
     /// it changed anything; a new repository is entered in the catalog first.
-    pub async fn update_repo<F>(&self, name: &str, mut change: F) -> Result<RepoDoc>
+    pub async fn update_repo<F>(&self, name: &str, change: F) -> Result<RepoDoc>
+    where
+        F: FnMut(&mut RepoDoc) -> Result<bool>,
+    {
+        self.update_repo_listed(name, Listing::Pushed, change).await
+    }
+
+    async fn update_repo_listed<F>(
+        &self,
+        name: &str,
+        listing: Listing,
+        mut change: F,
+    ) -> Result<RepoDoc>
     where
         F: FnMut(&mut RepoDoc) -> Result<bool>,
     {
@@ -155,7 +197,7 @@ impl Registry {
             outcome?;
             if needs_catalog {
                 // Listed before it exists, so a crash never leaves an unlisted repository.
-                self.register(name).await?;
+                self.register(name, listing).await?;
                 registered = true;
                 continue;
             }
@@ -163,12 +205,27 @@ impl Registry {
         }
     }
 
-    async fn register(&self, name: &str) -> Result<()> {
+    /// Enters a repository in the catalog, while the catalog has room for it. A full
+    /// catalog never fails the write it precedes: the repository works, unlisted.
+    async fn register(&self, name: &str, listing: Listing) -> Result<()> {
+        let room = listing.catalog_bytes();
+        let mut full = false;
         self.docs
             .update_json(&catalog_key(), |catalog: &mut Catalog| {
-                Ok::<_, OciError>(catalog.repositories.insert(name.to_string()))
+                if catalog.repositories.contains(name) {
+                    return Ok::<_, OciError>(false);
+                }
+                full = catalog_bytes(catalog) + name.len() + 3 > room;
+                Ok(!full && catalog.repositories.insert(name.to_string()))
             })
             .await?;
+        if full {
+            tracing::warn!(
+                repo = name,
+                ?listing,
+                "the OCI catalog is full: this repository works but is not listed in /v2/_catalog"
+            );
+        }
         Ok(())
     }
 
@@ -195,7 +252,7 @@ impl Registry {
         tag: Option<&str>,
     ) -> Result<bool> {
         let mut changed = false;
-        self.update_repo(name, |doc| {
+        self.update_repo_listed(name, Listing::Recorded, |doc| {
             changed = doc.manifests.get(digest) != Some(&entry)
                 || tag.is_some_and(|t| doc.tags.get(t) != Some(digest));
             doc.manifests.insert(digest.clone(), entry.clone());
@@ -245,5 +302,82 @@ impl Registry {
                 format!("manifest {digest} is not in the store"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Algorithm;
+    use crate::store::{DynStore, FsStore};
+
+    fn entry() -> ManifestEntry {
+        ManifestEntry {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 2,
+            subject: None,
+            artifact_type: None,
+            annotations: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn recorded_repositories_leave_half_the_catalog_to_pushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(FsStore::open(dir.path()).await.unwrap());
+        let registry = Registry {
+            docs: DocStore::new(store.clone(), 1 << 20, std::time::Duration::ZERO),
+            blobs: BlobStore::new(store, 16),
+        };
+        // Just over half full, as many pulled-through repositories would leave it.
+        let names: BTreeSet<String> = (0..MAX_DOCUMENT_BYTES / 2 / 30 + 1)
+            .map(|i| format!("docker.io/filler/r{i:09}"))
+            .collect();
+        let catalog = Catalog {
+            repositories: names,
+        };
+        let counted = catalog_bytes(&catalog);
+        let catalog = serde_json::to_vec(&catalog).unwrap();
+        assert_eq!(counted, catalog.len());
+        assert_eq!(
+            catalog_bytes(&Catalog::default()),
+            b"{\"repositories\":[]}".len()
+        );
+        assert!(catalog.len() > MAX_DOCUMENT_BYTES / 2);
+        let key = catalog_key();
+        registry
+            .docs
+            .put(
+                &key,
+                catalog.into(),
+                crate::store::PutMode::Overwrite,
+                Mutability::Mutable,
+            )
+            .await
+            .unwrap();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"{}");
+
+        // Pull-through records the repository (it works) but does not list it.
+        registry
+            .record_manifest("docker.io/upstream/one", &digest, entry(), Some("1"))
+            .await
+            .unwrap();
+        assert!(registry
+            .repo("docker.io/upstream/one")
+            .await
+            .unwrap()
+            .is_some());
+        let listed = registry.catalog().await.unwrap();
+        assert!(!listed.iter().any(|n| n == "docker.io/upstream/one"));
+        // A push still has the other half.
+        registry
+            .update_repo("docker.io/team/pushed", |doc| {
+                doc.manifests.insert(digest.clone(), entry());
+                Ok(true)
+            })
+            .await
+            .unwrap();
+        let listed = registry.catalog().await.unwrap();
+        assert!(listed.iter().any(|n| n == "docker.io/team/pushed"));
     }
 }

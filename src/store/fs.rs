@@ -30,10 +30,6 @@ const TMP_DIR: &str = ".tmp";
 /// Lock files for conditional updates across processes (never listed: keys cannot
 /// start with `.`).
 const LOCK_DIR: &str = ".locks";
-/// Keys share this many lock files: a bounded set that is never deleted, so no process
-/// can ever lock a file another has just unlinked. Updates hold a lock only for a stat
-/// and a rename, so unrelated keys sharing one wait very little.
-const LOCK_BUCKETS: usize = 256;
 /// Read size for streaming a file out: large enough that the per-read hop to the
 /// blocking pool is noise next to the copy itself, and that hyper writes big frames
 /// (measured in benches/blob_throughput: 256 KiB frames cost ~25% single-stream speed).
@@ -97,7 +93,10 @@ impl FsStore {
 
     /// Holds the lock file of `key`'s bucket until the returned file is dropped: an
     /// exclusive `flock`, which conflicts between processes and between separate opens
-    /// within one.
+    /// within one. The bucket is the first byte of the key's sha256: 256 lock files, a
+    /// bounded set never deleted, so no process can lock a file another has just
+    /// unlinked. A lock is held only for a stat and a rename, so keys sharing one wait
+    /// very little.
     async fn lock_across_processes(&self, key: &ObjectKey) -> io::Result<std::fs::File> {
         let bucket = crate::digest::Digest::of_bytes(
             crate::digest::Algorithm::Sha256,
@@ -105,7 +104,6 @@ impl FsStore {
         )
         .hex()[..2]
             .to_string();
-        debug_assert!(LOCK_BUCKETS == 256, "two hex digits name the buckets");
         let path = self.root.join(LOCK_DIR).join(bucket);
         tokio::task::spawn_blocking(move || {
             let mut open = std::fs::OpenOptions::new();

@@ -9,6 +9,8 @@
 //!                                   digits, to keep directories and S3 listings small)
 //! oci/                              OCI registry metadata (owned by src/oci)
 //!   catalog.json                    every repository ever pushed: {"repositories": [...]}
+//!                                   (one bounded document: pull-through lists at most half
+//!                                   of it; a repository that finds it full works unlisted)
 //!   repos/<host>/<path>/_repo.json  one repository (`docker.io/library/busybox`): its tags
 //!                                   (tag -> digest) and manifests (digest -> media type, size,
 //!                                   subject, artifactType, annotations); conditional updates.
@@ -16,6 +18,7 @@
 //!                                   start a name component, so no nested repo collides.
 //!   repos/<host>/<path>/_blobs/<alg>/<hex>
 //!                                   link: this repository holds that blob (pushed/mounted)
+//!                                   — the only way a push may name a blob without its bytes
 //! pypi/<index>/                     one Python index (owned by src/pypi)
 //!   projects.json                   its project list: [{name, normalized}]
 //!   projects/<normalized>.json      one project: its files (filename, sha256, sizes,
@@ -36,11 +39,16 @@
 //!   oci/<id>/<n>-<random>           one PATCH body each; concatenated into blobs/ on the PUT
 //! .tmp/                             (filesystem backend only) files being written; renamed
 //!                                   into place once complete and verified, swept when stale
+//! .locks/<hh>                       (filesystem backend only) flock files serializing
+//!                                   conditional updates across processes, by key hash
 //! ```
 //!
 //! Rules every protocol follows:
 //! - Bodies go to `blobs/` through [`super::BlobStore`], which verifies the digest before the
 //!   object becomes visible. Protocol metadata refers to bodies only by digest.
+//! - A digest is not a key: a writer names a stored blob without sending it only through a
+//!   link of the repository it writes (or an item it may read, or as an admin of the whole
+//!   store). A put of a blob already stored still reads and verifies the body.
 //! - Metadata documents are small JSON written through [`super::DocStore`]. Immutable ones
 //!   (anything named by a digest or a commit id) are cached without expiry; mutable pointers
 //!   (tags, branches, project pages) are read-modify-written with conditional puts so racing

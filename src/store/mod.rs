@@ -18,7 +18,7 @@ mod verify;
 
 pub use blobs::{hash_file, BlobMeta, BlobStore};
 pub use counting::{CountingStore, OpCounts};
-pub use docs::{DocStore, Document, Mutability};
+pub use docs::{DocStore, Document, Mutability, MAX_DOCUMENT_BYTES};
 pub use fs::FsStore;
 pub use key::ObjectKey;
 pub use s3::{ConditionalWrites, S3Settings, S3Store};
