@@ -46,10 +46,13 @@ fn conditional_updates_from_separate_processes_lose_nothing() {
 }
 
 /// Adds one to the counter `INCREMENTS` times, each a conditional put of what it read.
+/// Only as a worker: run by itself (`--include-ignored`) it has no store and does nothing.
 #[test]
 #[ignore = "a worker process of conditional_updates_from_separate_processes_lose_nothing, started by it"]
 fn increment_worker() {
-    let root = std::env::var(STORE_VAR).expect("started by the test with the store path");
+    let Ok(root) = std::env::var(STORE_VAR) else {
+        return;
+    };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
