@@ -15,6 +15,7 @@ pub mod import;
 pub mod manifest;
 mod manifests;
 pub mod names;
+pub mod pullthrough;
 pub mod registry;
 mod token;
 mod upload;
@@ -90,7 +91,7 @@ impl Default for OciSettings {
             token_ttl: Duration::from_secs(300),
             upstream: None,
             upstream_registry: None,
-            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
         }
     }
@@ -137,8 +138,8 @@ impl OciSettings {
         Ok(())
     }
 
-    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
-        crate::upstream::UpstreamSettings {
+    pub fn upstream(&self) -> crate::remote::UpstreamSettings {
+        crate::remote::UpstreamSettings {
             url: self.upstream.clone(),
             ttl: self.upstream_ttl,
             token_env: self.upstream_token_env.clone(),
@@ -167,8 +168,8 @@ pub struct OciState {
     pub settings: Arc<OciSettings>,
     pub site: Site,
     /// Pull-through (none unless `[oci] upstream` is set).
-    pub upstream: Option<Arc<crate::upstream::oci::OciUpstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<pullthrough::OciUpstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 /// `/v2/...` and `/token`.
@@ -322,7 +323,13 @@ async fn serve(state: &OciState, endpoint: Endpoint, request: Request) -> Result
             Method::PUT => put_manifest(state, registry, &repo, &reference, request).await,
             Method::DELETE => delete_manifest(registry, &repo, &reference).await,
             _ => {
-                crate::upstream::oci::refresh_manifest(state, &repo, &reference).await?;
+                pullthrough::refresh_manifest(
+                    state.upstream.as_deref(),
+                    registry,
+                    &repo,
+                    &reference,
+                )
+                .await?;
                 get_manifest(registry, &repo, &reference, &headers, head).await
             }
         },

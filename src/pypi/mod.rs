@@ -12,7 +12,7 @@ pub mod ingest;
 mod metadata;
 mod names;
 pub mod project;
-pub mod remote;
+pub mod pullthrough;
 mod render;
 mod upload;
 
@@ -62,7 +62,7 @@ impl Default for PypiSettings {
             indexes: Vec::new(),
             max_upload_bytes: 20 * 1024 * 1024 * 1024,
             upstream: None,
-            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
         }
     }
@@ -87,8 +87,8 @@ impl PypiSettings {
         Ok(())
     }
 
-    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
-        crate::upstream::UpstreamSettings {
+    pub fn upstream(&self) -> crate::remote::UpstreamSettings {
+        crate::remote::UpstreamSettings {
             url: self.upstream.clone(),
             ttl: self.upstream_ttl,
             token_env: self.upstream_token_env.clone(),
@@ -189,7 +189,12 @@ async fn serve(
             normalized,
             page_path,
         } => {
-            crate::upstream::pypi::refresh_project(state, &index, &normalized).await?;
+            pullthrough::refresh_project(
+                state.upstream.as_deref(),
+                &index_of(state, &index),
+                &normalized,
+            )
+            .await?;
             let doc = index_of(state, &index)
                 .raw_project(&normalized)
                 .await?
@@ -250,8 +255,10 @@ async fn serve(
                 PypiError::from(crate::store::StoreError::Unavailable(e.to_string()))
             })?;
             let head = request.method() == Method::HEAD;
-            let filled = crate::upstream::pypi::fill_file(
-                state,
+            let filled = pullthrough::fill_file(
+                state.upstream.as_ref(),
+                &state.filler,
+                &state.blobs,
                 entry,
                 metadata,
                 &digest,
@@ -260,7 +267,7 @@ async fn serve(
             )
             .await?;
             let mut response = match filled {
-                Some(streaming) => streaming,
+                Some((size, body)) => crate::download::streamed(&digest, size, body),
                 None => blob_response(&state.blobs, &digest, request.headers(), head).await?,
             };
             let cache = if state.auth.anonymous_read() {
@@ -319,8 +326,8 @@ pub struct PypiState {
     pub settings: Arc<PypiSettings>,
     pub site: Site,
     /// Pull-through for the default index (none unless `[pypi] upstream` is set).
-    pub upstream: Option<Arc<crate::upstream::Upstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<crate::remote::Upstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 /// What [`PypiState`] is built from besides the store.
@@ -328,8 +335,8 @@ pub struct PypiDeps {
     pub auth: Arc<Auth>,
     pub settings: Arc<PypiSettings>,
     pub site: Site,
-    pub upstream: Option<Arc<crate::upstream::Upstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<crate::remote::Upstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 impl PypiState {

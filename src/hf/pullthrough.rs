@@ -1,35 +1,27 @@
 //! Hugging Face pull-through: a revision missing here, or a branch not checked within
-//! the TTL, is read from the upstream Hub (`/api/<kind>s/<id>/revision/<rev>?blobs=true`)
-//! and recorded with the upstream's commit id, blob oids and LFS sha256, so pinned
-//! revisions work unchanged. Small (non-LFS) files are fetched then, verified against
-//! their git blob oid (their sha256, the store's key, is not in the listing); LFS files
-//! on first download, verified against their LFS sha256.
+//! the TTL, is read from the upstream Hub (`remote::hf`) and recorded with the
+//! upstream's commit id, blob oids and LFS sha256, so pinned revisions work unchanged.
+//! Small (non-LFS) files are fetched then, verified against their git blob oid (their
+//! sha256, the store's key, is not in the listing); LFS files on first download,
+//! verified against their LFS sha256.
 
-use super::fill::{streamed, Filled};
-use super::{client::chain, revalidate, Lookup, Upstream, UpstreamError};
+use super::git::{blob_oid, lfs_pointer};
+use super::model::{is_commit_id, Commit, FileEntry, RepoRef};
+use super::repo::{now_iso, Repos};
+use super::HfError;
 use crate::digest::Digest;
-use crate::hf::git::{blob_oid, lfs_pointer};
-use crate::hf::model::{is_commit_id, Commit, FileEntry, RepoRef};
-use crate::hf::repo::{now_iso, Repos};
-use crate::hf::HfError;
-use crate::hf::HfState;
-use axum::response::Response;
+use crate::remote::hf::{Hub, Revision, Sibling};
+use crate::remote::{body_of, revalidate, Filled, Filler, Lookup, Upstream, UpstreamError};
+use crate::store::{BlobStore, ByteStream};
 use futures::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, StatusCode};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde_json::Value;
+use std::sync::Arc;
 
 /// Small files are read whole when a revision is recorded; nothing bigger is accepted
 /// as a non-LFS file.
 const MAX_SMALL_FILE: usize = 64 * 1024 * 1024;
 /// Small files fetched at once when a revision is recorded.
 const PARALLEL: usize = 8;
-/// Path segments keep their `/`; everything else unusual is escaped.
-const PATH: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.');
 
 fn failed(e: UpstreamError) -> HfError {
     match e {
@@ -42,13 +34,25 @@ fn failed(e: UpstreamError) -> HfError {
     }
 }
 
+fn hub(up: &Upstream) -> Hub<'_> {
+    Hub {
+        client: &up.client,
+        base: up.base.clone(),
+        req: up.req(),
+    }
+}
+
 /// Before a revision is read: brings it in from the upstream when missing or stale.
 /// Repositories made here (not by pull-through) are left alone.
-pub async fn refresh_revision(state: &HfState, repo: &RepoRef, rev: &str) -> Result<(), HfError> {
-    let Some(up) = &state.upstream else {
+pub async fn refresh_revision(
+    upstream: Option<&Upstream>,
+    repos: &Repos,
+    repo: &RepoRef,
+    rev: &str,
+) -> Result<(), HfError> {
+    let Some(up) = upstream else {
         return Ok(());
     };
-    let repos = &state.repos;
     let local = repos.repo(repo).await?;
     if local.as_ref().is_some_and(|d| !d.mirrored) {
         return Ok(());
@@ -77,15 +81,6 @@ pub async fn refresh_revision(state: &HfState, repo: &RepoRef, rev: &str) -> Res
         .map_err(failed)
 }
 
-fn file_url(up: &Upstream, repo: &RepoRef, commit: &str, path: &str) -> String {
-    up.url(&format!(
-        "/{}{}/resolve/{commit}/{}",
-        repo.kind.url_prefix(),
-        repo.id,
-        utf8_percent_encode(path, PATH)
-    ))
-}
-
 /// The upstream's commit for `rev`, with every file described and the small ones stored.
 async fn revision(
     up: &Upstream,
@@ -93,48 +88,32 @@ async fn revision(
     repo: &RepoRef,
     rev: &str,
 ) -> Result<Commit, UpstreamError> {
-    let url = up.url(&format!(
-        "/api/{}/{}/revision/{}?blobs=true",
-        repo.kind.plural(),
-        repo.id,
-        utf8_percent_encode(rev, NON_ALPHANUMERIC)
-    ));
-    let bad = |why: String| UpstreamError::Unavailable(format!("{url}: {why}"));
-    let info: Value = up
-        .get(&url, "application/json")
-        .await?
-        .json()
+    let hub = hub(up);
+    let info: Revision = hub.revision(repo.kind.plural(), &repo.id, rev).await?;
+    let bad = |why: String| UpstreamError::Unavailable(format!("{}: {why}", up.base));
+    if let Some(known) = repos
+        .commit(repo, &info.sha)
         .await
-        .map_err(|e| bad(chain(&e)))?;
-    let sha = info["sha"]
-        .as_str()
-        .filter(|s| is_commit_id(s))
-        .ok_or_else(|| bad("no commit sha in the answer".into()))?
-        .to_string();
-    let date = info["lastModified"]
-        .as_str()
-        .map_or_else(now_iso, str::to_string);
-    if let Some(known) = repos.commit(repo, &sha).await.map_err(|e| bad(e.message))? {
+        .map_err(|e| bad(e.message))?
+    {
         return Ok(known.commit.clone());
     }
-    let siblings = info["siblings"]
-        .as_array()
-        .ok_or_else(|| bad("no siblings in the answer".into()))?;
-    let described = siblings
-        .iter()
-        .cloned()
-        .map(|s| describe(up, repos, repo, &sha, s));
+    let sha = info.sha.clone();
+    let described = info
+        .siblings
+        .into_iter()
+        .map(|s| describe(&hub, repos, repo, &sha, s));
     let files: Vec<FileEntry> = futures::stream::iter(described)
         .buffer_unordered(PARALLEL)
         .try_collect()
         .await?;
     Ok(Commit {
-        id: sha,
+        id: info.sha,
         parents: Vec::new(),
         title: format!("pulled through from {}", up.base),
         message: String::new(),
         author: String::new(),
-        date,
+        date: info.last_modified.unwrap_or_else(now_iso),
         files,
         config: None,
     })
@@ -142,55 +121,44 @@ async fn revision(
 
 /// One sibling of the listing as a file entry (a small file is fetched and stored).
 async fn describe(
-    up: &Upstream,
+    hub: &Hub<'_>,
     repos: &Repos,
     repo: &RepoRef,
     commit: &str,
-    s: Value,
+    s: Sibling,
 ) -> Result<FileEntry, UpstreamError> {
-    let path = s["rfilename"].as_str().ok_or_else(|| {
-        UpstreamError::Unavailable(format!("{}: a sibling without rfilename", up.base))
-    })?;
-    let lfs = &s["lfs"];
-    if let Some(sha256) = lfs["sha256"].as_str() {
-        let size = lfs["size"].as_u64().or(s["size"].as_u64()).unwrap_or(0);
-        let oid = s["blobId"].as_str().map_or_else(
-            || blob_oid(lfs_pointer(sha256, size).as_bytes()),
-            str::to_string,
-        );
+    if let Some(lfs) = &s.lfs {
+        let oid = s
+            .blob_id
+            .clone()
+            .unwrap_or_else(|| blob_oid(lfs_pointer(&lfs.sha256, lfs.size).as_bytes()));
         return Ok(FileEntry {
-            path: path.to_string(),
-            size,
-            sha256: sha256.to_ascii_lowercase(),
+            path: s.rfilename,
+            size: lfs.size,
+            sha256: lfs.sha256.clone(),
             oid,
             lfs: true,
         });
     }
-    small_file(up, repos, repo, commit, path, s["blobId"].as_str()).await
+    small_file(hub, repos, repo, commit, &s.rfilename, s.blob_id.as_deref()).await
 }
 
 /// A regular file read whole, checked against its git blob oid, stored.
 async fn small_file(
-    up: &Upstream,
+    hub: &Hub<'_>,
     repos: &Repos,
     repo: &RepoRef,
     commit: &str,
     path: &str,
     oid: Option<&str>,
 ) -> Result<FileEntry, UpstreamError> {
-    let url = file_url(up, repo, commit, path);
+    let url = hub.file_url(repo.kind.url_prefix(), &repo.id, commit, path);
     let bad = |why: String| UpstreamError::Unavailable(format!("{url}: {why}"));
-    let mut body = up.get(&url, "*/*").await?.bytes_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| bad(chain(&e)))?;
-        if bytes.len() + chunk.len() > MAX_SMALL_FILE {
-            return Err(bad(format!(
-                "a non-LFS file larger than {MAX_SMALL_FILE} bytes"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let response = hub.client.get(&url, &hub.req.clone().accept("*/*")).await?;
+    let (body, _) = body_of(response);
+    let bytes = crate::store::collect_limited(body, MAX_SMALL_FILE)
+        .await
+        .map_err(|e| bad(format!("a non-LFS file: {e}")))?;
     let actual = blob_oid(&bytes);
     if oid.is_some_and(|o| o != actual) {
         return Err(bad(format!(
@@ -199,39 +167,41 @@ async fn small_file(
         )));
     }
     repos
-        .store_small_file(path, bytes.into())
+        .store_small_file(path, bytes)
         .await
         .map_err(|e| bad(e.message))
 }
 
 /// An LFS file whose bytes are not stored yet: fetched from the upstream, verified.
 /// `Some` streams it to this caller; `None`: serve it from the store.
+#[allow(clippy::too_many_arguments)]
 pub async fn fill_file(
-    state: &HfState,
+    upstream: Option<&Arc<Upstream>>,
+    filler: &Filler,
+    blobs: &BlobStore,
     repo: &RepoRef,
     commit: &str,
     file: &FileEntry,
     digest: &Digest,
     request: &HeaderMap,
     head: bool,
-) -> Result<Option<Response>, HfError> {
-    let Some(up) = &state.upstream else {
+) -> Result<Option<(u64, ByteStream)>, HfError> {
+    let Some(up) = upstream else {
         return Ok(None);
     };
-    if state.repos.blobs().exists(digest).await? {
+    if blobs.exists(digest).await? {
         return Ok(None);
     }
     let whole = !head
         && !request.contains_key(header::RANGE)
         && !request.contains_key(header::IF_NONE_MATCH);
-    let url = file_url(up, repo, commit, &file.path);
-    let filled = state
-        .filler
+    let url = hub(up).file_url(repo.kind.url_prefix(), &repo.id, commit, &file.path);
+    let filled = filler
         .fill(digest, Some(file.size), whole, up.clone().open(url))
         .await
         .map_err(failed)?;
     Ok(match filled {
         Filled::Stored => None,
-        Filled::Streaming { size, body } => Some(streamed(digest, size, body)),
+        Filled::Streaming { size, body } => Some((size, body)),
     })
 }
