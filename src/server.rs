@@ -156,7 +156,7 @@ impl Upstreams {
                 Arc::new(crate::oci::pullthrough::OciUpstream::new(
                     up,
                     config.oci.upstream_registry.clone(),
-                    &[],
+                    &config.oci.upstream_token_realms,
                 ))
             }),
             pypi: open("pypi", config.pypi.upstream())?.map(Arc::new),

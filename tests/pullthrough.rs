@@ -836,8 +836,220 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
 }
 
 // The downstream's store is what each one exercises; the upstream stays on the filesystem.
+/// A tiny HTTP/1.1 peer on loopback for what no Airlock does (list files elsewhere,
+/// send a token realm elsewhere): answers every request with `answer(head)` and keeps
+/// each request's head (request line and headers) to look at afterwards.
+struct Peer {
+    /// `http://<host>:<port>`
+    base: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// (status, extra headers, body)
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+impl Peer {
+    /// Listens on 127.0.0.1; `host` is how its URLs name it (`127.0.0.1` or `localhost`,
+    /// two different hosts to a client).
+    async fn start(host: &str, answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Peer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer = std::sync::Arc::new(answer);
+        let seen = heads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (answer, seen) = (answer.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    seen.lock().unwrap().push(head.clone());
+                    let (status, headers, body) = answer(&head);
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let _ = conn.write_all(out.as_bytes()).await;
+                    if !head.starts_with("HEAD ") {
+                        let _ = conn.write_all(&body).await;
+                    }
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Peer { base, heads, task }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// The `Authorization` values of the requests seen.
+    fn authorizations(&self) -> Vec<String> {
+        self.heads()
+            .iter()
+            .flat_map(|h| h.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A downstream with only `section` pulling through `upstream` (plus `extra` keys there).
+fn downstream_of(backend: Backend, dir: &Path, section: &str, upstream: &str, extra: &str) -> Node {
+    let store = StoreArgs::new(backend, &dir.join("down"));
+    let config =
+        format!("[{section}]\nupstream = \"{upstream}\"\nupstream_ttl = \"1s\"\n{extra}\n");
+    Node::start(&dir.join("down"), store, &config, None)
+}
+
+/// The PyPI upstream token goes to the upstream's origin only: a file its page lists on
+/// another origin is fetched without it.
+async fn pypi_upstream_token_stays_on_the_upstream_origin(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = b"an sdist hosted elsewhere".to_vec();
+    let hex = sha256(&file).trim_start_matches("sha256:").to_string();
+    let body = file.clone();
+    let files = Peer::start("127.0.0.1", move |_| (200, vec![], body.clone())).await;
+    let page = serde_json::json!({
+        "meta": {"api-version": "1.1"}, "name": "demo-pkg",
+        "files": [{"filename": "demo_pkg-1.0.tar.gz", "size": file.len(),
+                   "url": format!("{}/packages/demo_pkg-1.0.tar.gz", files.base),
+                   "hashes": {"sha256": hex}}]
+    })
+    .to_string();
+    let index = Peer::start("127.0.0.1", move |_| {
+        let json = "application/vnd.pypi.simple.v1+json".to_string();
+        (
+            200,
+            vec![("Content-Type".into(), json)],
+            page.clone().into_bytes(),
+        )
+    })
+    .await;
+    std::env::set_var("PT_PYPI_TOKEN", "pypi-upstream-secret");
+    let down = downstream_of(
+        backend,
+        dir.path(),
+        "pypi",
+        &format!("{}/simple/", index.base),
+        "upstream_token_env = \"PT_PYPI_TOKEN\"",
+    );
+    let http = http();
+    let r = project_json(&http, &down, "demo-pkg").await;
+    assert_eq!(r.status(), 200, "{}", down.server.log());
+    let page: serde_json::Value = r.json().await.unwrap();
+    let href = page["files"][0]["url"].as_str().unwrap();
+    assert!(
+        !href.contains(&files.base),
+        "only Airlock's own URLs: {href}"
+    );
+    let url = reqwest::Url::parse(&down.server.url("/simple/demo-pkg/"))
+        .unwrap()
+        .join(href)
+        .unwrap();
+    let got = http.get(url).send().await.unwrap();
+    assert_eq!(got.status(), 200, "{}", down.server.log());
+    assert_eq!(got.bytes().await.unwrap(), file);
+    assert_eq!(
+        index.authorizations(),
+        vec!["Bearer pypi-upstream-secret".to_string()],
+        "the upstream itself gets the token"
+    );
+    assert_eq!(files.heads().len(), 1);
+    assert_eq!(
+        files.authorizations(),
+        Vec::<String>::new(),
+        "another origin never gets the upstream token"
+    );
+}
+
+/// The OCI upstream credential goes to a token realm on the upstream's host, or one the
+/// operator listed; a realm elsewhere is asked anonymously.
+async fn oci_upstream_credential_goes_to_no_foreign_realm(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let realm = Peer::start("localhost", |_| {
+        (200, vec![], br#"{"token":"realm-token"}"#.to_vec())
+    })
+    .await;
+    let challenge = format!(r#"Bearer realm="{}/token",service="up""#, realm.base);
+    let registry = Peer::start("127.0.0.1", move |head| {
+        if head.contains("Bearer realm-token") {
+            (
+                404,
+                vec![],
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+            )
+        } else {
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge.clone())],
+                vec![],
+            )
+        }
+    })
+    .await;
+    std::env::set_var("PT_OCI_TOKEN", "oci-upstream-secret");
+    let http = http();
+    let path = manifest_path("absent", "1.0");
+    let down = downstream_of(
+        backend,
+        &dir.path().join("foreign"),
+        "oci",
+        &registry.base,
+        "upstream_token_env = \"PT_OCI_TOKEN\"",
+    );
+    let r = http.get(down.server.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", down.server.log());
+    assert_eq!(realm.heads().len(), 1, "a token was asked for");
+    assert_eq!(
+        realm.authorizations(),
+        Vec::<String>::new(),
+        "a realm on another host gets no credential"
+    );
+    // Listed by the operator: that realm is trusted with it.
+    let listed = downstream_of(
+        backend,
+        &dir.path().join("listed"),
+        "oci",
+        &registry.base,
+        &format!(
+            "upstream_token_env = \"PT_OCI_TOKEN\"\nupstream_token_realms = [\"{}/token\"]",
+            realm.base
+        ),
+    );
+    let r = http.get(listed.server.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", listed.server.log());
+    assert_eq!(realm.authorizations().len(), 1);
+    assert!(realm.authorizations()[0].starts_with("Basic "));
+}
+
 on_both_stores!(
     async:
+    pypi_upstream_token_stays_on_the_upstream_origin,
+    oci_upstream_credential_goes_to_no_foreign_realm,
     oci_miss_is_pulled_through_then_served_while_the_upstream_is_down,
     oci_token_flow_against_an_upstream_without_anonymous_read,
     a_tag_moved_upstream_is_seen_after_the_ttl,

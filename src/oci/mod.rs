@@ -80,6 +80,9 @@ pub struct OciSettings {
     pub upstream_ttl: Duration,
     /// Environment variable with the credential for the upstream's token service.
     pub upstream_token_env: Option<String>,
+    /// Token realms on another host than the upstream that may be sent its credential
+    /// (e.g. `https://auth.docker.io/token`); a realm on the upstream's host always may.
+    pub upstream_token_realms: Vec<String>,
 }
 
 impl Default for OciSettings {
@@ -93,6 +96,7 @@ impl Default for OciSettings {
             upstream_registry: None,
             upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
+            upstream_token_realms: Vec::new(),
         }
     }
 }
@@ -123,6 +127,14 @@ impl OciSettings {
             })?;
         }
         self.upstream().validate("oci")?;
+        for realm in &self.upstream_token_realms {
+            if !url::Url::parse(realm).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http")
+            {
+                return Err(format!(
+                    "`oci.upstream_token_realms`: `{realm}` is not an http(s) URL; write e.g. https://auth.docker.io/token"
+                ));
+            }
+        }
         if let Some(host) = &self.upstream_registry {
             if canonical("x", Some(host), "docker.io").is_err() || host.contains('/') {
                 return Err(format!(
