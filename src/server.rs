@@ -138,7 +138,7 @@ impl AppState {
 #[derive(Debug)]
 pub struct Upstreams {
     pub oci: Option<Arc<crate::oci::pullthrough::OciUpstream>>,
-    pub pypi: Option<Arc<Upstream>>,
+    pub pypi: Option<Arc<crate::pypi::pullthrough::PypiUpstream>>,
     pub hf: Option<Arc<Upstream>>,
     pub filler: Filler,
 }
@@ -159,7 +159,12 @@ impl Upstreams {
                     &config.oci.upstream_token_realms,
                 ))
             }),
-            pypi: open("pypi", config.pypi.upstream())?.map(Arc::new),
+            pypi: open("pypi", config.pypi.upstream())?.map(|up| {
+                Arc::new(crate::pypi::pullthrough::PypiUpstream::new(
+                    up,
+                    &config.pypi.upstream_merge,
+                ))
+            }),
             hf: open("hf", config.hf.upstream())?.map(Arc::new),
             filler: Filler::new(blobs),
         })

@@ -1046,6 +1046,99 @@ async fn oci_upstream_credential_goes_to_no_foreign_realm(backend: Backend) {
     assert!(realm.authorizations()[0].starts_with("Basic "));
 }
 
+/// `twine upload` of `dist` to `node`'s default index.
+fn twine_upload(node: &Node, dist: &support::wheels::Dist) {
+    let venv =
+        PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").expect(
+            "AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs twine",
+        ));
+    let path = dist.write_to(&node.dir);
+    let out = std::process::Command::new(venv.join("bin/twine"))
+        .args(["upload", "--non-interactive", "--disable-progress-bar"])
+        .arg("--repository-url")
+        .arg(node.server.url("/legacy/"))
+        .args(["-u", "__token__", "-p", ADMIN])
+        .arg(path)
+        .output()
+        .unwrap();
+    support::output_ok(out, "twine upload");
+}
+
+/// The filenames `node` lists for `project`.
+fn listed(node: &Node, project: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = project_json(&http(), node, project).await;
+        assert_eq!(r.status(), 200, "{}", node.server.log());
+        let page: serde_json::Value = r.json().await.unwrap();
+        let mut names: Vec<String> = page["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["filename"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+/// Dependency confusion: a project with local files never gets the upstream's files
+/// (a higher version there would win the install), unless the operator lists it.
+fn pypi_local_projects_are_never_merged_with_the_upstream(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let attacker = seed_wheel(&up, "acme-utils", "99.0");
+    let earlier = seed_wheel(&up, "pulled-first", "5.0");
+    let down = downstream(backend, dir.path(), &up, "");
+
+    let ours = wheel("acme-utils", "1.0", &[], None);
+    twine_upload(&down, &ours);
+    assert_eq!(listed(&down, "acme-utils"), vec![ours.filename.clone()]);
+    assert_eq!(
+        up.gets("/simple/acme-utils/"),
+        0,
+        "a local name is not even looked up"
+    );
+    let venv = PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").unwrap());
+    let got = dir.path().join("got");
+    let out = std::process::Command::new(venv.join("bin/pip"))
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .args(["download", "--no-deps", "--no-cache-dir", "-d"])
+        .arg(&got)
+        .args(["--index-url", &down.server.url("/simple/"), "acme-utils"])
+        .output()
+        .unwrap();
+    support::output_ok(out, "pip download");
+    assert!(got.join(&ours.filename).exists(), "pip took the local 1.0");
+    assert!(!got.join(&attacker.filename).exists());
+
+    // Pulled through first, then uploaded here: from then on only the local files.
+    assert_eq!(
+        listed(&down, "pulled-first"),
+        vec![earlier.filename.clone()]
+    );
+    let local = wheel("pulled-first", "1.0", &[], None);
+    twine_upload(&down, &local);
+    assert_eq!(listed(&down, "pulled-first"), vec![local.filename.clone()]);
+
+    // The operator says this project may have both.
+    let merging = downstream_of(
+        backend,
+        &dir.path().join("merging"),
+        "pypi",
+        &up.server.url("/simple/"),
+        "upstream_merge = [\"Acme_Utils\"]",
+    );
+    twine_upload(&merging, &ours);
+    let mut both = vec![attacker.filename.clone(), ours.filename.clone()];
+    both.sort();
+    assert_eq!(listed(&merging, "acme-utils"), both);
+}
+
 on_both_stores!(
     async:
     pypi_upstream_token_stays_on_the_upstream_origin,
@@ -1070,5 +1163,19 @@ mod pip_installs_through_the_pull_through_cache {
     #[ignore = "needs pip and Garage: `bash tests/run-all.sh` sets them up"]
     fn s3() {
         super::pip_installs_through_the_pull_through_cache(super::Backend::S3);
+    }
+}
+
+mod pypi_local_projects_are_never_merged_with_the_upstream {
+    #[test]
+    #[ignore = "needs twine and pip: `bash tests/run-all.sh` sets them up"]
+    fn fs() {
+        super::pypi_local_projects_are_never_merged_with_the_upstream(super::Backend::Fs);
+    }
+
+    #[test]
+    #[ignore = "needs twine, pip and Garage: `bash tests/run-all.sh` sets them up"]
+    fn s3() {
+        super::pypi_local_projects_are_never_merged_with_the_upstream(super::Backend::S3);
     }
 }

@@ -54,6 +54,10 @@ pub struct PypiSettings {
     pub upstream_ttl: std::time::Duration,
     /// Environment variable with a bearer token for the upstream.
     pub upstream_token_env: Option<String>,
+    /// Projects whose local files may be listed together with the upstream's. Any other
+    /// project with a file uploaded or imported here is never merged with the upstream
+    /// (dependency confusion: the upstream's `99.0` would win over the local `1.0`).
+    pub upstream_merge: Vec<String>,
 }
 
 impl Default for PypiSettings {
@@ -64,6 +68,7 @@ impl Default for PypiSettings {
             upstream: None,
             upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
+            upstream_merge: Vec::new(),
         }
     }
 }
@@ -71,6 +76,16 @@ impl Default for PypiSettings {
 impl PypiSettings {
     pub fn validate(&self) -> Result<(), String> {
         self.upstream().validate("pypi")?;
+        for name in &self.upstream_merge {
+            if !names::is_valid_name(name) {
+                return Err(format!(
+                    "`pypi.upstream_merge`: `{name}` is not a project name (letters, digits, '.', '-', '_'; starting and ending with a letter or digit)"
+                ));
+            }
+        }
+        if !self.upstream_merge.is_empty() && self.upstream.is_none() {
+            return Err("`pypi.upstream_merge` needs `pypi.upstream`".into());
+        }
         for name in &self.indexes {
             let ok = !name.is_empty()
                 && name.len() <= 64
@@ -256,7 +271,7 @@ async fn serve(
             })?;
             let head = request.method() == Method::HEAD;
             let filled = pullthrough::fill_file(
-                state.upstream.as_ref(),
+                state.upstream.as_deref(),
                 &state.filler,
                 &state.blobs,
                 entry,
@@ -326,7 +341,7 @@ pub struct PypiState {
     pub settings: Arc<PypiSettings>,
     pub site: Site,
     /// Pull-through for the default index (none unless `[pypi] upstream` is set).
-    pub upstream: Option<Arc<crate::remote::Upstream>>,
+    pub upstream: Option<Arc<pullthrough::PypiUpstream>>,
     pub filler: crate::remote::Filler,
 }
 
@@ -335,7 +350,7 @@ pub struct PypiDeps {
     pub auth: Arc<Auth>,
     pub settings: Arc<PypiSettings>,
     pub site: Site,
-    pub upstream: Option<Arc<crate::remote::Upstream>>,
+    pub upstream: Option<Arc<pullthrough::PypiUpstream>>,
     pub filler: crate::remote::Filler,
 }
 

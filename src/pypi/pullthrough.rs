@@ -4,6 +4,15 @@
 //! file's body and `.metadata` are fetched on first download and verified against the
 //! sha256 the page gave. A file without a usable sha256, or whose name is not one of the
 //! project's distributions, is left out: its bytes could not be verified.
+//!
+//! A project with files of its own (uploaded or imported here) is never merged with the
+//! upstream unless the operator lists it in `[pypi] upstream_merge`, as devpi's
+//! `mirror_whitelist` and Artifactory's exclude patterns let operators decide: otherwise
+//! anyone who registers the same name upstream with a higher version wins the install
+//! (dependency confusion). Such a project is not even looked up upstream, so its name
+//! does not leave the zone. Pages list every file under Airlock's own URL, and say
+//! nothing of PEP 708 (`tracks`, `alternate-locations`): no client is told that two
+//! sources are one project.
 
 use super::names::parse_filename;
 use super::project::FileEntry;
@@ -13,8 +22,26 @@ use crate::remote::simple::{self, DistFile};
 use crate::remote::{revalidate, Filled, Filler, Lookup, Upstream, UpstreamError};
 use crate::store::{BlobStore, ByteStream};
 use http::{header, HeaderMap};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// The PyPI upstream and the projects an operator lets it merge into local ones.
+#[derive(Debug)]
+pub struct PypiUpstream {
+    pub up: Arc<Upstream>,
+    /// Normalized names.
+    merge: HashSet<String>,
+}
+
+impl PypiUpstream {
+    pub fn new(up: Upstream, merge: &[String]) -> PypiUpstream {
+        PypiUpstream {
+            up: Arc::new(up),
+            merge: merge.iter().map(|n| super::normalize(n)).collect(),
+        }
+    }
+}
 
 fn failed(e: UpstreamError) -> PypiError {
     match e {
@@ -27,17 +54,29 @@ fn failed(e: UpstreamError) -> PypiError {
 
 /// Before a project page is served: brings it in from the upstream when missing or stale.
 pub async fn refresh_project(
-    upstream: Option<&Upstream>,
+    upstream: Option<&PypiUpstream>,
     index: &Index,
     normalized: &str,
 ) -> Result<(), PypiError> {
-    let Some(up) = upstream else {
+    let Some(pypi) = upstream else {
         return Ok(());
     };
     if index.name != DEFAULT_INDEX {
         return Ok(());
     }
-    let have = index.raw_project(normalized).await?.is_some();
+    let up = &pypi.up;
+    let with_local = pypi.merge.contains(normalized);
+    let doc = index.project(normalized).await?;
+    let local = doc
+        .as_ref()
+        .filter(|d| d.files.iter().any(|f| f.upstream_url.is_none()));
+    if let (Some(doc), false) = (local, with_local) {
+        if doc.files.iter().any(|f| f.upstream_url.is_some()) {
+            index.merge_upstream(&doc.name, &[], false).await?;
+        }
+        return Ok(());
+    }
+    let have = doc.is_some();
     let fetch = async {
         let url = up.url(&format!("/{normalized}/"));
         match simple::fetch(&up.client, &url, up.req()).await {
@@ -45,7 +84,7 @@ pub async fn refresh_project(
                 let name = page.name.unwrap_or_else(|| normalized.to_string());
                 let files = entries(page.files, normalized);
                 index
-                    .merge_upstream(&name, &files)
+                    .merge_upstream(&name, &files, with_local)
                     .await
                     .map_err(|e| UpstreamError::Unavailable(e.message))?;
                 Ok(Lookup::Stored)
@@ -97,7 +136,7 @@ fn entry(f: DistFile, project: &str) -> Option<FileEntry> {
 /// upstream, verified. `Some` streams it to this caller; `None`: serve it from the store.
 #[allow(clippy::too_many_arguments)]
 pub async fn fill_file(
-    upstream: Option<&Arc<Upstream>>,
+    upstream: Option<&PypiUpstream>,
     filler: &Filler,
     blobs: &BlobStore,
     entry: &FileEntry,
@@ -106,7 +145,7 @@ pub async fn fill_file(
     request: &HeaderMap,
     head: bool,
 ) -> Result<Option<(u64, ByteStream)>, PypiError> {
-    let (Some(up), Some(url)) = (upstream, &entry.upstream_url) else {
+    let (Some(PypiUpstream { up, .. }), Some(url)) = (upstream, &entry.upstream_url) else {
         return Ok(None);
     };
     if blobs.exists(digest).await? {
