@@ -1139,8 +1139,100 @@ fn pypi_local_projects_are_never_merged_with_the_upstream(backend: Backend) {
     assert_eq!(listed(&merging, "acme-utils"), both);
 }
 
+/// A tag pushed here is never moved by pull-through, whether the upstream has the same
+/// name from the start or it was pulled through before the push.
+async fn a_locally_pushed_tag_is_never_moved_by_pull_through(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let (upstream_digest, _) = seed_tiny(&up, "shared", "1.0", b"the upstream's 1.0");
+    let (pulled, _) = seed_tiny(&up, "later", "1.0", b"the upstream's later 1.0");
+    let down = downstream(backend, dir.path(), &up, "");
+    let http = http();
+    let ours = push_tiny(
+        &http,
+        &down,
+        "docker.io/library/shared",
+        "1.0",
+        b"our own 1.0",
+    )
+    .await;
+    assert_ne!(ours, upstream_digest);
+    // Pulled through first, pushed here afterwards.
+    let r = get_manifest(&http, &down, "later", "1.0").await;
+    assert_eq!(r.headers()["docker-content-digest"], pulled.as_str());
+    let ours_later = push_tiny(
+        &http,
+        &down,
+        "docker.io/library/later",
+        "1.0",
+        b"our own later",
+    )
+    .await;
+    for round in 0..2 {
+        if round == 1 {
+            // Past `upstream_ttl` (1s): pull-through would revalidate an upstream tag.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        for (name, want) in [("shared", &ours), ("later", &ours_later)] {
+            let r = get_manifest(&http, &down, name, "1.0").await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(
+                r.headers()["docker-content-digest"],
+                want.as_str(),
+                "{name}:1.0, round {round}"
+            );
+        }
+    }
+    assert_eq!(
+        up.gets(&manifest_path("shared", "1.0")),
+        0,
+        "a local tag is not even looked up"
+    );
+}
+
+/// A client that joins another repository's fill in flight is linked only when the
+/// upstream says its own repository holds the blob.
+async fn a_joined_fill_links_only_what_the_upstream_confirmed(backend: Backend) {
+    const SIZE: usize = 48 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let layer = seed_big(&up, SIZE);
+    let down = downstream(backend, dir.path(), &up, "");
+    let http = http();
+    // The first client takes one chunk and stops reading: the fill stays in flight.
+    let first = http
+        .get(down.server.url(&blob_path("big", &layer)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let mut body = first.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    // Another repository, which the upstream does not say holds that blob, joins it.
+    let url = down.server.url(&blob_path("elsewhere", &layer));
+    let joiner = tokio::spawn({
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut n = 0;
+    while let Some(chunk) = body.next().await {
+        n += chunk.unwrap().len();
+    }
+    assert!(n > 0);
+    assert_eq!(joiner.await.unwrap(), 404, "{}", down.server.log());
+    let again = http
+        .get(down.server.url(&blob_path("elsewhere", &layer)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "not linked into `elsewhere`");
+}
+
 on_both_stores!(
     async:
+    a_locally_pushed_tag_is_never_moved_by_pull_through,
+    a_joined_fill_links_only_what_the_upstream_confirmed,
     pypi_upstream_token_stays_on_the_upstream_origin,
     oci_upstream_credential_goes_to_no_foreign_realm,
     oci_miss_is_pulled_through_then_served_while_the_upstream_is_down,

@@ -338,6 +338,8 @@ async fn register(
             doc.manifests.insert(digest.clone(), entry.clone());
             if let Some(t) = tag {
                 changed |= doc.tags.insert(t.to_string(), digest.clone()).as_ref() != Some(digest);
+                // Mirrored on an operator's word: pull-through leaves it alone.
+                changed |= doc.upstream_tags.remove(t).is_some();
             }
             Ok(changed)
         })

@@ -2,6 +2,11 @@
 //! on a miss; blobs are filled on a miss (coalesced, verified). What comes from the
 //! upstream is stored through the registry's own records, byte for byte, as a push or
 //! an import would store it. Requests go through `remote::` (token flow included).
+//!
+//! A tag pushed or imported here is this Airlock's own: pull-through never asks the
+//! upstream about it and never moves it (`RepoDoc::upstream_tags` says which tags it set).
+//! A blob is linked into a repository only once the upstream answered for that
+//! repository, never because another repository's fill brought the bytes in.
 
 use super::manifest::inspect;
 use super::registry::{ManifestEntry, Registry};
@@ -15,6 +20,7 @@ use crate::remote::{
 use crate::store::{bytes_stream, ByteStream};
 use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The OCI upstream: the generic upstream, which registry it is, and its token flow.
@@ -170,6 +176,11 @@ pub async fn refresh_manifest(
     if have && matches!(reference, Reference::Digest(_)) {
         return Ok(());
     }
+    if let (Reference::Tag(t), Some(doc)) = (reference, &doc) {
+        if doc.tag_is_local(t) {
+            return Ok(());
+        }
+    }
     let fetch = async {
         match oci.manifest(&repo.name, reference).await {
             Ok(m) => {
@@ -205,13 +216,24 @@ async fn record(
         Reference::Tag(t) => Some(t.as_str()),
         Reference::Digest(_) => None,
     };
-    let moved = registry
-        .record_manifest(
-            &repo.name,
-            &m.digest,
-            ManifestEntry::new(&inspected, size),
-            tag,
-        )
+    let entry = ManifestEntry::new(&inspected, size);
+    let mut moved = false;
+    registry
+        .update_repo(&repo.name, |doc| {
+            // Checked again here: a push may have claimed the tag since it was read.
+            if tag.is_some_and(|t| doc.tag_is_local(t)) {
+                moved = false;
+                return Ok(false);
+            }
+            moved = doc.manifests.get(&m.digest) != Some(&entry);
+            doc.manifests.insert(m.digest.clone(), entry.clone());
+            if let Some(t) = tag {
+                moved |=
+                    doc.tags.insert(t.to_string(), m.digest.clone()).as_ref() != Some(&m.digest);
+                doc.upstream_tags.insert(t.to_string(), m.digest.clone());
+            }
+            Ok(moved)
+        })
         .await?;
     if moved {
         tracing::info!(repo = %repo.name, %reference, digest = %m.digest, "oci manifest pulled through");
@@ -258,11 +280,36 @@ pub async fn fill_blob(
     let whole = !head
         && !request.contains_key(header::RANGE)
         && !request.contains_key(header::IF_NONE_MATCH);
-    let open = oci.clone().open_blob(repo.name.clone(), digest.clone());
+    // Set once the upstream answered this repository's own request for the blob.
+    let confirmed = Arc::new(AtomicBool::new(false));
+    let open: Open = {
+        let (confirmed, open) = (
+            confirmed.clone(),
+            oci.clone().open_blob(repo.name.clone(), digest.clone()),
+        );
+        Box::pin(async move {
+            let opened = open.await;
+            confirmed.store(opened.is_ok(), Ordering::Release);
+            opened
+        })
+    };
     let filled = filler
         .fill(digest, None, whole, open)
         .await
         .map_err(absent)?;
+    if !confirmed.load(Ordering::Acquire) {
+        // Another repository's fill (or one already done) brought the bytes in: whether
+        // this repository holds the blob is still the upstream's to say.
+        oci.request(
+            Req::default().head(),
+            &repo.name,
+            "blobs",
+            &digest.to_string(),
+            "*/*",
+        )
+        .await
+        .map_err(absent)?;
+    }
     // Linked as soon as the upstream confirmed it: should this fill fail, the next
     // request finds the link without the bytes and fills again.
     registry.link_blob(&repo.name, digest).await?;
