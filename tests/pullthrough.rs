@@ -1229,8 +1229,78 @@ async fn a_joined_fill_links_only_what_the_upstream_confirmed(backend: Backend) 
     assert_eq!(again.status(), 404, "not linked into `elsewhere`");
 }
 
+/// What an upstream Hub says of a repository is kept: private stays private, gated stays
+/// gated, and a file name no upload could have (`../../escape.txt`) is left out.
+async fn hf_upstream_privacy_and_paths_are_kept(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let hub = Peer::start("127.0.0.1", move |head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        // Every file, wherever a client's URL normalization lands it.
+        if !path.starts_with("/api/") {
+            return (200, vec![], b"hi\n".to_vec());
+        }
+        let Some(rest) = path.strip_prefix("/api/models/org/") else {
+            return (404, vec![], vec![]);
+        };
+        let name = rest.split('/').next().unwrap_or("");
+        let info = serde_json::json!({
+            "id": format!("org/{name}"), "sha": sha,
+            "private": name == "secret",
+            "gated": if name == "gated" { serde_json::json!("manual") } else { serde_json::json!(false) },
+            "siblings": [{"rfilename": "ok.txt"}, {"rfilename": "../../escape.txt"},
+                         {"rfilename": "a//b.txt"}, {"rfilename": "/abs.txt"}, {"rfilename": "back\\slash.txt"}]
+        });
+        let json = ("Content-Type".to_string(), "application/json".to_string());
+        (200, vec![json], info.to_string().into_bytes())
+    })
+    .await;
+    let down = downstream_of(backend, dir.path(), "hf", &hub.base, "");
+    let http = http();
+    let get = |path: &str| http.get(down.server.url(path)).send();
+
+    let r = get("/api/models/org/open").await.unwrap();
+    assert_eq!(r.status(), 200, "{}", down.server.log());
+    let info: serde_json::Value = r.json().await.unwrap();
+    let names: Vec<&str> = info["siblings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rfilename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["ok.txt"], "only valid repository paths");
+    assert_eq!(
+        get("/org/open/resolve/main/ok.txt").await.unwrap().status(),
+        200
+    );
+
+    let r = get("/api/models/org/secret").await.unwrap();
+    assert!(
+        matches!(r.status().as_u16(), 401 | 404),
+        "private upstream, private here: {}",
+        r.status()
+    );
+    let r = get("/org/secret/resolve/main/ok.txt").await.unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 404), "{}", r.status());
+
+    let r = get("/org/gated/resolve/main/ok.txt").await.unwrap();
+    assert!(
+        matches!(r.status().as_u16(), 401 | 403),
+        "gated upstream, gated here: {}",
+        r.status()
+    );
+    let info: serde_json::Value = get("/api/models/org/gated")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(info["gated"], serde_json::json!(false), "{info}");
+}
+
 on_both_stores!(
     async:
+    hf_upstream_privacy_and_paths_are_kept,
     a_locally_pushed_tag_is_never_moved_by_pull_through,
     a_joined_fill_links_only_what_the_upstream_confirmed,
     pypi_upstream_token_stays_on_the_upstream_origin,

@@ -4,9 +4,13 @@
 //! Small (non-LFS) files are fetched then, verified against their git blob oid (their
 //! sha256, the store's key, is not in the listing); LFS files on first download,
 //! verified against their LFS sha256.
+//!
+//! A repository private or gated upstream is recorded private or gated here. Every
+//! upstream file name is checked with the rules of an uploaded path; one that breaks
+//! them (`../x`, an empty segment, a backslash) is left out with a warning.
 
 use super::git::{blob_oid, lfs_pointer};
-use super::model::{is_commit_id, Commit, FileEntry, RepoRef};
+use super::model::{is_commit_id, is_valid_path, Commit, FileEntry, RepoRef};
 use super::repo::{now_iso, Repos};
 use super::HfError;
 use crate::digest::Digest;
@@ -63,9 +67,9 @@ pub async fn refresh_revision(
     }
     let fetch = async {
         match revision(up, repos, repo, rev).await {
-            Ok(commit) => {
+            Ok((commit, visibility)) => {
                 repos
-                    .record_upstream(repo, commit, rev)
+                    .record_upstream(repo, commit, rev, visibility)
                     .await
                     .map_err(|e| UpstreamError::Unavailable(e.message))?;
                 Ok(Lookup::Stored)
@@ -81,33 +85,43 @@ pub async fn refresh_revision(
         .map_err(failed)
 }
 
-/// The upstream's commit for `rev`, with every file described and the small ones stored.
+/// The upstream's commit for `rev`, with every file described and the small ones
+/// stored, and how the upstream has the repository: (private, gated).
 async fn revision(
     up: &Upstream,
     repos: &Repos,
     repo: &RepoRef,
     rev: &str,
-) -> Result<Commit, UpstreamError> {
+) -> Result<(Commit, (bool, bool)), UpstreamError> {
     let hub = hub(up);
     let info: Revision = hub.revision(repo.kind.plural(), &repo.id, rev).await?;
+    let visibility = (info.private, info.gated);
     let bad = |why: String| UpstreamError::Unavailable(format!("{}: {why}", up.base));
     if let Some(known) = repos
         .commit(repo, &info.sha)
         .await
         .map_err(|e| bad(e.message))?
     {
-        return Ok(known.commit.clone());
+        return Ok((known.commit.clone(), visibility));
     }
     let sha = info.sha.clone();
     let described = info
         .siblings
         .into_iter()
+        .filter(|s| {
+            let ok = is_valid_path(&s.rfilename);
+            if !ok {
+                tracing::warn!(upstream = %up.base, repo = %repo.id, path = ?s.rfilename,
+                    "an upstream file name that is no valid repository path; left out");
+            }
+            ok
+        })
         .map(|s| describe(&hub, repos, repo, &sha, s));
     let files: Vec<FileEntry> = futures::stream::iter(described)
         .buffer_unordered(PARALLEL)
         .try_collect()
         .await?;
-    Ok(Commit {
+    let commit = Commit {
         id: info.sha,
         parents: Vec::new(),
         title: format!("pulled through from {}", up.base),
@@ -116,7 +130,8 @@ async fn revision(
         date: info.last_modified.unwrap_or_else(now_iso),
         files,
         config: None,
-    })
+    };
+    Ok((commit, visibility))
 }
 
 /// One sibling of the listing as a file entry (a small file is fetched and stored).
