@@ -101,6 +101,23 @@ fn with_common(mut response: Response, etag: &str) -> Response {
     response
 }
 
+/// The response for the client that started a pull-through fill: the whole blob as it
+/// arrives from the upstream (the store verifies it meanwhile).
+pub fn streamed(digest: &Digest, size: u64, body: crate::store::ByteStream) -> Response {
+    let mut r = Response::new(Body::from_stream(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, size.into());
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", digest.hex())) {
+        h.insert(header::ETAG, etag);
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,10 +21,11 @@ use crate::observe;
 use crate::oci::registry::Registry;
 use crate::oci::OciState;
 use crate::pypi::{PypiDeps, PypiState};
+use crate::remote::{Filler, Upstream, UpstreamSettings};
 use crate::site::Site;
+use crate::store::BlobStore;
 use crate::store::{self, DynStore, Stores};
 use crate::tls::Tls;
-use crate::upstream::Upstreams;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -69,12 +70,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
         );
         let site = Site::new(config.public_url.as_ref(), config.tls.is_some());
-        let upstreams = Upstreams::new(
-            (config.oci.upstream(), config.oci.upstream_registry.clone()),
-            config.pypi.upstream(),
-            config.hf.upstream(),
-            stores.blobs.clone(),
-        )?;
+        let upstreams = Upstreams::new(&config, stores.blobs.clone())?;
         let metrics = Arc::new(Metrics::default());
         let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
         let pypi_settings = Arc::new(config.pypi.clone());
@@ -133,6 +129,44 @@ impl AppState {
             hf,
             catalog,
             admin,
+        })
+    }
+}
+
+/// The pull-through upstreams of one server (none unless configured), and the filler
+/// their misses share; each protocol's state gets its own.
+#[derive(Debug)]
+pub struct Upstreams {
+    pub oci: Option<Arc<crate::oci::pullthrough::OciUpstream>>,
+    pub pypi: Option<Arc<crate::pypi::pullthrough::PypiUpstream>>,
+    pub hf: Option<Arc<Upstream>>,
+    pub filler: Filler,
+}
+
+impl Upstreams {
+    pub fn new(config: &Config, blobs: BlobStore) -> anyhow::Result<Upstreams> {
+        let open = |section: &'static str, s: UpstreamSettings| {
+            s.url
+                .as_ref()
+                .map(|_| Upstream::new(section, &s))
+                .transpose()
+        };
+        Ok(Upstreams {
+            oci: open("oci", config.oci.upstream())?.map(|up| {
+                Arc::new(crate::oci::pullthrough::OciUpstream::new(
+                    up,
+                    config.oci.upstream_registry.clone(),
+                    &config.oci.upstream_token_realms,
+                ))
+            }),
+            pypi: open("pypi", config.pypi.upstream())?.map(|up| {
+                Arc::new(crate::pypi::pullthrough::PypiUpstream::new(
+                    up,
+                    &config.pypi.upstream_merge,
+                ))
+            }),
+            hf: open("hf", config.hf.upstream())?.map(Arc::new),
+            filler: Filler::new(blobs),
         })
     }
 }

@@ -836,8 +836,475 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
 }
 
 // The downstream's store is what each one exercises; the upstream stays on the filesystem.
+/// A tiny HTTP/1.1 peer on loopback for what no Airlock does (list files elsewhere,
+/// send a token realm elsewhere): answers every request with `answer(head)` and keeps
+/// each request's head (request line and headers) to look at afterwards.
+struct Peer {
+    /// `http://<host>:<port>`
+    base: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// (status, extra headers, body)
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+impl Peer {
+    /// Listens on 127.0.0.1; `host` is how its URLs name it (`127.0.0.1` or `localhost`,
+    /// two different hosts to a client).
+    async fn start(host: &str, answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Peer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer = std::sync::Arc::new(answer);
+        let seen = heads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (answer, seen) = (answer.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    seen.lock().unwrap().push(head.clone());
+                    let (status, headers, body) = answer(&head);
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let _ = conn.write_all(out.as_bytes()).await;
+                    if !head.starts_with("HEAD ") {
+                        let _ = conn.write_all(&body).await;
+                    }
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Peer { base, heads, task }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// The `Authorization` values of the requests seen.
+    fn authorizations(&self) -> Vec<String> {
+        self.heads()
+            .iter()
+            .flat_map(|h| h.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A downstream with only `section` pulling through `upstream` (plus `extra` keys there).
+fn downstream_of(backend: Backend, dir: &Path, section: &str, upstream: &str, extra: &str) -> Node {
+    let store = StoreArgs::new(backend, &dir.join("down"));
+    let config =
+        format!("[{section}]\nupstream = \"{upstream}\"\nupstream_ttl = \"1s\"\n{extra}\n");
+    Node::start(&dir.join("down"), store, &config, None)
+}
+
+/// The PyPI upstream token goes to the upstream's origin only: a file its page lists on
+/// another origin is fetched without it.
+async fn pypi_upstream_token_stays_on_the_upstream_origin(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = b"an sdist hosted elsewhere".to_vec();
+    let hex = sha256(&file).trim_start_matches("sha256:").to_string();
+    let body = file.clone();
+    let files = Peer::start("127.0.0.1", move |_| (200, vec![], body.clone())).await;
+    let page = serde_json::json!({
+        "meta": {"api-version": "1.1"}, "name": "demo-pkg",
+        "files": [{"filename": "demo_pkg-1.0.tar.gz", "size": file.len(),
+                   "url": format!("{}/packages/demo_pkg-1.0.tar.gz", files.base),
+                   "hashes": {"sha256": hex}}]
+    })
+    .to_string();
+    let index = Peer::start("127.0.0.1", move |_| {
+        let json = "application/vnd.pypi.simple.v1+json".to_string();
+        (
+            200,
+            vec![("Content-Type".into(), json)],
+            page.clone().into_bytes(),
+        )
+    })
+    .await;
+    std::env::set_var("PT_PYPI_TOKEN", "pypi-upstream-secret");
+    let down = downstream_of(
+        backend,
+        dir.path(),
+        "pypi",
+        &format!("{}/simple/", index.base),
+        "upstream_token_env = \"PT_PYPI_TOKEN\"",
+    );
+    let http = http();
+    let r = project_json(&http, &down, "demo-pkg").await;
+    assert_eq!(r.status(), 200, "{}", down.server.log());
+    let page: serde_json::Value = r.json().await.unwrap();
+    let href = page["files"][0]["url"].as_str().unwrap();
+    assert!(
+        !href.contains(&files.base),
+        "only Airlock's own URLs: {href}"
+    );
+    let url = reqwest::Url::parse(&down.server.url("/simple/demo-pkg/"))
+        .unwrap()
+        .join(href)
+        .unwrap();
+    let got = http.get(url).send().await.unwrap();
+    assert_eq!(got.status(), 200, "{}", down.server.log());
+    assert_eq!(got.bytes().await.unwrap(), file);
+    assert_eq!(
+        index.authorizations(),
+        vec!["Bearer pypi-upstream-secret".to_string()],
+        "the upstream itself gets the token"
+    );
+    assert_eq!(files.heads().len(), 1);
+    assert_eq!(
+        files.authorizations(),
+        Vec::<String>::new(),
+        "another origin never gets the upstream token"
+    );
+}
+
+/// The OCI upstream credential goes to a token realm on the upstream's host, or one the
+/// operator listed; a realm elsewhere is asked anonymously.
+async fn oci_upstream_credential_goes_to_no_foreign_realm(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let realm = Peer::start("localhost", |_| {
+        (200, vec![], br#"{"token":"realm-token"}"#.to_vec())
+    })
+    .await;
+    let challenge = format!(r#"Bearer realm="{}/token",service="up""#, realm.base);
+    let registry = Peer::start("127.0.0.1", move |head| {
+        if head.contains("Bearer realm-token") {
+            (
+                404,
+                vec![],
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+            )
+        } else {
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge.clone())],
+                vec![],
+            )
+        }
+    })
+    .await;
+    std::env::set_var("PT_OCI_TOKEN", "oci-upstream-secret");
+    let http = http();
+    let path = manifest_path("absent", "1.0");
+    let down = downstream_of(
+        backend,
+        &dir.path().join("foreign"),
+        "oci",
+        &registry.base,
+        "upstream_token_env = \"PT_OCI_TOKEN\"",
+    );
+    let r = http.get(down.server.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", down.server.log());
+    assert_eq!(realm.heads().len(), 1, "a token was asked for");
+    assert_eq!(
+        realm.authorizations(),
+        Vec::<String>::new(),
+        "a realm on another host gets no credential"
+    );
+    // Listed by the operator: that realm is trusted with it.
+    let listed = downstream_of(
+        backend,
+        &dir.path().join("listed"),
+        "oci",
+        &registry.base,
+        &format!(
+            "upstream_token_env = \"PT_OCI_TOKEN\"\nupstream_token_realms = [\"{}/token\"]",
+            realm.base
+        ),
+    );
+    let r = http.get(listed.server.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", listed.server.log());
+    assert_eq!(realm.authorizations().len(), 1);
+    assert!(realm.authorizations()[0].starts_with("Basic "));
+}
+
+/// `twine upload` of `dist` to `node`'s default index.
+fn twine_upload(node: &Node, dist: &support::wheels::Dist) {
+    let venv =
+        PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").expect(
+            "AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs twine",
+        ));
+    let path = dist.write_to(&node.dir);
+    let out = std::process::Command::new(venv.join("bin/twine"))
+        .args(["upload", "--non-interactive", "--disable-progress-bar"])
+        .arg("--repository-url")
+        .arg(node.server.url("/legacy/"))
+        .args(["-u", "__token__", "-p", ADMIN])
+        .arg(path)
+        .output()
+        .unwrap();
+    support::output_ok(out, "twine upload");
+}
+
+/// The filenames `node` lists for `project`.
+fn listed(node: &Node, project: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = project_json(&http(), node, project).await;
+        assert_eq!(r.status(), 200, "{}", node.server.log());
+        let page: serde_json::Value = r.json().await.unwrap();
+        let mut names: Vec<String> = page["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["filename"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+/// Dependency confusion: a project with local files never gets the upstream's files
+/// (a higher version there would win the install), unless the operator lists it.
+fn pypi_local_projects_are_never_merged_with_the_upstream(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let attacker = seed_wheel(&up, "acme-utils", "99.0");
+    let earlier = seed_wheel(&up, "pulled-first", "5.0");
+    let down = downstream(backend, dir.path(), &up, "");
+
+    let ours = wheel("acme-utils", "1.0", &[], None);
+    twine_upload(&down, &ours);
+    assert_eq!(listed(&down, "acme-utils"), vec![ours.filename.clone()]);
+    assert_eq!(
+        up.gets("/simple/acme-utils/"),
+        0,
+        "a local name is not even looked up"
+    );
+    let venv = PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").unwrap());
+    let got = dir.path().join("got");
+    let out = std::process::Command::new(venv.join("bin/pip"))
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .args(["download", "--no-deps", "--no-cache-dir", "-d"])
+        .arg(&got)
+        .args(["--index-url", &down.server.url("/simple/"), "acme-utils"])
+        .output()
+        .unwrap();
+    support::output_ok(out, "pip download");
+    assert!(got.join(&ours.filename).exists(), "pip took the local 1.0");
+    assert!(!got.join(&attacker.filename).exists());
+
+    // Pulled through first, then uploaded here: from then on only the local files.
+    assert_eq!(
+        listed(&down, "pulled-first"),
+        vec![earlier.filename.clone()]
+    );
+    let local = wheel("pulled-first", "1.0", &[], None);
+    twine_upload(&down, &local);
+    assert_eq!(listed(&down, "pulled-first"), vec![local.filename.clone()]);
+
+    // The operator says this project may have both.
+    let merging = downstream_of(
+        backend,
+        &dir.path().join("merging"),
+        "pypi",
+        &up.server.url("/simple/"),
+        "upstream_merge = [\"Acme_Utils\"]",
+    );
+    twine_upload(&merging, &ours);
+    let mut both = vec![attacker.filename.clone(), ours.filename.clone()];
+    both.sort();
+    assert_eq!(listed(&merging, "acme-utils"), both);
+}
+
+/// A tag pushed here is never moved by pull-through, whether the upstream has the same
+/// name from the start or it was pulled through before the push.
+async fn a_locally_pushed_tag_is_never_moved_by_pull_through(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let (upstream_digest, _) = seed_tiny(&up, "shared", "1.0", b"the upstream's 1.0");
+    let (pulled, _) = seed_tiny(&up, "later", "1.0", b"the upstream's later 1.0");
+    let down = downstream(backend, dir.path(), &up, "");
+    let http = http();
+    let ours = push_tiny(
+        &http,
+        &down,
+        "docker.io/library/shared",
+        "1.0",
+        b"our own 1.0",
+    )
+    .await;
+    assert_ne!(ours, upstream_digest);
+    // Pulled through first, pushed here afterwards.
+    let r = get_manifest(&http, &down, "later", "1.0").await;
+    assert_eq!(r.headers()["docker-content-digest"], pulled.as_str());
+    let ours_later = push_tiny(
+        &http,
+        &down,
+        "docker.io/library/later",
+        "1.0",
+        b"our own later",
+    )
+    .await;
+    for round in 0..2 {
+        if round == 1 {
+            // Past `upstream_ttl` (1s): pull-through would revalidate an upstream tag.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        for (name, want) in [("shared", &ours), ("later", &ours_later)] {
+            let r = get_manifest(&http, &down, name, "1.0").await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(
+                r.headers()["docker-content-digest"],
+                want.as_str(),
+                "{name}:1.0, round {round}"
+            );
+        }
+    }
+    assert_eq!(
+        up.gets(&manifest_path("shared", "1.0")),
+        0,
+        "a local tag is not even looked up"
+    );
+}
+
+/// A client that joins another repository's fill in flight is linked only when the
+/// upstream says its own repository holds the blob.
+async fn a_joined_fill_links_only_what_the_upstream_confirmed(backend: Backend) {
+    const SIZE: usize = 48 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let layer = seed_big(&up, SIZE);
+    let down = downstream(backend, dir.path(), &up, "");
+    let http = http();
+    // The first client takes one chunk and stops reading: the fill stays in flight.
+    let first = http
+        .get(down.server.url(&blob_path("big", &layer)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let mut body = first.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    // Another repository, which the upstream does not say holds that blob, joins it.
+    let url = down.server.url(&blob_path("elsewhere", &layer));
+    let joiner = tokio::spawn({
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut n = 0;
+    while let Some(chunk) = body.next().await {
+        n += chunk.unwrap().len();
+    }
+    assert!(n > 0);
+    assert_eq!(joiner.await.unwrap(), 404, "{}", down.server.log());
+    let again = http
+        .get(down.server.url(&blob_path("elsewhere", &layer)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "not linked into `elsewhere`");
+}
+
+/// What an upstream Hub says of a repository is kept: private stays private, gated stays
+/// gated, and a file name no upload could have (`../../escape.txt`) is left out.
+async fn hf_upstream_privacy_and_paths_are_kept(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let hub = Peer::start("127.0.0.1", move |head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        // Every file, wherever a client's URL normalization lands it.
+        if !path.starts_with("/api/") {
+            return (200, vec![], b"hi\n".to_vec());
+        }
+        let Some(rest) = path.strip_prefix("/api/models/org/") else {
+            return (404, vec![], vec![]);
+        };
+        let name = rest.split('/').next().unwrap_or("");
+        let info = serde_json::json!({
+            "id": format!("org/{name}"), "sha": sha,
+            "private": name == "secret",
+            "gated": if name == "gated" { serde_json::json!("manual") } else { serde_json::json!(false) },
+            "siblings": [{"rfilename": "ok.txt"}, {"rfilename": "../../escape.txt"},
+                         {"rfilename": "a//b.txt"}, {"rfilename": "/abs.txt"}, {"rfilename": "back\\slash.txt"}]
+        });
+        let json = ("Content-Type".to_string(), "application/json".to_string());
+        (200, vec![json], info.to_string().into_bytes())
+    })
+    .await;
+    let down = downstream_of(backend, dir.path(), "hf", &hub.base, "");
+    let http = http();
+    let get = |path: &str| http.get(down.server.url(path)).send();
+
+    let r = get("/api/models/org/open").await.unwrap();
+    assert_eq!(r.status(), 200, "{}", down.server.log());
+    let info: serde_json::Value = r.json().await.unwrap();
+    let names: Vec<&str> = info["siblings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rfilename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["ok.txt"], "only valid repository paths");
+    assert_eq!(
+        get("/org/open/resolve/main/ok.txt").await.unwrap().status(),
+        200
+    );
+
+    let r = get("/api/models/org/secret").await.unwrap();
+    assert!(
+        matches!(r.status().as_u16(), 401 | 404),
+        "private upstream, private here: {}",
+        r.status()
+    );
+    let r = get("/org/secret/resolve/main/ok.txt").await.unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 404), "{}", r.status());
+
+    let r = get("/org/gated/resolve/main/ok.txt").await.unwrap();
+    assert!(
+        matches!(r.status().as_u16(), 401 | 403),
+        "gated upstream, gated here: {}",
+        r.status()
+    );
+    let info: serde_json::Value = get("/api/models/org/gated")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(info["gated"], serde_json::json!(false), "{info}");
+}
+
 on_both_stores!(
     async:
+    hf_upstream_privacy_and_paths_are_kept,
+    a_locally_pushed_tag_is_never_moved_by_pull_through,
+    a_joined_fill_links_only_what_the_upstream_confirmed,
+    pypi_upstream_token_stays_on_the_upstream_origin,
+    oci_upstream_credential_goes_to_no_foreign_realm,
     oci_miss_is_pulled_through_then_served_while_the_upstream_is_down,
     oci_token_flow_against_an_upstream_without_anonymous_read,
     a_tag_moved_upstream_is_seen_after_the_ttl,
@@ -858,5 +1325,19 @@ mod pip_installs_through_the_pull_through_cache {
     #[ignore = "needs pip and Garage: `bash tests/run-all.sh` sets them up"]
     fn s3() {
         super::pip_installs_through_the_pull_through_cache(super::Backend::S3);
+    }
+}
+
+mod pypi_local_projects_are_never_merged_with_the_upstream {
+    #[test]
+    #[ignore = "needs twine and pip: `bash tests/run-all.sh` sets them up"]
+    fn fs() {
+        super::pypi_local_projects_are_never_merged_with_the_upstream(super::Backend::Fs);
+    }
+
+    #[test]
+    #[ignore = "needs twine, pip and Garage: `bash tests/run-all.sh` sets them up"]
+    fn s3() {
+        super::pypi_local_projects_are_never_merged_with_the_upstream(super::Backend::S3);
     }
 }

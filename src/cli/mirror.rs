@@ -11,6 +11,8 @@ Upstream credentials come from the environment:
   AIRLOCK_MIRROR_OCI_AUTH_<HOST>    per registry host (docker.io -> ..._DOCKER_IO):
                                     `user:password` (Basic, and for the token flow)
                                     or a bare bearer token
+  AIRLOCK_MIRROR_OCI_REALM_<HOST>   a token realm on another host trusted with those
+                                    credentials (docker.io: https://auth.docker.io/token)
 Run the same command again after an interruption: what is stored is skipped.")]
 pub struct MirrorArgs {
     /// The content spec: `[upstreams]`, `[[hf]]`, `[[pypi]]`, `[[oci]]` (see the README).

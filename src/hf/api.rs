@@ -505,11 +505,20 @@ pub async fn resolve(
         .ok_or_else(|| HfError::entry_not_found(path, &view.commit.id))?;
     let digest = crate::digest::Digest::sha256_hex(&file.sha256)
         .map_err(|e| HfError::bad_request(e.to_string()))?;
-    let filled =
-        crate::upstream::hf::fill_file(state, repo, &view.commit.id, file, &digest, request, head)
-            .await?;
+    let filled = super::pullthrough::fill_file(
+        state.upstream.as_ref(),
+        &state.filler,
+        hf.repos.blobs(),
+        repo,
+        &view.commit.id,
+        file,
+        &digest,
+        request,
+        head,
+    )
+    .await?;
     let mut response = match filled {
-        Some(streaming) => streaming,
+        Some((size, body)) => crate::download::streamed(&digest, size, body),
         None => blob_response(hf.repos.blobs(), &digest, request, head).await?,
     };
     let h = response.headers_mut();

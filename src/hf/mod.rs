@@ -15,6 +15,7 @@ mod gitattributes;
 pub mod import;
 pub mod model;
 mod ndjson;
+pub mod pullthrough;
 pub mod repo;
 mod upload;
 
@@ -56,15 +57,15 @@ impl Default for HfSettings {
         HfSettings {
             upload_signing_key: None,
             upstream: None,
-            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
         }
     }
 }
 
 impl HfSettings {
-    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
-        crate::upstream::UpstreamSettings {
+    pub fn upstream(&self) -> crate::remote::UpstreamSettings {
+        crate::remote::UpstreamSettings {
             url: self.upstream.clone(),
             ttl: self.upstream_ttl,
             token_env: self.upstream_token_env.clone(),
@@ -92,16 +93,16 @@ pub struct HfState {
     pub auth: Arc<Auth>,
     pub site: Site,
     /// Pull-through (none unless `[hf] upstream` is set).
-    pub upstream: Option<Arc<crate::upstream::Upstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<crate::remote::Upstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 /// What [`HfState`] is built from besides the store.
 pub struct HfDeps {
     pub auth: Arc<Auth>,
     pub site: Site,
-    pub upstream: Option<Arc<crate::upstream::Upstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<crate::remote::Upstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 impl HfState {
@@ -225,10 +226,10 @@ async fn serve(
     match &endpoint {
         RepoInfo { repo, rev } => {
             let rev = rev.as_deref().unwrap_or("main");
-            crate::upstream::hf::refresh_revision(state, repo, rev).await?
+            pullthrough::refresh_revision(state.upstream.as_deref(), &hf.repos, repo, rev).await?
         }
         Tree { repo, rev, .. } | PathsInfo { repo, rev } | Resolve { repo, rev, .. } => {
-            crate::upstream::hf::refresh_revision(state, repo, rev).await?
+            pullthrough::refresh_revision(state.upstream.as_deref(), &hf.repos, repo, rev).await?
         }
         _ => {}
     }

@@ -499,18 +499,20 @@ impl Repos {
     }
 
     /// Records a commit read from an upstream Hub, its id kept, in a repository made for
-    /// it if new (public, `mirrored`); a branch or tag name `rev` then points at it.
+    /// it if new (`mirrored`, private and gated as the upstream says, and kept so on every
+    /// later revalidation); a branch or tag name `rev` then points at it.
     pub async fn record_upstream(
         &self,
         repo: &RepoRef,
         commit: Commit,
         rev: &str,
+        (private, gated): (bool, bool),
     ) -> Result<(), HfError> {
         let doc = RepoDoc {
             id: repo.id.clone(),
             kind: repo.kind,
-            private: false,
-            gated: false,
+            private,
+            gated,
             created_at: now_iso(),
             mirrored: true,
         };
@@ -521,7 +523,21 @@ impl Repos {
             .await
         {
             Ok(_) => self.list_repo(repo).await?,
-            Err(StoreError::PreconditionFailed(_)) => {}
+            Err(StoreError::PreconditionFailed(_)) => {
+                self.docs
+                    .update(&repo_key, |current| {
+                        let Some(current) = current else {
+                            return Ok(None);
+                        };
+                        let mut doc: RepoDoc = parse(&current.bytes)?;
+                        if !doc.mirrored || (doc.private, doc.gated) == (private, gated) {
+                            return Ok(None);
+                        }
+                        (doc.private, doc.gated) = (private, gated);
+                        Ok::<_, HfError>(Some(json(&doc)))
+                    })
+                    .await??;
+            }
             Err(e) => return Err(e.into()),
         }
         let id = commit.id.clone();

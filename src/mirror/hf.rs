@@ -13,86 +13,42 @@
 //! same repo lists that oid; after an interrupted first run those small files are fetched
 //! again (the large LFS ones are not).
 
-use super::client::{error_chain, FetchError, Req};
 use super::glob::keep;
 use super::report::Status;
 use super::Mirror;
 use crate::digest::Digest;
 use crate::hf::model::{is_commit_id, Commit, FileEntry, RepoRef, RepoType};
-use crate::hf::HfError;
+use crate::remote::hf::{Hub, TreeEntry};
+use crate::remote::{error_chain, FetchError, Req};
 use crate::spec::{HfItem, HfRepoType};
 use futures::StreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde::Deserialize;
 use std::collections::HashMap;
 
-/// Path segments keep `/` between them but escape everything URL-significant.
+/// A revision in a URL: `/` escaped too (`refs%2Fpr%2F1`).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-const MAX_API_BYTES: usize = 64 * 1024 * 1024;
-
-#[derive(Debug, Deserialize)]
-struct TreeEntry {
-    #[serde(rename = "type")]
-    kind: String,
-    oid: String,
-    #[serde(default)]
-    size: u64,
-    path: String,
-    #[serde(default)]
-    lfs: Option<Lfs>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Lfs {
-    oid: String,
-    size: u64,
-}
-
-fn hf_err(e: HfError) -> String {
-    e.message
-}
-
-fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 struct Ctx<'a> {
     m: &'a Mirror,
-    base: String,
+    hub: Hub<'a>,
     repo: RepoRef,
-    req: Req,
 }
 
 impl Ctx<'_> {
     fn api(&self, rest: &str) -> String {
-        format!(
-            "{}/api/{}/{}{rest}",
-            self.base,
-            self.repo.kind.plural(),
-            self.repo.id
-        )
+        self.hub.api(self.repo.kind.plural(), &self.repo.id, rest)
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        url: &str,
-    ) -> Result<(reqwest::header::HeaderMap, T), String> {
-        let (headers, body) = self
-            .m
-            .client
-            .get_small(url, &self.req, MAX_API_BYTES)
+    async fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        self.hub
+            .json(url)
             .await
-            .map_err(|e| e.to_string())?;
-        let value =
-            serde_json::from_slice(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
-        Ok((headers, value))
+            .map(|(_, v)| v)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -109,11 +65,15 @@ pub async fn mirror_item(m: &Mirror, item: &HfItem) {
         return;
     };
     let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty());
+    let base = m.spec.upstreams.hf.trim_end_matches('/').to_string();
     let ctx = Ctx {
         m,
-        base: m.spec.upstreams.hf.trim_end_matches('/').to_string(),
+        hub: Hub {
+            client: &m.client,
+            req: Req::default().bearer(token.as_deref(), &base),
+            base,
+        },
         repo,
-        req: Req::default().bearer(token.as_deref()),
     };
     for rev in &item.revisions {
         let what = format!("hf {}{}@{rev}", kind.url_prefix(), item.repo);
@@ -126,7 +86,7 @@ pub async fn mirror_item(m: &Mirror, item: &HfItem) {
 async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), String> {
     let m = ctx.m;
     let encoded_rev = utf8_percent_encode(rev, SEGMENT).to_string();
-    let (_, info): (_, serde_json::Value) = ctx
+    let info: serde_json::Value = ctx
         .json(&ctx.api(&format!("/revision/{encoded_rev}")))
         .await?;
     let sha = info["sha"]
@@ -136,29 +96,17 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
         .to_string();
     m.report.message(format!("{} @ {}", ctx.repo.id, &sha[..8]));
 
-    // The whole tree, following `Link: rel="next"` pages.
-    let mut entries: Vec<TreeEntry> = Vec::new();
-    let mut next = Some(ctx.api(&format!("/tree/{sha}?recursive=true")));
-    while let Some(url) = next.take() {
-        let (headers, page): (_, Vec<TreeEntry>) = ctx.json(&url).await?;
-        entries.extend(page.into_iter().filter(|e| e.kind == "file"));
-        next = headers
-            .get(reqwest::header::LINK)
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link);
-    }
+    let mut entries = ctx
+        .hub
+        .tree(ctx.repo.kind.plural(), &ctx.repo.id, &sha)
+        .await
+        .map_err(|e| e.to_string())?;
     entries.retain(|e| keep(&e.path, &item.allow, &item.ignore));
 
-    let repos = &m.repos;
-    let known = known_oids(ctx, &sha).await.map_err(hf_err)?;
+    let known = known_oids(ctx, &sha).await.map_err(|e| e.message)?;
     let prefix = ctx.repo.kind.url_prefix();
     let files = futures::stream::iter(entries.iter().map(|e| {
-        let url = format!(
-            "{}/{prefix}{}/resolve/{sha}/{}",
-            ctx.base,
-            ctx.repo.id,
-            encode_path(&e.path)
-        );
+        let url = ctx.hub.file_url(prefix, &ctx.repo.id, &sha, &e.path);
         let what = format!("hf {prefix}{}@{} {}", ctx.repo.id, &sha[..8], e.path);
         let known = &known;
         async move {
@@ -185,17 +133,17 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
     let files: Vec<FileEntry> = files.into_iter().flatten().collect();
 
     // Title, message and date as upstream has them, when it says (informational only).
-    let history: Result<(_, Vec<serde_json::Value>), _> =
+    let history: Result<Vec<serde_json::Value>, _> =
         ctx.json(&ctx.api(&format!("/commits/{sha}"))).await;
     let first = history
         .ok()
-        .and_then(|(_, h)| h.into_iter().next())
+        .and_then(|h| h.into_iter().next())
         .unwrap_or_default();
     let text = |k: &str| first[k].as_str().map(str::to_string);
     let commit = Commit {
         id: sha.clone(),
         parents: Vec::new(),
-        title: text("title").unwrap_or_else(|| format!("Mirrored from {}", ctx.base)),
+        title: text("title").unwrap_or_else(|| format!("Mirrored from {}", ctx.hub.base)),
         message: text("message").unwrap_or_default(),
         author: first["authors"][0]["user"]
             .as_str()
@@ -206,17 +154,17 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
         config: None,
     };
     let created = info["createdAt"].as_str().map(str::to_string);
-    repos
+    m.repos
         .create_empty(&ctx.repo, created.unwrap_or_else(crate::hf::repo::now_iso))
         .await
-        .map_err(hf_err)?;
-    repos
+        .map_err(|e| e.message)?;
+    m.repos
         .store_commit(&ctx.repo, commit)
         .await
-        .map_err(hf_err)?;
+        .map_err(|e| e.message)?;
     if !is_commit_id(rev) {
         let is_tag = upstream_is_tag(ctx, rev).await;
-        repos
+        m.repos
             .update_refs(&ctx.repo, |refs| {
                 let name = rev
                     .trim_start_matches("refs/heads/")
@@ -229,7 +177,7 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
                 Ok(())
             })
             .await
-            .map_err(hf_err)?;
+            .map_err(|e| e.message)?;
     }
     Ok(())
 }
@@ -240,7 +188,7 @@ async fn upstream_is_tag(ctx: &Ctx<'_>, rev: &str) -> bool {
         return true;
     }
     match ctx.json::<serde_json::Value>(&ctx.api("/refs")).await {
-        Ok((_, refs)) => refs["tags"]
+        Ok(refs) => refs["tags"]
             .as_array()
             .into_iter()
             .flatten()
@@ -251,7 +199,10 @@ async fn upstream_is_tag(ctx: &Ctx<'_>, rev: &str) -> bool {
 
 /// git oid -> sha256 of every file in the stored commits of this repo (its refs' heads and
 /// the commit being mirrored), so small files already stored are not fetched again.
-async fn known_oids(ctx: &Ctx<'_>, sha: &str) -> Result<HashMap<String, String>, HfError> {
+async fn known_oids(
+    ctx: &Ctx<'_>,
+    sha: &str,
+) -> Result<HashMap<String, String>, crate::hf::HfError> {
     let repos = &ctx.m.repos;
     let refs = repos.refs(&ctx.repo).await?;
     let mut ids: Vec<String> = refs
@@ -279,7 +230,7 @@ async fn fetch_file(
     known: &HashMap<String, String>,
 ) -> Result<(FileEntry, Status), String> {
     let m = ctx.m;
-    let blobs = &m.stores.blobs;
+    let blobs = &m.blobs;
     let entry = |sha256: String, size: u64, lfs: bool| FileEntry {
         path: e.path.clone(),
         size,
@@ -288,19 +239,22 @@ async fn fetch_file(
         lfs,
     };
     if let Some(lfs) = &e.lfs {
-        let digest =
-            Digest::sha256_hex(&lfs.oid).map_err(|err| format!("LFS oid {}: {err}", lfs.oid))?;
+        let digest = Digest::sha256_hex(&lfs.sha256)
+            .map_err(|err| format!("LFS sha256 {}: {err}", lfs.sha256))?;
         if blobs.exists(&digest).await.map_err(|e| e.to_string())? {
-            return Ok((entry(lfs.oid.clone(), lfs.size, true), Status::Skipped));
+            return Ok((entry(lfs.sha256.clone(), lfs.size, true), Status::Skipped));
         }
         if m.dry_run {
-            return Ok((entry(lfs.oid.clone(), lfs.size, true), Status::WouldFetch));
+            return Ok((
+                entry(lfs.sha256.clone(), lfs.size, true),
+                Status::WouldFetch,
+            ));
         }
         m.report.expect_bytes(lfs.size);
         m.client
             .download_blob(
                 url,
-                &ctx.req,
+                &ctx.hub.req,
                 blobs,
                 &digest,
                 Some(lfs.size),
@@ -308,7 +262,7 @@ async fn fetch_file(
             )
             .await
             .map_err(|e| e.to_string())?;
-        return Ok((entry(lfs.oid.clone(), lfs.size, true), Status::New));
+        return Ok((entry(lfs.sha256.clone(), lfs.size, true), Status::New));
     }
     if let Some(sha256) = known.get(&e.oid) {
         let digest = Digest::sha256_hex(sha256).map_err(|e| e.to_string())?;
@@ -327,7 +281,7 @@ async fn fetch_file(
         .join(format!("hf-{}-{:016x}", e.oid, rand::random::<u64>()));
     let (sha256, oid, size) = m
         .client
-        .download_file(url, &ctx.req, &tmp, m.report.bar())
+        .download_file(url, &ctx.hub.req, &tmp, m.report.bar())
         .await
         .map_err(|e: FetchError| e.to_string())?;
     let result = async {
@@ -345,32 +299,4 @@ async fn fetch_file(
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
     result
-}
-
-/// The `rel="next"` URL of a `Link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_headers_and_paths() {
-        assert_eq!(
-            next_link("<https://hub/api/models/a/b/tree/main?cursor=x>; rel=\"next\"").as_deref(),
-            Some("https://hub/api/models/a/b/tree/main?cursor=x")
-        );
-        assert_eq!(next_link("<https://x>; rel=\"prev\""), None);
-        assert_eq!(encode_path("sub dir/a+b#.json"), "sub%20dir/a%2Bb%23.json");
-    }
 }

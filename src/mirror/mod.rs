@@ -11,10 +11,12 @@
 //! - `pypi.rs` (+ `simple.rs`, `requirements.rs`, `wheel.rs`): files chosen by
 //!   requirement, hash, platform tag, Python version and format, with `.metadata`.
 //! - `oci.rs`: images by tag or digest, an index byte-exact with the chosen platforms,
-//!   referrers (`image.rs`: references, platforms); `auth.rs` answers registry challenges.
+//!   referrers (`image.rs`: references, platforms).
+//!
+//! Every request goes through the one outbound stack (`remote::`, its `mirror` profile:
+//! retries with backoff, a concurrency limit) and everything is stored through the
+//! protocols' domain APIs (registry, index, repos) and the blob store.
 
-mod auth;
-mod client;
 pub(crate) mod glob;
 mod hf;
 mod image;
@@ -22,22 +24,23 @@ mod oci;
 mod pypi;
 mod report;
 mod requirements;
-mod simple;
 mod wheel;
 
 use crate::hf::repo::Repos;
 use crate::oci::registry::Registry;
+use crate::pypi::Index;
+use crate::remote::{Client, Profile};
 use crate::spec::ContentSpec;
-use crate::store::Stores;
-use client::Client;
+use crate::store::{BlobStore, Stores};
 use report::Report;
 
 /// What every mirror step needs.
 pub struct Mirror {
-    pub stores: Stores,
-    /// The Hub's and the registry's domain objects over `stores`.
-    pub repos: Repos,
+    pub blobs: BlobStore,
     pub registry: Registry,
+    pub repos: Repos,
+    /// The default index, where mirrored distributions go.
+    pub index: Index,
     pub spec: ContentSpec,
     pub client: Client,
     pub report: Report,
@@ -54,11 +57,12 @@ pub async fn run(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let mirror = Mirror {
-        repos: Repos::new(stores.docs.clone(), stores.blobs.clone()),
         registry: Registry::new(stores.docs.clone(), stores.blobs.clone()),
-        stores,
+        repos: Repos::new(stores.docs.clone(), stores.blobs.clone()),
+        index: Index::new(crate::pypi::DEFAULT_INDEX, stores.docs),
+        blobs: stores.blobs,
         spec,
-        client: Client::new(concurrency)?,
+        client: Client::new(Profile::mirror(concurrency))?,
         report: Report::new(),
         concurrency: concurrency.max(1),
         dry_run,

@@ -14,25 +14,29 @@
 //! Upstream URL: `[upstreams.oci]` maps a registry host to a URL. When that URL is not
 //! the registry itself (a mirror such as another Airlock), requests carry containerd's
 //! `?ns=<host>` so the mirror knows which upstream's repository is meant.
+//!
+//! Credentials come from the environment, one variable per registry host:
+//! `AIRLOCK_MIRROR_OCI_AUTH_<HOST>` with the host upper-cased and every other character
+//! than a letter or digit turned into `_` (`docker.io` -> `AIRLOCK_MIRROR_OCI_AUTH_DOCKER_IO`).
+//! The value `user:password` is Basic (also what the token realm gets); a value without
+//! `:` is a bearer token. Without a variable the mirror pulls anonymously. They go to the
+//! registry's origin and to a token realm on its host; a realm elsewhere only when named
+//! in `AIRLOCK_MIRROR_OCI_REALM_<HOST>` (Docker Hub's own realm is known).
 
-use super::auth::{Credentials, RegistryAuth};
-use super::client::{FetchError, Req};
 use super::image::{choose_children, is_the_registry, parse_image, Reference};
 use super::report::Status;
 use super::Mirror;
 use crate::digest::{Algorithm, Digest};
 use crate::oci::manifest::{inspect, Inspected};
-use crate::oci::registry::{ManifestEntry, Registry};
+use crate::oci::registry::ManifestEntry;
+use crate::remote::token::{Credentials, RegistryAuth};
+use crate::remote::{FetchError, Req, MANIFEST_ACCEPT};
 use crate::spec::OciItem;
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.docker.distribution.manifest.v2+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Referrers of referrers (a signature of an SBOM) are followed this deep.
 const MAX_DEPTH: usize = 3;
@@ -46,7 +50,6 @@ struct Ctx<'a> {
     remote: String,
     ns: Option<String>,
     req: Req,
-    registry: Registry,
 }
 
 impl Ctx<'_> {
@@ -79,18 +82,14 @@ async fn mirror_image(m: &Mirror, item: &OciItem) -> Result<(), String> {
         .split_once('/')
         .ok_or("image name without a repository")?;
     let base = m.spec.upstreams.oci_registry_url(host);
-    let auth = RegistryAuth::new(Credentials::from_env(host), remote);
+    let auth = RegistryAuth::new(credentials_from_env(host), &base, &realms_from_env(host));
     let ctx = Ctx {
         m,
         item,
         ns: (!is_the_registry(host, &base)).then(|| host.to_string()),
         remote: remote.to_string(),
         base,
-        req: Req {
-            registry: Some(Arc::new(auth)),
-            ..Default::default()
-        },
-        registry: m.registry.clone(),
+        req: Req::default().registry(Arc::new(auth), format!("repository:{remote}:pull")),
         repo: repo.clone(),
     };
     m.report.message(item.image.clone());
@@ -121,8 +120,8 @@ async fn fetch_manifest(
     reference: &str,
     expected: Option<&Digest>,
 ) -> Result<(bytes::Bytes, Option<String>), String> {
-    let req = ctx.req.clone().accept(ACCEPT_MANIFESTS);
-    let (headers, bytes) = ctx
+    let req = ctx.req.clone().accept(MANIFEST_ACCEPT);
+    let small = ctx
         .m
         .client
         .get_small(
@@ -132,6 +131,7 @@ async fn fetch_manifest(
         )
         .await
         .map_err(|e| e.to_string())?;
+    let (headers, bytes) = (small.headers, small.body);
     let media_type = headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -158,9 +158,14 @@ async fn local_or_fetch(
     digest: &Digest,
     media_type: Option<String>,
 ) -> Result<(bytes::Bytes, Option<String>), String> {
-    let known = ctx.registry.repo(&ctx.repo).await.map_err(|e| e.message)?;
+    let known = ctx
+        .m
+        .registry
+        .repo(&ctx.repo)
+        .await
+        .map_err(|e| e.message)?;
     if let Some(entry) = known.as_ref().and_then(|doc| doc.manifests.get(digest)) {
-        if let Ok(bytes) = ctx.registry.manifest_bytes(digest).await {
+        if let Ok(bytes) = ctx.m.registry.manifest_bytes(digest).await {
             return Ok((bytes, Some(entry.media_type.clone())));
         }
     }
@@ -180,12 +185,7 @@ async fn mirror_manifest(
     let inspected: Inspected = inspect(&bytes, media_type.as_deref())
         .map_err(|e| format!("manifest {digest}: {}", e.message))?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    let stored_before = m
-        .stores
-        .blobs
-        .exists(&digest)
-        .await
-        .map_err(|e| e.to_string())?;
+    let stored_before = m.blobs.exists(&digest).await.map_err(|e| e.to_string())?;
 
     if inspected.media_type.contains("index") || inspected.media_type.contains("manifest.list") {
         for (child, child_type) in choose_children(&body, &ctx.item.platforms) {
@@ -207,8 +207,7 @@ async fn mirror_manifest(
     let entry = ManifestEntry::new(&inspected, bytes.len() as u64);
     if !m.dry_run {
         let len = bytes.len() as u64;
-        m.stores
-            .blobs
+        m.blobs
             .put(&digest, crate::store::bytes_stream(bytes), Some(len))
             .await
             .map_err(|e| e.to_string())?;
@@ -266,13 +265,7 @@ async fn fetch_blobs(ctx: &Ctx<'_>, body: &Value, blobs: &[Digest]) -> Result<()
 
 async fn fetch_blob(ctx: &Ctx<'_>, digest: &Digest, size: Option<u64>) -> Result<Status, String> {
     let m = ctx.m;
-    let status = if m
-        .stores
-        .blobs
-        .exists(digest)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let status = if m.blobs.exists(digest).await.map_err(|e| e.to_string())? {
         Status::Skipped
     } else if m.dry_run {
         return Ok(Status::WouldFetch);
@@ -282,7 +275,7 @@ async fn fetch_blob(ctx: &Ctx<'_>, digest: &Digest, size: Option<u64>) -> Result
             .download_blob(
                 &ctx.url(&format!("blobs/{digest}")),
                 &ctx.req,
-                &m.stores.blobs,
+                &m.blobs,
                 digest,
                 size,
                 m.report.bar(),
@@ -292,7 +285,8 @@ async fn fetch_blob(ctx: &Ctx<'_>, digest: &Digest, size: Option<u64>) -> Result
         Status::New
     };
     if !m.dry_run {
-        ctx.registry
+        ctx.m
+            .registry
             .link_blob(&ctx.repo, digest)
             .await
             .map_err(|e| e.message)?;
@@ -310,7 +304,7 @@ async fn mirror_referrers(ctx: &Ctx<'_>, digest: &Digest, depth: usize) -> Resul
         .get_small(&url, &req, crate::oci::MAX_MANIFEST_BYTES)
         .await
     {
-        Ok((_, body)) => body,
+        Ok(small) => small.body,
         // No referrers API here (404, or an older registry refusing the path).
         Err(FetchError::Status { status, .. }) if status.is_client_error() => return Ok(()),
         Err(e) => return Err(e.to_string()),
@@ -337,16 +331,85 @@ async fn register(
     entry: ManifestEntry,
     tag: Option<&str>,
 ) -> Result<(), String> {
-    ctx.registry
+    ctx.m
+        .registry
         .update_repo(&ctx.repo, |doc| {
             let mut changed = doc.manifests.get(digest) != Some(&entry);
             doc.manifests.insert(digest.clone(), entry.clone());
             if let Some(t) = tag {
                 changed |= doc.tags.insert(t.to_string(), digest.clone()).as_ref() != Some(digest);
+                // Mirrored on an operator's word: pull-through leaves it alone.
+                changed |= doc.upstream_tags.remove(t).is_some();
             }
             Ok(changed)
         })
         .await
         .map_err(|e| e.message)?;
     Ok(())
+}
+
+/// `AIRLOCK_MIRROR_OCI_AUTH_DOCKER_IO` for `docker.io`.
+fn env_var(prefix: &str, host: &str) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}{host}")
+}
+
+/// `user:password` is Basic, a value without `:` a bearer token, empty or unset anonymous.
+fn parse_credentials(value: &str) -> Credentials {
+    match value.split_once(':') {
+        _ if value.is_empty() => Credentials::Anonymous,
+        Some((user, password)) => Credentials::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        },
+        None => Credentials::Bearer(value.to_string()),
+    }
+}
+
+fn credentials_from_env(host: &str) -> Credentials {
+    std::env::var(env_var("AIRLOCK_MIRROR_OCI_AUTH_", host))
+        .map(|v| parse_credentials(v.trim()))
+        .unwrap_or(Credentials::Anonymous)
+}
+
+/// Token realms on other hosts trusted with the credentials of `host`.
+fn realms_from_env(host: &str) -> Vec<String> {
+    let mut realms: Vec<String> = std::env::var(env_var("AIRLOCK_MIRROR_OCI_REALM_", host))
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    if host == "docker.io" {
+        realms.push("https://auth.docker.io/token".into());
+    }
+    realms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_from_variables() {
+        assert_eq!(
+            env_var("AIRLOCK_MIRROR_OCI_AUTH_", "registry-1.docker.io:5000"),
+            "AIRLOCK_MIRROR_OCI_AUTH_REGISTRY_1_DOCKER_IO_5000"
+        );
+        assert_eq!(
+            parse_credentials("u:p:q"),
+            Credentials::Basic {
+                user: "u".into(),
+                password: "p:q".into()
+            }
+        );
+        assert_eq!(parse_credentials("tok"), Credentials::Bearer("tok".into()));
+        assert_eq!(parse_credentials(""), Credentials::Anonymous);
+    }
 }

@@ -9,21 +9,19 @@
 //! with `--hash` values takes only files with one of those hashes: any other candidate is
 //! refused and reported as failed.
 
-use super::client::{error_chain, Req};
 use super::report::Status;
 use super::requirements::{parse_file, parse_requirement, Wanted};
-use super::simple::{self, DistFile};
 use super::wheel::{parse as parse_name, platform_ok, python_ok};
 use super::Mirror;
 use crate::digest::Digest;
 use crate::pypi::ingest::{inspect, publish_with, Upstream};
 use crate::pypi::project::Added;
 use crate::pypi::{normalize, Index};
+use crate::remote::simple::{self, DistFile};
+use crate::remote::{error_chain, Req};
 use crate::spec::{DistFormat, PypiItem};
 use futures::StreamExt;
 use std::path::Path;
-
-const MAX_PAGE_BYTES: usize = 64 * 1024 * 1024;
 
 pub async fn mirror_item(m: &Mirror, item: &PypiItem) {
     let mut wanted: Vec<Wanted> = Vec::new();
@@ -48,9 +46,8 @@ pub async fn mirror_item(m: &Mirror, item: &PypiItem) {
             Err(reason) => m.report.record(format!("pypi {p}"), Status::Failed(reason)),
         }
     }
-    let index = crate::pypi::Index::new(crate::pypi::DEFAULT_INDEX, m.stores.docs.clone());
     for w in &wanted {
-        if let Err(reason) = mirror_requirement(m, item, &index, w).await {
+        if let Err(reason) = mirror_requirement(m, item, &m.index, w).await {
             m.report
                 .record(format!("pypi {}", w.name), Status::Failed(reason));
         }
@@ -87,21 +84,10 @@ async fn mirror_requirement(
 ) -> Result<(), String> {
     let base = m.spec.upstreams.pypi.trim_end_matches('/');
     let page_url = format!("{base}/{}/", normalize(&w.name));
-    let (headers, body) = m
-        .client
-        .get_small(
-            &page_url,
-            &Req::default().accept(simple::ACCEPT),
-            MAX_PAGE_BYTES,
-        )
+    let files = simple::fetch(&m.client, &page_url, Req::default())
         .await
-        .map_err(|e| e.to_string())?;
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/html");
-    let page = url::Url::parse(&page_url).map_err(|e| format!("{page_url}: {e}"))?;
-    let files = simple::parse(content_type, &body, &page)?;
+        .map_err(|e| e.to_string())?
+        .files;
     let mut selected: Vec<&DistFile> = files.iter().filter(|f| chosen(item, w, f)).collect();
     if selected.is_empty() {
         return Err(format!(
@@ -170,7 +156,7 @@ async fn fetch_and_publish(
     f: &DistFile,
     tmp: &Path,
 ) -> Result<Status, String> {
-    let blobs = &m.stores.blobs;
+    let blobs = &m.blobs;
     let announced = f
         .sha256
         .as_deref()
@@ -229,7 +215,7 @@ async fn fetch_metadata(m: &Mirror, f: &DistFile) -> Option<String> {
     let announced = f.metadata.as_ref()?;
     let mut url = url::Url::parse(&f.url).ok()?;
     url.set_path(&format!("{}.metadata", url.path()));
-    let blobs = &m.stores.blobs;
+    let blobs = &m.blobs;
     let outcome = match announced.as_deref().map(Digest::sha256_hex) {
         Some(Ok(digest)) => m
             .client

@@ -31,9 +31,18 @@ pub(super) async fn get_blob(
 ) -> Result<Response> {
     let linked = in_repo(registry, repo, digest).await?;
     if state.upstream.is_some() && !(linked && registry.blobs().exists(digest).await?) {
-        let filled =
-            crate::upstream::oci::fill_blob(state, registry, repo, digest, headers, head).await?;
-        if let Some(mut streaming) = filled {
+        let filled = super::pullthrough::fill_blob(
+            state.upstream.as_ref(),
+            &state.filler,
+            registry,
+            repo,
+            digest,
+            headers,
+            head,
+        )
+        .await?;
+        if let Some((size, body)) = filled {
+            let mut streaming = crate::download::streamed(digest, size, body);
             streaming
                 .headers_mut()
                 .insert("docker-content-digest", digest_header(digest));

@@ -182,6 +182,7 @@ pub(super) async fn put_manifest(
             doc.manifests.insert(digest.clone(), entry.clone());
             for tag in &tags {
                 changed |= doc.tags.insert(tag.clone(), digest.clone()).as_ref() != Some(&digest);
+                changed |= doc.upstream_tags.remove(tag).is_some();
             }
             Ok(changed)
         })

@@ -15,6 +15,7 @@ pub mod import;
 pub mod manifest;
 mod manifests;
 pub mod names;
+pub mod pullthrough;
 pub mod registry;
 mod token;
 mod upload;
@@ -79,6 +80,9 @@ pub struct OciSettings {
     pub upstream_ttl: Duration,
     /// Environment variable with the credential for the upstream's token service.
     pub upstream_token_env: Option<String>,
+    /// Token realms on another host than the upstream that may be sent its credential
+    /// (e.g. `https://auth.docker.io/token`); a realm on the upstream's host always may.
+    pub upstream_token_realms: Vec<String>,
 }
 
 impl Default for OciSettings {
@@ -90,8 +94,9 @@ impl Default for OciSettings {
             token_ttl: Duration::from_secs(300),
             upstream: None,
             upstream_registry: None,
-            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
+            upstream_token_realms: Vec::new(),
         }
     }
 }
@@ -122,6 +127,14 @@ impl OciSettings {
             })?;
         }
         self.upstream().validate("oci")?;
+        for realm in &self.upstream_token_realms {
+            if !url::Url::parse(realm).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http")
+            {
+                return Err(format!(
+                    "`oci.upstream_token_realms`: `{realm}` is not an http(s) URL; write e.g. https://auth.docker.io/token"
+                ));
+            }
+        }
         if let Some(host) = &self.upstream_registry {
             if canonical("x", Some(host), "docker.io").is_err() || host.contains('/') {
                 return Err(format!(
@@ -137,8 +150,8 @@ impl OciSettings {
         Ok(())
     }
 
-    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
-        crate::upstream::UpstreamSettings {
+    pub fn upstream(&self) -> crate::remote::UpstreamSettings {
+        crate::remote::UpstreamSettings {
             url: self.upstream.clone(),
             ttl: self.upstream_ttl,
             token_env: self.upstream_token_env.clone(),
@@ -167,8 +180,8 @@ pub struct OciState {
     pub settings: Arc<OciSettings>,
     pub site: Site,
     /// Pull-through (none unless `[oci] upstream` is set).
-    pub upstream: Option<Arc<crate::upstream::oci::OciUpstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<pullthrough::OciUpstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 /// `/v2/...` and `/token`.
@@ -322,7 +335,13 @@ async fn serve(state: &OciState, endpoint: Endpoint, request: Request) -> Result
             Method::PUT => put_manifest(state, registry, &repo, &reference, request).await,
             Method::DELETE => delete_manifest(registry, &repo, &reference).await,
             _ => {
-                crate::upstream::oci::refresh_manifest(state, &repo, &reference).await?;
+                pullthrough::refresh_manifest(
+                    state.upstream.as_deref(),
+                    registry,
+                    &repo,
+                    &reference,
+                )
+                .await?;
                 get_manifest(registry, &repo, &reference, &headers, head).await
             }
         },

@@ -37,6 +37,19 @@ pub struct RepoDoc {
     pub tags: BTreeMap<String, Digest>,
     #[serde(default)]
     pub manifests: BTreeMap<Digest, ManifestEntry>,
+    /// Tags pull-through set, with the digest it set them to. A tag whose digest is not
+    /// the one recorded here was pushed or imported here, and pull-through never moves it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upstream_tags: BTreeMap<String, Digest>,
+}
+
+impl RepoDoc {
+    /// Whether `tag` points where this Airlock's own push or import put it.
+    pub fn tag_is_local(&self, tag: &str) -> bool {
+        self.tags
+            .get(tag)
+            .is_some_and(|d| self.upstream_tags.get(tag) != Some(d))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +271,7 @@ impl Registry {
             doc.manifests.insert(digest.clone(), entry.clone());
             if let Some(t) = tag {
                 doc.tags.insert(t.to_string(), digest.clone());
+                doc.upstream_tags.remove(t);
             }
             Ok(changed)
         })

@@ -12,7 +12,7 @@ pub mod ingest;
 mod metadata;
 mod names;
 pub mod project;
-pub mod remote;
+pub mod pullthrough;
 mod render;
 mod upload;
 
@@ -54,6 +54,10 @@ pub struct PypiSettings {
     pub upstream_ttl: std::time::Duration,
     /// Environment variable with a bearer token for the upstream.
     pub upstream_token_env: Option<String>,
+    /// Projects whose local files may be listed together with the upstream's. Any other
+    /// project with a file uploaded or imported here is never merged with the upstream
+    /// (dependency confusion: the upstream's `99.0` would win over the local `1.0`).
+    pub upstream_merge: Vec<String>,
 }
 
 impl Default for PypiSettings {
@@ -62,8 +66,9 @@ impl Default for PypiSettings {
             indexes: Vec::new(),
             max_upload_bytes: 20 * 1024 * 1024 * 1024,
             upstream: None,
-            upstream_ttl: crate::upstream::DEFAULT_TTL,
+            upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
+            upstream_merge: Vec::new(),
         }
     }
 }
@@ -71,6 +76,16 @@ impl Default for PypiSettings {
 impl PypiSettings {
     pub fn validate(&self) -> Result<(), String> {
         self.upstream().validate("pypi")?;
+        for name in &self.upstream_merge {
+            if !names::is_valid_name(name) {
+                return Err(format!(
+                    "`pypi.upstream_merge`: `{name}` is not a project name (letters, digits, '.', '-', '_'; starting and ending with a letter or digit)"
+                ));
+            }
+        }
+        if !self.upstream_merge.is_empty() && self.upstream.is_none() {
+            return Err("`pypi.upstream_merge` needs `pypi.upstream`".into());
+        }
         for name in &self.indexes {
             let ok = !name.is_empty()
                 && name.len() <= 64
@@ -87,8 +102,8 @@ impl PypiSettings {
         Ok(())
     }
 
-    pub fn upstream(&self) -> crate::upstream::UpstreamSettings {
-        crate::upstream::UpstreamSettings {
+    pub fn upstream(&self) -> crate::remote::UpstreamSettings {
+        crate::remote::UpstreamSettings {
             url: self.upstream.clone(),
             ttl: self.upstream_ttl,
             token_env: self.upstream_token_env.clone(),
@@ -189,7 +204,12 @@ async fn serve(
             normalized,
             page_path,
         } => {
-            crate::upstream::pypi::refresh_project(state, &index, &normalized).await?;
+            pullthrough::refresh_project(
+                state.upstream.as_deref(),
+                &index_of(state, &index),
+                &normalized,
+            )
+            .await?;
             let doc = index_of(state, &index)
                 .raw_project(&normalized)
                 .await?
@@ -250,8 +270,10 @@ async fn serve(
                 PypiError::from(crate::store::StoreError::Unavailable(e.to_string()))
             })?;
             let head = request.method() == Method::HEAD;
-            let filled = crate::upstream::pypi::fill_file(
-                state,
+            let filled = pullthrough::fill_file(
+                state.upstream.as_deref(),
+                &state.filler,
+                &state.blobs,
                 entry,
                 metadata,
                 &digest,
@@ -260,7 +282,7 @@ async fn serve(
             )
             .await?;
             let mut response = match filled {
-                Some(streaming) => streaming,
+                Some((size, body)) => crate::download::streamed(&digest, size, body),
                 None => blob_response(&state.blobs, &digest, request.headers(), head).await?,
             };
             let cache = if state.auth.anonymous_read() {
@@ -319,8 +341,8 @@ pub struct PypiState {
     pub settings: Arc<PypiSettings>,
     pub site: Site,
     /// Pull-through for the default index (none unless `[pypi] upstream` is set).
-    pub upstream: Option<Arc<crate::upstream::Upstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<pullthrough::PypiUpstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 /// What [`PypiState`] is built from besides the store.
@@ -328,8 +350,8 @@ pub struct PypiDeps {
     pub auth: Arc<Auth>,
     pub settings: Arc<PypiSettings>,
     pub site: Site,
-    pub upstream: Option<Arc<crate::upstream::Upstream>>,
-    pub filler: crate::upstream::Filler,
+    pub upstream: Option<Arc<pullthrough::PypiUpstream>>,
+    pub filler: crate::remote::Filler,
 }
 
 impl PypiState {

@@ -174,10 +174,15 @@ impl Index {
     /// Takes in a project page read from the upstream: files not yet listed are added
     /// (their bodies fetched on first download), yanks follow the upstream. A filename
     /// already listed with other content keeps it: published URLs never change content.
+    ///
+    /// Unless `with_local`, a project that has a file of its own (uploaded or imported
+    /// here) takes nothing from the upstream, and upstream files listed before its first
+    /// own file are dropped: its names are the local owner's (dependency confusion).
     pub async fn merge_upstream(
         &self,
         display_name: &str,
         files: &[FileEntry],
+        with_local: bool,
     ) -> Result<(), PypiError> {
         let normalized = normalize(display_name);
         let key = self.project_key(&normalized)?;
@@ -193,6 +198,12 @@ impl Index {
                 };
                 was_new_project = current.is_none();
                 let mut changed = was_new_project;
+                if !with_local && doc.files.iter().any(|f| f.upstream_url.is_none()) {
+                    let before = doc.files.len();
+                    doc.files.retain(|f| f.upstream_url.is_none());
+                    return Ok((doc.files.len() != before)
+                        .then(|| serde_json::to_vec(&doc).expect("serializable").into()));
+                }
                 for f in files {
                     match doc.files.iter_mut().find(|e| e.filename == f.filename) {
                         Some(e) if e.sha256 == f.sha256 && e.yanked != f.yanked => {

@@ -1,17 +1,17 @@
-//! The HTTP client every upstream uses: rustls, bounded connect and read times (but no
-//! total time: a 20 GiB model file may take a while), an optional bearer token, and one
-//! mapping of failures to "not there" versus "cannot tell right now".
+//! One protocol's pull-through upstream: where it is, its token, how long a mutable
+//! name stays fresh, and the one mapping of failures to "not there" versus "cannot tell
+//! right now".
 
+use super::client::{error_chain, Client, FetchError, Profile, Req};
 use super::fill::Open;
-use super::Lookup;
 use crate::store::ByteStream;
 use futures::TryStreamExt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// An upstream silent for this long mid-response counts as down.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// `upstream_ttl` unless configured.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Memory for the mutable names whose revalidation is remembered (~100,000 typical names).
 const FRESH_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -57,13 +57,33 @@ pub enum UpstreamError {
     Unavailable(String),
 }
 
+impl From<FetchError> for UpstreamError {
+    fn from(e: FetchError) -> UpstreamError {
+        match e {
+            FetchError::Status { url, status, .. } if status == reqwest::StatusCode::NOT_FOUND => {
+                UpstreamError::NotFound(url)
+            }
+            e => UpstreamError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// What revalidating a mutable name found upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Found, and stored.
+    Stored,
+    /// The upstream does not have it.
+    Absent,
+}
+
 /// One configured upstream.
 #[derive(Debug)]
 pub struct Upstream {
     /// Without a trailing slash.
     pub base: String,
     pub ttl: Duration,
-    pub http: reqwest::Client,
+    pub client: Client,
     pub token: Option<String>,
     /// Mutable names revalidated within the TTL, with what was found.
     pub fresh: moka::future::Cache<String, Lookup>,
@@ -72,20 +92,12 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(section: &str, settings: &UpstreamSettings) -> anyhow::Result<Upstream> {
         let base = settings.url.clone().unwrap_or_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!(
-                "airlock/",
-                env!("CARGO_PKG_VERSION"),
-                " (pull-through)"
-            ))
-            .build()
-            .map_err(|e| anyhow::anyhow!("`{section}.upstream`: HTTP client: {e}"))?;
+        let client = Client::new(Profile::pull_through())
+            .map_err(|e| anyhow::anyhow!("`{section}.upstream`: {e}"))?;
         Ok(Upstream {
             base: base.trim_end_matches('/').to_string(),
             ttl: settings.ttl,
-            http,
+            client,
             token: settings
                 .token_env
                 .as_ref()
@@ -104,60 +116,55 @@ impl Upstream {
         format!("{}{path}", self.base)
     }
 
-    /// A GET with the configured token; 2xx comes back, anything else as an error.
-    pub async fn get(&self, url: &str, accept: &str) -> Result<reqwest::Response, UpstreamError> {
-        let mut request = self.http.get(url).header(http::header::ACCEPT, accept);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        check(url, request.send().await)
+    /// A request whose token goes to the upstream's own origin only: a page may name
+    /// files anywhere, and those are fetched without credentials.
+    pub fn req(&self) -> Req {
+        Req::default().bearer(self.token.as_deref(), &self.base)
     }
-}
 
-impl Upstream {
+    /// A GET; 2xx comes back, anything else as an error.
+    pub async fn get(&self, url: &str, accept: &str) -> Result<reqwest::Response, UpstreamError> {
+        Ok(self.client.get(url, &self.req().accept(accept)).await?)
+    }
+
     /// A file's body at `url`, for the filler.
     pub fn open(self: Arc<Self>, url: String) -> Open {
         Box::pin(async move {
             let response = self.get(&url, "*/*").await?;
-            let size = response.content_length();
-            let body = response
-                .bytes_stream()
-                .map_err(|e| std::io::Error::other(chain(&e)));
-            Ok((Box::pin(body) as ByteStream, size))
+            Ok(body_of(response))
         })
     }
 }
 
-/// Maps a response (or a failure to get one) to the two errors callers distinguish.
-pub fn check(
-    url: &str,
-    sent: reqwest::Result<reqwest::Response>,
-) -> Result<reqwest::Response, UpstreamError> {
-    let response = sent.map_err(|e| UpstreamError::Unavailable(format!("{url}: {}", chain(&e))))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    if status == http::StatusCode::NOT_FOUND {
-        return Err(UpstreamError::NotFound(url.to_string()));
-    }
-    let hint = match status.as_u16() {
-        401 | 403 => "; check the upstream_token_env token and its scopes",
-        _ => "",
-    };
-    Err(UpstreamError::Unavailable(format!(
-        "{url} answered {status}{hint}"
-    )))
+/// A response's body and announced length, for the filler.
+pub fn body_of(response: reqwest::Response) -> (ByteStream, Option<u64>) {
+    let size = response.content_length();
+    let body = response
+        .bytes_stream()
+        .map_err(|e| std::io::Error::other(error_chain(&e)));
+    (Box::pin(body) as ByteStream, size)
 }
 
-/// A reqwest error with its causes ("error sending request: connection refused").
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+/// Revalidates `key` unless that was done within the TTL; concurrent callers for one
+/// key share one upstream request. `have` is whether the store already holds a version.
+/// Upstream down: fine if we have one (served stale), else the error for a 5xx.
+pub async fn revalidate<F>(
+    upstream: &Upstream,
+    key: String,
+    have: bool,
+    fetch: F,
+) -> Result<Lookup, UpstreamError>
+where
+    F: Future<Output = Result<Lookup, UpstreamError>> + Send,
+{
+    match upstream.fresh.try_get_with(key.clone(), fetch).await {
+        Ok(found) => Ok(found),
+        Err(e) if have => {
+            tracing::warn!(upstream = %upstream.base, %key, error = %e, "upstream unreachable; serving the stored copy");
+            // Not asked again for a TTL: a down upstream must not slow every request.
+            upstream.fresh.insert(key, Lookup::Stored).await;
+            Ok(Lookup::Stored)
+        }
+        Err(e) => Err(Arc::unwrap_or_clone(e)),
     }
-    out
 }

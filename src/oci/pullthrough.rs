@@ -1,23 +1,29 @@
 //! OCI pull-through: manifests by tag are revalidated once per TTL, by digest fetched
 //! on a miss; blobs are filled on a miss (coalesced, verified). What comes from the
 //! upstream is stored through the registry's own records, byte for byte, as a push or
-//! an import would store it.
+//! an import would store it. Requests go through `remote::` (token flow included).
+//!
+//! A tag pushed or imported here is this Airlock's own: pull-through never asks the
+//! upstream about it and never moves it (`RepoDoc::upstream_tags` says which tags it set).
+//! A blob is linked into a repository only once the upstream answered for that
+//! repository, never because another repository's fill brought the bytes in.
 
-use super::fill::{streamed, Filled, Open};
-use super::registry_client::{send, Tokens, MANIFEST_ACCEPT};
-use super::{client::chain, revalidate, Lookup, Upstream, UpstreamError};
+use super::manifest::inspect;
+use super::registry::{ManifestEntry, Registry};
+use super::{Code, OciError, Reference, Repo, MAX_MANIFEST_BYTES};
 use crate::digest::{Algorithm, Digest};
-use crate::oci::manifest::inspect;
-use crate::oci::registry::{ManifestEntry, Registry};
-use crate::oci::OciState;
-use crate::oci::{Code, OciError, Reference, Repo, MAX_MANIFEST_BYTES};
+use crate::remote::token::{Credentials, RegistryAuth};
+use crate::remote::{
+    body_of, revalidate, Filled, Filler, Lookup, Open, Req, Upstream, UpstreamError,
+    MANIFEST_ACCEPT,
+};
 use crate::store::{bytes_stream, ByteStream};
-use axum::response::Response;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
-use http::{header, HeaderMap, Method, StatusCode};
+use http::{header, HeaderMap, StatusCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The OCI upstream: the generic upstream, which registry it is, and its token flow.
 #[derive(Debug)]
 pub struct OciUpstream {
     pub up: Upstream,
@@ -25,7 +31,7 @@ pub struct OciUpstream {
     /// only that host's repositories come from it, named without the host. Unset: the
     /// upstream takes host-prefixed names, as another Airlock does.
     registry: Option<String>,
-    tokens: Tokens,
+    auth: Arc<RegistryAuth>,
 }
 
 /// A manifest as the upstream sent it.
@@ -36,12 +42,19 @@ struct Fetched {
 }
 
 impl OciUpstream {
-    pub fn new(up: Upstream, registry: Option<String>) -> OciUpstream {
-        OciUpstream {
-            up,
-            registry,
-            tokens: Tokens::default(),
-        }
+    /// `realms`: token realms on other hosts trusted with the upstream token.
+    pub fn new(up: Upstream, registry: Option<String>, realms: &[String]) -> OciUpstream {
+        // The token is the password of Basic credentials, for the token realm (or for
+        // the registry itself when it asks for Basic).
+        let credentials = match &up.token {
+            Some(secret) => Credentials::Basic {
+                user: "airlock".into(),
+                password: secret.clone(),
+            },
+            None => Credentials::Anonymous,
+        };
+        let auth = Arc::new(RegistryAuth::new(credentials, &up.base, realms));
+        OciUpstream { up, registry, auth }
     }
 
     /// The upstream's URL for `/v2/<name>/<kind>/<reference>` and its name for the
@@ -63,7 +76,7 @@ impl OciUpstream {
 
     async fn request(
         &self,
-        method: Method,
+        req: Req,
         name: &str,
         kind: &str,
         reference: &str,
@@ -72,14 +85,17 @@ impl OciUpstream {
         let (url, path) = self
             .url(name, kind, reference)
             .ok_or_else(|| UpstreamError::NotFound(format!("{name} is not from this upstream")))?;
-        send(&self.up, &self.tokens, method, &url, &path, accept).await
+        let req = req
+            .accept(accept)
+            .registry(self.auth.clone(), format!("repository:{path}:pull"));
+        Ok(self.up.client.get(&url, &req).await?)
     }
 
     async fn manifest(&self, name: &str, reference: &Reference) -> Result<Fetched, UpstreamError> {
         let bad = |why: String| UpstreamError::Unavailable(format!("{name}:{reference}: {why}"));
         let response = self
             .request(
-                Method::GET,
+                Req::default(),
                 name,
                 "manifests",
                 &reference.to_string(),
@@ -101,16 +117,10 @@ impl OciUpstream {
             ),
             None => None,
         };
-        let mut body = response.bytes_stream();
-        let mut bytes = bytes::BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| bad(chain(&e)))?;
-            if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
-                return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let bytes = bytes.freeze();
+        let (body, _) = body_of(response);
+        let bytes = crate::store::collect_limited(body, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
         let expected = match reference {
             Reference::Digest(d) => Some(d.clone()),
             Reference::Tag(_) => announced,
@@ -136,13 +146,9 @@ impl OciUpstream {
     fn open_blob(self: Arc<Self>, name: String, digest: Digest) -> Open {
         Box::pin(async move {
             let response = self
-                .request(Method::GET, &name, "blobs", &digest.to_string(), "*/*")
+                .request(Req::default(), &name, "blobs", &digest.to_string(), "*/*")
                 .await?;
-            let size = response.content_length();
-            let body = response
-                .bytes_stream()
-                .map_err(|e| std::io::Error::other(chain(&e)));
-            Ok((Box::pin(body) as ByteStream, size))
+            Ok(body_of(response))
         })
     }
 }
@@ -154,14 +160,14 @@ fn unavailable(e: UpstreamError) -> OciError {
 /// Before a manifest is served: a missing one, or a tag not checked within the TTL, is
 /// brought in from the upstream. Afterwards the store answers as usual (404 included).
 pub async fn refresh_manifest(
-    state: &OciState,
+    upstream: Option<&OciUpstream>,
+    registry: &Registry,
     repo: &Repo,
     reference: &Reference,
 ) -> Result<(), OciError> {
-    let Some(oci) = &state.upstream else {
+    let Some(oci) = upstream else {
         return Ok(());
     };
-    let registry = &state.registry;
     let doc = registry.repo(&repo.name).await?;
     let have = doc.as_ref().is_some_and(|d| match reference {
         Reference::Tag(t) => d.tags.contains_key(t),
@@ -169,6 +175,11 @@ pub async fn refresh_manifest(
     });
     if have && matches!(reference, Reference::Digest(_)) {
         return Ok(());
+    }
+    if let (Reference::Tag(t), Some(doc)) = (reference, &doc) {
+        if doc.tag_is_local(t) {
+            return Ok(());
+        }
     }
     let fetch = async {
         match oci.manifest(&repo.name, reference).await {
@@ -205,13 +216,24 @@ async fn record(
         Reference::Tag(t) => Some(t.as_str()),
         Reference::Digest(_) => None,
     };
-    let moved = registry
-        .record_manifest(
-            &repo.name,
-            &m.digest,
-            ManifestEntry::new(&inspected, size),
-            tag,
-        )
+    let entry = ManifestEntry::new(&inspected, size);
+    let mut moved = false;
+    registry
+        .update_repo(&repo.name, |doc| {
+            // Checked again here: a push may have claimed the tag since it was read.
+            if tag.is_some_and(|t| doc.tag_is_local(t)) {
+                moved = false;
+                return Ok(false);
+            }
+            moved = doc.manifests.get(&m.digest) != Some(&entry);
+            doc.manifests.insert(m.digest.clone(), entry.clone());
+            if let Some(t) = tag {
+                moved |=
+                    doc.tags.insert(t.to_string(), m.digest.clone()).as_ref() != Some(&m.digest);
+                doc.upstream_tags.insert(t.to_string(), m.digest.clone());
+            }
+            Ok(moved)
+        })
         .await?;
     if moved {
         tracing::info!(repo = %repo.name, %reference, digest = %m.digest, "oci manifest pulled through");
@@ -220,17 +242,18 @@ async fn record(
 }
 
 /// A blob the repository does not hold (or whose bytes are not stored): linked when the
-/// upstream has it, and filled when the store lacks it. `Some` is the response streaming
-/// it to this caller; `None` means it is stored and linked now, to be served as usual.
+/// upstream has it, and filled when the store lacks it. `Some` is the body (and size)
+/// streaming to this caller; `None` means it is stored and linked now, to be served as usual.
 pub async fn fill_blob(
-    state: &OciState,
+    upstream: Option<&Arc<OciUpstream>>,
+    filler: &Filler,
     registry: &Registry,
     repo: &Repo,
     digest: &Digest,
     request: &HeaderMap,
     head: bool,
-) -> Result<Option<Response>, OciError> {
-    let Some(oci) = &state.upstream else {
+) -> Result<Option<(u64, ByteStream)>, OciError> {
+    let Some(oci) = upstream else {
         return Ok(None);
     };
     let absent = |e: UpstreamError| match e {
@@ -243,7 +266,7 @@ pub async fn fill_blob(
     if registry.blobs().exists(digest).await? {
         // Stored for another repository: the upstream says whether this one holds it.
         oci.request(
-            Method::HEAD,
+            Req::default().head(),
             &repo.name,
             "blobs",
             &digest.to_string(),
@@ -257,17 +280,41 @@ pub async fn fill_blob(
     let whole = !head
         && !request.contains_key(header::RANGE)
         && !request.contains_key(header::IF_NONE_MATCH);
-    let open = oci.clone().open_blob(repo.name.clone(), digest.clone());
-    let filled = state
-        .filler
+    // Set once the upstream answered this repository's own request for the blob.
+    let confirmed = Arc::new(AtomicBool::new(false));
+    let open: Open = {
+        let (confirmed, open) = (
+            confirmed.clone(),
+            oci.clone().open_blob(repo.name.clone(), digest.clone()),
+        );
+        Box::pin(async move {
+            let opened = open.await;
+            confirmed.store(opened.is_ok(), Ordering::Release);
+            opened
+        })
+    };
+    let filled = filler
         .fill(digest, None, whole, open)
         .await
         .map_err(absent)?;
+    if !confirmed.load(Ordering::Acquire) {
+        // Another repository's fill (or one already done) brought the bytes in: whether
+        // this repository holds the blob is still the upstream's to say.
+        oci.request(
+            Req::default().head(),
+            &repo.name,
+            "blobs",
+            &digest.to_string(),
+            "*/*",
+        )
+        .await
+        .map_err(absent)?;
+    }
     // Linked as soon as the upstream confirmed it: should this fill fail, the next
     // request finds the link without the bytes and fills again.
     registry.link_blob(&repo.name, digest).await?;
     Ok(match filled {
         Filled::Stored => None,
-        Filled::Streaming { size, body } => Some(streamed(digest, size, body)),
+        Filled::Streaming { size, body } => Some((size, body)),
     })
 }

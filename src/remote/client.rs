@@ -1,26 +1,70 @@
-//! The HTTP side of `airlock mirror`: one client for every upstream, with a concurrency
-//! limit, retries with exponential backoff, and downloads that stream straight into the
-//! blob store (verified there) or into a temporary file (when the digest is only known
-//! once the bytes are in, as for small Hugging Face files).
+//! The one HTTP client for every outbound request, with two named profiles:
+//!
+//! - `pull_through`: a client of ours is waiting, so connect and read times are bounded
+//!   (but not the total time: a 20 GiB model file may take a while) and nothing is
+//!   retried: the client retries, and a down upstream must not slow every request.
+//! - `mirror`: a batch job, so 5xx, 429 and transport errors are retried with exponential
+//!   backoff, and a concurrency limit bounds the downloads in flight.
+//!
+//! Credentials are attached per request only for their own origin (`Req::bearer`), and
+//! registry challenges are answered by `token.rs`.
 
-use super::auth::RegistryAuth;
+use super::token::RegistryAuth;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::store::{BlobStore, StoreError};
 use futures::TryStreamExt;
 use indicatif::ProgressBar;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-/// Attempts per request: the first one and four retries (about 4 s of backoff in all).
-const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
-/// Why a fetch failed, in words for the summary.
+/// How a client behaves: timeouts, retries, concurrency.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    user_agent: &'static str,
+    connect_timeout: Duration,
+    /// Silence mid-response for this long counts as a failure.
+    read_timeout: Duration,
+    /// Attempts per request (1: no retries).
+    attempts: u32,
+    /// Downloads in flight at once; `None`: unbounded.
+    concurrency: Option<usize>,
+    /// What a 401/403 answer tells the operator to check.
+    auth_hint: &'static str,
+}
+
+impl Profile {
+    pub fn pull_through() -> Profile {
+        Profile {
+            user_agent: concat!("airlock/", env!("CARGO_PKG_VERSION"), " (pull-through)"),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            attempts: 1,
+            concurrency: None,
+            auth_hint: "; check the upstream_token_env token and its scopes",
+        }
+    }
+
+    /// Four retries after the first attempt (about 4 s of backoff in all).
+    pub fn mirror(concurrency: usize) -> Profile {
+        Profile {
+            user_agent: concat!("airlock-mirror/", env!("CARGO_PKG_VERSION")),
+            connect_timeout: Duration::from_secs(20),
+            read_timeout: Duration::from_secs(120),
+            attempts: 5,
+            concurrency: Some(concurrency.max(1)),
+            auth_hint: "; give credentials (see `airlock mirror --help`)",
+        }
+    }
+}
+
+/// Why a fetch failed, in words for a log line or the mirror's summary.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The upstream answered 4xx: retrying would not help.
@@ -30,12 +74,24 @@ pub enum FetchError {
         status: StatusCode,
         hint: String,
     },
-    #[error("{url}: {reason} (after {ATTEMPTS} attempts)")]
-    Gave { url: String, reason: String },
+    /// Unreachable, timed out, a 5xx or a body cut off, as often as the profile tries.
+    #[error("{url}: {reason}{}", attempts_note(*.attempts))]
+    Gave {
+        url: String,
+        reason: String,
+        attempts: u32,
+    },
     #[error("{0}")]
     Verify(String),
     #[error("store: {0}")]
     Store(StoreError),
+}
+
+fn attempts_note(attempts: u32) -> String {
+    match attempts {
+        0 | 1 => String::new(),
+        n => format!(" (after {n} attempts)"),
+    }
 }
 
 impl FetchError {
@@ -44,15 +100,23 @@ impl FetchError {
     }
 }
 
-/// Extra headers and credentials for one request.
+/// How one request is sent: method, headers, and which credentials may go with it.
 #[derive(Clone, Default)]
 pub struct Req {
+    pub method: Method,
     pub headers: HeaderMap,
-    /// Registry auth that answers `401` challenges (OCI token flow, Basic).
-    pub registry: Option<Arc<RegistryAuth>>,
+    /// A bearer token and the one origin it may be sent to.
+    bearer: Option<(String, url::Origin)>,
+    /// Registry auth that answers `401` challenges, with the scope this request needs.
+    registry: Option<(Arc<RegistryAuth>, String)>,
 }
 
 impl Req {
+    pub fn head(mut self) -> Self {
+        self.method = Method::HEAD;
+        self
+    }
+
     pub fn accept(mut self, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.insert(ACCEPT, v);
@@ -60,19 +124,41 @@ impl Req {
         self
     }
 
-    pub fn bearer(mut self, token: Option<&str>) -> Self {
-        if let Some(v) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
-            self.headers.insert(AUTHORIZATION, v);
+    /// `token` goes with requests to `origin_of` (scheme, host and port) only: a page or
+    /// listing from there may name files anywhere, and those get no credentials.
+    pub fn bearer(mut self, token: Option<&str>, origin_of: &str) -> Self {
+        if let (Some(token), Ok(url)) = (token, url::Url::parse(origin_of)) {
+            self.bearer = Some((token.to_string(), url.origin()));
         }
         self
     }
+
+    /// Answers registry challenges with `auth` for `scope` (`repository:<name>:pull`).
+    pub fn registry(mut self, auth: Arc<RegistryAuth>, scope: String) -> Self {
+        self.registry = Some((auth, scope));
+        self
+    }
+
+    /// The headers for `url`: the bearer token only when `url` is on its origin.
+    fn headers_for(&self, url: &str) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        if let Some((token, origin)) = &self.bearer {
+            let same = url::Url::parse(url).is_ok_and(|u| u.origin() == *origin);
+            if let (true, Ok(v)) = (same, HeaderValue::from_str(&format!("Bearer {token}"))) {
+                headers.insert(AUTHORIZATION, v);
+            }
+        }
+        headers
+    }
 }
 
-#[derive(Clone)]
+/// One client with its profile; cheap to clone.
+#[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
-    /// Bounds requests in flight (a download holds its permit until its body is in).
-    limit: Arc<Semaphore>,
+    profile: Profile,
+    /// Bounds downloads in flight (a download holds its permit until its body is in).
+    limit: Option<Arc<Semaphore>>,
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -86,36 +172,46 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(base + jitter).await;
 }
 
+/// A small answer read whole: its headers, body and final URL (after redirects).
+pub struct Small {
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+    pub url: url::Url,
+}
+
 impl Client {
-    pub fn new(concurrency: usize) -> anyhow::Result<Client> {
+    pub fn new(profile: Profile) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!("airlock-mirror/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(20))
-            .read_timeout(Duration::from_secs(120))
-            .build()?;
+            .user_agent(profile.user_agent)
+            .connect_timeout(profile.connect_timeout)
+            .read_timeout(profile.read_timeout)
+            .build()
+            .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
         Ok(Client {
             http,
-            limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            limit: profile.concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            profile,
         })
     }
 
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    fn attempts(&self) -> u32 {
+        self.profile.attempts.max(1)
     }
 
     /// One attempt, answering a registry's `401` challenge once.
     async fn attempt(&self, url: &str, req: &Req) -> reqwest::Result<Response> {
-        let mut headers = req.headers.clone();
-        if let Some(auth) = &req.registry {
-            auth.authorize(&mut headers).await;
+        let mut headers = req.headers_for(url);
+        if let Some((auth, scope)) = &req.registry {
+            auth.authorize(url, scope, &mut headers);
         }
-        let response = self.http.get(url).headers(headers.clone()).send().await?;
+        let send = |headers: HeaderMap| self.http.request(req.method.clone(), url).headers(headers);
+        let response = send(headers).send().await?;
         match &req.registry {
-            Some(auth) if response.status() == StatusCode::UNAUTHORIZED => {
-                if auth.answer(self, &response).await {
-                    let mut headers = req.headers.clone();
-                    auth.authorize(&mut headers).await;
-                    return self.http.get(url).headers(headers).send().await;
+            Some((auth, scope)) if response.status() == StatusCode::UNAUTHORIZED => {
+                if auth.answer(self, &response, scope).await {
+                    let mut headers = req.headers_for(url);
+                    auth.authorize(url, scope, &mut headers);
+                    return send(headers).send().await;
                 }
                 Ok(response)
             }
@@ -123,11 +219,12 @@ impl Client {
         }
     }
 
-    /// GET with retries on connection errors, 5xx and 429; a 4xx is returned as an error
-    /// at once. Redirects are followed (Hub files and registry blobs live on CDNs).
+    /// A request with the profile's retries on connection errors, 5xx and 429; a 4xx is
+    /// returned as an error at once. Redirects are followed (Hub files and registry
+    /// blobs live on CDNs); reqwest drops `Authorization` when one leaves the origin.
     pub async fn get(&self, url: &str, req: &Req) -> Result<Response, FetchError> {
         let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
+        for attempt in 0..self.attempts() {
             if attempt > 0 {
                 backoff(attempt - 1).await;
             }
@@ -139,15 +236,13 @@ impl Client {
                 Ok(r) => {
                     let status = r.status();
                     let hint = match status {
-                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                            "; give credentials (see `airlock mirror --help`)".to_string()
-                        }
-                        _ => String::new(),
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.profile.auth_hint,
+                        _ => "",
                     };
                     return Err(FetchError::Status {
                         url: url.to_string(),
                         status,
-                        hint,
+                        hint: hint.to_string(),
                     });
                 }
                 Err(e) => last = error_chain(&e),
@@ -157,6 +252,7 @@ impl Client {
         Err(FetchError::Gave {
             url: url.to_string(),
             reason: last,
+            attempts: self.attempts(),
         })
     }
 
@@ -173,7 +269,7 @@ impl Client {
         Fut: std::future::Future<Output = Result<T, BodyError>>,
     {
         let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
+        for attempt in 0..self.attempts() {
             if attempt > 0 {
                 backoff(attempt - 1).await;
             }
@@ -186,21 +282,26 @@ impl Client {
         Err(FetchError::Gave {
             url: url.to_string(),
             reason: last,
+            attempts: self.attempts(),
         })
     }
 
     /// A small document (index page, API answer, manifest), refusing more than `limit`.
-    pub async fn get_small(
-        &self,
-        url: &str,
-        req: &Req,
-        limit: usize,
-    ) -> Result<(HeaderMap, bytes::Bytes), FetchError> {
+    pub async fn get_small(&self, url: &str, req: &Req, limit: usize) -> Result<Small, FetchError> {
         self.with_body(url, req, |response| async move {
             let headers = response.headers().clone();
-            let body = Box::pin(response.bytes_stream().map_err(std::io::Error::other));
+            let final_url = response.url().clone();
+            let body = Box::pin(
+                response
+                    .bytes_stream()
+                    .map_err(|e| std::io::Error::other(error_chain(&e))),
+            );
             match crate::store::collect_limited(body, limit).await {
-                Ok(bytes) => Ok((headers, bytes)),
+                Ok(body) => Ok(Small {
+                    headers,
+                    body,
+                    url: final_url,
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     Err(BodyError::Fatal(FetchError::Verify(format!("{url}: {e}"))))
                 }
@@ -221,7 +322,7 @@ impl Client {
         size: Option<u64>,
         progress: &ProgressBar,
     ) -> Result<u64, FetchError> {
-        let _permit = self.limit.acquire().await.expect("never closed");
+        let _permit = self.permit().await;
         self.with_body(url, req, |response| async move {
             let bar = progress.clone();
             let body = Box::pin(
@@ -254,13 +355,20 @@ impl Client {
         path: &Path,
         progress: &ProgressBar,
     ) -> Result<(Digest, String, u64), FetchError> {
-        let _permit = self.limit.acquire().await.expect("never closed");
+        let _permit = self.permit().await;
         self.with_body(url, req, |response| async move {
             write_hashing(response, path, progress)
                 .await
                 .map_err(|e| BodyError::Broken(e.to_string()))
         })
         .await
+    }
+
+    async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.limit {
+            Some(limit) => Some(limit.acquire().await.expect("never closed")),
+            None => None,
+        }
     }
 }
 
@@ -306,7 +414,7 @@ async fn write_hashing(
 }
 
 /// The error and its sources on one line ("error sending request: connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -13,12 +13,9 @@
 use super::UpstreamError;
 use crate::digest::Digest;
 use crate::store::{BlobStore, ByteRange, ByteStream, GetOptions, StoreError};
-use axum::body::Body;
-use axum::response::Response;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use http::{header, HeaderValue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -276,20 +273,4 @@ async fn wait(mut rx: watch::Receiver<Verdict>) -> Result<(), UpstreamError> {
             });
         }
     }
-}
-
-/// The response for the client that started a fill: the whole blob as it arrives.
-pub fn streamed(digest: &Digest, size: u64, body: ByteStream) -> Response {
-    let mut r = Response::new(Body::from_stream(body));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_LENGTH, size.into());
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", digest.hex())) {
-        h.insert(header::ETAG, etag);
-    }
-    r
 }
