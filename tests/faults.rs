@@ -247,3 +247,262 @@ fn connections_beyond_the_limit_wait_until_one_closes() {
     );
     server.wait_for_log("connection limit reached");
 }
+
+// ---------------------------------------------------------------- kill -9 mid-upload
+
+/// Sends `head` and all of `body` but its last `held_back` bytes on a raw connection,
+/// waits until the server is writing to the store when `reaches_store` (a temporary file
+/// on disk, an unfinished multipart upload on S3), then kills the server with SIGKILL: no
+/// handler, destructor or shutdown code runs.
+fn kill_mid_upload(
+    server: &mut Airlock,
+    store: &StoreArgs,
+    (head, body): (&str, &[u8]),
+    held_back: usize,
+    reaches_store: bool,
+) {
+    let mut stream = TcpStream::connect(host(server)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..body.len() - held_back]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    if reaches_store {
+        while store.unfinished_writes().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the upload never reached the store"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    } else {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    server.signal("KILL");
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+    drop(stream);
+}
+
+/// After the restart, what is visible is what was there before the upload: every key
+/// outside `.tmp/` is unchanged (no blob, no half-written document). On disk the killed
+/// upload's temporary file may remain in `.tmp/`: never listed nor served, and removed
+/// by the sweep at a later start once it is older than an hour (a younger one may belong
+/// to another process still writing). On S3 the killed multipart upload may remain
+/// unfinished: invisible, removed by the bucket's lifecycle rule for incomplete uploads.
+fn assert_nothing_visible_changed(store: &StoreArgs, before: &[String]) {
+    let visible = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter()
+            .filter(|k| !k.starts_with(".tmp/"))
+            .collect()
+    };
+    assert_eq!(visible(store.object_keys()), visible(before.to_vec()));
+}
+
+fn restart(store: &StoreArgs, dir: &Path) -> Airlock {
+    store.serve(dir, &["--admin-token", ADMIN])
+}
+
+async fn oci_upload_killed_then_retried(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let mut server = restart(&store, dir.path());
+    let layer = support::pseudo_random(32 * 1024 * 1024, 13);
+    let digest = format!("sha256:{}", sha256(&layer));
+    let before = store.object_keys();
+    let head = format!(
+        "POST /v2/faults/big/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {}\r\n\
+         Authorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        host(&server),
+        layer.len()
+    );
+    kill_mid_upload(&mut server, &store, (&head, &layer), layer.len() / 2, true);
+    let server = restart(&store, dir.path());
+    assert_nothing_visible_changed(&store, &before);
+    let blob = server.url(&format!("/v2/faults/big/blobs/{digest}"));
+    let c = http();
+    assert_eq!(
+        c.head(&blob)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // The client's retry: the whole push again, then the layer is served byte for byte.
+    support::push_image(&c, &server.base, ADMIN, "faults/big", "v1", &layer).await;
+    let r = c.get(&blob).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.unwrap() == layer,
+        "the retried layer differs"
+    );
+}
+
+async fn pypi_upload_killed_then_retried(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let mut server = restart(&store, dir.path());
+    let dist = support::wheels::wheel("faults-pkg", "1.0", &[], None);
+    let before = store.object_keys();
+    // A multipart POST shaped like twine's, cut before its last part ends.
+    let boundary = "faultsboundary0123456789";
+    let mut body = Vec::new();
+    for (name, value) in [
+        (":action", "file_upload"),
+        ("protocol_version", "1"),
+        ("name", "faults-pkg"),
+        ("version", "1.0"),
+        ("filetype", "bdist_wheel"),
+        ("pyversion", "py3"),
+        ("metadata_version", "2.1"),
+        ("sha256_digest", &dist.sha256()),
+    ] {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+        .unwrap();
+    }
+    write!(
+        body,
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n",
+        dist.filename
+    )
+    .unwrap();
+    body.extend_from_slice(&dist.bytes);
+    write!(body, "\r\n--{boundary}--\r\n").unwrap();
+    let head = format!(
+        "POST /legacy/ HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        host(&server),
+        body.len()
+    );
+    // The wheel is spooled to local disk before the store sees it: nothing to wait for.
+    kill_mid_upload(&mut server, &store, (&head, &body), 200, false);
+    let server = restart(&store, dir.path());
+    assert_nothing_visible_changed(&store, &before);
+    let c = http();
+    let page = server.url("/simple/faults-pkg/");
+    assert_eq!(c.get(&page).send().await.unwrap().status(), 404);
+    // The retry succeeds and the file is served byte for byte.
+    let r = c
+        .post(server.url("/legacy/"))
+        .bearer_auth(ADMIN)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let page: serde_json::Value = c
+        .get(&page)
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = reqwest::Url::parse(&server.url("/simple/faults-pkg/"))
+        .unwrap()
+        .join(page["files"][0]["url"].as_str().unwrap())
+        .unwrap();
+    let r = c.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.unwrap() == dist.bytes,
+        "the retried wheel differs"
+    );
+}
+
+async fn hf_upload_killed_then_retried(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let mut server = restart(&store, dir.path());
+    let c = http();
+    let r = c
+        .post(server.url("/api/repos/create"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"name": "big", "organization": "faults"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let content = support::pseudo_random(24 * 1024 * 1024, 17);
+    let oid = sha256(&content);
+    let upload_url = |base: String| {
+        let c = c.clone();
+        let oid = oid.clone();
+        let size = content.len();
+        async move {
+            let batch = serde_json::json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]});
+            let r: serde_json::Value = c
+                .post(format!("{base}/faults/big.git/info/lfs/objects/batch"))
+                .bearer_auth(ADMIN)
+                .header("content-type", "application/vnd.git-lfs+json")
+                .json(&batch)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["objects"][0]["actions"]["upload"]["href"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no upload action: {r}"))
+                .to_string()
+        }
+    };
+    let href = upload_url(server.base.clone()).await;
+    let path = &href[href.find("/api/").unwrap()..];
+    let before = store.object_keys();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        host(&server),
+        content.len()
+    );
+    kill_mid_upload(
+        &mut server,
+        &store,
+        (&head, &content),
+        content.len() / 2,
+        true,
+    );
+    let server = restart(&store, dir.path());
+    assert_nothing_visible_changed(&store, &before);
+    // The retry as huggingface_hub does it: the batch again, the PUT, then the commit.
+    let href = upload_url(server.base.clone()).await;
+    let r = c.put(&href).body(content.clone()).send().await.unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let ndjson = format!(
+        "{}\n{}\n",
+        serde_json::json!({"key": "header", "value": {"summary": "retry", "description": ""}}),
+        serde_json::json!({"key": "lfsFile", "value": {"path": "big.bin", "algo": "sha256", "oid": oid, "size": content.len()}})
+    );
+    let r = c
+        .post(server.url("/api/models/faults/big/commit/main"))
+        .bearer_auth(ADMIN)
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let r = c
+        .get(server.url("/faults/big/resolve/main/big.bin"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.unwrap() == content,
+        "the retried file differs"
+    );
+}
+
+on_both_stores!(async: oci_upload_killed_then_retried, pypi_upload_killed_then_retried, hf_upload_killed_then_retried);
