@@ -338,20 +338,15 @@ async fn oci_upload_killed_then_retried(backend: Backend) {
     );
 }
 
-async fn pypi_upload_killed_then_retried(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = StoreArgs::new(backend, dir.path());
-    let mut server = restart(&store, dir.path());
-    let dist = support::wheels::wheel("faults-pkg", "1.0", &[], None);
-    let before = store.object_keys();
-    // A multipart POST shaped like twine's, cut before its last part ends.
+/// The body and content type of an upload to `/legacy/` as twine sends it.
+fn legacy_upload(dist: &support::wheels::Dist, name: &str, version: &str) -> (String, Vec<u8>) {
     let boundary = "faultsboundary0123456789";
     let mut body = Vec::new();
-    for (name, value) in [
+    for (field, value) in [
         (":action", "file_upload"),
         ("protocol_version", "1"),
-        ("name", "faults-pkg"),
-        ("version", "1.0"),
+        ("name", name),
+        ("version", version),
         ("filetype", "bdist_wheel"),
         ("pyversion", "py3"),
         ("metadata_version", "2.1"),
@@ -359,7 +354,7 @@ async fn pypi_upload_killed_then_retried(backend: Backend) {
     ] {
         write!(
             body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
         )
         .unwrap();
     }
@@ -372,9 +367,46 @@ async fn pypi_upload_killed_then_retried(backend: Backend) {
     .unwrap();
     body.extend_from_slice(&dist.bytes);
     write!(body, "\r\n--{boundary}--\r\n").unwrap();
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The signed upload URL the LFS batch API gives for one object of `repo`.
+async fn lfs_upload_url(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    oid: &str,
+    size: usize,
+) -> String {
+    let batch = serde_json::json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]});
+    let r: serde_json::Value = c
+        .post(format!("{base}/{repo}.git/info/lfs/objects/batch"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/vnd.git-lfs+json")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["objects"][0]["actions"]["upload"]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no upload action: {r}"))
+        .to_string()
+}
+
+async fn pypi_upload_killed_then_retried(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let mut server = restart(&store, dir.path());
+    let dist = support::wheels::wheel("faults-pkg", "1.0", &[], None);
+    let before = store.object_keys();
+    // A multipart POST shaped like twine's, cut before its last part ends.
+    let (content_type, body) = legacy_upload(&dist, "faults-pkg", "1.0");
     let head = format!(
         "POST /legacy/ HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
-         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         host(&server),
         body.len()
     );
@@ -389,10 +421,7 @@ async fn pypi_upload_killed_then_retried(backend: Backend) {
     let r = c
         .post(server.url("/legacy/"))
         .bearer_auth(ADMIN)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header("content-type", &content_type)
         .body(body.clone())
         .send()
         .await
@@ -434,30 +463,7 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
     assert!(r.status().is_success(), "{:?}", r.text().await);
     let content = support::pseudo_random(24 * 1024 * 1024, 17);
     let oid = sha256(&content);
-    let upload_url = |base: String| {
-        let c = c.clone();
-        let oid = oid.clone();
-        let size = content.len();
-        async move {
-            let batch = serde_json::json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]});
-            let r: serde_json::Value = c
-                .post(format!("{base}/faults/big.git/info/lfs/objects/batch"))
-                .bearer_auth(ADMIN)
-                .header("content-type", "application/vnd.git-lfs+json")
-                .json(&batch)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["objects"][0]["actions"]["upload"]["href"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no upload action: {r}"))
-                .to_string()
-        }
-    };
-    let href = upload_url(server.base.clone()).await;
+    let href = lfs_upload_url(&c, &server.base, "faults/big", &oid, content.len()).await;
     let path = &href[href.find("/api/").unwrap()..];
     let before = store.object_keys();
     let head = format!(
@@ -476,7 +482,7 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
     let server = restart(&store, dir.path());
     assert_nothing_visible_changed(&store, &before);
     // The retry as huggingface_hub does it: the batch again, the PUT, then the commit.
-    let href = upload_url(server.base.clone()).await;
+    let href = lfs_upload_url(&c, &server.base, "faults/big", &oid, content.len()).await;
     let r = c.put(&href).body(content.clone()).send().await.unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
     let ndjson = format!(
@@ -506,3 +512,147 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
 }
 
 on_both_stores!(async: oci_upload_killed_then_retried, pypi_upload_killed_then_retried, hf_upload_killed_then_retried);
+
+// ---------------------------------------------------------------- a full filesystem
+
+/// A tmpfs of its own, unmounted when dropped (also when the test fails).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (this test needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The store on an 8 MiB filesystem; an upload of 12 MiB in each protocol. Each gets a
+/// 507 Insufficient Storage in its protocol's format that says the store is full, and
+/// nothing is lost or left: no blob under `blobs/`, no temporary file (the space is
+/// free again), and a small upload in each protocol right after succeeds.
+#[tokio::test]
+#[ignore = "needs root to mount a tmpfs: bash tests/run-all.sh"]
+async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = Tmpfs::mount(&dir.path().join("small"), "8m");
+    let store = StoreArgs::new(Backend::Fs, &mount.0);
+    let server = store.serve(dir.path(), &["--admin-token", ADMIN]);
+    let c = http();
+    let big = support::pseudo_random(12 * 1024 * 1024, 23);
+    let nothing_left = |what: &str, digest: &str| {
+        assert_eq!(store.unfinished_writes(), Vec::<String>::new(), "{what}");
+        assert!(
+            store
+                .keys_under("blobs/")
+                .iter()
+                .all(|k| !k.contains(digest)),
+            "{what}: {:?}",
+            store.object_keys()
+        );
+    };
+
+    // OCI: the distribution spec's JSON errors[].
+    let digest = sha256(&big);
+    let r = c
+        .post(server.url(&format!(
+            "/v2/faults/full/blobs/uploads/?digest=sha256:{digest}"
+        )))
+        .bearer_auth(ADMIN)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("store is full"), "{body}");
+    nothing_left("oci", &digest);
+    support::push_image(
+        &c,
+        &server.base,
+        ADMIN,
+        "faults/full",
+        "small",
+        b"small layer",
+    )
+    .await;
+
+    // Hugging Face: the LFS upload answers JSON {"error"} that the client shows.
+    let r = c
+        .post(server.url("/api/repos/create"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"name": "full", "organization": "faults"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let href = lfs_upload_url(&c, &server.base, "faults/full", &digest, big.len()).await;
+    let r = c.put(&href).body(big.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 507);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("store is full"),
+        "{body}"
+    );
+    nothing_left("hf", &digest);
+    let small = b"small file".to_vec();
+    let href = lfs_upload_url(
+        &c,
+        &server.base,
+        "faults/full",
+        &sha256(&small),
+        small.len(),
+    )
+    .await;
+    let r = c.put(&href).body(small).send().await.unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+
+    // PyPI: the status and a one-line text twine prints.
+    let wheel = support::wheels::wheel_with_data("faults-full", "1.0", &[], None, big.clone());
+    let (content_type, body) = legacy_upload(&wheel, "faults-full", "1.0");
+    let r = c
+        .post(server.url("/legacy/"))
+        .bearer_auth(ADMIN)
+        .header("content-type", &content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("store is full"), "{text}");
+    nothing_left("pypi", &wheel.sha256());
+    let small = support::wheels::wheel("faults-full", "1.1", &[], None);
+    let (content_type, body) = legacy_upload(&small, "faults-full", "1.1");
+    let r = c
+        .post(server.url("/legacy/"))
+        .bearer_auth(ADMIN)
+        .header("content-type", &content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    drop(server);
+}
