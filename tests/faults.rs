@@ -656,3 +656,75 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     drop(server);
 }
+
+// ---------------------------------------------------------------- the S3 server killed
+
+/// Airlock proxying a 48 MiB blob from a Garage of this test's own, which is killed
+/// (SIGKILL) once the client has the first MiB: the client sees the body fail before its
+/// Content-Length, never a complete-looking download with fewer bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Garage: bash tests/run-all.sh"]
+async fn the_s3_server_killed_mid_download_is_an_error_never_a_short_success() {
+    use futures::StreamExt;
+    let garage = tokio::task::spawn_blocking(support::garage::Garage::start)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Not the shared Garage (other tests use it): this one's own, proxied, not redirected.
+    let store = format!("s3://{}/faults", garage.bucket);
+    let server = Airlock::start(
+        dir.path(),
+        &[
+            "--store",
+            &store,
+            "--s3-endpoint",
+            &garage.endpoint,
+            "--s3-redirect-downloads",
+            "false",
+            "--admin-token",
+            ADMIN,
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", &garage.key_id),
+            ("AWS_SECRET_ACCESS_KEY", &garage.secret),
+            ("AWS_REGION", &garage.region),
+        ],
+    );
+    let c = http();
+    let layer = support::pseudo_random(48 * 1024 * 1024, 29);
+    support::push_image(&c, &server.base, ADMIN, "faults/s3", "v1", &layer).await;
+    let r = c
+        .get(server.url(&format!("/v2/faults/s3/blobs/sha256:{}", sha256(&layer))))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.content_length(), Some(layer.len() as u64));
+    let mut body = r.bytes_stream();
+    let mut received = 0usize;
+    let mut killed = false;
+    let outcome = loop {
+        match tokio::time::timeout(Duration::from_secs(30), body.next()).await {
+            Err(_) => panic!("the download neither ended nor failed within 30 s"),
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => break Err(e),
+            Ok(Some(Ok(chunk))) => {
+                received += chunk.len();
+                if !killed && received >= 1024 * 1024 {
+                    garage.stop();
+                    killed = true;
+                }
+            }
+        }
+    };
+    assert!(
+        killed,
+        "the whole blob arrived before Garage could be killed"
+    );
+    assert!(
+        outcome.is_err() && received < layer.len(),
+        "a download cut by the S3 server's death looked complete: {received} of {} bytes, {outcome:?}",
+        layer.len()
+    );
+}
