@@ -442,6 +442,27 @@ mod tests {
         let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.cache.mutable_ttl, Duration::from_secs(5));
+        assert_eq!(c.http, Limits::default());
+    }
+
+    #[test]
+    fn http_limits_from_the_file_and_refused_when_zero() {
+        let (_f, global) = file("[http]\nheader_timeout = \"2s\"\nmax_connections = 50\n");
+        let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.max_connections, 50);
+        assert_eq!(c.http.idle_timeout, Limits::default().idle_timeout);
+        for (text, key) in [
+            ("body_stall_timeout = \"0s\"", "http.body_stall_timeout"),
+            ("idle_timeout = \"soon\"", "http.idle_timeout"),
+            ("max_connections = 0", "http.max_connections"),
+        ] {
+            let (_f, global) = file(&format!("[http]\n{text}\n"));
+            let e = Config::resolve(&global, &ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]
