@@ -210,15 +210,20 @@ fn thousands_of_idle_connections_are_bounded_and_do_not_block_others() {
         grown < 100 * 1024,
         "{IDLE} idle connections took {grown} KiB"
     );
-    // Every idle connection is closed by the server (3 s, noticed within 6 s).
+    // Every idle connection is closed by the server, 3 s after it was accepted (the
+    // bound is loose: accepting 2000 connections on a loaded machine takes a while).
     for (i, stream) in idle.iter_mut().enumerate() {
-        let left = Duration::from_secs(10).saturating_sub(opened.elapsed());
+        let left = Duration::from_secs(30).saturating_sub(opened.elapsed());
         assert!(
             closed_within(stream, left.max(Duration::from_millis(100))),
             "idle connection {i} still open {:?} after it was opened",
             opened.elapsed()
         );
     }
+    eprintln!(
+        "{IDLE} idle connections all closed {:?} after they were opened",
+        opened.elapsed()
+    );
 }
 
 /// With `http.max_connections = 8` held by idle clients, a ninth waits in the backlog
