@@ -39,6 +39,15 @@ pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A program of the test virtualenv (`AIRLOCK_TEST_VENV`, made by `tests/run-all.sh`
+/// with pip, uv, twine and huggingface_hub).
+pub fn venv_tool(name: &str) -> std::process::Command {
+    let venv = std::env::var("AIRLOCK_TEST_VENV").unwrap_or_else(|_| {
+        panic!("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs the Python clients into a virtualenv")
+    });
+    std::process::Command::new(Path::new(&venv).join("bin").join(name))
+}
+
 /// stdout and stderr of a finished command, after asserting that it succeeded.
 pub fn output_ok(out: std::process::Output, what: &str) -> String {
     let text = format!(
