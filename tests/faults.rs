@@ -4,6 +4,8 @@
 //!
 //! What "nothing lost" means in each scenario is stated where it is checked.
 
+#[path = "support/images.rs"]
+mod images;
 mod support;
 
 use std::io::{Read, Write};
@@ -333,8 +335,24 @@ async fn oci_upload_killed_then_retried(backend: Backend) {
             .status(),
         404
     );
-    // The client's retry: the whole push again, then the layer is served byte for byte.
-    support::push_image(&c, &server.base, ADMIN, "faults/big", "v1", &layer).await;
+    // skopeo's retry (a streamed PATCH upload), then the layer is served byte for byte.
+    let layout = dir.path().join("layout");
+    images::tiny_layout(&layout, "v1", &layer);
+    support::output_ok(
+        images::skopeo(dir.path())
+            .args([
+                "copy",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+            ])
+            .arg(format!("ci:{ADMIN}"))
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{}/faults/big:v1", host(&server)))
+            .output()
+            .unwrap(),
+        "skopeo copy",
+    );
     let r = c.get(&blob).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(
@@ -518,18 +536,14 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
     );
 }
 
-mod raw {
-    use super::*;
-    on_both_stores!(async: oci_upload_killed_then_retried);
-}
-
 /// The retry by the real client.
 mod clients {
     use super::*;
     on_both_stores!(
         async,
-        ignore_fs = "needs twine and huggingface_hub: bash tests/run-all.sh",
-        ignore_s3 = "needs twine, huggingface_hub and Garage: bash tests/run-all.sh":
+        ignore_fs = "needs skopeo, twine and huggingface_hub: bash tests/run-all.sh",
+        ignore_s3 = "needs skopeo, twine, huggingface_hub and Garage: bash tests/run-all.sh":
+        oci_upload_killed_then_retried,
         pypi_upload_killed_then_retried,
         hf_upload_killed_then_retried
     );
