@@ -6,6 +6,7 @@
 //! and validates everything once, so a bad value fails at start-up naming its key.
 
 use crate::auth::TokenConfig;
+use crate::connections::Limits;
 use crate::hf::HfSettings;
 use crate::oci::OciSettings;
 use crate::pypi::PypiSettings;
@@ -91,6 +92,8 @@ struct FileConfig {
     #[serde(default)]
     cache: FileCache,
     #[serde(default)]
+    http: FileHttp,
+    #[serde(default)]
     tokens: Vec<TokenConfig>,
     #[serde(default)]
     pypi: PypiSettings,
@@ -108,6 +111,61 @@ struct FileCache {
     metadata_bytes: Option<u64>,
     mutable_ttl: Option<String>,
     blob_entries: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    body_stall_timeout: Option<String>,
+    max_connections: Option<usize>,
+}
+
+impl FileHttp {
+    fn resolve(&self) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        let duration = |key: &str, text: &Option<String>, default: Duration| match text {
+            None => Ok(default),
+            Some(text) => {
+                let d = parse_duration(key, text)?;
+                if d.is_zero() {
+                    return Err(invalid(
+                        key,
+                        "0 would refuse every client",
+                        "give a positive duration such as 30s",
+                    ));
+                }
+                Ok(d)
+            }
+        };
+        let max_connections = self.max_connections.unwrap_or(defaults.max_connections);
+        if max_connections == 0 {
+            return Err(invalid(
+                "http.max_connections",
+                "0 would serve nobody",
+                "give a positive number such as 10000 (and an open-file limit above it)",
+            ));
+        }
+        Ok(Limits {
+            header_timeout: duration(
+                "http.header_timeout",
+                &self.header_timeout,
+                defaults.header_timeout,
+            )?,
+            idle_timeout: duration(
+                "http.idle_timeout",
+                &self.idle_timeout,
+                defaults.idle_timeout,
+            )?,
+            body_stall_timeout: duration(
+                "http.body_stall_timeout",
+                &self.body_stall_timeout,
+                defaults.body_stall_timeout,
+            )?,
+            max_connections,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +186,8 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// Timeouts and the connection bound for slow, idle and numerous clients.
+    pub http: Limits,
     /// HTTPS: the certificate and key files (none: plain HTTP).
     pub tls: Option<TlsFiles>,
     pub cache: CacheSettings,
@@ -238,6 +298,8 @@ impl Config {
             None => Duration::from_secs(30),
         };
 
+        let http = file.http.resolve()?;
+
         let tls = match (
             serve.tls_cert.clone().or(file.tls_cert),
             serve.tls_key.clone().or(file.tls_key),
@@ -286,6 +348,7 @@ impl Config {
             tokens,
             log_format,
             shutdown_grace,
+            http,
             tls,
             cache,
             pypi: file.pypi,
@@ -379,6 +442,27 @@ mod tests {
         let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.cache.mutable_ttl, Duration::from_secs(5));
+        assert_eq!(c.http, Limits::default());
+    }
+
+    #[test]
+    fn http_limits_from_the_file_and_refused_when_zero() {
+        let (_f, global) = file("[http]\nheader_timeout = \"2s\"\nmax_connections = 50\n");
+        let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.max_connections, 50);
+        assert_eq!(c.http.idle_timeout, Limits::default().idle_timeout);
+        for (text, key) in [
+            ("body_stall_timeout = \"0s\"", "http.body_stall_timeout"),
+            ("idle_timeout = \"soon\"", "http.idle_timeout"),
+            ("max_connections = 0", "http.max_connections"),
+        ] {
+            let (_f, global) = file(&format!("[http]\n{text}\n"));
+            let e = Config::resolve(&global, &ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod digest;
 pub mod download;
 pub mod drain;

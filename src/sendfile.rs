@@ -22,8 +22,6 @@
 //! (`file_body` says why). `tests/serve.rs` checks whole and ranged downloads through it
 //! byte for byte, and that every body byte was counted as sent by sendfile.
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::fs::File;
@@ -276,14 +274,20 @@ impl AsyncWrite for SendfileStream {
 #[derive(Clone, Default)]
 pub struct ZeroCopy(Option<Arc<Regions>>);
 
-impl Connected<IncomingStream<'_, SendfileListener>> for ZeroCopy {
-    fn connect_info(stream: IncomingStream<'_, SendfileListener>) -> Self {
-        ZeroCopy(Some(stream.io().regions.clone()))
+/// A served connection's stream: what its requests may use for downloads.
+pub trait ZeroCopyInfo {
+    fn zero_copy(&self) -> ZeroCopy;
+}
+
+impl ZeroCopyInfo for SendfileStream {
+    fn zero_copy(&self) -> ZeroCopy {
+        ZeroCopy(Some(self.regions.clone()))
     }
 }
 
-impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ZeroCopy {
-    fn connect_info(_: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+/// TLS re-frames what is written: no zero-copy.
+impl<T> ZeroCopyInfo for crate::tls::LingeringClose<T> {
+    fn zero_copy(&self) -> ZeroCopy {
         ZeroCopy(None)
     }
 }

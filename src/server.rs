@@ -15,6 +15,7 @@ use crate::admin::AdminState;
 use crate::auth::Auth;
 use crate::catalog::CatalogState;
 use crate::config::Config;
+use crate::connections::Limits;
 use crate::hf::{HfDeps, HfState};
 use crate::metrics::Metrics;
 use crate::observe;
@@ -31,7 +32,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -293,68 +294,30 @@ fn render_store_ops(ops: &store::OpCounts) -> String {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting connections and gives
-/// in-flight requests up to `grace` to finish before returning.
+/// in-flight requests up to `grace` to finish before returning; every connection is
+/// served within `limits`.
 pub async fn run(
     listener: TcpListener,
     app: Router,
+    limits: Limits,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    drain_on(
-        crate::sendfile::SendfileListener::new(listener),
-        app,
-        grace,
-        shutdown,
-    )
-    .await
+    let listener = crate::sendfile::SendfileListener::new(listener);
+    crate::connections::serve(listener, app, limits, grace, shutdown).await
 }
 
 /// As `run`, over TLS: every connection completes a handshake with the current
-/// certificate before it is served; shutdown and the grace period are the same.
+/// certificate before it is served; shutdown, the grace period and the limits are the same.
 pub async fn run_tls(
     listener: TcpListener,
     tls: &Tls,
     app: Router,
+    limits: Limits,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    drain_on(tls.listener(listener), app, grace, shutdown).await
-}
-
-async fn drain_on<L>(
-    listener: L,
-    app: Router,
-    grace: Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-    crate::sendfile::ZeroCopy:
-        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
-{
-    let (begin_drain, drain_signal) = tokio::sync::oneshot::channel::<()>();
-    let app = app.into_make_service_with_connect_info::<crate::sendfile::ZeroCopy>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = drain_signal.await;
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => {}
-    }
-    tracing::info!(grace = ?grace, "shutting down: no new connections, waiting for in-flight requests");
-    let _ = begin_drain.send(());
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => {
-            tracing::info!("all requests finished");
-            result
-        }
-        Err(_) => {
-            tracing::warn!(grace = ?grace, "grace period over, closing the remaining connections");
-            Ok(())
-        }
-    }
+    crate::connections::serve(tls.listener(listener), app, limits, grace, shutdown).await
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -372,6 +335,7 @@ pub async fn shutdown_signal() {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let grace = config.shutdown_grace;
+    let limits = config.http;
     // Bad certificate files fail start-up before anything else is opened.
     let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     let anonymous_read = config.anonymous_read;
@@ -390,8 +354,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let app = router(state);
     match &tls {
-        Some(tls) => run_tls(listener, tls, app, grace, shutdown_signal()).await?,
-        None => run(listener, app, grace, shutdown_signal()).await?,
+        Some(tls) => run_tls(listener, tls, app, limits, grace, shutdown_signal()).await?,
+        None => run(listener, app, limits, grace, shutdown_signal()).await?,
     }
     if let Some(watcher) = watcher {
         watcher.abort();

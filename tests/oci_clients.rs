@@ -6,6 +6,7 @@
 
 #[path = "support/images.rs"]
 mod images;
+use images::skopeo;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -24,27 +25,6 @@ fn ok(cmd: &mut Command) -> String {
     );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
-}
-
-/// skopeo with no user or system registry configuration leaking in.
-fn skopeo(dir: &Path) -> Command {
-    let policy = dir.join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
-    let mut cmd = Command::new("skopeo");
-    cmd.arg("--policy")
-        .arg(&policy)
-        .arg("--registries-conf")
-        .arg(dir.join("registries.conf"))
-        .env("HOME", dir)
-        .env_remove("REGISTRY_AUTH_FILE");
-    if !dir.join("registries.conf").exists() {
-        std::fs::write(dir.join("registries.conf"), "").unwrap();
-    }
-    cmd
 }
 
 fn host_of(base: &str) -> &str {

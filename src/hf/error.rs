@@ -98,6 +98,11 @@ impl From<StoreError> for HfError {
             | StoreError::Body(_)
             | StoreError::InvalidKey(_) => Self::bad_request(e.to_string()),
             StoreError::PreconditionFailed(_) => Self::conflict(e.to_string()),
+            StoreError::Full(_) => {
+                let mut err = Self::new(StatusCode::INSUFFICIENT_STORAGE, None, e.to_string());
+                err.store_failure = true;
+                err
+            }
             // Metadata pointed at a blob that is gone: the store is damaged, not the request.
             // Never a 404 without code: clients would fall back to "check your connection".
             StoreError::NotFound(_) | StoreError::Unavailable(_) => {

@@ -130,13 +130,18 @@ impl From<StoreError> for OciError {
             StoreError::RangeNotSatisfiable { .. } => Code::RangeInvalid,
             StoreError::InvalidKey(_) => Code::NameInvalid,
             StoreError::Body(_) => Code::BlobUploadInvalid,
-            StoreError::PreconditionFailed(_) | StoreError::Unavailable(_) => Code::Unavailable,
+            StoreError::PreconditionFailed(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Full(_) => Code::Unavailable,
         };
         let mut err = OciError::new(code, e.to_string());
+        if matches!(e, StoreError::Full(_)) {
+            err.status = StatusCode::INSUFFICIENT_STORAGE;
+        }
         // Never a 404 when the store is down: clients would conclude the image is gone.
         err.store_failure = matches!(
             e,
-            StoreError::Unavailable(_) | StoreError::PreconditionFailed(_)
+            StoreError::Unavailable(_) | StoreError::PreconditionFailed(_) | StoreError::Full(_)
         );
         err
     }

@@ -62,11 +62,12 @@ impl From<StoreError> for PypiError {
             StoreError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             // Never a 404: a resolver must not conclude that a package does not exist.
             StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
         };
         PypiError {
             status,
             message: e.to_string(),
-            store_failure: matches!(e, StoreError::Unavailable(_)),
+            store_failure: matches!(e, StoreError::Unavailable(_) | StoreError::Full(_)),
         }
     }
 }

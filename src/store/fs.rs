@@ -186,7 +186,7 @@ fn io_error(e: io::Error, key: &ObjectKey) -> StoreError {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
             StoreError::NotFound(key.to_string())
         }
-        _ => StoreError::Unavailable(format!("{key}: {e}")),
+        _ => StoreError::from_write(e, key),
     }
 }
 
@@ -401,7 +401,7 @@ impl ObjectStore for FsStore {
         let dest = self.path_of(key);
         let tmp_path = self.root.join(TMP_DIR).join(random_name());
         let mut guard = TmpGuard(Some(tmp_path.clone()));
-        let unavailable = |e: io::Error| StoreError::Unavailable(format!("{key}: {e}"));
+        let unavailable = |e: io::Error| StoreError::from_write(e, key);
 
         let file = tokio::fs::File::create(&tmp_path)
             .await
@@ -509,7 +509,7 @@ impl ObjectStore for FsStore {
         // so a second name for the same inode is as good as a copy.
         let (source, dest) = (self.path_of(from), self.path_of(to));
         let tmp_path = self.root.join(TMP_DIR).join(random_name());
-        let unavailable = |e: io::Error| StoreError::Unavailable(format!("{to}: {e}"));
+        let unavailable = |e: io::Error| StoreError::from_write(e, to);
         tokio::fs::hard_link(&source, &tmp_path)
             .await
             .map_err(|e| self.read_error(e, from))?;

@@ -58,9 +58,24 @@ pub enum StoreError {
     /// The store itself failed or cannot be reached: callers answer 5xx, never "not found".
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store has no room for the write (ENOSPC, a quota): nothing of it was kept.
+    /// Callers answer 507 Insufficient Storage, which tells the client a retry will not
+    /// help until the operator frees space.
+    #[error("the store is full ({0}): nothing was stored; the operator must free space or grow the store")]
+    Full(String),
 }
 
 impl StoreError {
+    /// A failed write: `Full` when the device or a quota has no room left.
+    pub fn from_write(e: std::io::Error, what: impl std::fmt::Display) -> StoreError {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge => StoreError::Full(format!("{what}: {e}")),
+            _ => StoreError::Unavailable(format!("{what}: {e}")),
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound(_))
     }

@@ -243,6 +243,26 @@ macro_rules! on_both_stores {
             )*
         }
     };
+    (async, ignore_fs = $fs:literal, ignore_s3 = $s3:literal: $($scenario:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test]
+                #[ignore = $fs]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Fs).await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test]
+                #[ignore = $s3]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::S3).await;
+                }
+            )*
+        }
+    };
     (sync: $($scenario:ident),* $(,)?) => {
         mod fs {
             $(

@@ -104,3 +104,24 @@ pub fn tiny_layout(layout: &Path, ref_name: &str, layer: &[u8]) -> (String, Vec<
     .unwrap();
     (digest, manifest)
 }
+
+/// skopeo with no user or system registry configuration leaking in.
+pub fn skopeo(dir: &Path) -> Command {
+    let policy = dir.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("--policy")
+        .arg(&policy)
+        .arg("--registries-conf")
+        .arg(dir.join("registries.conf"))
+        .env("HOME", dir)
+        .env_remove("REGISTRY_AUTH_FILE");
+    if !dir.join("registries.conf").exists() {
+        std::fs::write(dir.join("registries.conf"), "").unwrap();
+    }
+    cmd
+}

@@ -39,6 +39,32 @@ pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A program of the test virtualenv (`AIRLOCK_TEST_VENV`, made by `tests/run-all.sh`
+/// with pip, uv, twine and huggingface_hub).
+pub fn venv_tool(name: &str) -> std::process::Command {
+    let venv = std::env::var("AIRLOCK_TEST_VENV").unwrap_or_else(|_| {
+        panic!("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs the Python clients into a virtualenv")
+    });
+    std::process::Command::new(Path::new(&venv).join("bin").join(name))
+}
+
+/// The virtualenv's Python with huggingface_hub pointed at `endpoint`, a private cache
+/// and no Hub settings leaking in from the environment.
+pub fn hf_python(endpoint: &str, home: &Path) -> std::process::Command {
+    let mut cmd = venv_tool("python");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HF_") || k.starts_with("HUGGING") || k == "TRANSFORMERS_OFFLINE" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", home)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_UPDATE_CHECK", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
 /// stdout and stderr of a finished command, after asserting that it succeeded.
 pub fn output_ok(out: std::process::Output, what: &str) -> String {
     let text = format!(

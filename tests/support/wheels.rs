@@ -47,9 +47,21 @@ pub fn metadata(
 
 /// A pure-Python wheel whose module records its own version.
 pub fn wheel(name: &str, version: &str, requires: &[&str], requires_python: Option<&str>) -> Dist {
+    wheel_with_data(name, version, requires, requires_python, Vec::new())
+}
+
+/// As [`wheel`], with `data` (stored uncompressed) as one more file of the module, to
+/// make a wheel of a given size.
+pub fn wheel_with_data(
+    name: &str,
+    version: &str,
+    requires: &[&str],
+    requires_python: Option<&str>,
+    data: Vec<u8>,
+) -> Dist {
     let module = module_name(name);
     let dist_info = format!("{module}-{version}.dist-info");
-    let files: Vec<(String, Vec<u8>)> = vec![
+    let mut files: Vec<(String, Vec<u8>)> = vec![
         (format!("{module}/__init__.py"), format!("__version__ = \"{version}\"\n").into_bytes()),
         (format!("{dist_info}/METADATA"), metadata(name, version, requires, requires_python).into_bytes()),
         (
@@ -57,6 +69,9 @@ pub fn wheel(name: &str, version: &str, requires: &[&str], requires_python: Opti
             b"Wheel-Version: 1.0\nGenerator: airlock-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
         ),
     ];
+    if !data.is_empty() {
+        files.push((format!("{module}/data.bin"), data));
+    }
     let mut record = String::new();
     for (path, data) in &files {
         let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(data));
