@@ -74,6 +74,15 @@ impl OciUpstream {
         Some((url, path.to_string()))
     }
 
+    /// Whether the upstream's repository `name` itself holds the blob (a HEAD of it there).
+    async fn holds_blob(&self, name: &str, digest: &Digest) -> Result<(), UpstreamError> {
+        let reference = digest.to_string();
+        let head = Req::default().head();
+        self.request(head, name, "blobs", &reference, "*/*")
+            .await
+            .map(drop)
+    }
+
     async fn request(
         &self,
         req: Req,
@@ -265,15 +274,7 @@ pub async fn fill_blob(
     };
     if registry.blobs().exists(digest).await? {
         // Stored for another repository: the upstream says whether this one holds it.
-        oci.request(
-            Req::default().head(),
-            &repo.name,
-            "blobs",
-            &digest.to_string(),
-            "*/*",
-        )
-        .await
-        .map_err(absent)?;
+        oci.holds_blob(&repo.name, digest).await.map_err(absent)?;
         registry.link_blob(&repo.name, digest).await?;
         return Ok(None);
     }
@@ -300,15 +301,7 @@ pub async fn fill_blob(
     if !confirmed.load(Ordering::Acquire) {
         // Another repository's fill (or one already done) brought the bytes in: whether
         // this repository holds the blob is still the upstream's to say.
-        oci.request(
-            Req::default().head(),
-            &repo.name,
-            "blobs",
-            &digest.to_string(),
-            "*/*",
-        )
-        .await
-        .map_err(absent)?;
+        oci.holds_blob(&repo.name, digest).await.map_err(absent)?;
     }
     // Linked as soon as the upstream confirmed it: should this fill fail, the next
     // request finds the link without the bytes and fills again.
