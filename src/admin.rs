@@ -3,7 +3,7 @@
 //! digest alone says nothing about which (possibly private) repository it belongs to.
 
 use crate::auth::Auth;
-use crate::auth::{Action, AuthError, Protocol};
+use crate::auth::AuthError;
 use crate::digest::Digest;
 use crate::download::blob_response;
 use crate::metrics::Metrics;
@@ -74,10 +74,10 @@ async fn blob(
         .auth
         .authenticate(&headers)
         .map_err(AdminError::Auth)?;
-    // Admin scopes are not protocol-bound; any protocol name asks the same question.
+    // A digest says nothing about which protocol or repository the bytes belong to.
     state
         .auth
-        .authorize(&identity, Protocol::Oci, Action::Admin, "")
+        .authorize_store_admin(&identity)
         .map_err(AdminError::Auth)?;
     let digest: Digest = digest
         .parse()

@@ -338,6 +338,20 @@ impl Auth {
         }
     }
 
+    /// An admin of the whole store: every protocol, every name. Blobs are shared across
+    /// protocols, so only this may name stored content by digest alone; an admin of
+    /// images only must not reach a private model's bytes. The empty name is matched
+    /// only by a scope without a name prefix.
+    pub fn authorize_store_admin(&self, identity: &Identity) -> Result<(), AuthError> {
+        [Protocol::Oci, Protocol::Pypi, Protocol::Hf]
+            .into_iter()
+            .try_for_each(|p| self.authorize(identity, p, Action::Admin, ""))
+    }
+
+    pub fn is_store_admin(&self, identity: &Identity) -> bool {
+        self.authorize_store_admin(identity).is_ok()
+    }
+
     pub fn anonymous_read(&self) -> bool {
         self.anonymous_read
     }

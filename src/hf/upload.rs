@@ -210,20 +210,6 @@ fn repo_param(repo: &RepoRef) -> String {
     format!("{}/{}", repo.kind.plural(), repo.id)
 }
 
-/// An admin of the whole store, every protocol and name: may name any stored object
-/// without uploading it (blobs are shared across protocols, so an admin of images only
-/// must not reach a private model's bytes). The empty name is matched only by a scope
-/// without a name prefix.
-fn store_admin(ctx: &Ctx) -> bool {
-    [Protocol::Oci, Protocol::Pypi, Protocol::Hf]
-        .into_iter()
-        .all(|p| {
-            ctx.auth
-                .authorize(&ctx.identity, p, Action::Admin, "")
-                .is_ok()
-        })
-}
-
 fn lfs_json(value: Value) -> Response {
     (
         [(http::header::CONTENT_TYPE, "application/vnd.git-lfs+json")],
@@ -259,7 +245,7 @@ pub async fn lfs_batch(
         .map(|d| d.as_secs())
         .unwrap_or(0)
         + UPLOAD_URL_TTL_SECS;
-    let admin = store_admin(ctx);
+    let admin = ctx.auth.is_store_admin(&ctx.identity);
     let target = repo_param(repo);
     let mut heads = None;
     let mut objects = Vec::new();
@@ -359,7 +345,8 @@ pub async fn lfs_verify(
     let o: BatchObject = parse_json(&body)?;
     let digest = Digest::sha256_hex(&o.oid).map_err(|e| HfError::bad_request(e.to_string()))?;
     // Stored for another repository only: not uploaded here, as far as this one knows.
-    let held = store_admin(ctx) || hf.repos.holds_lfs(repo, &digest, &mut None).await?;
+    let held = ctx.auth.is_store_admin(&ctx.identity)
+        || hf.repos.holds_lfs(repo, &digest, &mut None).await?;
     let not_uploaded = || HfError::not_found(format!("object {} was not uploaded", o.oid));
     match hf.repos.blobs().head(&digest).await {
         Ok(_) if !held => Err(not_uploaded()),
@@ -383,7 +370,7 @@ async fn lfs_object(
     digest: &Digest,
     heads: &mut Option<std::collections::HashSet<String>>,
 ) -> Result<Option<crate::store::BlobMeta>, HfError> {
-    if !store_admin(ctx) && !hf.repos.holds_lfs(repo, digest, heads).await? {
+    if !ctx.auth.is_store_admin(&ctx.identity) && !hf.repos.holds_lfs(repo, digest, heads).await? {
         return Ok(None);
     }
     match hf.repos.blobs().head(digest).await {

@@ -212,7 +212,7 @@ async fn mountable(
     digest: &Digest,
 ) -> Result<bool> {
     let Some(from) = query_one(query, "from").filter(|f| !f.is_empty()) else {
-        return Ok(store_admin(state, identity) && registry.blobs().exists(digest).await?);
+        return Ok(state.auth.is_store_admin(identity) && registry.blobs().exists(digest).await?);
     };
     let ns = query_one(query, "ns");
     let Ok(from) = canonical(&from, ns.as_deref(), &state.settings.default_registry) else {
@@ -226,16 +226,6 @@ async fn mountable(
         return Ok(false);
     }
     Ok(registry.blob_linked(&from, digest).await? && registry.blobs().exists(digest).await?)
-}
-
-/// An admin of the whole store, every protocol and name: may reference any stored blob
-/// without sending it (blobs are shared across protocols, so an admin of images only
-/// must not reach a private model's bytes). The empty name is matched only by a scope
-/// without a name prefix.
-fn store_admin(state: &OciState, identity: &Identity) -> bool {
-    [Protocol::Oci, Protocol::Pypi, Protocol::Hf]
-        .into_iter()
-        .all(|p| state.auth.authorize(identity, p, Action::Admin, "").is_ok())
 }
 
 async fn load(state: &OciState, repo: &Repo, id: &str) -> Result<(Session, String)> {
