@@ -24,6 +24,8 @@ const HF_ORG: &str = "hf-org-token-0123456789";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const IMAGE: &str = "docker.io/team/app";
+/// The one file of the private model: no other item holds these bytes.
+const PRIVATE_FILE: &[u8] = b"weights only the secret org may know about";
 
 struct Server {
     airlock: Airlock,
@@ -193,6 +195,12 @@ async fn seed(base: &str) -> Seeded {
     hf_create(
         base,
         json!({"name": "hidden", "organization": "secret", "private": true}),
+    )
+    .await;
+    hf_commit(
+        base,
+        "models/secret/hidden",
+        &[("weights.bin", PRIVATE_FILE)],
     )
     .await;
 
@@ -458,7 +466,9 @@ async fn lists_details_and_totals(backend: Backend) {
         .into_iter()
         .filter(|(key, _)| key.starts_with("blobs/"))
         .collect();
-    let totals = catalog_ok(base, "store", None).await;
+    // A store-wide admin sees the store itself.
+    let totals = catalog_ok(base, "store", Some(ADMIN)).await;
+    assert_eq!(totals["scope"], "store");
     assert_eq!(totals["blobs"]["objects"], blobs.len(), "{totals}");
     assert_eq!(
         totals["blobs"]["bytes"],
@@ -478,6 +488,33 @@ async fn lists_details_and_totals(backend: Backend) {
         totals["items"],
         json!({"models": 2, "datasets": 1, "projects": 1, "images": 1})
     );
+    // Anyone else sees the figures of what they may read: the private model's file, its
+    // `.gitattributes` reference and the model itself are not counted.
+    let anonymous = catalog_ok(base, "store", None).await;
+    assert_eq!(anonymous["scope"], "readable");
+    assert_eq!(
+        anonymous["blobs"]["objects"],
+        blobs.len() - 1,
+        "{anonymous}"
+    );
+    assert_eq!(
+        anonymous["blobs"]["bytes"],
+        blobs.iter().map(|(_, size)| size).sum::<u64>() - PRIVATE_FILE.len() as u64
+    );
+    assert_eq!(
+        anonymous["dedup"],
+        json!({
+            "saved_bytes": 2 * wheel + gitattributes,
+            "shared_blobs": 2,
+            "cross_protocol_saved_bytes": 2 * wheel,
+            "cross_protocol_blobs": 1,
+        })
+    );
+    assert_eq!(
+        anonymous["items"],
+        json!({"models": 1, "datasets": 1, "projects": 1, "images": 1})
+    );
+    let totals = anonymous;
     let mut recent: Vec<&str> = totals["recent"]
         .as_array()
         .unwrap()
@@ -573,6 +610,11 @@ async fn without_anonymous_read_a_token_is_required(backend: Backend) {
     let model = catalog_ok(base, "items/models/org/tiny", Some(HF_ORG)).await;
     assert!(model["snippets"].to_string().contains("HF_TOKEN="));
     let totals = catalog_ok(base, "store", Some(HF_ORG)).await;
+    assert_eq!(
+        totals["items"],
+        json!({"models": 1, "datasets": 1, "projects": 0, "images": 0}),
+        "{totals}"
+    );
     let mut recent: Vec<&str> = totals["recent"]
         .as_array()
         .unwrap()

@@ -34,6 +34,11 @@ impl Reader {
         })
     }
 
+    /// An admin of every protocol and name: sees the store's own totals.
+    pub fn is_store_admin(&self) -> bool {
+        self.auth.is_store_admin(&self.identity)
+    }
+
     /// Name-based check for projects and images (their scopes name them; nothing in
     /// their documents changes who may read them).
     pub fn may_read_by_name(&self, item: &ItemId) -> bool {

@@ -34,20 +34,75 @@ const CHANGED_KEPT: usize = 200;
 /// Recent items a reader is shown.
 const RECENT_SHOWN: usize = 12;
 
+/// What one store walk finds, kept (cached) so each reader's figures are computed from
+/// the items that reader may read, without walking again.
 #[derive(Debug)]
 pub struct Totals {
-    pub objects: u64,
-    pub bytes: u64,
-    /// Σ references × size: what clients can fetch, counted per item.
-    pub referenced_bytes: u64,
-    pub saved_bytes: u64,
-    pub shared_blobs: u64,
-    pub cross_protocol_saved_bytes: u64,
-    pub cross_protocol_blobs: u64,
-    pub items: BTreeMap<Kind, u64>,
+    /// Every stored blob and its size.
+    sizes: HashMap<Digest, u64>,
+    /// Each item and the blobs its metadata names.
+    references: Vec<(ItemId, BTreeSet<Digest>)>,
     /// Items by last change, newest first.
-    pub changed: Vec<(SystemTime, ItemId)>,
-    pub computed_at: SystemTime,
+    changed: Vec<(SystemTime, ItemId)>,
+    computed_at: SystemTime,
+}
+
+/// The figures over a set of items.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Figures {
+    objects: u64,
+    bytes: u64,
+    /// Σ references × size: what clients can fetch, counted per item.
+    referenced_bytes: u64,
+    saved_bytes: u64,
+    shared_blobs: u64,
+    cross_protocol_saved_bytes: u64,
+    cross_protocol_blobs: u64,
+    items: BTreeMap<Kind, u64>,
+}
+
+impl Figures {
+    /// `all_blobs`: count every stored blob (the store's own view), not only those the
+    /// items reference.
+    fn of<'a>(
+        sizes: &HashMap<Digest, u64>,
+        items: impl Iterator<Item = &'a (ItemId, BTreeSet<Digest>)>,
+        all_blobs: bool,
+    ) -> Figures {
+        let mut figures = Figures::default();
+        let mut per_blob: HashMap<&Digest, (u64, BTreeSet<&'static str>)> = HashMap::new();
+        for (item, digests) in items {
+            *figures.items.entry(item.kind()).or_default() += 1;
+            for digest in digests {
+                let entry = per_blob.entry(digest).or_default();
+                entry.0 += 1;
+                entry.1.insert(protocol_of(item).as_str());
+            }
+        }
+        if all_blobs {
+            figures.objects = sizes.len() as u64;
+            figures.bytes = sizes.values().sum();
+        }
+        for (digest, (references, protocols)) in per_blob {
+            let Some(&size) = sizes.get(digest) else {
+                continue;
+            };
+            if !all_blobs {
+                figures.objects += 1;
+                figures.bytes += size;
+            }
+            figures.referenced_bytes += references * size;
+            if references > 1 {
+                figures.saved_bytes += (references - 1) * size;
+                figures.shared_blobs += 1;
+            }
+            if protocols.len() > 1 {
+                figures.cross_protocol_saved_bytes += (protocols.len() as u64 - 1) * size;
+                figures.cross_protocol_blobs += 1;
+            }
+        }
+        figures
+    }
 }
 
 /// Every object under `prefix`, page by page.
@@ -94,43 +149,6 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     python_census(state, &mut census).await?;
     image_census(state, &mut census).await?;
 
-    let mut per_blob: HashMap<&Digest, (u64, BTreeSet<&'static str>)> = HashMap::new();
-    for (item, digests) in &census.references {
-        for digest in digests {
-            let entry = per_blob.entry(digest).or_default();
-            entry.0 += 1;
-            entry.1.insert(protocol_of(item).as_str());
-        }
-    }
-    let mut totals = Totals {
-        objects: sizes.len() as u64,
-        bytes: sizes.values().sum(),
-        referenced_bytes: 0,
-        saved_bytes: 0,
-        shared_blobs: 0,
-        cross_protocol_saved_bytes: 0,
-        cross_protocol_blobs: 0,
-        items: BTreeMap::new(),
-        changed: Vec::new(),
-        computed_at: SystemTime::now(),
-    };
-    for (digest, (references, protocols)) in per_blob {
-        let Some(&size) = sizes.get(digest) else {
-            continue;
-        };
-        totals.referenced_bytes += references * size;
-        if references > 1 {
-            totals.saved_bytes += (references - 1) * size;
-            totals.shared_blobs += 1;
-        }
-        if protocols.len() > 1 {
-            totals.cross_protocol_saved_bytes += (protocols.len() as u64 - 1) * size;
-            totals.cross_protocol_blobs += 1;
-        }
-    }
-    for item in census.references.keys() {
-        *totals.items.entry(item.kind()).or_default() += 1;
-    }
     let mut changed: Vec<(SystemTime, ItemId)> = census
         .changed
         .into_iter()
@@ -138,8 +156,12 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
         .collect();
     changed.sort_by(|a, b| b.cmp(a));
     changed.truncate(CHANGED_KEPT);
-    totals.changed = changed;
-    Ok(totals)
+    Ok(Totals {
+        sizes,
+        references: census.references.into_iter().collect(),
+        changed,
+        computed_at: SystemTime::now(),
+    })
 }
 
 fn protocol_of(item: &ItemId) -> Protocol {
@@ -223,21 +245,33 @@ async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), C
     Ok(())
 }
 
-/// The totals as one reader sees them: the figures, and the recent items they may read.
+/// The totals as one reader sees them. A store-wide admin sees the store: every blob,
+/// referenced or not, and every item. Anyone else sees the figures of the items they
+/// may read, so a count or a byte total never reveals a private repository.
 pub async fn for_reader(
     state: &CatalogState,
     reader: &Reader,
     totals: &Totals,
 ) -> Result<Value, CatalogError> {
+    let store_wide = reader.is_store_admin();
+    let figures = if store_wide {
+        Figures::of(&totals.sizes, totals.references.iter(), true)
+    } else {
+        let mut readable = Vec::new();
+        for entry in &totals.references {
+            if visible(state, reader, &entry.0).await? {
+                readable.push(entry);
+            }
+        }
+        Figures::of(&totals.sizes, readable.into_iter(), false)
+    };
     let mut recent = Vec::new();
     for (at, item) in &totals.changed {
         if recent.len() == RECENT_SHOWN {
             break;
         }
-        match reader.visibility(state, item).await {
-            Ok(Visibility::Visible(_)) => {}
-            Ok(Visibility::Hidden) | Err(CatalogError::Auth(_)) => continue,
-            Err(e) => return Err(e),
+        if !visible(state, reader, item).await? {
+            continue;
         }
         recent.push(json!({
             "kind": item.kind(),
@@ -248,22 +282,41 @@ pub async fn for_reader(
     }
     let items: BTreeMap<&str, u64> = Kind::ALL
         .iter()
-        .map(|k| (k.plural(), totals.items.get(k).copied().unwrap_or(0)))
+        .map(|k| (k.plural(), figures.items.get(k).copied().unwrap_or(0)))
         .collect();
     Ok(json!({
-        "blobs": { "objects": totals.objects, "bytes": totals.bytes },
-        "referenced_bytes": totals.referenced_bytes,
+        "scope": if store_wide { "store" } else { "readable" },
+        "blobs": { "objects": figures.objects, "bytes": figures.bytes },
+        "referenced_bytes": figures.referenced_bytes,
         "dedup": {
-            "saved_bytes": totals.saved_bytes,
-            "shared_blobs": totals.shared_blobs,
-            "cross_protocol_saved_bytes": totals.cross_protocol_saved_bytes,
-            "cross_protocol_blobs": totals.cross_protocol_blobs,
+            "saved_bytes": figures.saved_bytes,
+            "shared_blobs": figures.shared_blobs,
+            "cross_protocol_saved_bytes": figures.cross_protocol_saved_bytes,
+            "cross_protocol_blobs": figures.cross_protocol_blobs,
         },
         "items": items,
         "recent": recent,
         "computed_at": rfc3339(totals.computed_at),
         "cached_for_seconds": super::TOTALS_TTL.as_secs(),
     }))
+}
+
+async fn visible(
+    state: &CatalogState,
+    reader: &Reader,
+    item: &ItemId,
+) -> Result<bool, CatalogError> {
+    // Projects of an index no longer configured hold blobs but no client can reach them.
+    if let ItemId::Project { index, .. } = item {
+        if !state.pypi.has_index(index) {
+            return Ok(false);
+        }
+    }
+    match reader.visibility(state, item).await {
+        Ok(Visibility::Visible(_)) => Ok(true),
+        Ok(Visibility::Hidden) | Err(CatalogError::Auth(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn rfc3339(at: SystemTime) -> String {

@@ -333,9 +333,11 @@ async function storePage() {
   const items = s.items;
   main.append(
     h("h1", {}, "Store"),
-    h("p", { class: "sub" }, "Every file is stored once, by digest, whichever protocol brought it. Computed " + formatDate(s.computed_at) + " (kept " + s.cached_for_seconds + "s)."),
+    h("p", { class: "sub" }, "Every file is stored once, by digest, whichever protocol brought it. " +
+      (s.scope === "store" ? "Figures for the whole store." : "Figures for the items your token can read.") +
+      " Computed " + formatDate(s.computed_at) + " (kept " + s.cached_for_seconds + "s)."),
     h("div", { class: "cards" },
-      card("objects", "Blobs stored", s.blobs.objects.toLocaleString(), formatBytes(s.blobs.bytes)),
+      card("objects", s.scope === "store" ? "Blobs stored" : "Blobs you can read", s.blobs.objects.toLocaleString(), formatBytes(s.blobs.bytes)),
       card("served", "Bytes as clients see them", formatBytes(s.referenced_bytes), "every item's files counted in full"),
       card("saved", "Saved by deduplication", formatBytes(s.dedup.saved_bytes), plural(s.dedup.shared_blobs, "blob") + " shared between items"),
       card("cross", "Shared across protocols", formatBytes(s.dedup.cross_protocol_saved_bytes), plural(s.dedup.cross_protocol_blobs, "blob") + " served by more than one protocol"),
