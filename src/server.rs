@@ -352,6 +352,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         anonymous_read,
         "listening on {scheme}://{local}"
     );
+    let purger = (!state.oci.settings.purge_uploads_after.is_zero()).then(|| {
+        tokio::spawn(crate::oci::purge_uploads_periodically(
+            state.oci.store.clone(),
+            state.oci.docs.clone(),
+            state.oci.settings.purge_uploads_after,
+        ))
+    });
     let app = router(state);
     match &tls {
         Some(tls) => run_tls(listener, tls, app, limits, grace, shutdown_signal()).await?,
@@ -359,6 +366,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(watcher) = watcher {
         watcher.abort();
+    }
+    if let Some(purger) = purger {
+        purger.abort();
     }
     Ok(())
 }

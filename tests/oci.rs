@@ -1640,3 +1640,35 @@ async fn abandoned_uploads_are_purged() {
     assert_eq!(s, 404);
     assert!(fx.leftover_uploads().is_empty());
 }
+
+#[tokio::test]
+async fn serve_purges_abandoned_uploads_itself() {
+    let fx = start_with("[oci]\npurge_uploads_after = \"2s\"", &[]);
+    let (_, h, _) = fx
+        .send(fx.req(Method::POST, "/v2/library/purge/blobs/uploads/"))
+        .await;
+    let location = header(&h, "location");
+    let (s, _, _) = fx
+        .send(
+            fx.req(Method::PATCH, &location)
+                .body(b"half a layer".to_vec()),
+        )
+        .await;
+    assert_eq!(s, 202);
+    assert!(!fx.leftover_uploads().is_empty());
+    // Swept every second once older than 2 s (the session's start has 1 s resolution).
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = fx.send(fx.req(Method::GET, &location)).await.0;
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 404, "the session outlived 10 s");
+    assert!(fx.leftover_uploads().is_empty());
+    assert!(fx
+        .server
+        .log()
+        .contains("removed abandoned OCI upload sessions"));
+}

@@ -23,7 +23,7 @@ mod upload;
 pub use endpoint::{Endpoint, Reference, Repo};
 pub use error::{Code, OciError};
 pub use names::canonical;
-pub use upload::purge as purge_uploads;
+pub use upload::{purge as purge_uploads, purge_periodically as purge_uploads_periodically};
 
 use crate::auth::Auth;
 use crate::auth::{Action, AuthError, Identity, Protocol};
@@ -83,6 +83,10 @@ pub struct OciSettings {
     /// Token realms on another host than the upstream that may be sent its credential
     /// (e.g. `https://auth.docker.io/token`); a realm on the upstream's host always may.
     pub upstream_token_realms: Vec<String>,
+    /// `serve` removes upload sessions started longer ago than this (what clients
+    /// abandoned); `0s` leaves them to `airlock oci purge-uploads`.
+    #[serde(with = "humantime_serde")]
+    pub purge_uploads_after: Duration,
 }
 
 impl Default for OciSettings {
@@ -97,6 +101,8 @@ impl Default for OciSettings {
             upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
             upstream_token_realms: Vec::new(),
+            // Distribution's default: a week covers any upload a client still resumes.
+            purge_uploads_after: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -551,3 +551,24 @@ pub async fn purge(
     }
     Ok((purged, objects))
 }
+
+/// `serve`'s sweeper: purges abandoned sessions every half `older_than` (at least every
+/// second, at most every hour), so a session is gone at most 1.5 × `older_than` after it
+/// started. Replicas sharing a store may all run it: a purge only deletes what is older
+/// than the cutoff, and deleting what another replica deleted first is not an error.
+pub async fn purge_periodically(store: DynStore, docs: DocStore, older_than: std::time::Duration) {
+    use std::time::Duration;
+    let every = (older_than / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match purge(&store, &docs, older_than).await {
+            Ok((0, _)) => {}
+            Ok((sessions, objects)) => {
+                tracing::info!(sessions, objects, "removed abandoned OCI upload sessions")
+            }
+            Err(e) => tracing::warn!("purging abandoned OCI upload sessions: {e}"),
+        }
+    }
+}
