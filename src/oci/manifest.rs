@@ -228,6 +228,21 @@ mod tests {
     }
 
     #[test]
+    fn upstreams_are_asked_for_exactly_the_types_a_push_may_carry() {
+        let asked: Vec<&str> = crate::remote::MANIFEST_ACCEPT
+            .split(',')
+            .map(str::trim)
+            .collect();
+        assert!(
+            asked.iter().all(|t| is_index_type(t).is_some()),
+            "{asked:?}"
+        );
+        for t in [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_LIST] {
+            assert!(asked.contains(&t), "{t}");
+        }
+    }
+
+    #[test]
     fn only_manifest_media_types() {
         let m = |media: Option<&str>| {
             let mut v = serde_json::json!({"schemaVersion": 2,

@@ -38,10 +38,10 @@ pub use upstream::{
     body_of, revalidate, Lookup, Upstream, UpstreamError, UpstreamSettings, DEFAULT_TTL,
 };
 
-/// Every manifest media type a registry may hold, asked for by every manifest request:
-/// an upstream serves only what the request accepts.
+/// Every manifest media type Airlock stores (exactly those the registry accepts on push),
+/// asked for by every manifest request: an upstream serves only what the request
+/// accepts, and asking for a type that would then be refused wastes the fetch.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.docker.distribution.manifest.v2+json, \
-    application/vnd.oci.artifact.manifest.v1+json";
+    application/vnd.docker.distribution.manifest.v2+json";
