@@ -7,7 +7,9 @@ use super::model::{
 };
 use crate::digest::Digest;
 use crate::store::layout::MetaKey;
-use crate::store::{BlobStore, DocStore, GetOptions, Mutability, ObjectKey, PutMode, StoreError};
+use crate::store::{
+    BlobStore, DocStore, Document, GetOptions, Mutability, ObjectKey, PutMode, StoreError,
+};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -91,6 +93,10 @@ fn list_key(kind: RepoType) -> ObjectKey {
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HfError> {
     serde_json::from_slice(bytes)
         .map_err(|e| HfError::from(StoreError::Unavailable(format!("corrupt metadata: {e}"))))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, HfError> {
+    parse(&doc.bytes)
 }
 
 fn json(value: &impl serde::Serialize) -> Bytes {
@@ -245,18 +251,17 @@ impl Repos {
     pub async fn set_gated(&self, repo: &RepoRef, gated: bool) -> Result<(), HfError> {
         let repo_key = repo.meta_key(Doc::Repo);
         self.docs
-            .update(&repo_key, |current| {
-                let mut doc: RepoDoc = match current {
-                    Some(d) => parse(&d.bytes)?,
-                    None => return Err(HfError::repo_not_found(&repo.id)),
+            .update_json_with(&repo_key, decode, |doc: &mut Option<RepoDoc>| {
+                let Some(doc) = doc else {
+                    return Err(HfError::repo_not_found(&repo.id));
                 };
                 if doc.gated == gated {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 doc.gated = gated;
-                Ok(Some(json(&doc)))
+                Ok(true)
             })
-            .await??;
+            .await?;
         Ok(())
     }
 
@@ -525,18 +530,17 @@ impl Repos {
             Ok(_) => self.list_repo(repo).await?,
             Err(StoreError::PreconditionFailed(_)) => {
                 self.docs
-                    .update(&repo_key, |current| {
-                        let Some(current) = current else {
-                            return Ok(None);
+                    .update_json_with(&repo_key, decode, |doc: &mut Option<RepoDoc>| {
+                        let Some(doc) = doc else {
+                            return Ok(false);
                         };
-                        let mut doc: RepoDoc = parse(&current.bytes)?;
                         if !doc.mirrored || (doc.private, doc.gated) == (private, gated) {
-                            return Ok(None);
+                            return Ok(false);
                         }
                         (doc.private, doc.gated) = (private, gated);
-                        Ok::<_, HfError>(Some(json(&doc)))
+                        Ok::<_, HfError>(true)
                     })
-                    .await??;
+                    .await?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -564,22 +568,12 @@ impl Repos {
     where
         F: FnMut(&mut RefsDoc) -> Result<(), HfError>,
     {
-        let refs_key = repo.meta_key(Doc::Refs);
-        let result = self
-            .docs
-            .update(&refs_key, |current| {
-                let mut refs: RefsDoc = current
-                    .map(|d| parse(&d.bytes))
-                    .transpose()?
-                    .unwrap_or_default();
-                change(&mut refs)?;
-                Ok::<_, HfError>(Some(json(&refs)))
+        self.docs
+            .update_json(&repo.meta_key(Doc::Refs), |refs| {
+                change(refs)?;
+                Ok(true)
             })
-            .await??;
-        Ok(result
-            .map(|d| parse(&d.bytes))
-            .transpose()?
-            .unwrap_or_default())
+            .await
     }
 
     /// `architectures` and `model_type` from a small config.json, for /api/models listings.

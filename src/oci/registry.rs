@@ -183,38 +183,26 @@ impl Registry {
         F: FnMut(&mut RepoDoc) -> Result<bool>,
     {
         let key = repo_key(name)?;
-        let mut result = RepoDoc::default();
+        let decode = |d: &Document| Ok((*parse_repo(&key, d)?).clone());
         let mut registered = false;
         loop {
             let mut needs_catalog = false;
-            let outcome = self
+            let doc = self
                 .docs
-                .update(&key, |current| {
-                    let mut doc = match current {
-                        Some(d) => (*parse_repo(&key, d)?).clone(),
-                        None => RepoDoc::default(),
-                    };
-                    let changed = change(&mut doc)?;
-                    result = doc.clone();
-                    if !changed {
-                        return Ok::<_, OciError>(None);
-                    }
-                    if current.is_none() && !registered {
-                        needs_catalog = true;
-                        return Ok(None);
-                    }
-                    let bytes = serde_json::to_vec(&doc).expect("serializable");
-                    Ok(Some(Bytes::from(bytes)))
+                .update_json_with(&key, decode, |doc| {
+                    let absent = doc.is_none();
+                    let changed = change(doc.get_or_insert_with(RepoDoc::default))?;
+                    needs_catalog = changed && absent && !registered;
+                    Ok::<_, OciError>(changed && !needs_catalog)
                 })
                 .await?;
-            outcome?;
             if needs_catalog {
                 // Listed before it exists, so a crash never leaves an unlisted repository.
                 self.register(name, listing).await?;
                 registered = true;
                 continue;
             }
-            return Ok(result);
+            return Ok(doc.expect("change filled it in"));
         }
     }
 

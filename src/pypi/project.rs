@@ -5,7 +5,7 @@
 //! pypi/<index>/projects.json              [{"name": display, "normalized": ...}], sorted
 //! pypi/<index>/projects/<normalized>.json ProjectDoc: every file with its hashes and flags
 //! ```
-//! Both are read-modify-written with conditional puts (`DocStore::update`), so two
+//! Both are read-modify-written with conditional puts (`DocStore::update_json_with`), so two
 //! uploads racing on one project both land.
 
 use super::names::{normalize, DistKind};
@@ -19,6 +19,15 @@ pub struct ProjectDoc {
     /// The name as first uploaded (pages show it; URLs use the normalized form).
     pub name: String,
     pub files: Vec<FileEntry>,
+}
+
+impl ProjectDoc {
+    fn named(display_name: &str) -> ProjectDoc {
+        ProjectDoc {
+            name: display_name.to_string(),
+            files: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -114,30 +123,22 @@ impl Index {
         let key = self.project_key(&normalized)?;
         let mut outcome = Added::New;
         let mut was_new_project = false;
-        let result = self
-            .docs
-            .update(&key, |current| {
-                let mut doc: ProjectDoc = match current {
-                    Some(d) => parse(&d.bytes)?,
-                    None => ProjectDoc {
-                        name: display_name.to_string(),
-                        files: Vec::new(),
-                    },
-                };
-                was_new_project = current.is_none();
+        self.docs
+            .update_json_with(&key, decode, |doc| {
+                was_new_project = doc.is_none();
+                let doc = doc.get_or_insert_with(|| ProjectDoc::named(display_name));
                 if let Some(existing) = doc.files.iter().find(|f| f.filename == entry.filename) {
                     if existing.sha256 == entry.sha256 {
                         outcome = Added::AlreadyPresent;
-                        return Ok(None);
+                        return Ok(false);
                     }
                     return Err(conflict(&entry.filename, &existing.sha256));
                 }
                 outcome = Added::New;
                 doc.files.push(entry.clone());
-                Ok(Some(serde_json::to_vec(&doc).expect("serializable").into()))
+                Ok(true)
             })
             .await?;
-        result?;
         if was_new_project && outcome == Added::New {
             self.list_project(display_name, &normalized).await?;
         }
@@ -146,13 +147,10 @@ impl Index {
 
     async fn list_project(&self, display_name: &str, normalized: &str) -> Result<(), PypiError> {
         self.docs
-            .update(&self.list_key(), |current| {
-                let mut list: Vec<ProjectListEntry> = match current {
-                    Some(d) => parse::<Vec<ProjectListEntry>>(&d.bytes)?,
-                    None => Vec::new(),
-                };
+            .update_json_with(&self.list_key(), decode, |list| {
+                let list: &mut Vec<ProjectListEntry> = list.get_or_insert_with(Vec::new);
                 match list.binary_search_by(|p| p.normalized.as_str().cmp(normalized)) {
-                    Ok(_) => Ok::<_, PypiError>(None),
+                    Ok(_) => Ok::<_, PypiError>(false),
                     Err(at) => {
                         list.insert(
                             at,
@@ -161,13 +159,11 @@ impl Index {
                                 normalized: normalized.to_string(),
                             },
                         );
-                        Ok(Some(
-                            serde_json::to_vec(&list).expect("serializable").into(),
-                        ))
+                        Ok(true)
                     }
                 }
             })
-            .await??;
+            .await?;
         Ok(())
     }
 
@@ -188,21 +184,14 @@ impl Index {
         let key = self.project_key(&normalized)?;
         let mut was_new_project = false;
         self.docs
-            .update(&key, |current| {
-                let mut doc: ProjectDoc = match current {
-                    Some(d) => parse(&d.bytes)?,
-                    None => ProjectDoc {
-                        name: display_name.to_string(),
-                        files: Vec::new(),
-                    },
-                };
-                was_new_project = current.is_none();
+            .update_json_with(&key, decode, |doc| {
+                was_new_project = doc.is_none();
+                let doc = doc.get_or_insert_with(|| ProjectDoc::named(display_name));
                 let mut changed = was_new_project;
                 if !with_local && doc.files.iter().any(|f| f.upstream_url.is_none()) {
                     let before = doc.files.len();
                     doc.files.retain(|f| f.upstream_url.is_none());
-                    return Ok((doc.files.len() != before)
-                        .then(|| serde_json::to_vec(&doc).expect("serializable").into()));
+                    return Ok(doc.files.len() != before);
                 }
                 for f in files {
                     match doc.files.iter_mut().find(|e| e.filename == f.filename) {
@@ -217,11 +206,9 @@ impl Index {
                         }
                     }
                 }
-                Ok::<_, PypiError>(
-                    changed.then(|| serde_json::to_vec(&doc).expect("serializable").into()),
-                )
+                Ok::<_, PypiError>(changed)
             })
-            .await??;
+            .await?;
         if was_new_project {
             self.list_project(display_name, &normalized).await?;
         }
@@ -241,14 +228,13 @@ impl Index {
         let mut changed = 0;
         let mut found = false;
         self.docs
-            .update(&key, |current| {
-                let Some(current) = current else {
+            .update_json_with(&key, decode, |doc: &mut Option<ProjectDoc>| {
+                let Some(doc) = doc else {
                     return Err(PypiError::not_found(format!(
                         "no project `{project}` in index `{}`",
                         self.name
                     )));
                 };
-                let mut doc: ProjectDoc = parse(&current.bytes)?;
                 changed = 0;
                 found = false;
                 for f in doc.files.iter_mut().filter(|f| f.version == version) {
@@ -265,9 +251,9 @@ impl Index {
                         known.join(", ")
                     )));
                 }
-                Ok((changed > 0).then(|| serde_json::to_vec(&doc).expect("serializable").into()))
+                Ok(changed > 0)
             })
-            .await??;
+            .await?;
         Ok(changed)
     }
 }
@@ -278,6 +264,10 @@ pub fn conflict(filename: &str, existing_sha256: &str) -> PypiError {
         "File already exists: {filename} was already uploaded with different content (sha256 {existing_sha256}); \
          published files never change, upload a new version instead"
     ))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, PypiError> {
+    parse(&doc.bytes)
 }
 
 pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PypiError> {

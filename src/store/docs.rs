@@ -197,27 +197,54 @@ impl DocStore {
         F: FnMut(&mut T) -> std::result::Result<bool, E>,
         E: From<StoreError>,
     {
+        let decode = |doc: &Document| {
+            serde_json::from_slice(&doc.bytes).map_err(|e| {
+                E::from(StoreError::Unavailable(format!(
+                    "{key}: corrupt document: {e}"
+                )))
+            })
+        };
+        let value = self
+            .update_json_with(key, decode, |value| {
+                change(value.get_or_insert_with(T::default))
+            })
+            .await?;
+        Ok(value.expect("change filled it in"))
+    }
+
+    /// [`update_json`](Self::update_json) for callers that treat an absent document
+    /// themselves (refuse, skip, create with content of their own): `change` sees `None`
+    /// then, and returns whether to write the value (nothing is written while it is
+    /// `None`). `decode` reads the stored value, in the caller's own error (or through
+    /// its own parse cache). Returns the value as it now stands.
+    pub async fn update_json_with<T, D, F, E>(
+        &self,
+        key: &ObjectKey,
+        decode: D,
+        mut change: F,
+    ) -> std::result::Result<Option<T>, E>
+    where
+        T: serde::Serialize,
+        D: Fn(&Document) -> std::result::Result<T, E>,
+        F: FnMut(&mut Option<T>) -> std::result::Result<bool, E>,
+        E: From<StoreError>,
+    {
         let mut result = None;
         let outcome = self
             .update(key, |current| {
-                let mut value: T = match current {
-                    Some(doc) => serde_json::from_slice(&doc.bytes).map_err(|e| {
-                        E::from(StoreError::Unavailable(format!(
-                            "{key}: corrupt document: {e}"
-                        )))
-                    })?,
-                    None => T::default(),
-                };
-                let changed = change(&mut value)?;
-                let bytes =
-                    changed.then(|| Bytes::from(serde_json::to_vec(&value).expect("serializable")));
-                result = Some(value);
+                let mut value = current.map(&decode).transpose()?;
+                let write = change(&mut value)?;
+                let bytes = value
+                    .as_ref()
+                    .filter(|_| write)
+                    .map(|v| Bytes::from(serde_json::to_vec(v).expect("serializable")));
+                result = value;
                 Ok::<_, E>(bytes)
             })
             .await
             .map_err(E::from)?;
         outcome?;
-        Ok(result.expect("change ran at least once"))
+        Ok(result)
     }
 
     pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
