@@ -3,9 +3,15 @@
 //! decoded after, so an encoded `/` never becomes a separator.
 
 use super::error::HfError;
-use super::model::{is_valid_path, RepoRef, RepoType};
+use super::model::{is_valid_path, RefKind, RepoRef, RepoType};
 use crate::auth::{Action, Permission};
 use http::Method;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefOp {
+    Create,
+    Delete,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -43,21 +49,13 @@ pub enum Endpoint {
         repo: RepoRef,
         rev: String,
     },
-    CreateBranch {
+    /// `path` names the branch or tag, except when creating a tag: then it is the
+    /// revision tagged (the tag's name is in the body).
+    Ref {
         repo: RepoRef,
-        branch: String,
-    },
-    DeleteBranch {
-        repo: RepoRef,
-        branch: String,
-    },
-    CreateTag {
-        repo: RepoRef,
-        rev: String,
-    },
-    DeleteTag {
-        repo: RepoRef,
-        tag: String,
+        kind: RefKind,
+        op: RefOp,
+        path: String,
     },
     /// Xet token routes: refused with a message saying how to use plain LFS.
     Xet {
@@ -228,26 +226,23 @@ impl Endpoint {
                     repo,
                     rev: join_path(rest)?,
                 }),
-                ("branch", m) if m == Method::POST && !rest.is_empty() => {
-                    Ok(Endpoint::CreateBranch {
+                (marker @ ("branch" | "tag"), m)
+                    if (m == Method::POST || m == Method::DELETE) && !rest.is_empty() =>
+                {
+                    Ok(Endpoint::Ref {
                         repo,
-                        branch: join_path(rest)?,
+                        kind: match marker {
+                            "branch" => RefKind::Branch,
+                            _ => RefKind::Tag,
+                        },
+                        op: if m == Method::POST {
+                            RefOp::Create
+                        } else {
+                            RefOp::Delete
+                        },
+                        path: join_path(rest)?,
                     })
                 }
-                ("branch", m) if m == Method::DELETE && !rest.is_empty() => {
-                    Ok(Endpoint::DeleteBranch {
-                        repo,
-                        branch: join_path(rest)?,
-                    })
-                }
-                ("tag", m) if m == Method::POST && !rest.is_empty() => Ok(Endpoint::CreateTag {
-                    repo,
-                    rev: join_path(rest)?,
-                }),
-                ("tag", m) if m == Method::DELETE && !rest.is_empty() => Ok(Endpoint::DeleteTag {
-                    repo,
-                    tag: join_path(rest)?,
-                }),
                 ("xet-write-token" | "xet-read-token", _) => Ok(Endpoint::Xet { repo }),
                 ("lfs-verify", m) if m == Method::POST => Ok(Endpoint::LfsVerify { repo }),
                 _ => Err(not_found()),
@@ -304,10 +299,7 @@ impl Endpoint {
             | Commits { repo, .. }
             | Preupload { repo, .. }
             | Commit { repo, .. }
-            | CreateBranch { repo, .. }
-            | DeleteBranch { repo, .. }
-            | CreateTag { repo, .. }
-            | DeleteTag { repo, .. }
+            | Ref { repo, .. }
             | Xet { repo }
             | LfsBatch { repo }
             | LfsVerify { repo }
@@ -345,10 +337,7 @@ impl Endpoint {
             | Xet { repo } => on(Action::Read, repo),
             Preupload { repo, .. }
             | Commit { repo, .. }
-            | CreateBranch { repo, .. }
-            | DeleteBranch { repo, .. }
-            | CreateTag { repo, .. }
-            | DeleteTag { repo, .. }
+            | Ref { repo, .. }
             | LfsBatch { repo }
             | LfsVerify { repo } => on(Action::Write, repo),
         }
@@ -368,8 +357,10 @@ impl Endpoint {
             Commits { .. } => "hf.commits",
             Preupload { .. } => "hf.preupload",
             Commit { .. } => "hf.commit",
-            CreateBranch { .. } | DeleteBranch { .. } => "hf.branch",
-            CreateTag { .. } | DeleteTag { .. } => "hf.tag",
+            Ref { kind, .. } => match kind {
+                RefKind::Branch => "hf.branch",
+                RefKind::Tag => "hf.tag",
+            },
             Xet { .. } | XetUnsupported => "hf.xet",
             LfsBatch { .. } => "hf.lfs_batch",
             LfsVerify { .. } => "hf.lfs_verify",

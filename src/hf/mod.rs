@@ -20,6 +20,7 @@ pub mod repo;
 mod upload;
 
 pub use endpoint::Endpoint;
+use endpoint::RefOp;
 pub use error::HfError;
 
 use crate::auth::{Action, Auth, AuthError, Identity, Permission, Protocol};
@@ -286,28 +287,18 @@ async fn serve(
             .await
         }
         Commit { repo, rev } => upload::commit(hf, &ctx, &repo, &rev, request.into_body()).await,
-        CreateBranch { repo, branch } => {
-            upload::create_branch(
-                hf,
-                &ctx,
-                &repo,
-                &branch,
-                read_body(request.into_body(), 1024 * 1024).await?,
-            )
-            .await
+        Ref {
+            repo,
+            kind,
+            op,
+            path,
+        } => {
+            let body = match op {
+                RefOp::Create => read_body(request.into_body(), 1024 * 1024).await?,
+                RefOp::Delete => bytes::Bytes::new(),
+            };
+            upload::change_ref(hf, &ctx, &repo, kind, op, &path, body).await
         }
-        DeleteBranch { repo, branch } => upload::delete_branch(hf, &ctx, &repo, &branch).await,
-        CreateTag { repo, rev } => {
-            upload::create_tag(
-                hf,
-                &ctx,
-                &repo,
-                &rev,
-                read_body(request.into_body(), 1024 * 1024).await?,
-            )
-            .await
-        }
-        DeleteTag { repo, tag } => upload::delete_tag(hf, &ctx, &repo, &tag).await,
         Xet { .. } => {
             let mut r = HfError::new(http::StatusCode::TEMPORARY_REDIRECT, None, XET_REFUSAL)
                 .into_response();

@@ -121,6 +121,30 @@ pub struct RepoDoc {
     pub mirrored: bool,
 }
 
+/// The two kinds of named ref a client creates and deletes: to the refs document both
+/// are a name pointing at a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+impl RefKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+
+    pub fn names(self, refs: &mut RefsDoc) -> &mut BTreeMap<String, String> {
+        match self {
+            RefKind::Branch => &mut refs.branches,
+            RefKind::Tag => &mut refs.tags,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefsDoc {
     #[serde(default)]

@@ -2,10 +2,13 @@
 //! create_repo → preupload → LFS batch (basic transfer to signed, expiring URLs) → PUT →
 //! verify → NDJSON commit; plus branches and tags.
 
+use super::endpoint::RefOp;
 use super::error::HfError;
 use super::git;
 use super::gitattributes::Attributes;
-use super::model::{is_commit_id, is_valid_path, is_valid_ref_name, FileEntry, RepoRef, RepoType};
+use super::model::{
+    is_commit_id, is_valid_path, is_valid_ref_name, FileEntry, RefKind, RepoRef, RepoType,
+};
 use super::ndjson::Lines;
 use super::repo::{Op, Parent};
 use super::{Ctx, HfState};
@@ -531,104 +534,78 @@ pub async fn commit(
     })))
 }
 
-pub async fn create_branch(
+/// Creates or deletes a branch or tag.
+pub async fn change_ref(
     hf: &HfState,
     ctx: &Ctx,
     repo: &RepoRef,
-    branch: &str,
+    kind: RefKind,
+    op: RefOp,
+    path: &str,
     body: Bytes,
 ) -> Result<Response, HfError> {
     super::api::readable(hf, ctx, repo).await?;
-    if !is_valid_ref_name(branch) {
-        return Err(HfError::bad_request(format!(
-            "`{branch}` is not a valid branch name"
-        )));
+    match op {
+        RefOp::Create => {
+            let (name, from) = new_ref(kind, path, &body)?;
+            let target = hf.repos.resolve(repo, &from).await?.commit.id.clone();
+            hf.repos
+                .update_refs(repo, |refs| {
+                    let names = kind.names(refs);
+                    if names.contains_key(&name) {
+                        let noun = kind.noun();
+                        return Err(HfError::conflict(format!("{noun} `{name}` already exists")));
+                    }
+                    names.insert(name.clone(), target.clone());
+                    Ok(())
+                })
+                .await?;
+        }
+        RefOp::Delete => {
+            if kind == RefKind::Branch && path == "main" {
+                return Err(HfError::forbidden("the main branch cannot be deleted"));
+            }
+            hf.repos
+                .update_refs(repo, |refs| match kind.names(refs).remove(path) {
+                    Some(_) => Ok(()),
+                    None => Err(HfError::revision_not_found(path)),
+                })
+                .await?;
+        }
     }
-    let start: Value = if body.is_empty() {
-        json!({})
-    } else {
-        parse_json(&body)?
+    Ok(json_response(json!({})))
+}
+
+/// A new ref's name and the revision it starts at. A branch is named in the path and
+/// starts at the body's optional `startingPoint` (else main); a tag is named by the
+/// body's `tag` and points at the path's revision.
+fn new_ref(kind: RefKind, path: &str, body: &[u8]) -> Result<(String, String), HfError> {
+    let check = |name: &str| match is_valid_ref_name(name) {
+        true => Ok(name.to_string()),
+        false => Err(HfError::bad_request(format!(
+            "`{name}` is not a valid {} name",
+            kind.noun()
+        ))),
     };
-    let from = start["startingPoint"].as_str().unwrap_or("main");
-    let target = hf.repos.resolve(repo, from).await?.commit.id.clone();
-    hf.repos
-        .update_refs(repo, |refs| {
-            if refs.branches.contains_key(branch) {
-                return Err(HfError::conflict(format!(
-                    "branch `{branch}` already exists"
-                )));
-            }
-            refs.branches.insert(branch.to_string(), target.clone());
-            Ok(())
-        })
-        .await?;
-    Ok(json_response(json!({})))
-}
-
-pub async fn delete_branch(
-    hf: &HfState,
-    ctx: &Ctx,
-    repo: &RepoRef,
-    branch: &str,
-) -> Result<Response, HfError> {
-    super::api::readable(hf, ctx, repo).await?;
-    if branch == "main" {
-        return Err(HfError::forbidden("the main branch cannot be deleted"));
+    match kind {
+        RefKind::Branch => {
+            let name = check(path)?;
+            let start: Value = if body.is_empty() {
+                json!({})
+            } else {
+                parse_json(body)?
+            };
+            let from = start["startingPoint"].as_str().unwrap_or("main");
+            Ok((name, from.to_string()))
+        }
+        RefKind::Tag => {
+            let req: Value = parse_json(body)?;
+            let tag = req["tag"]
+                .as_str()
+                .ok_or_else(|| HfError::bad_request("missing `tag`"))?;
+            Ok((check(tag)?, path.to_string()))
+        }
     }
-    hf.repos
-        .update_refs(repo, |refs| match refs.branches.remove(branch) {
-            Some(_) => Ok(()),
-            None => Err(HfError::revision_not_found(branch)),
-        })
-        .await?;
-    Ok(json_response(json!({})))
-}
-
-pub async fn create_tag(
-    hf: &HfState,
-    ctx: &Ctx,
-    repo: &RepoRef,
-    rev: &str,
-    body: Bytes,
-) -> Result<Response, HfError> {
-    super::api::readable(hf, ctx, repo).await?;
-    let req: Value = parse_json(&body)?;
-    let tag = req["tag"]
-        .as_str()
-        .ok_or_else(|| HfError::bad_request("missing `tag`"))?
-        .to_string();
-    if !is_valid_ref_name(&tag) {
-        return Err(HfError::bad_request(format!(
-            "`{tag}` is not a valid tag name"
-        )));
-    }
-    let target = hf.repos.resolve(repo, rev).await?.commit.id.clone();
-    hf.repos
-        .update_refs(repo, |refs| {
-            if refs.tags.contains_key(&tag) {
-                return Err(HfError::conflict(format!("tag `{tag}` already exists")));
-            }
-            refs.tags.insert(tag.clone(), target.clone());
-            Ok(())
-        })
-        .await?;
-    Ok(json_response(json!({})))
-}
-
-pub async fn delete_tag(
-    hf: &HfState,
-    ctx: &Ctx,
-    repo: &RepoRef,
-    tag: &str,
-) -> Result<Response, HfError> {
-    super::api::readable(hf, ctx, repo).await?;
-    hf.repos
-        .update_refs(repo, |refs| match refs.tags.remove(tag) {
-            Some(_) => Ok(()),
-            None => Err(HfError::revision_not_found(tag)),
-        })
-        .await?;
-    Ok(json_response(json!({})))
 }
 
 #[cfg(test)]
