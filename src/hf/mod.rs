@@ -324,12 +324,21 @@ const XET_REFUSAL: &str =
     "Airlock does not speak Xet: set HF_HUB_DISABLE_XET=1 before starting Python so uploads use plain LFS";
 
 /// Reads a small request body, refusing more than `limit` bytes.
+/// A request body as a stream of bytes, for the store or [`read_body`].
+fn body_stream(body: axum::body::Body) -> crate::store::ByteStream {
+    use futures::TryStreamExt;
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// A small request body (JSON), in memory; past `limit` it is refused with a 413.
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, HfError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        HfError::new(
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            format!("request body: {e}"),
-        )
-    })
+    crate::store::collect_limited(body_stream(body), limit)
+        .await
+        .map_err(|e| {
+            HfError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                format!("request body: {e}"),
+            )
+        })
 }

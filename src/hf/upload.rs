@@ -20,7 +20,6 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -326,14 +325,8 @@ pub async fn lfs_upload(hf: &HfState, oid: &str, request: Request) -> Result<Res
         .and_then(|(plural, id)| RepoRef::new(RepoType::from_plural(plural)?, id))
         .ok_or_else(|| HfError::forbidden("malformed upload URL"))?;
     let digest = Digest::sha256_hex(oid).map_err(|e| HfError::bad_request(e.to_string()))?;
-    let body = request
-        .into_body()
-        .into_data_stream()
-        .map(|r| r.map_err(std::io::Error::other));
-    hf.repos
-        .blobs()
-        .put(&digest, Box::pin(body), Some(size))
-        .await?;
+    let body = super::body_stream(request.into_body());
+    hf.repos.blobs().put(&digest, body, Some(size)).await?;
     hf.repos.link_lfs(&repo, &digest).await?;
     Ok(http::StatusCode::OK.into_response())
 }
