@@ -40,9 +40,6 @@ struct Need {
     doc: bool,
 }
 
-/// Called with each line worth telling the operator (merges that replaced a value).
-pub type Report<'a> = &'a (dyn Fn(String) + Sync);
-
 fn unreadable(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot read the bundle: {e}; nothing was imported. If a volume is missing or was cut short, copy it again and re-run the import")
 }
@@ -56,7 +53,6 @@ pub async fn import(
     paths: &[PathBuf],
     keys: &[VerifyingKey],
     bar: ProgressBar,
-    report: Report<'_>,
 ) -> anyhow::Result<Imported> {
     let files = resolve(paths)?;
     let head_files = files.clone();
@@ -192,7 +188,7 @@ pub async fn import(
             .map_err(|err| unfinished(err.to_string()))?
             .map_err(|err| unfinished(format!("{err:#}")))?;
         for w in warnings {
-            report(format!("warning: {w}"));
+            crate::progress::report(&bar, format!("warning: {w}"));
         }
         match (wrote, created) {
             (true, true) => outcome.docs_created += 1,

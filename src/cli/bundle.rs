@@ -135,11 +135,7 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let stores = super::open_stores(&config).await?;
             let bar = bytes_bar(0);
-            let line_bar = bar.clone();
-            let report_line = move |line: String| report(&line_bar, line);
-            let done =
-                crate::bundle::import::import(&stores, &paths, &keys, bar.clone(), &report_line)
-                    .await;
+            let done = crate::bundle::import::import(&stores, &paths, &keys, bar.clone()).await;
             bar.finish_and_clear();
             let done = done?;
             let signature = match done.signature {

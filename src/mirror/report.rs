@@ -1,7 +1,8 @@
 //! Progress while the mirror runs and the summary at the end: what was new, what was
 //! already stored (skipped) and what failed, with the reason.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::{bytes_bar, report};
+use indicatif::ProgressBar;
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,15 +22,8 @@ pub struct Report {
 
 impl Report {
     pub fn new() -> Report {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
-            .expect("valid template"),
-        );
         Report {
-            bar,
+            bar: bytes_bar(0),
             lines: Mutex::new(Vec::new()),
         }
     }
@@ -57,11 +51,7 @@ impl Report {
             Status::WouldFetch => format!("fetch    {what}"),
             Status::Failed(reason) => format!("FAILED   {what}: {reason}"),
         };
-        if self.bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.bar.println(line);
-        }
+        report(&self.bar, line);
         self.lines
             .lock()
             .expect("not poisoned")
