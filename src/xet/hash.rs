@@ -317,3 +317,28 @@ mod tests {
         assert_ne!(range_hash(&[a, b]), range_hash(&[b, a]));
     }
 }
+
+#[cfg(test)]
+mod vectors_from_xet_core {
+    use super::*;
+    use crate::xet::testdata::{h, vector};
+
+    /// Values computed by xet-core 1.8 itself (tests/data/xet/generator.rs.txt).
+    #[test]
+    fn chunk_and_internal_node_hashes_match_xet_core() {
+        assert_eq!(chunk_hash(b""), h(vector("chunk_hash_empty")[0]));
+        assert_eq!(chunk_hash(b"hello"), h(vector("chunk_hash_hello")[0]));
+        let spec_text = "1f6a2b8e9d3c4075a2e8c5fd4f0b763e6f3c1d7a9b2e6487de3f91ab7c6d5401 : 10000\n\
+                         7c94fe2a38bdcf9b4d2a6f7e1e08ac35bc24a7903d6f5a0e7d1c2b93e5f748de : 20000\n\
+                         cfd18a92e0743bb09e56dbf76ea2c34d99b5a0cf271f8d429b6cd148203df061 : 25000\n\
+                         e38d7c09a21b4cf8d0f92b3a85e6df19f7c20435e0b1c78a9d635f7b8c2e4da1 : 64000\n";
+        let children: Vec<(MerkleHash, u64)> = spec_text
+            .lines()
+            .map(|l| {
+                let (hash, size) = l.split_once(" : ").unwrap();
+                (h(hash), size.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(internal_node(&children).0, h(vector("spec_internal_node")[0]));
+    }
+}

@@ -164,3 +164,51 @@ pub fn decode_range(
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xet::testdata::{mixed_index, MIXED_XORB};
+    use crate::xet::verify_xorb;
+
+    fn mixed() -> XorbIndex {
+        verify_xorb(mixed_index().0, MIXED_XORB).unwrap()
+    }
+
+    #[test]
+    fn index_round_trips_and_refuses_damage() {
+        let index = mixed();
+        let bytes = index.to_bytes();
+        assert_eq!(bytes.len(), 44 + 40 * 6);
+        assert_eq!(XorbIndex::from_bytes(&bytes), Ok(index));
+        for cut in [0, 10, 43, 44, bytes.len() - 1] {
+            assert!(XorbIndex::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[44] ^= 1; // first chunk hash
+        assert!(XorbIndex::from_bytes(&bad).is_err());
+        let mut huge = bytes.clone();
+        huge[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(XorbIndex::from_bytes(&huge).is_err());
+    }
+
+    #[test]
+    fn ranges_decode_to_the_chunks() {
+        let index = mixed();
+        assert_eq!(index.unpacked_len(), 12000 + 9001 + 3003 + 70000 + 10002 + 5000);
+        assert_eq!(index.byte_range(1..4), Ok(2275..35933));
+        assert!(index.byte_range(2..2).is_err());
+        assert!(index.byte_range(5..7).is_err());
+        let mut seen = Vec::new();
+        let stored = &MIXED_XORB[2275..35933];
+        let total = decode_range(&index, 1..4, stored, |c| seen.push(c.len())).unwrap();
+        assert_eq!(seen, [9001, 3003, 70000]);
+        assert_eq!(total, 82004);
+        let all = decode_range(&index, 0..6, MIXED_XORB, |_| {}).unwrap();
+        assert_eq!(all, index.unpacked_len());
+        let mut rotten = stored.to_vec();
+        rotten[3559 + 100] ^= 1; // inside the uncompressed chunk 2
+        assert!(decode_range(&index, 1..4, &rotten, |_| {}).is_err());
+        assert!(decode_range(&index, 1..4, &stored[1..], |_| {}).is_err());
+    }
+}

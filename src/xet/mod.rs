@@ -14,6 +14,9 @@ pub mod hash;
 pub mod index;
 pub mod xorb;
 
+#[cfg(test)]
+mod testdata;
+
 pub use hash::MerkleHash;
 pub use index::{decode_range, ChunkEntry, XorbIndex};
 pub use xorb::{verify_xorb, XorbVerifier};

@@ -289,3 +289,127 @@ impl Cursor<'_> {
         MerkleHash(self.bytes(32).try_into().expect("32 bytes"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xet::testdata::{h, mixed_index, vector, FOOTER_XORB, MIXED_XORB};
+
+    fn expected_mixed() -> XorbIndex {
+        let (hash, chunks) = mixed_index();
+        XorbIndex {
+            hash,
+            chunks: chunks
+                .into_iter()
+                .map(|(hash, len, _, start, end)| ChunkEntry {
+                    hash,
+                    len,
+                    start,
+                    end,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn xet_core_xorb_of_every_scheme_verifies_in_any_slicing() {
+        let expected = expected_mixed();
+        let schemes: Vec<u8> = mixed_index().1.iter().map(|c| c.2).collect();
+        assert_eq!(schemes, [2, 1, 0, 1, 2, 0], "the fixture covers every scheme");
+        assert_eq!(verify_xorb(expected.hash, MIXED_XORB), Ok(expected.clone()));
+        for piece in [1, 7, 8, 4096, 100_000] {
+            let mut v = XorbVerifier::new(expected.hash);
+            for part in MIXED_XORB.chunks(piece) {
+                v.push(part).unwrap();
+            }
+            assert_eq!(v.bytes_seen(), MIXED_XORB.len() as u64);
+            assert_eq!(v.finish(), Ok(expected.clone()), "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn xorb_with_the_older_clients_footer_verifies() {
+        let hash = h(vector("footer_xorb")[0]);
+        let footer_start: usize = vector("footer_xorb")[2].parse().unwrap();
+        let index = verify_xorb(hash, FOOTER_XORB).unwrap();
+        assert_eq!(index.chunks.len(), 4);
+        assert_eq!(index.chunk_bytes(), footer_start as u64);
+        // the same chunks without the footer, as current clients send them
+        assert_eq!(verify_xorb(hash, &FOOTER_XORB[..footer_start]), Ok(index));
+    }
+
+    #[test]
+    fn footer_that_disagrees_is_refused() {
+        let hash = h(vector("footer_xorb")[0]);
+        let footer_start: usize = vector("footer_xorb")[2].parse().unwrap();
+        // first chunk hash in the footer, the nonce (ignored), one byte too many or few
+        let first_hash = footer_start + 8 + 32 + 12;
+        let nonce = FOOTER_XORB.len() - 20;
+        let mut bad = FOOTER_XORB.to_vec();
+        bad[first_hash] ^= 1;
+        assert!(matches!(verify_xorb(hash, &bad), Err(XetError::BadFooter(_))));
+        let mut ok = FOOTER_XORB.to_vec();
+        ok[nonce] ^= 1;
+        assert!(verify_xorb(hash, &ok).is_ok());
+        let mut long = FOOTER_XORB.to_vec();
+        long.push(0);
+        assert!(matches!(verify_xorb(hash, &long), Err(XetError::BadFooter(_))));
+        let short = &FOOTER_XORB[..FOOTER_XORB.len() - 1];
+        assert!(matches!(verify_xorb(hash, short), Err(XetError::BadFooter(_))));
+    }
+
+    #[test]
+    fn wrong_name_or_altered_content_is_refused() {
+        let expected = expected_mixed();
+        let wrong = h(&"ab".repeat(32));
+        assert_eq!(
+            verify_xorb(wrong, MIXED_XORB),
+            Err(XetError::XorbHashMismatch {
+                claimed: wrong,
+                computed: expected.hash
+            })
+        );
+        // a byte of the uncompressed chunk (index 2), then of an LZ4 chunk (index 1)
+        for at in [5823 + 8 + 100, 2275 + 8 + 100] {
+            let mut bad = MIXED_XORB.to_vec();
+            bad[at] ^= 0x55;
+            assert!(verify_xorb(expected.hash, &bad).is_err(), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn truncated_empty_and_oversized_xorbs_are_refused() {
+        let hash = expected_mixed().hash;
+        assert_eq!(verify_xorb(hash, b""), Err(XetError::EmptyXorb));
+        assert!(matches!(
+            verify_xorb(hash, &MIXED_XORB[..MIXED_XORB.len() - 1]),
+            Err(XetError::TruncatedChunk { index: 5, missing: 1 })
+        ));
+        assert!(matches!(
+            verify_xorb(hash, &MIXED_XORB[..3]),
+            Err(XetError::TruncatedChunk { index: 0, missing: 5 })
+        ));
+        // 8,193 empty chunks (8 zero bytes each)
+        assert_eq!(
+            verify_xorb(hash, &vec![0; 8 * (MAX_XORB_CHUNKS + 1)]),
+            Err(XetError::TooManyChunks { max: MAX_XORB_CHUNKS })
+        );
+        let mut v = XorbVerifier::new(hash);
+        v.push(MIXED_XORB).unwrap();
+        let over = vec![0; (MAX_XORB_BYTES as usize) - MIXED_XORB.len() + 1];
+        let too_large = Err(XetError::XorbTooLarge { max: MAX_XORB_BYTES });
+        assert_eq!(v.push(&over), too_large);
+        assert_eq!(v.push(b"x"), too_large, "an error sticks");
+        assert_eq!(v.finish().unwrap_err(), too_large.unwrap_err());
+    }
+
+    #[test]
+    fn chunk_header_errors_name_the_chunk() {
+        let mut bad = MIXED_XORB.to_vec();
+        bad[2275 + 4] = 7; // chunk 1's scheme
+        assert!(matches!(
+            verify_xorb(expected_mixed().hash, &bad),
+            Err(XetError::BadChunk { index: 1, .. })
+        ));
+    }
+}
