@@ -154,7 +154,8 @@ fn check_lz4_frame(data: &[u8]) -> Result<(), String> {
             return bad("ends before its end mark");
         };
         at += 4;
-        let size = (u32::from_le_bytes([word[0], word[1], word[2], word[3]]) & 0x7FFF_FFFF) as usize;
+        let size =
+            (u32::from_le_bytes([word[0], word[1], word[2], word[3]]) & 0x7FFF_FFFF) as usize;
         if size == 0 {
             break;
         }
@@ -226,7 +227,9 @@ mod tests {
         assert_eq!(ChunkHeader::parse(&h.to_bytes()), Ok(h));
         let mut big = h;
         big.uncompressed_len = MAX_CHUNK_BYTES + 1;
-        assert!(ChunkHeader::parse(&big.to_bytes()).unwrap_err().contains("limit"));
+        assert!(ChunkHeader::parse(&big.to_bytes())
+            .unwrap_err()
+            .contains("limit"));
         let mut b = h.to_bytes();
         b[0] = 1;
         assert!(ChunkHeader::parse(&b).unwrap_err().contains("version"));

@@ -21,8 +21,8 @@ const DATA_KEY: [u8; 32] = [
 ];
 
 const INTERNAL_NODE_KEY: [u8; 32] = [
-    1, 126, 197, 199, 165, 71, 41, 150, 253, 148, 102, 102, 180, 138, 2, 230, 93, 221, 83, 111,
-    55, 199, 109, 210, 248, 99, 82, 230, 74, 83, 113, 63,
+    1, 126, 197, 199, 165, 71, 41, 150, 253, 148, 102, 102, 180, 138, 2, 230, 93, 221, 83, 111, 55,
+    199, 109, 210, 248, 99, 82, 230, 74, 83, 113, 63,
 ];
 
 const VERIFICATION_KEY: [u8; 32] = [
@@ -134,7 +134,10 @@ pub fn internal_node(children: &[(MerkleHash, u64)]) -> (MerkleHash, u64) {
         let _ = writeln!(text, "{hash} : {size}");
         total = total.wrapping_add(*size);
     }
-    (MerkleHash::keyed(&INTERNAL_NODE_KEY, text.as_bytes()), total)
+    (
+        MerkleHash::keyed(&INTERNAL_NODE_KEY, text.as_bytes()),
+        total,
+    )
 }
 
 /// How many of `nodes` the next parent takes (xet-core's `next_merge_cut`): up to and
@@ -166,6 +169,63 @@ pub fn merkle_root(leaves: &[(MerkleHash, u64)]) -> MerkleHash {
         level = next;
     }
     level[0].0
+}
+
+/// [`merkle_root`] over leaves that arrive one at a time, holding O(log n) nodes: a
+/// node's children are settled once 9 candidates wait (the cut looks 9 ahead at most),
+/// so a file of millions of chunks is hashed without a list of them all.
+#[derive(Default)]
+pub struct MerkleBuilder {
+    levels: Vec<Vec<(MerkleHash, u64)>>,
+    leaves: u64,
+}
+
+impl MerkleBuilder {
+    pub fn push(&mut self, hash: MerkleHash, size: u64) {
+        self.leaves += 1;
+        self.push_at(0, (hash, size));
+    }
+
+    fn push_at(&mut self, level: usize, node: (MerkleHash, u64)) {
+        if self.levels.len() == level {
+            self.levels.push(Vec::with_capacity(MAX_CHILDREN));
+        }
+        self.levels[level].push(node);
+        if self.levels[level].len() == MAX_CHILDREN {
+            let nodes = &mut self.levels[level];
+            let n = next_cut(nodes);
+            let parent = internal_node(&nodes[..n]);
+            nodes.drain(..n);
+            self.push_at(level + 1, parent);
+        }
+    }
+
+    /// The root; all zero when nothing was pushed.
+    pub fn finish(mut self) -> MerkleHash {
+        let mut k = 0;
+        while k < self.levels.len() {
+            let nodes = std::mem::take(&mut self.levels[k]);
+            if k + 1 == self.levels.len() && nodes.len() == 1 {
+                return nodes[0].0;
+            }
+            let mut rest = &nodes[..];
+            while !rest.is_empty() {
+                let (group, after) = rest.split_at(next_cut(rest));
+                self.push_at(k + 1, internal_node(group));
+                rest = after;
+            }
+            k += 1;
+        }
+        MerkleHash::ZERO
+    }
+
+    /// The file hash of the leaves pushed (see [`file_hash`]).
+    pub fn finish_file(self) -> MerkleHash {
+        if self.leaves == 0 {
+            return MerkleHash::ZERO;
+        }
+        MerkleHash::keyed(&[0; 32], self.finish().as_bytes())
+    }
 }
 
 /// A xorb's hash: the Merkle root of its chunks in order.
@@ -228,7 +288,10 @@ mod tests {
             String::new(),
         ] {
             assert!(
-                matches!(MerkleHash::from_api_hex(&bad), Err(XetError::InvalidHash(_))),
+                matches!(
+                    MerkleHash::from_api_hex(&bad),
+                    Err(XetError::InvalidHash(_))
+                ),
                 "{bad:?}"
             );
         }
@@ -256,6 +319,16 @@ mod tests {
             let file = h(parts.next().unwrap());
             assert_eq!(xorb_hash(&leaves), xorb, "{} leaves", leaves.len());
             assert_eq!(file_hash(&leaves), file, "{} leaves", leaves.len());
+            let mut streamed = MerkleBuilder::default();
+            for &(h, s) in &leaves {
+                streamed.push(h, s);
+            }
+            assert_eq!(
+                streamed.finish_file(),
+                file,
+                "{} leaves, streamed",
+                leaves.len()
+            );
             cases += 1;
         }
         assert_eq!(cases, 18);
@@ -290,6 +363,31 @@ mod tests {
         let (node, size) = internal_node(&children);
         assert_eq!(size, 119000);
         assert_eq!(node, MerkleHash::keyed(&INTERNAL_NODE_KEY, text.as_bytes()));
+    }
+
+    #[test]
+    fn streaming_root_equals_the_batch_root() {
+        let mut seed = 7u64;
+        let mut leaves = Vec::new();
+        for n in (0..300).chain([1000, 4097]) {
+            while leaves.len() < n {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                leaves.push((chunk_hash(&seed.to_le_bytes()), seed % 100_000));
+            }
+            let mut b = MerkleBuilder::default();
+            for &(h, s) in &leaves[..n] {
+                b.push(h, s);
+            }
+            assert_eq!(b.finish(), merkle_root(&leaves[..n]), "{n} leaves");
+        }
+        let mut b = MerkleBuilder::default();
+        for &(h, s) in &leaves[..77] {
+            b.push(h, s);
+        }
+        assert_eq!(b.finish_file(), file_hash(&leaves[..77]));
+        assert_eq!(MerkleBuilder::default().finish_file(), MerkleHash::ZERO);
     }
 
     #[test]
@@ -339,6 +437,9 @@ mod vectors_from_xet_core {
                 (h(hash), size.parse().unwrap())
             })
             .collect();
-        assert_eq!(internal_node(&children).0, h(vector("spec_internal_node")[0]));
+        assert_eq!(
+            internal_node(&children).0,
+            h(vector("spec_internal_node")[0])
+        );
     }
 }

@@ -47,7 +47,10 @@ impl XorbIndex {
 
     /// `(hash, uncompressed length)` of every chunk, the Merkle leaves.
     pub fn leaves(&self) -> Vec<(MerkleHash, u64)> {
-        self.chunks.iter().map(|c| (c.hash, u64::from(c.len))).collect()
+        self.chunks
+            .iter()
+            .map(|c| (c.hash, u64::from(c.len)))
+            .collect()
     }
 
     /// The serialized byte range holding chunks `[start, end)`.
@@ -152,7 +155,9 @@ pub fn decode_range(
         let end = (u64::from(entry.end) - range.start) as usize;
         let header: [u8; HEADER_LEN] = stored[at..at + HEADER_LEN].try_into().expect("8 bytes");
         let header = ChunkHeader::parse(&header).map_err(bad)?;
-        if at + HEADER_LEN + header.compressed_len as usize != end || header.uncompressed_len != entry.len {
+        if at + HEADER_LEN + header.compressed_len as usize != end
+            || header.uncompressed_len != entry.len
+        {
             return Err(bad("stored chunk does not match the index".into()));
         }
         chunk::decode(&header, &stored[at + HEADER_LEN..end], &mut out).map_err(bad)?;
@@ -182,7 +187,10 @@ mod tests {
         assert_eq!(bytes.len(), 44 + 40 * 6);
         assert_eq!(XorbIndex::from_bytes(&bytes), Ok(index));
         for cut in [0, 10, 43, 44, bytes.len() - 1] {
-            assert!(XorbIndex::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                XorbIndex::from_bytes(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut bad = bytes.clone();
         bad[44] ^= 1; // first chunk hash
@@ -195,7 +203,10 @@ mod tests {
     #[test]
     fn ranges_decode_to_the_chunks() {
         let index = mixed();
-        assert_eq!(index.unpacked_len(), 12000 + 9001 + 3003 + 70000 + 10002 + 5000);
+        assert_eq!(
+            index.unpacked_len(),
+            12000 + 9001 + 3003 + 70000 + 10002 + 5000
+        );
         assert_eq!(index.byte_range(1..4), Ok(2275..35933));
         assert!(index.byte_range(2..2).is_err());
         assert!(index.byte_range(5..7).is_err());

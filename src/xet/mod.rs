@@ -12,6 +12,8 @@
 pub mod chunk;
 pub mod hash;
 pub mod index;
+pub mod shard;
+pub mod verify;
 pub mod xorb;
 
 #[cfg(test)]
@@ -19,6 +21,8 @@ mod testdata;
 
 pub use hash::MerkleHash;
 pub use index::{decode_range, ChunkEntry, XorbIndex};
+pub use shard::{parse_shard, FileInfo, Shard, Term, XorbInfo};
+pub use verify::{verify_file, verify_shard};
 pub use xorb::{verify_xorb, XorbVerifier};
 
 /// What is wrong with a client's Xet upload (or a stored index), in the client's terms:

@@ -315,7 +315,11 @@ mod tests {
     fn xet_core_xorb_of_every_scheme_verifies_in_any_slicing() {
         let expected = expected_mixed();
         let schemes: Vec<u8> = mixed_index().1.iter().map(|c| c.2).collect();
-        assert_eq!(schemes, [2, 1, 0, 1, 2, 0], "the fixture covers every scheme");
+        assert_eq!(
+            schemes,
+            [2, 1, 0, 1, 2, 0],
+            "the fixture covers every scheme"
+        );
         assert_eq!(verify_xorb(expected.hash, MIXED_XORB), Ok(expected.clone()));
         for piece in [1, 7, 8, 4096, 100_000] {
             let mut v = XorbVerifier::new(expected.hash);
@@ -347,15 +351,24 @@ mod tests {
         let nonce = FOOTER_XORB.len() - 20;
         let mut bad = FOOTER_XORB.to_vec();
         bad[first_hash] ^= 1;
-        assert!(matches!(verify_xorb(hash, &bad), Err(XetError::BadFooter(_))));
+        assert!(matches!(
+            verify_xorb(hash, &bad),
+            Err(XetError::BadFooter(_))
+        ));
         let mut ok = FOOTER_XORB.to_vec();
         ok[nonce] ^= 1;
         assert!(verify_xorb(hash, &ok).is_ok());
         let mut long = FOOTER_XORB.to_vec();
         long.push(0);
-        assert!(matches!(verify_xorb(hash, &long), Err(XetError::BadFooter(_))));
+        assert!(matches!(
+            verify_xorb(hash, &long),
+            Err(XetError::BadFooter(_))
+        ));
         let short = &FOOTER_XORB[..FOOTER_XORB.len() - 1];
-        assert!(matches!(verify_xorb(hash, short), Err(XetError::BadFooter(_))));
+        assert!(matches!(
+            verify_xorb(hash, short),
+            Err(XetError::BadFooter(_))
+        ));
     }
 
     #[test]
@@ -383,21 +396,31 @@ mod tests {
         assert_eq!(verify_xorb(hash, b""), Err(XetError::EmptyXorb));
         assert!(matches!(
             verify_xorb(hash, &MIXED_XORB[..MIXED_XORB.len() - 1]),
-            Err(XetError::TruncatedChunk { index: 5, missing: 1 })
+            Err(XetError::TruncatedChunk {
+                index: 5,
+                missing: 1
+            })
         ));
         assert!(matches!(
             verify_xorb(hash, &MIXED_XORB[..3]),
-            Err(XetError::TruncatedChunk { index: 0, missing: 5 })
+            Err(XetError::TruncatedChunk {
+                index: 0,
+                missing: 5
+            })
         ));
         // 8,193 empty chunks (8 zero bytes each)
         assert_eq!(
             verify_xorb(hash, &vec![0; 8 * (MAX_XORB_CHUNKS + 1)]),
-            Err(XetError::TooManyChunks { max: MAX_XORB_CHUNKS })
+            Err(XetError::TooManyChunks {
+                max: MAX_XORB_CHUNKS
+            })
         );
         let mut v = XorbVerifier::new(hash);
         v.push(MIXED_XORB).unwrap();
         let over = vec![0; (MAX_XORB_BYTES as usize) - MIXED_XORB.len() + 1];
-        let too_large = Err(XetError::XorbTooLarge { max: MAX_XORB_BYTES });
+        let too_large = Err(XetError::XorbTooLarge {
+            max: MAX_XORB_BYTES,
+        });
         assert_eq!(v.push(&over), too_large);
         assert_eq!(v.push(b"x"), too_large, "an error sticks");
         assert_eq!(v.finish().unwrap_err(), too_large.unwrap_err());
