@@ -200,8 +200,9 @@ fn no_protocol_imports_another() {
 #[test]
 fn the_store_and_the_leaves_import_nothing_above_them() {
     let g = graph(&sources());
-    let allowed: [(&str, &[&str]); 4] = [
+    let allowed: [(&str, &[&str]); 5] = [
         ("store", &["digest"]),
+        ("xet", &["digest"]),
         ("digest", &[]),
         ("auth", &[]),
         ("site", &[]),

@@ -4,8 +4,9 @@
 //! range to fetch, and shard verification needs each chunk's hash and size: the index
 //! keeps exactly that, 40 bytes a chunk, so neither has to re-read the xorb. Its
 //! serialization is Airlock's own (the xorb footer would do, but current clients do not
-//! send one and the index is what we computed, not what we were told). Reading it back
-//! re-checks it against its own xorb hash, so a damaged index is an error, not wrong data.
+//! send one and the index is what we computed, not what we were told). It ends with a
+//! BLAKE3 checksum of itself, because the byte offsets are covered by no Xet hash: a
+//! damaged index is an error when read back, not wrong ranges handed to clients.
 
 use super::chunk::{self, ChunkHeader, HEADER_LEN};
 use super::hash::xorb_hash;
@@ -15,6 +16,7 @@ use std::ops::Range;
 
 const MAGIC: &[u8; 8] = b"AXETIDX1";
 const ENTRY_LEN: usize = 32 + 4 + 4;
+const FIXED_LEN: usize = MAGIC.len() + 32 + 4 + 32;
 
 /// One chunk of a xorb.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,9 +80,10 @@ impl XorbIndex {
     }
 
     /// The compact form: magic, xorb hash, chunk count, then per chunk its hash,
-    /// uncompressed length and end offset (each chunk starts where the previous ends).
+    /// uncompressed length and end offset (each chunk starts where the previous ends),
+    /// then the BLAKE3 hash of all that.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAGIC.len() + 36 + ENTRY_LEN * self.chunks.len());
+        let mut out = Vec::with_capacity(FIXED_LEN + ENTRY_LEN * self.chunks.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(self.hash.as_bytes());
         out.extend_from_slice(&(self.chunks.len() as u32).to_le_bytes());
@@ -89,20 +92,26 @@ impl XorbIndex {
             out.extend_from_slice(&c.len.to_le_bytes());
             out.extend_from_slice(&c.end.to_le_bytes());
         }
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
         out
     }
 
-    /// Reads [`XorbIndex::to_bytes`] back, checking its size before allocating and its
-    /// Merkle root against its hash.
+    /// Reads [`XorbIndex::to_bytes`] back, checking its size before allocating, its
+    /// checksum, and its Merkle root against its hash.
     pub fn from_bytes(b: &[u8]) -> Result<Self, XetError> {
         let bad = |what: &str| Err(XetError::BadIndex(what.to_string()));
-        if b.len() < MAGIC.len() + 36 || &b[..8] != MAGIC {
+        if b.len() < FIXED_LEN || &b[..8] != MAGIC {
             return bad("not an Airlock xorb index");
         }
         let hash = MerkleHash(b[8..40].try_into().expect("32 bytes"));
         let n = u32::from_le_bytes(b[40..44].try_into().expect("4 bytes")) as usize;
-        if n == 0 || n > MAX_XORB_CHUNKS || b.len() != 44 + ENTRY_LEN * n {
+        if n == 0 || n > MAX_XORB_CHUNKS || b.len() != FIXED_LEN + ENTRY_LEN * n {
             return bad("chunk count does not match its length");
+        }
+        let (b, sum) = b.split_at(b.len() - 32);
+        if blake3::hash(b).as_bytes() != sum {
+            return bad("checksum does not match (damaged in storage)");
         }
         let mut chunks = Vec::with_capacity(n);
         let mut start = 0u32;
@@ -184,7 +193,7 @@ mod tests {
     fn index_round_trips_and_refuses_damage() {
         let index = mixed();
         let bytes = index.to_bytes();
-        assert_eq!(bytes.len(), 44 + 40 * 6);
+        assert_eq!(bytes.len(), 44 + 40 * 6 + 32);
         assert_eq!(XorbIndex::from_bytes(&bytes), Ok(index));
         for cut in [0, 10, 43, 44, bytes.len() - 1] {
             assert!(
@@ -192,9 +201,12 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        let mut bad = bytes.clone();
-        bad[44] ^= 1; // first chunk hash
-        assert!(XorbIndex::from_bytes(&bad).is_err());
+        // a chunk hash, an end offset (which no Xet hash covers)
+        for at in [44, 44 + 36] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 1;
+            assert!(XorbIndex::from_bytes(&bad).is_err(), "byte {at}");
+        }
         let mut huge = bytes.clone();
         huge[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(XorbIndex::from_bytes(&huge).is_err());

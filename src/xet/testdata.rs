@@ -25,8 +25,11 @@ pub fn vector(key: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// mixed.xorb.index: the xorb hash, then per chunk `hash len scheme start end`.
-pub fn mixed_index() -> (MerkleHash, Vec<(MerkleHash, u32, u8, u32, u32)>) {
+/// One line of mixed.xorb.index: `hash len scheme start end`.
+pub type IndexLine = (MerkleHash, u32, u8, u32, u32);
+
+/// mixed.xorb.index: the xorb hash, then one line per chunk.
+pub fn mixed_index() -> (MerkleHash, Vec<IndexLine>) {
     let mut lines = MIXED_INDEX.lines();
     let hash = h(lines.next().unwrap());
     let chunks = lines

@@ -418,12 +418,12 @@ mod tests {
         let mut v = XorbVerifier::new(hash);
         v.push(MIXED_XORB).unwrap();
         let over = vec![0; (MAX_XORB_BYTES as usize) - MIXED_XORB.len() + 1];
-        let too_large = Err(XetError::XorbTooLarge {
+        let too_large = XetError::XorbTooLarge {
             max: MAX_XORB_BYTES,
-        });
-        assert_eq!(v.push(&over), too_large);
-        assert_eq!(v.push(b"x"), too_large, "an error sticks");
-        assert_eq!(v.finish().unwrap_err(), too_large.unwrap_err());
+        };
+        assert_eq!(v.push(&over), Err(too_large.clone()));
+        assert_eq!(v.push(b"x"), Err(too_large.clone()), "an error sticks");
+        assert_eq!(v.finish(), Err(too_large));
     }
 
     #[test]
