@@ -10,6 +10,8 @@
 //! xet-core (`xet_core_structures`), whose constants and tree shape are copied exactly.
 
 pub mod chunk;
+pub mod chunking;
+mod gear;
 pub mod hash;
 pub mod index;
 pub mod shard;
@@ -19,6 +21,7 @@ pub mod xorb;
 #[cfg(test)]
 mod testdata;
 
+pub use chunking::Chunker;
 pub use hash::MerkleHash;
 pub use index::{decode_range, ChunkEntry, XorbIndex};
 pub use shard::{parse_shard, FileInfo, Shard, Term, XorbInfo};
