@@ -7,6 +7,7 @@
 //! `X-Linked-Size`. No Xet headers are ever sent, so clients use plain HTTP.
 
 pub mod access;
+pub mod cas_token;
 pub mod api;
 mod endpoint;
 mod error;
