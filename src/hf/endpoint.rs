@@ -59,9 +59,10 @@ pub enum Endpoint {
         repo: RepoRef,
         tag: String,
     },
-    /// Xet token routes: refused with a message saying how to use plain LFS.
-    Xet {
+    /// A CAS access token for the repository (`xet-read-token` / `xet-write-token`).
+    XetToken {
         repo: RepoRef,
+        write: bool,
     },
     /// Where Xet requests are sent: hf_xet reports only a status and a URL, so the URL
     /// itself carries the fix.
@@ -248,7 +249,16 @@ impl Endpoint {
                     repo,
                     tag: join_path(rest)?,
                 }),
-                ("xet-write-token" | "xet-read-token", _) => Ok(Endpoint::Xet { repo }),
+                // The revision (possibly the literal `None`) does not narrow the token:
+                // a CAS token grants the repository's content, as commits decide refs.
+                ("xet-write-token" | "xet-read-token", m)
+                    if m == Method::GET || m == Method::POST =>
+                {
+                    Ok(Endpoint::XetToken {
+                        repo,
+                        write: marker == "xet-write-token",
+                    })
+                }
                 ("lfs-verify", m) if m == Method::POST => Ok(Endpoint::LfsVerify { repo }),
                 _ => Err(not_found()),
             };
@@ -308,7 +318,7 @@ impl Endpoint {
             | DeleteBranch { repo, .. }
             | CreateTag { repo, .. }
             | DeleteTag { repo, .. }
-            | Xet { repo }
+            | XetToken { repo, .. }
             | LfsBatch { repo }
             | LfsVerify { repo }
             | Resolve { repo, .. } => Some(repo),
@@ -342,7 +352,8 @@ impl Endpoint {
             | Refs { repo }
             | Commits { repo, .. }
             | Resolve { repo, .. }
-            | Xet { repo } => on(Action::Read, repo),
+            | XetToken { repo, write: false } => on(Action::Read, repo),
+            XetToken { repo, write: true } => on(Action::Write, repo),
             Preupload { repo, .. }
             | Commit { repo, .. }
             | CreateBranch { repo, .. }
@@ -370,7 +381,8 @@ impl Endpoint {
             Commit { .. } => "hf.commit",
             CreateBranch { .. } | DeleteBranch { .. } => "hf.branch",
             CreateTag { .. } | DeleteTag { .. } => "hf.tag",
-            Xet { .. } | XetUnsupported => "hf.xet",
+            XetToken { .. } => "hf.xet_token",
+            XetUnsupported => "hf.xet",
             LfsBatch { .. } => "hf.lfs_batch",
             LfsVerify { .. } => "hf.lfs_verify",
             LfsUpload { .. } => "hf.lfs_upload",

@@ -7,6 +7,8 @@
 //! `X-Linked-Size`. No Xet headers are ever sent, so clients use plain HTTP.
 
 pub mod access;
+mod cas;
+mod cas_endpoint;
 pub mod cas_token;
 pub mod api;
 mod endpoint;
@@ -31,7 +33,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use http::header;
 use repo::Repos;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub struct HfState {
     /// Rendered repo-info answers by repo, commit, visibility and query.
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
     signing_key: [u8; 32],
+    cas_tokens: cas_token::CasTokens,
     pub auth: Arc<Auth>,
     pub site: Site,
     /// Pull-through (none unless `[hf] upstream` is set).
@@ -131,6 +133,7 @@ impl HfState {
                 })
                 .build(),
             signing_key,
+            cas_tokens: cas_token::CasTokens::new(&signing_key),
             auth: deps.auth,
             site: deps.site,
             upstream: deps.upstream,
@@ -146,6 +149,8 @@ pub struct Ctx {
     pub auth: Arc<Auth>,
     pub params: Vec<(String, String)>,
     pub base: String,
+    /// The site's root URL, without the `/hf` prefix the request may have used.
+    pub root: String,
 }
 
 /// The Hub's routes. The Hub also owns the root namespace (`/{org}/{repo}/resolve/...`),
@@ -216,11 +221,13 @@ async fn serve(
     }
     let identity = state.auth.authenticate(request.headers())?;
     precheck(&state.auth, &identity, &endpoint)?;
+    let root = state.site.base_url(request.headers());
     let ctx = Ctx {
         identity,
         auth: state.auth.clone(),
         params: api::query_params(request.uri().query()),
-        base: format!("{}{prefix}", state.site.base_url(request.headers())),
+        base: format!("{root}{prefix}"),
+        root,
     };
     use Endpoint::*;
     // Pull-through: what these read is brought in (or revalidated) first.
@@ -309,18 +316,7 @@ async fn serve(
             .await
         }
         DeleteTag { repo, tag } => upload::delete_tag(hf, &ctx, &repo, &tag).await,
-        Xet { .. } => {
-            let mut r = HfError::new(http::StatusCode::TEMPORARY_REDIRECT, None, XET_REFUSAL)
-                .into_response();
-            let to = format!(
-                "{}/api/xet-unsupported/set-HF_HUB_DISABLE_XET=1-and-retry",
-                ctx.base
-            );
-            if let Ok(v) = http::HeaderValue::from_str(&to) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(r)
-        }
+        XetToken { repo, write } => cas::issue_token(hf, &ctx, &repo, write).await,
         XetUnsupported => Err(HfError::new(
             http::StatusCode::NOT_IMPLEMENTED,
             None,
