@@ -8,23 +8,17 @@ use http::Method;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CasEndpoint {
-    /// `GET /v1/reconstructions/{file}` or `/v2/...`, with an optional `Range`.
-    Reconstruction { file: String, v2: bool },
     /// `HEAD /v1/xorbs/default/{hash}`: is it stored?
     XorbExists { hash: String },
     /// `POST /v1/xorbs/default/{hash}`: a serialized xorb.
     XorbUpload { hash: String },
     /// `POST /v1/shards` or `/v2/shards` (NDJSON progress).
     Shard { v2: bool },
-    /// `GET /v1/chunks/default-merkledb/{hash}`: global dedup.
+    /// `GET /v1/chunks/{default,default-merkledb}/{hash}`: global dedup. Not offered yet: every
+    /// chunk is "not tracked" (404), which the spec makes an ordinary answer.
     Dedup { hash: String },
     /// `POST /v1/telemetry`: accepted and dropped.
     Telemetry,
-    /// `GET /xorbs/{hash}?...`: byte ranges of a stored xorb, at the signed URL a
-    /// reconstruction hands out. hf_xet fetches these without its token (they are
-    /// presigned S3 URLs at the Hub), so the URL authorizes itself, for exactly the
-    /// ranges it was signed for.
-    XorbData { hash: String },
 }
 
 /// What a CAS request needs from its bearer token.
@@ -43,12 +37,6 @@ impl CasEndpoint {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let is = |m: Method| *method == m;
         let endpoint = match segments.as_slice() {
-            [v @ ("v1" | "v2"), "reconstructions", file] if is(Method::GET) => {
-                CasEndpoint::Reconstruction {
-                    file: hash(file)?,
-                    v2: *v == "v2",
-                }
-            }
             ["v1", "xorbs", "default", h] if is(Method::HEAD) => {
                 CasEndpoint::XorbExists { hash: hash(h)? }
             }
@@ -58,11 +46,11 @@ impl CasEndpoint {
             [v @ ("v1" | "v2"), "shards"] if is(Method::POST) => {
                 CasEndpoint::Shard { v2: *v == "v2" }
             }
-            ["v1", "chunks", "default-merkledb", h] if is(Method::GET) => {
+            // hf_xet 1.8 asks under `default`, the spec says `default-merkledb`.
+            ["v1", "chunks", "default" | "default-merkledb", h] if is(Method::GET) => {
                 CasEndpoint::Dedup { hash: hash(h)? }
             }
             ["v1", "telemetry"] if is(Method::POST) => CasEndpoint::Telemetry,
-            ["xorbs", h] if is(Method::GET) => CasEndpoint::XorbData { hash: hash(h)? },
             _ => return Err(not_found()),
         };
         Ok(endpoint)
@@ -70,24 +58,19 @@ impl CasEndpoint {
 
     pub fn access(&self) -> CasAccess {
         match self {
-            CasEndpoint::XorbData { .. } | CasEndpoint::Telemetry => CasAccess::None,
-            CasEndpoint::Reconstruction { .. }
-            | CasEndpoint::XorbExists { .. }
-            | CasEndpoint::Dedup { .. } => CasAccess::Read,
+            CasEndpoint::Telemetry => CasAccess::None,
+            CasEndpoint::XorbExists { .. } | CasEndpoint::Dedup { .. } => CasAccess::Read,
             CasEndpoint::XorbUpload { .. } | CasEndpoint::Shard { .. } => CasAccess::Write,
         }
     }
 
     pub fn label(&self) -> &'static str {
         match self {
-            CasEndpoint::Reconstruction { v2: false, .. } => "xet.reconstruction.v1",
-            CasEndpoint::Reconstruction { v2: true, .. } => "xet.reconstruction.v2",
             CasEndpoint::XorbExists { .. } => "xet.xorb.head",
             CasEndpoint::XorbUpload { .. } => "xet.xorb.upload",
             CasEndpoint::Shard { .. } => "xet.shard",
             CasEndpoint::Dedup { .. } => "xet.dedup",
             CasEndpoint::Telemetry => "xet.telemetry",
-            CasEndpoint::XorbData { .. } => "xet.xorb.data",
         }
     }
 }
@@ -115,15 +98,13 @@ mod tests {
     #[test]
     fn parses_every_route_with_its_access() {
         let cases = [
-            (Method::GET, format!("/v2/reconstructions/{H}"), CasAccess::Read),
-            (Method::GET, format!("/v1/reconstructions/{H}"), CasAccess::Read),
             (Method::HEAD, format!("/v1/xorbs/default/{H}"), CasAccess::Read),
             (Method::POST, format!("/v1/xorbs/default/{H}"), CasAccess::Write),
             (Method::POST, "/v1/shards".into(), CasAccess::Write),
             (Method::POST, "/v2/shards".into(), CasAccess::Write),
             (Method::GET, format!("/v1/chunks/default-merkledb/{H}"), CasAccess::Read),
+            (Method::GET, format!("/v1/chunks/default/{H}"), CasAccess::Read),
             (Method::POST, "/v1/telemetry".into(), CasAccess::None),
-            (Method::GET, format!("/xorbs/{H}"), CasAccess::None),
         ];
         for (method, path, access) in cases {
             let e = CasEndpoint::parse(&method, &path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
@@ -134,14 +115,14 @@ mod tests {
     #[test]
     fn refuses_bad_hashes_and_unknown_routes() {
         for (method, path, status) in [
-            (Method::GET, "/v1/reconstructions/XYZ".to_string(), 400),
-            (Method::GET, format!("/v1/reconstructions/{}", H.to_uppercase()), 400),
-            (Method::GET, format!("/v1/reconstructions/{H}0"), 400),
+            (Method::HEAD, "/v1/xorbs/default/XYZ".to_string(), 400),
+            (Method::POST, format!("/v1/xorbs/default/{}", H.to_uppercase()), 400),
+            (Method::GET, format!("/v1/chunks/default-merkledb/{H}0"), 400),
             (Method::POST, format!("/v1/xorbs/other/{H}"), 404),
             (Method::GET, format!("/v1/xorbs/default/{H}"), 404),
             (Method::DELETE, "/v1/shards".into(), 404),
             (Method::GET, "/v3/shards".into(), 404),
-            (Method::GET, format!("/xorbs/{H}/../x"), 404),
+            (Method::GET, format!("/v1/xorbs/default/{H}/../x"), 404),
         ] {
             let e = CasEndpoint::parse(&method, &path).unwrap_err();
             assert_eq!(e.status.as_u16(), status, "{method} {path}");

@@ -64,9 +64,9 @@ pub enum Endpoint {
         repo: RepoRef,
         write: bool,
     },
-    /// Where Xet requests are sent: hf_xet reports only a status and a URL, so the URL
-    /// itself carries the fix.
-    XetUnsupported,
+    /// `POST /v1/telemetry`: hf_xet reports transfer statistics to the Hub's root;
+    /// accepted and dropped.
+    XetTelemetry,
     LfsBatch {
         repo: RepoRef,
     },
@@ -157,11 +157,13 @@ impl Endpoint {
         let segments: Vec<&str> = trimmed.split('/').collect();
         let is = |m: &Method| method == m;
 
+        if trimmed == "v1/telemetry" && is(&Method::POST) {
+            return Ok(Endpoint::XetTelemetry);
+        }
         if let Some(rest) = trimmed.strip_prefix("api/") {
             let segs: Vec<&str> = rest.split('/').collect();
             match (segs.as_slice(), method.clone()) {
                 (["whoami-v2"], _) => return Ok(Endpoint::WhoAmI),
-                (["xet-unsupported", ..], _) => return Ok(Endpoint::XetUnsupported),
                 (["repos", "create"], m) if m == Method::POST => return Ok(Endpoint::CreateRepo),
                 (["validate-yaml"], m) if m == Method::POST => return Ok(Endpoint::ValidateYaml),
                 (["lfs-upload", oid], m) if m == Method::PUT => {
@@ -327,7 +329,7 @@ impl Endpoint {
             | CreateRepo
             | ValidateYaml
             | LfsUpload { .. }
-            | XetUnsupported => None,
+            | XetTelemetry => None,
         }
     }
 
@@ -342,7 +344,7 @@ impl Endpoint {
             name: repo.scope_name(),
         };
         match self {
-            WhoAmI | List { .. } | ValidateYaml | XetUnsupported | LfsUpload { .. } => {
+            WhoAmI | List { .. } | ValidateYaml | XetTelemetry | LfsUpload { .. } => {
                 Permission::None
             }
             CreateRepo => Permission::AnyName(Action::Write),
@@ -382,7 +384,7 @@ impl Endpoint {
             CreateBranch { .. } | DeleteBranch { .. } => "hf.branch",
             CreateTag { .. } | DeleteTag { .. } => "hf.tag",
             XetToken { .. } => "hf.xet_token",
-            XetUnsupported => "hf.xet",
+            XetTelemetry => "hf.xet_telemetry",
             LfsBatch { .. } => "hf.lfs_batch",
             LfsVerify { .. } => "hf.lfs_verify",
             LfsUpload { .. } => "hf.lfs_upload",

@@ -4,12 +4,14 @@
 //!
 //! Downloads are served directly (200/206, never a same-origin redirect, which breaks
 //! huggingface_hub 1.x/2.x), with `X-Repo-Commit`, `ETag`/`X-Linked-Etag` and
-//! `X-Linked-Size`. No Xet headers are ever sent, so clients use plain HTTP.
+//! `X-Linked-Size`. No Xet headers are sent on downloads yet, so clients download with
+//! plain HTTP; uploads go through Xet (`cas.rs`) as current clients insist.
 
 pub mod access;
 mod cas;
 mod cas_endpoint;
 pub mod cas_token;
+pub mod xet_store;
 pub mod api;
 mod endpoint;
 mod error;
@@ -93,6 +95,7 @@ pub struct HfState {
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
     signing_key: [u8; 32],
     cas_tokens: cas_token::CasTokens,
+    pub xet: xet_store::XetStore,
     pub auth: Arc<Auth>,
     pub site: Site,
     /// Pull-through (none unless `[hf] upstream` is set).
@@ -102,6 +105,8 @@ pub struct HfState {
 
 /// What [`HfState`] is built from besides the store.
 pub struct HfDeps {
+    /// Raw objects: Xet xorbs (verified by their own hash, not a digest).
+    pub store: crate::store::DynStore,
     pub auth: Arc<Auth>,
     pub site: Site,
     pub upstream: Option<Arc<crate::remote::Upstream>>,
@@ -125,6 +130,7 @@ impl HfState {
             (None, None) => rand::random(),
         };
         HfState {
+            xet: xet_store::XetStore::new(deps.store, docs.clone()),
             repos: Repos::new(docs, blobs),
             info_cache: moka::future::Cache::builder()
                 .max_capacity(32 * 1024 * 1024)
@@ -171,6 +177,9 @@ async fn dispatch(State(state): State<HfState>, request: Request) -> Response {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => ("/hf", rest.to_string()),
         _ => ("", raw_path.clone()),
     };
+    if let Some(rest) = path.strip_prefix(cas::CAS_PATH) {
+        return cas::serve(&state, rest, request).await;
+    }
     let endpoint = match Endpoint::parse(request.method(), &path) {
         Ok(e) => e,
         Err(e) => return e.into_response(),
@@ -218,6 +227,12 @@ async fn serve(
     // The LFS upload URL authorizes itself; everything else identifies the caller.
     if let Endpoint::LfsUpload { oid } = &endpoint {
         return upload::lfs_upload(hf, oid, request).await;
+    }
+    // Telemetry carries whatever token hf_xet has (a CAS token): never identified.
+    if endpoint == Endpoint::XetTelemetry {
+        // Dropped unread, but read (bounded) so the connection stays usable.
+        let _ = read_body(request.into_body(), 1024 * 1024).await;
+        return Ok(http::StatusCode::OK.into_response());
     }
     let identity = state.auth.authenticate(request.headers())?;
     precheck(&state.auth, &identity, &endpoint)?;
@@ -317,17 +332,9 @@ async fn serve(
         }
         DeleteTag { repo, tag } => upload::delete_tag(hf, &ctx, &repo, &tag).await,
         XetToken { repo, write } => cas::issue_token(hf, &ctx, &repo, write).await,
-        XetUnsupported => Err(HfError::new(
-            http::StatusCode::NOT_IMPLEMENTED,
-            None,
-            XET_REFUSAL,
-        )),
-        LfsUpload { .. } => unreachable!("handled above"),
+        LfsUpload { .. } | XetTelemetry => unreachable!("handled above"),
     }
 }
-
-const XET_REFUSAL: &str =
-    "Airlock does not speak Xet: set HF_HUB_DISABLE_XET=1 before starting Python so uploads use plain LFS";
 
 /// Reads a small request body, refusing more than `limit` bytes.
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, HfError> {
