@@ -82,9 +82,8 @@ async fn cas_token(
     repo: &str,
     kind: &str,
 ) -> Result<(String, String), u16> {
-    let mut request = http().get(server.url(&format!(
-        "{prefix}/api/models/{repo}/xet-{kind}-token/main"
-    )));
+    let mut request =
+        http().get(server.url(&format!("{prefix}/api/models/{repo}/xet-{kind}-token/main")));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -118,7 +117,12 @@ async fn post(url: String, token: Option<&str>, body: &[u8]) -> (u16, String) {
 async fn xet_tokens_follow_the_hub_scopes(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (_store, server) = start(backend, dir.path());
-    create(&server, ALICE, json!({"name": "m", "organization": "alice"})).await;
+    create(
+        &server,
+        ALICE,
+        json!({"name": "m", "organization": "alice"}),
+    )
+    .await;
     create(
         &server,
         ADMIN,
@@ -138,7 +142,9 @@ async fn xet_tokens_follow_the_hub_scopes(backend: Backend) {
     assert!(cas_token(&server, Some(READER), "", "alice/m", "read")
         .await
         .is_ok());
-    assert!(cas_token(&server, None, "", "alice/m", "read").await.is_ok());
+    assert!(cas_token(&server, None, "", "alice/m", "read")
+        .await
+        .is_ok());
     for (token, repo, kind, status) in [
         (Some(READER), "alice/m", "write", 403),
         (None, "alice/m", "write", 401),
@@ -159,7 +165,12 @@ async fn xet_tokens_follow_the_hub_scopes(backend: Backend) {
 async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (store, server) = start(backend, dir.path());
-    create(&server, ALICE, json!({"name": "m", "organization": "alice"})).await;
+    create(
+        &server,
+        ALICE,
+        json!({"name": "m", "organization": "alice"}),
+    )
+    .await;
     create(&server, BOB, json!({"name": "m", "organization": "bob"})).await;
     let (write, cas) = cas_token(&server, Some(ALICE), "", "alice/m", "write")
         .await
@@ -170,7 +181,11 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     let xorb = |hash: &str| format!("{cas}/v1/xorbs/default/{hash}");
 
     // Refused before anything is read: no token, a read token, a forged one.
-    for (token, status) in [(None, 401), (Some(read.as_str()), 403), (Some("xetcas1.e30.AAAA"), 401)] {
+    for (token, status) in [
+        (None, 401),
+        (Some(read.as_str()), 403),
+        (Some("xetcas1.e30.AAAA"), 401),
+    ] {
         assert_eq!(post(xorb(X1_HASH), token, X1).await.0, status, "{token:?}");
     }
     // A xorb that does not hash to its name, or ends early, is never stored.
@@ -190,12 +205,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
         post(xorb(X1_HASH), Some(&write), X1).await,
         (200, json!({"was_inserted": false}).to_string())
     );
-    let head = |hash: &str| {
-        http()
-            .head(xorb(hash))
-            .bearer_auth(&read)
-            .send()
-    };
+    let head = |hash: &str| http().head(xorb(hash)).bearer_auth(&read).send();
     assert_eq!(head(X1_HASH).await.unwrap().status(), 200);
     assert_eq!(head(X2_HASH).await.unwrap().status(), 404);
 
@@ -214,7 +224,10 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
         .flat_map(|block| block.iter().rev().copied().collect::<Vec<_>>())
         .collect();
     let verification = shard.files[0].terms[0].verification.unwrap().0;
-    for (what, needle) in [("sha256", reversed_sha), ("verification", verification.to_vec())] {
+    for (what, needle) in [
+        ("sha256", reversed_sha),
+        ("verification", verification.to_vec()),
+    ] {
         let at = SHARD
             .windows(32)
             .position(|w| w == needle.as_slice())
@@ -227,7 +240,10 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     // No file recorded, no link; the file whose sha256 was forged was never stored (the
     // other one may be: verified content that nothing refers to).
     assert_eq!(store.keys_under("xet/files/"), Vec::<String>::new());
-    assert_eq!(store.keys_under("hf/models/alice--m/lfs/"), Vec::<String>::new());
+    assert_eq!(
+        store.keys_under("hf/models/alice--m/lfs/"),
+        Vec::<String>::new()
+    );
     let blob_of = |sha: &str| format!("blobs/sha256/{}/{sha}", &sha[..2]);
     assert_eq!(store.keys_under(&blob_of(FILE_A.0)), Vec::<String>::new());
 
@@ -242,8 +258,15 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
     let text = r.text().await.unwrap();
-    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(events.last().unwrap(), &json!({"type": "result", "result": 1}), "{text}");
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        events.last().unwrap(),
+        &json!({"type": "result", "result": 1}),
+        "{text}"
+    );
     assert!(events.iter().any(|e| e["type"] == "validating"), "{text}");
     // A failure after the stream started is its last event.
     let r = http()

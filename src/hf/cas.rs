@@ -32,7 +32,9 @@ pub async fn issue_token(
         .cas_tokens
         .mint(&ctx.auth, &ctx.identity, repo, write, now)
         .ok_or_else(|| {
-            HfError::forbidden("this token is configured twice; give each [[tokens]] entry its own name")
+            HfError::forbidden(
+                "this token is configured twice; give each [[tokens]] entry its own name",
+            )
         })?;
     let cas_url = format!("{}{CAS_PATH}", ctx.root);
     let mut response = axum::Json(serde_json::json!({
@@ -73,7 +75,11 @@ pub async fn serve(hf: &HfState, path: &str, request: axum::extract::Request) ->
 
 /// The grant the bearer token carries, checked against what the endpoint needs before
 /// any body is read or anything is stored.
-fn authorize(hf: &HfState, headers: &HeaderMap, access: CasAccess) -> Result<Option<CasGrant>, HfError> {
+fn authorize(
+    hf: &HfState,
+    headers: &HeaderMap,
+    access: CasAccess,
+) -> Result<Option<CasGrant>, HfError> {
     if access == CasAccess::None {
         return Ok(None);
     }
@@ -125,8 +131,8 @@ async fn handle(
         }
         CasEndpoint::Shard { v2 } => {
             let grant = grant.expect("shards need a write grant");
-            let body = super::read_body(request.into_body(), xet::shard::MAX_SHARD_BYTES as usize)
-                .await?;
+            let body =
+                super::read_body(request.into_body(), xet::shard::MAX_SHARD_BYTES as usize).await?;
             if v2 {
                 Ok(shard_v2(hf.clone(), grant.repo, body))
             } else {

@@ -98,12 +98,28 @@ mod tests {
     #[test]
     fn parses_every_route_with_its_access() {
         let cases = [
-            (Method::HEAD, format!("/v1/xorbs/default/{H}"), CasAccess::Read),
-            (Method::POST, format!("/v1/xorbs/default/{H}"), CasAccess::Write),
+            (
+                Method::HEAD,
+                format!("/v1/xorbs/default/{H}"),
+                CasAccess::Read,
+            ),
+            (
+                Method::POST,
+                format!("/v1/xorbs/default/{H}"),
+                CasAccess::Write,
+            ),
             (Method::POST, "/v1/shards".into(), CasAccess::Write),
             (Method::POST, "/v2/shards".into(), CasAccess::Write),
-            (Method::GET, format!("/v1/chunks/default-merkledb/{H}"), CasAccess::Read),
-            (Method::GET, format!("/v1/chunks/default/{H}"), CasAccess::Read),
+            (
+                Method::GET,
+                format!("/v1/chunks/default-merkledb/{H}"),
+                CasAccess::Read,
+            ),
+            (
+                Method::GET,
+                format!("/v1/chunks/default/{H}"),
+                CasAccess::Read,
+            ),
             (Method::POST, "/v1/telemetry".into(), CasAccess::None),
         ];
         for (method, path, access) in cases {
@@ -116,8 +132,16 @@ mod tests {
     fn refuses_bad_hashes_and_unknown_routes() {
         for (method, path, status) in [
             (Method::HEAD, "/v1/xorbs/default/XYZ".to_string(), 400),
-            (Method::POST, format!("/v1/xorbs/default/{}", H.to_uppercase()), 400),
-            (Method::GET, format!("/v1/chunks/default-merkledb/{H}0"), 400),
+            (
+                Method::POST,
+                format!("/v1/xorbs/default/{}", H.to_uppercase()),
+                400,
+            ),
+            (
+                Method::GET,
+                format!("/v1/chunks/default-merkledb/{H}0"),
+                400,
+            ),
             (Method::POST, format!("/v1/xorbs/other/{H}"), 404),
             (Method::GET, format!("/v1/xorbs/default/{H}"), 404),
             (Method::DELETE, "/v1/shards".into(), 404),

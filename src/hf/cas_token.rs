@@ -90,7 +90,10 @@ impl CasTokens {
         };
         let payload = encode(&grant);
         let sig = self.sign(&payload, &binding);
-        Some((format!("{PREFIX}{}.{}", B64.encode(&payload), B64.encode(sig)), grant))
+        Some((
+            format!("{PREFIX}{}.{}", B64.encode(&payload), B64.encode(sig)),
+            grant,
+        ))
     }
 
     /// The grant a bearer token carries, if it is one of ours, unexpired, still bound to
@@ -113,8 +116,13 @@ impl CasTokens {
             None => Identity::Anonymous,
             Some(name) => auth.identity_named(name)?,
         };
-        auth.authorize(&identity, Protocol::Hf, grant.action(), &grant.repo.scope_name())
-            .ok()?;
+        auth.authorize(
+            &identity,
+            Protocol::Hf,
+            grant.action(),
+            &grant.repo.scope_name(),
+        )
+        .ok()?;
         Some(grant)
     }
 
@@ -272,7 +280,9 @@ mod tests {
             let forged = format!("{PREFIX}{}.{sig}", B64.encode(encode(&other)));
             assert!(tokens.verify(&a, &forged, NOW).is_none(), "{other:?}");
         }
-        assert!(tokens.verify(&a, &format!("{PREFIX}{payload}."), NOW).is_none());
+        assert!(tokens
+            .verify(&a, &format!("{PREFIX}{payload}."), NOW)
+            .is_none());
         assert!(tokens.verify(&a, "xetcas1.", NOW).is_none());
         assert!(tokens.verify(&a, &"x".repeat(5000), NOW).is_none());
         assert!(tokens.verify(&a, "alice-secret-0123456789", NOW).is_none());

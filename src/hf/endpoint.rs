@@ -324,12 +324,9 @@ impl Endpoint {
             | LfsBatch { repo }
             | LfsVerify { repo }
             | Resolve { repo, .. } => Some(repo),
-            WhoAmI
-            | List { .. }
-            | CreateRepo
-            | ValidateYaml
-            | LfsUpload { .. }
-            | XetTelemetry => None,
+            WhoAmI | List { .. } | CreateRepo | ValidateYaml | LfsUpload { .. } | XetTelemetry => {
+                None
+            }
         }
     }
 

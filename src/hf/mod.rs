@@ -8,11 +8,10 @@
 //! plain HTTP; uploads go through Xet (`cas.rs`) as current clients insist.
 
 pub mod access;
+pub mod api;
 mod cas;
 mod cas_endpoint;
 pub mod cas_token;
-pub mod xet_store;
-pub mod api;
 mod endpoint;
 mod error;
 pub mod git;
@@ -23,6 +22,7 @@ mod ndjson;
 pub mod pullthrough;
 pub mod repo;
 mod upload;
+pub mod xet_store;
 
 pub use endpoint::Endpoint;
 pub use error::HfError;

@@ -98,14 +98,19 @@ impl XetStore {
     }
 
     pub async fn xorb_index(&self, hash: &MerkleHash) -> Result<Option<XorbIndex>, HfError> {
-        let Some(doc) = self.docs.get(&index_key(hash), Mutability::Immutable).await? else {
+        let Some(doc) = self
+            .docs
+            .get(&index_key(hash), Mutability::Immutable)
+            .await?
+        else {
             return Ok(None);
         };
-        let index = XorbIndex::from_bytes(&doc.bytes).map_err(|e| {
-            HfError::from(StoreError::Unavailable(format!("xorb {hash}: {e}")))
-        })?;
+        let index = XorbIndex::from_bytes(&doc.bytes)
+            .map_err(|e| HfError::from(StoreError::Unavailable(format!("xorb {hash}: {e}"))))?;
         if index.hash != *hash {
-            return Err(StoreError::Unavailable(format!("xorb {hash}: index of another xorb")).into());
+            return Err(
+                StoreError::Unavailable(format!("xorb {hash}: index of another xorb")).into(),
+            );
         }
         Ok(Some(index))
     }
@@ -121,7 +126,12 @@ impl XetStore {
         }
         let verified: Arc<Mutex<Option<XorbIndex>>> = Arc::default();
         let failure: Arc<Mutex<Option<XetError>>> = Arc::default();
-        let stream = verifying(body, XorbVerifier::new(hash), verified.clone(), failure.clone());
+        let stream = verifying(
+            body,
+            XorbVerifier::new(hash),
+            verified.clone(),
+            failure.clone(),
+        );
         let put = self
             .store
             .put(&xorb_key(&hash), stream, PutOptions::default())
@@ -332,7 +342,10 @@ fn verifying(
                 Some(Err(e)) => {
                     let message = e.to_string();
                     *failure.lock().expect("not poisoned") = Some(e);
-                    Some(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message)))
+                    Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        message,
+                    )))
                 }
                 None => None,
             }
@@ -346,7 +359,10 @@ fn verifying(
             if let Err(e) = v.push(&chunk) {
                 let message = e.to_string();
                 *failure_in_body.lock().expect("not poisoned") = Some(e);
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    message,
+                ));
             }
         }
         Ok(chunk)

@@ -165,7 +165,10 @@ pub fn hf_repo_dir(kind: &str, id: &str) -> String {
 
 /// `xet/xorbs/<hh>/<hash>`: a serialized xorb (`hash` in the Xet API's hex form).
 pub fn xet_xorb_key(hash: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("xet/xorbs/{}/{hash}", hash.get(..2).unwrap_or_default()))
+    ObjectKey::new(format!(
+        "xet/xorbs/{}/{hash}",
+        hash.get(..2).unwrap_or_default()
+    ))
 }
 
 /// `uploads/oci/<id>/<n>-<random>`: one PATCH body of an upload session.
@@ -198,10 +201,16 @@ impl MetaKey {
             }
             MetaKey::OciUploadState { id } => format!("{OCI_UPLOADS_PREFIX}{id}/state.json"),
             MetaKey::XetXorbIndex { hash } => {
-                format!("xet/xorbs/{}/{hash}.index", hash.get(..2).unwrap_or_default())
+                format!(
+                    "xet/xorbs/{}/{hash}.index",
+                    hash.get(..2).unwrap_or_default()
+                )
             }
             MetaKey::XetFile { hash } => {
-                format!("xet/files/{}/{hash}.json", hash.get(..2).unwrap_or_default())
+                format!(
+                    "xet/files/{}/{hash}.json",
+                    hash.get(..2).unwrap_or_default()
+                )
             }
         })
     }
@@ -344,6 +353,9 @@ mod tests {
         assert_eq!(MetaKey::parse("oci/repos/_repo.json"), None);
         assert_eq!(MetaKey::parse("hf/something/new"), None);
         // The xorb itself is content, not a document.
-        assert_eq!(MetaKey::parse(xet_xorb_key(&"ab".repeat(32)).unwrap().as_str()), None);
+        assert_eq!(
+            MetaKey::parse(xet_xorb_key(&"ab".repeat(32)).unwrap().as_str()),
+            None
+        );
     }
 }
