@@ -26,3 +26,4 @@ pub mod spec;
 pub mod store;
 pub mod tls;
 pub mod ui;
+pub mod xet;

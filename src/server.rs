@@ -103,6 +103,7 @@ impl AppState {
             &config.hf,
             config.admin_token.as_deref(),
             HfDeps {
+                store: stores.store.clone(),
                 auth: auth.clone(),
                 site: site.clone(),
                 upstream: upstreams.hf.clone(),

@@ -11,7 +11,7 @@ const PROTOCOLS: [&str; 3] = ["oci", "pypi", "hf"];
 
 /// Each protocol's HTTP layer: request parsing, handlers and the error body. Every other
 /// file of a protocol is its domain (new files too, until listed here).
-const HTTP_LAYER: [&str; 16] = [
+const HTTP_LAYER: [&str; 18] = [
     "oci/mod.rs",
     "oci/endpoint.rs",
     "oci/error.rs",
@@ -28,6 +28,8 @@ const HTTP_LAYER: [&str; 16] = [
     "hf/endpoint.rs",
     "hf/api.rs",
     "hf/upload.rs",
+    "hf/cas.rs",
+    "hf/cas_endpoint.rs",
 ];
 
 /// Files of a protocol that the HTTP framework may appear in besides the HTTP layer:
@@ -200,8 +202,9 @@ fn no_protocol_imports_another() {
 #[test]
 fn the_store_and_the_leaves_import_nothing_above_them() {
     let g = graph(&sources());
-    let allowed: [(&str, &[&str]); 4] = [
+    let allowed: [(&str, &[&str]); 5] = [
         ("store", &["digest"]),
+        ("xet", &["digest"]),
         ("digest", &[]),
         ("auth", &[]),
         ("site", &[]),

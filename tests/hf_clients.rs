@@ -241,9 +241,10 @@ fn huggingface_hub_versions(backend: Backend) {
             out.contains(&format!("DOWNLOADS-OK {sha}")),
             "huggingface_hub {name}: {out}"
         );
-        // Uploads: huggingface_hub 1.20+ would ask for Xet without this.
+        // Uploads: 2.x and 1.x (1.20+) go through Xet, as installed, with no variable
+        // set; 0.36 uses LFS.
         let mut cmd = python(&venv(var), &server, &home);
-        cmd.env("HF_TOKEN", ADMIN).env("HF_HUB_DISABLE_XET", "1");
+        cmd.env("HF_TOKEN", ADMIN);
         let out = cmd.arg("-c").arg(UPLOADS).arg(&model).output().unwrap();
         let text = format!(
             "{}{}",
@@ -255,8 +256,8 @@ fn huggingface_hub_versions(backend: Backend) {
             "huggingface_hub {name}: {text}"
         );
     }
-    // Without HF_HUB_DISABLE_XET, huggingface_hub 2.x asks for Xet on LFS uploads; the
-    // failure must tell the user what to set.
+    // The stock client's Xet upload: xorbs and a shard to Airlock's CAS, then the commit;
+    // the file downloads byte-identical over plain HTTP and is an ordinary blob.
     let mut cmd = python(
         &venv("AIRLOCK_TEST_VENV"),
         &server,
@@ -264,21 +265,30 @@ fn huggingface_hub_versions(backend: Backend) {
     );
     cmd.env("HF_TOKEN", ADMIN);
     let script = r#"
-import os
-from huggingface_hub import HfApi
+import hashlib, os
+from huggingface_hub import HfApi, hf_hub_download
 api = HfApi()
 api.create_repo("team/xet", exist_ok=True)
-api.upload_file(path_or_fileobj=os.urandom(11 * 1024 * 1024), path_in_repo="w.bin", repo_id="team/xet")
+data = os.urandom(11 * 1024 * 1024)
+api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id="team/xet")
+assert open(hf_hub_download("team/xet", "w.bin"), "rb").read() == data
+print("XET-OK", hashlib.sha256(data).hexdigest())
 "#;
-    let out = cmd.arg("-c").arg(script).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success() && text.contains("HF_HUB_DISABLE_XET=1"),
-        "{text}"
+    let out = run_ok(&mut cmd, script);
+    let sha = out
+        .split_whitespace()
+        .skip_while(|w| *w != "XET-OK")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let log = server.log();
+    assert!(log.contains("route=xet.xorb.upload status=200"), "{log}");
+    assert!(log.contains("route=xet.shard status=200"), "{log}");
+    assert_eq!(
+        store
+            .keys_under(&format!("blobs/sha256/{}/{sha}", &sha[..2]))
+            .len(),
+        1
     );
     // 0.36 resumes an interrupted download from its `.incomplete` file with a Range request.
     let home = dir.path().join("home-resume");

@@ -1,9 +1,12 @@
 //! Trust findings over HTTP against the real binary: untrusted input parsed in linear
 //! time and within bounds (`.gitattributes`, the commit NDJSON), manifests held to the
 //! manifest media types, `nosniff` on every response, a token service that never renews
-//! its own tokens, and scopes that grant whole names.
+//! its own tokens, and scopes that grant whole names. The Xet parsers' property tests
+//! live in `xet_parsers/`.
 
 mod support;
+#[path = "xet_parsers/mod.rs"]
+mod xet_parsers;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};

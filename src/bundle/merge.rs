@@ -49,9 +49,13 @@ pub fn classify(key: &str) -> DocClass {
     match MetaKey::parse(key) {
         Some(MetaKey::OciCatalog) => DocClass::OciCatalog,
         Some(MetaKey::OciRepo { .. }) => DocClass::OciRepo,
-        Some(MetaKey::OciLink { .. } | MetaKey::HfLfsLink { .. } | MetaKey::HfCommit { .. }) => {
-            DocClass::Immutable
-        }
+        Some(
+            MetaKey::OciLink { .. }
+            | MetaKey::HfLfsLink { .. }
+            | MetaKey::HfCommit { .. }
+            | MetaKey::XetXorbIndex { .. }
+            | MetaKey::XetFile { .. },
+        ) => DocClass::Immutable,
         Some(MetaKey::PypiProjects { .. }) => DocClass::PypiList,
         Some(MetaKey::PypiProject { .. }) => DocClass::PypiProject,
         Some(MetaKey::HfList { .. }) => DocClass::HfList,

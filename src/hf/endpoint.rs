@@ -57,13 +57,14 @@ pub enum Endpoint {
         op: RefOp,
         path: String,
     },
-    /// Xet token routes: refused with a message saying how to use plain LFS.
-    Xet {
+    /// A CAS access token for the repository (`xet-read-token` / `xet-write-token`).
+    XetToken {
         repo: RepoRef,
+        write: bool,
     },
-    /// Where Xet requests are sent: hf_xet reports only a status and a URL, so the URL
-    /// itself carries the fix.
-    XetUnsupported,
+    /// `POST /v1/telemetry`: hf_xet reports transfer statistics to the Hub's root;
+    /// accepted and dropped.
+    XetTelemetry,
     LfsBatch {
         repo: RepoRef,
     },
@@ -154,11 +155,13 @@ impl Endpoint {
         let segments: Vec<&str> = trimmed.split('/').collect();
         let is = |m: &Method| method == m;
 
+        if trimmed == "v1/telemetry" && is(&Method::POST) {
+            return Ok(Endpoint::XetTelemetry);
+        }
         if let Some(rest) = trimmed.strip_prefix("api/") {
             let segs: Vec<&str> = rest.split('/').collect();
             match (segs.as_slice(), method.clone()) {
                 (["whoami-v2"], _) => return Ok(Endpoint::WhoAmI),
-                (["xet-unsupported", ..], _) => return Ok(Endpoint::XetUnsupported),
                 (["repos", "create"], m) if m == Method::POST => return Ok(Endpoint::CreateRepo),
                 (["validate-yaml"], m) if m == Method::POST => return Ok(Endpoint::ValidateYaml),
                 (["lfs-upload", oid], m) if m == Method::PUT => {
@@ -243,7 +246,16 @@ impl Endpoint {
                         path: join_path(rest)?,
                     })
                 }
-                ("xet-write-token" | "xet-read-token", _) => Ok(Endpoint::Xet { repo }),
+                // The revision (possibly the literal `None`) does not narrow the token:
+                // a CAS token grants the repository's content, as commits decide refs.
+                ("xet-write-token" | "xet-read-token", m)
+                    if m == Method::GET || m == Method::POST =>
+                {
+                    Ok(Endpoint::XetToken {
+                        repo,
+                        write: marker == "xet-write-token",
+                    })
+                }
                 ("lfs-verify", m) if m == Method::POST => Ok(Endpoint::LfsVerify { repo }),
                 _ => Err(not_found()),
             };
@@ -300,16 +312,13 @@ impl Endpoint {
             | Preupload { repo, .. }
             | Commit { repo, .. }
             | Ref { repo, .. }
-            | Xet { repo }
+            | XetToken { repo, .. }
             | LfsBatch { repo }
             | LfsVerify { repo }
             | Resolve { repo, .. } => Some(repo),
-            WhoAmI
-            | List { .. }
-            | CreateRepo
-            | ValidateYaml
-            | LfsUpload { .. }
-            | XetUnsupported => None,
+            WhoAmI | List { .. } | CreateRepo | ValidateYaml | LfsUpload { .. } | XetTelemetry => {
+                None
+            }
         }
     }
 
@@ -324,7 +333,7 @@ impl Endpoint {
             name: repo.scope_name(),
         };
         match self {
-            WhoAmI | List { .. } | ValidateYaml | XetUnsupported | LfsUpload { .. } => {
+            WhoAmI | List { .. } | ValidateYaml | XetTelemetry | LfsUpload { .. } => {
                 Permission::None
             }
             CreateRepo => Permission::AnyName(Action::Write),
@@ -334,7 +343,8 @@ impl Endpoint {
             | Refs { repo }
             | Commits { repo, .. }
             | Resolve { repo, .. }
-            | Xet { repo } => on(Action::Read, repo),
+            | XetToken { repo, write: false } => on(Action::Read, repo),
+            XetToken { repo, write: true } => on(Action::Write, repo),
             Preupload { repo, .. }
             | Commit { repo, .. }
             | Ref { repo, .. }
@@ -361,7 +371,8 @@ impl Endpoint {
                 RefKind::Branch => "hf.branch",
                 RefKind::Tag => "hf.tag",
             },
-            Xet { .. } | XetUnsupported => "hf.xet",
+            XetToken { .. } => "hf.xet_token",
+            XetTelemetry => "hf.xet_telemetry",
             LfsBatch { .. } => "hf.lfs_batch",
             LfsVerify { .. } => "hf.lfs_verify",
             LfsUpload { .. } => "hf.lfs_upload",

@@ -4,10 +4,14 @@
 //!
 //! Downloads are served directly (200/206, never a same-origin redirect, which breaks
 //! huggingface_hub 1.x/2.x), with `X-Repo-Commit`, `ETag`/`X-Linked-Etag` and
-//! `X-Linked-Size`. No Xet headers are ever sent, so clients use plain HTTP.
+//! `X-Linked-Size`. No Xet headers are sent on downloads yet, so clients download with
+//! plain HTTP; uploads go through Xet (`cas.rs`) as current clients insist.
 
 pub mod access;
 pub mod api;
+mod cas;
+mod cas_endpoint;
+pub mod cas_token;
 mod endpoint;
 mod error;
 pub mod git;
@@ -18,6 +22,7 @@ mod ndjson;
 pub mod pullthrough;
 pub mod repo;
 mod upload;
+pub mod xet_store;
 
 pub use endpoint::Endpoint;
 use endpoint::RefOp;
@@ -31,7 +36,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use http::header;
 use repo::Repos;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -91,6 +95,8 @@ pub struct HfState {
     /// Rendered repo-info answers by repo, commit, visibility and query.
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
     signing_key: [u8; 32],
+    cas_tokens: cas_token::CasTokens,
+    pub xet: xet_store::XetStore,
     pub auth: Arc<Auth>,
     pub site: Site,
     /// Pull-through (none unless `[hf] upstream` is set).
@@ -100,6 +106,8 @@ pub struct HfState {
 
 /// What [`HfState`] is built from besides the store.
 pub struct HfDeps {
+    /// Raw objects: Xet xorbs (verified by their own hash, not a digest).
+    pub store: crate::store::DynStore,
     pub auth: Arc<Auth>,
     pub site: Site,
     pub upstream: Option<Arc<crate::remote::Upstream>>,
@@ -123,6 +131,7 @@ impl HfState {
             (None, None) => rand::random(),
         };
         HfState {
+            xet: xet_store::XetStore::new(deps.store, docs.clone()),
             repos: Repos::new(docs, blobs),
             info_cache: moka::future::Cache::builder()
                 .max_capacity(32 * 1024 * 1024)
@@ -131,6 +140,7 @@ impl HfState {
                 })
                 .build(),
             signing_key,
+            cas_tokens: cas_token::CasTokens::new(&signing_key),
             auth: deps.auth,
             site: deps.site,
             upstream: deps.upstream,
@@ -146,6 +156,8 @@ pub struct Ctx {
     pub auth: Arc<Auth>,
     pub params: Vec<(String, String)>,
     pub base: String,
+    /// The site's root URL, without the `/hf` prefix the request may have used.
+    pub root: String,
 }
 
 /// The Hub's routes. The Hub also owns the root namespace (`/{org}/{repo}/resolve/...`),
@@ -166,6 +178,9 @@ async fn dispatch(State(state): State<HfState>, request: Request) -> Response {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => ("/hf", rest.to_string()),
         _ => ("", raw_path.clone()),
     };
+    if let Some(rest) = path.strip_prefix(cas::CAS_PATH) {
+        return cas::serve(&state, rest, request).await;
+    }
     let endpoint = match Endpoint::parse(request.method(), &path) {
         Ok(e) => e,
         Err(e) => return e.into_response(),
@@ -214,13 +229,21 @@ async fn serve(
     if let Endpoint::LfsUpload { oid } = &endpoint {
         return upload::lfs_upload(hf, oid, request).await;
     }
+    // Telemetry carries whatever token hf_xet has (a CAS token): never identified.
+    if endpoint == Endpoint::XetTelemetry {
+        // Dropped unread, but read (bounded) so the connection stays usable.
+        let _ = read_body(request.into_body(), 1024 * 1024).await;
+        return Ok(http::StatusCode::OK.into_response());
+    }
     let identity = state.auth.authenticate(request.headers())?;
     precheck(&state.auth, &identity, &endpoint)?;
+    let root = state.site.base_url(request.headers());
     let ctx = Ctx {
         identity,
         auth: state.auth.clone(),
         params: api::query_params(request.uri().query()),
-        base: format!("{}{prefix}", state.site.base_url(request.headers())),
+        base: format!("{root}{prefix}"),
+        root,
     };
     use Endpoint::*;
     // Pull-through: what these read is brought in (or revalidated) first.
@@ -299,31 +322,11 @@ async fn serve(
             };
             upload::change_ref(hf, &ctx, &repo, kind, op, &path, body).await
         }
-        Xet { .. } => {
-            let mut r = HfError::new(http::StatusCode::TEMPORARY_REDIRECT, None, XET_REFUSAL)
-                .into_response();
-            let to = format!(
-                "{}/api/xet-unsupported/set-HF_HUB_DISABLE_XET=1-and-retry",
-                ctx.base
-            );
-            if let Ok(v) = http::HeaderValue::from_str(&to) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(r)
-        }
-        XetUnsupported => Err(HfError::new(
-            http::StatusCode::NOT_IMPLEMENTED,
-            None,
-            XET_REFUSAL,
-        )),
-        LfsUpload { .. } => unreachable!("handled above"),
+        XetToken { repo, write } => cas::issue_token(hf, &ctx, &repo, write).await,
+        LfsUpload { .. } | XetTelemetry => unreachable!("handled above"),
     }
 }
 
-const XET_REFUSAL: &str =
-    "Airlock does not speak Xet: set HF_HUB_DISABLE_XET=1 before starting Python so uploads use plain LFS";
-
-/// Reads a small request body, refusing more than `limit` bytes.
 /// A request body as a stream of bytes, for the store or [`read_body`].
 fn body_stream(body: axum::body::Body) -> crate::store::ByteStream {
     use futures::TryStreamExt;

@@ -33,6 +33,16 @@
 //!                                   oid, size, LFS sha256); immutable
 //!     lfs/<sha256 hex>              link: a writer of this repository uploaded that LFS
 //!                                   object (verified); a commit may name it by oid alone
+//! xet/                              Xet content (the Hub's CAS, src/hf/xet_store.rs; formats
+//!                                   in src/xet). <hash> is a Xet hash in the API's hex form
+//!   xorbs/<hh>/<hash>               one xorb as uploaded, verified against its hash while
+//!                                   it streamed in; immutable
+//!   xorbs/<hh>/<hash>.index         its chunk index (hash, size, byte range per chunk),
+//!                                   written after the xorb: the xorb counts as stored once
+//!                                   this exists
+//!   files/<hh>/<hash>.json          one file uploaded through Xet: its terms (xorb, chunk
+//!                                   range, size), size and sha256, written once the file
+//!                                   was rebuilt from its xorbs and its sha256 verified
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -131,6 +141,14 @@ pub enum MetaKey {
     OciUploadState {
         id: String,
     },
+    /// A stored xorb's chunk index; `hash` in the Xet API's hex form.
+    XetXorbIndex {
+        hash: String,
+    },
+    /// A file uploaded through Xet: its reconstruction and sha256.
+    XetFile {
+        hash: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -143,6 +161,14 @@ pub const HF_PREFIX: &str = "hf/";
 /// `hf/<kind>/<org>--<name>`
 pub fn hf_repo_dir(kind: &str, id: &str) -> String {
     format!("hf/{kind}/{}", id.replace('/', "--"))
+}
+
+/// `xet/xorbs/<hh>/<hash>`: a serialized xorb (`hash` in the Xet API's hex form).
+pub fn xet_xorb_key(hash: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!(
+        "xet/xorbs/{}/{hash}",
+        hash.get(..2).unwrap_or_default()
+    ))
 }
 
 /// `uploads/oci/<id>/<n>-<random>`: one PATCH body of an upload session.
@@ -174,6 +200,18 @@ impl MetaKey {
                 format!("{}/lfs/{}", hf_repo_dir(kind, id), digest.hex())
             }
             MetaKey::OciUploadState { id } => format!("{OCI_UPLOADS_PREFIX}{id}/state.json"),
+            MetaKey::XetXorbIndex { hash } => {
+                format!(
+                    "xet/xorbs/{}/{hash}.index",
+                    hash.get(..2).unwrap_or_default()
+                )
+            }
+            MetaKey::XetFile { hash } => {
+                format!(
+                    "xet/files/{}/{hash}.json",
+                    hash.get(..2).unwrap_or_default()
+                )
+            }
         })
     }
 
@@ -222,6 +260,12 @@ impl MetaKey {
                 digest: Digest::sha256_hex(hex).ok()?,
             },
             ["uploads", "oci", id, "state.json"] => MetaKey::OciUploadState { id: id.to_string() },
+            ["xet", "xorbs", hh, file] if file.starts_with(hh) => MetaKey::XetXorbIndex {
+                hash: file.strip_suffix(".index")?.to_string(),
+            },
+            ["xet", "files", hh, file] if file.starts_with(hh) => MetaKey::XetFile {
+                hash: file.strip_suffix(".json")?.to_string(),
+            },
             _ => return None,
         })
     }
@@ -285,6 +329,12 @@ mod tests {
                 digest: d.clone(),
             },
             MetaKey::OciUploadState { id: "0".repeat(32) },
+            MetaKey::XetXorbIndex {
+                hash: "ab".repeat(32),
+            },
+            MetaKey::XetFile {
+                hash: "cd".repeat(32),
+            },
         ];
         for k in all {
             let key = k.key().unwrap();
@@ -302,5 +352,10 @@ mod tests {
         assert_eq!(MetaKey::parse(blob_key(&d).as_str()), None);
         assert_eq!(MetaKey::parse("oci/repos/_repo.json"), None);
         assert_eq!(MetaKey::parse("hf/something/new"), None);
+        // The xorb itself is content, not a document.
+        assert_eq!(
+            MetaKey::parse(xet_xorb_key(&"ab".repeat(32)).unwrap().as_str()),
+            None
+        );
     }
 }

@@ -1,0 +1,372 @@
+//! Xet content in the store (layout: `xet/` in `store/layout.rs`).
+//!
+//! - A xorb is verified while it streams into the store (every chunk decoded and hashed,
+//!   the Merkle root compared with the name the client gave): a xorb that fails is never
+//!   published. Its chunk index is written after it, and marks it stored.
+//! - A shard is a claim: each file's hash, sizes and term verification hashes are checked
+//!   against the stored indexes (`xet::verify`), which proves the uploader knew the
+//!   chunks and not only a xorb's name.
+//! - Each file the shard names with a sha256 is then rebuilt once from its xorbs into
+//!   `blobs/` through the verifying blob store: the sha256 (what a Hub commit names as
+//!   `lfsFile.oid`) is proven, not believed, and the file is an ordinary blob to every
+//!   other protocol, bundle and mirror. The repository the CAS token was for gets the
+//!   LFS link that lets its commits name the file.
+
+use super::model::RepoRef;
+use super::repo::Repos;
+use super::HfError;
+use crate::digest::Digest;
+use crate::store::layout::{xet_xorb_key, MetaKey};
+use crate::store::{
+    ByteRange, ByteStream, DocStore, DynStore, GetOptions, Mutability, PutMode, PutOptions,
+    StoreError,
+};
+use crate::xet::{self, FileInfo, MerkleHash, XetError, XorbIndex, XorbVerifier};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Chunks decoded per store read when a file is rebuilt: at most 32 × 256 KiB of
+/// compressed data held at once, whatever the file's size.
+const CHUNKS_PER_READ: u32 = 32;
+
+#[derive(Clone, Debug)]
+pub struct XetStore {
+    store: DynStore,
+    docs: DocStore,
+}
+
+/// `xet/files/<hh>/<hash>.json`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileDoc {
+    pub size: u64,
+    pub sha256: String,
+    pub terms: Vec<TermDoc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TermDoc {
+    pub xorb: String,
+    pub start: u32,
+    pub end: u32,
+    pub size: u32,
+}
+
+/// What a shard upload did, for the v2 route's progress events.
+pub enum ShardProgress {
+    Verified { done: usize, total: usize },
+    Storing,
+}
+
+fn invalid(e: XetError) -> HfError {
+    HfError::bad_request(e.to_string())
+}
+
+fn index_key(hash: &MerkleHash) -> crate::store::ObjectKey {
+    MetaKey::XetXorbIndex {
+        hash: hash.to_api_hex(),
+    }
+    .key()
+    .expect("hex keys are valid")
+}
+
+fn file_key(hash: &MerkleHash) -> crate::store::ObjectKey {
+    MetaKey::XetFile {
+        hash: hash.to_api_hex(),
+    }
+    .key()
+    .expect("hex keys are valid")
+}
+
+fn xorb_key(hash: &MerkleHash) -> crate::store::ObjectKey {
+    xet_xorb_key(&hash.to_api_hex()).expect("hex keys are valid")
+}
+
+impl XetStore {
+    pub fn new(store: DynStore, docs: DocStore) -> XetStore {
+        XetStore { store, docs }
+    }
+
+    pub async fn has_xorb(&self, hash: &MerkleHash) -> Result<bool, HfError> {
+        Ok(self
+            .docs
+            .get(&index_key(hash), Mutability::Immutable)
+            .await?
+            .is_some())
+    }
+
+    pub async fn xorb_index(&self, hash: &MerkleHash) -> Result<Option<XorbIndex>, HfError> {
+        let Some(doc) = self
+            .docs
+            .get(&index_key(hash), Mutability::Immutable)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let index = XorbIndex::from_bytes(&doc.bytes)
+            .map_err(|e| HfError::from(StoreError::Unavailable(format!("xorb {hash}: {e}"))))?;
+        if index.hash != *hash {
+            return Err(
+                StoreError::Unavailable(format!("xorb {hash}: index of another xorb")).into(),
+            );
+        }
+        Ok(Some(index))
+    }
+
+    /// Stores a xorb the client names `hash`; `false` if it was stored already (the
+    /// body is then read and dropped: content-addressed, nothing to compare).
+    pub async fn put_xorb(&self, hash: MerkleHash, body: ByteStream) -> Result<bool, HfError> {
+        if self.has_xorb(&hash).await? {
+            body.try_for_each(|_| async { Ok(()) })
+                .await
+                .map_err(StoreError::Body)?;
+            return Ok(false);
+        }
+        let verified: Arc<Mutex<Option<XorbIndex>>> = Arc::default();
+        let failure: Arc<Mutex<Option<XetError>>> = Arc::default();
+        let stream = verifying(
+            body,
+            XorbVerifier::new(hash),
+            verified.clone(),
+            failure.clone(),
+        );
+        let put = self
+            .store
+            .put(&xorb_key(&hash), stream, PutOptions::default())
+            .await;
+        if let Some(e) = failure.lock().expect("not poisoned").take() {
+            return Err(invalid(e));
+        }
+        put?;
+        let index = verified
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| StoreError::Unavailable("xorb stored unverified".into()))?;
+        self.docs
+            .put(
+                &index_key(&hash),
+                Bytes::from(index.to_bytes()),
+                PutMode::Overwrite,
+                Mutability::Immutable,
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// Checks an uploaded shard against the stored xorbs, then rebuilds each of its files
+    /// into `blobs/` (verifying its sha256) and links it to `repo`.
+    pub async fn register_shard(
+        &self,
+        repos: &Repos,
+        repo: &RepoRef,
+        body: Bytes,
+        mut progress: impl FnMut(ShardProgress) + Send,
+    ) -> Result<(), HfError> {
+        let shard = tokio::task::spawn_blocking(move || {
+            xet::parse_shard(std::io::Cursor::new(body), xet::shard::MAX_SHARD_BYTES)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("shard parser: {e}")))?
+        .map_err(invalid)?;
+        let named = shard.xorbs_named();
+        if named.len() > xet::shard::MAX_XORBS_NAMED {
+            return Err(invalid(XetError::BadShard("names too many xorbs".into())));
+        }
+        // Indexes are loaded per xorb as the shard names them; a shard names few xorbs
+        // (one per 64 MiB of new data) and each index is at most 320 KiB.
+        let mut indexes: HashMap<MerkleHash, XorbIndex> = HashMap::new();
+        for hash in named {
+            let index = self
+                .xorb_index(&hash)
+                .await?
+                .ok_or_else(|| invalid(XetError::UnknownXorb(hash)))?;
+            indexes.insert(hash, index);
+        }
+        let total = shard.files.len();
+        let (shard, indexes) = tokio::task::spawn_blocking(move || {
+            xet::verify_shard(&shard, &indexes).map(|()| (shard, indexes))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("shard verifier: {e}")))?
+        .map_err(invalid)?;
+        progress(ShardProgress::Verified { done: total, total });
+        progress(ShardProgress::Storing);
+        // Every file is rebuilt (and its sha256 proven) before any is recorded, so a
+        // refused shard leaves no file and no link; the blobs of files that did verify
+        // are content nothing refers to yet.
+        let mut records = Vec::new();
+        for file in &shard.files {
+            if let Some(record) = self.rebuild_file(repos, file, &indexes).await? {
+                records.push(record);
+            }
+        }
+        for (hash, doc, digest) in records {
+            let bytes = serde_json::to_vec(&doc).expect("serializable");
+            self.docs
+                .put(
+                    &file_key(&hash),
+                    Bytes::from(bytes),
+                    PutMode::Overwrite,
+                    Mutability::Immutable,
+                )
+                .await?;
+            repos.link_lfs(repo, &digest).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds one file into `blobs/`, verifying its sha256; `None` for a file without
+    /// one (a Hub commit could not name it).
+    async fn rebuild_file(
+        &self,
+        repos: &Repos,
+        file: &FileInfo,
+        indexes: &HashMap<MerkleHash, XorbIndex>,
+    ) -> Result<Option<(MerkleHash, FileDoc, Digest)>, HfError> {
+        let Some(sha256) = file.sha256 else {
+            return Ok(None);
+        };
+        let digest = Digest::sha256_hex(&hex::encode(sha256))
+            .map_err(|e| HfError::bad_request(e.to_string()))?;
+        let doc = FileDoc {
+            size: file.size(),
+            sha256: digest.hex().to_string(),
+            terms: file
+                .terms
+                .iter()
+                .map(|t| TermDoc {
+                    xorb: t.xorb.to_api_hex(),
+                    start: t.chunks.start,
+                    end: t.chunks.end,
+                    size: t.unpacked_len,
+                })
+                .collect(),
+        };
+        let body = self.rebuild(&doc, indexes.clone());
+        repos
+            .blobs()
+            .put(&digest, body, Some(doc.size))
+            .await
+            .map_err(|e| match e {
+                StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. } => {
+                    HfError::bad_request(format!(
+                        "file {}: its chunks do not hash to the sha256 {} the shard declares",
+                        file.hash,
+                        digest.hex()
+                    ))
+                }
+                e => e.into(),
+            })?;
+        Ok(Some((file.hash, doc, digest)))
+    }
+
+    /// The file's bytes, decoded from its xorbs a few chunks at a time; every chunk is
+    /// checked against its hash as it is decoded.
+    fn rebuild(&self, doc: &FileDoc, indexes: HashMap<MerkleHash, XorbIndex>) -> ByteStream {
+        let indexes = Arc::new(indexes);
+        let mut windows = Vec::new();
+        for term in &doc.terms {
+            let mut start = term.start;
+            while start < term.end {
+                let end = term.end.min(start.saturating_add(CHUNKS_PER_READ));
+                windows.push((term.xorb.clone(), start..end));
+                start = end;
+            }
+        }
+        let store = self.store.clone();
+        futures::stream::iter(windows)
+            .then(move |(xorb, chunks)| {
+                let store = store.clone();
+                let indexes = indexes.clone();
+                async move { read_window(&store, &indexes, &xorb, chunks).await }
+            })
+            .boxed()
+    }
+}
+
+async fn read_window(
+    store: &DynStore,
+    indexes: &HashMap<MerkleHash, XorbIndex>,
+    xorb: &str,
+    chunks: std::ops::Range<u32>,
+) -> std::io::Result<Bytes> {
+    let hash: MerkleHash = xorb.parse().map_err(std::io::Error::other)?;
+    let index = indexes
+        .get(&hash)
+        .ok_or_else(|| std::io::Error::other(format!("xorb {xorb} not loaded")))?;
+    let range = index
+        .byte_range(chunks.clone())
+        .map_err(std::io::Error::other)?;
+    let got = store
+        .get(
+            &xorb_key(&hash),
+            GetOptions {
+                range: Some(ByteRange::Bounded {
+                    start: range.start,
+                    end: range.end - 1,
+                }),
+            },
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+    let limit = (range.end - range.start) as usize;
+    let stored = crate::store::collect_limited(got.body, limit).await?;
+    let mut out = Vec::new();
+    xet::decode_range(index, chunks, &stored, |piece| out.extend_from_slice(piece))
+        .map_err(std::io::Error::other)?;
+    Ok(Bytes::from(out))
+}
+
+/// Passes the body through while `verifier` reads it; at its end, an unverified xorb
+/// turns into an error so the store publishes nothing.
+fn verifying(
+    body: ByteStream,
+    verifier: XorbVerifier,
+    verified: Arc<Mutex<Option<XorbIndex>>>,
+    failure: Arc<Mutex<Option<XetError>>>,
+) -> ByteStream {
+    let verifier = Arc::new(Mutex::new(Some(verifier)));
+    let failure_in_body = failure.clone();
+    let end = {
+        let verifier = verifier.clone();
+        futures::stream::once(async move {
+            let v = verifier.lock().expect("not poisoned").take();
+            match v.map(XorbVerifier::finish) {
+                Some(Ok(index)) => {
+                    *verified.lock().expect("not poisoned") = Some(index);
+                    None
+                }
+                Some(Err(e)) => {
+                    let message = e.to_string();
+                    *failure.lock().expect("not poisoned") = Some(e);
+                    Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        message,
+                    )))
+                }
+                None => None,
+            }
+        })
+        .filter_map(futures::future::ready)
+    };
+    body.map(move |chunk| {
+        let chunk = chunk?;
+        let mut guard = verifier.lock().expect("not poisoned");
+        if let Some(v) = guard.as_mut() {
+            if let Err(e) = v.push(&chunk) {
+                let message = e.to_string();
+                *failure_in_body.lock().expect("not poisoned") = Some(e);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    message,
+                ));
+            }
+        }
+        Ok(chunk)
+    })
+    .chain(end)
+    .boxed()
+}
