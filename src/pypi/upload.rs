@@ -75,13 +75,20 @@ pub async fn handle(
             out.flush().await.map_err(spool_error)?;
             content = Some((spool, filename, hasher.finish(), size));
         } else {
-            let value = field.text().await.map_err(|e| {
+            // Read piece by piece against what is left of the budget: a field is never
+            // held whole before its size is known.
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| {
                 PypiError::bad_request(format!("malformed form field `{name}`: {e}"))
-            })?;
-            text_bytes += value.len();
-            if text_bytes > MAX_FORM_TEXT_BYTES {
-                return Err(PypiError::too_large("upload form fields too large"));
+            })? {
+                text_bytes += chunk.len();
+                if text_bytes > MAX_FORM_TEXT_BYTES {
+                    return Err(PypiError::too_large("upload form fields too large"));
+                }
+                value.extend_from_slice(&chunk);
             }
+            let value = String::from_utf8(value)
+                .map_err(|_| PypiError::bad_request(format!("form field `{name}` is not UTF-8")))?;
             // Repeated fields (classifiers, requires_dist) are not needed: the file's own
             // metadata is the source of truth.
             fields.entry(name).or_insert(value);
