@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::backend::{Backend, StoreArgs};
+use support::http;
+use support::process::output_ok;
+use support::store_walk::stored_blobs;
 use support::wheels::wheel;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -18,9 +21,7 @@ const IMAGE: &str = "docker.io/ml/tiny";
 const GARAGE_NOTICE: &str = " INFO airlock::store::s3: S3 server ignores conditional writes";
 
 fn ok(out: Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "command failed:\n{stderr}");
-    stderr + &String::from_utf8_lossy(&out.stdout)
+    output_ok(out, "airlock")
 }
 
 fn fails(out: Output) -> String {
@@ -81,12 +82,8 @@ fn seed(store: &StoreArgs, dir: &Path) -> Seeded {
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 async fn get(url: &str, accept: &str) -> (u16, Vec<u8>) {
-    let r = http()
+    let r = http::following_redirects()
         .get(url)
         .bearer_auth(ADMIN)
         .header("accept", accept)
@@ -116,7 +113,7 @@ async fn assert_serves(store: &StoreArgs, dir: &Path, seeded: &Seeded, wheels: &
     let (status, body) = get(url.as_str(), "*/*").await;
     assert_eq!(status, 200);
     assert_eq!(
-        images::sha256(&body),
+        support::sha256(&body),
         format!("sha256:{}", files[0]["hashes"]["sha256"].as_str().unwrap())
     );
 
@@ -130,7 +127,7 @@ async fn assert_serves(store: &StoreArgs, dir: &Path, seeded: &Seeded, wheels: &
     )
     .await;
     assert_eq!((status, body), (200, seeded.manifest.clone()));
-    let layer = images::sha256(&seeded.layer);
+    let layer = support::sha256(&seeded.layer);
     let (status, body) = get(&server.url(&format!("/v2/{IMAGE}/blobs/{layer}")), "*/*").await;
     assert_eq!((status, body), (200, seeded.layer.clone()));
 
@@ -148,11 +145,6 @@ fn have(store: &StoreArgs, dir: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Blobs in the store (looked at directly, not through Airlock).
-fn stored_blobs(store: &StoreArgs) -> usize {
-    store.keys_under("blobs/").len()
 }
 
 /// Metadata documents in the store (looked at directly, not through Airlock).
@@ -394,7 +386,11 @@ fn a_corrupt_object_or_a_tampered_manifest_imports_nothing(receiver: Backend) {
         .collect();
     assert_eq!(lines.len(), 1, "one line: {e}");
     assert_eq!(metadata_objects(&target), 0);
-    assert_eq!(stored_blobs(&target), 0, "verified before storing");
+    assert_eq!(
+        stored_blobs(&target, "").len(),
+        0,
+        "verified before storing"
+    );
 
     // A manifest that lies about a size.
     std::fs::write(&bundle, &pristine).unwrap();
@@ -422,7 +418,7 @@ fn a_corrupt_object_or_a_tampered_manifest_imports_nothing(receiver: Backend) {
         let mut m: Value = serde_json::from_slice(&bytes).unwrap();
         let objects = m["objects"].as_array_mut().unwrap();
         let doc = objects.iter_mut().find(|o| o["kind"] == "doc").unwrap();
-        doc["digest"] = images::sha256(b"something else").into();
+        doc["digest"] = support::sha256(b"something else").into();
         serde_json::to_vec(&m).unwrap()
     });
     let e = fails(airlock(
@@ -432,7 +428,7 @@ fn a_corrupt_object_or_a_tampered_manifest_imports_nothing(receiver: Backend) {
     ));
     assert!(e.contains("not listed in manifest.json"), "{e}");
     assert_eq!(metadata_objects(&target), 0);
-    assert_eq!(stored_blobs(&target), 0);
+    assert_eq!(stored_blobs(&target, "").len(), 0);
 
     // The pristine bundle still imports.
     std::fs::write(&bundle, &pristine).unwrap();
@@ -524,7 +520,7 @@ fn signed_bundles_are_accepted_and_foreign_or_unsigned_ones_refused(receiver: Ba
     });
     fails(import(&tampered));
     assert_eq!(metadata_objects(&target), 0);
-    assert_eq!(stored_blobs(&target), 0);
+    assert_eq!(stored_blobs(&target, "").len(), 0);
 
     let out = ok(import(&signed));
     assert!(out.contains("signature verified"), "{out}");
@@ -646,7 +642,7 @@ fn an_import_killed_midway_publishes_nothing_and_resumes(receiver: Backend) {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while stored_blobs(&target) == 0 {
+    while stored_blobs(&target, "").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "no blob was ever stored"
@@ -659,7 +655,7 @@ fn an_import_killed_midway_publishes_nothing_and_resumes(receiver: Backend) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let stored = stored_blobs(&target);
+    let stored = stored_blobs(&target, "").len();
     assert!(stored < 300, "interrupted while storing blobs ({stored})");
     assert_eq!(
         metadata_objects(&target),

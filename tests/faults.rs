@@ -14,21 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
+use support::sha256_hex;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
-
-fn sha256(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(data))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// A config file with the given `[http]` limits (small, so tests finish in seconds).
 fn limits_config(dir: &Path, http: &str) -> PathBuf {
@@ -132,7 +121,7 @@ fn an_upload_that_stops_sending_is_cut_off_and_leaves_nothing() {
     let server = start_with_limits(dir.path(), "body_stall_timeout = \"1s\"");
     let store = StoreArgs::new(Backend::Fs, dir.path());
     let data = support::pseudo_random(1024 * 1024, 7);
-    let digest = sha256(&data);
+    let digest = sha256_hex(&data);
     let mut stream = TcpStream::connect(host(&server)).unwrap();
     let start = Instant::now();
     write!(
@@ -312,7 +301,7 @@ async fn oci_upload_killed_then_retried(backend: Backend) {
     let store = StoreArgs::new(backend, dir.path());
     let mut server = restart(&store, dir.path());
     let layer = support::pseudo_random(32 * 1024 * 1024, 13);
-    let digest = format!("sha256:{}", sha256(&layer));
+    let digest = format!("sha256:{}", sha256_hex(&layer));
     let before = store.object_keys();
     let head = format!(
         "POST /v2/faults/big/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {}\r\n\
@@ -325,7 +314,7 @@ async fn oci_upload_killed_then_retried(backend: Backend) {
     let server = restart(&store, dir.path());
     assert_nothing_visible_changed(&store, &before);
     let blob = server.url(&format!("/v2/faults/big/blobs/{digest}"));
-    let c = http();
+    let c = http::client();
     assert_eq!(
         c.head(&blob)
             .bearer_auth(ADMIN)
@@ -338,7 +327,7 @@ async fn oci_upload_killed_then_retried(backend: Backend) {
     // skopeo's retry (a streamed PATCH upload), then the layer is served byte for byte.
     let layout = dir.path().join("layout");
     images::tiny_layout(&layout, "v1", &layer);
-    support::output_ok(
+    support::process::output_ok(
         images::skopeo(dir.path())
             .args([
                 "copy",
@@ -437,14 +426,14 @@ async fn pypi_upload_killed_then_retried(backend: Backend) {
     kill_mid_upload(&mut server, &store, (&head, &body), 200, false);
     let server = restart(&store, dir.path());
     assert_nothing_visible_changed(&store, &before);
-    let c = http();
+    let c = http::client();
     let page = server.url("/simple/faults-pkg/");
     assert_eq!(c.get(&page).send().await.unwrap().status(), 404);
     // twine's retry succeeds and the file is served byte for byte.
     let file = dir.path().join(&dist.filename);
     std::fs::write(&file, &dist.bytes).unwrap();
-    support::output_ok(
-        support::venv_tool("twine")
+    support::process::output_ok(
+        support::process::venv_tool("twine")
             .args(["upload", "--non-interactive", "--disable-progress-bar"])
             .args(["--repository-url", &server.url("/legacy/")])
             .args(["-u", "__token__", "-p", ADMIN])
@@ -478,7 +467,7 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreArgs::new(backend, dir.path());
     let mut server = restart(&store, dir.path());
-    let c = http();
+    let c = http::client();
     let r = c
         .post(server.url("/api/repos/create"))
         .bearer_auth(ADMIN)
@@ -488,7 +477,7 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
         .unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
     let content = support::pseudo_random(24 * 1024 * 1024, 17);
-    let oid = sha256(&content);
+    let oid = sha256_hex(&content);
     let href = lfs_upload_url(&c, &server.base, "faults/big", &oid, content.len()).await;
     let path = &href[href.find("/api/").unwrap()..];
     let before = store.object_keys();
@@ -510,7 +499,7 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
     // huggingface_hub's retry (LFS, not Xet: Airlock speaks the LFS protocol).
     let file = dir.path().join("big.bin");
     std::fs::write(&file, &content).unwrap();
-    support::output_ok(
+    support::process::output_ok(
         support::hf_python(&server.base, &dir.path().join("hf-home"))
             .env("HF_TOKEN", ADMIN)
             .env("HF_HUB_DISABLE_XET", "1")
@@ -591,7 +580,7 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
     let mount = Tmpfs::mount(&dir.path().join("small"), "8m");
     let store = StoreArgs::new(Backend::Fs, &mount.0);
     let server = store.serve(dir.path(), &["--admin-token", ADMIN]);
-    let c = http();
+    let c = http::client();
     let big = support::pseudo_random(12 * 1024 * 1024, 23);
     let nothing_left = |what: &str, digest: &str| {
         assert_eq!(store.unfinished_writes(), Vec::<String>::new(), "{what}");
@@ -606,7 +595,7 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
     };
 
     // OCI: the distribution spec's JSON errors[].
-    let digest = sha256(&big);
+    let digest = sha256_hex(&big);
     let r = c
         .post(server.url(&format!(
             "/v2/faults/full/blobs/uploads/?digest=sha256:{digest}"
@@ -657,7 +646,7 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
         &c,
         &server.base,
         "faults/full",
-        &sha256(&small),
+        &sha256_hex(&small),
         small.len(),
     )
     .await;
@@ -726,11 +715,14 @@ async fn the_s3_server_killed_mid_download_is_an_error_never_a_short_success() {
             ("AWS_REGION", &garage.region),
         ],
     );
-    let c = http();
+    let c = http::client();
     let layer = support::pseudo_random(48 * 1024 * 1024, 29);
     support::push_image(&c, &server.base, ADMIN, "faults/s3", "v1", &layer).await;
     let r = c
-        .get(server.url(&format!("/v2/faults/s3/blobs/sha256:{}", sha256(&layer))))
+        .get(server.url(&format!(
+            "/v2/faults/s3/blobs/sha256:{}",
+            sha256_hex(&layer)
+        )))
         .bearer_auth(ADMIN)
         .send()
         .await

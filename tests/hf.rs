@@ -6,17 +6,11 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use support::airlock::{command, Airlock};
+use support::http;
+use support::store_walk::file_count;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 const READER: &str = "reader-token-0123456789";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// A small model folder: config, a file in a folder with an awkward name, and a file
 /// large enough to be LFS.
@@ -78,7 +72,7 @@ fn start() -> Fixture {
 }
 
 async fn get_json(url: &str) -> Value {
-    let r = http().get(url).send().await.unwrap();
+    let r = http::client().get(url).send().await.unwrap();
     assert_eq!(r.status(), 200, "{url}");
     r.json().await.unwrap()
 }
@@ -147,7 +141,7 @@ async fn repo_info_tree_and_resolve_carry_what_clients_need() {
 
     // Resolve: HEAD and GET with the headers huggingface_hub requires, served directly.
     let url = format!("{base}/org/tiny/resolve/main/weights.bin");
-    let r = http().head(&url).send().await.unwrap();
+    let r = http::client().head(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-repo-commit"], sha.as_str());
     let lfs_sha = weights["lfs"]["sha256"].as_str().unwrap();
@@ -167,7 +161,7 @@ async fn repo_info_tree_and_resolve_carry_what_clients_need() {
     assert!(
         r.headers().get("x-xet-hash").is_none() && r.headers().get("content-encoding").is_none()
     );
-    let r = http()
+    let r = http::client()
         .get(&url)
         .header("range", "bytes=0-11")
         .send()
@@ -175,14 +169,14 @@ async fn repo_info_tree_and_resolve_carry_what_clients_need() {
         .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().len(), 12);
-    let r = http()
+    let r = http::client()
         .get(&url)
         .header("range", "bytes=99999999-")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 416);
-    let r = http()
+    let r = http::client()
         .get(format!(
             "{base}/org/tiny/resolve/{sha}/sub%20dir/tok%231.json"
         ))
@@ -196,7 +190,7 @@ async fn repo_info_tree_and_resolve_carry_what_clients_need() {
     assert_eq!(r.text().await.unwrap(), "{}");
 
     // Everything again under /hf.
-    let r = http()
+    let r = http::client()
         .head(format!("{base}/hf/org/tiny/resolve/main/config.json"))
         .send()
         .await
@@ -227,7 +221,7 @@ async fn assert_error(
 async fn errors_use_the_hub_codes() {
     let fx = start();
     let base = &fx.server.base;
-    let c = http();
+    let c = http::client();
     assert_error(
         c.get(format!("{base}/api/models/org/missing"))
             .send()
@@ -311,7 +305,7 @@ async fn errors_use_the_hub_codes() {
 async fn private_repos_are_invisible_without_a_read_scope() {
     let fx = start();
     let base = &fx.server.base;
-    let c = http();
+    let c = http::client();
     assert_error(
         c.get(format!("{base}/api/models/secret/model"))
             .send()
@@ -415,8 +409,8 @@ async fn private_repos_are_invisible_without_a_read_scope() {
 async fn bad_uploads_are_refused_and_store_nothing() {
     let fx = start();
     let base = &fx.server.base;
-    let c = http();
-    let blobs = || walk_count(&fx.dir.path().join("store/blobs"));
+    let c = http::client();
+    let blobs = || file_count(&fx.dir.path().join("store/blobs"));
     let before = blobs();
 
     // A commit naming an LFS object that was never uploaded.
@@ -514,17 +508,6 @@ async fn bad_uploads_are_refused_and_store_nothing() {
     assert_eq!(blobs(), before + 1);
 }
 
-fn walk_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().path())
-                .map(|p| if p.is_dir() { walk_count(&p) } else { 1 })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// The Rust `hf-hub` crate (what TGI, candle and mistral.rs download with): a metadata
 /// probe with `Range: bytes=0-0`, then the file, in parallel ranges for large ones.
 #[tokio::test]
@@ -572,13 +555,13 @@ async fn an_unreachable_store_is_a_5xx_never_a_404() {
         format!("{base}/api/models/org/tiny"),
         format!("{base}/org/tiny/resolve/main/config.json"),
     ] {
-        let r = http().get(&url).send().await.unwrap();
+        let r = http::client().get(&url).send().await.unwrap();
         assert!(r.status().is_server_error(), "{url}: {}", r.status());
         assert!(r.headers().get("x-error-code").is_none(), "{url}");
     }
     std::fs::rename(fx.dir.path().join("moved"), &store).unwrap();
     assert_eq!(
-        http()
+        http::client()
             .get(format!("{base}/api/models/org/tiny"))
             .send()
             .await

@@ -9,14 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::process::{ok, venv_dir};
 
 const ADMIN: &str = "admin-token-for-tests-0123";
-
-fn venv(var: &str) -> PathBuf {
-    PathBuf::from(std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run `bash tests/run-all.sh`, which installs huggingface_hub, transformers and datasets into virtualenvs")
-    }))
-}
 
 /// Python from a virtualenv, pointed at Airlock, with a private cache and no token
 /// or offline settings leaking in from the environment.
@@ -36,14 +31,7 @@ fn python(venv: &Path, server: &Airlock, home: &Path) -> Command {
 }
 
 fn run_ok(cmd: &mut Command, script: &str) -> String {
-    let out = cmd.arg("-c").arg(script).output().expect("run python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "python failed:\n{text}");
-    text
+    ok(cmd.arg("-c").arg(script))
 }
 
 /// A tiny but real model: a BERT config, a fast tokenizer, safetensors weights written by
@@ -51,7 +39,7 @@ fn run_ok(cmd: &mut Command, script: &str) -> String {
 fn make_model(dir: &Path) -> PathBuf {
     let root = dir.join("tiny-model");
     run_ok(
-        Command::new(venv("AIRLOCK_TEST_VENV").join("bin/python")).current_dir(dir),
+        Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin/python")).current_dir(dir),
         r#"
 import json, os, numpy as np
 from safetensors.numpy import save_file
@@ -167,7 +155,7 @@ print("UPLOADS-OK")
 fn import_a_cache(store: &StoreArgs, server: &Airlock, dir: &Path) -> String {
     let home = dir.join("hf-home-cache");
     let out = run_ok(
-        &mut python(&venv("AIRLOCK_TEST_VENV"), server, &home),
+        &mut python(&venv_dir("AIRLOCK_TEST_VENV"), server, &home),
         r#"
 from huggingface_hub import snapshot_download, HfApi
 snapshot_download("org/tiny")
@@ -236,14 +224,14 @@ fn huggingface_hub_versions(backend: Backend) {
         ("AIRLOCK_TEST_VENV_HF0", "0.36"),
     ] {
         let home = dir.path().join(format!("home-{name}"));
-        let out = run_ok(&mut python(&venv(var), &server, &home), DOWNLOADS);
+        let out = run_ok(&mut python(&venv_dir(var), &server, &home), DOWNLOADS);
         assert!(
             out.contains(&format!("DOWNLOADS-OK {sha}")),
             "huggingface_hub {name}: {out}"
         );
         // Uploads: 2.x and 1.x (1.20+) go through Xet, as installed, with no variable
         // set; 0.36 uses LFS.
-        let mut cmd = python(&venv(var), &server, &home);
+        let mut cmd = python(&venv_dir(var), &server, &home);
         cmd.env("HF_TOKEN", ADMIN);
         let out = cmd.arg("-c").arg(UPLOADS).arg(&model).output().unwrap();
         let text = format!(
@@ -259,7 +247,7 @@ fn huggingface_hub_versions(backend: Backend) {
     // The stock client's Xet upload: xorbs and a shard to Airlock's CAS, then the commit;
     // the file downloads byte-identical over plain HTTP and is an ordinary blob.
     let mut cmd = python(
-        &venv("AIRLOCK_TEST_VENV"),
+        &venv_dir("AIRLOCK_TEST_VENV"),
         &server,
         &dir.path().join("home-xet"),
     );
@@ -293,7 +281,7 @@ print("XET-OK", hashlib.sha256(data).hexdigest())
     // 0.36 resumes an interrupted download from its `.incomplete` file with a Range request.
     let home = dir.path().join("home-resume");
     let out = run_ok(
-        &mut python(&venv("AIRLOCK_TEST_VENV_HF0"), &server, &home),
+        &mut python(&venv_dir("AIRLOCK_TEST_VENV_HF0"), &server, &home),
         r#"
 import os
 from huggingface_hub import HfApi, hf_hub_download
@@ -341,7 +329,7 @@ fn transformers_and_datasets(backend: Backend) {
     let (_store, server) = setup(backend, dir.path());
     let home = dir.path().join("home");
     let out = run_ok(
-        &mut python(&venv("AIRLOCK_TEST_VENV"), &server, &home),
+        &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
         r#"
 from transformers import AutoConfig, AutoTokenizer
 config = AutoConfig.from_pretrained("org/tiny")
@@ -412,7 +400,7 @@ print("SNAPSHOT-OK")
 "#;
     let before = store_reads(&server);
     run_ok(
-        &mut python(&venv("AIRLOCK_TEST_VENV"), &server, &home),
+        &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
         script,
     );
     let cold = store_reads(&server) - before;
@@ -424,7 +412,7 @@ print("SNAPSHOT-OK")
     );
     let before = store_reads(&server);
     run_ok(
-        &mut python(&venv("AIRLOCK_TEST_VENV"), &server, &home),
+        &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
         script,
     );
     let warm = store_reads(&server) - before;
@@ -450,7 +438,7 @@ fn prefix_scoped_token_creates_and_uploads(backend: Backend) {
         &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
     );
     let mut cmd = python(
-        &venv("AIRLOCK_TEST_VENV"),
+        &venv_dir("AIRLOCK_TEST_VENV"),
         &server,
         &dir.path().join("home"),
     );
@@ -500,7 +488,7 @@ fn upload_of_content_stored_elsewhere(backend: Backend) {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(folder.join("weights.bin"), &weights).unwrap();
-    support::output_ok(
+    support::process::output_ok(
         store
             .cli(dir.path())
             .args(["--config", config, "hf", "import", "victim/secret"])
@@ -512,7 +500,7 @@ fn upload_of_content_stored_elsewhere(backend: Backend) {
     );
     let server = store.serve(dir.path(), &["--config", config, "--admin-token", ADMIN]);
     let mut cmd = python(
-        &venv("AIRLOCK_TEST_VENV"),
+        &venv_dir("AIRLOCK_TEST_VENV"),
         &server,
         &dir.path().join("home"),
     );

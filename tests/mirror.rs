@@ -8,7 +8,6 @@
 mod images;
 mod support;
 
-use images::sha256;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::airlock::{command, Airlock};
 use support::backend::{Backend, StoreArgs};
+use support::process::run_ok;
+use support::sha256;
 use support::wheels;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -147,18 +148,6 @@ struct ImageDigests {
     sbom_of_amd64: String,
     sbom_of_arm64: String,
 }
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Two platforms, each with a config and a layer, an index over them, and an SBOM-like
 /// artifact referring to each platform's manifest.
 fn write_layout(layout: &Path) -> ImageDigests {
@@ -256,7 +245,7 @@ fn start_upstream(extra: &[&str]) -> Upstream {
     std::fs::write(model.join("model.safetensors"), vec![7u8; 300_000]).unwrap();
     std::fs::write(model.join("sub/extra.bin"), vec![8u8; 1000]).unwrap();
     std::fs::write(model.join("sub/skip.bin"), vec![9u8; 1000]).unwrap();
-    run(cli().args(["hf", "import", "org/tiny"]).arg(&model));
+    run_ok(cli().args(["hf", "import", "org/tiny"]).arg(&model));
 
     let wheelhouse = dir.path().join("wheelhouse");
     std::fs::create_dir_all(&wheelhouse).unwrap();
@@ -291,13 +280,15 @@ fn start_upstream(extra: &[&str]) -> Upstream {
     for d in &dists {
         d.write_to(&wheelhouse);
     }
-    run(cli().args(["pypi", "import"]).arg(&wheelhouse));
+    run_ok(cli().args(["pypi", "import"]).arg(&wheelhouse));
 
     let layout = dir.path().join("layout");
     let image = write_layout(&layout);
-    run(cli()
-        .args(["oci", "import", "--repo", "docker.io/team/app"])
-        .arg(&layout));
+    run_ok(
+        cli()
+            .args(["oci", "import", "--repo", "docker.io/team/app"])
+            .arg(&layout),
+    );
 
     let mut args = vec!["--store", store.to_str().unwrap(), "--admin-token", ADMIN];
     args.extend_from_slice(extra);
@@ -815,18 +806,20 @@ fn real_clients_read_the_mirror() {
     assert!(mirror(&store, dir.path(), &spec, &[]).status.success());
     let served = store.serve(dir.path(), &[]);
     let dest = dir.path().join("dl");
-    run(Command::new(venv.join("bin/pip"))
-        .args([
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-            "--require-hashes",
-            "-d",
-        ])
-        .arg(&dest)
-        .args(["--index-url", &served.url("/simple/"), "-r"])
-        .arg(dir.path().join("requirements.txt")));
+    run_ok(
+        Command::new(venv.join("bin/pip"))
+            .args([
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--no-cache-dir",
+                "--require-hashes",
+                "-d",
+            ])
+            .arg(&dest)
+            .args(["--index-url", &served.url("/simple/"), "-r"])
+            .arg(dir.path().join("requirements.txt")),
+    );
     assert!(dest.join("demo-1.0-py3-none-any.whl").is_file());
     let script = format!(
         "from huggingface_hub import snapshot_download\n\
@@ -835,11 +828,13 @@ fn real_clients_read_the_mirror() {
         up.commit,
         dir.path().join("hf").display()
     );
-    let out = run(Command::new(venv.join("bin/python"))
-        .env("HF_ENDPOINT", &served.base)
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env_remove("HF_TOKEN")
-        .args(["-c", &script]));
+    let out = run_ok(
+        Command::new(venv.join("bin/python"))
+            .env("HF_ENDPOINT", &served.base)
+            .env("HF_HUB_DISABLE_TELEMETRY", "1")
+            .env_remove("HF_TOKEN")
+            .args(["-c", &script]),
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
         printed.contains("'config.json', 'model.safetensors', 'sub'"),
@@ -849,15 +844,17 @@ fn real_clients_read_the_mirror() {
     let host = served.base.trim_start_matches("http://");
     let image = format!("docker://{host}/docker.io/team/app:v1");
     let pulled = dir.path().join("pulled");
-    run(Command::new("skopeo")
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            "--override-arch",
-            "amd64",
-            &image,
-        ])
-        .arg(format!("oci:{}:v1", pulled.display())));
+    run_ok(
+        Command::new("skopeo")
+            .args([
+                "copy",
+                "--src-tls-verify=false",
+                "--override-arch",
+                "amd64",
+                &image,
+            ])
+            .arg(format!("oci:{}:v1", pulled.display())),
+    );
     // skopeo 1.9 gzips the uncompressed test layer on its way into the layout; the
     // content must be the amd64 layer the upstream holds.
     let expected = format!("layer for amd64 {}", "x".repeat(4096)).into_bytes();

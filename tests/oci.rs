@@ -10,9 +10,10 @@ mod support;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha512};
 use std::io::Write as _;
 use support::airlock::Airlock;
+use support::sha256;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 const TEAM: &str = "team-token-0123456789ab";
@@ -49,10 +50,6 @@ fn start_with(extra: &str, args: &[&str]) -> Fixture {
 
 fn start() -> Fixture {
     start_with("", &[])
-}
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 fn sha512(data: &[u8]) -> String {

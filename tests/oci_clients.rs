@@ -13,20 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::backend::{Backend, StoreArgs};
+use support::process::ok;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
 fn host_of(base: &str) -> &str {
     base.trim_start_matches("http://")
 }
@@ -95,7 +84,7 @@ fn skopeo_round_trip(backend: Backend) {
     ] {
         let raw =
             ok(skopeo(dir.path()).args(["inspect", "--tls-verify=false", "--raw", &reference]));
-        assert_eq!(images::sha256(raw.as_bytes()), digest, "{reference}");
+        assert_eq!(support::sha256(raw.as_bytes()), digest, "{reference}");
     }
     // And out again into a layout: same digests, same blobs.
     let out = dir.path().join("out");
@@ -155,7 +144,7 @@ fn skopeo_round_trip(backend: Backend) {
         (r.status(), digest)
     });
     assert_eq!(status, 200);
-    assert_eq!(header, images::sha256(raw.as_bytes()));
+    assert_eq!(header, support::sha256(raw.as_bytes()));
     // Without credentials, pushes are refused.
     let out = skopeo(dir.path())
         .args([

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
+use support::sha256;
+use support::store_walk::stored_blobs;
 use support::wheels::wheel;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -101,14 +104,6 @@ fn downstream(backend: Backend, dir: &Path, up: &Node, extra: &str) -> Node {
          [hf]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n"
     );
     Node::start(&dir.join("down"), store, &config, None)
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-fn sha256(data: &[u8]) -> String {
-    images::sha256(data)
 }
 
 /// A tiny image `docker.io/library/<name>:<tag>` imported into `node`; its manifest's
@@ -247,7 +242,7 @@ async fn oci_miss_is_pulled_through_then_served_while_the_upstream_is_down(backe
     let layer = b"a layer from the upper zone".to_vec();
     let (digest, manifest) = seed_tiny(&up, "tiny", "1.0", &layer);
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
 
     // A tag miss: fetched, stored, served byte for byte with its digest.
     let r = get_manifest(&http, &down, "tiny", "1.0").await;
@@ -328,7 +323,7 @@ async fn oci_token_flow_against_an_upstream_without_anonymous_read(backend: Back
     let (digest, manifest) = seed_tiny(&up, "private", "1.0", b"for token holders");
     // Without credentials the upstream refuses: a 5xx that says so, not a 404.
     let anonymous = downstream(backend, &dir.path().join("anon"), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     let r = get_manifest(&http, &anonymous, "private", "1.0").await;
     assert_eq!(r.status(), 502);
     assert!(r.text().await.unwrap().contains("401"));
@@ -352,7 +347,7 @@ async fn a_tag_moved_upstream_is_seen_after_the_ttl(backend: Backend) {
     let up = upstream(Backend::Fs, dir.path(), "");
     let (first, _) = seed_tiny(&up, "moving", "latest", b"version one");
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     let r = get_manifest(&http, &down, "moving", "latest").await;
     assert_eq!(r.headers()["docker-content-digest"], first.as_str());
 
@@ -374,7 +369,7 @@ async fn concurrent_misses_share_one_fetch(backend: Backend) {
     let up = upstream(backend, dir.path(), "");
     let layer = seed_big(&up, SIZE);
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     let url = down.server.url(&blob_path("big", &layer));
     let clients = (0..CLIENTS).map(|_| {
         let (http, url) = (http.clone(), url.clone());
@@ -403,20 +398,13 @@ async fn concurrent_misses_share_one_upstream_fetch_s3() {
     concurrent_misses_share_one_fetch(Backend::S3).await;
 }
 
-/// The store's objects under `blobs/` whose key names `hex`, looked at directly.
-fn stored_blobs(store: &StoreArgs, hex: &str) -> Vec<String> {
-    let mut keys = store.keys_under("blobs/");
-    keys.retain(|k| k.contains(hex));
-    keys
-}
-
 async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial(backend: Backend) {
     const SIZE: usize = 64 * MIB;
     let dir = tempfile::tempdir().unwrap();
     let mut up = upstream(Backend::Fs, dir.path(), "");
     let layer = seed_big(&up, SIZE);
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     let url = down.server.url(&blob_path("big", &layer));
 
     // Read a little, then stall: the downstream's fetch stalls with us (backpressure),
@@ -498,7 +486,7 @@ async fn pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down(back
     let up = upstream(Backend::Fs, dir.path(), "");
     let dist = seed_wheel(&up, "demo-pkg", "1.0");
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
 
     let page: serde_json::Value = project_json(&http, &down, "demo-pkg")
         .await
@@ -621,7 +609,7 @@ async fn two_instances_on_one_bucket_agree_within_the_mutable_ttl() {
     let config = "[cache]\nmutable_ttl = \"1s\"\n";
     let a = Node::start(&dir.path().join("a"), store.clone(), config, None);
     let b = Node::start(&dir.path().join("b"), store, config, None);
-    let http = http();
+    let http = http::following_redirects();
     let name = "docker.io/team/shared";
     let tag_url = |node: &Node| node.server.url(&format!("/v2/{name}/manifests/1.0"));
     let digest_of = |r: &reqwest::Response| {
@@ -690,7 +678,7 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     std::fs::write(model.join("model.safetensors"), &weights).unwrap();
     up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     let info = |node: &Node| {
         let url = node
             .server
@@ -778,7 +766,7 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
          [hf]\nupstream = \"{base}\"\n"
     );
     let down = Node::start(&dir.path().join("down"), store, &config, None);
-    let http = http();
+    let http = http::following_redirects();
     let upstream_gets = || {
         up.server
             .log()
@@ -957,7 +945,7 @@ async fn pypi_upstream_token_stays_on_the_upstream_origin(backend: Backend) {
         &format!("{}/simple/", index.base),
         "upstream_token_env = \"PT_PYPI_TOKEN\"",
     );
-    let http = http();
+    let http = http::following_redirects();
     let r = project_json(&http, &down, "demo-pkg").await;
     assert_eq!(r.status(), 200, "{}", down.server.log());
     let page: serde_json::Value = r.json().await.unwrap();
@@ -1012,7 +1000,7 @@ async fn oci_upstream_credential_goes_to_no_foreign_realm(backend: Backend) {
     })
     .await;
     std::env::set_var("PT_OCI_TOKEN", "oci-upstream-secret");
-    let http = http();
+    let http = http::following_redirects();
     let path = manifest_path("absent", "1.0");
     let down = downstream_of(
         backend,
@@ -1061,7 +1049,7 @@ fn twine_upload(node: &Node, dist: &support::wheels::Dist) {
         .arg(path)
         .output()
         .unwrap();
-    support::output_ok(out, "twine upload");
+    support::process::output_ok(out, "twine upload");
 }
 
 /// The filenames `node` lists for `project`.
@@ -1071,7 +1059,7 @@ fn listed(node: &Node, project: &str) -> Vec<String> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let r = project_json(&http(), node, project).await;
+        let r = project_json(&http::following_redirects(), node, project).await;
         assert_eq!(r.status(), 200, "{}", node.server.log());
         let page: serde_json::Value = r.json().await.unwrap();
         let mut names: Vec<String> = page["files"]
@@ -1112,7 +1100,7 @@ fn pypi_local_projects_are_never_merged_with_the_upstream(backend: Backend) {
         .args(["--index-url", &down.server.url("/simple/"), "acme-utils"])
         .output()
         .unwrap();
-    support::output_ok(out, "pip download");
+    support::process::output_ok(out, "pip download");
     assert!(got.join(&ours.filename).exists(), "pip took the local 1.0");
     assert!(!got.join(&attacker.filename).exists());
 
@@ -1147,7 +1135,7 @@ async fn a_locally_pushed_tag_is_never_moved_by_pull_through(backend: Backend) {
     let (upstream_digest, _) = seed_tiny(&up, "shared", "1.0", b"the upstream's 1.0");
     let (pulled, _) = seed_tiny(&up, "later", "1.0", b"the upstream's later 1.0");
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     let ours = push_tiny(
         &http,
         &down,
@@ -1198,7 +1186,7 @@ async fn a_joined_fill_links_only_what_the_upstream_confirmed(backend: Backend) 
     let up = upstream(Backend::Fs, dir.path(), "");
     let layer = seed_big(&up, SIZE);
     let down = downstream(backend, dir.path(), &up, "");
-    let http = http();
+    let http = http::following_redirects();
     // The first client takes one chunk and stops reading: the fill stays in flight.
     let first = http
         .get(down.server.url(&blob_path("big", &layer)))
@@ -1256,7 +1244,7 @@ async fn hf_upstream_privacy_and_paths_are_kept(backend: Backend) {
     })
     .await;
     let down = downstream_of(backend, dir.path(), "hf", &hub.base, "");
-    let http = http();
+    let http = http::following_redirects();
     let get = |path: &str| http.get(down.server.url(path)).send();
 
     let r = get("/api/models/org/open").await.unwrap();

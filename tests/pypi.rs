@@ -8,6 +8,8 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::io::Write as _;
 use support::airlock::{command, Airlock};
+use support::http;
+use support::store_walk::file_count;
 use support::wheels::{sdist, wheel, Dist};
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -42,14 +44,6 @@ fn start() -> Fixture {
         dir,
         config,
     }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// A multipart upload the way twine builds it.
@@ -94,7 +88,9 @@ async fn upload(
             "content",
             Part::bytes(dist.bytes.clone()).file_name(dist.filename.clone()),
         );
-    let mut request = http().post(format!("{base}{index_path}")).multipart(form);
+    let mut request = http::client()
+        .post(format!("{base}{index_path}"))
+        .multipart(form);
     if let Some(token) = token {
         request = request.basic_auth("__token__", Some(token));
     }
@@ -105,7 +101,7 @@ async fn upload(
 async fn upload_then_serve_pages_files_and_metadata() {
     let fx = start();
     let base = &fx.server.base;
-    let client = http();
+    let client = http::client();
     let core = wheel("Demo_Core", "1.0", &["requests>=2"], Some(">=3.8,<4"));
     let r = upload(base, "/legacy/", &core, Some(ADMIN), None).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
@@ -348,7 +344,7 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
     assert_eq!(r.status(), 400);
 
     // Only the good file is listed; nothing was stored for the refused ones.
-    let page: Value = http()
+    let page: Value = http::client()
         .get(format!("{base}/pypi/team/simple/guarded/"))
         .header("accept", JSON)
         .send()
@@ -358,11 +354,11 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
         .await
         .unwrap();
     assert_eq!(page["files"].as_array().unwrap().len(), 1);
-    let blob_count = walk_count(&fx.dir.path().join("store/blobs"));
+    let blob_count = file_count(&fx.dir.path().join("store/blobs"));
     assert_eq!(blob_count, 2, "one wheel and its metadata");
     // The default index never saw it, and an unknown index is a clear 404.
     assert_eq!(
-        http()
+        http::client()
             .get(format!("{base}/simple/guarded/"))
             .send()
             .await
@@ -370,7 +366,7 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
             .status(),
         404
     );
-    let r = http()
+    let r = http::client()
         .get(format!("{base}/pypi/nope/simple/"))
         .send()
         .await
@@ -383,7 +379,7 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
         "/simple/..%2F..%2F/",
         "/pypi/team/files/guarded/x/y",
     ] {
-        let status = http()
+        let status = http::client()
             .get(format!("{base}{path}"))
             .send()
             .await
@@ -391,15 +387,6 @@ async fn uploads_are_verified_authorized_and_never_overwrite() {
             .status();
         assert_eq!(status, 404, "{path}");
     }
-}
-
-fn walk_count(dir: &std::path::Path) -> usize {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        n += if p.is_dir() { walk_count(&p) } else { 1 };
-    }
-    n
 }
 
 #[tokio::test]
@@ -461,7 +448,7 @@ async fn import_and_yank_through_the_cli() {
     let page = |project: &'static str| {
         let url = format!("{base}/simple/{project}/");
         async move {
-            http()
+            http::client()
                 .get(url)
                 .header("accept", JSON)
                 .send()
@@ -530,7 +517,7 @@ async fn import_and_yank_through_the_cli() {
 
 /// A multipart body by hand, for the malformed cases a client library will not build.
 async fn raw_upload(base: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    http()
+    http::client()
         .post(format!("{base}/legacy/"))
         .basic_auth("__token__", Some(ADMIN))
         .header("content-type", content_type)
@@ -547,7 +534,7 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
     let blobs_before = || {
         let dir = fx.dir.path().join("store/blobs");
         if dir.exists() {
-            walk_count(&dir)
+            file_count(&dir)
         } else {
             0
         }
@@ -566,7 +553,7 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
     assert!(r.text().await.unwrap().contains("multipart"));
     // A form without the file.
     let form = Form::new().text(":action", "file_upload").text("name", "x");
-    let r = http()
+    let r = http::client()
         .post(format!("{base}/legacy/"))
         .basic_auth("__token__", Some(ADMIN))
         .multipart(form)
@@ -581,7 +568,7 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
         "content",
         Part::bytes(dist.bytes.clone()).file_name("../../evil-1.0-py3-none-any.whl"),
     );
-    let r = http()
+    let r = http::client()
         .post(format!("{base}/legacy/"))
         .basic_auth("__token__", Some(ADMIN))
         .multipart(form)
@@ -662,7 +649,7 @@ async fn an_oversized_form_field_is_never_held_whole() {
         .chain((0..FIELD / (1 << 20)).map(|_| bytes::Bytes::from(vec![b'a'; 1 << 20])))
         .chain(std::iter::once(bytes::Bytes::from("\r\n--B--\r\n")))
         .map(Ok::<_, std::io::Error>);
-    let r = http()
+    let r = http::client()
         .post(format!("{}/legacy/", fx.server.base))
         .basic_auth("__token__", Some(ADMIN))
         .header("content-type", "multipart/form-data; boundary=B")
@@ -711,7 +698,7 @@ async fn odd_names_and_markers_are_escaped() {
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let html = loop {
-        let html = http()
+        let html = http::client()
             .get(format!("{base}/simple/odd-name-pkg/"))
             .send()
             .await
@@ -737,7 +724,7 @@ async fn odd_names_and_markers_are_escaped() {
         html.contains("<title>Links for Odd.Name_pkg</title>"),
         "{html}"
     );
-    let json: Value = http()
+    let json: Value = http::client()
         .get(format!("{base}/simple/odd-name-pkg/"))
         .header("accept", JSON)
         .send()

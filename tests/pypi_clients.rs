@@ -8,20 +8,14 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use support::backend::{Backend, StoreArgs};
+use support::process::{ok, venv_dir};
 use support::wheels::{sdist, wheel};
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 
-fn env_dir(var: &str) -> PathBuf {
-    let dir = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run `bash tests/run-all.sh`, which installs pip, uv and twine into a virtualenv")
-    });
-    PathBuf::from(dir)
-}
-
 /// A tool from the test virtualenv, with no index configuration leaking in.
 fn tool(name: &str) -> Command {
-    let mut cmd = Command::new(env_dir("AIRLOCK_TEST_VENV").join("bin").join(name));
+    let mut cmd = Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin").join(name));
     for (k, _) in std::env::vars() {
         if k.starts_with("PIP_") || k.starts_with("UV_") || k.starts_with("TWINE_") {
             cmd.env_remove(k);
@@ -31,21 +25,6 @@ fn tool(name: &str) -> Command {
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("PIP_NO_INPUT", "1");
     cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run client")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
 }
 
 /// The wheelhouse of the tests: a dependency chain with a yanked release, a release
@@ -66,7 +45,7 @@ fn wheelhouse(dir: &Path) -> PathBuf {
     wheel("urllib3", "2.3.0", &[], None).write_to(&house);
     sdist("charset-normalizer", "3.3.0", &[]).write_to(&house);
     // The build backend for the sdist, a real wheel fetched by run-all.sh.
-    for entry in std::fs::read_dir(env_dir("AIRLOCK_TEST_WHEELHOUSE")).unwrap() {
+    for entry in std::fs::read_dir(venv_dir("AIRLOCK_TEST_WHEELHOUSE")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, house.join(path.file_name().unwrap())).unwrap();
     }
@@ -281,7 +260,7 @@ fn twine_uploads_then_pip_installs(backend: Backend) {
     );
     // twine 6.2 and later allow --skip-existing only against pypi.org; 6.1 is the last
     // that honours it elsewhere, recognising the 409.
-    let old_twine = Command::new(env_dir("AIRLOCK_TEST_TWINE_SKIP_EXISTING"));
+    let old_twine = Command::new(venv_dir("AIRLOCK_TEST_TWINE_SKIP_EXISTING"));
     let out = upload_with(
         old_twine,
         &legacy,
@@ -338,7 +317,7 @@ fn upload_with(
         .args(["-u", "__token__", "-p", token])
         .args(extra)
         .args(files);
-    run(&mut twine)
+    twine.output().expect("run client")
 }
 
 on_both_stores!(

@@ -10,12 +10,14 @@ mod images;
 mod support;
 
 use futures::future::join_all;
-use images::sha256;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
+use support::process::venv_dir;
+use support::sha256;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 /// Short, so a replica that cached a page before the others changed it catches up fast.
@@ -61,13 +63,6 @@ impl Cluster {
     fn dir(&self) -> &Path {
         self._dir.path()
     }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// The path and query of an upload `Location`, to send to whichever replica comes next.
@@ -146,7 +141,7 @@ async fn get_blob(http: &reqwest::Client, replica: &Airlock, name: &str, digest:
 #[ignore = "needs Garage: bash tests/run-all.sh"]
 async fn a_chunked_oci_upload_continues_on_every_replica() {
     let cluster = Cluster::start();
-    let http = http();
+    let http = http::client();
     let name = "team/chunked";
     let chunks = [
         support::pseudo_random(6 << 20, 1),
@@ -175,7 +170,7 @@ async fn a_chunked_oci_upload_continues_on_every_replica() {
 #[ignore = "needs Garage: bash tests/run-all.sh"]
 async fn sixteen_concurrent_pushes_of_one_layer_store_it_once() {
     let cluster = Cluster::start();
-    let http = http();
+    let http = http::client();
     let layer = support::pseudo_random(9 << 20, 16);
     let digest = sha256(&layer);
     // Half push in one monolithic POST, half in two chunks spread over the replicas; every
@@ -249,7 +244,7 @@ async fn eventually<T: std::fmt::Debug>(
 #[ignore = "needs Garage: bash tests/run-all.sh"]
 async fn concurrent_tag_pushes_through_three_replicas_lose_no_tag() {
     let cluster = Cluster::start();
-    let http = http();
+    let http = http::client();
     let name = "team/tags";
     let tags: Vec<String> = (0..12).map(|i| format!("v{i}")).collect();
     join_all(tags.iter().enumerate().map(|(i, tag)| {
@@ -286,18 +281,11 @@ async fn concurrent_tag_pushes_through_three_replicas_lose_no_tag() {
         assert_eq!(listed, expected);
     }
 }
-
-fn venv() -> PathBuf {
-    PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").unwrap_or_else(|_| {
-        panic!("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs twine and huggingface_hub into a virtualenv")
-    }))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Garage, twine and pip: bash tests/run-all.sh"]
 async fn concurrent_twine_uploads_through_three_replicas_lose_no_file() {
     let cluster = Cluster::start();
-    let twine = venv().join("bin/twine");
+    let twine = venv_dir("AIRLOCK_TEST_VENV").join("bin/twine");
     let dists: Vec<PathBuf> = (0..6)
         .map(|i| {
             support::wheels::wheel("shared-project", &format!("1.{i}"), &[], None)
@@ -319,9 +307,9 @@ async fn concurrent_twine_uploads_through_three_replicas_lose_no_file() {
         })
         .collect();
     for out in join_all(uploads).await {
-        support::output_ok(out.unwrap().unwrap(), "twine");
+        support::process::output_ok(out.unwrap().unwrap(), "twine");
     }
-    let http = http();
+    let http = http::client();
     for i in 0..3 {
         let files = eventually(
             "the project page",
@@ -367,12 +355,12 @@ impl OutputAsync for &mut Command {
 }
 
 fn output_python(out: std::process::Output) -> String {
-    support::output_ok(out, "python")
+    support::process::output_ok(out, "python")
 }
 
 /// huggingface_hub pointed at one replica, with a private cache.
 fn hf_python(replica: &Airlock, home: &Path) -> Command {
-    let mut cmd = Command::new(venv().join("bin/python"));
+    let mut cmd = Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin/python"));
     for (k, _) in std::env::vars() {
         if k.starts_with("HF_") || k.starts_with("HUGGING") {
             cmd.env_remove(k);

@@ -13,9 +13,10 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::airlock::{command, Airlock};
+use support::process::{self, ok, venv_dir};
 use support::seed_blob;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -381,17 +382,12 @@ async fn a_bad_new_pair_is_refused_and_the_old_certificate_kept() {
 
 /// Runs `airlock serve` expecting it to refuse to start; returns its one line of error.
 fn refused(cwd: &Path, args: &[&str]) -> String {
-    let out = command(cwd)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "{args:?} started");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "not one line: {stderr}");
-    lines[0].to_string()
+    process::refused(
+        command(cwd)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args),
+    )
 }
 
 #[test]
@@ -432,13 +428,6 @@ fn bad_files_fail_start_up_in_one_line() {
 }
 
 // Real clients over HTTPS, trusting the test CA the way each is told to.
-
-fn venv() -> PathBuf {
-    PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").unwrap_or_else(|_| {
-        panic!("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs pip and huggingface_hub into a virtualenv")
-    }))
-}
-
 /// A client command with no CA bundle, index or proxy settings from this machine: it
 /// trusts the test CA only as its own test tells it to. (requests lets
 /// REQUESTS_CA_BUNDLE override pip's --cert, so it must not leak in.)
@@ -459,18 +448,6 @@ fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
     }
     cmd
 }
-
-fn ok(cmd: &mut Command) -> String {
-    let out: Output = cmd.output().expect("run");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
 #[test]
 #[ignore = "needs pip, huggingface_hub and skopeo: bash tests/run-all.sh"]
 fn pip_huggingface_hub_and_skopeo_over_https() {
@@ -507,7 +484,7 @@ fn pip_huggingface_hub_and_skopeo_over_https() {
 
     // pip with --cert.
     let out = dir.join("pip-out");
-    ok(clean(venv().join("bin/pip"))
+    ok(clean(venv_dir("AIRLOCK_TEST_VENV").join("bin/pip"))
         .args(["download", "--no-deps", "--disable-pip-version-check"])
         .args(["--index-url", &format!("{base}/simple/")])
         .arg("--cert")
@@ -523,7 +500,7 @@ fn pip_huggingface_hub_and_skopeo_over_https() {
     );
 
     // huggingface_hub with the CA bundle in the environment.
-    let got = ok(clean(venv().join("bin/python"))
+    let got = ok(clean(venv_dir("AIRLOCK_TEST_VENV").join("bin/python"))
         .env("HF_ENDPOINT", &base)
         .env("HF_HOME", dir.join("hf-home"))
         .env("HF_HUB_DISABLE_TELEMETRY", "1")

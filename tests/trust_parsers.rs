@@ -14,19 +14,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
+use support::sha256;
 
-const ADMIN: &str = "admin-token-for-tests-0123";
-const TEAM: &str = "team-token-0123456789ab";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
+/// Bounded, so a parser that never answers fails its test rather than hanging the run.
+fn client() -> reqwest::Client {
+    http::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
 }
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+const TEAM: &str = "team-token-0123456789ab";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// `airlock serve` on `backend` with the admin token and `config` (tokens, settings).
 fn serve(backend: Backend, dir: &Path, config: &str) -> Airlock {
@@ -38,13 +39,8 @@ fn serve(backend: Backend, dir: &Path, config: &str) -> Airlock {
     )
 }
 
-fn sha256(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
 async fn create_model(server: &Airlock, token: &str, org: &str, name: &str) -> StatusCode {
-    http()
+    client()
         .post(server.url("/api/repos/create"))
         .bearer_auth(token)
         .json(&json!({ "name": name, "organization": org, "type": "model" }))
@@ -79,7 +75,7 @@ async fn gitattributes_with_many_stars(backend: Backend) {
         "{}b filter=lfs diff=lfs merge=lfs -text\n*.dat filter=lfs\nsmall.dat -filter\n",
         "*a".repeat(12)
     );
-    let r = http()
+    let r = client()
         .post(server.url("/api/models/org/stars/commit/main"))
         .bearer_auth(ADMIN)
         .header("content-type", "application/x-ndjson")
@@ -98,7 +94,7 @@ async fn gitattributes_with_many_stars(backend: Backend) {
         .map(|p| json!({ "path": p, "sample": "", "size": 10 }))
         .collect();
     let started = Instant::now();
-    let r = http()
+    let r = client()
         .post(server.url("/api/models/org/stars/preupload/main"))
         .bearer_auth(ADMIN)
         .json(&json!({ "files": files }))
@@ -144,7 +140,7 @@ async fn commit_lines_linear_and_bounded(backend: Backend) {
     let body = ndjson(&[header_line(), file_line("big.txt", &content)]).into_bytes();
     let chunks = body.into_iter().map(|b| Ok::<_, std::io::Error>(vec![b]));
     let started = Instant::now();
-    let r = http()
+    let r = client()
         .post(server.url("/api/models/org/lines/commit/main"))
         .bearer_auth(ADMIN)
         .header("content-type", "application/x-ndjson")
@@ -159,7 +155,7 @@ async fn commit_lines_linear_and_bounded(backend: Backend) {
         "{:?}",
         started.elapsed()
     );
-    let got = http()
+    let got = client()
         .get(server.url("/org/lines/resolve/main/big.txt"))
         .send()
         .await
@@ -168,7 +164,7 @@ async fn commit_lines_linear_and_bounded(backend: Backend) {
 
     // One line longer than base64 of an LFS-threshold file, never ending.
     let long = vec![b'x'; 16 * 1024 * 1024];
-    let r = http()
+    let r = client()
         .post(server.url("/api/models/org/lines/commit/main"))
         .bearer_auth(ADMIN)
         .header("content-type", "application/x-ndjson")
@@ -191,7 +187,7 @@ async fn commit_lines_linear_and_bounded(backend: Backend) {
 async fn manifests_only_as_manifest_types(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(backend, dir.path(), "");
-    let http = http();
+    let http = client();
     let repo = "library/html";
     let digest = support::push_image(&http, &server.base, ADMIN, repo, "v1", b"layer").await;
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
@@ -279,7 +275,7 @@ async fn every_response_says_nosniff() {
         "/token?service=airlock",
     ] {
         for token in [None, Some(ADMIN), Some("wrong-token-0123456789")] {
-            let mut request = http().get(server.url(path));
+            let mut request = client().get(server.url(path));
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
@@ -297,7 +293,7 @@ async fn every_response_says_nosniff() {
 }
 
 async fn token_form(server: &Airlock, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let r = http()
+    let r = client()
         .post(server.url("/token"))
         .form(form)
         .send()
@@ -337,7 +333,7 @@ async fn token_service_never_renews_its_own_tokens() {
     let (s, issued) = token_form(&server, &password(old)).await;
     assert_eq!(s, 200, "{issued}");
     let leaked = issued["token"].as_str().unwrap().to_string();
-    let r = http()
+    let r = client()
         .get(server.url("/v2/ci/app/tags/list"))
         .bearer_auth(&leaked)
         .send()
@@ -362,7 +358,7 @@ async fn token_service_never_renews_its_own_tokens() {
         let (s, body) = token_form(&server, &form).await;
         assert_eq!(s, 401, "a leaked access token renewed itself: {body}");
     }
-    let r = http()
+    let r = client()
         .get(server.url(&format!("/token?service=airlock&scope={scope}")))
         .basic_auth("ci", Some(&leaked))
         .send()
@@ -376,7 +372,7 @@ async fn token_service_never_renews_its_own_tokens() {
     assert_eq!(s, 200);
     let refresh = body["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(refresh, body["token"].as_str().unwrap());
-    let r = http()
+    let r = client()
         .get(server.url("/v2/ci/app/tags/list"))
         .bearer_auth(&refresh)
         .send()
@@ -422,7 +418,7 @@ fn team_server(dir: &Path) -> Airlock {
 }
 
 async fn commit_a_file(server: &Airlock, token: &str, id: &str) -> StatusCode {
-    http()
+    client()
         .post(server.url(&format!("/api/models/{id}/commit/main")))
         .bearer_auth(token)
         .header("content-type", "application/x-ndjson")
@@ -438,7 +434,7 @@ async fn commit_a_file(server: &Airlock, token: &str, id: &str) -> StatusCode {
 async fn scope_prefixes_grant_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let server = team_server(dir.path());
-    let http = http();
+    let http = client();
     support::push_image(&http, &server.base, TEAM, "team/app", "v1", b"mine").await;
     let r = http
         .post(server.url("/v2/team-evil/app/blobs/uploads/"))

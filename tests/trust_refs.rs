@@ -10,6 +10,7 @@ use sha2::Digest as _;
 use std::path::Path;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 /// May write `alice/...` on the Hub and `docker.io/alice/...` images; reads nothing else.
@@ -17,14 +18,6 @@ const ALICE: &str = "alice-token-0123456789abc";
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// A config with Alice's token, a private Hub repo `victim/secret` holding `secret`
@@ -43,7 +36,7 @@ fn start(backend: Backend, dir: &Path, secret: &[u8]) -> (StoreArgs, Airlock, St
     let folder = dir.join("secret-model");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("weights.bin"), secret).unwrap();
-    support::output_ok(
+    support::process::output_ok(
         store
             .cli(dir)
             .args(["--config", &config, "hf", "import", "victim/secret"])
@@ -78,7 +71,7 @@ async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
     let oid = sha256_hex(&secret);
     let (_store, server, _) = start(backend, dir.path(), &secret);
     let base = &server.base;
-    let c = http();
+    let c = http::client();
     let (s, text) = status_and_text(
         c.post(format!("{base}/api/repos/create"))
             .bearer_auth(ADMIN)
@@ -214,7 +207,7 @@ async fn oci_mount_needs_a_readable_source(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (_store, server, _) = start(backend, dir.path(), b"unused");
     let base = &server.base;
-    let c = http();
+    let c = http::client();
     let layer = support::pseudo_random(32 * 1024, 0x1a7e5);
     let digest = format!("sha256:{}", sha256_hex(&layer));
     support::push_image(&c, base, ADMIN, "victim/app", "v1", &layer).await;
@@ -256,7 +249,7 @@ async fn oci_upload_of_a_stored_digest_checks_the_bytes(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (_store, server, _) = start(backend, dir.path(), b"unused");
     let base = &server.base;
-    let c = http();
+    let c = http::client();
     let layer = support::pseudo_random(32 * 1024, 0x1a7e5);
     let digest = format!("sha256:{}", sha256_hex(&layer));
     support::push_image(&c, base, ADMIN, "victim/app", "v1", &layer).await;
@@ -376,7 +369,7 @@ async fn a_full_oci_catalog_does_not_fail_pushes() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &catalog).unwrap();
 
-    let c = http();
+    let c = http::client();
     let layer = b"a layer pushed into a full catalog".to_vec();
     let repo = "alice/a-repository-pushed-late";
     let digest = support::push_image(&c, &server.base, ALICE, repo, "v1", &layer).await;

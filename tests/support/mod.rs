@@ -5,6 +5,9 @@
 pub mod airlock;
 pub mod backend;
 pub mod garage;
+pub mod http;
+pub mod process;
+pub mod store_walk;
 pub mod wheels;
 
 use ::airlock::digest::Algorithm;
@@ -39,19 +42,10 @@ pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// A program of the test virtualenv (`AIRLOCK_TEST_VENV`, made by `tests/run-all.sh`
-/// with pip, uv, twine and huggingface_hub).
-pub fn venv_tool(name: &str) -> std::process::Command {
-    let venv = std::env::var("AIRLOCK_TEST_VENV").unwrap_or_else(|_| {
-        panic!("AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs the Python clients into a virtualenv")
-    });
-    std::process::Command::new(Path::new(&venv).join("bin").join(name))
-}
-
 /// The virtualenv's Python with huggingface_hub pointed at `endpoint`, a private cache
 /// and no Hub settings leaking in from the environment.
 pub fn hf_python(endpoint: &str, home: &Path) -> std::process::Command {
-    let mut cmd = venv_tool("python");
+    let mut cmd = process::venv_tool("python");
     for (k, _) in std::env::vars() {
         if k.starts_with("HF_") || k.starts_with("HUGGING") || k == "TRANSFORMERS_OFFLINE" {
             cmd.env_remove(k);
@@ -65,15 +59,15 @@ pub fn hf_python(endpoint: &str, home: &Path) -> std::process::Command {
     cmd
 }
 
-/// stdout and stderr of a finished command, after asserting that it succeeded.
-pub fn output_ok(out: std::process::Output, what: &str) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{what} failed:\n{text}");
-    text
+/// `sha256:<hex>` of `data`, as OCI and the store name content.
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+/// The bare hex SHA-256 of `data`, as PyPI and HF name content.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// Pushes a one-layer image to `name:tag` through the registry API at `base` with
@@ -88,10 +82,6 @@ pub async fn push_image(
     layer: &[u8],
 ) -> String {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    let sha256 = |data: &[u8]| {
-        use sha2::Digest as _;
-        format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-    };
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     for blob in [&config[..], layer] {
         let r = http
