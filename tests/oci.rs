@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha512};
 use std::io::Write as _;
 use support::airlock::Airlock;
+use support::http;
 use support::sha256;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -40,11 +41,7 @@ fn start_with(extra: &str, args: &[&str]) -> Fixture {
     let mut all = vec!["--config", config.to_str().unwrap(), "--admin-token", ADMIN];
     all.extend_from_slice(args);
     let server = Airlock::start(dir.path(), &all, &[]);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = http::client();
     Fixture { server, dir, http }
 }
 
@@ -160,19 +157,6 @@ impl Fixture {
         }
         found
     }
-}
-
-/// A GET sent byte for byte as given (no URL normalization), for traversal attempts.
-fn raw_get(base: &str, path: &str) -> (u16, String) {
-    use std::io::Read;
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
 }
 
 #[tokio::test]
@@ -941,7 +925,7 @@ async fn bad_names_tags_and_manifests_are_refused() {
         "/v2/../../etc/passwd/manifests/x",
         "/v2/a/./b/blobs/uploads/",
     ] {
-        let (status, body) = raw_get(&fx.server.base, path);
+        let (status, body) = http::raw_get(&fx.server.base, path, ADMIN);
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(code_of(&body), "NAME_INVALID", "{path}");
     }

@@ -1,19 +1,25 @@
 //! The real `airlock` binary on a loopback port: start-up on the embedded default,
-//! health/readiness/metrics, one-line configuration errors, the operator blob API,
-//! and graceful shutdown with a download in flight.
+//! health/readiness/metrics on either store (readiness follows the store's
+//! availability), one-line configuration errors, the operator blob API, and graceful
+//! shutdown with a download in flight.
 
 mod support;
 
 use futures::StreamExt;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::airlock::{command, Airlock};
+use support::backend::Backend;
+use support::garage::Garage;
+use support::http;
+use support::process::refused;
 use support::seed_blob;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    http::following_redirects()
 }
 
 #[tokio::test]
@@ -60,7 +66,7 @@ async fn starts_with_no_flags_on_the_embedded_store() {
 }
 
 #[tokio::test]
-async fn json_logs_and_readiness_follow_the_store() {
+async fn json_logs_carry_the_access_fields() {
     let cwd = tempfile::tempdir().unwrap();
     let store = cwd.path().join("store");
     let store_arg = store.to_str().unwrap();
@@ -87,12 +93,118 @@ async fn json_logs_and_readiness_follow_the_store() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["status"], 200);
     assert!(v["request_id"].is_string() && v["duration_ms"].is_number());
-    // The store directory disappears: not ready, and the metrics count it.
-    std::fs::rename(&store, cwd.path().join("gone")).unwrap();
-    let r = http.get(server.url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 503);
-    assert!(r.text().await.unwrap().contains("unreachable"));
-    let text = http
+}
+
+/// A store a test can take away and bring back: the filesystem store's directory, or a
+/// Garage of the test's own (stopping the shared one would fail every other test).
+enum Removable {
+    Dir { store: PathBuf, gone: PathBuf },
+    Garage(Box<Garage>),
+}
+
+impl Removable {
+    fn take_away(&self) {
+        match self {
+            Removable::Dir { store, gone } => std::fs::rename(store, gone).unwrap(),
+            Removable::Garage(garage) => garage.stop(),
+        }
+    }
+
+    fn bring_back(&self) {
+        match self {
+            Removable::Dir { store, gone } => std::fs::rename(gone, store).unwrap(),
+            Removable::Garage(garage) => garage.restart(),
+        }
+    }
+}
+
+/// Polls `url` until it answers `status` (at least once, so `within` may be zero);
+/// how long that took and the body.
+async fn wait_for_status(
+    http: &reqwest::Client,
+    url: &str,
+    status: u16,
+    within: Duration,
+) -> (Duration, String) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status() == status {
+                return (started.elapsed(), r.text().await.unwrap());
+            }
+        }
+        assert!(
+            started.elapsed() < within,
+            "{url} did not answer {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `/readyz` says whether the store answers, while `/healthz` (the process) stays 200
+/// and the metrics count the failed probes.
+async fn readiness_follows_the_store(backend: Backend) {
+    let cwd = tempfile::tempdir().unwrap();
+    let (removable, store, args, env) = match backend {
+        Backend::Fs => {
+            let store = cwd.path().join("store");
+            let gone = cwd.path().join("gone");
+            let arg = store.to_str().unwrap().to_string();
+            let described = format!("file://{arg}");
+            (
+                Removable::Dir { store, gone },
+                described,
+                vec!["--store".to_string(), arg],
+                vec![],
+            )
+        }
+        Backend::S3 | Backend::S3Redirect => {
+            let garage = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+            let store = format!("s3://{}/ready", garage.bucket);
+            let args = vec![
+                "--store".to_string(),
+                store.clone(),
+                "--s3-endpoint".to_string(),
+                garage.endpoint.clone(),
+            ];
+            let env = vec![
+                ("AWS_ACCESS_KEY_ID", garage.key_id.clone()),
+                ("AWS_SECRET_ACCESS_KEY", garage.secret.clone()),
+                ("AWS_REGION", garage.region.clone()),
+            ];
+            (Removable::Garage(Box::new(garage)), store, args, env)
+        }
+    };
+    // A directory is gone at once; S3 is noticed when a request to it fails, and a
+    // restarted Garage takes a while to answer again.
+    let (noticed, recovered) = match backend {
+        Backend::Fs => (Duration::ZERO, Duration::ZERO),
+        _ => (Duration::from_secs(10), Duration::from_secs(60)),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Airlock::start(cwd.path(), &args, &env);
+    assert!(
+        server.log().contains(&format!("store={store}")),
+        "{}",
+        server.log()
+    );
+    let http = http::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for path in ["/healthz", "/readyz"] {
+        let r = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+
+    removable.take_away();
+    let (down, body) = wait_for_status(&http, &server.url("/readyz"), 503, noticed).await;
+    assert!(body.contains("unreachable"), "{body}");
+    // The process itself is still healthy: only the store is gone.
+    let r = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = http
         .get(server.url("/metrics"))
         .send()
         .await
@@ -100,73 +212,90 @@ async fn json_logs_and_readiness_follow_the_store() {
         .text()
         .await
         .unwrap();
-    assert!(
-        text.contains("airlock_store_errors_total{kind=\"readiness\"} 1"),
-        "{text}"
-    );
-    std::fs::rename(cwd.path().join("gone"), &store).unwrap();
-    assert_eq!(
-        http.get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let failed_probes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("airlock_store_errors_total{kind=\"readiness\"} "))
+        .unwrap_or_else(|| panic!("no readiness errors counted:\n{metrics}"))
+        .parse()
+        .unwrap();
+    if backend == Backend::Fs {
+        assert_eq!(failed_probes, 1, "{metrics}");
+    }
+
+    removable.bring_back();
+    let (up, _) = wait_for_status(&http, &server.url("/readyz"), 200, recovered).await;
+    eprintln!("readyz: 503 {down:?} after the store went, 200 {up:?} after it came back");
 }
 
-/// Runs the binary expecting it to refuse to start; returns its one line of error.
-fn refused(args: &[&str], envs: &[(&str, &str)]) -> String {
+on_both_stores!(async: readiness_follows_the_store);
+
+/// Runs the binary (in a directory of its own) expecting it to refuse to start; returns
+/// its one line of error.
+fn refused_in_tmp(args: &[&str], envs: &[(&str, &str)]) -> String {
     let cwd = tempfile::tempdir().unwrap();
-    let out = command(cwd.path())
-        .args(args)
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "{args:?} started");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "not one line: {stderr}");
-    lines[0].to_string()
+    refused(command(cwd.path()).args(args).envs(envs.iter().copied()))
 }
+
+/// Arguments, environment, and what the one line of refusal must name.
+type Refusal<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
 
 #[test]
 fn bad_configuration_fails_in_one_line_that_names_the_fix() {
-    let e = refused(&["serve", "--listen", "nowhere"], &[]);
-    assert!(e.contains("`listen`") && e.contains("HOST:PORT"), "{e}");
-
-    let e = refused(&["serve"], &[("AIRLOCK_STORE", "gs://bucket")]);
-    assert!(e.contains("`store`") && e.contains("s3://"), "{e}");
-
-    let e = refused(&["serve", "--admin-token", "short"], &[]);
-    assert!(e.contains("admin_token") && e.contains("too short"), "{e}");
-
-    let mut config = tempfile::NamedTempFile::new().unwrap();
-    writeln!(config, "listen = \"127.0.0.1:0\"\nanonymous_reed = false").unwrap();
-    let path = config.path().to_str().unwrap();
-    let e = refused(&["--config", path, "serve"], &[]);
-    assert!(e.contains("anonymous_reed") && e.contains("line 2"), "{e}");
-
-    let mut config = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        config,
-        "[[tokens]]\nname = \"ci\"\nsecret = \"0123456789abcdef0\"\nscopes = [\"push\"]"
-    )
-    .unwrap();
-    let e = refused(&["serve", "--config", config.path().to_str().unwrap()], &[]);
-    assert!(e.contains("ci") && e.contains("push"), "{e}");
-
-    let e = refused(&["serve", "--config", "/nonexistent/airlock.toml"], &[]);
-    assert!(e.contains("cannot read config file"), "{e}");
-
-    let e = refused(&["serve", "--store", "/proc/airlock-store"], &[]);
-    assert!(
-        e.contains("/proc/airlock-store") && e.contains("--store"),
-        "{e}"
+    let config_file = |text: &str| {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "{text}").unwrap();
+        file
+    };
+    let misspelt = config_file("listen = \"127.0.0.1:0\"\nanonymous_reed = false");
+    let misspelt = misspelt.path().to_str().unwrap();
+    let bad_scope = config_file(
+        "[[tokens]]\nname = \"ci\"\nsecret = \"0123456789abcdef0\"\nscopes = [\"push\"]",
     );
-
-    let e = refused(&["serve", "--shutdown-grace", "a while"], &[]);
-    assert!(e.contains("shutdown_grace"), "{e}");
+    let bad_scope = bad_scope.path().to_str().unwrap();
+    let rows: [Refusal; 8] = [
+        (
+            &["serve", "--listen", "nowhere"],
+            &[],
+            &["`listen`", "HOST:PORT"],
+        ),
+        (
+            &["serve"],
+            &[("AIRLOCK_STORE", "gs://bucket")],
+            &["`store`", "s3://"],
+        ),
+        (
+            &["serve", "--admin-token", "short"],
+            &[],
+            &["admin_token", "too short"],
+        ),
+        (
+            &["--config", misspelt, "serve"],
+            &[],
+            &["anonymous_reed", "line 2"],
+        ),
+        (&["serve", "--config", bad_scope], &[], &["ci", "push"]),
+        (
+            &["serve", "--config", "/nonexistent/airlock.toml"],
+            &[],
+            &["cannot read config file"],
+        ),
+        (
+            &["serve", "--store", "/proc/airlock-store"],
+            &[],
+            &["/proc/airlock-store", "--store"],
+        ),
+        (
+            &["serve", "--shutdown-grace", "a while"],
+            &[],
+            &["shutdown_grace"],
+        ),
+    ];
+    for (args, env, needles) in rows {
+        let e = refused_in_tmp(args, env);
+        for needle in needles {
+            assert!(e.contains(needle), "{args:?} {env:?}: no {needle:?} in {e}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -551,4 +680,71 @@ async fn concurrent_file_downloads_over_http1_are_sent_without_copying_and_arriv
     assert!(body[..] == data[..], "the h2 download differs");
     assert_eq!(zero_copy_bytes(&http, &server).await, before);
     drop(holder);
+}
+
+fn s3_env(g: &Garage) -> Vec<(&str, &str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", g.key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", g.secret.as_str()),
+        ("AWS_REGION", g.region.as_str()),
+    ]
+}
+
+#[test]
+#[ignore = "needs a real S3 server: `bash tests/run-all.sh` builds and starts Garage"]
+fn s3_problems_at_start_up_say_what_to_fix() {
+    let g = support::garage::shared();
+    let store = format!("s3://{}/x", g.bucket);
+
+    let ok = command(std::path::Path::new("/tmp"))
+        .args(["--store", &store, "--s3-endpoint", &g.endpoint, "check"])
+        .envs(s3_env(g))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let wrong_secret = [
+        ("AWS_ACCESS_KEY_ID", g.key_id.as_str()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        ("AWS_REGION", g.region.as_str()),
+    ];
+    let e = refused_in_tmp(
+        &["--store", &store, "--s3-endpoint", &g.endpoint, "check"],
+        &wrong_secret,
+    );
+    assert!(e.contains("credentials"), "{e}");
+
+    let e = refused_in_tmp(
+        &[
+            "--store",
+            "s3://no-such-bucket-here",
+            "--s3-endpoint",
+            &g.endpoint,
+            "check",
+        ],
+        &s3_env(g),
+    );
+    assert!(
+        e.contains("no-such-bucket-here") && e.contains("does not exist"),
+        "{e}"
+    );
+
+    // A loopback port with nothing listening on it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoint = format!("http://{closed}");
+    let e = refused_in_tmp(
+        &["--store", &store, "--s3-endpoint", &endpoint, "check"],
+        &s3_env(g),
+    );
+    assert!(e.contains(&endpoint) || e.contains("reach"), "{e}");
 }
