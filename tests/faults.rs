@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::http;
+use support::hub;
 use support::sha256_hex;
+use support::twine;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 
@@ -350,64 +352,6 @@ async fn oci_upload_killed_then_retried(backend: Backend) {
     );
 }
 
-/// The body and content type of an upload to `/legacy/` as twine sends it.
-fn legacy_upload(dist: &support::wheels::Dist, name: &str, version: &str) -> (String, Vec<u8>) {
-    let boundary = "faultsboundary0123456789";
-    let mut body = Vec::new();
-    for (field, value) in [
-        (":action", "file_upload"),
-        ("protocol_version", "1"),
-        ("name", name),
-        ("version", version),
-        ("filetype", "bdist_wheel"),
-        ("pyversion", "py3"),
-        ("metadata_version", "2.1"),
-        ("sha256_digest", &dist.sha256()),
-    ] {
-        write!(
-            body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
-        )
-        .unwrap();
-    }
-    write!(
-        body,
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{}\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n",
-        dist.filename
-    )
-    .unwrap();
-    body.extend_from_slice(&dist.bytes);
-    write!(body, "\r\n--{boundary}--\r\n").unwrap();
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// The signed upload URL the LFS batch API gives for one object of `repo`.
-async fn lfs_upload_url(
-    c: &reqwest::Client,
-    base: &str,
-    repo: &str,
-    oid: &str,
-    size: usize,
-) -> String {
-    let batch = serde_json::json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]});
-    let r: serde_json::Value = c
-        .post(format!("{base}/{repo}.git/info/lfs/objects/batch"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/vnd.git-lfs+json")
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["objects"][0]["actions"]["upload"]["href"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no upload action: {r}"))
-        .to_string()
-}
-
 async fn pypi_upload_killed_then_retried(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreArgs::new(backend, dir.path());
@@ -415,7 +359,7 @@ async fn pypi_upload_killed_then_retried(backend: Backend) {
     let dist = support::wheels::wheel("faults-pkg", "1.0", &[], None);
     let before = store.object_keys();
     // A multipart POST shaped like twine's, cut before its last part ends.
-    let (content_type, body) = legacy_upload(&dist, "faults-pkg", "1.0");
+    let (content_type, body) = twine::form(&dist, None);
     let head = format!(
         "POST /legacy/ HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
          Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -468,17 +412,13 @@ async fn hf_upload_killed_then_retried(backend: Backend) {
     let store = StoreArgs::new(backend, dir.path());
     let mut server = restart(&store, dir.path());
     let c = http::client();
-    let r = c
-        .post(server.url("/api/repos/create"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"name": "big", "organization": "faults"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let (s, text) = hub::create_model(&c, &server.base, ADMIN, "faults", "big").await;
+    assert!((200..300).contains(&s), "{s}: {text}");
     let content = support::pseudo_random(24 * 1024 * 1024, 17);
     let oid = sha256_hex(&content);
-    let href = lfs_upload_url(&c, &server.base, "faults/big", &oid, content.len()).await;
+    let href = hub::upload_href(
+        &hub::lfs_batch(&c, &server.base, ADMIN, "faults/big", &oid, content.len()).await,
+    );
     let path = &href[href.find("/api/").unwrap()..];
     let before = store.object_keys();
     let head = format!(
@@ -621,15 +561,11 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
     .await;
 
     // Hugging Face: the LFS upload answers JSON {"error"} that the client shows.
-    let r = c
-        .post(server.url("/api/repos/create"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"name": "full", "organization": "faults"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text().await);
-    let href = lfs_upload_url(&c, &server.base, "faults/full", &digest, big.len()).await;
+    let (s, text) = hub::create_model(&c, &server.base, ADMIN, "faults", "full").await;
+    assert!((200..300).contains(&s), "{s}: {text}");
+    let href = hub::upload_href(
+        &hub::lfs_batch(&c, &server.base, ADMIN, "faults/full", &digest, big.len()).await,
+    );
     let r = c.put(&href).body(big.clone()).send().await.unwrap();
     assert_eq!(r.status(), 507);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -642,20 +578,23 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
     );
     nothing_left("hf", &digest);
     let small = b"small file".to_vec();
-    let href = lfs_upload_url(
-        &c,
-        &server.base,
-        "faults/full",
-        &sha256_hex(&small),
-        small.len(),
-    )
-    .await;
+    let href = hub::upload_href(
+        &hub::lfs_batch(
+            &c,
+            &server.base,
+            ADMIN,
+            "faults/full",
+            &sha256_hex(&small),
+            small.len(),
+        )
+        .await,
+    );
     let r = c.put(&href).body(small).send().await.unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
 
     // PyPI: the status and a one-line text twine prints.
     let wheel = support::wheels::wheel_with_data("faults-full", "1.0", &[], None, big.clone());
-    let (content_type, body) = legacy_upload(&wheel, "faults-full", "1.0");
+    let (content_type, body) = twine::form(&wheel, None);
     let r = c
         .post(server.url("/legacy/"))
         .bearer_auth(ADMIN)
@@ -669,7 +608,7 @@ async fn a_full_filesystem_refuses_uploads_clearly_and_keeps_serving() {
     assert!(text.contains("store is full"), "{text}");
     nothing_left("pypi", &wheel.sha256());
     let small = support::wheels::wheel("faults-full", "1.1", &[], None);
-    let (content_type, body) = legacy_upload(&small, "faults-full", "1.1");
+    let (content_type, body) = twine::form(&small, None);
     let r = c
         .post(server.url("/legacy/"))
         .bearer_auth(ADMIN)

@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::path::Path;
 use support::airlock::{command, Airlock};
 use support::http;
+use support::hub;
 use support::store_walk::file_count;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -414,29 +415,19 @@ async fn bad_uploads_are_refused_and_store_nothing() {
     let before = blobs();
 
     // A commit naming an LFS object that was never uploaded.
-    let ndjson = format!(
-        "{}\n{}\n",
-        serde_json::json!({"key": "header", "value": {"summary": "bad", "description": ""}}),
-        serde_json::json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "a".repeat(64), "size": 5}})
-    );
-    let r = c
-        .post(format!("{base}/api/models/org/tiny/commit/main"))
-        .bearer_auth(ADMIN)
-        .body(ndjson)
+    let r = hub::commit(&c, base, ADMIN, "org/tiny")
+        .body(hub::ndjson(&[
+            hub::header_line("bad"),
+            hub::lfs_line("w.bin", &"a".repeat(64), 5),
+        ]))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("never uploaded"));
     // A commit with a traversal path.
-    let ndjson = format!(
-        "{}\n",
-        serde_json::json!({"key": "file", "value": {"path": "../x", "content": "eHl6", "encoding": "base64"}})
-    );
-    let r = c
-        .post(format!("{base}/api/models/org/tiny/commit/main"))
-        .bearer_auth(ADMIN)
-        .body(ndjson)
+    let r = hub::commit(&c, base, ADMIN, "org/tiny")
+        .body(hub::ndjson(&[hub::file_line("../x", b"xyz")]))
         .send()
         .await
         .unwrap();
@@ -444,23 +435,9 @@ async fn bad_uploads_are_refused_and_store_nothing() {
 
     // An LFS upload whose body does not match its oid.
     let content = b"the real content".to_vec();
-    let oid = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
-    let batch = serde_json::json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": content.len()}]});
-    let r: Value = c
-        .post(format!("{base}/org/tiny.git/info/lfs/objects/batch"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/vnd.git-lfs+json")
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let href = r["objects"][0]["actions"]["upload"]["href"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let oid = support::sha256_hex(&content);
+    let href =
+        hub::upload_href(&hub::lfs_batch(&c, base, ADMIN, "org/tiny", &oid, content.len()).await);
     let r = c
         .put(&href)
         .body(b"other content...".to_vec())
@@ -468,37 +445,15 @@ async fn bad_uploads_are_refused_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    // Forged and expired signatures.
-    let forged = href.replace("sig=", "sig=00");
-    assert_eq!(
-        c.put(&forged)
-            .body(content.clone())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    let expired = href.replace("expires=", "expires=1");
-    assert_eq!(
-        c.put(&expired)
-            .body(content.clone())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    let unsigned = href.split('?').next().unwrap().to_string();
-    assert_eq!(
-        c.put(&unsigned)
-            .body(content.clone())
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    // Forged, expired and missing signatures.
+    for (what, url) in [
+        ("forged", href.replace("sig=", "sig=00")),
+        ("expired", href.replace("expires=", "expires=1")),
+        ("unsigned", href.split('?').next().unwrap().to_string()),
+    ] {
+        let r = c.put(&url).body(content.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{what}: {url}");
+    }
     assert_eq!(blobs(), before, "nothing stored by refused uploads");
     // The genuine body is accepted.
     assert_eq!(

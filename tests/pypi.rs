@@ -10,6 +10,7 @@ use std::io::Write as _;
 use support::airlock::{command, Airlock};
 use support::http;
 use support::store_walk::file_count;
+use support::twine;
 use support::wheels::{sdist, wheel, Dist};
 
 const ADMIN: &str = "admin-token-for-tests-0123";
@@ -54,47 +55,14 @@ async fn upload(
     token: Option<&str>,
     claimed_sha: Option<&str>,
 ) -> reqwest::Response {
-    let (name, version) = {
-        let stem = dist
-            .filename
-            .trim_end_matches(".whl")
-            .trim_end_matches(".tar.gz");
-        let mut parts = stem.split('-');
-        (
-            parts.next().unwrap().to_string(),
-            parts.next().unwrap().to_string(),
-        )
-    };
-    let filetype = if dist.filename.ends_with(".whl") {
-        "bdist_wheel"
-    } else {
-        "sdist"
-    };
-    let form = Form::new()
-        .text(":action", "file_upload")
-        .text("protocol_version", "1")
-        .text("name", name)
-        .text("version", version)
-        .text("filetype", filetype)
-        .text("pyversion", "py3")
-        .text("metadata_version", "2.1")
-        .text(
-            "sha256_digest",
-            claimed_sha
-                .map(str::to_string)
-                .unwrap_or_else(|| dist.sha256()),
-        )
-        .part(
-            "content",
-            Part::bytes(dist.bytes.clone()).file_name(dist.filename.clone()),
-        );
-    let mut request = http::client()
-        .post(format!("{base}{index_path}"))
-        .multipart(form);
-    if let Some(token) = token {
-        request = request.basic_auth("__token__", Some(token));
-    }
-    request.send().await.unwrap()
+    twine::upload(
+        &http::client(),
+        &format!("{base}{index_path}"),
+        dist,
+        token,
+        claimed_sha,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::http;
+use support::hub::{self, file_line, header_line, ndjson};
 use support::sha256;
 
 /// Bounded, so a parser that never answers fails its test rather than hanging the run.
@@ -39,29 +40,10 @@ fn serve(backend: Backend, dir: &Path, config: &str) -> Airlock {
     )
 }
 
-async fn create_model(server: &Airlock, token: &str, org: &str, name: &str) -> StatusCode {
-    client()
-        .post(server.url("/api/repos/create"))
-        .bearer_auth(token)
-        .json(&json!({ "name": name, "organization": org, "type": "model" }))
-        .send()
+async fn create_model(server: &Airlock, token: &str, org: &str, name: &str) -> u16 {
+    hub::create_model(&client(), &server.base, token, org, name)
         .await
-        .unwrap()
-        .status()
-}
-
-fn ndjson(lines: &[Value]) -> String {
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-fn file_line(path: &str, content: &[u8]) -> Value {
-    use base64::Engine as _;
-    let content = base64::engine::general_purpose::STANDARD.encode(content);
-    json!({ "key": "file", "value": { "path": path, "content": content, "encoding": "base64" } })
-}
-
-fn header_line() -> Value {
-    json!({ "key": "header", "value": { "summary": "test" } })
+        .0
 }
 
 /// A `.gitattributes` with a pattern whose backtracking is exponential in its stars
@@ -75,12 +57,9 @@ async fn gitattributes_with_many_stars(backend: Backend) {
         "{}b filter=lfs diff=lfs merge=lfs -text\n*.dat filter=lfs\nsmall.dat -filter\n",
         "*a".repeat(12)
     );
-    let r = client()
-        .post(server.url("/api/models/org/stars/commit/main"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/x-ndjson")
+    let r = hub::commit(&client(), &server.base, ADMIN, "org/stars")
         .body(ndjson(&[
-            header_line(),
+            header_line("test"),
             file_line(".gitattributes", attributes.as_bytes()),
         ]))
         .send()
@@ -137,13 +116,10 @@ async fn commit_lines_linear_and_bounded(backend: Backend) {
         .into_iter()
         .map(|b| b'a' + b % 26)
         .collect();
-    let body = ndjson(&[header_line(), file_line("big.txt", &content)]).into_bytes();
+    let body = ndjson(&[header_line("test"), file_line("big.txt", &content)]).into_bytes();
     let chunks = body.into_iter().map(|b| Ok::<_, std::io::Error>(vec![b]));
     let started = Instant::now();
-    let r = client()
-        .post(server.url("/api/models/org/lines/commit/main"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/x-ndjson")
+    let r = hub::commit(&client(), &server.base, ADMIN, "org/lines")
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .timeout(Duration::from_secs(30))
         .send()
@@ -164,10 +140,7 @@ async fn commit_lines_linear_and_bounded(backend: Backend) {
 
     // One line longer than base64 of an LFS-threshold file, never ending.
     let long = vec![b'x'; 16 * 1024 * 1024];
-    let r = client()
-        .post(server.url("/api/models/org/lines/commit/main"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/x-ndjson")
+    let r = hub::commit(&client(), &server.base, ADMIN, "org/lines")
         .body(long)
         .send()
         .await
@@ -418,11 +391,8 @@ fn team_server(dir: &Path) -> Airlock {
 }
 
 async fn commit_a_file(server: &Airlock, token: &str, id: &str) -> StatusCode {
-    client()
-        .post(server.url(&format!("/api/models/{id}/commit/main")))
-        .bearer_auth(token)
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson(&[header_line(), file_line("a.txt", b"hello")]))
+    hub::commit(&client(), &server.base, token, id)
+        .body(ndjson(&[header_line("test"), file_line("a.txt", b"hello")]))
         .send()
         .await
         .unwrap()

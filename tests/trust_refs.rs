@@ -11,6 +11,7 @@ use std::path::Path;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::http;
+use support::hub;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 /// May write `alice/...` on the Hub and `docker.io/alice/...` images; reads nothing else.
@@ -55,14 +56,6 @@ async fn status_and_text(r: reqwest::RequestBuilder) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-fn commit_lfs(path: &str, oid: &str, size: usize) -> String {
-    format!(
-        "{}\n{}\n",
-        json!({"key": "header", "value": {"summary": "add", "description": ""}}),
-        json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}})
-    )
-}
-
 /// An HF commit naming another private repo's object by oid is refused, LFS batch asks
 /// for the bytes, and the upload the client then makes (verified) lets the commit in.
 async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
@@ -72,23 +65,17 @@ async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
     let (_store, server, _) = start(backend, dir.path(), &secret);
     let base = &server.base;
     let c = http::client();
-    let (s, text) = status_and_text(
-        c.post(format!("{base}/api/repos/create"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"name": "stolen", "organization": "alice", "type": "model"})),
-    )
-    .await;
+    let (s, text) = hub::create_model(&c, base, ADMIN, "alice", "stolen").await;
     assert_eq!(s, 200, "{text}");
 
     // The attack: a commit naming the private file's oid, no bytes sent.
-    let commit = format!("{base}/api/models/alice/stolen/commit/main");
-    let (s, text) = status_and_text(
-        c.post(&commit)
-            .bearer_auth(ALICE)
-            .header("content-type", "application/x-ndjson")
-            .body(commit_lfs("loot.bin", &oid, secret.len())),
-    )
-    .await;
+    let commit = |path: &str| {
+        hub::commit(&c, base, ALICE, "alice/stolen").body(hub::ndjson(&[
+            hub::header_line("add"),
+            hub::lfs_line(path, &oid, secret.len()),
+        ]))
+    };
+    let (s, text) = status_and_text(commit("loot.bin")).await;
     assert_eq!(
         s, 400,
         "an lfsFile of another repo's object was accepted: {text}"
@@ -98,25 +85,8 @@ async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
     assert_eq!(s, 404);
 
     // LFS batch does not say "already there": the client must upload.
-    let batch_url = format!("{base}/alice/stolen.git/info/lfs/objects/batch");
-    let batch = json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": secret.len()}]});
-    let answer: Value = c
-        .post(&batch_url)
-        .bearer_auth(ALICE)
-        .header("content-type", "application/vnd.git-lfs+json")
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let href = answer["objects"][0]["actions"]["upload"]["href"]
-        .as_str()
-        .unwrap_or_else(|| {
-            panic!("no upload action for an object this repo does not hold: {answer}")
-        })
-        .to_string();
+    let batch = || hub::lfs_batch(&c, base, ALICE, "alice/stolen", &oid, secret.len());
+    let href = hub::upload_href(&batch().await);
     let verify = json!({"oid": oid, "size": secret.len()});
     let verify_url = format!("{base}/api/models/alice/stolen/lfs-verify");
     let (s, _) = status_and_text(c.post(&verify_url).bearer_auth(ALICE).json(&verify)).await;
@@ -137,12 +107,7 @@ async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
     assert_eq!(s, 400);
     let (s, _) = status_and_text(c.post(&verify_url).bearer_auth(ALICE).json(&verify)).await;
     assert_eq!(s, 404);
-    let (s, _) = status_and_text(c.post(&commit).bearer_auth(ALICE).body(commit_lfs(
-        "loot.bin",
-        &oid,
-        secret.len(),
-    )))
-    .await;
+    let (s, _) = status_and_text(commit("loot.bin")).await;
     assert_eq!(s, 400);
 
     // Whoever has the bytes may publish them: verified, then linked to this repo.
@@ -150,12 +115,7 @@ async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
     assert_eq!(s, 200, "{text}");
     let (s, _) = status_and_text(c.post(&verify_url).bearer_auth(ALICE).json(&verify)).await;
     assert_eq!(s, 200);
-    let (s, text) = status_and_text(c.post(&commit).bearer_auth(ALICE).body(commit_lfs(
-        "weights.bin",
-        &oid,
-        secret.len(),
-    )))
-    .await;
+    let (s, text) = status_and_text(commit("weights.bin")).await;
     assert_eq!(s, 200, "{text}");
     let r = c
         .get(format!("{base}/alice/stolen/resolve/main/weights.bin"))
@@ -165,23 +125,9 @@ async fn hf_commit_needs_the_bytes_or_a_readable_copy(backend: Backend) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), secret.as_slice());
     // Now held by this repo: batch skips it, and another path may name it by oid.
-    let answer: Value = c
-        .post(&batch_url)
-        .bearer_auth(ALICE)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = batch().await;
     assert!(answer["objects"][0].get("actions").is_none(), "{answer}");
-    let (s, text) = status_and_text(c.post(&commit).bearer_auth(ALICE).body(commit_lfs(
-        "copy.bin",
-        &oid,
-        secret.len(),
-    )))
-    .await;
+    let (s, text) = status_and_text(commit("copy.bin")).await;
     assert_eq!(s, 200, "{text}");
 }
 
@@ -209,7 +155,7 @@ async fn oci_mount_needs_a_readable_source(backend: Backend) {
     let base = &server.base;
     let c = http::client();
     let layer = support::pseudo_random(32 * 1024, 0x1a7e5);
-    let digest = format!("sha256:{}", sha256_hex(&layer));
+    let digest = support::sha256(&layer);
     support::push_image(&c, base, ADMIN, "victim/app", "v1", &layer).await;
     let head = |repo: &str| {
         c.head(format!("{base}/v2/{repo}/blobs/{digest}"))
@@ -251,7 +197,7 @@ async fn oci_upload_of_a_stored_digest_checks_the_bytes(backend: Backend) {
     let base = &server.base;
     let c = http::client();
     let layer = support::pseudo_random(32 * 1024, 0x1a7e5);
-    let digest = format!("sha256:{}", sha256_hex(&layer));
+    let digest = support::sha256(&layer);
     support::push_image(&c, base, ADMIN, "victim/app", "v1", &layer).await;
     let head = |repo: &str| {
         c.head(format!("{base}/v2/{repo}/blobs/{digest}"))

@@ -6,8 +6,10 @@ pub mod airlock;
 pub mod backend;
 pub mod garage;
 pub mod http;
+pub mod hub;
 pub mod process;
 pub mod store_walk;
+pub mod twine;
 pub mod wheels;
 
 use ::airlock::digest::Algorithm;
