@@ -1,8 +1,6 @@
 //! Bundles against the real binary and real stores: content seeded with the import
 //! commands, exported, carried (as files), imported into another store and served from it.
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use serde_json::Value;
@@ -10,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::backend::{Backend, StoreArgs};
 use support::http;
+use support::images;
 use support::process::output_ok;
 use support::store_walk::stored_blobs;
 use support::wheels::wheel;

@@ -4,8 +4,6 @@
 //!
 //! What "nothing lost" means in each scenario is stated where it is checked.
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use std::io::{Read, Write};
@@ -16,6 +14,7 @@ use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::http;
 use support::hub;
+use support::images;
 use support::sha256_hex;
 use support::twine;
 

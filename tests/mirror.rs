@@ -4,8 +4,6 @@
 //! file that logs every request path and can answer 503 or stall a request, so retries,
 //! interruptions and "nothing fetched twice" are observed from the upstream's side.
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use serde_json::{json, Value};
@@ -15,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::airlock::{command, Airlock};
+use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::process::run_ok;
+use support::pullthrough::{seed_model, Node};
 use support::sha256;
 use support::wheels;
+use support::ADMIN;
 
-const ADMIN: &str = "admin-token-for-tests-0123";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
@@ -131,7 +130,7 @@ fn downloads(log: &[(String, Action)]) -> Vec<String> {
 // ---------------------------------------------------------------- the upstream
 
 struct Upstream {
-    server: Airlock,
+    node: Node,
     _dir: tempfile::TempDir,
     /// The pinned commit of `org/tiny`.
     commit: String,
@@ -229,23 +228,27 @@ fn renamed(mut dist: wheels::Dist, filename: &str) -> wheels::Dist {
     dist
 }
 
-fn start_upstream(extra: &[&str]) -> Upstream {
+/// The upstream Airlock (filesystem store) with `config`, seeded by import.
+fn start_upstream(config: &str) -> Upstream {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let cli = || {
-        let mut c = command(dir.path());
-        c.args(["--store", store.to_str().unwrap()]);
-        c
-    };
+    let node = Node::start(
+        dir.path(),
+        StoreArgs::new(Backend::Fs, dir.path()),
+        config,
+        None,
+    );
     // A small model: JSON (a plain git file), LFS files by the Hub's default attributes.
-    let model = dir.path().join("tiny");
-    std::fs::create_dir_all(model.join("sub")).unwrap();
-    std::fs::write(model.join("config.json"), r#"{"model_type":"bert"}"#).unwrap();
-    std::fs::write(model.join("README.md"), "# tiny\n").unwrap();
-    std::fs::write(model.join("model.safetensors"), vec![7u8; 300_000]).unwrap();
-    std::fs::write(model.join("sub/extra.bin"), vec![8u8; 1000]).unwrap();
-    std::fs::write(model.join("sub/skip.bin"), vec![9u8; 1000]).unwrap();
-    run_ok(cli().args(["hf", "import", "org/tiny"]).arg(&model));
+    seed_model(
+        &node,
+        "org/tiny",
+        &[
+            ("config.json", br#"{"model_type":"bert"}"#),
+            ("README.md", b"# tiny\n"),
+            ("model.safetensors", &[7u8; 300_000]),
+            ("sub/extra.bin", &[8u8; 1000]),
+            ("sub/skip.bin", &[9u8; 1000]),
+        ],
+    );
 
     let wheelhouse = dir.path().join("wheelhouse");
     std::fs::create_dir_all(&wheelhouse).unwrap();
@@ -280,27 +283,26 @@ fn start_upstream(extra: &[&str]) -> Upstream {
     for d in &dists {
         d.write_to(&wheelhouse);
     }
-    run_ok(cli().args(["pypi", "import"]).arg(&wheelhouse));
+    node.import(&["pypi", "import", wheelhouse.to_str().unwrap()]);
 
     let layout = dir.path().join("layout");
     let image = write_layout(&layout);
-    run_ok(
-        cli()
-            .args(["oci", "import", "--repo", "docker.io/team/app"])
-            .arg(&layout),
-    );
+    node.import(&[
+        "oci",
+        "import",
+        "--repo",
+        "docker.io/team/app",
+        layout.to_str().unwrap(),
+    ]);
 
-    let mut args = vec!["--store", store.to_str().unwrap(), "--admin-token", ADMIN];
-    args.extend_from_slice(extra);
-    let server = Airlock::start(dir.path(), &args, &[]);
     let bearer = format!("Bearer {ADMIN}");
     let info = get_json(
-        &server.url("/api/models/org/tiny/revision/main"),
+        &node.server.url("/api/models/org/tiny/revision/main"),
         &[("authorization", &bearer)],
     );
     Upstream {
         commit: info["sha"].as_str().unwrap().to_string(),
-        server,
+        node,
         _dir: dir,
         demo_1_0,
         other_1_0,
@@ -425,7 +427,7 @@ fn check_mirrored(up: &Upstream, served: &Airlock) {
             .map(|e| (e["path"].as_str().unwrap().to_string(), e.clone()))
             .collect::<std::collections::BTreeMap<_, _>>()
     };
-    let (upstream_tree, mirrored_tree) = (tree(&up.server), tree(served));
+    let (upstream_tree, mirrored_tree) = (tree(&up.node.server), tree(served));
     assert_eq!(
         mirrored_tree.keys().collect::<Vec<_>>(),
         ["config.json", "model.safetensors", "sub/extra.bin"],
@@ -461,7 +463,7 @@ fn check_mirrored(up: &Upstream, served: &Airlock) {
             "demo-2.0-cp311-cp311-manylinux2014_x86_64.whl"
         ]
     );
-    let upstream_page = page(&up.server, "demo");
+    let upstream_page = page(&up.node.server, "demo");
     for f in mirrored["files"].as_array().unwrap() {
         let u = upstream_page["files"]
             .as_array()
@@ -496,7 +498,7 @@ fn check_mirrored(up: &Upstream, served: &Airlock) {
         &accept_index,
     );
     let (_, _, upstream_index) = get(
-        &up.server.url("/v2/docker.io/team/app/manifests/v1"),
+        &up.node.server.url("/v2/docker.io/team/app/manifests/v1"),
         &accept_index,
     );
     assert_eq!(index, upstream_index);
@@ -547,8 +549,8 @@ fn check_mirrored(up: &Upstream, served: &Airlock) {
 /// with one requirement whose hash is wrong (that file refused and reported, exit 1),
 /// then the mirror served and compared with the upstream.
 fn mirror_everything(backend: Backend) {
-    let up = start_upstream(&[]);
-    let proxy = Proxy::start(&up.server.base);
+    let up = start_upstream("");
+    let proxy = Proxy::start(&up.node.server.base);
     let mut first = true;
     proxy.set(move |_| {
         if std::mem::take(&mut first) {
@@ -617,8 +619,8 @@ fn mirror_everything_into_s3() {
 /// is fetched; a third run fetches nothing at all.
 #[test]
 fn an_interrupted_mirror_resumes_without_fetching_twice() {
-    let up = start_upstream(&[]);
-    let proxy = Proxy::start(&up.server.base);
+    let up = start_upstream("");
+    let proxy = Proxy::start(&up.node.server.base);
     let layer = up.image.amd64_layer.clone();
     proxy.set(move |path| {
         if path.contains(&layer) {
@@ -700,8 +702,8 @@ fn an_interrupted_mirror_resumes_without_fetching_twice() {
 /// of what needs them (the commit, the manifest), becomes visible.
 #[test]
 fn corrupted_bodies_are_refused() {
-    let up = start_upstream(&[]);
-    let proxy = Proxy::start(&up.server.base);
+    let up = start_upstream("");
+    let proxy = Proxy::start(&up.node.server.base);
     let layer = up.image.amd64_layer.clone();
     proxy.set(move |path| {
         if path.contains(&layer) || path.ends_with("/model.safetensors") {
@@ -746,7 +748,7 @@ fn corrupted_bodies_are_refused() {
 /// credentials from the environment, and the Hub with HF_TOKEN.
 #[test]
 fn registry_token_flow_and_hub_token() {
-    let up = start_upstream(&["--anonymous-read", "false"]);
+    let up = start_upstream("anonymous_read = false\n");
     let dir = tempfile::tempdir().unwrap();
     let store = StoreArgs::new(Backend::Fs, dir.path());
     let spec = dir.path().join("mirror.toml");
@@ -756,7 +758,7 @@ fn registry_token_flow_and_hub_token() {
             "[upstreams]\nhf = \"{0}\"\n[upstreams.oci]\n\"docker.io\" = \"{0}\"\n\
              [[hf]]\nrepo = \"org/tiny\"\nallow = [\"*.json\"]\n\
              [[oci]]\nimage = \"docker.io/team/app:v1\"\nplatforms = [\"linux/arm64\"]\nreferrers = false\n",
-            up.server.base
+            up.node.server.base
         ),
     )
     .unwrap();
@@ -772,7 +774,7 @@ fn registry_token_flow_and_hub_token() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let token_requests = up.server.log().matches("path=/token").count();
+    let token_requests = up.node.server.log().matches("path=/token").count();
     assert!(
         token_requests >= 1,
         "the registry's token endpoint was used"
@@ -799,10 +801,15 @@ fn real_clients_read_the_mirror() {
     let venv = PathBuf::from(
         std::env::var("AIRLOCK_TEST_VENV").expect("AIRLOCK_TEST_VENV: run bash tests/run-all.sh"),
     );
-    let up = start_upstream(&[]);
+    let up = start_upstream("");
     let dir = tempfile::tempdir().unwrap();
     let store = StoreArgs::new(Backend::Fs, dir.path());
-    let spec = write_spec(dir.path(), &up.server.base, &up, &good_requirements(&up));
+    let spec = write_spec(
+        dir.path(),
+        &up.node.server.base,
+        &up,
+        &good_requirements(&up),
+    );
     assert!(mirror(&store, dir.path(), &spec, &[]).status.success());
     let served = store.serve(dir.path(), &[]);
     let dest = dir.path().join("dl");

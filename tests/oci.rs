@@ -3,8 +3,6 @@
 //! content management, referrers), the token service, naming across upstreams, and
 //! refusals of bad input with the spec's codes, leaving nothing behind.
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use reqwest::header::HeaderMap;
@@ -14,6 +12,7 @@ use sha2::{Digest as _, Sha512};
 use std::io::Write as _;
 use support::airlock::Airlock;
 use support::http;
+use support::images;
 use support::sha256;
 
 const ADMIN: &str = "admin-token-for-tests-0123";

@@ -2,8 +2,6 @@
 //! import commands, a downstream Airlock configured with it as its upstream, and
 //! clients talking to the downstream only (all on loopback).
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use futures::StreamExt;
@@ -11,111 +9,17 @@ use sha2::{Digest as _, Sha256};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::http;
-use support::sha256;
+use support::pullthrough::{
+    downstream, downstream_of, seed_model, seed_tiny, seed_wheel, upstream, Node,
+};
 use support::store_walk::stored_blobs;
 use support::wheels::wheel;
+use support::{sha256, ADMIN};
 
-const ADMIN: &str = "admin-token-for-tests-0123";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MIB: usize = 1024 * 1024;
-
-/// One Airlock with its store and config file.
-struct Node {
-    server: Airlock,
-    store: StoreArgs,
-    dir: PathBuf,
-    config: PathBuf,
-}
-
-impl Node {
-    /// Starts `airlock serve` on `store` with `config` as its config file.
-    fn start(dir: &Path, store: StoreArgs, config: &str, listen: Option<&str>) -> Node {
-        std::fs::create_dir_all(dir).unwrap();
-        let path = dir.join("airlock.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut args = vec!["--config", path.to_str().unwrap(), "--admin-token", ADMIN];
-        if let Some(listen) = listen {
-            args.extend(["--listen", listen]);
-        }
-        let server = store.serve(dir, &args);
-        Node {
-            server,
-            store,
-            dir: dir.to_path_buf(),
-            config: path,
-        }
-    }
-
-    fn restart(&mut self) {
-        let listen = self.server.base.trim_start_matches("http://").to_string();
-        let config = std::fs::read_to_string(&self.config).unwrap();
-        drop(std::mem::replace(
-            self,
-            Node::start(
-                &self.dir.clone(),
-                self.store.clone(),
-                &config,
-                Some(&listen),
-            ),
-        ));
-    }
-
-    fn import(&self, args: &[&str]) {
-        let out = self.store.cli(&self.dir).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Access-log lines of GETs for `path`.
-    fn gets(&self, path: &str) -> usize {
-        let needle = format!("path={path} ");
-        self.server
-            .log()
-            .lines()
-            .filter(|l| l.contains("method=GET") && l.contains(&needle))
-            .count()
-    }
-}
-
-/// An upstream whose own caches forget quickly, so imports show at once.
-fn upstream(backend: Backend, dir: &Path, extra: &str) -> Node {
-    let store = StoreArgs::new(backend, dir);
-    Node::start(
-        &dir.join("up"),
-        store,
-        &format!("{extra}\n[cache]\nmutable_ttl = \"100ms\"\n"),
-        None,
-    )
-}
-
-/// A downstream pulling every protocol through `up`, revalidating after 1s.
-fn downstream(backend: Backend, dir: &Path, up: &Node, extra: &str) -> Node {
-    let store = StoreArgs::new(backend, &dir.join("down"));
-    let base = &up.server.base;
-    let config = format!(
-        "[oci]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n{extra}\n\
-         [pypi]\nupstream = \"{base}/simple/\"\nupstream_ttl = \"1s\"\n\
-         [hf]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n"
-    );
-    Node::start(&dir.join("down"), store, &config, None)
-}
-
-/// A tiny image `docker.io/library/<name>:<tag>` imported into `node`; its manifest's
-/// digest and bytes.
-fn seed_tiny(node: &Node, name: &str, tag: &str, layer: &[u8]) -> (String, Vec<u8>) {
-    let layout = node
-        .dir
-        .join(format!("layout-{name}-{tag}-{}", sha256(layer)));
-    let seeded = images::tiny_layout(&layout, &format!("docker.io/library/{name}:{tag}"), layer);
-    node.import(&["oci", "import", layout.to_str().unwrap()]);
-    seeded
-}
 
 /// The big layer's content: MiB `n` is a fixed pattern whose first 8 bytes hold `n`, so
 /// clients can check what they get without hashing it (slow in a debug build).
@@ -461,16 +365,6 @@ async fn an_upstream_stopped_mid_transfer_leaves_nothing_partial(backend: Backen
     assert_eq!(down.store.unfinished_writes(), Vec::<String>::new());
 }
 
-/// A wheel of `name` `version` imported into `node`.
-fn seed_wheel(node: &Node, name: &str, version: &str) -> support::wheels::Dist {
-    let dir = node.dir.join(format!("wheels-{name}-{version}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let dist = wheel(name, version, &[], Some(">=3.8"));
-    dist.write_to(&dir);
-    node.import(&["pypi", "import", dir.to_str().unwrap()]);
-    dist
-}
-
 const PYPI_JSON: &str = "application/vnd.pypi.simple.v1+json";
 
 async fn project_json(http: &reqwest::Client, node: &Node, project: &str) -> reqwest::Response {
@@ -669,14 +563,14 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
 ) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
-    let model = dir.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
     let config = br#"{"architectures":["Tiny"],"model_type":"tiny"}"#.to_vec();
-    std::fs::write(model.join("config.json"), &config).unwrap();
     // Above the 10 MiB LFS threshold: listed with its sha256, fetched on first download.
     let weights: Vec<u8> = (0..11 * MIB).map(|i| (i % 253) as u8).collect();
-    std::fs::write(model.join("model.safetensors"), &weights).unwrap();
-    up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
+    seed_model(
+        &up,
+        "org/tiny",
+        &[("config.json", &config), ("model.safetensors", &weights)],
+    );
     let down = downstream(backend, dir.path(), &up, "");
     let http = http::following_redirects();
     let info = |node: &Node| {
@@ -749,10 +643,7 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
 async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let up = upstream(Backend::Fs, dir.path(), "");
-    let model = dir.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("config.json"), b"{}").unwrap();
-    up.import(&["hf", "import", "org/tiny", model.to_str().unwrap()]);
+    seed_model(&up, "org/tiny", &[("config.json", b"{}")]);
     seed_wheel(&up, "demo", "1.0");
     seed_tiny(&up, "busybox", "1.36", b"layer");
     let base = &up.server.base;
@@ -905,14 +796,6 @@ impl Drop for Peer {
     }
 }
 
-/// A downstream with only `section` pulling through `upstream` (plus `extra` keys there).
-fn downstream_of(backend: Backend, dir: &Path, section: &str, upstream: &str, extra: &str) -> Node {
-    let store = StoreArgs::new(backend, &dir.join("down"));
-    let config =
-        format!("[{section}]\nupstream = \"{upstream}\"\nupstream_ttl = \"1s\"\n{extra}\n");
-    Node::start(&dir.join("down"), store, &config, None)
-}
-
 /// The PyPI upstream token goes to the upstream's origin only: a file its page lists on
 /// another origin is fetched without it.
 async fn pypi_upstream_token_stays_on_the_upstream_origin(backend: Backend) {
@@ -1036,12 +919,8 @@ async fn oci_upstream_credential_goes_to_no_foreign_realm(backend: Backend) {
 
 /// `twine upload` of `dist` to `node`'s default index.
 fn twine_upload(node: &Node, dist: &support::wheels::Dist) {
-    let venv =
-        PathBuf::from(std::env::var("AIRLOCK_TEST_VENV").expect(
-            "AIRLOCK_TEST_VENV is not set: run `bash tests/run-all.sh`, which installs twine",
-        ));
     let path = dist.write_to(&node.dir);
-    let out = std::process::Command::new(venv.join("bin/twine"))
+    let out = support::process::venv_tool("twine")
         .args(["upload", "--non-interactive", "--disable-progress-bar"])
         .arg("--repository-url")
         .arg(node.server.url("/legacy/"))

@@ -5,8 +5,6 @@
 //! sixteen concurrent pushes of one layer, concurrent tag pushes and twine uploads, and
 //! concurrent huggingface_hub commits on one branch.
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use futures::future::join_all;

@@ -3,8 +3,6 @@
 //! pip, huggingface_hub and skopeo trusting a test CA. The CA and certificates are made
 //! here with rcgen.
 
-#[path = "support/images.rs"]
-mod images;
 mod support;
 
 use futures::StreamExt;
@@ -16,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::airlock::{command, Airlock};
+use support::images;
 use support::process::{self, ok, venv_dir};
 use support::seed_blob;
 

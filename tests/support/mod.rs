@@ -7,7 +7,9 @@ pub mod backend;
 pub mod garage;
 pub mod http;
 pub mod hub;
+pub mod images;
 pub mod process;
+pub mod pullthrough;
 pub mod store_walk;
 pub mod twine;
 pub mod wheels;
@@ -15,6 +17,9 @@ pub mod wheels;
 use ::airlock::digest::Algorithm;
 use ::airlock::store::{BlobStore, DynStore, FsStore};
 use std::path::Path;
+
+/// The admin token every suite starts Airlock with.
+pub const ADMIN: &str = "admin-token-for-tests-0123";
 
 /// Writes `size` pseudo-random bytes to a file and stores it as a blob in `store_dir`.
 pub async fn seed_blob(store_dir: &Path, size: usize) -> (String, Vec<u8>) {
