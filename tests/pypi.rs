@@ -253,63 +253,62 @@ async fn upload_then_serve_pages_files_and_metadata() {
     assert_eq!(url, file_url);
 }
 
+/// One upload and its answer: what it is, the index, the file, the token, the SHA-256
+/// the form claims (else the file's), the status, and a text the answer must hold.
+type UploadRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a Dist,
+    Option<&'a str>,
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn uploads_are_verified_authorized_and_never_overwrite() {
     let fx = start();
     let base = &fx.server.base;
     let dist = wheel("guarded", "1.0", &[], None);
 
-    let r = upload(base, "/legacy/", &dist, None, None).await;
-    assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Basic"));
-    let r = upload(
-        base,
-        "/legacy/",
-        &dist,
-        Some("wrong-token-0123456789"),
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 401);
-    // The team token may write only to the team index.
-    let r = upload(base, "/legacy/", &dist, Some(TEAM), None).await;
-    assert_eq!(r.status(), 403);
-    let r = upload(base, "/pypi/team/legacy/", &dist, Some(TEAM), None).await;
-    assert_eq!(r.status(), 200);
-    // A corrupted upload: the claimed digest does not match.
     let other = wheel("guarded", "2.0", &[], None);
-    let r = upload(
-        base,
-        "/pypi/team/legacy/",
-        &other,
-        Some(TEAM),
-        Some(&"0".repeat(64)),
-    )
-    .await;
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("does not match"));
-    // Same file again: idempotent. Different content under the same name: refused.
-    let r = upload(base, "/pypi/team/legacy/", &dist, Some(TEAM), None).await;
-    assert_eq!(r.status(), 200);
     let mut tampered = wheel("guarded", "1.0", &["idna"], None);
     tampered.filename = dist.filename.clone();
-    let r = upload(base, "/pypi/team/legacy/", &tampered, Some(TEAM), None).await;
-    assert_eq!(r.status(), 409);
-    assert!(r.text().await.unwrap().contains("File already exists"));
-    // Not a distribution, or one whose name does not match its metadata.
     let junk = Dist {
         filename: "guarded-3.0-py3-none-any.whl".into(),
         bytes: b"not a zip".to_vec(),
     };
-    let r = upload(base, "/pypi/team/legacy/", &junk, Some(TEAM), None).await;
-    assert_eq!(r.status(), 400);
     let mut renamed = wheel("guarded", "4.0", &[], None);
     renamed.filename = "other-4.0-py3-none-any.whl".into();
-    let r = upload(base, "/pypi/team/legacy/", &renamed, Some(ADMIN), None).await;
-    assert_eq!(r.status(), 400);
+    let zeros = "0".repeat(64);
+    let (legacy, team) = ("/legacy/", "/pypi/team/legacy/");
+    #[rustfmt::skip]
+    let rows: [UploadRow; 9] = [
+        ("anonymous", legacy, &dist, None, None, 401, ""),
+        ("an unknown token", legacy, &dist, Some("wrong-token-0123456789"), None, 401, ""),
+        // The team token may write only to the team index.
+        ("team token, default index", legacy, &dist, Some(TEAM), None, 403, ""),
+        ("team token, team index", team, &dist, Some(TEAM), None, 200, ""),
+        // A corrupted upload: the claimed digest does not match.
+        ("a wrong claimed digest", team, &other, Some(TEAM), Some(&zeros), 400, "does not match"),
+        // Same file again: idempotent. Different content under the same name: refused.
+        ("the same file again", team, &dist, Some(TEAM), None, 200, ""),
+        ("other bytes, same name", team, &tampered, Some(TEAM), None, 409, "File already exists"),
+        // Not a distribution, or one whose name does not match its metadata.
+        ("not a zip", team, &junk, Some(TEAM), None, 400, ""),
+        ("a name its metadata denies", team, &renamed, Some(ADMIN), None, 400, ""),
+    ];
+    for (what, index, file, token, claimed, status, text) in rows {
+        let r = upload(base, index, file, token, claimed).await;
+        let challenge = r.headers().get("www-authenticate").cloned();
+        assert_eq!(r.status(), status, "{what}");
+        if status == 401 {
+            let challenge = challenge.unwrap_or_else(|| panic!("{what}: no challenge"));
+            assert!(challenge.to_str().unwrap().starts_with("Basic"), "{what}");
+        }
+        let body = r.text().await.unwrap();
+        assert!(body.contains(text), "{what}: {body}");
+    }
 
     // Only the good file is listed; nothing was stored for the refused ones.
     let page: Value = http::client()

@@ -252,43 +252,16 @@ fn bad_configuration_fails_in_one_line_that_names_the_fix() {
         "[[tokens]]\nname = \"ci\"\nsecret = \"0123456789abcdef0\"\nscopes = [\"push\"]",
     );
     let bad_scope = bad_scope.path().to_str().unwrap();
+    #[rustfmt::skip]
     let rows: [Refusal; 8] = [
-        (
-            &["serve", "--listen", "nowhere"],
-            &[],
-            &["`listen`", "HOST:PORT"],
-        ),
-        (
-            &["serve"],
-            &[("AIRLOCK_STORE", "gs://bucket")],
-            &["`store`", "s3://"],
-        ),
-        (
-            &["serve", "--admin-token", "short"],
-            &[],
-            &["admin_token", "too short"],
-        ),
-        (
-            &["--config", misspelt, "serve"],
-            &[],
-            &["anonymous_reed", "line 2"],
-        ),
+        (&["serve", "--listen", "nowhere"], &[], &["`listen`", "HOST:PORT"]),
+        (&["serve"], &[("AIRLOCK_STORE", "gs://bucket")], &["`store`", "s3://"]),
+        (&["serve", "--admin-token", "short"], &[], &["admin_token", "too short"]),
+        (&["--config", misspelt, "serve"], &[], &["anonymous_reed", "line 2"]),
         (&["serve", "--config", bad_scope], &[], &["ci", "push"]),
-        (
-            &["serve", "--config", "/nonexistent/airlock.toml"],
-            &[],
-            &["cannot read config file"],
-        ),
-        (
-            &["serve", "--store", "/proc/airlock-store"],
-            &[],
-            &["/proc/airlock-store", "--store"],
-        ),
-        (
-            &["serve", "--shutdown-grace", "a while"],
-            &[],
-            &["shutdown_grace"],
-        ),
+        (&["serve", "--config", "/nonexistent/airlock.toml"], &[], &["cannot read config file"]),
+        (&["serve", "--store", "/proc/airlock-store"], &[], &["/proc/airlock-store", "--store"]),
+        (&["serve", "--shutdown-grace", "a while"], &[], &["shutdown_grace"]),
     ];
     for (args, env, needles) in rows {
         let e = refused_in_tmp(args, env);
@@ -310,6 +283,15 @@ async fn flags_beat_environment() {
     assert!(cwd.path().join("from-flag").is_dir());
     assert!(!cwd.path().join("from-env").exists());
 }
+
+/// A conditional or range GET: its headers, and the status, Content-Range and body
+/// expected.
+type Conditional<'a> = (
+    &'a [(&'a str, &'a str)],
+    u16,
+    Option<&'a str>,
+    Option<&'a [u8]>,
+);
 
 #[tokio::test]
 async fn operator_blob_api_serves_ranges_and_checks_the_token() {
@@ -345,26 +327,17 @@ async fn operator_blob_api_serves_ranges_and_checks_the_token() {
         .to_str()
         .unwrap()
         .starts_with("Bearer"));
-    let r = http
-        .get(&url)
-        .bearer_auth("reader-token-0123456789")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
     // A digest says nothing about whose bytes these are: an admin of one protocol or of
     // one name prefix is not an admin of the store.
-    for partial in ["images-admin-0123456789", "team-admin-0123456789"] {
-        let r = http.get(&url).bearer_auth(partial).send().await.unwrap();
-        assert_eq!(r.status(), 403, "{partial}");
+    for (token, status) in [
+        ("reader-token-0123456789", 403),
+        ("images-admin-0123456789", 403),
+        ("team-admin-0123456789", 403),
+        ("not-a-token", 401),
+    ] {
+        let r = http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), status, "{token}");
     }
-    let r = http
-        .get(&url)
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
 
     // Basic auth with any user name carries the token too.
     let r = http
@@ -383,68 +356,43 @@ async fn operator_blob_api_serves_ranges_and_checks_the_token() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "100000");
 
-    let r = http
-        .get(&url)
-        .bearer_auth(ADMIN)
-        .header("range", "bytes=0-0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 206);
-    assert_eq!(r.headers()["content-range"], "bytes 0-0/100000");
-    assert_eq!(r.bytes().await.unwrap(), data[..1]);
-    let r = http
-        .get(&url)
-        .bearer_auth(ADMIN)
-        .header("range", "bytes=-10")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 206);
-    assert_eq!(r.bytes().await.unwrap(), data[100_000 - 10..]);
-    let r = http
-        .get(&url)
-        .bearer_auth(ADMIN)
-        .header("range", "bytes=100000-")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 416);
-    assert_eq!(r.headers()["content-range"], "bytes */100000");
-    // A stale If-Range falls back to the whole body.
-    let r = http
-        .get(&url)
-        .bearer_auth(ADMIN)
-        .header("range", "bytes=0-9")
-        .header("if-range", "\"other\"")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = http
-        .get(&url)
-        .bearer_auth(ADMIN)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 304);
+    #[rustfmt::skip]
+    let rows: [Conditional; 5] = [
+        (&[("range", "bytes=0-0")], 206, Some("bytes 0-0/100000"), Some(&data[..1])),
+        (&[("range", "bytes=-10")], 206, None, Some(&data[100_000 - 10..])),
+        (&[("range", "bytes=100000-")], 416, Some("bytes */100000"), None),
+        // A stale If-Range falls back to the whole body.
+        (&[("range", "bytes=0-9"), ("if-range", "\"other\"")], 200, None, None),
+        (&[("if-none-match", &etag)], 304, None, None),
+    ];
+    for (headers, status, content_range, body) in rows {
+        let mut request = http.get(&url).bearer_auth(ADMIN);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), status, "{headers:?}");
+        if let Some(content_range) = content_range {
+            assert_eq!(r.headers()["content-range"], content_range, "{headers:?}");
+        }
+        if let Some(body) = body {
+            assert!(r.bytes().await.unwrap() == body, "{headers:?}");
+        }
+    }
 
     let missing = format!("/_airlock/blobs/sha256:{}", "0".repeat(64));
-    let r = http
-        .get(server.url(&missing))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let r = http
-        .get(server.url("/_airlock/blobs/sha256:..%2F..%2Fetc"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    for (path, status) in [
+        (missing.as_str(), 404),
+        ("/_airlock/blobs/sha256:..%2F..%2Fetc", 400),
+    ] {
+        let r = http
+            .get(server.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
 }
 
 #[tokio::test]
