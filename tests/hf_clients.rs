@@ -16,21 +16,11 @@ const ADMIN: &str = "admin-token-for-tests-0123";
 /// Python from a virtualenv, pointed at Airlock, with a private cache and no token
 /// or offline settings leaking in from the environment.
 fn python(venv: &Path, server: &Airlock, home: &Path) -> Command {
-    let mut cmd = Command::new(venv.join("bin/python"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HF_") || k.starts_with("HUGGING") || k == "TRANSFORMERS_OFFLINE" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HF_ENDPOINT", &server.base)
-        .env("HF_HOME", home)
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("HF_HUB_DISABLE_UPDATE_CHECK", "1")
-        .env("PYTHONUNBUFFERED", "1");
-    cmd
+    support::hf_python_in(venv, &server.base, home)
 }
 
-fn run_ok(cmd: &mut Command, script: &str) -> String {
+/// Runs `script` with the Python `cmd`, asserting that it succeeds; its output.
+fn python_ok(cmd: &mut Command, script: &str) -> String {
     ok(cmd.arg("-c").arg(script))
 }
 
@@ -38,7 +28,7 @@ fn run_ok(cmd: &mut Command, script: &str) -> String {
 /// the `safetensors` package, and a file large enough to be stored as LFS.
 fn make_model(dir: &Path) -> PathBuf {
     let root = dir.join("tiny-model");
-    run_ok(
+    python_ok(
         Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin/python")).current_dir(dir),
         r#"
 import json, os, numpy as np
@@ -154,7 +144,7 @@ print("UPLOADS-OK")
 /// with an extra `refs/pr/1`, imported so that its commit ids are kept.
 fn import_a_cache(store: &StoreArgs, server: &Airlock, dir: &Path) -> String {
     let home = dir.join("hf-home-cache");
-    let out = run_ok(
+    let out = python_ok(
         &mut python(&venv_dir("AIRLOCK_TEST_VENV"), server, &home),
         r#"
 from huggingface_hub import snapshot_download, HfApi
@@ -224,7 +214,7 @@ fn huggingface_hub_versions(backend: Backend) {
         ("AIRLOCK_TEST_VENV_HF0", "0.36"),
     ] {
         let home = dir.path().join(format!("home-{name}"));
-        let out = run_ok(&mut python(&venv_dir(var), &server, &home), DOWNLOADS);
+        let out = python_ok(&mut python(&venv_dir(var), &server, &home), DOWNLOADS);
         assert!(
             out.contains(&format!("DOWNLOADS-OK {sha}")),
             "huggingface_hub {name}: {out}"
@@ -262,7 +252,7 @@ api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id="team/xet")
 assert open(hf_hub_download("team/xet", "w.bin"), "rb").read() == data
 print("XET-OK", hashlib.sha256(data).hexdigest())
 "#;
-    let out = run_ok(&mut cmd, script);
+    let out = python_ok(&mut cmd, script);
     let sha = out
         .split_whitespace()
         .skip_while(|w| *w != "XET-OK")
@@ -280,7 +270,7 @@ print("XET-OK", hashlib.sha256(data).hexdigest())
     );
     // 0.36 resumes an interrupted download from its `.incomplete` file with a Range request.
     let home = dir.path().join("home-resume");
-    let out = run_ok(
+    let out = python_ok(
         &mut python(&venv_dir("AIRLOCK_TEST_VENV_HF0"), &server, &home),
         r#"
 import os
@@ -328,7 +318,7 @@ fn transformers_and_datasets(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (_store, server) = setup(backend, dir.path());
     let home = dir.path().join("home");
-    let out = run_ok(
+    let out = python_ok(
         &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
         r#"
 from transformers import AutoConfig, AutoTokenizer
@@ -399,7 +389,7 @@ assert len(os.listdir(os.path.join(p, "shards"))) == 1000
 print("SNAPSHOT-OK")
 "#;
     let before = store_reads(&server);
-    run_ok(
+    python_ok(
         &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
         script,
     );
@@ -411,7 +401,7 @@ print("SNAPSHOT-OK")
         "{cold} store reads for {FILES} files on a cold cache"
     );
     let before = store_reads(&server);
-    run_ok(
+    python_ok(
         &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
         script,
     );
@@ -444,7 +434,7 @@ fn prefix_scoped_token_creates_and_uploads(backend: Backend) {
     );
     cmd.env("HF_TOKEN", "alice-token-0123456789")
         .env("HF_HUB_DISABLE_XET", "1");
-    let out = run_ok(
+    let out = python_ok(
         &mut cmd,
         r#"
 import os

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
 use support::process::run_ok;
 use support::pullthrough::{seed_model, Node};
 use support::sha256;
@@ -321,11 +322,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
     rt().block_on(async {
-        let mut req = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(url);
+        let mut req = http::following_redirects().get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -128,10 +128,7 @@ fn skopeo_round_trip(backend: Backend) {
     // containerd's spelling of the same repository (`?ns=quay.io`) finds it.
     let url = server.url("/v2/airgap/hello/manifests/v2s2?ns=quay.io");
     let (status, header) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
+        let r = support::http::following_redirects()
             .head(url)
             .send()
             .await

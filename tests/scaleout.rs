@@ -358,17 +358,8 @@ fn output_python(out: std::process::Output) -> String {
 
 /// huggingface_hub pointed at one replica, with a private cache.
 fn hf_python(replica: &Airlock, home: &Path) -> Command {
-    let mut cmd = Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin/python"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HF_") || k.starts_with("HUGGING") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HF_ENDPOINT", &replica.base)
-        .env("HF_HOME", home)
-        .env("HF_TOKEN", ADMIN)
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("PYTHONUNBUFFERED", "1");
+    let mut cmd = support::hf_python(&replica.base, home);
+    cmd.env("HF_TOKEN", ADMIN);
     cmd
 }
 

@@ -423,7 +423,7 @@ async fn sigterm_lets_an_inflight_download_finish_and_refuses_new_connections() 
     // Wait until the server has stopped accepting.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+        let fresh = client();
         if fresh.get(server.url("/healthz")).send().await.is_err() {
             break;
         }

@@ -6,20 +6,16 @@
 mod support;
 
 use serde_json::{json, Value};
-use sha2::Digest as _;
 use std::path::Path;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::http;
 use support::hub;
+use support::sha256_hex;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 /// May write `alice/...` on the Hub and `docker.io/alice/...` images; reads nothing else.
 const ALICE: &str = "alice-token-0123456789abc";
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
 
 /// A config with Alice's token, a private Hub repo `victim/secret` holding `secret`
 /// as `weights.bin`, and the server on `backend`.

@@ -52,7 +52,12 @@ pub fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
 /// The virtualenv's Python with huggingface_hub pointed at `endpoint`, a private cache
 /// and no Hub settings leaking in from the environment.
 pub fn hf_python(endpoint: &str, home: &Path) -> std::process::Command {
-    let mut cmd = process::venv_tool("python");
+    hf_python_in(&process::venv_dir("AIRLOCK_TEST_VENV"), endpoint, home)
+}
+
+/// As [`hf_python`], with the Python of the virtualenv `venv`.
+pub fn hf_python_in(venv: &Path, endpoint: &str, home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(venv.join("bin/python"));
     for (k, _) in std::env::vars() {
         if k.starts_with("HF_") || k.starts_with("HUGGING") || k == "TRANSFORMERS_OFFLINE" {
             cmd.env_remove(k);
