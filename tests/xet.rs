@@ -8,10 +8,10 @@
 mod support;
 
 use serde_json::{json, Value};
-use sha2::Digest as _;
 use std::path::Path;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http;
 
 const ADMIN: &str = "admin-token-for-tests-0123";
 /// Writes `alice/...` on the Hub.
@@ -36,14 +36,6 @@ const FILE_B: (&str, usize) = (
     13500,
 );
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 fn start(backend: Backend, dir: &Path) -> (StoreArgs, Airlock) {
     let config = dir.join("airlock.toml");
     std::fs::write(
@@ -64,7 +56,7 @@ fn start(backend: Backend, dir: &Path) -> (StoreArgs, Airlock) {
 }
 
 async fn create(server: &Airlock, token: &str, body: Value) {
-    let r = http()
+    let r = http::client()
         .post(server.url("/api/repos/create"))
         .bearer_auth(token)
         .json(&body)
@@ -82,8 +74,8 @@ async fn cas_token(
     repo: &str,
     kind: &str,
 ) -> Result<(String, String), u16> {
-    let mut request =
-        http().get(server.url(&format!("{prefix}/api/models/{repo}/xet-{kind}-token/main")));
+    let mut request = http::client()
+        .get(server.url(&format!("{prefix}/api/models/{repo}/xet-{kind}-token/main")));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -106,7 +98,7 @@ async fn cas_token(
 }
 
 async fn post(url: String, token: Option<&str>, body: &[u8]) -> (u16, String) {
-    let mut request = http().post(url).body(body.to_vec());
+    let mut request = http::client().post(url).body(body.to_vec());
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -205,7 +197,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
         post(xorb(X1_HASH), Some(&write), X1).await,
         (200, json!({"was_inserted": false}).to_string())
     );
-    let head = |hash: &str| http().head(xorb(hash)).bearer_auth(&read).send();
+    let head = |hash: &str| http::client().head(xorb(hash)).bearer_auth(&read).send();
     assert_eq!(head(X1_HASH).await.unwrap().status(), 200);
     assert_eq!(head(X2_HASH).await.unwrap().status(), 404);
 
@@ -248,7 +240,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     assert_eq!(store.keys_under(&blob_of(FILE_A.0)), Vec::<String>::new());
 
     // The v2 route streams progress and ends with the result.
-    let r = http()
+    let r = http::client()
         .post(format!("{cas}/v2/shards"))
         .bearer_auth(&write)
         .body(SHARD.to_vec())
@@ -269,7 +261,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     );
     assert!(events.iter().any(|e| e["type"] == "validating"), "{text}");
     // A failure after the stream started is its last event.
-    let r = http()
+    let r = http::client()
         .post(format!("{cas}/v2/shards"))
         .bearer_auth(&write)
         .body(SHARD[..100].to_vec())
@@ -291,7 +283,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
             json!({"key": "header", "value": {"summary": "add", "description": ""}}),
             json!({"key": "lfsFile", "value": {"path": "a.bin", "algo": "sha256", "oid": FILE_A.0, "size": FILE_A.1}})
         );
-        http()
+        http::client()
             .post(server.url(&format!("/api/models/{repo}/commit/main")))
             .bearer_auth(token)
             .header("content-type", "application/x-ndjson")
@@ -300,7 +292,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     };
     let r = commit("alice/m", ALICE).await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let bytes = http()
+    let bytes = http::client()
         .get(server.url("/alice/m/resolve/main/a.bin"))
         .send()
         .await
@@ -309,7 +301,7 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(bytes.len(), FILE_A.1);
-    assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), FILE_A.0);
+    assert_eq!(support::sha256_hex(&bytes), FILE_A.0);
     // Bob never uploaded it: his repository may not name it.
     let r = commit("bob/m", BOB).await.unwrap();
     assert_ne!(r.status(), 200, "{}", r.text().await.unwrap());
