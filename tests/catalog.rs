@@ -5,18 +5,17 @@
 
 mod support;
 
-use base64::Engine as _;
-use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::Command;
 use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
+use support::http::client as http;
+use support::sha256_hex as sha256;
 use support::wheels::{wheel, Dist};
 
-const ADMIN: &str = "admin-token-for-tests-0123";
+use support::ADMIN;
 /// Reads everything.
 const READER: &str = "reader-token-0123456789";
 /// Reads the `org/` models and datasets only.
@@ -55,18 +54,6 @@ fn start(backend: Backend, extra: &[&str]) -> Server {
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
 /// What the seeding put where, for the checks.
 struct Seeded {
     /// One wheel, uploaded to PyPI, committed to the model and pushed as an image layer.
@@ -83,25 +70,10 @@ async fn ok(request: reqwest::RequestBuilder) -> reqwest::Response {
     r
 }
 
-async fn pypi_upload(base: &str, dist: &Dist, name: &str, version: &str) {
-    let form = Form::new()
-        .text(":action", "file_upload")
-        .text("protocol_version", "1")
-        .text("name", name.to_string())
-        .text("version", version.to_string())
-        .text("filetype", "bdist_wheel")
-        .text("pyversion", "py3")
-        .text("metadata_version", "2.1")
-        .text("sha256_digest", dist.sha256())
-        .part(
-            "content",
-            Part::bytes(dist.bytes.clone()).file_name(dist.filename.clone()),
-        );
-    ok(http()
-        .post(format!("{base}/legacy/"))
-        .basic_auth("__token__", Some(ADMIN))
-        .multipart(form))
-    .await;
+async fn pypi_upload(base: &str, dist: &Dist) {
+    let r =
+        support::twine::upload(&http(), &format!("{base}/legacy/"), dist, Some(ADMIN), None).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 async fn hf_create(base: &str, body: Value) {
@@ -114,21 +86,15 @@ async fn hf_create(base: &str, body: Value) {
 
 /// A commit as huggingface_hub sends small files: NDJSON with base64 contents.
 async fn hf_commit(base: &str, repo_path: &str, files: &[(&str, &[u8])]) {
-    let mut ndjson =
-        json!({"key": "header", "value": {"summary": "add files", "description": ""}}).to_string();
-    for (path, content) in files {
-        let content = base64::engine::general_purpose::STANDARD.encode(content);
-        ndjson.push('\n');
-        ndjson.push_str(
-            &json!({"key": "file", "value": {"path": path, "content": content, "encoding": "base64"}})
-                .to_string(),
-        );
-    }
+    use support::hub::{file_line, header_line, ndjson};
+    let lines: Vec<Value> = std::iter::once(header_line("add files"))
+        .chain(files.iter().map(|(path, content)| file_line(path, content)))
+        .collect();
     ok(http()
         .post(format!("{base}/api/{repo_path}/commit/main"))
         .bearer_auth(ADMIN)
         .header("content-type", "application/x-ndjson")
-        .body(ndjson))
+        .body(ndjson(&lines)))
     .await;
 }
 
@@ -167,8 +133,8 @@ async fn oci_manifest(base: &str, tag: &str, media_type: &str, bytes: &[u8]) {
 async fn seed(base: &str) -> Seeded {
     let wheel_1_0 = wheel("Demo_Core", "1.0", &[], None);
     let wheel_1_1 = wheel("Demo_Core", "1.1", &[], None);
-    pypi_upload(base, &wheel_1_0, "Demo_Core", "1.0").await;
-    pypi_upload(base, &wheel_1_1, "Demo_Core", "1.1").await;
+    pypi_upload(base, &wheel_1_0).await;
+    pypi_upload(base, &wheel_1_1).await;
 
     hf_create(base, json!({"name": "tiny", "organization": "org"})).await;
     let wheel_path = format!("dist/{}", wheel_1_0.filename);
