@@ -227,13 +227,17 @@ on_both_stores!(async:
     gitattributes_with_many_stars,
     commit_lines_linear_and_bounded,
     manifests_only_as_manifest_types,
+    every_response_says_nosniff,
+    token_service_never_renews_its_own_tokens,
+    scope_prefixes_grant_whole_segments,
+    hub_write_scope_creates_its_repos,
+    hub_model_datasets_x_is_not_dataset_x,
 );
 
 /// Every protocol's answers, successes and errors alike, carry `nosniff`.
-#[tokio::test]
-async fn every_response_says_nosniff() {
+async fn every_response_says_nosniff(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(Backend::Fs, dir.path(), "");
+    let server = serve(backend, dir.path(), "");
     for path in [
         "/",
         "/healthz",
@@ -287,12 +291,11 @@ fn token_config(secret: &str) -> String {
 /// gets no successor as `password` or `refresh_token`; a refresh token is no access
 /// token; and rotating the client's secret revokes its refresh tokens (the signing key
 /// is fixed here, so only that binding can).
-#[tokio::test]
-async fn token_service_never_renews_its_own_tokens() {
+async fn token_service_never_renews_its_own_tokens(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let old = "ci-secret-before-rotation-01";
     let scope = "repository:ci/app:pull,push";
-    let mut server = serve(Backend::Fs, dir.path(), &token_config(old));
+    let mut server = serve(backend, dir.path(), &token_config(old));
     let password = |p: &'static str| {
         vec![
             ("grant_type", "password"),
@@ -370,7 +373,7 @@ async fn token_service_never_renews_its_own_tokens() {
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(10)).expect("stopped");
     let new = "ci-secret-after-rotation-02";
-    let server = serve(Backend::Fs, dir.path(), &token_config(new));
+    let server = serve(backend, dir.path(), &token_config(new));
     let (s, body) = token_form(&server, &form).await;
     assert_eq!(s, 401, "a refresh token outlived its secret: {body}");
     let (s, _) = token_form(&server, &password(old)).await;
@@ -379,9 +382,9 @@ async fn token_service_never_renews_its_own_tokens() {
     assert_eq!(s, 200);
 }
 
-fn team_server(dir: &Path) -> Airlock {
+fn team_server(backend: Backend, dir: &Path) -> Airlock {
     serve(
-        Backend::Fs,
+        backend,
         dir,
         &format!(
             "[[tokens]]\nname = \"team\"\nsecret = \"{TEAM}\"\n\
@@ -400,10 +403,9 @@ async fn commit_a_file(server: &Airlock, token: &str, id: &str) -> StatusCode {
 }
 
 /// A prefix grants whole segments: `docker.io/team` never grants `docker.io/team-evil`.
-#[tokio::test]
-async fn scope_prefixes_grant_whole_segments() {
+async fn scope_prefixes_grant_whole_segments(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = team_server(dir.path());
+    let server = team_server(backend, dir.path());
     let http = client();
     support::push_image(&http, &server.base, TEAM, "team/app", "v1", b"mine").await;
     let r = http
@@ -421,10 +423,9 @@ async fn scope_prefixes_grant_whole_segments() {
 
 /// `write:hf:alice/` creates `alice/...` repositories and commits to them, and nothing
 /// outside `alice/`.
-#[tokio::test]
-async fn hub_write_scope_creates_its_repos() {
+async fn hub_write_scope_creates_its_repos(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = team_server(dir.path());
+    let server = team_server(backend, dir.path());
     assert_eq!(create_model(&server, TEAM, "alice", "m").await, 200);
     assert_eq!(commit_a_file(&server, TEAM, "alice/m").await, 200);
     assert_eq!(create_model(&server, TEAM, "bob", "m").await, 403);
@@ -434,10 +435,9 @@ async fn hub_write_scope_creates_its_repos() {
 
 /// `write:hf:datasets/` is every dataset, not the models of an org named `datasets`:
 /// the model `datasets/x` and the dataset `x` are two scope names.
-#[tokio::test]
-async fn hub_model_datasets_x_is_not_dataset_x() {
+async fn hub_model_datasets_x_is_not_dataset_x(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = team_server(dir.path());
+    let server = team_server(backend, dir.path());
     assert_eq!(create_model(&server, ADMIN, "datasets", "x").await, 200);
     assert_eq!(commit_a_file(&server, TEAM, "datasets/x").await, 403);
 }
