@@ -197,6 +197,10 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
         post(xorb(X1_HASH), Some(&write), X1).await,
         (200, json!({"was_inserted": false}).to_string())
     );
+    // Already stored: the body is read and dropped, but not past a xorb's size limit.
+    let (status, text) = post(xorb(X1_HASH), Some(&write), &vec![0; 65 << 20]).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("larger than"), "{text}");
     let head = |hash: &str| http::client().head(xorb(hash)).bearer_auth(&read).send();
     assert_eq!(head(X1_HASH).await.unwrap().status(), 200);
     assert_eq!(head(X2_HASH).await.unwrap().status(), 404);

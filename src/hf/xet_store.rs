@@ -119,9 +119,17 @@ impl XetStore {
     /// body is then read and dropped: content-addressed, nothing to compare).
     pub async fn put_xorb(&self, hash: MerkleHash, body: ByteStream) -> Result<bool, HfError> {
         if self.has_xorb(&hash).await? {
-            body.try_for_each(|_| async { Ok(()) })
-                .await
-                .map_err(StoreError::Body)?;
+            // Read and dropped, but never more than a xorb may hold.
+            let mut seen = 0u64;
+            let mut body = body;
+            while let Some(chunk) = body.try_next().await.map_err(StoreError::Body)? {
+                seen += chunk.len() as u64;
+                if seen > xet::xorb::MAX_XORB_BYTES {
+                    return Err(invalid(XetError::XorbTooLarge {
+                        max: xet::xorb::MAX_XORB_BYTES,
+                    }));
+                }
+            }
             return Ok(false);
         }
         let verified: Arc<Mutex<Option<XorbIndex>>> = Arc::default();
