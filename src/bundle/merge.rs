@@ -54,7 +54,8 @@ pub fn classify(key: &str) -> DocClass {
             | MetaKey::HfLfsLink { .. }
             | MetaKey::HfCommit { .. }
             | MetaKey::XetXorbIndex { .. }
-            | MetaKey::XetFile { .. },
+            | MetaKey::XetFile { .. }
+            | MetaKey::XetSha256 { .. },
         ) => DocClass::Immutable,
         Some(MetaKey::PypiProjects { .. }) => DocClass::PypiList,
         Some(MetaKey::PypiProject { .. }) => DocClass::PypiProject,

@@ -133,6 +133,7 @@ async fn store_file(
         sha256: sha,
         oid: git_oid,
         lfs,
+        xet_hash: None,
     })
 }
 

@@ -202,6 +202,11 @@ pub struct FileEntry {
     /// git blob oid: of the content for regular files, of the pointer for LFS files.
     pub oid: String,
     pub lfs: bool,
+    /// The Xet file hash (API hex) when the content was uploaded through Xet, looked up
+    /// once when the commit was made: resolve and tree advertise Xet from it without a
+    /// store read. Commits from before Xet, and from elsewhere, have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xet_hash: Option<String>,
 }
 
 impl FileEntry {
@@ -344,6 +349,7 @@ mod tests {
             sha256: "0".repeat(64),
             oid: oid.into(),
             lfs: false,
+            xet_hash: None,
         }
     }
 

@@ -153,6 +153,7 @@ async fn describe(
             sha256: lfs.sha256.clone(),
             oid,
             lfs: true,
+            xet_hash: None,
         });
     }
     small_file(hub, repos, repo, commit, &s.rfilename, s.blob_id.as_deref()).await

@@ -334,6 +334,7 @@ impl Repos {
             sha256: digest.hex().to_string(),
             oid: git::blob_oid(&content),
             lfs: false,
+            xet_hash: None,
         };
         self.blobs
             .put(&digest, crate::store::bytes_stream(content), Some(size))
@@ -703,6 +704,7 @@ mod tests {
                 sha256: "0".repeat(64),
                 oid: "0".repeat(40),
                 lfs: false,
+                xet_hash: None,
             })
             .collect();
         let view = Arc::new(CommitView {

@@ -485,12 +485,15 @@ pub async fn commit(
                         }
                     }
                     let pointer = git::lfs_pointer(oid, meta.size);
+                    // Looked up once here so that no download has to.
+                    let xet_hash = hf.xet.hash_of(&digest).await?;
                     ops.push(Op::Put(FileEntry {
                         path: p,
                         size: meta.size,
                         sha256: oid.to_string(),
                         oid: git::blob_oid(pointer.as_bytes()),
                         lfs: true,
+                        xet_hash,
                     }));
                 }
                 "deletedFile" => ops.push(Op::Delete(path(v)?)),

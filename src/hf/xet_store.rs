@@ -10,7 +10,10 @@
 //!   `blobs/` through the verifying blob store: the sha256 (what a Hub commit names as
 //!   `lfsFile.oid`) is proven, not believed, and the file is an ordinary blob to every
 //!   other protocol, bundle and mirror. The repository the CAS token was for gets the
-//!   LFS link that lets its commits name the file.
+//!   LFS link that lets its commits name the file, and the file's sha256 maps to its Xet
+//!   hash, which a commit naming that sha256 records so downloads can offer Xet.
+//! - Downloads through Xet read xorbs back by byte range (`read_xorb`): the client
+//!   decodes and checks the chunks itself.
 
 use super::model::RepoRef;
 use super::repo::Repos;
@@ -80,6 +83,14 @@ fn file_key(hash: &MerkleHash) -> crate::store::ObjectKey {
     .expect("hex keys are valid")
 }
 
+fn sha256_key(digest: &Digest) -> crate::store::ObjectKey {
+    MetaKey::XetSha256 {
+        digest: digest.clone(),
+    }
+    .key()
+    .expect("digest keys are valid")
+}
+
 fn xorb_key(hash: &MerkleHash) -> crate::store::ObjectKey {
     xet_xorb_key(&hash.to_api_hex()).expect("hex keys are valid")
 }
@@ -113,6 +124,49 @@ impl XetStore {
             );
         }
         Ok(Some(index))
+    }
+
+    /// The file uploaded through Xet with this hash: its terms, size and sha256.
+    pub async fn file(&self, hash: &MerkleHash) -> Result<Option<FileDoc>, HfError> {
+        let Some(doc) = self.docs.get(&file_key(hash), Mutability::Immutable).await? else {
+            return Ok(None);
+        };
+        let file = serde_json::from_slice(&doc.bytes)
+            .map_err(|e| StoreError::Unavailable(format!("Xet file {hash}: {e}")))?;
+        Ok(Some(file))
+    }
+
+    /// The Xet hash (API hex) of the file with this sha256, if one was uploaded through
+    /// Xet.
+    pub async fn hash_of(&self, digest: &Digest) -> Result<Option<String>, HfError> {
+        let Some(doc) = self
+            .docs
+            .get(&sha256_key(digest), Mutability::Immutable)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let hash = std::str::from_utf8(&doc.bytes)
+            .ok()
+            .and_then(|h| h.parse::<MerkleHash>().ok())
+            .ok_or_else(|| {
+                StoreError::Unavailable(format!("Xet hash of {}: damaged", digest.hex()))
+            })?;
+        Ok(Some(hash.to_api_hex()))
+    }
+
+    /// Stored bytes `[start, end]` (inclusive, as HTTP says it) of a xorb, streamed.
+    pub async fn read_xorb(
+        &self,
+        hash: &MerkleHash,
+        start: u64,
+        end: u64,
+    ) -> Result<crate::store::GetResult, HfError> {
+        let range = Some(ByteRange::Bounded { start, end });
+        Ok(self
+            .store
+            .get(&xorb_key(hash), GetOptions { range })
+            .await?)
     }
 
     /// Stores a xorb the client names `hash`; `false` if it was stored already (the
@@ -217,6 +271,15 @@ impl XetStore {
                 .put(
                     &file_key(&hash),
                     Bytes::from(bytes),
+                    PutMode::Overwrite,
+                    Mutability::Immutable,
+                )
+                .await?;
+            // After the file document, so the mapping never names a missing file.
+            self.docs
+                .put(
+                    &sha256_key(&digest),
+                    Bytes::from(hash.to_api_hex()),
                     PutMode::Overwrite,
                     Mutability::Immutable,
                 )

@@ -237,6 +237,7 @@ async fn fetch_file(
         sha256,
         oid: e.oid.clone(),
         lfs,
+        xet_hash: None,
     };
     if let Some(lfs) = &e.lfs {
         let digest = Digest::sha256_hex(&lfs.sha256)

@@ -43,6 +43,11 @@
 //!   files/<hh>/<hash>.json          one file uploaded through Xet: its terms (xorb, chunk
 //!                                   range, size), size and sha256, written once the file
 //!                                   was rebuilt from its xorbs and its sha256 verified
+//!   sha256/<hh>/<sha256 hex>        the Xet file hash (API hex) of the file with that
+//!                                   sha256, written after its files/ document: a commit
+//!                                   looks it up once per LFS file and keeps the answer in
+//!                                   the commit, so downloads know which files have Xet
+//!                                   data without reading anything
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -149,6 +154,10 @@ pub enum MetaKey {
     XetFile {
         hash: String,
     },
+    /// The Xet file hash of the file with this sha256.
+    XetSha256 {
+        digest: Digest,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -212,6 +221,10 @@ impl MetaKey {
                     hash.get(..2).unwrap_or_default()
                 )
             }
+            MetaKey::XetSha256 { digest } => {
+                let hex = digest.hex();
+                format!("xet/sha256/{}/{hex}", &hex[..2])
+            }
         })
     }
 
@@ -265,6 +278,9 @@ impl MetaKey {
             },
             ["xet", "files", hh, file] if file.starts_with(hh) => MetaKey::XetFile {
                 hash: file.strip_suffix(".json")?.to_string(),
+            },
+            ["xet", "sha256", hh, hex] if hex.starts_with(hh) => MetaKey::XetSha256 {
+                digest: Digest::sha256_hex(hex).ok()?,
             },
             _ => return None,
         })
@@ -335,6 +351,7 @@ mod tests {
             MetaKey::XetFile {
                 hash: "cd".repeat(32),
             },
+            MetaKey::XetSha256 { digest: d.clone() },
         ];
         for k in all {
             let key = k.key().unwrap();
@@ -352,6 +369,11 @@ mod tests {
         assert_eq!(MetaKey::parse(blob_key(&d).as_str()), None);
         assert_eq!(MetaKey::parse("oci/repos/_repo.json"), None);
         assert_eq!(MetaKey::parse("hf/something/new"), None);
+        assert_eq!(
+            MetaKey::XetSha256 { digest: d.clone() }.key().unwrap().as_str(),
+            format!("xet/sha256/{}/{}", &d.hex()[..2], d.hex())
+        );
+        assert_eq!(MetaKey::parse("xet/sha256/00/not-a-digest"), None);
         // The xorb itself is content, not a document.
         assert_eq!(
             MetaKey::parse(xet_xorb_key(&"ab".repeat(32)).unwrap().as_str()),
