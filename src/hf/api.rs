@@ -176,7 +176,48 @@ fn file_json(f: &FileEntry) -> Value {
     if f.lfs {
         v["lfs"] = json!({ "oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size() });
     }
+    if let Some(hash) = &f.xet_hash {
+        v["xetHash"] = json!(hash);
+    }
     v
+}
+
+/// The Xet hash to advertise for a file: the one its commit recorded, if this store
+/// holds the file's Xet data. A commit brought by a bundle names Xet hashes whose xorbs
+/// stayed behind, and advertising what is not served fails the download (clients do
+/// not fall back). The check is a document the doc cache keeps after the first
+/// download, which the reconstruction reads anyway.
+async fn served_xet_hash<'a>(hf: &HfState, f: &'a FileEntry) -> Result<Option<&'a str>, HfError> {
+    let Some(hash) = &f.xet_hash else {
+        return Ok(None);
+    };
+    let Ok(parsed) = hash.parse() else {
+        return Ok(None);
+    };
+    Ok(hf.xet.file(&parsed).await?.map(|_| hash.as_str()))
+}
+
+/// Drops `xetHash` from listed entries whose Xet data this store does not hold.
+async fn keep_served_xet_hashes(
+    hf: &HfState,
+    view: &CommitView,
+    entries: &mut [Value],
+) -> Result<(), HfError> {
+    for v in entries.iter_mut() {
+        if v.get("xetHash").is_none() {
+            continue;
+        }
+        let served = match view.file(v["path"].as_str().unwrap_or_default()) {
+            Some(f) => served_xet_hash(hf, f).await?.is_some(),
+            None => false,
+        };
+        if !served {
+            if let Value::Object(m) = v {
+                m.remove("xetHash");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn dir_json(path: &str, oid: &str) -> Value {
@@ -273,6 +314,7 @@ pub async fn tree(
         }
         out.push(v);
     }
+    keep_served_xet_hashes(hf, &view, &mut out).await?;
     let next = (start + TREE_PAGE < entries.len()).then(|| {
         let encoded_rev =
             percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC);
@@ -342,6 +384,7 @@ pub async fn paths_info(
             out.push(dir_json(&p, oid));
         }
     }
+    keep_served_xet_hashes(hf, &view, &mut out).await?;
     Ok(json_response(Value::Array(out)))
 }
 
@@ -505,6 +548,7 @@ pub async fn resolve(
         .ok_or_else(|| HfError::entry_not_found(path, &view.commit.id))?;
     let digest = crate::digest::Digest::sha256_hex(&file.sha256)
         .map_err(|e| HfError::bad_request(e.to_string()))?;
+    let xet_hash = served_xet_hash(hf, file).await?;
     let filled = super::pullthrough::fill_file(
         state.upstream.as_ref(),
         &state.filler,
@@ -534,6 +578,19 @@ pub async fn resolve(
         set(h, "x-linked-etag", &format!("\"{}\"", file.sha256));
     }
     set(h, "x-linked-size", &file.size.to_string());
+    // Xet-capable clients (huggingface_hub 1.x/2.x with hf_xet) download through the CAS
+    // when these are present; every other client ignores them and reads this body.
+    if let Some(hash) = xet_hash {
+        set(h, "x-xet-hash", hash);
+        let token_url = format!(
+            "{}/api/{}/{}/xet-read-token/{}",
+            ctx.base,
+            repo.kind.plural(),
+            repo.id,
+            view.commit.id
+        );
+        set(h, "link", &format!("<{token_url}>; rel=\"xet-auth\""));
+    }
     let name = split_parent(path).1;
     let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     set(

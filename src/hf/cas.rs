@@ -1,6 +1,7 @@
 //! Airlock's Xet CAS as huggingface_hub and hf_xet reach it: the Hub's token routes hand
 //! out a CAS token and the CAS URL (`<site>/_airlock/xet`), which hf_xet then calls.
 
+use super::access::may_read_gated_files;
 use super::api::readable;
 use super::cas_endpoint::{CasAccess, CasEndpoint};
 use super::cas_token::CasGrant;
@@ -26,7 +27,12 @@ pub async fn issue_token(
     repo: &RepoRef,
     write: bool,
 ) -> Result<Response, HfError> {
-    readable(hf, ctx, repo).await?;
+    let doc = readable(hf, ctx, repo).await?;
+    // A read token reaches the files, so a gated repository's files stay behind its gate.
+    if !write && doc.gated && !may_read_gated_files(&ctx.auth, &ctx.identity, repo) {
+        let anonymous = matches!(ctx.identity, crate::auth::Identity::Anonymous);
+        return Err(HfError::gated(&repo.id, anonymous));
+    }
     let now = unix_now();
     let (token, grant) = hf
         .cas_tokens
@@ -141,6 +147,13 @@ async fn handle(
         CasEndpoint::Dedup { .. } => Err(HfError::not_found(
             "chunk not tracked by global deduplication",
         )),
+        CasEndpoint::Reconstruction { file, v2 } => {
+            let grant = grant.expect("reconstructions need a read grant");
+            super::cas_download::reconstruction(hf, &grant, &file, v2, request.headers()).await
+        }
+        CasEndpoint::Fetch { xorb } => {
+            super::cas_download::fetch(hf, &xorb, request.uri().query(), request.headers()).await
+        }
         CasEndpoint::Telemetry => {
             // Accepted and dropped unread (bounded, so it cannot hold the connection).
             let _ = super::read_body(request.into_body(), 1024 * 1024).await;
@@ -196,12 +209,12 @@ fn tokio_stream_of<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn parse_hash(hex: &str) -> Result<MerkleHash, HfError> {
+pub(super) fn parse_hash(hex: &str) -> Result<MerkleHash, HfError> {
     hex.parse()
         .map_err(|e: xet::XetError| HfError::bad_request(e.to_string()))
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

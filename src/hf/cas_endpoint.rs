@@ -19,6 +19,12 @@ pub enum CasEndpoint {
     Dedup { hash: String },
     /// `POST /v1/telemetry`: accepted and dropped.
     Telemetry,
+    /// `GET /v1/reconstructions/{file}` or `/v2/...` (optional `Range`): how to rebuild
+    /// a file from xorb ranges, with signed URLs for them.
+    Reconstruction { file: String, v2: bool },
+    /// `GET /v1/fetch/{xorb}?ranges=..&exp=..&sig=..` with `Range`: stored bytes of a
+    /// xorb, authorized by the URL's signature alone (hf_xet sends no token there).
+    Fetch { xorb: String },
 }
 
 /// What a CAS request needs from its bearer token.
@@ -51,6 +57,13 @@ impl CasEndpoint {
                 CasEndpoint::Dedup { hash: hash(h)? }
             }
             ["v1", "telemetry"] if is(Method::POST) => CasEndpoint::Telemetry,
+            [v @ ("v1" | "v2"), "reconstructions", h] if is(Method::GET) => {
+                CasEndpoint::Reconstruction {
+                    file: hash(h)?,
+                    v2: *v == "v2",
+                }
+            }
+            ["v1", "fetch", h] if is(Method::GET) => CasEndpoint::Fetch { xorb: hash(h)? },
             _ => return Err(not_found()),
         };
         Ok(endpoint)
@@ -58,8 +71,10 @@ impl CasEndpoint {
 
     pub fn access(&self) -> CasAccess {
         match self {
-            CasEndpoint::Telemetry => CasAccess::None,
-            CasEndpoint::XorbExists { .. } | CasEndpoint::Dedup { .. } => CasAccess::Read,
+            CasEndpoint::Telemetry | CasEndpoint::Fetch { .. } => CasAccess::None,
+            CasEndpoint::XorbExists { .. }
+            | CasEndpoint::Dedup { .. }
+            | CasEndpoint::Reconstruction { .. } => CasAccess::Read,
             CasEndpoint::XorbUpload { .. } | CasEndpoint::Shard { .. } => CasAccess::Write,
         }
     }
@@ -71,6 +86,8 @@ impl CasEndpoint {
             CasEndpoint::Shard { .. } => "xet.shard",
             CasEndpoint::Dedup { .. } => "xet.dedup",
             CasEndpoint::Telemetry => "xet.telemetry",
+            CasEndpoint::Reconstruction { .. } => "xet.reconstruction",
+            CasEndpoint::Fetch { .. } => "xet.fetch",
         }
     }
 }
@@ -121,6 +138,17 @@ mod tests {
                 CasAccess::Read,
             ),
             (Method::POST, "/v1/telemetry".into(), CasAccess::None),
+            (
+                Method::GET,
+                format!("/v1/reconstructions/{H}"),
+                CasAccess::Read,
+            ),
+            (
+                Method::GET,
+                format!("/v2/reconstructions/{H}"),
+                CasAccess::Read,
+            ),
+            (Method::GET, format!("/v1/fetch/{H}"), CasAccess::None),
         ];
         for (method, path, access) in cases {
             let e = CasEndpoint::parse(&method, &path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
@@ -147,6 +175,11 @@ mod tests {
             (Method::DELETE, "/v1/shards".into(), 404),
             (Method::GET, "/v3/shards".into(), 404),
             (Method::GET, format!("/v1/xorbs/default/{H}/../x"), 404),
+            (Method::GET, "/v1/reconstructions/abc".into(), 400),
+            (Method::POST, format!("/v2/reconstructions/{H}"), 404),
+            (Method::GET, format!("/v3/reconstructions/{H}"), 404),
+            (Method::GET, format!("/v2/fetch/{H}"), 404),
+            (Method::HEAD, format!("/v1/fetch/{H}"), 404),
         ] {
             let e = CasEndpoint::parse(&method, &path).unwrap_err();
             assert_eq!(e.status.as_u16(), status, "{method} {path}");

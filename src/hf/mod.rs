@@ -10,8 +10,11 @@
 pub mod access;
 pub mod api;
 mod cas;
+mod cas_download;
 mod cas_endpoint;
+mod cas_reconstruction;
 pub mod cas_token;
+mod cas_url;
 mod endpoint;
 mod error;
 pub mod git;
@@ -96,6 +99,7 @@ pub struct HfState {
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
     signing_key: [u8; 32],
     cas_tokens: cas_token::CasTokens,
+    fetch_urls: cas_url::FetchSigner,
     pub xet: xet_store::XetStore,
     pub auth: Arc<Auth>,
     pub site: Site,
@@ -141,6 +145,7 @@ impl HfState {
                 .build(),
             signing_key,
             cas_tokens: cas_token::CasTokens::new(&signing_key),
+            fetch_urls: cas_url::FetchSigner::new(&signing_key),
             auth: deps.auth,
             site: deps.site,
             upstream: deps.upstream,
