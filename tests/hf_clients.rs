@@ -532,5 +532,162 @@ on_both_stores!(
     transformers_and_datasets,
     thousand_files_store_reads,
     prefix_scoped_token_creates_and_uploads,
-    upload_of_content_stored_elsewhere
+    upload_of_content_stored_elsewhere,
+    xet_downloads
 );
+
+/// Downloads through Xet: stock huggingface_hub 2.x, 1.x and 0.36 (each with hf_xet) fetch
+/// a file uploaded through Xet by reconstruction and signed xorb URLs (v2 and, forced, v1;
+/// single ranges and, when asked, multi-range requests), byte-identical. With
+/// `HF_HUB_DISABLE_XET=1` they use plain resolve; a file uploaded by LFS is never offered
+/// Xet.
+fn xet_downloads(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = StoreArgs::new(backend, dir.path()).serve(dir.path(), &["--admin-token", ADMIN]);
+    // w2.bin shares its first and last parts with w.bin: uploaded after it, it is made of
+    // two disjoint ranges of w.bin's xorb around new data, which a reconstruction asks
+    // for as one multi-range fetch.
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut part = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    };
+    let (a, b, c, d, e) = (
+        part(2 << 20),
+        part(2 << 20),
+        part(2 << 20),
+        part(2 << 20),
+        part(3 << 20),
+    );
+    std::fs::write(files.join("w.bin"), [&a[..], &b, &c].concat()).unwrap();
+    std::fs::write(files.join("w2.bin"), [&a[..], &d, &c].concat()).unwrap();
+    std::fs::write(files.join("lfs.bin"), &e).unwrap();
+    let upload = |xet: bool, name: &str| {
+        let mut cmd = python(
+            &venv("AIRLOCK_TEST_VENV"),
+            &server,
+            &dir.path().join("home-up"),
+        );
+        cmd.env("HF_TOKEN", ADMIN).env("FILE", files.join(name));
+        if !xet {
+            cmd.env("HF_HUB_DISABLE_XET", "1");
+        }
+        run_ok(
+            &mut cmd,
+            r#"
+import os
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("team/xet", exist_ok=True)
+path = os.environ["FILE"]
+api.upload_file(path_or_fileobj=path, path_in_repo=os.path.basename(path), repo_id="team/xet")
+"#,
+        );
+    };
+    upload(true, "w.bin");
+    upload(true, "w2.bin");
+    upload(false, "lfs.bin");
+    let count = |route: &str, status: &str| {
+        let log = server.log();
+        log.lines()
+            .filter(|l| l.contains(route) && l.contains(status))
+            .count()
+    };
+    let reconstructions = || count("route=xet.reconstruction", "status=200");
+    let fetches = || count("route=xet.fetch", "status=206");
+    // Each run downloads both files into a fresh cache and says whether Xet was offered.
+    let download = |var: &str, home: &str, env: &[(&str, &str)]| {
+        let mut cmd = python(&venv(var), &server, &dir.path().join(home));
+        cmd.env("HF_TOKEN", ADMIN).env("FILES", &files);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_ok(
+            &mut cmd,
+            r#"
+import os
+from huggingface_hub import hf_hub_download, get_hf_file_metadata, hf_hub_url
+for name in ["w.bin", "w2.bin", "lfs.bin"]:
+    want = open(os.path.join(os.environ["FILES"], name), "rb").read()
+    assert open(hf_hub_download("team/xet", name), "rb").read() == want, name
+for name in ["w.bin", "w2.bin", "lfs.bin"]:
+    meta = get_hf_file_metadata(hf_hub_url("team/xet", name))
+    print("XET-OFFERED", name, getattr(meta, "xet_file_data", None) is not None)
+"#,
+        )
+    };
+    for (var, name, env) in [
+        ("AIRLOCK_TEST_VENV", "2.x", vec![]),
+        ("AIRLOCK_TEST_VENV_HF1", "1.x", vec![]),
+        // 0.36 downloads through Xet too when hf_xet is installed (since 0.32).
+        ("AIRLOCK_TEST_VENV_HF0", "0.36", vec![]),
+        (
+            "AIRLOCK_TEST_VENV",
+            "2.x-v1",
+            vec![("HF_XET_CLIENT_RECONSTRUCTION_API_VERSION", "1")],
+        ),
+        (
+            "AIRLOCK_TEST_VENV",
+            "2.x-multirange",
+            vec![("HF_XET_CLIENT_ENABLE_MULTIRANGE_FETCHING", "true")],
+        ),
+    ] {
+        let (r, f) = (reconstructions(), fetches());
+        let out = download(var, &format!("home-{name}"), &env);
+        assert!(out.contains("XET-OFFERED w.bin True"), "{name}: {out}");
+        assert!(out.contains("XET-OFFERED w2.bin True"), "{name}: {out}");
+        assert!(out.contains("XET-OFFERED lfs.bin False"), "{name}: {out}");
+        assert!(
+            reconstructions() > r,
+            "{name}: no reconstruction\n{}",
+            server.log()
+        );
+        assert!(fetches() > f, "{name}: no xorb fetch\n{}", server.log());
+    }
+    assert!(
+        server.log().contains("/v1/reconstructions/"),
+        "{}",
+        server.log()
+    );
+    let multi = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("route=xet.fetch") && l.contains("status=206"))
+        .any(|l| {
+            l.contains("range=\"bytes=")
+                && l.split("range=")
+                    .nth(1)
+                    .is_some_and(|r| r.split(' ').next().unwrap_or("").contains(','))
+        });
+    assert!(multi, "no multi-range fetch\n{}", server.log());
+    assert!(
+        server.log().contains("/v2/reconstructions/"),
+        "{}",
+        server.log()
+    );
+    // Plain HTTP for everyone else: no reconstruction asked for.
+    for (var, name, env) in [
+        (
+            "AIRLOCK_TEST_VENV_HF0",
+            "0.36-disabled",
+            vec![("HF_HUB_DISABLE_XET", "1")],
+        ),
+        (
+            "AIRLOCK_TEST_VENV",
+            "2.x-disabled",
+            vec![("HF_HUB_DISABLE_XET", "1")],
+        ),
+    ] {
+        let r = reconstructions();
+        download(var, &format!("home-{name}"), &env);
+        assert_eq!(reconstructions(), r, "{name} used Xet\n{}", server.log());
+    }
+}

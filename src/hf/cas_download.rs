@@ -49,7 +49,11 @@ pub async fn reconstruction(
         indexes.insert(xorb, index);
     }
     let plan = recon::plan(&doc, range, &indexes).map_err(plan_error)?;
-    let base = format!("{}{}/v1/fetch", hf.site.base_url(headers), super::cas::CAS_PATH);
+    let base = format!(
+        "{}{}/v1/fetch",
+        hf.site.base_url(headers),
+        super::cas::CAS_PATH
+    );
     let expires = super::cas::unix_now() + super::cas_url::FETCH_URL_TTL_SECS;
     let url = |xorb: &MerkleHash, ranges: &[(u64, u64)]| {
         let query = hf.fetch_urls.sign(xorb, ranges, expires);
@@ -222,7 +226,10 @@ pub async fn fetch(
     }
     // The first part is opened before answering, so a missing xorb is an error status,
     // not a cut connection; later parts open as the body streams.
-    let first = hf.xet.read_xorb(&hash, requested[0].0, requested[0].1).await?;
+    let first = hf
+        .xet
+        .read_xorb(&hash, requested[0].0, requested[0].1)
+        .await?;
     let total = first.meta.size;
     let boundary = format!("{:032x}", rand::random::<u128>());
     let part_boundary = boundary.clone();
@@ -248,11 +255,12 @@ pub async fn fetch(
         async move {
             let body = match opened {
                 Some(body) => body,
-                None => xet
-                    .read_xorb(&hash, start, end)
-                    .await
-                    .map_err(|e| std::io::Error::other(e.message))?
-                    .body,
+                None => {
+                    xet.read_xorb(&hash, start, end)
+                        .await
+                        .map_err(|e| std::io::Error::other(e.message))?
+                        .body
+                }
             };
             let part = futures::stream::once(async move { Ok(head) })
                 .chain(body)

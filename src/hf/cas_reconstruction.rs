@@ -247,10 +247,7 @@ mod tests {
         assert_eq!(xorbs_needed(&doc, &range).unwrap().len(), 2);
         let p = plan(&doc, range, &indexes).unwrap();
         assert_eq!(p.offset_into_first_range, 0);
-        assert_eq!(
-            chunks(&p),
-            [(1, 0..3, 600), (2, 0..2, 100), (1, 1..4, 900)]
-        );
+        assert_eq!(chunks(&p), [(1, 0..3, 600), (2, 0..2, 100), (1, 1..4, 900)]);
         let a: Vec<_> = p.fetches[0].1.clone();
         // a[0..3] and a[1..4] join into one fetch of all four chunks: 1000 + 4 × 8 bytes.
         assert_eq!(

@@ -41,13 +41,9 @@ impl FetchGrant {
     /// Whether every requested range lies within one granted range.
     pub fn covers(&self, requested: &[(u64, u64)]) -> bool {
         !requested.is_empty()
-            && requested.iter().all(|&(s, e)| {
-                s <= e
-                    && self
-                        .ranges
-                        .iter()
-                        .any(|&(gs, ge)| gs <= s && e <= ge)
-            })
+            && requested
+                .iter()
+                .all(|&(s, e)| s <= e && self.ranges.iter().any(|&(gs, ge)| gs <= s && e <= ge))
     }
 }
 

@@ -128,7 +128,11 @@ impl XetStore {
 
     /// The file uploaded through Xet with this hash: its terms, size and sha256.
     pub async fn file(&self, hash: &MerkleHash) -> Result<Option<FileDoc>, HfError> {
-        let Some(doc) = self.docs.get(&file_key(hash), Mutability::Immutable).await? else {
+        let Some(doc) = self
+            .docs
+            .get(&file_key(hash), Mutability::Immutable)
+            .await?
+        else {
             return Ok(None);
         };
         let file = serde_json::from_slice(&doc.bytes)

@@ -370,7 +370,10 @@ mod tests {
         assert_eq!(MetaKey::parse("oci/repos/_repo.json"), None);
         assert_eq!(MetaKey::parse("hf/something/new"), None);
         assert_eq!(
-            MetaKey::XetSha256 { digest: d.clone() }.key().unwrap().as_str(),
+            MetaKey::XetSha256 { digest: d.clone() }
+                .key()
+                .unwrap()
+                .as_str(),
             format!("xet/sha256/{}/{}", &d.hex()[..2], d.hex())
         );
         assert_eq!(MetaKey::parse("xet/sha256/00/not-a-digest"), None);
