@@ -35,6 +35,9 @@ const FILE_B: (&str, usize) = (
     "58ed93be480ab0cd9cb0ad6e18bc96bf4655691a32c133ca04ebe6a7f5f9c40c",
     13500,
 );
+/// Their Xet file hashes (tests/data/xet/vectors.txt).
+const FILE_A_XET: &str = "fdace46d5407288c0424008113a5f9acebd2dd53976c58be12f380419afa0170";
+const FILE_B_XET: &str = "7993803456b19dec5c93d469fd4d52176fbbde419a0864cdf8c126f71bb7a87c";
 
 fn start(backend: Backend, dir: &Path) -> (StoreArgs, Airlock) {
     let config = dir.join("airlock.toml");
@@ -311,8 +314,353 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     assert_ne!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
+/// Uploads the fixture xorbs and shard as alice, and commits file A as `a.bin`, file B as
+/// `b.bin` and a small regular file to alice/m; the commit id.
+async fn upload_fixture(server: &Airlock) -> String {
+    create(server, ALICE, json!({"name": "m", "organization": "alice"})).await;
+    let (write, cas) = cas_token(server, Some(ALICE), "", "alice/m", "write")
+        .await
+        .unwrap();
+    for (hash, xorb) in [(X1_HASH, X1), (X2_HASH, X2)] {
+        let url = format!("{cas}/v1/xorbs/default/{hash}");
+        assert_eq!(post(url, Some(&write), xorb).await.0, 200);
+    }
+    assert_eq!(
+        post(format!("{cas}/v1/shards"), Some(&write), SHARD)
+            .await
+            .0,
+        200
+    );
+    let lfs = |path: &str, (oid, size): (&str, usize)| json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}});
+    let ndjson = [
+        json!({"key": "header", "value": {"summary": "add", "description": ""}}),
+        lfs("a.bin", FILE_A),
+        lfs("b.bin", FILE_B),
+        json!({"key": "file", "value": {"path": "small.txt", "content": "aGVsbG8=", "encoding": "base64"}}),
+    ]
+    .iter()
+    .map(|l| format!("{l}\n"))
+    .collect::<String>();
+    let r = http()
+        .post(server.url("/api/models/alice/m/commit/main"))
+        .bearer_auth(ALICE)
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["commitOid"].as_str().unwrap().to_string()
+}
+
+fn xorb_bytes(hash: &str) -> &'static [u8] {
+    match hash {
+        X1_HASH => X1,
+        X2_HASH => X2,
+        other => panic!("unknown xorb {other}"),
+    }
+}
+
+/// Fetches `url` with `range` (`bytes=...`); the status and body.
+async fn fetch(url: &str, range: Option<&str>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = http().get(url);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let r = request.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+/// The file bytes a reconstruction describes, fetched through its URLs (each checked to
+/// be exactly the stored xorb bytes it names) and decoded.
+async fn rebuild(answer: &Value, v2: bool) -> Vec<u8> {
+    let mut fetched: Vec<(String, u32, u32, Vec<u8>)> = Vec::new();
+    let map = if v2 {
+        &answer["xorbs"]
+    } else {
+        &answer["fetch_info"]
+    };
+    for (hash, entries) in map.as_object().unwrap() {
+        for entry in entries.as_array().unwrap() {
+            let ranges: Vec<(Value, Value)> = if v2 {
+                entry["ranges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r["chunks"].clone(), r["bytes"].clone()))
+                    .collect()
+            } else {
+                vec![(entry["range"].clone(), entry["url_range"].clone())]
+            };
+            for (chunks, bytes) in ranges {
+                let (s, e) = (
+                    bytes["start"].as_u64().unwrap(),
+                    bytes["end"].as_u64().unwrap(),
+                );
+                let (status, headers, body) = fetch(
+                    entry["url"].as_str().unwrap(),
+                    Some(&format!("bytes={s}-{e}")),
+                )
+                .await;
+                assert_eq!(status, 206);
+                let stored = xorb_bytes(hash);
+                assert_eq!(
+                    headers["content-range"],
+                    format!("bytes {s}-{e}/{}", stored.len()).as_str()
+                );
+                assert_eq!(body, &stored[s as usize..=e as usize]);
+                let c = (
+                    chunks["start"].as_u64().unwrap(),
+                    chunks["end"].as_u64().unwrap(),
+                );
+                fetched.push((hash.clone(), c.0 as u32, c.1 as u32, body));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for term in answer["terms"].as_array().unwrap() {
+        let hash = term["hash"].as_str().unwrap();
+        let (start, end) = (
+            term["range"]["start"].as_u64().unwrap() as u32,
+            term["range"]["end"].as_u64().unwrap() as u32,
+        );
+        let index = airlock::xet::verify_xorb(hash.parse().unwrap(), xorb_bytes(hash)).unwrap();
+        let (_, fs, _, body) = fetched
+            .iter()
+            .find(|(h, s, e, _)| h == hash && *s <= start && end <= *e)
+            .unwrap_or_else(|| panic!("no fetch covers {hash} {start}..{end}"));
+        // The bytes of chunks start..end within the fetched range of chunks fs..
+        let base = index.byte_range(*fs..*fs + 1).unwrap().start;
+        let want = index.byte_range(start..end).unwrap();
+        let stored = &body[(want.start - base) as usize..(want.end - base) as usize];
+        let mut term_bytes = Vec::new();
+        airlock::xet::decode_range(&index, start..end, stored, |c| {
+            term_bytes.extend_from_slice(c)
+        })
+        .unwrap();
+        assert_eq!(
+            term_bytes.len() as u64,
+            term["unpacked_length"].as_u64().unwrap()
+        );
+        out.extend(term_bytes);
+    }
+    out.drain(..answer["offset_into_first_range"].as_u64().unwrap() as usize);
+    out
+}
+
+async fn downloads_through_the_cas(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, server) = start(backend, dir.path());
+    let commit = upload_fixture(&server).await;
+    create(&server, BOB, json!({"name": "m", "organization": "bob"})).await;
+
+    // Resolve offers Xet for the files uploaded through it, on HEAD and GET, and nothing
+    // for the regular file; the tree and paths-info say the same.
+    let token_route = server.url(&format!("/api/models/alice/m/xet-read-token/{commit}"));
+    for (path, xet) in [
+        ("a.bin", Some(FILE_A_XET)),
+        ("b.bin", Some(FILE_B_XET)),
+        ("small.txt", None),
+    ] {
+        let url = server.url(&format!("/alice/m/resolve/main/{path}"));
+        for r in [
+            http().head(&url).send().await.unwrap(),
+            http().get(&url).send().await.unwrap(),
+        ] {
+            assert_eq!(r.status(), 200);
+            let h = r.headers();
+            assert_eq!(
+                h.get("x-xet-hash").map(|v| v.to_str().unwrap()),
+                xet,
+                "{path}"
+            );
+            let link = xet.map(|_| format!("<{token_route}>; rel=\"xet-auth\""));
+            assert_eq!(
+                h.get("link").map(|v| v.to_str().unwrap().to_string()),
+                link,
+                "{path}"
+            );
+        }
+    }
+    let tree: Value = http()
+        .get(server.url("/api/models/alice/m/tree/main"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let xet_hashes: Vec<(&str, Option<&str>)> = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap(), e["xetHash"].as_str()))
+        .collect();
+    assert_eq!(
+        xet_hashes,
+        [
+            (".gitattributes", None),
+            ("a.bin", Some(FILE_A_XET)),
+            ("b.bin", Some(FILE_B_XET)),
+            ("small.txt", None)
+        ]
+    );
+
+    // The token route named by the link hands out a read token; the file's reconstruction
+    // rebuilds it exactly, in v1 and v2.
+    let (read, cas) = cas_token(&server, Some(READER), "", "alice/m", "read")
+        .await
+        .unwrap();
+    let a = http()
+        .get(server.url("/alice/m/resolve/main/a.bin"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let reconstruction = |v: &str, file: &str, token: &str, range: Option<&str>| {
+        let mut request = http()
+            .get(format!("{cas}/{v}/reconstructions/{file}"))
+            .bearer_auth(token);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        request.send()
+    };
+    for (v, v2) in [("v1", false), ("v2", true)] {
+        let r = reconstruction(v, FILE_A_XET, &read, None).await.unwrap();
+        assert_eq!(r.status(), 200, "{v}");
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["offset_into_first_range"], 0, "{answer}");
+        assert_eq!(rebuild(&answer, v2).await, a.to_vec(), "{v}");
+        // A range: the terms cover it, the offset says where it starts.
+        let r = reconstruction(v, FILE_A_XET, &read, Some("bytes=15000-19999"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let answer: Value = r.json().await.unwrap();
+        let got = rebuild(&answer, v2).await;
+        assert!(got.len() >= 5000, "{answer}");
+        assert_eq!(got[..5000], a[15000..20000], "{v}");
+        // Past the end: 416, as hf_xet expects at the end of a file.
+        let r = reconstruction(v, FILE_A_XET, &read, Some("bytes=20000-20100"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 416);
+    }
+
+    // A file hash is not a capability: bob's token, for a repository that does not hold
+    // the file, finds nothing; without a token, nothing either.
+    let (bob_read, _) = cas_token(&server, Some(BOB), "", "bob/m", "read")
+        .await
+        .unwrap();
+    let r = reconstruction("v2", FILE_A_XET, &bob_read, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http()
+        .get(format!("{cas}/v2/reconstructions/{FILE_A_XET}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let unknown = "ab".repeat(32);
+    let r = reconstruction("v1", &unknown, &read, None).await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Signed URLs: the granted range only, of the granted xorb, unaltered.
+    let answer: Value = reconstruction("v1", FILE_A_XET, &read, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (xorb, entries) = answer["fetch_info"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let url = entries[0]["url"].as_str().unwrap().to_string();
+    let (s, e) = (
+        entries[0]["url_range"]["start"].as_u64().unwrap(),
+        entries[0]["url_range"]["end"].as_u64().unwrap(),
+    );
+    let stored = xorb_bytes(xorb);
+    // Two pieces of the granted range in one request: multipart/byteranges.
+    let (status, headers, body) =
+        fetch(&url, Some(&format!("bytes={s}-{},{}-{e}", s + 9, e - 9))).await;
+    assert_eq!(status, 206);
+    let content_type = headers["content-type"].to_str().unwrap();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("{content_type}"));
+    let part = |a: u64, b: u64| {
+        [
+            format!(
+                "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{}\r\n\r\n",
+                stored.len()
+            )
+            .into_bytes(),
+            stored[a as usize..=b as usize].to_vec(),
+            b"\r\n".to_vec(),
+        ]
+        .concat()
+    };
+    let want = [
+        part(s, s + 9),
+        part(e - 9, e),
+        format!("--{boundary}--\r\n").into_bytes(),
+    ]
+    .concat();
+    assert_eq!(body, want);
+    let other = if xorb == X1_HASH { X2_HASH } else { X1_HASH };
+    let (path, query) = url.split_once('?').unwrap();
+    for (url, range, status) in [
+        // one byte past the grant, no range, a suffix range
+        (url.clone(), Some(format!("bytes={s}-{}", e + 1)), 416),
+        (url.clone(), None, 416),
+        (url.clone(), Some("bytes=-100".to_string()), 416),
+        // the same signature on another xorb, on other ranges, or a later expiry
+        (
+            url.replace(xorb.as_str(), other),
+            Some(format!("bytes=0-9")),
+            403,
+        ),
+        (
+            url.replace(
+                &format!("ranges={s}-{e}"),
+                &format!("ranges=0-{}", e + 1000),
+            ),
+            Some("bytes=0-9".to_string()),
+            403,
+        ),
+        (
+            format!("{path}?{}", query.replace("exp=", "exp=9")),
+            Some(format!("bytes={s}-{e}")),
+            403,
+        ),
+        (path.to_string(), Some(format!("bytes={s}-{e}")), 403),
+    ] {
+        let (got, _, body) = fetch(&url, range.as_deref()).await;
+        assert_eq!(
+            got,
+            status,
+            "{url} {range:?}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let log = server.log();
+    assert!(log.contains("route=xet.reconstruction"), "{log}");
+    assert!(log.contains("route=xet.fetch"), "{log}");
+}
+
 on_both_stores!(
     async:
     xet_tokens_follow_the_hub_scopes,
     the_cas_keeps_only_what_verifies,
+    downloads_through_the_cas,
 );
