@@ -452,9 +452,36 @@ async fn rebuild(answer: &Value, v2: bool) -> Vec<u8> {
 
 async fn downloads_through_the_cas(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (_store, server) = start(backend, dir.path());
+    let (store, server) = start(backend, dir.path());
     let commit = upload_fixture(&server).await;
     create(&server, BOB, json!({"name": "m", "organization": "bob"})).await;
+
+    // A read token reaches files: a gated repository's go only to tokens that may read
+    // them, as its resolve does.
+    let folder = dir.path().join("gated");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("config.json"), "{}").unwrap();
+    let out = store
+        .cli(dir.path())
+        .args(["hf", "import", "alice/gated"])
+        .arg(&folder)
+        .arg("--gated")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        cas_token(&server, None, "", "alice/gated", "read")
+            .await
+            .err(),
+        Some(401)
+    );
+    assert!(cas_token(&server, Some(READER), "", "alice/gated", "read")
+        .await
+        .is_ok());
 
     // Resolve offers Xet for the files uploaded through it, on HEAD and GET, and nothing
     // for the regular file; the tree and paths-info say the same.
@@ -656,6 +683,43 @@ async fn downloads_through_the_cas(backend: Backend) {
     let log = server.log();
     assert!(log.contains("route=xet.reconstruction"), "{log}");
     assert!(log.contains("route=xet.fetch"), "{log}");
+
+    // A bundle carries the commits (which name Xet hashes) and the files, not the xorbs:
+    // where it is imported, the files are served over plain HTTP and Xet is not offered.
+    let bundle = dir.path().join("out.tar");
+    let run = |store: &StoreArgs, args: &[&str]| {
+        let out = store.cli(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        &store,
+        &["bundle", "export", "--out", bundle.to_str().unwrap()],
+    );
+    let target = StoreArgs::new(backend, &dir.path().join("b"));
+    run(&target, &["bundle", "import", bundle.to_str().unwrap()]);
+    let receiver = target.serve(&dir.path().join("b"), &[]);
+    let r = http()
+        .get(receiver.url("/alice/m/resolve/main/a.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-xet-hash").is_none());
+    assert!(r.headers().get("link").is_none());
+    assert_eq!(r.bytes().await.unwrap(), a);
+    let tree = http()
+        .get(receiver.url("/api/models/alice/m/tree/main"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!tree.contains("xetHash"), "{tree}");
 }
 
 on_both_stores!(
