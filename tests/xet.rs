@@ -701,7 +701,7 @@ async fn downloads_through_the_cas(backend: Backend) {
     );
     let target = StoreArgs::new(backend, &dir.path().join("b"));
     run(&target, &["bundle", "import", bundle.to_str().unwrap()]);
-    let receiver = target.serve(&dir.path().join("b"), &[]);
+    let receiver = target.serve(dir.path(), &[]);
     let r = http()
         .get(receiver.url("/alice/m/resolve/main/a.bin"))
         .send()
