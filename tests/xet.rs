@@ -654,7 +654,7 @@ async fn downloads_through_the_cas(backend: Backend) {
         // the same signature on another xorb, on other ranges, or a later expiry
         (
             url.replace(xorb.as_str(), other),
-            Some(format!("bytes=0-9")),
+            Some("bytes=0-9".to_string()),
             403,
         ),
         (
