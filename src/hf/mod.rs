@@ -4,8 +4,9 @@
 //!
 //! Downloads are served directly (200/206, never a same-origin redirect, which breaks
 //! huggingface_hub 1.x/2.x), with `X-Repo-Commit`, `ETag`/`X-Linked-Etag` and
-//! `X-Linked-Size`. No Xet headers are sent on downloads yet, so clients download with
-//! plain HTTP; uploads go through Xet (`cas.rs`) as current clients insist.
+//! `X-Linked-Size`. Files uploaded through Xet also carry the Xet headers, and clients
+//! with hf_xet download them through the CAS (`cas.rs`); uploads go through Xet as
+//! current clients insist.
 
 pub mod access;
 pub mod api;
