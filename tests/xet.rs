@@ -579,6 +579,16 @@ async fn downloads_through_the_cas(backend: Backend) {
         assert_eq!(r.status(), 416);
     }
 
+    // The Rust hf-hub crate (TGI, candle) knows nothing of Xet: plain resolve.
+    let api = hf_hub::api::tokio::ApiBuilder::new()
+        .with_endpoint(server.base.clone())
+        .with_cache_dir(dir.path().join("hf-hub-cache"))
+        .with_progress(false)
+        .build()
+        .unwrap();
+    let got = api.model("alice/m".to_string()).get("a.bin").await.unwrap();
+    assert_eq!(std::fs::read(got).unwrap(), a.to_vec());
+
     // A file hash is not a capability: bob's token, for a repository that does not hold
     // the file, finds nothing; without a token, nothing either.
     let (bob_read, _) = cas_token(&server, Some(BOB), "", "bob/m", "read")

@@ -53,6 +53,8 @@ impl From<XetError> for PlanError {
 /// The file's bytes `[start, end)` (clamped to its size), or all of it.
 pub fn requested(doc: &FileDoc, range: Option<(u64, u64)>) -> Result<Range<u64>, PlanError> {
     match range {
+        // An empty file has no terms, whatever was asked (as xet-core answers it).
+        _ if doc.size == 0 => Ok(0..0),
         None => Ok(0..doc.size),
         Some((start, end)) if start < doc.size && start < end => Ok(start..end.min(doc.size)),
         Some(_) => Err(PlanError::NotSatisfiable { size: doc.size }),
@@ -278,6 +280,14 @@ mod tests {
         assert_eq!(p.offset_into_first_range, 300);
         // An end past the file is clamped; a start at or past it is refused.
         assert_eq!(requested(&doc, Some((0, 1 << 40))), Ok(0..1600));
+        let empty = FileDoc {
+            size: 0,
+            sha256: doc.sha256.clone(),
+            terms: vec![],
+        };
+        assert_eq!(requested(&empty, Some((0, 100))), Ok(0..0));
+        let p = plan(&empty, 0..0, &indexes).unwrap();
+        assert!(p.terms.is_empty() && p.fetches.is_empty());
         for bad in [(1600, 1700), (2000, 3000), (5, 5)] {
             assert_eq!(
                 requested(&doc, Some(bad)),
