@@ -572,7 +572,7 @@ fn xet_downloads(backend: Backend) {
     std::fs::write(files.join("lfs.bin"), &e).unwrap();
     let upload = |xet: bool, name: &str| {
         let mut cmd = python(
-            &venv("AIRLOCK_TEST_VENV"),
+            &venv_dir("AIRLOCK_TEST_VENV"),
             &server,
             &dir.path().join("home-up"),
         );
@@ -580,7 +580,7 @@ fn xet_downloads(backend: Backend) {
         if !xet {
             cmd.env("HF_HUB_DISABLE_XET", "1");
         }
-        run_ok(
+        python_ok(
             &mut cmd,
             r#"
 import os
@@ -605,12 +605,12 @@ api.upload_file(path_or_fileobj=path, path_in_repo=os.path.basename(path), repo_
     let fetches = || count("route=xet.fetch", "status=206");
     // Each run downloads both files into a fresh cache and says whether Xet was offered.
     let download = |var: &str, home: &str, env: &[(&str, &str)]| {
-        let mut cmd = python(&venv(var), &server, &dir.path().join(home));
+        let mut cmd = python(&venv_dir(var), &server, &dir.path().join(home));
         cmd.env("HF_TOKEN", ADMIN).env("FILES", &files);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        run_ok(
+        python_ok(
             &mut cmd,
             r#"
 import os

@@ -331,21 +331,15 @@ async fn upload_fixture(server: &Airlock) -> String {
             .0,
         200
     );
-    let lfs = |path: &str, (oid, size): (&str, usize)| json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}});
-    let ndjson = [
-        json!({"key": "header", "value": {"summary": "add", "description": ""}}),
-        lfs("a.bin", FILE_A),
-        lfs("b.bin", FILE_B),
-        json!({"key": "file", "value": {"path": "small.txt", "content": "aGVsbG8=", "encoding": "base64"}}),
-    ]
-    .iter()
-    .map(|l| format!("{l}\n"))
-    .collect::<String>();
-    let r = http()
-        .post(server.url("/api/models/alice/m/commit/main"))
-        .bearer_auth(ALICE)
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson)
+    use support::hub::{commit, file_line, header_line, lfs_line, ndjson};
+    let body = ndjson(&[
+        header_line("add"),
+        lfs_line("a.bin", FILE_A.0, FILE_A.1),
+        lfs_line("b.bin", FILE_B.0, FILE_B.1),
+        file_line("small.txt", b"hello"),
+    ]);
+    let r = commit(&http::client(), &server.base, ALICE, "alice/m")
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -364,7 +358,7 @@ fn xorb_bytes(hash: &str) -> &'static [u8] {
 
 /// Fetches `url` with `range` (`bytes=...`); the status and body.
 async fn fetch(url: &str, range: Option<&str>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = http().get(url);
+    let mut request = http::client().get(url);
     if let Some(range) = range {
         request = request.header("range", range);
     }
@@ -493,8 +487,8 @@ async fn downloads_through_the_cas(backend: Backend) {
     ] {
         let url = server.url(&format!("/alice/m/resolve/main/{path}"));
         for r in [
-            http().head(&url).send().await.unwrap(),
-            http().get(&url).send().await.unwrap(),
+            http::client().head(&url).send().await.unwrap(),
+            http::client().get(&url).send().await.unwrap(),
         ] {
             assert_eq!(r.status(), 200);
             let h = r.headers();
@@ -511,7 +505,7 @@ async fn downloads_through_the_cas(backend: Backend) {
             );
         }
     }
-    let tree: Value = http()
+    let tree: Value = http::client()
         .get(server.url("/api/models/alice/m/tree/main"))
         .send()
         .await
@@ -540,7 +534,7 @@ async fn downloads_through_the_cas(backend: Backend) {
     let (read, cas) = cas_token(&server, Some(READER), "", "alice/m", "read")
         .await
         .unwrap();
-    let a = http()
+    let a = http::client()
         .get(server.url("/alice/m/resolve/main/a.bin"))
         .send()
         .await
@@ -549,7 +543,7 @@ async fn downloads_through_the_cas(backend: Backend) {
         .await
         .unwrap();
     let reconstruction = |v: &str, file: &str, token: &str, range: Option<&str>| {
-        let mut request = http()
+        let mut request = http::client()
             .get(format!("{cas}/{v}/reconstructions/{file}"))
             .bearer_auth(token);
         if let Some(range) = range {
@@ -598,7 +592,7 @@ async fn downloads_through_the_cas(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let r = http()
+    let r = http::client()
         .get(format!("{cas}/v2/reconstructions/{FILE_A_XET}"))
         .send()
         .await
@@ -712,7 +706,7 @@ async fn downloads_through_the_cas(backend: Backend) {
     let target = StoreArgs::new(backend, &dir.path().join("b"));
     run(&target, &["bundle", "import", bundle.to_str().unwrap()]);
     let receiver = target.serve(dir.path(), &[]);
-    let r = http()
+    let r = http::client()
         .get(receiver.url("/alice/m/resolve/main/a.bin"))
         .send()
         .await
@@ -721,7 +715,7 @@ async fn downloads_through_the_cas(backend: Backend) {
     assert!(r.headers().get("x-xet-hash").is_none());
     assert!(r.headers().get("link").is_none());
     assert_eq!(r.bytes().await.unwrap(), a);
-    let tree = http()
+    let tree = http::client()
         .get(receiver.url("/api/models/alice/m/tree/main"))
         .send()
         .await
