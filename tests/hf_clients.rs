@@ -627,7 +627,7 @@ for name in ["w.bin", "w2.bin", "lfs.bin"]:
     for (var, name, env) in [
         ("AIRLOCK_TEST_VENV", "2.x", vec![]),
         ("AIRLOCK_TEST_VENV_HF1", "1.x", vec![]),
-        // 0.36 downloads through Xet too when hf_xet is installed (since 0.32).
+        // 0.36 downloads through Xet too when hf_xet is installed.
         ("AIRLOCK_TEST_VENV_HF0", "0.36", vec![]),
         (
             "AIRLOCK_TEST_VENV",
