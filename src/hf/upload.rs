@@ -239,7 +239,7 @@ pub async fn lfs_batch(
     }
     if !req.transfers.is_empty() && !req.transfers.iter().any(|t| t == "basic") {
         return Err(HfError::bad_request(
-            "only the basic LFS transfer is supported: set HF_HUB_DISABLE_XET=1 before starting Python",
+            "this LFS batch API offers the basic transfer only; Xet uploads go through the Hub's xet-write-token route, which huggingface_hub 1.20 and later use by themselves",
         ));
     }
     let expires = SystemTime::now()
