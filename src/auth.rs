@@ -255,10 +255,36 @@ pub enum AuthError {
     Forbidden(String),
 }
 
-/// The token table. Secrets are kept only as sha256 hashes and compared in constant time.
+/// A token's secret itself, as an S3 client's HMAC key: never logged, never compared
+/// directly (the S3 view recomputes the client's signature with it).
+#[derive(Clone)]
+pub struct S3Secret(Arc<str>);
+
+impl S3Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for S3Secret {
+    fn from(secret: &str) -> Self {
+        S3Secret(secret.into())
+    }
+}
+
+impl fmt::Debug for S3Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("S3Secret(..)")
+    }
+}
+
+/// The token table. Secrets are kept as sha256 hashes and compared in constant time; the
+/// S3 view alone also needs them in the clear (see `s3_secret`).
 #[derive(Debug)]
 pub struct Auth {
     tokens: Vec<([u8; 32], Arc<Principal>)>,
+    /// By token name (`admin` for the admin token): the HMAC keys of S3 signatures.
+    s3_secrets: Vec<(String, S3Secret)>,
     anonymous_read: bool,
 }
 
@@ -269,7 +295,9 @@ impl Auth {
         anonymous_read: bool,
     ) -> Result<Self, String> {
         let mut table = Vec::new();
+        let mut s3_secrets = Vec::new();
         if let Some(admin) = admin_token {
+            s3_secrets.push(("admin".to_string(), S3Secret::from(admin)));
             let principal = Principal {
                 name: "admin".into(),
                 scopes: vec![Scope {
@@ -290,10 +318,13 @@ impl Auth {
                 name: t.name.clone(),
                 scopes,
             };
-            table.push((hash(&t.secret()?), Arc::new(principal)));
+            let secret = t.secret()?;
+            table.push((hash(&secret), Arc::new(principal)));
+            s3_secrets.push((t.name.clone(), S3Secret::from(secret.as_str())));
         }
         Ok(Auth {
             tokens: table,
+            s3_secrets,
             anonymous_read,
         })
     }
@@ -389,6 +420,16 @@ impl Auth {
             .next()
             .is_none()
             .then(|| Identity::Token(principal.clone()))
+    }
+
+    /// The secret of the token named `access_key_id` (`admin`: the admin token), for S3
+    /// clients: SigV4 is an HMAC keyed by the secret itself, so a hash cannot check it.
+    /// The secrets stay in memory for this lookup only. `None` for unknown or duplicated
+    /// names, so an ambiguous access key id never signs.
+    pub fn s3_secret(&self, access_key_id: &str) -> Option<S3Secret> {
+        let mut matches = self.s3_secrets.iter().filter(|(n, _)| n == access_key_id);
+        let (_, secret) = matches.next()?;
+        matches.next().is_none().then(|| secret.clone())
     }
 
     /// A fingerprint of the secret of the token named `name` (one-way, distinct from the
@@ -555,6 +596,36 @@ mod tests {
             .contains("fly"));
         assert!(validate_tokens(&[t("long-enough-secret-123", &["read:npm"])]).is_err());
         assert!(validate_tokens(&[t("long-enough-secret-123", &[])]).is_err());
+    }
+
+    #[test]
+    fn s3_secrets_by_token_name() {
+        let a = auth();
+        assert_eq!(
+            a.s3_secret("reader").unwrap().expose(),
+            "reader-secret-0123456789"
+        );
+        assert_eq!(
+            a.s3_secret("admin").unwrap().expose(),
+            "admin-secret-0123456789"
+        );
+        assert!(a.s3_secret("nobody").is_none());
+        assert!(!format!("{:?}", a).contains("reader-secret"));
+        let twice = |name: &str| TokenConfig {
+            name: name.into(),
+            secret: Some(format!("{name}-secret-0123456789")),
+            secret_env: None,
+            scopes: vec!["read".into()],
+        };
+        // Duplicated names (a token called `admin` too) answer nothing.
+        let dup = Auth::new(
+            Some("admin-secret-0123456789"),
+            &[twice("admin"), twice("x")],
+            false,
+        )
+        .unwrap();
+        assert!(dup.s3_secret("admin").is_none());
+        assert!(dup.s3_secret("x").is_some());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod oci;
 pub mod progress;
 pub mod pypi;
 pub mod remote;
+pub mod s3api;
 pub mod sendfile;
 pub mod server;
 pub mod site;
