@@ -10,6 +10,7 @@
 //! the service must be `s3`. The caller hands the raw request parts and `now`; the
 //! listener must pass HTTP/2's `:authority` as `host`.
 
+use super::error::Code;
 use super::query::{self, aws_encode, Param, QueryError};
 use crate::auth::S3Secret;
 use hmac::{Hmac, Mac};
@@ -53,7 +54,7 @@ pub enum Caller {
     Key(String),
 }
 
-/// Why a signature was refused; `s3_code()` names the S3 error AWS answers with.
+/// Why a signature was refused; `code()` names the S3 error AWS answers with.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SigError {
     #[error("the authorization header is malformed: {0}")]
@@ -90,22 +91,22 @@ pub enum SigError {
 
 impl SigError {
     /// The S3 error code AWS answers with.
-    pub fn s3_code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            SigError::HeaderMalformed(_) => "AuthorizationHeaderMalformed",
-            SigError::QueryMalformed(_) => "AuthorizationQueryParametersError",
-            SigError::UnsupportedMechanism | SigError::MissingContentSha256 => "InvalidRequest",
-            SigError::MultipleMechanisms | SigError::InvalidContentSha256 => "InvalidArgument",
-            SigError::BodyNotSupported => "NotImplemented",
+            SigError::HeaderMalformed(_) => Code::AuthorizationHeaderMalformed,
+            SigError::QueryMalformed(_) => Code::AuthorizationQueryParametersError,
+            SigError::UnsupportedMechanism | SigError::MissingContentSha256 => Code::InvalidRequest,
+            SigError::MultipleMechanisms | SigError::InvalidContentSha256 => Code::InvalidArgument,
+            SigError::BodyNotSupported => Code::NotImplemented,
             SigError::MissingDate
             | SigError::UnsignedHeader(_)
             | SigError::Expired
-            | SigError::NotYetValid => "AccessDenied",
+            | SigError::NotYetValid => Code::AccessDenied,
             SigError::SignedHeaderMissing(_) | SigError::SignatureDoesNotMatch => {
-                "SignatureDoesNotMatch"
+                Code::SignatureDoesNotMatch
             }
-            SigError::InvalidAccessKeyId => "InvalidAccessKeyId",
-            SigError::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            SigError::InvalidAccessKeyId => Code::InvalidAccessKeyId,
+            SigError::RequestTimeTooSkewed => Code::RequestTimeTooSkewed,
         }
     }
 }

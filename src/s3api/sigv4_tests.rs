@@ -279,7 +279,7 @@ fn presigned_urls_expire_and_refuse_a_second_mechanism() {
         authenticate(&owned.req(), now + secs(3601), &lookup),
         Err(SigError::Expired)
     );
-    assert_eq!(SigError::Expired.s3_code(), "AccessDenied");
+    assert_eq!(SigError::Expired.code(), Code::AccessDenied);
     assert_eq!(
         authenticate(&owned.req(), now - secs(16 * 60), &lookup),
         Err(SigError::NotYetValid)
