@@ -14,6 +14,7 @@
 //! revision pin, scopes checked as the Hub routes check them, and GetObject streamed from
 //! the store with ranges and conditionals through `download.rs`.
 
+pub mod endpoint;
 pub mod error;
 pub mod query;
 pub mod sigv4;
