@@ -9,6 +9,20 @@ use std::path::{Path, PathBuf};
 
 const PROTOCOLS: [&str; 3] = ["oci", "pypi", "hf"];
 
+/// Cross-cutting features over the protocols: they may use a protocol's domain objects,
+/// never its HTTP layer, and no protocol may use them. `s3api` is one of them, not a
+/// fourth protocol: the S3 API is a view of the Hub's repositories.
+const CROSS_CUTTING: [&str; 4] = ["catalog", "bundle", "mirror", "s3api"];
+
+/// The S3 view's parsers of untrusted input, written over plain `http` types so they
+/// can be checked (and fuzzed) without a server.
+const S3API_PARSERS: [&str; 4] = [
+    "s3api/sigv4.rs",
+    "s3api/query.rs",
+    "s3api/endpoint.rs",
+    "s3api/xml.rs",
+];
+
 /// Each protocol's HTTP layer: request parsing, handlers and the error body. Every other
 /// file of a protocol is its domain (new files too, until listed here).
 const HTTP_LAYER: [&str; 19] = [
@@ -261,6 +275,56 @@ fn protocol_domains_know_nothing_of_http_handling() {
         }
     }
     assert!(checked >= 10, "only {checked} domain files found");
+}
+
+#[test]
+fn cross_cutting_features_use_protocol_domains_not_their_handlers() {
+    let g = graph(&sources());
+    for p in PROTOCOLS {
+        for c in CROSS_CUTTING {
+            assert!(
+                !g.get(p).is_some_and(|e| e.contains(c)),
+                "`{p}` imports `{c}`: a protocol never depends on a feature built over it"
+            );
+        }
+    }
+    let handlers: Vec<String> = HTTP_LAYER
+        .iter()
+        .filter(|f| !f.ends_with("/mod.rs"))
+        .map(|f| format!("crate::{}", f.trim_end_matches(".rs").replace('/', "::")))
+        .collect();
+    for s in sources() {
+        if !module_of(&s.path).is_some_and(|m| CROSS_CUTTING.contains(&m)) {
+            continue;
+        }
+        for h in &handlers {
+            let named = s.code.match_indices(h.as_str()).any(|(i, _)| {
+                !s.code[i + h.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            });
+            assert!(
+                !named,
+                "{} uses `{h}`, a protocol's HTTP layer: use its domain objects instead",
+                s.path
+            );
+        }
+    }
+}
+
+#[test]
+fn the_s3_parsers_know_nothing_of_the_framework() {
+    let sources = sources();
+    for file in S3API_PARSERS {
+        let s = sources
+            .iter()
+            .find(|s| s.path == file)
+            .unwrap_or_else(|| panic!("{file} is missing: update S3API_PARSERS"));
+        for word in ["axum", "crate::server", "crate::config"] {
+            assert!(
+                !s.code.contains(word),
+                "{file} uses `{word}`: the S3 parsers take `http` types only"
+            );
+        }
+    }
 }
 
 #[test]
