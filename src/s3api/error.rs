@@ -3,6 +3,7 @@
 
 use super::sigv4::SigError;
 use super::xml::escape;
+use crate::auth::AuthError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 
@@ -121,6 +122,16 @@ impl S3Error {
         )
     }
 
+    pub fn no_such_bucket(bucket: &str) -> Self {
+        S3Error::new(Code::NoSuchBucket, "The specified bucket does not exist")
+            .with_resource(format!("/{bucket}"))
+    }
+
+    pub fn no_such_key(bucket: &str, key: &str) -> Self {
+        S3Error::new(Code::NoSuchKey, "The specified key does not exist.")
+            .with_resource(format!("/{bucket}/{key}"))
+    }
+
     /// The XML body.
     pub fn to_xml(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
@@ -140,6 +151,14 @@ impl S3Error {
 impl From<SigError> for S3Error {
     fn from(e: SigError) -> Self {
         S3Error::new(e.code(), e.to_string())
+    }
+}
+
+/// Refusals of the token scopes: S3 answers every one `AccessDenied` (an anonymous
+/// caller too, as AWS does for a private bucket).
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> Self {
+        S3Error::new(Code::AccessDenied, format!("Access Denied: {e}"))
     }
 }
 
@@ -210,5 +229,16 @@ mod tests {
         assert_eq!(e.code, Code::SignatureDoesNotMatch);
         let e = S3Error::from(SigError::BodyNotSupported);
         assert_eq!(e.code.status().as_u16(), 501);
+        for refusal in [
+            AuthError::Unauthenticated,
+            AuthError::Forbidden("reader".into()),
+        ] {
+            assert_eq!(S3Error::from(refusal).code, Code::AccessDenied);
+        }
+        let e = S3Error::no_such_key("models", "org/m/x");
+        assert_eq!(
+            (e.code.status().as_u16(), e.resource.as_deref()),
+            (404, Some("/models/org/m/x"))
+        );
     }
 }

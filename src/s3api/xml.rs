@@ -4,7 +4,7 @@
 
 use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -39,9 +39,17 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// ISO 8601 with milliseconds, as S3 writes `LastModified` and `CreationDate`.
+/// The last millisecond of year 9999: the formatter has no later date.
+const LAST_DATE: Duration = Duration::from_millis(253_402_300_799_999);
+
+/// ISO 8601 with milliseconds, as S3 writes `LastModified` and `CreationDate`. Clamped
+/// to 1970..=9999, where the formatter would otherwise panic (a recorded date is data).
 pub fn timestamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    let since = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .min(LAST_DATE);
+    humantime::format_rfc3339_millis(UNIX_EPOCH + since).to_string()
 }
 
 /// `<name>text</name>`, escaped.

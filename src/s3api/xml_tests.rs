@@ -5,7 +5,6 @@
 use super::*;
 use crate::s3api::error::{Code, S3Error};
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
 
 fn golden(name: &str, xml: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -57,6 +56,15 @@ fn objects() -> Vec<Object> {
 fn timestamps_have_milliseconds() {
     assert_eq!(timestamp(when()), "2026-12-04T03:30:00.123Z");
     assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    // Dates the formatter cannot write are clamped, not a panic.
+    assert_eq!(
+        timestamp(UNIX_EPOCH - Duration::from_secs(1)),
+        "1970-01-01T00:00:00.000Z"
+    );
+    assert_eq!(
+        timestamp(UNIX_EPOCH + Duration::from_secs(1 << 40)),
+        "9999-12-31T23:59:59.999Z"
+    );
 }
 
 #[test]
