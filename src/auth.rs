@@ -467,12 +467,25 @@ fn hash(secret: &str) -> [u8; 32] {
 }
 
 /// The token in a `Bearer` or `Basic` credential (Basic: the password, any user name).
-fn credential_of(value: &str) -> Option<String> {
+/// The token of `Authorization: Bearer <token>` (the scheme in any case, RFC 9110), for
+/// credentials that only ever travel as bearer tokens (Xet CAS tokens).
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_of(value)
+}
+
+fn bearer_of(value: &str) -> Option<String> {
     let (scheme, rest) = value.trim().split_once(' ')?;
     let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return (!rest.is_empty()).then(|| rest.to_string());
+    (scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty()).then(|| rest.to_string())
+}
+
+fn credential_of(value: &str) -> Option<String> {
+    if let Some(token) = bearer_of(value) {
+        return Some(token);
     }
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)

@@ -455,17 +455,15 @@ async fn downloads_through_the_cas(backend: Backend) {
     let folder = dir.path().join("gated");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("config.json"), "{}").unwrap();
-    let out = store
-        .cli(dir.path())
-        .args(["hf", "import", "alice/gated"])
-        .arg(&folder)
-        .arg("--gated")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    support::process::output_ok(
+        store
+            .cli(dir.path())
+            .args(["hf", "import", "alice/gated"])
+            .arg(&folder)
+            .arg("--gated")
+            .output()
+            .unwrap(),
+        "hf import",
     );
     assert_eq!(
         cas_token(&server, None, "", "alice/gated", "read")
@@ -692,12 +690,7 @@ async fn downloads_through_the_cas(backend: Backend) {
     // where it is imported, the files are served over plain HTTP and Xet is not offered.
     let bundle = dir.path().join("out.tar");
     let run = |store: &StoreArgs, args: &[&str]| {
-        let out = store.cli(dir.path()).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::process::output_ok(store.cli(dir.path()).args(args).output().unwrap(), "bundle");
     };
     run(
         &store,

@@ -89,14 +89,11 @@ fn authorize(
     if access == CasAccess::None {
         return Ok(None);
     }
-    let token = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(crate::auth::AuthError::Unauthenticated)?;
+    let token =
+        crate::auth::bearer_token(headers).ok_or(crate::auth::AuthError::Unauthenticated)?;
     let grant = hf
         .cas_tokens
-        .verify(&hf.auth, token.trim(), unix_now())
+        .verify(&hf.auth, &token, unix_now())
         .ok_or_else(|| {
             HfError::new(
                 http::StatusCode::UNAUTHORIZED,
