@@ -24,7 +24,7 @@ use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
 use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
 use crate::store::ObjectMeta;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 
 /// Listing page size (S3 returns at most 1000 whatever is asked).
@@ -254,23 +254,31 @@ pub async fn for_reader(
     totals: &Totals,
 ) -> Result<Value, CatalogError> {
     let store_wide = reader.is_store_admin();
+    // Anyone but a store-wide admin: each item's visibility is decided once, and serves
+    // both the figures and the recent list (every changed item is a referencing one).
+    let mut readable: Option<HashSet<&ItemId>> = None;
     let figures = if store_wide {
         Figures::of(&totals.sizes, totals.references.iter(), true)
     } else {
-        let mut readable = Vec::new();
+        let mut entries = Vec::new();
         for entry in &totals.references {
             if visible(state, reader, &entry.0).await? {
-                readable.push(entry);
+                entries.push(entry);
             }
         }
-        Figures::of(&totals.sizes, readable.into_iter(), false)
+        readable = Some(entries.iter().map(|(item, _)| item).collect());
+        Figures::of(&totals.sizes, entries.into_iter(), false)
     };
     let mut recent = Vec::new();
     for (at, item) in &totals.changed {
         if recent.len() == RECENT_SHOWN {
             break;
         }
-        if !visible(state, reader, item).await? {
+        let shown = match &readable {
+            Some(readable) => readable.contains(item),
+            None => visible(state, reader, item).await?,
+        };
+        if !shown {
             continue;
         }
         recent.push(json!({
