@@ -1571,9 +1571,8 @@ fn hosts_toml_points_every_upstream_at_airlock() {
     assert!(!out.status.success());
 }
 
-#[tokio::test]
-async fn abandoned_uploads_are_purged() {
-    let fx = start();
+/// An upload session started, given one chunk, and left: what a client that gave up leaves.
+async fn abandoned_upload(fx: &Fixture) -> String {
     let (_, h, _) = fx
         .send(fx.req(Method::POST, "/v2/library/purge/blobs/uploads/"))
         .await;
@@ -1585,6 +1584,13 @@ async fn abandoned_uploads_are_purged() {
         )
         .await;
     assert_eq!(s, 202);
+    location
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_purged() {
+    let fx = start();
+    let location = abandoned_upload(&fx).await;
     let (ok, text) = oci_cli(&fx, &["purge-uploads", "--older-than", "1h"]);
     assert!(ok && text.contains("removed 0 abandoned"), "{text}");
     let (s, _, _) = fx.send(fx.req(Method::GET, &location)).await;
@@ -1602,17 +1608,7 @@ async fn abandoned_uploads_are_purged() {
 #[tokio::test]
 async fn serve_purges_abandoned_uploads_itself() {
     let fx = start_with("[oci]\npurge_uploads_after = \"2s\"", &[]);
-    let (_, h, _) = fx
-        .send(fx.req(Method::POST, "/v2/library/purge/blobs/uploads/"))
-        .await;
-    let location = header(&h, "location");
-    let (s, _, _) = fx
-        .send(
-            fx.req(Method::PATCH, &location)
-                .body(b"half a layer".to_vec()),
-        )
-        .await;
-    assert_eq!(s, 202);
+    let location = abandoned_upload(&fx).await;
     assert!(!fx.leftover_uploads().is_empty());
     // Swept every second once older than 2 s (the session's start has 1 s resolution).
     let mut status = StatusCode::OK;
