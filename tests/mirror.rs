@@ -633,6 +633,9 @@ fn an_interrupted_mirror_resumes_without_fetching_twice() {
     let mut child = store
         .cli(dir.path())
         .args(["mirror", "--spec", spec.to_str().unwrap()])
+        // SIGKILL gives the mirror no chance to remove its scratch directory: keep it
+        // inside the test's own, which is removed.
+        .env("TMPDIR", dir.path())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
