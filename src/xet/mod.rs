@@ -17,8 +17,8 @@
 //!   header asks for up to 4.29e9 × 48 bytes (206 GB) before a single term is read, and a
 //!   failed allocation aborts the whole server. A server parses hostile shards; these
 //!   parsers were written for a client reading its own.
-//! - The two crates bring 196 crates (`cargo tree`, `xet-core-structures` alone 168),
-//!   56 of them new to Airlock, among them reqwest 0.13 beside our reqwest, `aws-lc-sys` (a second TLS and
+//! - The two crates are 197 crates with their dependencies (`cargo tree`; `xet-core-structures` alone 169),
+//!   57 of them new to Airlock, among them reqwest 0.13 beside our reqwest, `aws-lc-sys` (a second TLS and
 //!   crypto stack built from C) and `xet-runtime`: a second outbound HTTP stack in a
 //!   gateway whose rule is one (`src/remote/`).
 //!
