@@ -10,17 +10,17 @@
 //! xet-core (`xet_core_structures`), whose constants and tree shape are copied exactly.
 //!
 //! Why not depend on xet-core's crates (`xet-core-structures`, `xet-data` 1.8), as the
-//! Xet issue asks unless a measured reason says otherwise — two reasons, measured:
-//! - Their parsers trust the counts they read. `FileDataSequenceInfo::deserialize`
+//! Xet issue asks unless a measured reason says otherwise? Two reasons, measured:
+//! - Their parsers trust the counts they read. `MDBFileInfo::deserialize`
 //!   (`metadata_shard/file_structs.rs`, xet-core af1a3ff9) calls
-//!   `Vec::with_capacity(num_entries)` on a `u32` read from the shard: one 48-byte file
-//!   header asks for up to 4.29e9 × 48 bytes (206 GB) before a single term is read, and a
-//!   failed allocation aborts the whole server. A server parses hostile shards; these
-//!   parsers were written for a client reading its own.
-//! - The two crates are 197 crates with their dependencies (`cargo tree`; `xet-core-structures` alone 169),
-//!   57 of them new to Airlock, among them reqwest 0.13 beside our reqwest, `aws-lc-sys` (a second TLS and
-//!   crypto stack built from C) and `xet-runtime`: a second outbound HTTP stack in a
-//!   gateway whose rule is one (`src/remote/`).
+//!   `Vec::with_capacity(num_entries)` on the `u32` of a 48-byte file header: one header
+//!   asks for up to 4.29e9 × 48 bytes (206 GB) before a single term is read, and a failed
+//!   allocation aborts the whole server. A server parses hostile shards; these parsers
+//!   were written for a client reading its own.
+//! - With their dependencies they are 197 crates (`cargo tree`; `xet-core-structures`
+//!   alone 169), 57 of them new to Airlock, among them reqwest 0.13 beside ours,
+//!   `aws-lc-sys` (a second TLS and crypto stack, built from C) and `xet-runtime`: a
+//!   second outbound HTTP stack in a gateway whose rule is one (`src/remote/`).
 //!
 //! So the formats are written here, bounded and streaming, and checked against fixtures
 //! written by those crates (`tests/data/xet/README.md`) and their 18 Merkle vectors.
