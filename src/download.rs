@@ -1,11 +1,14 @@
-//! Streams a stored blob as an HTTP response — whole, one range (206), or 416 — for
-//! every protocol; each adds its own headers (`Docker-Content-Digest`, `X-Linked-Etag`).
+//! Streams a stored blob, or content rebuilt as it is read, as an HTTP response — whole,
+//! one range (206), or 416 — for every protocol; each adds its own headers
+//! (`Docker-Content-Digest`, `X-Linked-Etag`).
 
 use crate::digest::Digest;
-use crate::store::{BlobStore, ByteRange, GetOptions, Result, StoreError};
+use crate::store::{BlobStore, ByteRange, ByteStream, GetOptions, Result, StoreError};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
+use std::future::Future;
+use std::ops::Range;
 
 /// Answers GET or HEAD for a blob, honouring `Range`, `If-Range` and `If-None-Match`.
 /// Store failures (absent blob, outage) come back as errors for the protocol to render.
@@ -17,11 +20,7 @@ pub async fn blob_response(
 ) -> Result<Response> {
     // Content named by its digest never changes: the digest is a strong validator.
     let etag = format!("\"{}\"", digest.hex());
-    if request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
+    if not_modified(request, &etag) {
         blobs.head(digest).await?;
         return Ok(with_common(StatusCode::NOT_MODIFIED.into_response(), &etag));
     }
@@ -29,11 +28,7 @@ pub async fn blob_response(
 
     if head_only {
         let meta = blobs.head(digest).await?;
-        let mut response = Response::new(Body::empty());
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, meta.size.into());
-        return Ok(with_common(response, &etag));
+        return Ok(whole_head(meta.size, &etag));
     }
 
     // The S3 store may hand the bytes off: the client follows the redirect (with its
@@ -48,38 +43,86 @@ pub async fn blob_response(
 
     let got = match blobs.get(digest, GetOptions { range }).await {
         Ok(got) => got,
-        Err(StoreError::RangeNotSatisfiable { size }) => {
-            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            response.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
-            );
-            return Ok(with_common(response, &etag));
-        }
+        Err(StoreError::RangeNotSatisfiable { size }) => return Ok(not_satisfiable(size, &etag)),
         Err(e) => return Err(e),
     };
-    let length = got.range.end - got.range.start;
     let body = match &got.file {
         Some(file) => crate::sendfile::file_body(file, got.range.clone(), got.body),
         None => Body::from_stream(got.body),
     };
+    Ok(content(body, got.range, got.meta.size, range.is_some(), &etag))
+}
+
+/// As [`blob_response`] for content that is no stored object (a file rebuilt from its
+/// parts as it is read): `size` bytes under the strong validator `etag` (quoted), whose
+/// bytes `[start, end)` `open` streams. Only a GET of a satisfiable range opens anything.
+pub async fn ranged_response<F, Fut>(
+    size: u64,
+    etag: &str,
+    request: &HeaderMap,
+    head_only: bool,
+    open: F,
+) -> Result<Response>
+where
+    F: FnOnce(Range<u64>) -> Fut,
+    Fut: Future<Output = Result<ByteStream>>,
+{
+    if not_modified(request, etag) {
+        return Ok(with_common(StatusCode::NOT_MODIFIED.into_response(), etag));
+    }
+    if head_only {
+        return Ok(whole_head(size, etag));
+    }
+    let range = requested_range(request, etag);
+    let span = match range.map(|r| r.resolve(size)) {
+        None => 0..size,
+        Some(Ok(span)) => span,
+        Some(Err(_)) => return Ok(not_satisfiable(size, etag)),
+    };
+    let body = Body::from_stream(open(span.clone()).await?);
+    Ok(content(body, span, size, range.is_some(), etag))
+}
+
+/// `If-None-Match` names this version (or any).
+fn not_modified(request: &HeaderMap, etag: &str) -> bool {
+    request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn whole_head(size: u64, etag: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, size.into());
+    with_common(response, etag)
+}
+
+fn not_satisfiable(size: u64, etag: &str) -> Response {
+    let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+    );
+    with_common(response, etag)
+}
+
+/// 200 with the whole content, or 206 with `span` of it when a range was asked for.
+fn content(body: Body, span: Range<u64>, size: u64, ranged: bool, etag: &str) -> Response {
     let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, length.into());
-    if range.is_some() {
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, (span.end - span.start).into());
+    if ranged {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         response.headers_mut().insert(
             header::CONTENT_RANGE,
-            HeaderValue::from_str(&format!(
-                "bytes {}-{}/{}",
-                got.range.start,
-                got.range.end - 1,
-                got.meta.size
-            ))
-            .expect("ascii"),
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", span.start, span.end - 1))
+                .expect("ascii"),
         );
     }
-    Ok(with_common(response, &etag))
+    with_common(response, etag)
 }
 
 /// The single range asked for, unless `If-Range` names another version.

@@ -6,7 +6,9 @@ use super::error::HfError;
 use super::model::{split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Identity, Protocol};
-use crate::download::blob_response;
+use super::file_bytes::{self, FileBytes};
+use crate::download::{blob_response, ranged_response};
+use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
@@ -195,6 +197,23 @@ async fn served_xet_hash<'a>(hf: &HfState, f: &'a FileEntry) -> Result<Option<&'
         return Ok(None);
     };
     Ok(hf.xet.file(&parsed).await?.map(|_| hash.as_str()))
+}
+
+/// The file as Xet data only, when this store holds no blob of it: plain downloads
+/// rebuild it from its xorbs. Only files whose commit names a served Xet hash are looked
+/// for, so other files cost nothing more than before.
+async fn held_as_xet(
+    hf: &HfState,
+    file: &FileEntry,
+    digest: &crate::digest::Digest,
+    xet_hash: Option<&str>,
+) -> Result<Option<FileBytes>, HfError> {
+    if xet_hash.is_none() || !file.lfs {
+        return Ok(None);
+    }
+    Ok(file_bytes::locate(&hf.repos, digest, xet_hash)
+        .await?
+        .filter(|f| matches!(f, FileBytes::Xet(_))))
 }
 
 /// Drops `xetHash` from listed entries whose Xet data this store does not hold.
@@ -549,21 +568,34 @@ pub async fn resolve(
     let digest = crate::digest::Digest::sha256_hex(&file.sha256)
         .map_err(|e| HfError::bad_request(e.to_string()))?;
     let xet_hash = served_xet_hash(hf, file).await?;
-    let filled = super::pullthrough::fill_file(
-        state.upstream.as_ref(),
-        &state.filler,
-        hf.repos.blobs(),
-        repo,
-        &view.commit.id,
-        file,
-        &digest,
-        request,
-        head,
-    )
-    .await?;
-    let mut response = match filled {
-        Some((size, body)) => crate::download::streamed(&digest, size, body),
-        None => blob_response(hf.repos.blobs(), &digest, request, head).await?,
+    let mut response = match held_as_xet(hf, file, &digest, xet_hash).await? {
+        Some(xet) => {
+            let etag = format!("\"{}\"", digest.hex());
+            let open = |range| async {
+                xet.read(&hf.repos, range)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.message))
+            };
+            ranged_response(xet.size(), &etag, request, head, open).await?
+        }
+        None => {
+            let filled = super::pullthrough::fill_file(
+                state.upstream.as_ref(),
+                &state.filler,
+                hf.repos.blobs(),
+                repo,
+                &view.commit.id,
+                file,
+                &digest,
+                request,
+                head,
+            )
+            .await?;
+            match filled {
+                Some((size, body)) => crate::download::streamed(&digest, size, body),
+                None => blob_response(hf.repos.blobs(), &digest, request, head).await?,
+            }
+        }
     };
     let h = response.headers_mut();
     let etag = if file.lfs { &file.sha256 } else { &file.oid };

@@ -18,6 +18,7 @@ pub mod cas_token;
 mod cas_url;
 mod endpoint;
 mod error;
+pub mod file_bytes;
 pub mod git;
 mod gitattributes;
 pub mod import;
@@ -59,6 +60,10 @@ pub struct HfSettings {
     pub upstream_ttl: std::time::Duration,
     /// Environment variable with the upstream's token (`HF_TOKEN` there).
     pub upstream_token_env: Option<String>,
+    /// Also store each file uploaded through Xet whole, as a blob, besides its xorbs.
+    /// Off, the xorbs are the only copy and plain downloads rebuild the file as they
+    /// read it: a new revision that changes a few chunks stores only those.
+    pub xet_materialize: bool,
 }
 
 impl Default for HfSettings {
@@ -68,6 +73,7 @@ impl Default for HfSettings {
             upstream: None,
             upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
+            xet_materialize: false,
         }
     }
 }
@@ -136,7 +142,8 @@ impl HfState {
             (None, None) => rand::random(),
         };
         HfState {
-            xet: xet_store::XetStore::new(deps.store, docs.clone()),
+            xet: xet_store::XetStore::new(deps.store, docs.clone())
+                .materializing(settings.xet_materialize),
             repos: Repos::new(docs, blobs),
             info_cache: moka::future::Cache::builder()
                 .max_capacity(32 * 1024 * 1024)

@@ -2,13 +2,14 @@
 
 use super::error::HfError;
 use super::git;
+use super::xet_store::XetStore;
 use super::model::{
     is_commit_id, Commit, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
 };
 use crate::digest::Digest;
 use crate::store::layout::MetaKey;
 use crate::store::{
-    BlobStore, DocStore, Document, GetOptions, Mutability, ObjectKey, PutMode, StoreError,
+    BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError,
 };
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet};
@@ -43,6 +44,8 @@ const COMMIT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub struct Repos {
     docs: DocStore,
     blobs: BlobStore,
+    /// Files uploaded through Xet, for reading them (`file_bytes.rs`).
+    xet: XetStore,
     /// Parsed commits with their trees, by `<repo dir>/<commit id>`: immutable, so cached
     /// without expiry; a HEAD on a large repo does not re-parse its file list.
     commits: moka::future::Cache<String, Arc<CommitView>>,
@@ -111,6 +114,7 @@ pub fn now_iso() -> String {
 impl Repos {
     pub fn new(docs: DocStore, blobs: BlobStore) -> Repos {
         Repos {
+            xet: XetStore::new(blobs.store().clone(), docs.clone()),
             docs,
             blobs,
             // By bytes, not entries: one commit of a large repository lists every file.
@@ -125,6 +129,10 @@ impl Repos {
 
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    pub fn xet(&self) -> &XetStore {
+        &self.xet
     }
 
     pub async fn repo(&self, repo: &RepoRef) -> Result<Option<RepoDoc>, HfError> {
@@ -582,11 +590,7 @@ impl Repos {
         let f = files
             .iter()
             .find(|f| f.path == "config.json" && f.size <= 1024 * 1024)?;
-        let digest = crate::digest::Digest::sha256_hex(&f.sha256).ok()?;
-        let got = self.blobs.get(&digest, GetOptions::default()).await.ok()?;
-        let bytes = crate::store::collect_limited(got.body, 1024 * 1024)
-            .await
-            .ok()?;
+        let bytes = super::file_bytes::read_small(self, &f.sha256, 1024 * 1024).await?;
         let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         let mut out = serde_json::Map::new();
         for k in ["architectures", "model_type"] {

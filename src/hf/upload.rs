@@ -4,6 +4,7 @@
 
 use super::endpoint::RefOp;
 use super::error::HfError;
+use super::file_bytes::stored_size;
 use super::git;
 use super::gitattributes::Attributes;
 use super::model::{
@@ -14,7 +15,6 @@ use super::repo::{Op, Parent};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Protocol};
 use crate::digest::Digest;
-use crate::store::GetOptions;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -114,13 +114,7 @@ async fn gitattributes(hf: &HfState, files: &[FileEntry]) -> String {
     else {
         return String::new();
     };
-    let Ok(digest) = Digest::sha256_hex(&f.sha256) else {
-        return String::new();
-    };
-    let Ok(got) = hf.repos.blobs().get(&digest, GetOptions::default()).await else {
-        return String::new();
-    };
-    crate::store::collect_limited(got.body, 1024 * 1024)
+    super::file_bytes::read_small(&hf.repos, &f.sha256, 1024 * 1024)
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
@@ -256,15 +250,11 @@ pub async fn lfs_batch(
             objects.push(json!({ "oid": o.oid, "size": o.size, "error": { "code": 422, "message": "oid must be 64 lowercase hex characters (sha256)" } }));
             continue;
         };
-        match hf.repos.blobs().head(&digest).await {
-            Ok(meta) if meta.size == o.size => {
-                if admin || hf.repos.holds_lfs(repo, &digest, &mut heads).await? {
-                    objects.push(json!({ "oid": o.oid, "size": o.size }));
-                    continue;
-                }
-            }
-            Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+        if stored_size(&hf.repos, &digest).await? == Some(o.size)
+            && (admin || hf.repos.holds_lfs(repo, &digest, &mut heads).await?)
+        {
+            objects.push(json!({ "oid": o.oid, "size": o.size }));
+            continue;
         }
         let sig = sign(&hf.signing_key, &target, &o.oid, o.size, expires);
         let href = format!(
@@ -344,36 +334,31 @@ pub async fn lfs_verify(
     let held = ctx.auth.is_store_admin(&ctx.identity)
         || hf.repos.holds_lfs(repo, &digest, &mut None).await?;
     let not_uploaded = || HfError::not_found(format!("object {} was not uploaded", o.oid));
-    match hf.repos.blobs().head(&digest).await {
-        Ok(_) if !held => Err(not_uploaded()),
-        Ok(meta) if meta.size == o.size => Ok(lfs_json(json!({ "oid": o.oid, "size": o.size }))),
-        Ok(meta) => Err(HfError::bad_request(format!(
-            "object {} has {} bytes, not {}",
-            o.oid, meta.size, o.size
+    match stored_size(&hf.repos, &digest).await? {
+        Some(_) if !held => Err(not_uploaded()),
+        Some(size) if size == o.size => Ok(lfs_json(json!({ "oid": o.oid, "size": o.size }))),
+        Some(size) => Err(HfError::bad_request(format!(
+            "object {} has {size} bytes, not {}",
+            o.oid, o.size
         ))),
-        Err(crate::store::StoreError::NotFound(_)) => Err(not_uploaded()),
-        Err(e) => Err(e.into()),
+        None => Err(not_uploaded()),
     }
 }
 
-/// A stored LFS object this repository may name in a commit, or `None` (the same
-/// answer whether it is stored for another repository or nowhere: a commit must not
-/// tell which digests exist).
+/// The size of a stored LFS object (a blob, or a file uploaded through Xet) this
+/// repository may name in a commit, or `None` (the same answer whether it is stored for
+/// another repository or nowhere: a commit must not tell which digests exist).
 async fn lfs_object(
     hf: &HfState,
     ctx: &Ctx,
     repo: &RepoRef,
     digest: &Digest,
     heads: &mut Option<std::collections::HashSet<String>>,
-) -> Result<Option<crate::store::BlobMeta>, HfError> {
+) -> Result<Option<u64>, HfError> {
     if !ctx.auth.is_store_admin(&ctx.identity) && !hf.repos.holds_lfs(repo, digest, heads).await? {
         return Ok(None);
     }
-    match hf.repos.blobs().head(digest).await {
-        Ok(meta) => Ok(Some(meta)),
-        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    stored_size(&hf.repos, digest).await
 }
 
 #[derive(Deserialize)]
@@ -469,7 +454,7 @@ pub async fn commit(
                     let oid = v["oid"].as_str().unwrap_or_default();
                     let digest = Digest::sha256_hex(oid)
                         .map_err(|e| HfError::bad_request(format!("{p}: {e}")))?;
-                    let meta = lfs_object(hf, ctx, repo, &digest, &mut heads)
+                    let stored = lfs_object(hf, ctx, repo, &digest, &mut heads)
                         .await?
                         .ok_or_else(|| {
                             HfError::bad_request(format!(
@@ -477,19 +462,18 @@ pub async fn commit(
                             ))
                         })?;
                     if let Some(size) = v["size"].as_u64() {
-                        if size != meta.size {
+                        if size != stored {
                             return Err(HfError::bad_request(format!(
-                                "{p}: LFS object has {} bytes, not {size}",
-                                meta.size
+                                "{p}: LFS object has {stored} bytes, not {size}"
                             )));
                         }
                     }
-                    let pointer = git::lfs_pointer(oid, meta.size);
+                    let pointer = git::lfs_pointer(oid, stored);
                     // Looked up once here so that no download has to.
                     let xet_hash = hf.xet.hash_of(&digest).await?;
                     ops.push(Op::Put(FileEntry {
                         path: p,
-                        size: meta.size,
+                        size: stored,
                         sha256: oid.to_string(),
                         oid: git::blob_oid(pointer.as_bytes()),
                         lfs: true,

@@ -6,12 +6,16 @@
 //! - A shard is a claim: each file's hash, sizes and term verification hashes are checked
 //!   against the stored indexes (`xet::verify`), which proves the uploader knew the
 //!   chunks and not only a xorb's name.
-//! - Each file the shard names with a sha256 is then rebuilt once from its xorbs into
-//!   `blobs/` through the verifying blob store: the sha256 (what a Hub commit names as
-//!   `lfsFile.oid`) is proven, not believed, and the file is an ordinary blob to every
-//!   other protocol, bundle and mirror. The repository the CAS token was for gets the
-//!   LFS link that lets its commits name the file, and the file's sha256 maps to its Xet
-//!   hash, which a commit naming that sha256 records so downloads can offer Xet.
+//! - Each file the shard names with a sha256 is then rebuilt once from its xorbs and
+//!   hashed: the sha256 (what a Hub commit names as `lfsFile.oid`) is proven, not
+//!   believed. By default the rebuilt bytes are dropped: the xorbs stay the only copy
+//!   (a revision that changes a few chunks stores only those), and plain downloads,
+//!   commits and every other reader get the file rebuilt as they read it
+//!   (`file_bytes.rs`, `read_file`). With `[hf] xet_materialize` the file is also
+//!   stored whole under `blobs/`, through the verifying blob store. The repository the
+//!   CAS token was for gets the LFS link that lets its commits name the file, and the
+//!   file's sha256 maps to its Xet hash, which a commit naming that sha256 records so
+//!   downloads can offer Xet.
 //! - Downloads through Xet read xorbs back by byte range (`read_xorb`): the client
 //!   decodes and checks the chunks itself.
 
@@ -39,6 +43,17 @@ const CHUNKS_PER_READ: u32 = 32;
 pub struct XetStore {
     store: DynStore,
     docs: DocStore,
+    /// `[hf] xet_materialize`: keep a whole copy of each file under `blobs/` too.
+    materialize: bool,
+}
+
+/// Chunks `[chunks.start, chunks.end)` of one xorb, of which the decoded bytes
+/// `[skip, skip + take)` are wanted.
+struct Window {
+    index: Arc<XorbIndex>,
+    chunks: std::ops::Range<u32>,
+    skip: usize,
+    take: usize,
 }
 
 /// `xet/files/<hh>/<hash>.json`
@@ -97,7 +112,19 @@ fn xorb_key(hash: &MerkleHash) -> crate::store::ObjectKey {
 
 impl XetStore {
     pub fn new(store: DynStore, docs: DocStore) -> XetStore {
-        XetStore { store, docs }
+        XetStore {
+            store,
+            docs,
+            materialize: false,
+        }
+    }
+
+    /// With `true`, each file a shard names is also stored whole as a blob.
+    pub fn materializing(self, materialize: bool) -> XetStore {
+        XetStore {
+            materialize,
+            ..self
+        }
     }
 
     pub async fn has_xorb(&self, hash: &MerkleHash) -> Result<bool, HfError> {
@@ -223,7 +250,8 @@ impl XetStore {
     }
 
     /// Checks an uploaded shard against the stored xorbs, then rebuilds each of its files
-    /// into `blobs/` (verifying its sha256) and links it to `repo`.
+    /// to prove its sha256 (storing it under `blobs/` only when materializing) and links
+    /// it to `repo`.
     pub async fn register_shard(
         &self,
         repos: &Repos,
@@ -262,7 +290,13 @@ impl XetStore {
         progress(ShardProgress::Storing);
         // Every file is rebuilt (and its sha256 proven) before any is recorded, so a
         // refused shard leaves no file and no link; the blobs of files that did verify
-        // are content nothing refers to yet.
+        // (when materializing) are content nothing refers to yet.
+        let indexes: Arc<HashMap<MerkleHash, Arc<XorbIndex>>> = Arc::new(
+            indexes
+                .into_iter()
+                .map(|(hash, index)| (hash, Arc::new(index)))
+                .collect(),
+        );
         let mut records = Vec::new();
         for file in &shard.files {
             if let Some(record) = self.rebuild_file(repos, file, &indexes).await? {
@@ -293,13 +327,13 @@ impl XetStore {
         Ok(())
     }
 
-    /// Rebuilds one file into `blobs/`, verifying its sha256; `None` for a file without
-    /// one (a Hub commit could not name it).
+    /// Rebuilds one file and proves its sha256 (storing it under `blobs/` when
+    /// materializing); `None` for a file without one (a Hub commit could not name it).
     async fn rebuild_file(
         &self,
         repos: &Repos,
         file: &FileInfo,
-        indexes: &HashMap<MerkleHash, XorbIndex>,
+        indexes: &Arc<HashMap<MerkleHash, Arc<XorbIndex>>>,
     ) -> Result<Option<(MerkleHash, FileDoc, Digest)>, HfError> {
         let Some(sha256) = file.sha256 else {
             return Ok(None);
@@ -321,63 +355,180 @@ impl XetStore {
                 .collect(),
         };
         let body = self.rebuild(&doc, indexes.clone());
-        repos
-            .blobs()
-            .put(&digest, body, Some(doc.size))
-            .await
-            .map_err(|e| match e {
-                StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. } => {
-                    HfError::bad_request(format!(
-                        "file {}: its chunks do not hash to the sha256 {} the shard declares",
-                        file.hash,
-                        digest.hex()
-                    ))
-                }
-                e => e.into(),
-            })?;
+        let proven = if self.materialize {
+            repos
+                .blobs()
+                .put(&digest, body, Some(doc.size))
+                .await
+                .map(|_| ())
+        } else {
+            hashes_to(body, &digest, doc.size).await
+        };
+        proven.map_err(|e| match e {
+            StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. } => {
+                HfError::bad_request(format!(
+                    "file {}: its chunks do not hash to the sha256 {} the shard declares",
+                    file.hash,
+                    digest.hex()
+                ))
+            }
+            e => e.into(),
+        })?;
         Ok(Some((file.hash, doc, digest)))
     }
 
-    /// The file's bytes, decoded from its xorbs a few chunks at a time; every chunk is
-    /// checked against its hash as it is decoded.
-    fn rebuild(&self, doc: &FileDoc, indexes: HashMap<MerkleHash, XorbIndex>) -> ByteStream {
-        let indexes = Arc::new(indexes);
+    /// The file's bytes, decoded from its xorbs a few chunks at a time.
+    fn rebuild(
+        &self,
+        doc: &FileDoc,
+        indexes: Arc<HashMap<MerkleHash, Arc<XorbIndex>>>,
+    ) -> ByteStream {
         let mut windows = Vec::new();
         for term in &doc.terms {
+            let index = term
+                .xorb
+                .parse::<MerkleHash>()
+                .ok()
+                .and_then(|hash| indexes.get(&hash).cloned());
             let mut start = term.start;
             while start < term.end {
                 let end = term.end.min(start.saturating_add(CHUNKS_PER_READ));
-                windows.push((term.xorb.clone(), start..end));
+                windows.push((index.clone(), term.xorb.clone(), start..end));
                 start = end;
             }
         }
         let store = self.store.clone();
         futures::stream::iter(windows)
-            .then(move |(xorb, chunks)| {
+            .map(move |(index, xorb, chunks)| {
                 let store = store.clone();
-                let indexes = indexes.clone();
-                async move { read_window(&store, &indexes, &xorb, chunks).await }
+                async move {
+                    let index = index.ok_or_else(|| {
+                        std::io::Error::other(format!("xorb {xorb} not loaded"))
+                    })?;
+                    let take = usize::MAX;
+                    read_window(&store, Window { index, chunks, skip: 0, take }).await
+                }
             })
+            .buffered(2)
             .boxed()
+    }
+
+    /// Bytes `[range.start, range.end)` of a file (a range within its size), decoded
+    /// from its xorbs: only the terms and chunks the range touches are read, a window
+    /// of chunks per store read, each xorb's index loaded when its first term is.
+    pub fn read_file(&self, doc: Arc<FileDoc>, range: std::ops::Range<u64>) -> ByteStream {
+        let mut touched = Vec::new();
+        let mut at = 0u64;
+        for (i, term) in doc.terms.iter().enumerate() {
+            if at >= range.end {
+                break;
+            }
+            let size = u64::from(term.size);
+            if at + size > range.start {
+                touched.push((i, at));
+            }
+            at += size;
+        }
+        // Consecutive terms often come from one xorb: its index is parsed once.
+        let last: Arc<Mutex<Option<Arc<XorbIndex>>>> = Arc::default();
+        let this = self.clone();
+        let store = self.store.clone();
+        futures::stream::iter(touched)
+            .then(move |(i, at)| {
+                let (this, doc, last) = (this.clone(), doc.clone(), last.clone());
+                let range = range.clone();
+                async move {
+                    let term = &doc.terms[i];
+                    let index = this.term_index(term, &last).await?;
+                    windows(term, index, at, &range).map(|w| futures::stream::iter(w).map(Ok))
+                }
+            })
+            .try_flatten()
+            .map_ok(move |window| {
+                let store = store.clone();
+                async move { read_window(&store, window).await }
+            })
+            .try_buffered(2)
+            .boxed()
+    }
+
+    async fn term_index(
+        &self,
+        term: &TermDoc,
+        last: &Mutex<Option<Arc<XorbIndex>>>,
+    ) -> std::io::Result<Arc<XorbIndex>> {
+        let hash: MerkleHash = term.xorb.parse().map_err(std::io::Error::other)?;
+        let cached = last.lock().expect("not poisoned").clone();
+        if let Some(index) = cached.filter(|i| i.hash == hash) {
+            return Ok(index);
+        }
+        let index = self
+            .xorb_index(&hash)
+            .await
+            .map_err(|e| std::io::Error::other(e.message))?
+            .ok_or_else(|| std::io::Error::other(format!("xorb {hash} is not stored")))?;
+        let index = Arc::new(index);
+        *last.lock().expect("not poisoned") = Some(index.clone());
+        Ok(index)
     }
 }
 
-async fn read_window(
-    store: &DynStore,
-    indexes: &HashMap<MerkleHash, XorbIndex>,
-    xorb: &str,
-    chunks: std::ops::Range<u32>,
-) -> std::io::Result<Bytes> {
-    let hash: MerkleHash = xorb.parse().map_err(std::io::Error::other)?;
-    let index = indexes
-        .get(&hash)
-        .ok_or_else(|| std::io::Error::other(format!("xorb {xorb} not loaded")))?;
-    let range = index
-        .byte_range(chunks.clone())
+/// The windows of a term (which starts at file offset `at`) that `range` touches: whole
+/// chunks before the range are skipped, the first and last kept chunks trimmed.
+fn windows(
+    term: &TermDoc,
+    index: Arc<XorbIndex>,
+    at: u64,
+    range: &std::ops::Range<u64>,
+) -> std::io::Result<Vec<Window>> {
+    let entries = index
+        .slice(term.start..term.end)
+        .map_err(std::io::Error::other)?;
+    if entries.iter().map(|c| u64::from(c.len)).sum::<u64>() != u64::from(term.size) {
+        return Err(std::io::Error::other(format!(
+            "xorb {} chunks {}..{} do not hold {} bytes",
+            term.xorb, term.start, term.end, term.size
+        )));
+    }
+    let mut out: Vec<Window> = Vec::new();
+    let mut pos = at;
+    for (i, entry) in entries.iter().enumerate() {
+        let (start, end) = (pos, pos + u64::from(entry.len));
+        pos = end;
+        if end <= range.start {
+            continue;
+        }
+        if start >= range.end {
+            break;
+        }
+        let chunk = term.start + i as u32;
+        let wanted = (end.min(range.end) - start.max(range.start)) as usize;
+        match out.last_mut() {
+            Some(w) if w.chunks.end == chunk && w.chunks.len() < CHUNKS_PER_READ as usize => {
+                w.chunks.end += 1;
+                w.take += wanted;
+            }
+            _ => out.push(Window {
+                index: index.clone(),
+                chunks: chunk..chunk + 1,
+                skip: range.start.saturating_sub(start) as usize,
+                take: wanted,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a window's stored bytes and decodes them off the runtime (LZ4 and BLAKE3 are
+/// CPU work), keeping the wanted part.
+async fn read_window(store: &DynStore, window: Window) -> std::io::Result<Bytes> {
+    let range = window
+        .index
+        .byte_range(window.chunks.clone())
         .map_err(std::io::Error::other)?;
     let got = store
         .get(
-            &xorb_key(&hash),
+            &xorb_key(&window.index.hash),
             GetOptions {
                 range: Some(ByteRange::Bounded {
                     start: range.start,
@@ -389,10 +540,60 @@ async fn read_window(
         .map_err(std::io::Error::other)?;
     let limit = (range.end - range.start) as usize;
     let stored = crate::store::collect_limited(got.body, limit).await?;
-    let mut out = Vec::new();
-    xet::decode_range(index, chunks, &stored, |piece| out.extend_from_slice(piece))
-        .map_err(std::io::Error::other)?;
-    Ok(Bytes::from(out))
+    tokio::task::spawn_blocking(move || {
+        let Window {
+            index,
+            chunks,
+            skip,
+            take,
+        } = window;
+        let mut out = Vec::new();
+        xet::decode_range(&index, chunks, &stored, |piece| out.extend_from_slice(piece))
+            .map_err(std::io::Error::other)?;
+        let end = skip.saturating_add(take).min(out.len());
+        let mut out = Bytes::from(out);
+        Ok(out.split_to(end).split_off(skip.min(end)))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Reads `body` to its end through SHA-256 on a blocking thread (the decoding before it
+/// goes on meanwhile): a digest or size other than `digest` and `size` is the
+/// mismatch the verifying blob store would report, nothing being stored.
+async fn hashes_to(mut body: ByteStream, digest: &Digest, size: u64) -> Result<(), StoreError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut hasher = crate::digest::Hasher::new(crate::digest::Algorithm::Sha256);
+        let mut seen = 0u64;
+        while let Some(piece) = rx.blocking_recv() {
+            hasher.update(&piece);
+            seen += piece.len() as u64;
+        }
+        (hasher.finish(), seen)
+    });
+    while let Some(piece) = body.try_next().await.map_err(StoreError::Body)? {
+        if tx.send(piece).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let (actual, seen) = hasher
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sha256 of a Xet file: {e}")))?;
+    if seen != size {
+        return Err(StoreError::SizeMismatch {
+            expected: size,
+            actual: seen,
+        });
+    }
+    if actual != *digest {
+        return Err(StoreError::DigestMismatch {
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// Passes the body through while `verifier` reads it; at its end, an unverified xorb
