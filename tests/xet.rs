@@ -40,13 +40,18 @@ const FILE_A_XET: &str = "fdace46d5407288c0424008113a5f9acebd2dd53976c58be12f380
 const FILE_B_XET: &str = "7993803456b19dec5c93d469fd4d52176fbbde419a0864cdf8c126f71bb7a87c";
 
 fn start(backend: Backend, dir: &Path) -> (StoreArgs, Airlock) {
+    start_with(backend, dir, "")
+}
+
+/// As [`start`], with more configuration (`[hf] ...`) after the tokens.
+fn start_with(backend: Backend, dir: &Path, extra: &str) -> (StoreArgs, Airlock) {
     let config = dir.join("airlock.toml");
     std::fs::write(
         &config,
         format!(
             "[[tokens]]\nname = \"alice\"\nsecret = \"{ALICE}\"\nscopes = [\"write:hf:alice/\"]\n\
              [[tokens]]\nname = \"bob\"\nsecret = \"{BOB}\"\nscopes = [\"write:hf:bob/\"]\n\
-             [[tokens]]\nname = \"reader\"\nsecret = \"{READER}\"\nscopes = [\"read:hf:alice/\"]\n"
+             [[tokens]]\nname = \"reader\"\nsecret = \"{READER}\"\nscopes = [\"read:hf:alice/\"]\n{extra}"
         ),
     )
     .unwrap();
@@ -279,9 +284,10 @@ async fn the_cas_keeps_only_what_verifies(backend: Backend) {
     let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "error", "{text}");
 
-    // Each file is now an ordinary blob, and alice/m (the token's repository) may commit it.
+    // Each file is recorded, kept as its xorbs only (no copy under blobs/), and alice/m
+    // (the token's repository) may commit it.
     for (sha, _) in [FILE_A, FILE_B] {
-        assert_eq!(store.keys_under(&blob_of(sha)).len(), 1);
+        assert_eq!(store.keys_under(&blob_of(sha)), Vec::<String>::new());
     }
     assert_eq!(store.keys_under("xet/files/").len(), 2);
     let commit = |repo: &str, token: &str| {
@@ -446,8 +452,13 @@ async fn rebuild(answer: &Value, v2: bool) -> Vec<u8> {
 
 async fn downloads_through_the_cas(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, server) = start(backend, dir.path());
+    // Bundles carry files, not xorbs: this store keeps a whole copy of each Xet file too.
+    let (store, server) = start_with(backend, dir.path(), "[hf]\nxet_materialize = true\n");
     let commit = upload_fixture(&server).await;
+    for (sha, _) in [FILE_A, FILE_B] {
+        let blob = format!("blobs/sha256/{}/{sha}", &sha[..2]);
+        assert_eq!(store.keys_under(&blob).len(), 1, "{sha}");
+    }
     create(&server, BOB, json!({"name": "m", "organization": "bob"})).await;
 
     // A read token reaches files: a gated repository's go only to tokens that may read
@@ -719,9 +730,140 @@ async fn downloads_through_the_cas(backend: Backend) {
     assert!(!tree.contains("xetHash"), "{tree}");
 }
 
+/// A file uploaded through Xet is kept as xorbs only (`[hf] xet_materialize` is off by
+/// default), yet is a file like any other: plain resolve rebuilds it (whole, any range,
+/// HEAD, 304, 416, `If-Range`) with the headers and validators of a stored blob, the
+/// LFS batch API and commits treat it as held by its repository only, and the hf-hub
+/// crate downloads it.
+async fn plain_resolve_rebuilds_xet_only_files(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, server) = start(backend, dir.path());
+    let commit = upload_fixture(&server).await;
+    for (sha, _) in [FILE_A, FILE_B] {
+        let blob = format!("blobs/sha256/{}/{sha}", &sha[..2]);
+        assert_eq!(store.keys_under(&blob), Vec::<String>::new(), "{sha}");
+    }
+    let client = http::client();
+    let get = |url: &str, headers: &[(&str, &str)]| {
+        let mut request = client.get(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send()
+    };
+    let mut whole_a = Vec::new();
+    for (path, (sha, size), xet) in [("a.bin", FILE_A, FILE_A_XET), ("b.bin", FILE_B, FILE_B_XET)] {
+        let url = server.url(&format!("/alice/m/resolve/main/{path}"));
+        let etag = format!("\"{sha}\"");
+        let r = get(&url, &[]).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers().clone();
+        for (name, want) in [
+            ("etag", etag.as_str()),
+            ("x-linked-etag", etag.as_str()),
+            ("x-linked-size", &size.to_string()),
+            ("content-length", &size.to_string()),
+            ("accept-ranges", "bytes"),
+            ("x-repo-commit", &commit),
+            ("x-xet-hash", xet),
+        ] {
+            assert_eq!(h[name], want, "{path} {name}");
+        }
+        let whole = r.bytes().await.unwrap().to_vec();
+        assert_eq!(support::sha256_hex(&whole), sha, "{path}");
+        if path == "a.bin" {
+            whole_a = whole.clone();
+        }
+
+        let r = client.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-length"], size.to_string().as_str());
+        assert_eq!(r.headers()["etag"], etag.as_str());
+        assert_eq!(r.headers()["x-xet-hash"], xet);
+        assert!(r.bytes().await.unwrap().is_empty());
+
+        for validator in [etag.as_str(), "\"other\", *"] {
+            let r = get(&url, &[("if-none-match", validator)]).await.unwrap();
+            assert_eq!(r.status(), 304, "{validator}");
+            assert_eq!(r.headers()["etag"], etag.as_str());
+        }
+        for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 5, size + 9)] {
+            let r = get(&url, &[("range", &range)]).await.unwrap();
+            assert_eq!(r.status(), 416, "{range}");
+            assert_eq!(r.headers()["content-range"], format!("bytes */{size}").as_str());
+        }
+        // If-Range naming another version: the whole file; naming this one: the range.
+        let r = get(&url, &[("range", "bytes=10-19"), ("if-range", "\"old\"")])
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap(), whole);
+        let r = get(&url, &[("range", "bytes=10-19"), ("if-range", &etag)])
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(r.bytes().await.unwrap(), whole[10..20]);
+
+        // Ranges starting and ending anywhere (inside chunks, on their edges, across
+        // the two xorbs), open-ended and suffix ranges.
+        let mut ranges: Vec<(String, usize, usize)> = Vec::new();
+        for start in (0..size).step_by(997).chain([size - 1]) {
+            for len in [1, 13, 4095, 4096, 8191, 10_000, size] {
+                let end = (start + len).min(size);
+                ranges.push((format!("bytes={start}-{}", end - 1), start, end));
+            }
+            ranges.push((format!("bytes={start}-"), start, size));
+        }
+        for n in [1, 5000, size, size + 10] {
+            ranges.push((format!("bytes=-{n}"), size.saturating_sub(n), size));
+        }
+        for (range, start, end) in ranges {
+            let r = get(&url, &[("range", &range)]).await.unwrap();
+            assert_eq!(r.status(), 206, "{path} {range}");
+            assert_eq!(
+                r.headers()["content-range"],
+                format!("bytes {start}-{}/{size}", end - 1).as_str(),
+                "{path} {range}"
+            );
+            let body = r.bytes().await.unwrap();
+            assert!(body[..] == whole[start..end], "{path} {range}");
+        }
+    }
+
+    // The LFS batch API: held by alice/m (its upload's repository), so nothing to
+    // upload; bob/m has to upload the bytes himself.
+    use support::hub::{lfs_batch, upload_href};
+    let answer = lfs_batch(&client, &server.base, ALICE, "alice/m", FILE_A.0, FILE_A.1).await;
+    assert!(answer["objects"][0].get("actions").is_none(), "{answer}");
+    create(&server, BOB, json!({"name": "m", "organization": "bob"})).await;
+    let answer = lfs_batch(&client, &server.base, BOB, "bob/m", FILE_A.0, FILE_A.1).await;
+    upload_href(&answer);
+    let verify = |repo: &'static str, token: &'static str| {
+        client
+            .post(server.url(&format!("/api/models/{repo}/lfs-verify")))
+            .bearer_auth(token)
+            .header("content-type", "application/vnd.git-lfs+json")
+            .json(&json!({"oid": FILE_A.0, "size": FILE_A.1}))
+            .send()
+    };
+    assert_eq!(verify("alice/m", ALICE).await.unwrap().status(), 200);
+    assert_eq!(verify("bob/m", BOB).await.unwrap().status(), 404);
+
+    // The hf-hub crate (TGI, candle) reads the rebuilt file over plain HTTP.
+    let api = hf_hub::api::tokio::ApiBuilder::new()
+        .with_endpoint(server.base.clone())
+        .with_cache_dir(dir.path().join("hf-hub-cache"))
+        .with_progress(false)
+        .build()
+        .unwrap();
+    let got = api.model("alice/m".to_string()).get("a.bin").await.unwrap();
+    assert_eq!(std::fs::read(got).unwrap(), whole_a);
+}
+
 on_both_stores!(
     async:
     xet_tokens_follow_the_hub_scopes,
     the_cas_keeps_only_what_verifies,
     downloads_through_the_cas,
+    plain_resolve_rebuilds_xet_only_files,
 );
