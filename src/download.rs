@@ -50,7 +50,13 @@ pub async fn blob_response(
         Some(file) => crate::sendfile::file_body(file, got.range.clone(), got.body),
         None => Body::from_stream(got.body),
     };
-    Ok(content(body, got.range, got.meta.size, range.is_some(), &etag))
+    Ok(content(
+        body,
+        got.range,
+        got.meta.size,
+        range.is_some(),
+        &etag,
+    ))
 }
 
 /// As [`blob_response`] for content that is no stored object (a file rebuilt from its

@@ -235,7 +235,7 @@ fn huggingface_hub_versions(backend: Backend) {
         );
     }
     // The stock client's Xet upload: xorbs and a shard to Airlock's CAS, then the commit;
-    // the file downloads byte-identical over plain HTTP and is an ordinary blob.
+    // the file is kept as its xorbs only and downloads byte-identical.
     let mut cmd = python(
         &venv_dir("AIRLOCK_TEST_VENV"),
         &server,
@@ -263,11 +263,10 @@ print("XET-OK", hashlib.sha256(data).hexdigest())
     assert!(log.contains("route=xet.xorb.upload status=200"), "{log}");
     assert!(log.contains("route=xet.shard status=200"), "{log}");
     assert_eq!(
-        store
-            .keys_under(&format!("blobs/sha256/{}/{sha}", &sha[..2]))
-            .len(),
-        1
+        store.keys_under(&format!("blobs/sha256/{}/{sha}", &sha[..2])),
+        Vec::<String>::new()
     );
+    plain_download_and_resume(&server, dir.path(), "team/xet", "w.bin", &sha);
     // 0.36 resumes an interrupted download from its `.incomplete` file with a Range request.
     let home = dir.path().join("home-resume");
     let out = python_ok(
@@ -303,6 +302,51 @@ print("RESUME-OK")
             server.log()
         );
     }
+}
+
+/// huggingface_hub 0.36 with `HF_HUB_DISABLE_XET=1` downloads `repo`'s `file` by plain
+/// resolve (rebuilt from xorbs when the store holds no blob), whole and then resumed from
+/// a partial download with a Range request; both must hash to `sha`.
+fn plain_download_and_resume(server: &Airlock, dir: &Path, repo: &str, file: &str, sha: &str) {
+    let mut cmd = python(
+        &venv_dir("AIRLOCK_TEST_VENV_HF0"),
+        server,
+        &dir.join("home-plain-resume"),
+    );
+    cmd.env("HF_HUB_DISABLE_XET", "1")
+        .env("REPO", repo)
+        .env("FILE", file)
+        .env("SHA", sha);
+    let out = python_ok(
+        &mut cmd,
+        r#"
+import hashlib, os
+from huggingface_hub import hf_hub_download
+from huggingface_hub.file_download import repo_folder_name
+repo, name, sha = os.environ["REPO"], os.environ["FILE"], os.environ["SHA"]
+first = hf_hub_download(repo, name, cache_dir=os.path.join(os.environ["HF_HOME"], "ref"))
+data = open(first, "rb").read()
+assert hashlib.sha256(data).hexdigest() == sha
+blobs = os.path.join(os.environ["HF_HOME"], "hub", repo_folder_name(repo_id=repo, repo_type="model"), "blobs")
+os.makedirs(blobs, exist_ok=True)
+open(os.path.join(blobs, sha + ".incomplete"), "wb").write(data[:len(data) // 2 + 1])
+again = hf_hub_download(repo, name)
+assert open(again, "rb").read() == data
+print("PLAIN-RESUME-OK")
+"#,
+    );
+    assert!(out.contains("PLAIN-RESUME-OK"), "{out}");
+    let log = server.log();
+    assert!(
+        log.lines().any(|l| l.contains(&format!("/{repo}/resolve/"))
+            && l.contains("status=206")
+            && l.contains("range=\"bytes=")),
+        "no ranged GET of {repo}/{file} seen for the resume\n{log}"
+    );
+    assert!(
+        !log.contains("route=xet."),
+        "0.36 without Xet used the CAS\n{log}"
+    );
 }
 
 /// The three huggingface_hub generations download, resume and upload when the S3 store
@@ -533,7 +577,8 @@ on_both_stores!(
     thousand_files_store_reads,
     prefix_scoped_token_creates_and_uploads,
     upload_of_content_stored_elsewhere,
-    xet_downloads
+    xet_downloads,
+    xet_revision_dedup
 );
 
 /// Downloads through Xet: stock huggingface_hub 2.x, 1.x and 0.36 (each with hf_xet) fetch
@@ -690,4 +735,129 @@ for name in ["w.bin", "w2.bin", "lfs.bin"]:
         download(var, &format!("home-{name}"), &env);
         assert_eq!(reconstructions(), r, "{name} used Xet\n{}", server.log());
     }
+}
+
+/// The sum of the sizes of every object in the store, looked at directly.
+fn stored_bytes(store: &StoreArgs) -> u64 {
+    store.objects().iter().map(|(_, size)| size).sum()
+}
+
+/// SHA-256 of a file on disk, read in pieces.
+fn file_sha256(path: &Path) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// curl downloads `url` to `out` by plain resolve; `-C -` resumes from what `out` holds.
+fn curl_download(url: &str, out: &Path, resume: bool) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sSf", "-o"]).arg(out);
+    if resume {
+        cmd.args(["-C", "-"]);
+    }
+    ok(cmd.arg(url));
+}
+
+/// Chunk-level dedup, measured (#14): the stock client (huggingface_hub 2.4 + hf_xet, no
+/// variable) uploads a 200 MiB safetensors file, then a revision of it with 1 % of its
+/// bytes changed in four places; the store grows by at most 5 % of the file. Both
+/// revisions, stored as xorbs only, download byte-identical by plain resolve (curl,
+/// whole and resumed). A config.json the repository's .gitattributes sends through Xet
+/// is still read for the model's listing.
+fn xet_revision_dedup(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let server = store.serve(dir.path(), &["--admin-token", ADMIN]);
+    let upload = |stage: &str| -> (String, String, u64) {
+        let mut cmd = python(
+            &venv_dir("AIRLOCK_TEST_VENV"),
+            &server,
+            &dir.path().join("home-xet"),
+        );
+        cmd.env("HF_TOKEN", ADMIN)
+            .env("WORK", dir.path())
+            .env("STAGE", stage);
+        let out = python_ok(
+            &mut cmd,
+            r#"
+import hashlib, json, os
+import numpy as np
+from safetensors.numpy import save_file
+from huggingface_hub import HfApi
+work, stage = os.environ["WORK"], os.environ["STAGE"]
+api = HfApi()
+path = os.path.join(work, stage + ".safetensors")
+if stage == "rev1":
+    api.create_repo("team/big", exist_ok=True)
+    # JSON goes through LFS here, so config.json is uploaded through Xet too.
+    api.upload_file(path_or_fileobj=b"*.json filter=lfs diff=lfs merge=lfs -text\n*.safetensors filter=lfs diff=lfs merge=lfs -text\n",
+                    path_in_repo=".gitattributes", repo_id="team/big")
+    api.upload_file(path_or_fileobj=json.dumps({"model_type": "bert", "architectures": ["BertModel"]}).encode(),
+                    path_in_repo="config.json", repo_id="team/big")
+    rng = np.random.default_rng(14)
+    save_file({f"layer{i}.weight": rng.standard_normal((1024, 12800), dtype=np.float32) for i in range(4)}, path)
+else:
+    data = bytearray(open(os.path.join(work, "rev1.safetensors"), "rb").read())
+    rng = np.random.default_rng(15)
+    span = len(data) // 400
+    for where in (0.1, 0.35, 0.6, 0.85):
+        at = int(len(data) * where)
+        data[at:at + span] = rng.integers(0, 256, span, dtype=np.uint8).tobytes()
+    open(path, "wb").write(data)
+info = api.upload_file(path_or_fileobj=path, path_in_repo="model.safetensors", repo_id="team/big", commit_message=stage)
+print("REV", info.oid, hashlib.sha256(open(path, "rb").read()).hexdigest(), os.path.getsize(path))
+"#,
+        );
+        let mut words = out.split_whitespace().skip_while(|w| *w != "REV").skip(1);
+        let mut next = || words.next().unwrap_or_else(|| panic!("{out}")).to_string();
+        (next(), next(), next().parse().unwrap())
+    };
+    let (commit1, sha1, size) = upload("rev1");
+    assert!(size > 200 << 20, "{size}");
+    let after_rev1 = stored_bytes(&store);
+    let (commit2, sha2, size2) = upload("rev2");
+    let growth = stored_bytes(&store) - after_rev1;
+    println!(
+        "xet dedup ({backend:?}): file {size} bytes; store after revision 1: {after_rev1} bytes; \
+         growth after revision 2 (1 % changed): {growth} bytes = {:.2} % of the file",
+        growth as f64 * 100.0 / size as f64
+    );
+    assert_eq!(size2, size);
+    assert!(
+        growth * 20 <= size,
+        "the store grew by {growth} bytes for a {size}-byte file"
+    );
+    let log = server.log();
+    assert!(log.contains("route=xet.shard status=200"), "{log}");
+    assert_eq!(
+        store
+            .keys_under("blobs/sha256/")
+            .iter()
+            .filter(|k| k.contains(&sha1) || k.contains(&sha2))
+            .count(),
+        0
+    );
+
+    for (rev, sha, name) in [(&commit1, &sha1, "rev1"), (&commit2, &sha2, "rev2")] {
+        let url = server.url(&format!("/team/big/resolve/{rev}/model.safetensors"));
+        let out = dir.path().join(format!("{name}.download"));
+        curl_download(&url, &out, false);
+        assert_eq!(&file_sha256(&out), sha, "{name}");
+        // Resumed: curl asks for the rest with a Range request.
+        let partial = std::fs::File::options().write(true).open(&out).unwrap();
+        partial.set_len(size * 2 / 5).unwrap();
+        curl_download(&url, &out, true);
+        assert_eq!(&file_sha256(&out), sha, "{name} resumed");
+    }
+    let info: serde_json::Value = serde_json::from_str(&ok(
+        Command::new("curl").args(["-sf", &server.url("/api/models/team/big")])
+    ))
+    .unwrap();
+    assert_eq!(
+        info["config"],
+        serde_json::json!({"architectures": ["BertModel"], "model_type": "bert"}),
+        "{info}"
+    );
 }

@@ -787,10 +787,16 @@ async fn plain_resolve_rebuilds_xet_only_files(backend: Backend) {
             assert_eq!(r.status(), 304, "{validator}");
             assert_eq!(r.headers()["etag"], etag.as_str());
         }
-        for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 5, size + 9)] {
+        for range in [
+            format!("bytes={size}-"),
+            format!("bytes={}-{}", size + 5, size + 9),
+        ] {
             let r = get(&url, &[("range", &range)]).await.unwrap();
             assert_eq!(r.status(), 416, "{range}");
-            assert_eq!(r.headers()["content-range"], format!("bytes */{size}").as_str());
+            assert_eq!(
+                r.headers()["content-range"],
+                format!("bytes */{size}").as_str()
+            );
         }
         // If-Range naming another version: the whole file; naming this one: the range.
         let r = get(&url, &[("range", "bytes=10-19"), ("if-range", "\"old\"")])

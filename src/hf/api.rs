@@ -3,10 +3,10 @@
 
 use super::access::{may_read_gated_files, repo_access, RepoAccess};
 use super::error::HfError;
+use super::file_bytes::{self, FileBytes};
 use super::model::{split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Identity, Protocol};
-use super::file_bytes::{self, FileBytes};
 use crate::download::{blob_response, ranged_response};
 use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};

@@ -98,5 +98,7 @@ pub async fn read_small(repos: &Repos, sha256: &str, limit: u64) -> Option<Bytes
         return Some(Bytes::new());
     }
     let body = file.read(repos, 0..file.size()).await.ok()?;
-    crate::store::collect_limited(body, limit as usize).await.ok()
+    crate::store::collect_limited(body, limit as usize)
+        .await
+        .ok()
 }

@@ -2,15 +2,13 @@
 
 use super::error::HfError;
 use super::git;
-use super::xet_store::XetStore;
 use super::model::{
     is_commit_id, Commit, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
 };
+use super::xet_store::XetStore;
 use crate::digest::Digest;
 use crate::store::layout::MetaKey;
-use crate::store::{
-    BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError,
-};
+use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;

@@ -402,11 +402,19 @@ impl XetStore {
             .map(move |(index, xorb, chunks)| {
                 let store = store.clone();
                 async move {
-                    let index = index.ok_or_else(|| {
-                        std::io::Error::other(format!("xorb {xorb} not loaded"))
-                    })?;
+                    let index = index
+                        .ok_or_else(|| std::io::Error::other(format!("xorb {xorb} not loaded")))?;
                     let take = usize::MAX;
-                    read_window(&store, Window { index, chunks, skip: 0, take }).await
+                    read_window(
+                        &store,
+                        Window {
+                            index,
+                            chunks,
+                            skip: 0,
+                            take,
+                        },
+                    )
+                    .await
                 }
             })
             .buffered(2)
@@ -548,8 +556,10 @@ async fn read_window(store: &DynStore, window: Window) -> std::io::Result<Bytes>
             take,
         } = window;
         let mut out = Vec::new();
-        xet::decode_range(&index, chunks, &stored, |piece| out.extend_from_slice(piece))
-            .map_err(std::io::Error::other)?;
+        xet::decode_range(&index, chunks, &stored, |piece| {
+            out.extend_from_slice(piece)
+        })
+        .map_err(std::io::Error::other)?;
         let end = skip.saturating_add(take).min(out.len());
         let mut out = Bytes::from(out);
         Ok(out.split_to(end).split_off(skip.min(end)))
