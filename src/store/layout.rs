@@ -42,7 +42,9 @@
 //!                                   this exists
 //!   files/<hh>/<hash>.json          one file uploaded through Xet: its terms (xorb, chunk
 //!                                   range, size), size and sha256, written once the file
-//!                                   was rebuilt from its xorbs and its sha256 verified
+//!                                   was rebuilt from its xorbs and its sha256 verified.
+//!                                   Unless `[hf] xet_materialize`, there is no blob of it:
+//!                                   readers rebuild it from these terms (hf/file_bytes.rs)
 //!   sha256/<hh>/<sha256 hex>        the Xet file hash (API hex) of the file with that
 //!                                   sha256, written after its files/ document: a commit
 //!                                   looks it up once per LFS file and keeps the answer in
