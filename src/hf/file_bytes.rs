@@ -31,8 +31,11 @@ impl FileBytes {
         }
     }
 
-    /// Bytes `[start, end)` of the file, a non-empty range within its size, streamed.
+    /// Bytes `[start, end)` of the file, a range within its size, streamed.
     pub async fn read(&self, repos: &Repos, range: Range<u64>) -> Result<ByteStream, HfError> {
+        if range.is_empty() {
+            return Ok(crate::store::bytes_stream(Bytes::new()));
+        }
         match self {
             FileBytes::Blob { digest, .. } => {
                 let range = Some(ByteRange::Bounded {
