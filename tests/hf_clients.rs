@@ -851,6 +851,7 @@ print("REV", info.oid, hashlib.sha256(open(path, "rb").read()).hexdigest(), os.p
         partial.set_len(size * 2 / 5).unwrap();
         curl_download(&url, &out, true);
         assert_eq!(&file_sha256(&out), sha, "{name} resumed");
+        std::fs::remove_file(&out).unwrap();
     }
     let info: serde_json::Value = serde_json::from_str(&ok(
         Command::new("curl").args(["-sf", &server.url("/api/models/team/big")])
