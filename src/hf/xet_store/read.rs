@@ -259,3 +259,54 @@ pub(super) async fn hashes_to(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xet::ChunkEntry;
+
+    proptest::proptest! {
+        /// Any range of any term: the windows hold at most CHUNKS_PER_READ consecutive
+        /// chunks each, start at the chunk holding the range's first byte, and what they
+        /// keep (`skip`, `take`) is exactly the range, in order.
+        #[test]
+        fn windows_cover_exactly_the_range(
+            lens in proptest::collection::vec(1u32..3000, 1..120),
+            cut in (0usize..120, 0usize..120),
+            span in (0.0f64..1.0, 0.0f64..1.0),
+            at in 0u64..1_000_000,
+        ) {
+            let mut chunks = Vec::new();
+            let mut end = 0u32;
+            for (i, len) in lens.iter().enumerate() {
+                let start = end;
+                end += 8 + len / 2;
+                chunks.push(ChunkEntry { hash: MerkleHash([i as u8; 32]), len: *len, start, end });
+            }
+            let index = Arc::new(XorbIndex { hash: MerkleHash([7; 32]), chunks });
+            let (a, b) = (cut.0 % lens.len(), cut.1 % lens.len());
+            let (first, last) = (a.min(b), a.max(b) + 1);
+            let size: u64 = lens[first..last].iter().map(|l| u64::from(*l)).sum();
+            let term = TermDoc { xorb: String::new(), start: first as u32, end: last as u32, size: size as u32 };
+            let (s, e) = ((span.0 * size as f64) as u64, (span.1 * size as f64) as u64);
+            let range = at + s.min(e)..at + s.max(e).max(s.min(e) + 1).min(size);
+            let windows = windows(&term, index, at, &range).unwrap();
+            // File offset of each chunk's first byte.
+            let offset = |chunk: u32| at + lens[first..chunk as usize].iter().map(|l| u64::from(*l)).sum::<u64>();
+            let mut next = range.start;
+            let mut previous_end = None;
+            for w in &windows {
+                proptest::prop_assert!(!w.chunks.is_empty() && w.chunks.len() <= CHUNKS_PER_READ as usize);
+                proptest::prop_assert!(previous_end.is_none_or(|p| p == w.chunks.start));
+                previous_end = Some(w.chunks.end);
+                let decoded = offset(w.chunks.start)..offset(w.chunks.end);
+                proptest::prop_assert!(w.skip as u64 + (w.take as u64) <= decoded.end - decoded.start);
+                proptest::prop_assert_eq!(decoded.start + w.skip as u64, next);
+                next += w.take as u64;
+            }
+            proptest::prop_assert_eq!(next, range.end);
+            let first_window = &windows[0];
+            proptest::prop_assert!(first_window.skip < lens[first_window.chunks.start as usize] as usize);
+        }
+    }
+}
