@@ -39,7 +39,7 @@ mod testdata;
 
 pub use chunking::Chunker;
 pub use hash::MerkleHash;
-pub use index::{decode_range, ChunkEntry, XorbIndex};
+pub use index::{decode_range, decode_range_unhashed, ChunkEntry, XorbIndex};
 pub use shard::{parse_shard, FileInfo, Shard, Term, XorbInfo};
 pub use verify::{verify_file, verify_shard};
 pub use xorb::{verify_xorb, XorbVerifier};
