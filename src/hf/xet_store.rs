@@ -100,6 +100,14 @@ impl XetStore {
         XetStore { store, docs }
     }
 
+    pub(super) fn docs(&self) -> &DocStore {
+        &self.docs
+    }
+
+    pub(super) fn store(&self) -> &DynStore {
+        &self.store
+    }
+
     pub async fn has_xorb(&self, hash: &MerkleHash) -> Result<bool, HfError> {
         Ok(self
             .docs
@@ -219,6 +227,7 @@ impl XetStore {
                 Mutability::Immutable,
             )
             .await?;
+        super::cas_dedup::record_xorb(&self.docs, &index).await?;
         Ok(true)
     }
 
