@@ -144,9 +144,10 @@ async fn handle(
                 Ok(axum::Json(serde_json::json!({ "result": 1 })).into_response())
             }
         }
-        CasEndpoint::Dedup { .. } => Err(HfError::not_found(
-            "chunk not tracked by global deduplication",
-        )),
+        CasEndpoint::Dedup { hash } => {
+            let grant = grant.expect("dedup queries need a read grant");
+            super::cas_dedup::answer(hf, &grant, &hash).await
+        }
         CasEndpoint::Reconstruction { file, v2 } => {
             let grant = grant.expect("reconstructions need a read grant");
             super::cas_download::reconstruction(hf, &grant, &file, v2, request.headers()).await
