@@ -839,15 +839,26 @@ async fn global_dedup_answers_readers_only(backend: Backend) {
             String::from_utf8_lossy(&body)
         );
     }
-    // alice/m is public: bob's token may dedup against its xorbs, at x1's first chunk and
-    // at file b's first chunk (inside x1, indexed when the shard was accepted).
+    // alice/m is public: bob's token may dedup against its xorbs, at file a's first chunk
+    // (x1's first) and at file b's (inside x1, indexed when the shard was accepted); both
+    // files go on in x2, which the answer describes too.
     let x1 = airlock::xet::verify_xorb(X1_HASH.parse().unwrap(), X1).unwrap();
     for i in [0, 1] {
         let (status, body) =
             dedup_query(&cas, "default", &x1.chunks[i].hash.to_api_hex(), Some(&bob)).await;
         assert_eq!(status, 200, "x1 chunk {i}");
         let shard = airlock::xet::parse_dedup_shard(&body).unwrap();
-        assert_eq!(shard.xorbs[0].hash.to_api_hex(), X1_HASH);
+        let mut xorbs: Vec<String> = shard.xorbs.iter().map(|x| x.hash.to_api_hex()).collect();
+        xorbs.sort();
+        assert_eq!(xorbs, [X1_HASH, X2_HASH], "x1 chunk {i}");
+    }
+    // A chunk of x1 that neither starts a file nor is 0 mod 1024 is not tracked.
+    if !airlock::hf::cas_dedup::is_eligible(&x1.chunks[2].hash) {
+        let chunk = x1.chunks[2].hash.to_api_hex();
+        assert_eq!(
+            dedup_query(&cas, "default", &chunk, Some(&alice)).await.0,
+            404
+        );
     }
     let repos = store.keys_under("xet/repos/");
     assert!(

@@ -34,6 +34,10 @@ const ELIGIBLE_MODULUS: u64 = 1024;
 const MAX_CANDIDATES: usize = 16;
 /// Repositories considered per xorb.
 const MAX_REPOS_PER_XORB: usize = 64;
+/// A file's other xorbs described with its first chunk: 2 GiB of full xorbs.
+const MAX_SIBLINGS: usize = 31;
+/// Chunks described in one answer (about 64 bytes each in the shard).
+const MAX_ANSWER_CHUNKS: usize = 32 * 1024;
 /// How long the client keeps an answer in its shard cache.
 const ANSWER_TTL_SECS: u64 = 3600;
 
@@ -74,8 +78,11 @@ pub async fn record_upload(
     put_marker(xet.docs(), key).await
 }
 
-/// Indexes the first chunk of each file of an accepted shard: hf_xet asks about it, and
-/// a file packed after others starts inside a xorb.
+/// Indexes the first chunk of each file of an accepted shard (hf_xet asks about it, and
+/// a file packed after others starts inside a xorb), with the file's other xorbs: the
+/// answer for the first chunk describes them too, as the Hub's answers carry the whole
+/// shard, so a new revision of a file of many xorbs dedups against all of them even
+/// where no chunk of theirs is 0 mod 1024.
 pub async fn record_file_starts(hf: &HfState, shard: Bytes) -> Result<(), HfError> {
     let shard = tokio::task::spawn_blocking(move || {
         xet::parse_shard(std::io::Cursor::new(shard), xet::shard::MAX_SHARD_BYTES)
@@ -87,15 +94,36 @@ pub async fn record_file_starts(hf: &HfState, shard: Bytes) -> Result<(), HfErro
         let Some(first) = file.terms.first() else {
             continue;
         };
-        if first.chunks.start == 0 {
-            continue; // a xorb's first chunk is indexed with the xorb
-        }
         let Some(index) = hf.xet.xorb_index(&first.xorb).await? else {
             continue;
         };
-        if let Some(chunk) = index.chunks.get(first.chunks.start as usize) {
-            record_chunk(hf.xet.docs(), &chunk.hash, &first.xorb).await?;
+        let Some(chunk) = index.chunks.get(first.chunks.start as usize) else {
+            continue;
+        };
+        let mut siblings: Vec<String> = Vec::new();
+        for term in &file.terms {
+            let hex = term.xorb.to_api_hex();
+            if term.xorb != first.xorb && !siblings.contains(&hex) {
+                siblings.push(hex);
+            }
+            if siblings.len() == MAX_SIBLINGS {
+                break;
+            }
         }
+        let body = serde_json::to_vec(&siblings).expect("serializable");
+        let key = MetaKey::XetDedupChunk {
+            chunk: chunk.hash.to_api_hex(),
+            xorb: first.xorb.to_api_hex(),
+        };
+        hf.xet
+            .docs()
+            .put(
+                &key.key()?,
+                Bytes::from(body),
+                PutMode::Overwrite,
+                Mutability::Mutable,
+            )
+            .await?;
     }
     Ok(())
 }
@@ -108,8 +136,13 @@ async fn record_chunk(
     let key = MetaKey::XetDedupChunk {
         chunk: chunk.to_api_hex(),
         xorb: xorb.to_api_hex(),
-    };
-    put_marker(docs, key).await
+    }
+    .key()?;
+    // The xorb was just stored, so no shard has named it yet: no file start recorded
+    // with its siblings can be overwritten here.
+    docs.put(&key, Bytes::new(), PutMode::Overwrite, Mutability::Mutable)
+        .await?;
+    Ok(())
 }
 
 async fn put_marker(docs: &DocStore, key: MetaKey) -> Result<(), HfError> {
@@ -130,9 +163,10 @@ async fn put_marker(docs: &DocStore, key: MetaKey) -> Result<(), HfError> {
 pub async fn answer(hf: &HfState, grant: &CasGrant, chunk: &str) -> Result<Response, HfError> {
     let chunk = super::cas::parse_hash(chunk)?;
     let not_tracked = || HfError::not_found("chunk not tracked by global deduplication");
-    let Some(index) = readable_xorb(hf, grant, &chunk).await? else {
+    let xorbs = readable_xorbs(hf, grant, &chunk).await?;
+    if xorbs.is_empty() {
         return Err(not_tracked());
-    };
+    }
     let key = loop {
         let key = MerkleHash(rand::random());
         if key != MerkleHash::ZERO {
@@ -140,16 +174,14 @@ pub async fn answer(hf: &HfState, grant: &CasGrant, chunk: &str) -> Result<Respo
         }
     };
     let now = super::cas::unix_now();
-    let bytes_on_disk = u32::try_from(index.chunk_bytes()).unwrap_or(u32::MAX);
-    let shard = xet::write_dedup_shard(
-        &[KeyedXorb {
-            index: &index,
-            bytes_on_disk,
-        }],
-        &key,
-        now,
-        now + ANSWER_TTL_SECS,
-    );
+    let keyed: Vec<KeyedXorb> = xorbs
+        .iter()
+        .map(|index| KeyedXorb {
+            index,
+            bytes_on_disk: u32::try_from(index.chunk_bytes()).unwrap_or(u32::MAX),
+        })
+        .collect();
+    let shard = xet::write_dedup_shard(&keyed, &key, now, now + ANSWER_TTL_SECS);
     Ok((
         [
             (http::header::CONTENT_TYPE, "application/octet-stream"),
@@ -160,17 +192,18 @@ pub async fn answer(hf: &HfState, grant: &CasGrant, chunk: &str) -> Result<Respo
         .into_response())
 }
 
-/// The index of the first stored xorb holding `chunk` that `grant` may read.
-async fn readable_xorb(
+/// The indexes of the first stored xorb holding `chunk` that `grant` may read and, when
+/// the chunk starts an uploaded file, of the file's other xorbs it may read.
+async fn readable_xorbs(
     hf: &HfState,
     grant: &CasGrant,
     chunk: &MerkleHash,
-) -> Result<Option<XorbIndex>, HfError> {
+) -> Result<Vec<XorbIndex>, HfError> {
     let identity = match &grant.principal {
         None => Identity::Anonymous,
         Some(name) => match hf.auth.identity_named(name) {
             Some(identity) => identity,
-            None => return Ok(None),
+            None => return Ok(Vec::new()),
         },
     };
     let prefix = xet_dedup_prefix(&chunk.to_api_hex());
@@ -185,11 +218,31 @@ async fn readable_xorb(
         if !may_read_xorb(hf, grant, &identity, &xorb).await? {
             continue;
         }
-        if let Some(index) = hf.xet.xorb_index(&xorb).await? {
-            return Ok(Some(index));
+        let Some(index) = hf.xet.xorb_index(&xorb).await? else {
+            continue;
+        };
+        let mut chunks = index.chunks.len();
+        let mut found = vec![index];
+        let marker = hf.xet.docs().get(&object.key, Mutability::Mutable).await?;
+        let siblings: Vec<String> = marker
+            .and_then(|doc| serde_json::from_slice(&doc.bytes).ok())
+            .unwrap_or_default();
+        for sibling in siblings.iter().take(MAX_SIBLINGS) {
+            let Ok(sibling) = sibling.parse::<MerkleHash>() else {
+                continue;
+            };
+            if chunks >= MAX_ANSWER_CHUNKS || !may_read_xorb(hf, grant, &identity, &sibling).await?
+            {
+                continue;
+            }
+            if let Some(index) = hf.xet.xorb_index(&sibling).await? {
+                chunks += index.chunks.len();
+                found.push(index);
+            }
         }
+        return Ok(found);
     }
-    Ok(None)
+    Ok(Vec::new())
 }
 
 /// Whether the xorb was uploaded for a repository `identity` may read the files of.

@@ -48,12 +48,14 @@
 //!                                   looks it up once per LFS file and keeps the answer in
 //!                                   the commit, so downloads know which files have Xet
 //!                                   data without reading anything
-//!   dedup/<hh>/<chunk>/<xorb>       empty: that stored xorb holds that chunk. Written with the
-//!                                   xorb's index for the chunks hf_xet asks global dedup
-//!                                   about (a xorb's first chunk, and every chunk whose hash
-//!                                   is 0 mod 1024) and for each uploaded file's first chunk:
-//!                                   about one per 64 MiB. Several xorbs may hold one chunk
-//!                                   (tenants that cannot read each other's), hence a listing
+//!   dedup/<hh>/<chunk>/<xorb>       that stored xorb holds that chunk, for the chunks hf_xet
+//!                                   asks global dedup about: written empty with the xorb's
+//!                                   index for its first chunk and every chunk whose hash is
+//!                                   0 mod 1024, and for each uploaded file's first chunk
+//!                                   with the file's other xorbs (a JSON list) once its shard
+//!                                   is accepted. About one per 64 MiB. Several xorbs may hold
+//!                                   one chunk (tenants that cannot read each other's), hence
+//!                                   one key per xorb and a listing
 //!   repos/<hh>/<xorb>/<kind>/<org>--<name>
 //!                                   empty: a writer of that repository uploaded that xorb
 //!                                   (a CAS write token for it). A dedup answer names a xorb
