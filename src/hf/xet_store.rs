@@ -190,9 +190,9 @@ impl XetStore {
             let mut body = body;
             while let Some(chunk) = body.try_next().await.map_err(StoreError::Body)? {
                 seen += chunk.len() as u64;
-                if seen > xet::xorb::MAX_XORB_BYTES {
+                if seen > xet::xorb::MAX_SERIALIZED_XORB_BYTES {
                     return Err(invalid(XetError::XorbTooLarge {
-                        max: xet::xorb::MAX_XORB_BYTES,
+                        max: xet::xorb::MAX_SERIALIZED_XORB_BYTES,
                     }));
                 }
             }
