@@ -146,7 +146,19 @@ async fn handle(
         }
         CasEndpoint::Dedup { hash } => {
             let grant = grant.expect("dedup queries need a read grant");
-            super::cas_dedup::answer(hf, &grant, &hash).await
+            match super::cas_dedup::answer(hf, &grant, &parse_hash(&hash)?).await? {
+                Some(shard) => Ok((
+                    [
+                        (http::header::CONTENT_TYPE, "application/octet-stream"),
+                        (http::header::CACHE_CONTROL, "no-store"),
+                    ],
+                    shard,
+                )
+                    .into_response()),
+                None => Err(HfError::not_found(
+                    "chunk not tracked by global deduplication",
+                )),
+            }
         }
         CasEndpoint::Reconstruction { file, v2 } => {
             let grant = grant.expect("reconstructions need a read grant");

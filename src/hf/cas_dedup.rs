@@ -24,7 +24,6 @@ use crate::auth::Identity;
 use crate::store::layout::{xet_dedup_prefix, xet_xorb_repos_prefix, MetaKey};
 use crate::store::{DocStore, Mutability, PutMode};
 use crate::xet::{self, KeyedXorb, MerkleHash, XorbIndex};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 /// xet-core's `MDB_SHARD_GLOBAL_DEDUP_CHUNK_MODULUS`: a chunk is eligible when its hash's
@@ -157,15 +156,18 @@ async fn put_marker(docs: &DocStore, key: MetaKey) -> Result<(), HfError> {
     Ok(())
 }
 
-/// `GET /v1/chunks/{prefix}/{chunk}`: a keyed shard describing a stored xorb that holds
-/// the chunk and that the token's credential may read, or 404 ("not tracked") — the same
-/// answer whether the chunk is unknown or only in xorbs the caller may not read.
-pub async fn answer(hf: &HfState, grant: &CasGrant, chunk: &str) -> Result<Response, HfError> {
-    let chunk = super::cas::parse_hash(chunk)?;
-    let not_tracked = || HfError::not_found("chunk not tracked by global deduplication");
-    let xorbs = readable_xorbs(hf, grant, &chunk).await?;
+/// The answer to `GET /v1/chunks/{prefix}/{chunk}`: a keyed shard describing a stored
+/// xorb that holds the chunk and that the token's credential may read, or `None` ("not
+/// tracked", 404) — the same whether the chunk is unknown or only in xorbs the caller
+/// may not read.
+pub async fn answer(
+    hf: &HfState,
+    grant: &CasGrant,
+    chunk: &MerkleHash,
+) -> Result<Option<Vec<u8>>, HfError> {
+    let xorbs = readable_xorbs(hf, grant, chunk).await?;
     if xorbs.is_empty() {
-        return Err(not_tracked());
+        return Ok(None);
     }
     let key = loop {
         let key = MerkleHash(rand::random());
@@ -181,15 +183,12 @@ pub async fn answer(hf: &HfState, grant: &CasGrant, chunk: &str) -> Result<Respo
             bytes_on_disk: u32::try_from(index.chunk_bytes()).unwrap_or(u32::MAX),
         })
         .collect();
-    let shard = xet::write_dedup_shard(&keyed, &key, now, now + ANSWER_TTL_SECS);
-    Ok((
-        [
-            (http::header::CONTENT_TYPE, "application/octet-stream"),
-            (http::header::CACHE_CONTROL, "no-store"),
-        ],
-        shard,
-    )
-        .into_response())
+    Ok(Some(xet::write_dedup_shard(
+        &keyed,
+        &key,
+        now,
+        now + ANSWER_TTL_SECS,
+    )))
 }
 
 /// The indexes of the first stored xorb holding `chunk` that `grant` may read and, when
