@@ -872,4 +872,231 @@ on_both_stores!(
     the_cas_keeps_only_what_verifies,
     downloads_through_the_cas,
     plain_resolve_rebuilds_xet_only_files,
+    global_dedup_answers_readers_only,
 );
+
+/// Scenarios that run the real client (their own module: the macro names `fs` and `s3`).
+mod clients {
+    use super::*;
+    on_both_stores!(
+        sync,
+        ignore_fs = "needs huggingface_hub and hf_xet: `bash tests/run-all.sh` sets them up",
+        ignore_s3 = "needs huggingface_hub, hf_xet and Garage: `bash tests/run-all.sh` sets them up":
+        a_new_revision_from_a_cold_cache_uploads_only_what_changed,
+    );
+}
+
+const MIXED: &[u8] = include_bytes!("data/xet/mixed.xorb");
+/// mixed.xorb's hash, then one line per chunk starting with its hash.
+const MIXED_INDEX: &str = include_str!("data/xet/mixed.xorb.index");
+
+/// `GET {cas}/v1/chunks/{prefix}/{chunk}`: the status and body.
+async fn dedup_query(cas: &str, prefix: &str, chunk: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+    let mut request = http::client().get(format!("{cas}/v1/chunks/{prefix}/{chunk}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let r = request.send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+/// Global dedup: a chunk the CAS indexed is answered with a shard describing its xorb,
+/// every chunk hash HMAC'd under the answer's own key (never the raw hashes), and only to
+/// a token whose credential may read a repository the xorb was uploaded for; to anyone
+/// else, the 404 of a chunk never seen.
+async fn global_dedup_answers_readers_only(backend: Backend) {
+    use airlock::xet::MerkleHash;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, server) = start(backend, dir.path());
+    // x1 and x2 for the public alice/m; file b of the shard starts at x1's chunk 1.
+    upload_fixture(&server).await;
+    create(
+        &server,
+        ALICE,
+        json!({"name": "private", "organization": "alice", "private": true}),
+    )
+    .await;
+    create(&server, BOB, json!({"name": "m", "organization": "bob"})).await;
+    let (write, cas) = cas_token(&server, Some(ALICE), "", "alice/private", "write")
+        .await
+        .unwrap();
+    let mut lines = MIXED_INDEX.lines();
+    let mixed = lines.next().unwrap();
+    let raw: Vec<MerkleHash> = lines
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let url = format!("{cas}/v1/xorbs/default/{mixed}");
+    assert_eq!(post(url, Some(&write), MIXED).await.0, 200);
+    let first = raw[0].to_api_hex();
+
+    let token = |who: &'static str, repo: &'static str| {
+        let server = &server;
+        async move {
+            cas_token(server, Some(who), "", repo, "read")
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let alice = token(ALICE, "alice/private").await;
+    // READER's credential reads alice/*: its token for alice/m reaches alice/private's xorb.
+    let reader = token(READER, "alice/m").await;
+    let bob = token(BOB, "bob/m").await;
+
+    let mut keys = Vec::new();
+    for (token, prefix) in [(&alice, "default-merkledb"), (&reader, "default")] {
+        let (status, body) = dedup_query(&cas, prefix, &first, Some(token)).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let shard = airlock::xet::parse_dedup_shard(&body).unwrap();
+        assert_eq!(shard.xorbs.len(), 1);
+        assert_eq!(shard.xorbs[0].hash.to_api_hex(), mixed);
+        assert_ne!(shard.hmac_key, MerkleHash::ZERO);
+        // hf_xet matches its own chunks by keying their hashes (xet-core `MerkleHash::hmac`:
+        // keyed BLAKE3); computed here without Airlock's code.
+        let keyed: Vec<MerkleHash> = raw
+            .iter()
+            .map(|h| {
+                MerkleHash(*blake3::keyed_hash(shard.hmac_key.as_bytes(), h.as_bytes()).as_bytes())
+            })
+            .collect();
+        let got: Vec<MerkleHash> = shard.xorbs[0].chunks.iter().map(|c| c.hash).collect();
+        assert_eq!(got, keyed);
+        for h in &raw {
+            assert!(
+                !body.windows(32).any(|w| w == h.as_bytes()),
+                "raw chunk hash {h} disclosed"
+            );
+        }
+        keys.push(shard.hmac_key);
+    }
+    assert_ne!(keys[0], keys[1], "a fresh key per answer");
+
+    // Bob may not read alice/private: his token learns nothing of its xorb.
+    let unknown = "ab".repeat(32);
+    for (chunk, token, status) in [
+        (first.as_str(), Some(bob.as_str()), 404),
+        (unknown.as_str(), Some(alice.as_str()), 404),
+        (first.as_str(), None, 401),
+        (first.as_str(), Some("xetcas1.e30.AAAA"), 401),
+    ] {
+        let (got, body) = dedup_query(&cas, "default-merkledb", chunk, token).await;
+        assert_eq!(
+            got,
+            status,
+            "{chunk} {token:?}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // alice/m is public: bob's token may dedup against its xorbs, at file a's first chunk
+    // (x1's first) and at file b's (inside x1, indexed when the shard was accepted); both
+    // files go on in x2, which the answer describes too.
+    let x1 = airlock::xet::verify_xorb(X1_HASH.parse().unwrap(), X1).unwrap();
+    for i in [0, 1] {
+        let (status, body) =
+            dedup_query(&cas, "default", &x1.chunks[i].hash.to_api_hex(), Some(&bob)).await;
+        assert_eq!(status, 200, "x1 chunk {i}");
+        let shard = airlock::xet::parse_dedup_shard(&body).unwrap();
+        let mut xorbs: Vec<String> = shard.xorbs.iter().map(|x| x.hash.to_api_hex()).collect();
+        xorbs.sort();
+        assert_eq!(xorbs, [X1_HASH, X2_HASH], "x1 chunk {i}");
+    }
+    // A chunk of x1 that neither starts a file nor is 0 mod 1024 is not tracked.
+    if !airlock::hf::cas_dedup::is_eligible(&x1.chunks[2].hash) {
+        let chunk = x1.chunks[2].hash.to_api_hex();
+        assert_eq!(
+            dedup_query(&cas, "default", &chunk, Some(&alice)).await.0,
+            404
+        );
+    }
+    let repos = store.keys_under("xet/repos/");
+    assert!(
+        repos
+            .iter()
+            .any(|k| k.contains(mixed) && k.ends_with("/models/alice--private")),
+        "{repos:?}"
+    );
+    assert!(store.keys_under("xet/dedup/").len() >= 4);
+    let log = server.log();
+    assert!(log.contains("route=xet.dedup status=200"), "{log}");
+}
+
+/// What global dedup is for: stock huggingface_hub 2.4 + hf_xet 1.8, no variable set,
+/// uploads revision 1 of a 24 MiB file from one machine; another machine (a fresh
+/// HF_HOME, so no local shard cache) uploads revision 2, 1 % of it changed in three
+/// places, and sends only xorbs for what changed.
+fn a_new_revision_from_a_cold_cache_uploads_only_what_changed(backend: Backend) {
+    use support::process::{ok, venv_dir};
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let server = store.serve(dir.path(), &["--admin-token", ADMIN]);
+    let size = 24usize << 20;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    };
+    let rev1 = random(size);
+    let mut rev2 = rev1.clone();
+    let edit = 80 << 10;
+    for at in [3usize << 20, 11 << 20, 19 << 20] {
+        rev2[at..at + edit].copy_from_slice(&random(edit));
+    }
+    let changed = rev1.iter().zip(&rev2).filter(|(a, b)| a != b).count();
+    let (file1, file2) = (dir.path().join("rev1.bin"), dir.path().join("rev2.bin"));
+    std::fs::write(&file1, &rev1).unwrap();
+    std::fs::write(&file2, &rev2).unwrap();
+    let xorb_bytes = || -> u64 {
+        store
+            .objects()
+            .iter()
+            .filter(|(k, _)| k.starts_with("xet/xorbs/") && !k.ends_with(".index"))
+            .map(|(_, size)| size)
+            .sum()
+    };
+    let upload = |machine: &str, file: &Path| {
+        let mut cmd = support::hf_python_in(
+            &venv_dir("AIRLOCK_TEST_VENV"),
+            &server.base,
+            &dir.path().join(machine),
+        );
+        cmd.env("HF_TOKEN", ADMIN).env("FILE", file);
+        ok(cmd.arg("-c").arg(
+            r#"
+import os
+from huggingface_hub import HfApi, hf_hub_download
+api = HfApi()
+api.create_repo("team/dedup", exist_ok=True)
+path = os.environ["FILE"]
+api.upload_file(path_or_fileobj=path, path_in_repo="model.bin", repo_id="team/dedup")
+assert open(hf_hub_download("team/dedup", "model.bin"), "rb").read() == open(path, "rb").read()
+"#,
+        ))
+    };
+    upload("machine-a", &file1);
+    let before = xorb_bytes();
+    upload("machine-b", &file2);
+    let after = xorb_bytes();
+    let sent = after - before;
+    println!(
+        "dedup: file {size} B, changed {changed} B ({:.2} %); revision 1 stored {before} B of \
+         xorbs; revision 2 from a cold cache added {sent} B ({:.2} % of the file)",
+        100.0 * changed as f64 / size as f64,
+        100.0 * sent as f64 / size as f64
+    );
+    assert!(
+        before as usize >= size,
+        "revision 1 was not stored as xorbs: {before}"
+    );
+    assert!(
+        sent as usize * 10 <= size,
+        "revision 2 sent {sent} bytes of xorbs for {changed} changed bytes\n{}",
+        server.log()
+    );
+    assert!(server.log().contains("route=xet.dedup status=200"));
+}

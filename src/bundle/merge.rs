@@ -55,7 +55,9 @@ pub fn classify(key: &str) -> DocClass {
             | MetaKey::HfCommit { .. }
             | MetaKey::XetXorbIndex { .. }
             | MetaKey::XetFile { .. }
-            | MetaKey::XetSha256 { .. },
+            | MetaKey::XetSha256 { .. }
+            | MetaKey::XetDedupChunk { .. }
+            | MetaKey::XetXorbRepo { .. },
         ) => DocClass::Immutable,
         Some(MetaKey::PypiProjects { .. }) => DocClass::PypiList,
         Some(MetaKey::PypiProject { .. }) => DocClass::PypiProject,

@@ -126,6 +126,8 @@ async fn handle(
             let hash = parse_hash(&hash)?;
             let body = super::body_stream(request.into_body());
             let was_inserted = hf.xet.put_xorb(hash, body).await?;
+            let grant = grant.expect("xorb uploads need a write grant");
+            super::cas_dedup::record_upload(&hf.xet, &hash, &grant.repo).await?;
             Ok(axum::Json(serde_json::json!({ "was_inserted": was_inserted })).into_response())
         }
         CasEndpoint::Shard { v2 } => {
@@ -136,14 +138,28 @@ async fn handle(
                 Ok(shard_v2(hf.clone(), grant.repo, body))
             } else {
                 hf.xet
-                    .register_shard(&hf.repos, &grant.repo, body, |_| {})
+                    .register_shard(&hf.repos, &grant.repo, body.clone(), |_| {})
                     .await?;
+                super::cas_dedup::record_file_starts(hf, body).await?;
                 Ok(axum::Json(serde_json::json!({ "result": 1 })).into_response())
             }
         }
-        CasEndpoint::Dedup { .. } => Err(HfError::not_found(
-            "chunk not tracked by global deduplication",
-        )),
+        CasEndpoint::Dedup { hash } => {
+            let grant = grant.expect("dedup queries need a read grant");
+            match super::cas_dedup::answer(hf, &grant, &parse_hash(&hash)?).await? {
+                Some(shard) => Ok((
+                    [
+                        (http::header::CONTENT_TYPE, "application/octet-stream"),
+                        (http::header::CACHE_CONTROL, "no-store"),
+                    ],
+                    shard,
+                )
+                    .into_response()),
+                None => Err(HfError::not_found(
+                    "chunk not tracked by global deduplication",
+                )),
+            }
+        }
         CasEndpoint::Reconstruction { file, v2 } => {
             let grant = grant.expect("reconstructions need a read grant");
             super::cas_download::reconstruction(hf, &grant, &file, v2, request.headers()).await
@@ -167,7 +183,7 @@ fn shard_v2(hf: HfState, repo: RepoRef, body: bytes::Bytes) -> Response {
         let events = tx.clone();
         let outcome = hf
             .xet
-            .register_shard(&hf.repos, &repo, body, move |p| {
+            .register_shard(&hf.repos, &repo, body.clone(), move |p| {
                 let event = match p {
                     ShardProgress::Verified { done, total } => {
                         serde_json::json!({"type": "validating", "verified": done, "total": total})
@@ -179,6 +195,10 @@ fn shard_v2(hf: HfState, repo: RepoRef, body: bytes::Bytes) -> Response {
                 let _ = events.send(event);
             })
             .await;
+        let outcome = match outcome {
+            Ok(()) => super::cas_dedup::record_file_starts(&hf, body).await,
+            Err(e) => Err(e),
+        };
         let last = match outcome {
             Ok(()) => serde_json::json!({"type": "result", "result": 1}),
             Err(e) => serde_json::json!({"type": "error", "message": e.message}),

@@ -14,8 +14,8 @@ pub enum CasEndpoint {
     XorbUpload { hash: String },
     /// `POST /v1/shards` or `/v2/shards` (NDJSON progress).
     Shard { v2: bool },
-    /// `GET /v1/chunks/{default,default-merkledb}/{hash}`: global dedup. Not offered yet: every
-    /// chunk is "not tracked" (404), which the spec makes an ordinary answer.
+    /// `GET /v1/chunks/{default,default-merkledb}/{hash}`: global dedup, a keyed shard
+    /// describing a readable xorb that holds the chunk, or 404 ("not tracked").
     Dedup { hash: String },
     /// `POST /v1/telemetry`: accepted and dropped.
     Telemetry,

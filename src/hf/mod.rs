@@ -11,6 +11,7 @@
 pub mod access;
 pub mod api;
 mod cas;
+pub mod cas_dedup;
 mod cas_download;
 mod cas_endpoint;
 mod cas_reconstruction;

@@ -117,6 +117,14 @@ impl XetStore {
         }
     }
 
+    pub(super) fn docs(&self) -> &DocStore {
+        &self.docs
+    }
+
+    pub(super) fn store(&self) -> &DynStore {
+        &self.store
+    }
+
     pub async fn has_xorb(&self, hash: &MerkleHash) -> Result<bool, HfError> {
         Ok(self
             .docs
@@ -199,9 +207,9 @@ impl XetStore {
             let mut body = body;
             while let Some(chunk) = body.try_next().await.map_err(StoreError::Body)? {
                 seen += chunk.len() as u64;
-                if seen > xet::xorb::MAX_XORB_BYTES {
+                if seen > xet::xorb::MAX_SERIALIZED_XORB_BYTES {
                     return Err(invalid(XetError::XorbTooLarge {
-                        max: xet::xorb::MAX_XORB_BYTES,
+                        max: xet::xorb::MAX_SERIALIZED_XORB_BYTES,
                     }));
                 }
             }
@@ -236,6 +244,7 @@ impl XetStore {
                 Mutability::Immutable,
             )
             .await?;
+        super::cas_dedup::record_xorb(&self.docs, &index).await?;
         Ok(true)
     }
 

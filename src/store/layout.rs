@@ -50,6 +50,18 @@
 //!                                   looks it up once per LFS file and keeps the answer in
 //!                                   the commit, so downloads know which files have Xet
 //!                                   data without reading anything
+//!   dedup/<hh>/<chunk>/<xorb>       that stored xorb holds that chunk, for the chunks hf_xet
+//!                                   asks global dedup about: written empty with the xorb's
+//!                                   index for its first chunk and every chunk whose hash is
+//!                                   0 mod 1024, and for each uploaded file's first chunk
+//!                                   with the file's other xorbs (a JSON list) once its shard
+//!                                   is accepted. About one per 64 MiB. Several xorbs may hold
+//!                                   one chunk (tenants that cannot read each other's), hence
+//!                                   one key per xorb and a listing
+//!   repos/<hh>/<xorb>/<kind>/<org>--<name>
+//!                                   empty: a writer of that repository uploaded that xorb
+//!                                   (a CAS write token for it). A dedup answer names a xorb
+//!                                   only to a token that may read one of these repositories
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -160,6 +172,17 @@ pub enum MetaKey {
     XetSha256 {
         digest: Digest,
     },
+    /// The stored xorb `xorb` holds the global-dedup eligible chunk `chunk`.
+    XetDedupChunk {
+        chunk: String,
+        xorb: String,
+    },
+    /// A writer of the repository uploaded the xorb.
+    XetXorbRepo {
+        xorb: String,
+        kind: String,
+        id: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -180,6 +203,16 @@ pub fn xet_xorb_key(hash: &str) -> Result<ObjectKey, StoreError> {
         "xet/xorbs/{}/{hash}",
         hash.get(..2).unwrap_or_default()
     ))
+}
+
+/// `xet/dedup/<hh>/<chunk>/`: the xorbs holding that chunk are listed below it.
+pub fn xet_dedup_prefix(chunk: &str) -> String {
+    format!("xet/dedup/{}/{chunk}/", chunk.get(..2).unwrap_or_default())
+}
+
+/// `xet/repos/<hh>/<xorb>/`: the repositories the xorb was uploaded for are listed below.
+pub fn xet_xorb_repos_prefix(xorb: &str) -> String {
+    format!("xet/repos/{}/{xorb}/", xorb.get(..2).unwrap_or_default())
 }
 
 /// `uploads/oci/<id>/<n>-<random>`: one PATCH body of an upload session.
@@ -226,6 +259,16 @@ impl MetaKey {
             MetaKey::XetSha256 { digest } => {
                 let hex = digest.hex();
                 format!("xet/sha256/{}/{hex}", &hex[..2])
+            }
+            MetaKey::XetDedupChunk { chunk, xorb } => {
+                format!("{}{xorb}", xet_dedup_prefix(chunk))
+            }
+            MetaKey::XetXorbRepo { xorb, kind, id } => {
+                format!(
+                    "{}{kind}/{}",
+                    xet_xorb_repos_prefix(xorb),
+                    id.replace('/', "--")
+                )
             }
         })
     }
@@ -283,6 +326,15 @@ impl MetaKey {
             },
             ["xet", "sha256", hh, hex] if hex.starts_with(hh) => MetaKey::XetSha256 {
                 digest: Digest::sha256_hex(hex).ok()?,
+            },
+            ["xet", "dedup", hh, chunk, xorb] if chunk.starts_with(hh) => MetaKey::XetDedupChunk {
+                chunk: chunk.to_string(),
+                xorb: xorb.to_string(),
+            },
+            ["xet", "repos", hh, xorb, kind, dir] if xorb.starts_with(hh) => MetaKey::XetXorbRepo {
+                xorb: xorb.to_string(),
+                kind: kind.to_string(),
+                id: hf_id(dir),
             },
             _ => return None,
         })
@@ -354,6 +406,20 @@ mod tests {
                 hash: "cd".repeat(32),
             },
             MetaKey::XetSha256 { digest: d.clone() },
+            MetaKey::XetDedupChunk {
+                chunk: "ef".repeat(32),
+                xorb: "ab".repeat(32),
+            },
+            MetaKey::XetXorbRepo {
+                xorb: "ab".repeat(32),
+                kind: "models".into(),
+                id: "org/m".into(),
+            },
+            MetaKey::XetXorbRepo {
+                xorb: "ab".repeat(32),
+                kind: "datasets".into(),
+                id: "gpt2".into(),
+            },
         ];
         for k in all {
             let key = k.key().unwrap();
@@ -379,6 +445,29 @@ mod tests {
             format!("xet/sha256/{}/{}", &d.hex()[..2], d.hex())
         );
         assert_eq!(MetaKey::parse("xet/sha256/00/not-a-digest"), None);
+        // Listing prefixes are the keys' own prefixes.
+        let chunk = MetaKey::XetDedupChunk {
+            chunk: "ef".repeat(32),
+            xorb: "ab".repeat(32),
+        };
+        let key = chunk.key().unwrap();
+        assert_eq!(
+            key.as_str(),
+            format!("xet/dedup/ef/{}/{}", "ef".repeat(32), "ab".repeat(32))
+        );
+        assert!(key
+            .as_str()
+            .starts_with(&xet_dedup_prefix(&"ef".repeat(32))));
+        let repo = MetaKey::XetXorbRepo {
+            xorb: "ab".repeat(32),
+            kind: "models".into(),
+            id: "org/m".into(),
+        };
+        assert_eq!(
+            repo.key().unwrap().as_str(),
+            format!("{}models/org--m", xet_xorb_repos_prefix(&"ab".repeat(32)))
+        );
+        assert_eq!(MetaKey::parse("xet/dedup/00/ef/ab"), None);
         // The xorb itself is content, not a document.
         assert_eq!(
             MetaKey::parse(xet_xorb_key(&"ab".repeat(32)).unwrap().as_str()),

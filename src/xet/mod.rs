@@ -31,6 +31,7 @@ mod gear;
 pub mod hash;
 pub mod index;
 pub mod shard;
+pub mod shard_writer;
 pub mod verify;
 pub mod xorb;
 
@@ -41,6 +42,9 @@ pub use chunking::Chunker;
 pub use hash::MerkleHash;
 pub use index::{decode_range, decode_range_unhashed, ChunkEntry, XorbIndex};
 pub use shard::{parse_shard, FileInfo, Shard, Term, XorbInfo};
+pub use shard_writer::{
+    keyed_chunk_hash, parse_dedup_shard, write_dedup_shard, DedupShard, KeyedXorb,
+};
 pub use verify::{verify_file, verify_shard};
 pub use xorb::{verify_xorb, XorbVerifier};
 

@@ -27,12 +27,12 @@ pub const MAX_CHUNK_REFERENCES: u64 = 16 * 1024 * 1024;
 /// together with loading them per file.
 pub const MAX_XORBS_NAMED: usize = 64 * 1024;
 
-const HEADER_TAG: [u8; 32] = [
+pub(super) const HEADER_TAG: [u8; 32] = [
     b'H', b'F', b'R', b'e', b'p', b'o', b'M', b'e', b't', b'a', b'D', b'a', b't', b'a', 0, 85, 105,
     103, 69, 106, 123, 129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169,
 ];
-const HEADER_VERSION: u64 = 2;
-const RECORD: usize = 48;
+pub(super) const HEADER_VERSION: u64 = 2;
+pub(super) const RECORD: usize = 48;
 const WITH_VERIFICATION: u32 = 1 << 31;
 const WITH_METADATA_EXT: u32 = 1 << 30;
 
@@ -100,11 +100,24 @@ pub struct Shard {
 
 /// Reads an uploaded shard (footer omitted) from `r`, at most `max_bytes` of it.
 pub fn parse_shard(r: impl Read, max_bytes: u64) -> Result<Shard, XetError> {
-    let mut input = Input {
-        r,
-        left: max_bytes,
-        max: max_bytes,
-    };
+    let mut input = Input::new(r, max_bytes);
+    if read_header(&mut input)? != 0 {
+        return Err(bad(
+            "an uploaded shard must omit its footer (footer_size 0)",
+        ));
+    }
+    let shard = read_sections(&mut input, false)?;
+    input.expect_end()?;
+    if shard.xorbs_named().len() > MAX_XORBS_NAMED {
+        return Err(bad(&format!(
+            "it names more than {MAX_XORBS_NAMED} xorbs; split the upload"
+        )));
+    }
+    Ok(shard)
+}
+
+/// Checks the header record; the footer size it declares.
+pub(super) fn read_header(input: &mut Input<impl Read>) -> Result<u64, XetError> {
     let head = input.record("the header")?;
     if head[..32] != HEADER_TAG {
         return Err(bad("does not start with the shard header tag"));
@@ -112,11 +125,12 @@ pub fn parse_shard(r: impl Read, max_bytes: u64) -> Result<Shard, XetError> {
     if u64_at(&head, 32) != HEADER_VERSION {
         return Err(bad("header version is not 2"));
     }
-    if u64_at(&head, 40) != 0 {
-        return Err(bad(
-            "an uploaded shard must omit its footer (footer_size 0)",
-        ));
-    }
+    Ok(u64_at(&head, 40))
+}
+
+/// The file info and CAS info sections, each up to its bookend. In a `keyed` shard (a
+/// global-dedup answer) the chunk hashes are HMACs, so a xorb's root cannot be checked.
+pub(super) fn read_sections(input: &mut Input<impl Read>, keyed: bool) -> Result<Shard, XetError> {
     let mut shard = Shard::default();
     let mut references = 0u64;
     loop {
@@ -124,7 +138,7 @@ pub fn parse_shard(r: impl Read, max_bytes: u64) -> Result<Shard, XetError> {
         if is_bookend(&rec) {
             break;
         }
-        let file = read_file(&mut input, &rec, &mut references)?;
+        let file = read_file(input, &rec, &mut references)?;
         shard.files.push(file);
     }
     loop {
@@ -132,17 +146,11 @@ pub fn parse_shard(r: impl Read, max_bytes: u64) -> Result<Shard, XetError> {
         if is_bookend(&rec) {
             break;
         }
-        let xorb = read_xorb(&mut input, &rec)?;
+        let xorb = read_xorb(input, &rec, keyed)?;
         if shard.xorbs.iter().any(|x| x.hash == xorb.hash) {
             return Err(bad(&format!("xorb {} is listed twice", xorb.hash)));
         }
         shard.xorbs.push(xorb);
-    }
-    input.expect_end()?;
-    if shard.xorbs_named().len() > MAX_XORBS_NAMED {
-        return Err(bad(&format!(
-            "it names more than {MAX_XORBS_NAMED} xorbs; split the upload"
-        )));
     }
     Ok(shard)
 }
@@ -201,7 +209,11 @@ fn read_file(
     })
 }
 
-fn read_xorb(input: &mut Input<impl Read>, rec: &[u8; RECORD]) -> Result<XorbInfo, XetError> {
+fn read_xorb(
+    input: &mut Input<impl Read>,
+    rec: &[u8; RECORD],
+    keyed: bool,
+) -> Result<XorbInfo, XetError> {
     let hash = hash_at(rec, 0);
     let n = u32_at(rec, 36) as usize;
     let declared_bytes = u32_at(rec, 40);
@@ -235,7 +247,7 @@ fn read_xorb(input: &mut Input<impl Read>, rec: &[u8; RECORD]) -> Result<XorbInf
             "xorb {hash}: declares {declared_bytes} bytes, its chunks hold {unpacked}"
         )));
     }
-    if xorb_hash(&xorb.leaves()) != hash {
+    if !keyed && xorb_hash(&xorb.leaves()) != hash {
         return Err(bad(&format!(
             "xorb {hash}: its chunk hashes do not add up to its hash"
         )));
@@ -243,7 +255,7 @@ fn read_xorb(input: &mut Input<impl Read>, rec: &[u8; RECORD]) -> Result<XorbInf
     Ok(xorb)
 }
 
-fn bad(what: &str) -> XetError {
+pub(super) fn bad(what: &str) -> XetError {
     XetError::BadShard(what.to_string())
 }
 
@@ -268,13 +280,22 @@ fn u64_at(rec: &[u8; RECORD], at: usize) -> u64 {
 }
 
 /// The shard's bytes, one 48-byte record at a time, within a byte budget.
-struct Input<R> {
+pub(super) struct Input<R> {
     r: R,
     left: u64,
     max: u64,
 }
 
 impl<R: Read> Input<R> {
+    pub(super) fn new(r: R, max: u64) -> Self {
+        Input { r, left: max, max }
+    }
+
+    /// Bytes read so far.
+    pub(super) fn consumed(&self) -> u64 {
+        self.max - self.left
+    }
+
     fn record(&mut self, section: &str) -> Result<[u8; RECORD], XetError> {
         if self.left < RECORD as u64 {
             return Err(XetError::ShardTooLarge { max: self.max });

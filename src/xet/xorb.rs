@@ -17,10 +17,15 @@ use super::hash::{chunk_hash, xorb_hash};
 use super::index::{ChunkEntry, XorbIndex};
 use super::{MerkleHash, XetError};
 
-/// xet-core's `MAX_XORB_BYTES`; the CAS refuses larger bodies (hub-docs `xorb.md`).
+/// xet-core's `MAX_XORB_BYTES`: the chunks' uncompressed content. hf_xet cuts a xorb
+/// before its chunks' data would pass it (xet-data `file_deduplication.rs`), so with
+/// incompressible data the serialized xorb is this plus a header per chunk.
 pub const MAX_XORB_BYTES: u64 = 64 * 1024 * 1024;
 /// xet-core's `MAX_XORB_CHUNKS`.
 pub const MAX_XORB_CHUNKS: usize = 8 * 1024;
+/// A serialized xorb: the content, a header per chunk and the largest footer.
+pub const MAX_SERIALIZED_XORB_BYTES: u64 =
+    MAX_XORB_BYTES + ((HEADER_LEN + 40) * MAX_XORB_CHUNKS + FOOTER_FIXED) as u64;
 
 const FOOTER_IDENT: &[u8; 7] = b"XETBLOB";
 const HASHES_IDENT: &[u8; 7] = b"XBLBHSH";
@@ -45,6 +50,8 @@ pub struct XorbVerifier {
     claimed: MerkleHash,
     state: State,
     seen: u64,
+    /// Uncompressed bytes of the chunks so far.
+    unpacked: u64,
     header: Vec<u8>,
     body: Vec<u8>,
     decoded: Vec<u8>,
@@ -60,6 +67,7 @@ impl XorbVerifier {
             claimed,
             state: State::Header,
             seen: 0,
+            unpacked: 0,
             header: Vec::with_capacity(HEADER_LEN),
             body: Vec::new(),
             decoded: Vec::new(),
@@ -88,9 +96,9 @@ impl XorbVerifier {
 
     fn push_inner(&mut self, mut data: &[u8]) -> Result<(), XetError> {
         self.seen += data.len() as u64;
-        if self.seen > MAX_XORB_BYTES {
+        if self.seen > MAX_SERIALIZED_XORB_BYTES {
             return Err(XetError::XorbTooLarge {
-                max: MAX_XORB_BYTES,
+                max: MAX_SERIALIZED_XORB_BYTES,
             });
         }
         while !data.is_empty() {
@@ -149,6 +157,12 @@ impl XorbVerifier {
         chunk::decode(&header, &self.body, &mut self.decoded)
             .map_err(|reason| XetError::BadChunk { index, reason })?;
         let start = self.chunks.last().map_or(0, |c| c.end);
+        self.unpacked += u64::from(header.uncompressed_len);
+        if self.unpacked > MAX_XORB_BYTES {
+            return Err(XetError::XorbTooLarge {
+                max: MAX_XORB_BYTES,
+            });
+        }
         self.chunks.push(ChunkEntry {
             hash: chunk_hash(&self.decoded),
             len: header.uncompressed_len,
@@ -417,13 +431,54 @@ mod tests {
         );
         let mut v = XorbVerifier::new(hash);
         v.push(MIXED_XORB).unwrap();
-        let over = vec![0; (MAX_XORB_BYTES as usize) - MIXED_XORB.len() + 1];
+        let over = vec![0; (MAX_SERIALIZED_XORB_BYTES as usize) - MIXED_XORB.len() + 1];
         let too_large = XetError::XorbTooLarge {
-            max: MAX_XORB_BYTES,
+            max: MAX_SERIALIZED_XORB_BYTES,
         };
         assert_eq!(v.push(&over), Err(too_large.clone()));
         assert_eq!(v.push(b"x"), Err(too_large.clone()), "an error sticks");
         assert_eq!(v.finish(), Err(too_large));
+    }
+
+    /// hf_xet fills a xorb up to 64 MiB of chunk data; incompressible data is stored
+    /// as is, so the body is 64 MiB plus a header per chunk: accepted. One more chunk of
+    /// content is not.
+    #[test]
+    fn a_full_xorb_of_incompressible_data_verifies() {
+        let mut state = 1u64;
+        let mut body = Vec::with_capacity(MAX_SERIALIZED_XORB_BYTES as usize);
+        let mut leaves = Vec::new();
+        let chunk_len = chunk::MAX_CHUNK_BYTES;
+        let n = (MAX_XORB_BYTES / u64::from(chunk_len)) as usize;
+        let mut add = |body: &mut Vec<u8>, leaves: &mut Vec<(MerkleHash, u64)>| {
+            let data: Vec<u8> = (0..chunk_len)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (state >> 33) as u8
+                })
+                .collect();
+            let header = ChunkHeader {
+                compression: chunk::Compression::None,
+                compressed_len: chunk_len,
+                uncompressed_len: chunk_len,
+            };
+            body.extend_from_slice(&header.to_bytes());
+            body.extend_from_slice(&data);
+            leaves.push((chunk_hash(&data), u64::from(chunk_len)));
+        };
+        for _ in 0..n {
+            add(&mut body, &mut leaves);
+        }
+        assert!(body.len() as u64 > MAX_XORB_BYTES);
+        let index = verify_xorb(xorb_hash(&leaves), &body).unwrap();
+        assert_eq!(index.unpacked_len(), MAX_XORB_BYTES);
+        add(&mut body, &mut leaves);
+        assert_eq!(
+            verify_xorb(xorb_hash(&leaves), &body),
+            Err(XetError::XorbTooLarge {
+                max: MAX_XORB_BYTES
+            })
+        );
     }
 
     #[test]
