@@ -74,10 +74,17 @@ fn altered(what: String) -> anyhow::Error {
     anyhow!("{what}: the bundle is damaged or was altered; nothing was imported. Copy it again from the sender and re-run the import")
 }
 
+pub struct ImportOptions {
+    /// Files that arrive as Xet chunks are also rebuilt into `blobs/` (what an upload
+    /// through Xet does), so plain downloads read a blob; else they stay chunks only.
+    pub materialize_xet: bool,
+}
+
 pub async fn import(
     stores: &Stores,
     paths: &[PathBuf],
     keys: &[VerifyingKey],
+    options: ImportOptions,
     bar: ProgressBar,
 ) -> anyhow::Result<Imported> {
     let files = resolve(paths)?;
@@ -166,13 +173,13 @@ pub async fn import(
         .filter(|e| e.kind == Kind::Blob && !present.contains(&e.digest))
         .map(|e| Target::Blob(e.digest.clone()))
         .collect();
-    to_store.extend(xorb_needs.keys().map(|h| Target::Xorb(*h)));
     outcome.blobs_present = manifest
         .objects
         .iter()
         .filter(|e| e.kind == Kind::Blob)
         .count()
         - to_store.len();
+    to_store.extend(xorb_needs.keys().map(|h| Target::Xorb(*h)));
     bar.set_message("storing");
     bar.set_position(0);
     bar.set_length(
@@ -229,7 +236,8 @@ pub async fn import(
 
     // Then the Xet file records, each proven against the xorbs now stored.
     bar.set_message("verifying Xet files");
-    outcome.xet_files_new = super::xet::adopt_records(&xet, records).await?;
+    outcome.xet_files_new =
+        super::xet::adopt_records(stores, &xet, records, options.materialize_xet).await?;
 
     // Then the documents, merged into what the store has.
     bar.set_message("publishing metadata");

@@ -156,14 +156,17 @@ pub async fn check_records(
 }
 
 /// After the xorbs are stored: each record proven and written (`XetTransfer::adopt_file`);
-/// how many were new.
+/// how many were new. With `materialize`, each file is also rebuilt into `blobs/`.
 pub async fn adopt_records(
+    stores: &Stores,
     xet: &XetTransfer,
     records: Vec<(MerkleHash, FileDoc)>,
+    materialize: bool,
 ) -> anyhow::Result<usize> {
     let mut new = 0;
+    let blobs = materialize.then_some(&stores.blobs);
     for (hash, doc) in records {
-        let adopted = xet.adopt_file(hash, &doc).await.map_err(|e| {
+        let adopted = xet.adopt_file(hash, &doc, blobs).await.map_err(|e| {
             anyhow!(
                 "{}; no file record or document was published, the xorbs stored stay (nothing refers to them): the bundle is damaged or was altered, copy it again and re-run the import",
                 e.message

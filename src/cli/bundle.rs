@@ -136,7 +136,14 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let stores = super::open_stores(&config).await?;
             let bar = bytes_bar(0);
-            let done = crate::bundle::import::import(&stores, &paths, &keys, bar.clone()).await;
+            // LEAD: take this from the Xet materialization setting once xet-lazy lands
+            // (off by default there); until then uploads always materialize, and so does
+            // an import, so plain resolve finds a blob.
+            let options = crate::bundle::import::ImportOptions {
+                materialize_xet: true,
+            };
+            let done =
+                crate::bundle::import::import(&stores, &paths, &keys, options, bar.clone()).await;
             bar.finish_and_clear();
             let done = done?;
             let signature = match done.signature {

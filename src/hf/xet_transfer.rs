@@ -13,15 +13,17 @@ use super::HfError;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::store::layout::{xet_xorb_key, MetaKey};
 use crate::store::{
-    ByteRange, DocStore, DynStore, GetOptions, GetResult, Mutability, ObjectKey, PutMode,
-    StoreError,
+    BlobStore, ByteRange, ByteStream, DocStore, DynStore, GetOptions, GetResult, Mutability,
+    ObjectKey, PutMode, StoreError,
 };
 use crate::xet::hash::MerkleBuilder;
 use crate::xet::{self, MerkleHash, XorbIndex};
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Chunks decoded per store read while a record's sha256 is proven (as the rebuild of an
 /// upload does): a few MiB held at once whatever the file's size.
@@ -121,24 +123,53 @@ impl XetTransfer {
 
     /// Writes a file record from another store, then its sha256 mapping, once the record
     /// is proven against the xorbs stored here (see the module docs); `false` if this
-    /// store had it already. The xorbs must be stored first.
-    pub async fn adopt_file(&self, hash: MerkleHash, doc: &FileDoc) -> Result<bool, HfError> {
+    /// store had it already. The xorbs must be stored first. With `materialize`, the
+    /// file is also rebuilt into that blob store (which proves the sha256 as it writes),
+    /// as an upload's file is where every protocol reads blobs; else it is only hashed.
+    pub async fn adopt_file(
+        &self,
+        hash: MerkleHash,
+        doc: &FileDoc,
+        materialize: Option<&BlobStore>,
+    ) -> Result<bool, HfError> {
         if self.xet.file(&hash).await?.is_some() {
             return Ok(false);
         }
         let digest = Digest::sha256_hex(&doc.sha256)
             .map_err(|e| refused(&hash, format!("sha256 {:?}: {e}", doc.sha256)))?;
         let indexes = self.check_terms(hash, doc).await?;
-        let actual = self.sha256_of(doc, &indexes).await?;
-        if actual != digest {
-            return Err(refused(
+        let body = self.decoded(doc, indexes);
+        let wrong = |actual: String| {
+            refused(
                 &hash,
                 format!(
-                    "its chunks hash to sha256 {}, not {} as its record says",
-                    actual.hex(),
+                    "its chunks hash to sha256 {actual}, not {} as its record says",
                     digest.hex()
                 ),
-            ));
+            )
+        };
+        match materialize {
+            Some(blobs) => match blobs.put(&digest, body, Some(doc.size)).await {
+                Ok(_) => {}
+                Err(StoreError::DigestMismatch { actual, .. }) => {
+                    return Err(wrong(actual.hex().to_string()))
+                }
+                Err(StoreError::SizeMismatch { actual, .. }) => {
+                    return Err(wrong(format!("of {actual} bytes")))
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => {
+                let mut hasher = Hasher::new(Algorithm::Sha256);
+                let mut body = body;
+                while let Some(piece) = body.try_next().await.map_err(StoreError::Body)? {
+                    hasher.update(&piece);
+                }
+                let actual = hasher.finish();
+                if actual != digest {
+                    return Err(wrong(actual.hex().to_string()));
+                }
+            }
         }
         let bytes = serde_json::to_vec(doc).expect("serializable");
         self.docs
@@ -228,26 +259,37 @@ impl XetTransfer {
         Ok(indexes)
     }
 
-    /// The sha256 of the file's bytes, decoded from the stored xorbs a few chunks at a
-    /// time (each chunk checked against its hash as it is decoded).
-    async fn sha256_of(
-        &self,
-        doc: &FileDoc,
-        indexes: &HashMap<MerkleHash, XorbIndex>,
-    ) -> Result<Digest, HfError> {
-        let mut hasher = Hasher::new(Algorithm::Sha256);
+    /// The file's bytes, decoded from the stored xorbs a few chunks at a time (each
+    /// chunk checked against its hash as it is decoded).
+    fn decoded(&self, doc: &FileDoc, indexes: HashMap<MerkleHash, XorbIndex>) -> ByteStream {
+        let indexes = Arc::new(indexes);
+        let mut windows = Vec::new();
         for term in &doc.terms {
-            let xorb: MerkleHash = term.xorb.parse().map_err(|e| damaged(format!("{e}")))?;
-            let index = &indexes[&xorb];
             let mut start = term.start;
             while start < term.end {
                 let end = term.end.min(start.saturating_add(CHUNKS_PER_READ));
-                self.decode(index, start..end, |piece| hasher.update(piece))
-                    .await?;
+                windows.push((term.xorb.clone(), start..end));
                 start = end;
             }
         }
-        Ok(hasher.finish())
+        let this = self.clone();
+        futures::stream::iter(windows)
+            .then(move |(xorb, chunks)| {
+                let (this, indexes) = (this.clone(), indexes.clone());
+                async move {
+                    let index = xorb
+                        .parse()
+                        .ok()
+                        .and_then(|h: MerkleHash| indexes.get(&h))
+                        .ok_or_else(|| std::io::Error::other(format!("xorb {xorb} not loaded")))?;
+                    let mut out = Vec::new();
+                    this.decode(index, chunks, |piece| out.extend_from_slice(piece))
+                        .await
+                        .map_err(|e| std::io::Error::other(e.message))?;
+                    Ok(Bytes::from(out))
+                }
+            })
+            .boxed()
     }
 
     async fn decode(
