@@ -771,9 +771,112 @@ async fn downloads_through_the_cas(backend: Backend) {
     }
 }
 
+/// Exports the fixture repository from a sender on the filesystem, unsigned (the
+/// signature covers the manifest; the xorbs are checked against their hashes); the
+/// bundle's path.
+async fn exported_fixture(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("sender")).unwrap();
+    let (store, server) = start(Backend::Fs, &dir.join("sender"));
+    upload_fixture(&server).await;
+    let bundle = dir.join("fixture.tar");
+    let mut cmd = store.cli(dir);
+    cmd.args(["bundle", "export", "--out", bundle.to_str().unwrap()])
+        .args(extra);
+    support::process::output_ok(cmd.output().unwrap(), "bundle export");
+    bundle
+}
+
+fn import(target: &StoreArgs, dir: &Path, bundle: &Path) -> std::process::Output {
+    target
+        .cli(dir)
+        .args(["bundle", "import", bundle.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// What the receiver holds of the repository: nothing at all after a refused import.
+fn imported_keys(target: &StoreArgs) -> Vec<String> {
+    ["xet/", "blobs/", "hf/"]
+        .iter()
+        .flat_map(|p| target.keys_under(p))
+        .collect()
+}
+
+/// A bundle whose last xorb was altered (one byte flipped in the bundle file) is refused
+/// before anything is stored: nothing under xet/ (the other xorb included), no blob, no
+/// document. The pristine bundle then imports.
+async fn a_bundle_with_an_altered_xorb_imports_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bundle = exported_fixture(d, &[]).await;
+    let pristine = std::fs::read(&bundle).unwrap();
+    // The xorb stored last: pass two stores in the bundle's order.
+    let mut archive = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+    let (name, at) = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let name = e.path().unwrap().to_string_lossy().to_string();
+            (name, e.raw_file_position() + e.size() / 2)
+        })
+        .filter(|(name, _)| name.starts_with("xorbs/"))
+        .last()
+        .unwrap();
+    let mut altered = pristine.clone();
+    altered[at as usize] ^= 0x40;
+    std::fs::write(&bundle, &altered).unwrap();
+    let target = StoreArgs::new(backend, &d.join("receiver"));
+    let out = import(&target, d, &bundle);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("xorb {} is corrupt", &name["xorbs/".len()..]))
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert_eq!(imported_keys(&target), Vec::<String>::new());
+
+    std::fs::write(&bundle, &pristine).unwrap();
+    support::process::output_ok(import(&target, d, &bundle), "bundle import");
+    assert_eq!(
+        target.keys_under("xet/xorbs/").len(),
+        4,
+        "two xorbs and their indexes"
+    );
+}
+
+/// A bundle whose file records name xorbs it does not carry (left out by a have.json
+/// that claims them) is refused where the xorbs are missing, with nothing imported.
+async fn a_bundle_naming_missing_xorbs_imports_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let have = d.join("have.json");
+    std::fs::write(
+        &have,
+        json!({"format": "airlock-bundle-have", "version": 1, "blobs": [], "docs": {},
+               "xorbs": [X1_HASH, X2_HASH]})
+        .to_string(),
+    )
+    .unwrap();
+    let bundle = exported_fixture(d, &["--have", have.to_str().unwrap()]).await;
+    let target = StoreArgs::new(backend, &d.join("receiver"));
+    let out = import(&target, d, &bundle);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("which neither the bundle carries nor this store holds")
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert_eq!(imported_keys(&target), Vec::<String>::new());
+}
+
 on_both_stores!(
     async:
     xet_tokens_follow_the_hub_scopes,
     the_cas_keeps_only_what_verifies,
     downloads_through_the_cas,
+    a_bundle_with_an_altered_xorb_imports_nothing,
+    a_bundle_naming_missing_xorbs_imports_nothing,
 );
