@@ -136,9 +136,9 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let stores = super::open_stores(&config).await?;
             let bar = bytes_bar(0);
-            // LEAD: take this from the Xet materialization setting once xet-lazy lands
-            // (off by default there); until then uploads always materialize, and so does
-            // an import, so plain resolve finds a blob.
+            // LEAD: `config.hf.xet_materialize` once xet-lazy lands (off by default there,
+            // plain resolve then rebuilds from xorbs); until then uploads always
+            // materialize, and so does an import, so plain resolve finds a blob.
             let options = crate::bundle::import::ImportOptions {
                 materialize_xet: true,
             };
