@@ -741,3 +741,189 @@ on_both_stores!(
     an_import_killed_midway_publishes_nothing_and_resumes,
     a_spec_selects_the_named_content_only,
 );
+
+/// Runs `script` with stock huggingface_hub + hf_xet (no variable disabling Xet) against
+/// `server` as the admin, in `home`; its stdout.
+fn hf_client(server: &support::airlock::Airlock, home: &Path, script: &str, file: &Path) -> String {
+    let venv = support::process::venv_dir("AIRLOCK_TEST_VENV");
+    let mut cmd = support::hf_python_in(&venv, &server.base, home);
+    cmd.env("HF_TOKEN", ADMIN).env("FILE", file);
+    support::process::ok(cmd.arg("-c").arg(script))
+}
+
+const XET_UPLOAD: &str = r#"
+import os
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("team/big", exist_ok=True)
+api.upload_file(path_or_fileobj=os.environ["FILE"], path_in_repo="model.bin", repo_id="team/big")
+"#;
+
+/// Downloads model.bin at main through Xet and checks it against FILE.
+const XET_DOWNLOAD: &str = r#"
+import os
+from huggingface_hub import hf_hub_download, get_hf_file_metadata, hf_hub_url
+meta = get_hf_file_metadata(hf_hub_url("team/big", "model.bin"))
+assert getattr(meta, "xet_file_data", None) is not None, "Xet not offered"
+got = open(hf_hub_download("team/big", "model.bin"), "rb").read()
+assert got == open(os.environ["FILE"], "rb").read(), "bytes differ"
+print("XET-DOWNLOAD-OK")
+"#;
+
+/// Counts the receiver's answered reconstructions and xorb fetches.
+fn xet_reads(server: &support::airlock::Airlock) -> (usize, usize) {
+    let log = server.log();
+    let count = |route: &str, status: &str| {
+        log.lines()
+            .filter(|l| l.contains(route) && l.contains(status))
+            .count()
+    };
+    (
+        count("route=xet.reconstruction", "status=200"),
+        count("route=xet.fetch", "status=206"),
+    )
+}
+
+/// A model uploaded through Xet by the stock client travels as chunks: the full bundle
+/// carries its xorbs (not its blob) and the receiver serves it through its own CAS; a
+/// second revision with ~1 % of the bytes changed in three places travels as an
+/// incremental bundle of only the new xorbs, at most 5 % of the file.
+fn xet_uploads_travel_as_chunks_and_a_revision_as_new_xorbs(receiver: Backend) {
+    const SIZE: usize = 20 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = StoreArgs::new(Backend::Fs, &d.join("a"));
+    let target = StoreArgs::new(receiver, &d.join("b"));
+    let sender = source.serve(d, &["--admin-token", ADMIN]);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    };
+    let v1 = random(SIZE);
+    let mut v2 = v1.clone();
+    for at in [3 << 20, 9 << 20, 15 << 20] {
+        let len = SIZE / 100 / 3;
+        v2[at..at + len].copy_from_slice(&random(len));
+    }
+    let (f1, f2) = (d.join("v1.bin"), d.join("v2.bin"));
+    std::fs::write(&f1, &v1).unwrap();
+    std::fs::write(&f2, &v2).unwrap();
+    let up_home = d.join("home-up");
+    hf_client(&sender, &up_home, XET_UPLOAD, &f1);
+
+    let full = d.join("full.tar");
+    ok(airlock(
+        &source,
+        d,
+        &["bundle", "export", "--out", full.to_str().unwrap()],
+    ));
+    let full_manifest = manifest_of(&full);
+    let v1_sha = support::sha256_hex(&v1);
+    let objects = full_manifest["objects"].as_array().unwrap();
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["digest"] == format!("sha256:{v1_sha}")),
+        "the file's blob travels: {objects:#?}"
+    );
+    assert!(
+        objects.iter().any(|o| o["kind"] == "xet-file"),
+        "{objects:#?}"
+    );
+    let out = ok(airlock(
+        &target,
+        d,
+        &["bundle", "import", full.to_str().unwrap()],
+    ));
+    assert!(out.contains("Xet files 1 new"), "{out}");
+    let served = target.serve(d, &["--admin-token", ADMIN]);
+    let before = xet_reads(&served);
+    let got = hf_client(&served, &d.join("home-down-1"), XET_DOWNLOAD, &f1);
+    assert!(got.contains("XET-DOWNLOAD-OK"), "{got}");
+    let after = xet_reads(&served);
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "not through Xet: {}",
+        served.log()
+    );
+    drop(served);
+
+    // Revision 2 from the same client cache: only its new chunks are uploaded.
+    hf_client(&sender, &up_home, XET_UPLOAD, &f2);
+    let have_file = d.join("have.json");
+    std::fs::write(&have_file, serde_json::to_vec(&have(&target, d)).unwrap()).unwrap();
+    let inc = d.join("inc.tar");
+    ok(airlock(
+        &source,
+        d,
+        &[
+            "bundle",
+            "export",
+            "--out",
+            inc.to_str().unwrap(),
+            "--have",
+            have_file.to_str().unwrap(),
+        ],
+    ));
+    let (full_bytes, inc_bytes) = (
+        std::fs::metadata(&full).unwrap().len(),
+        std::fs::metadata(&inc).unwrap().len(),
+    );
+    eprintln!(
+        "XET-BUNDLE-FIGURES file {SIZE} bytes; full bundle {full_bytes} bytes ({} xorbs); incremental bundle {inc_bytes} bytes ({} xorbs, {:.2} % of the file)",
+        full_manifest["xorbs"].as_array().map_or(0, Vec::len),
+        manifest_of(&inc)["xorbs"].as_array().map_or(0, Vec::len),
+        inc_bytes as f64 * 100.0 / SIZE as f64
+    );
+    assert!(full_bytes >= SIZE as u64, "{full_bytes}");
+    let hashes = |m: &Value| -> Vec<String> {
+        m["xorbs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| x["hash"].to_string())
+            .collect()
+    };
+    let new = hashes(&manifest_of(&inc));
+    assert!(!new.is_empty(), "the new chunks travel");
+    assert!(
+        new.iter().all(|h| !hashes(&full_manifest).contains(h)),
+        "a held xorb travels again"
+    );
+    assert!(
+        inc_bytes * 20 <= SIZE as u64,
+        "incremental bundle {inc_bytes} bytes"
+    );
+    ok(airlock(
+        &target,
+        d,
+        &["bundle", "import", inc.to_str().unwrap()],
+    ));
+    let served = target.serve(d, &["--admin-token", ADMIN]);
+    let got = hf_client(&served, &d.join("home-down-2"), XET_DOWNLOAD, &f2);
+    assert!(got.contains("XET-DOWNLOAD-OK"), "{got}");
+    let reads = xet_reads(&served);
+    assert!(
+        reads.0 > 0 && reads.1 > 0,
+        "not through Xet: {}",
+        served.log()
+    );
+}
+
+/// The real-client scenarios, apart so their `fs`/`s3` modules do not meet the ones above.
+mod xet_clients {
+    use super::*;
+    on_both_stores!(
+        sync,
+        ignore_fs = "needs huggingface_hub and hf_xet: bash tests/run-all.sh",
+        ignore_s3 = "needs huggingface_hub, hf_xet and Garage: bash tests/run-all.sh":
+        xet_uploads_travel_as_chunks_and_a_revision_as_new_xorbs,
+    );
+}

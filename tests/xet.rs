@@ -452,7 +452,7 @@ async fn rebuild(answer: &Value, v2: bool) -> Vec<u8> {
 
 async fn downloads_through_the_cas(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    // Bundles carry files, not xorbs: this store keeps a whole copy of each Xet file too.
+    // This store keeps a whole copy of each Xet file too; its bundles still carry chunks.
     let (store, server) = start_with(backend, dir.path(), "[hf]\nxet_materialize = true\n");
     let commit = upload_fixture(&server).await;
     for (sha, _) in [FILE_A, FILE_B] {
@@ -697,8 +697,8 @@ async fn downloads_through_the_cas(backend: Backend) {
     assert!(log.contains("route=xet.reconstruction"), "{log}");
     assert!(log.contains("route=xet.fetch"), "{log}");
 
-    // A bundle carries the commits (which name Xet hashes) and the files, not the xorbs:
-    // where it is imported, the files are served over plain HTTP and Xet is not offered.
+    // A bundle carries the files uploaded through Xet as chunks: their records and
+    // xorbs, not their blobs. Where it is imported, Xet is offered for them and served.
     let bundle = dir.path().join("out.tar");
     let run = |store: &StoreArgs, args: &[&str]| {
         support::process::output_ok(store.cli(dir.path()).args(args).output().unwrap(), "bundle");
@@ -707,27 +707,178 @@ async fn downloads_through_the_cas(backend: Backend) {
         &store,
         &["bundle", "export", "--out", bundle.to_str().unwrap()],
     );
+    let mut archive = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+        .collect();
+    for hash in [X1_HASH, X2_HASH] {
+        assert!(names.contains(&format!("xorbs/{hash}")), "{names:?}");
+    }
+    for (sha, _) in [FILE_A, FILE_B] {
+        assert!(
+            !names.contains(&format!("objects/sha256/{sha}")),
+            "{names:?}"
+        );
+    }
     let target = StoreArgs::new(backend, &dir.path().join("b"));
     run(&target, &["bundle", "import", bundle.to_str().unwrap()]);
-    let receiver = target.serve(dir.path(), &[]);
+    let config = dir.path().join("airlock.toml");
+    let receiver = target.serve(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+    );
+    let r = http::client()
+        .head(receiver.url("/alice/m/resolve/main/a.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-xet-hash"], FILE_A_XET);
+    assert!(r.headers().get("link").is_some());
+    let tree: Value = http::client()
+        .get(receiver.url("/api/models/alice/m/tree/main"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a_entry = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "a.bin")
+        .unwrap();
+    assert_eq!(a_entry["xetHash"], FILE_A_XET, "{tree}");
+    let (read, cas) = cas_token(&receiver, Some(READER), "", "alice/m", "read")
+        .await
+        .unwrap();
+    for v in ["v1", "v2"] {
+        let answer: Value = http::client()
+            .get(format!("{cas}/{v}/reconstructions/{FILE_A_XET}"))
+            .bearer_auth(&read)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rebuild(&answer, v == "v2").await, a.to_vec(), "{v}");
+    }
+    // The receiver keeps xorbs only (the default): plain resolve rebuilds the file.
+    assert!(target
+        .keys_under(&format!("blobs/sha256/{}/{}", &FILE_A.0[..2], FILE_A.0))
+        .is_empty());
     let r = http::client()
         .get(receiver.url("/alice/m/resolve/main/a.bin"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("x-xet-hash").is_none());
-    assert!(r.headers().get("link").is_none());
     assert_eq!(r.bytes().await.unwrap(), a);
-    let tree = http::client()
-        .get(receiver.url("/api/models/alice/m/tree/main"))
-        .send()
-        .await
+}
+
+/// Exports the fixture repository from a sender on the filesystem, unsigned (the
+/// signature covers the manifest; the xorbs are checked against their hashes); the
+/// bundle's path.
+async fn exported_fixture(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("sender")).unwrap();
+    let (store, server) = start(Backend::Fs, &dir.join("sender"));
+    upload_fixture(&server).await;
+    let bundle = dir.join("fixture.tar");
+    let mut cmd = store.cli(dir);
+    cmd.args(["bundle", "export", "--out", bundle.to_str().unwrap()])
+        .args(extra);
+    support::process::output_ok(cmd.output().unwrap(), "bundle export");
+    bundle
+}
+
+fn import(target: &StoreArgs, dir: &Path, bundle: &Path) -> std::process::Output {
+    target
+        .cli(dir)
+        .args(["bundle", "import", bundle.to_str().unwrap()])
+        .output()
         .unwrap()
-        .text()
-        .await
+}
+
+/// What the receiver holds of the repository: nothing at all after a refused import.
+fn imported_keys(target: &StoreArgs) -> Vec<String> {
+    ["xet/", "blobs/", "hf/"]
+        .iter()
+        .flat_map(|p| target.keys_under(p))
+        .collect()
+}
+
+/// A bundle whose last xorb was altered (one byte flipped in the bundle file) is refused
+/// before anything is stored: nothing under xet/ (the other xorb included), no blob, no
+/// document. The pristine bundle then imports.
+async fn a_bundle_with_an_altered_xorb_imports_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bundle = exported_fixture(d, &[]).await;
+    let pristine = std::fs::read(&bundle).unwrap();
+    // The xorb stored last: pass two stores in the bundle's order.
+    let mut archive = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+    let (name, at) = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let name = e.path().unwrap().to_string_lossy().to_string();
+            (name, e.raw_file_position() + e.size() / 2)
+        })
+        .filter(|(name, _)| name.starts_with("xorbs/"))
+        .last()
         .unwrap();
-    assert!(!tree.contains("xetHash"), "{tree}");
+    let mut altered = pristine.clone();
+    altered[at as usize] ^= 0x40;
+    std::fs::write(&bundle, &altered).unwrap();
+    let target = StoreArgs::new(backend, &d.join("receiver"));
+    let out = import(&target, d, &bundle);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("xorb {} is corrupt", &name["xorbs/".len()..]))
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert_eq!(imported_keys(&target), Vec::<String>::new());
+
+    std::fs::write(&bundle, &pristine).unwrap();
+    support::process::output_ok(import(&target, d, &bundle), "bundle import");
+    assert_eq!(
+        target.keys_under("xet/xorbs/").len(),
+        4,
+        "two xorbs and their indexes"
+    );
+}
+
+/// A bundle whose file records name xorbs it does not carry (left out by a have.json
+/// that claims them) is refused where the xorbs are missing, with nothing imported.
+async fn a_bundle_naming_missing_xorbs_imports_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let have = d.join("have.json");
+    std::fs::write(
+        &have,
+        json!({"format": "airlock-bundle-have", "version": 1, "blobs": [], "docs": {},
+               "xorbs": [X1_HASH, X2_HASH]})
+        .to_string(),
+    )
+    .unwrap();
+    let bundle = exported_fixture(d, &["--have", have.to_str().unwrap()]).await;
+    let target = StoreArgs::new(backend, &d.join("receiver"));
+    let out = import(&target, d, &bundle);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("which neither the bundle carries nor this store holds")
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert_eq!(imported_keys(&target), Vec::<String>::new());
 }
 
 /// A file uploaded through Xet is kept as xorbs only (`[hf] xet_materialize` is off by
@@ -873,6 +1024,8 @@ on_both_stores!(
     downloads_through_the_cas,
     plain_resolve_rebuilds_xet_only_files,
     global_dedup_answers_readers_only,
+    a_bundle_with_an_altered_xorb_imports_nothing,
+    a_bundle_naming_missing_xorbs_imports_nothing,
 );
 
 /// Scenarios that run the real client (their own module: the macro names `fs` and `s3`).

@@ -3,13 +3,18 @@
 //! from the store into the tar, hashed on the way so a store that returns other bytes than
 //! its key says fails the export instead of producing a bundle the receiver refuses.
 
-use super::manifest::{entry_name, Entry, Have, Kind, Manifest, MANIFEST_NAME, SIGNATURE_NAME};
+use super::manifest::{
+    entry_name, xorb_entry_name, Entry, Have, Kind, Manifest, XorbEntry, MANIFEST_NAME,
+    SIGNATURE_NAME,
+};
 use super::select::Selection;
 use super::volumes::{VolumeWriter, DEFAULT_NAME};
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::hf::xet_transfer::XetTransfer;
 use crate::store::layout::blob_key;
 use crate::store::GetOptions;
 use crate::store::Stores;
+use crate::xet::{MerkleHash, XorbVerifier};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
@@ -55,18 +60,31 @@ pub fn manifest_for(
         .collect();
     objects.extend(selection.docs.iter().map(|(key, bytes)| Entry {
         key: key.clone(),
-        kind: Kind::Doc,
+        kind: if super::xet::is_file_record(key) {
+            Kind::XetFile
+        } else {
+            Kind::Doc
+        },
         digest: Digest::of_bytes(Algorithm::Sha256, bytes),
         size: bytes.len() as u64,
     }));
-    let before = objects.len();
+    let mut xorbs: Vec<XorbEntry> = selection
+        .xorbs
+        .iter()
+        .map(|(hash, size)| XorbEntry {
+            hash: hash.to_api_hex(),
+            size: *size,
+        })
+        .collect();
+    let before = objects.len() + xorbs.len();
     let mut description = selection.description.clone();
     if let Some(have) = have {
         objects.retain(|e| !have.holds(e));
+        xorbs.retain(|x| !have.xorbs.contains(&x.hash));
         description.push_str(", minus what the receiver's have.json lists");
     }
-    let held = before - objects.len();
-    (Manifest::new(source, description, objects), held)
+    let held = before - objects.len() - xorbs.len();
+    (Manifest::new(source, description, objects, xorbs), held)
 }
 
 enum Item {
@@ -76,7 +94,7 @@ enum Item {
     },
     Stream {
         name: String,
-        digest: Digest,
+        check: Box<Check>,
         size: u64,
         chunks: mpsc::Receiver<io::Result<Bytes>>,
     },
@@ -141,7 +159,7 @@ pub async fn export(
             }
             let name = entry_name(&entry.digest);
             match entry.kind {
-                Kind::Doc => {
+                Kind::Doc | Kind::XetFile => {
                     let data = selection.docs[&entry.key].clone();
                     bar.inc(data.len() as u64);
                     send(Item::Bytes { name, data }).await?;
@@ -160,19 +178,36 @@ pub async fn export(
                     let (chunk_tx, chunks) = mpsc::channel(4);
                     send(Item::Stream {
                         name,
-                        digest: entry.digest.clone(),
+                        check: Box::new(Check::Digest(
+                            Hasher::new(entry.digest.algorithm()),
+                            entry.digest.clone(),
+                        )),
                         size: entry.size,
                         chunks,
                     })
                     .await?;
-                    let mut body = got.body;
-                    while let Some(chunk) = body.next().await {
-                        if chunk_tx.send(chunk).await.is_err() {
-                            break;
-                        }
-                    }
+                    forward(got.body, chunk_tx).await;
                 }
             }
+        }
+        let xet = XetTransfer::new(stores.store.clone(), stores.docs.clone());
+        for xorb in &manifest.xorbs {
+            let hash = xorb.hash();
+            let got = xet.xorb_bytes(&hash).await.map_err(|e| {
+                anyhow!(
+                    "xorb {hash}: {}; if it was deleted meanwhile, run the export again",
+                    e.message
+                )
+            })?;
+            let (chunk_tx, chunks) = mpsc::channel(4);
+            send(Item::Stream {
+                name: xorb_entry_name(&hash),
+                check: Box::new(Check::Xorb(XorbVerifier::new(hash), hash)),
+                size: xorb.size,
+                chunks,
+            })
+            .await?;
+            forward(got.body, chunk_tx).await;
         }
         send(Item::End).await
     }
@@ -215,7 +250,7 @@ fn write_tar(
             }
             Item::Stream {
                 name,
-                digest,
+                check,
                 size,
                 chunks,
             } => {
@@ -223,8 +258,7 @@ fn write_tar(
                 let reader = ChunkReader {
                     chunks,
                     buf: Bytes::new(),
-                    hasher: Some(Hasher::new(digest.algorithm())),
-                    digest,
+                    check: Some(*check),
                     size,
                     seen: 0,
                     bar: bar.clone(),
@@ -258,12 +292,65 @@ fn write_tar(
     }
 }
 
-/// A blob's bytes from the async side, checked for size and digest as they pass.
+/// Streams a stored object's body to the tar writer.
+async fn forward(mut body: crate::store::ByteStream, to: mpsc::Sender<io::Result<Bytes>>) {
+    while let Some(chunk) = body.next().await {
+        if to.send(chunk).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// What an object streamed into the bundle must prove, so a damaged store copy fails
+/// the export instead of producing a bundle the receiver refuses.
+enum Check {
+    /// A blob: its digest.
+    Digest(Hasher, Digest),
+    /// A xorb: every chunk's hash and the Merkle root its name says.
+    Xorb(XorbVerifier, MerkleHash),
+}
+
+impl Check {
+    fn update(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Check::Digest(hasher, _) => hasher.update(data),
+            Check::Xorb(verifier, _) => verifier.push(data).map_err(io::Error::other)?,
+        }
+        Ok(())
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Check::Digest(_, digest) => format!("blob {digest}"),
+            Check::Xorb(_, hash) => format!("xorb {hash}"),
+        }
+    }
+
+    /// The failure, if the bytes were not what the name says.
+    fn finish(self, seen: u64, size: u64) -> Option<String> {
+        let what = self.what();
+        let wrong = match self {
+            Check::Digest(hasher, digest) => {
+                let actual = hasher.finish();
+                (seen != size || actual != digest).then(|| format!("hashing to {actual}"))
+            }
+            Check::Xorb(verifier, _) => match verifier.finish() {
+                Err(e) => Some(format!("that fail verification ({e})")),
+                Ok(_) if seen != size => Some(String::new()),
+                Ok(_) => None,
+            },
+        };
+        wrong.map(|how| format!(
+            "the store returned {seen} bytes {how} for {what} ({size} bytes): the store copy is damaged; remove it and fetch it again"
+        ))
+    }
+}
+
+/// A stored object's bytes from the async side, checked for size and content as they pass.
 struct ChunkReader {
     chunks: mpsc::Receiver<io::Result<Bytes>>,
     buf: Bytes,
-    hasher: Option<Hasher>,
-    digest: Digest,
+    check: Option<Check>,
     size: u64,
     seen: u64,
     bar: ProgressBar,
@@ -276,15 +363,11 @@ impl Read for ChunkReader {
                 Some(Ok(chunk)) => self.buf = chunk,
                 Some(Err(e)) => return Err(e),
                 None => {
-                    let Some(hasher) = self.hasher.take() else {
+                    let Some(check) = self.check.take() else {
                         return Ok(0);
                     };
-                    let actual = hasher.finish();
-                    if self.seen != self.size || actual != self.digest {
-                        return Err(io::Error::other(format!(
-                            "the store returned {} bytes hashing to {actual} for blob {} ({} bytes): the store copy is damaged; remove it and fetch it again",
-                            self.seen, self.digest, self.size
-                        )));
+                    if let Some(e) = check.finish(self.seen, self.size) {
+                        return Err(io::Error::other(e));
                     }
                     return Ok(0);
                 }
@@ -292,15 +375,16 @@ impl Read for ChunkReader {
         }
         let n = out.len().min(self.buf.len());
         if self.seen + n as u64 > self.size {
+            let what = self.check.as_ref().map(Check::what).unwrap_or_default();
             return Err(io::Error::other(format!(
-                "blob {} in the store is larger than its listed {} bytes",
-                self.digest, self.size
+                "{what} in the store is larger than its listed {} bytes",
+                self.size
             )));
         }
         out[..n].copy_from_slice(&self.buf[..n]);
         self.buf = self.buf.slice(n..);
-        if let Some(h) = &mut self.hasher {
-            h.update(&out[..n]);
+        if let Some(c) = &mut self.check {
+            c.update(&out[..n])?;
         }
         self.seen += n as u64;
         self.bar.inc(n as u64);

@@ -1,7 +1,8 @@
 //! Reading a bundle into the store: verify everything, then publish (see `mod.rs`).
 
 use super::manifest::{
-    digest_of_entry_name, Kind, Manifest, MANIFEST_NAME, MAX_MANIFEST_BYTES, SIGNATURE_NAME,
+    digest_of_entry_name, xorb_of_entry_name, Kind, Manifest, MANIFEST_NAME, MAX_MANIFEST_BYTES,
+    SIGNATURE_NAME,
 };
 use super::merge::{classify, merge};
 use super::sign::Checked;
@@ -9,6 +10,7 @@ use super::volumes::{resolve, VolumeReader};
 use crate::digest::{Digest, Hasher};
 use crate::store::Stores;
 use crate::store::{ByteStream, ObjectKey};
+use crate::xet::{MerkleHash, XorbVerifier};
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
@@ -29,7 +31,27 @@ pub struct Imported {
     pub docs_created: usize,
     pub docs_merged: usize,
     pub docs_unchanged: usize,
+    pub xorbs_new: usize,
+    pub xorb_bytes_new: u64,
+    pub xorbs_present: usize,
+    pub xet_files_new: usize,
     pub signature: Option<Checked>,
+}
+
+/// Content pass two stores, as the tar names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    Blob(Digest),
+    Xorb(MerkleHash),
+}
+
+impl Target {
+    fn of_entry_name(name: &str) -> Option<Target> {
+        match xorb_of_entry_name(name) {
+            Some(hash) => Some(Target::Xorb(hash)),
+            None => digest_of_entry_name(name).map(Target::Blob),
+        }
+    }
 }
 
 /// What pass one must check for one digest.
@@ -40,6 +62,10 @@ struct Need {
     doc: bool,
 }
 
+fn hf_error(e: crate::hf::HfError) -> anyhow::Error {
+    anyhow!("{}", e.message)
+}
+
 fn unreadable(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot read the bundle: {e}; nothing was imported. If a volume is missing or was cut short, copy it again and re-run the import")
 }
@@ -48,10 +74,17 @@ fn altered(what: String) -> anyhow::Error {
     anyhow!("{what}: the bundle is damaged or was altered; nothing was imported. Copy it again from the sender and re-run the import")
 }
 
+pub struct ImportOptions {
+    /// Files that arrive as Xet chunks are also rebuilt into `blobs/` (what an upload
+    /// through Xet does), so plain downloads read a blob; else they stay chunks only.
+    pub materialize_xet: bool,
+}
+
 pub async fn import(
     stores: &Stores,
     paths: &[PathBuf],
     keys: &[VerifyingKey],
+    options: ImportOptions,
     bar: ProgressBar,
 ) -> anyhow::Result<Imported> {
     let files = resolve(paths)?;
@@ -100,27 +133,45 @@ pub async fn import(
                 e.digest
             )));
         }
-        need.doc |= e.kind == Kind::Doc;
+        need.doc |= e.kind != Kind::Blob;
     }
     let listed: HashSet<Digest> = manifest.objects.iter().map(|e| e.digest.clone()).collect();
+    // Xorbs the store holds are skipped like blobs; the rest are verified in pass one.
+    let xet = super::xet::transfer(stores);
+    let mut xorb_needs: HashMap<MerkleHash, u64> = HashMap::new();
+    for x in &manifest.xorbs {
+        let hash = x.hash();
+        if xet.xet().has_xorb(&hash).await.map_err(hf_error)? {
+            outcome.xorbs_present += 1;
+        } else {
+            xorb_needs.insert(hash, x.size);
+        }
+    }
+    let xorbs_listed: HashSet<MerkleHash> = manifest.xorbs.iter().map(|x| x.hash()).collect();
 
     // Pass one: hash everything that will be used; nothing is written.
     bar.set_message("verifying");
-    bar.set_length(needs.values().map(|n| n.size).sum());
+    bar.set_length(needs.values().map(|n| n.size).sum::<u64>() + xorb_needs.values().sum::<u64>());
     let pass_files = files.clone();
     let pass_bar = bar.clone();
     let pass_needs = needs.clone();
-    let docs =
-        tokio::task::spawn_blocking(move || verify(pass_files, &pass_needs, &listed, &pass_bar))
-            .await
-            .map_err(|e| anyhow!("{e}"))??;
+    let pass_xorbs = Xorbs {
+        needs: xorb_needs.clone(),
+        listed: xorbs_listed.clone(),
+    };
+    let docs = tokio::task::spawn_blocking(move || {
+        verify(pass_files, &pass_needs, &listed, &pass_xorbs, &pass_bar)
+    })
+    .await
+    .map_err(|e| anyhow!("{e}"))??;
+    let records = super::xet::check_records(&xet, &manifest, &docs, &xorbs_listed).await?;
 
-    // Pass two: the blobs, each verified again by the store as it is written.
-    let to_store: HashSet<Digest> = manifest
+    // Pass two: blobs and xorbs, each verified again by the store as it is written.
+    let mut to_store: HashSet<Target> = manifest
         .objects
         .iter()
         .filter(|e| e.kind == Kind::Blob && !present.contains(&e.digest))
-        .map(|e| e.digest.clone())
+        .map(|e| Target::Blob(e.digest.clone()))
         .collect();
     outcome.blobs_present = manifest
         .objects
@@ -128,24 +179,50 @@ pub async fn import(
         .filter(|e| e.kind == Kind::Blob)
         .count()
         - to_store.len();
+    to_store.extend(xorb_needs.keys().map(|h| Target::Xorb(*h)));
     bar.set_message("storing");
     bar.set_position(0);
-    bar.set_length(to_store.iter().map(|d| needs[d].size).sum());
-    let (tx, mut rx) = mpsc::channel::<(Digest, u64, mpsc::Receiver<std::io::Result<Bytes>>)>(1);
+    bar.set_length(
+        to_store
+            .iter()
+            .map(|t| match t {
+                Target::Blob(d) => needs[d].size,
+                Target::Xorb(h) => xorb_needs[h],
+            })
+            .sum(),
+    );
+    let (tx, mut rx) = mpsc::channel::<(Target, u64, mpsc::Receiver<std::io::Result<Bytes>>)>(1);
     let feed_bar = bar.clone();
     let feeder = tokio::task::spawn_blocking(move || feed(files, to_store, tx, feed_bar));
     let mut failed = None;
-    while let Some((digest, size, chunks)) = rx.recv().await {
+    while let Some((target, size, chunks)) = rx.recv().await {
         let body: ByteStream = Box::pin(futures::stream::unfold(chunks, |mut rx| async move {
             rx.recv().await.map(|c| (c, rx))
         }));
-        match stores.blobs.put(&digest, body, Some(size)).await {
-            Ok(_) => {
-                outcome.blobs_new += 1;
-                outcome.bytes_new += size;
-            }
+        let stored = match &target {
+            Target::Blob(digest) => stores
+                .blobs
+                .put(digest, body, Some(size))
+                .await
+                .map(|_| {
+                    outcome.blobs_new += 1;
+                    outcome.bytes_new += size;
+                })
+                .map_err(|e| format!("storing blob {digest}: {e}")),
+            Target::Xorb(hash) => xet
+                .xet()
+                .put_xorb(*hash, body)
+                .await
+                .map(|_| {
+                    outcome.xorbs_new += 1;
+                    outcome.xorb_bytes_new += size;
+                })
+                .map_err(|e| format!("storing xorb {hash}: {}", e.message)),
+        };
+        match stored {
+            Ok(()) => {}
             Err(e) => {
-                failed = Some(anyhow!("storing blob {digest}: {e}; the blobs stored so far stay (invisible until metadata refers to them): fix the problem and re-run the import, it continues where it stopped"));
+                failed = Some(anyhow!("{e}; the content stored so far stays (invisible until metadata refers to it): fix the problem and re-run the import, it continues where it stopped"));
                 break;
             }
         }
@@ -156,6 +233,11 @@ pub async fn import(
         return Err(e);
     }
     fed?;
+
+    // Then the Xet file records, each proven against the xorbs now stored.
+    bar.set_message("verifying Xet files");
+    outcome.xet_files_new =
+        super::xet::adopt_records(stores, &xet, records, options.materialize_xet).await?;
 
     // Then the documents, merged into what the store has.
     bar.set_message("publishing metadata");
@@ -235,16 +317,56 @@ fn read_head(files: Vec<PathBuf>) -> anyhow::Result<(Vec<u8>, Option<Vec<u8>>)> 
     Ok((manifest, signature))
 }
 
+/// The xorbs of a bundle: those the store lacks (to verify, with their sizes) and all
+/// the manifest lists.
+struct Xorbs {
+    needs: HashMap<MerkleHash, u64>,
+    listed: HashSet<MerkleHash>,
+}
+
+/// Pass one for a xorb entry: its size, and every chunk and the Merkle root its name says.
+fn verify_xorb(
+    entry: &mut impl Read,
+    hash: MerkleHash,
+    size: u64,
+    buf: &mut [u8],
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let mut verifier = XorbVerifier::new(hash);
+    loop {
+        let n = entry.read(buf).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        verifier
+            .push(&buf[..n])
+            .map_err(|e| altered(format!("xorb {hash} is corrupt ({e})")))?;
+        bar.inc(n as u64);
+    }
+    if verifier.bytes_seen() != size {
+        return Err(unreadable(format!(
+            "xorb {hash} ends after {} of its {size} bytes",
+            verifier.bytes_seen()
+        )));
+    }
+    verifier
+        .finish()
+        .map_err(|e| altered(format!("xorb {hash} is corrupt ({e})")))?;
+    Ok(())
+}
+
 /// Pass one: every needed object is present once, of the listed size and digest; returns
 /// the documents' bytes.
 fn verify(
     files: Vec<PathBuf>,
     needs: &HashMap<Digest, Need>,
     listed: &HashSet<Digest>,
+    xorbs: &Xorbs,
     bar: &ProgressBar,
 ) -> anyhow::Result<HashMap<Digest, Bytes>> {
     let mut archive = tar::Archive::new(VolumeReader::new(files));
     let mut verified: HashSet<Digest> = HashSet::new();
+    let mut verified_xorbs: HashSet<MerkleHash> = HashSet::new();
     let mut docs = HashMap::new();
     let mut buf = vec![0u8; CHUNK];
     for (position, entry) in archive.entries().map_err(unreadable)?.enumerate() {
@@ -255,6 +377,26 @@ fn verify(
             .to_string_lossy()
             .to_string();
         if position < 2 && (name == MANIFEST_NAME || name == SIGNATURE_NAME) {
+            continue;
+        }
+        if let Some(hash) = xorb_of_entry_name(&name) {
+            if !xorbs.listed.contains(&hash) {
+                return Err(altered(format!(
+                    "entry {name:?} is not listed in manifest.json"
+                )));
+            }
+            let Some(&size) = xorbs.needs.get(&hash) else {
+                continue; // already in the store
+            };
+            if entry.size() != size {
+                return Err(altered(format!(
+                    "xorb {hash} is {} bytes, the manifest says {size}",
+                    entry.size()
+                )));
+            }
+            if verified_xorbs.insert(hash) {
+                verify_xorb(&mut entry, hash, size, &mut buf, bar)?;
+            }
             continue;
         }
         let digest = digest_of_entry_name(&name)
@@ -305,7 +447,18 @@ fn verify(
         }
         verified.insert(digest);
     }
-    let missing: Vec<&Digest> = needs.keys().filter(|d| !verified.contains(*d)).collect();
+    let mut missing: Vec<String> = needs
+        .keys()
+        .filter(|d| !verified.contains(*d))
+        .map(|d| d.to_string())
+        .collect();
+    missing.extend(
+        xorbs
+            .needs
+            .keys()
+            .filter(|h| !verified_xorbs.contains(*h))
+            .map(|h| format!("xorb {h}")),
+    );
     if let Some(first) = missing.first() {
         bail!(
             "the bundle is incomplete: {} object(s) listed in its manifest are not in it (first: {first}); nothing was imported. Give every volume (NAME.000, NAME.001, ...), or copy a truncated one again, and re-run",
@@ -315,11 +468,11 @@ fn verify(
     Ok(docs)
 }
 
-/// Pass two's reader: streams each blob still to be stored to the async side.
+/// Pass two's reader: streams each blob and xorb still to be stored to the async side.
 fn feed(
     files: Vec<PathBuf>,
-    mut to_store: HashSet<Digest>,
-    tx: mpsc::Sender<(Digest, u64, mpsc::Receiver<std::io::Result<Bytes>>)>,
+    mut to_store: HashSet<Target>,
+    tx: mpsc::Sender<(Target, u64, mpsc::Receiver<std::io::Result<Bytes>>)>,
     bar: ProgressBar,
 ) -> anyhow::Result<()> {
     let mut archive = tar::Archive::new(VolumeReader::new(files));
@@ -334,11 +487,11 @@ fn feed(
             .map_err(unreadable)?
             .to_string_lossy()
             .to_string();
-        let Some(digest) = digest_of_entry_name(&name).filter(|d| to_store.remove(d)) else {
+        let Some(target) = Target::of_entry_name(&name).filter(|t| to_store.remove(t)) else {
             continue;
         };
         let (chunk_tx, chunks) = mpsc::channel(4);
-        if tx.blocking_send((digest, entry.size(), chunks)).is_err() {
+        if tx.blocking_send((target, entry.size(), chunks)).is_err() {
             return Ok(()); // the store side stopped and reports why
         }
         loop {
@@ -358,7 +511,7 @@ fn feed(
         }
     }
     if !to_store.is_empty() {
-        bail!("the bundle changed while it was being imported ({} blob(s) gone); copy it again and re-run the import", to_store.len());
+        bail!("the bundle changed while it was being imported ({} object(s) gone); copy it again and re-run the import", to_store.len());
     }
     Ok(())
 }

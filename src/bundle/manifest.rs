@@ -1,14 +1,21 @@
 //! `manifest.json` (what a bundle holds) and `have.json` (what a receiver holds).
 
 use crate::digest::{Algorithm, Digest};
-use crate::store::layout::digest_of_blob_key;
+use crate::store::layout::{digest_of_blob_key, MetaKey};
 use crate::store::ObjectKey;
+use crate::xet::xorb::MAX_XORB_BYTES;
+use crate::xet::MerkleHash;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub const FORMAT: &str = "airlock-bundle";
-pub const VERSION: u32 = 1;
+/// Version 2 adds Xet content (`xorbs`, `xet-file` objects); a bundle without any is
+/// still written as version 1, which every airlock reads.
+pub const VERSION: u32 = 2;
+const VERSION_WITHOUT_XET: u32 = 1;
+/// `have.json` only ever gained optional fields (`xorbs`): any version-1 reader reads it.
+pub const HAVE_VERSION: u32 = 1;
 pub const MANIFEST_NAME: &str = "manifest.json";
 pub const SIGNATURE_NAME: &str = "manifest.json.sig";
 /// Metadata a bundle may carry; everything else in the store is local state.
@@ -23,6 +30,9 @@ pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024 * 1024;
 pub enum Kind {
     Blob,
     Doc,
+    /// A Xet file record (`xet/files/...`): verified against the xorbs, not merged.
+    #[serde(rename = "xet-file")]
+    XetFile,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +57,35 @@ pub struct Manifest {
     #[serde(default)]
     pub selection: String,
     pub objects: Vec<Entry>,
+    /// Serialized xorbs, each the tar entry `xorbs/<hash>`, verified by its Xet hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xorbs: Vec<XorbEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XorbEntry {
+    /// The Xet hash in the API's hex form (checked by [`Manifest::parse`]).
+    pub hash: String,
+    pub size: u64,
+}
+
+impl XorbEntry {
+    pub fn hash(&self) -> MerkleHash {
+        self.hash
+            .parse()
+            .expect("checked when the manifest was parsed")
+    }
+}
+
+/// The tar entry name of a xorb.
+pub fn xorb_entry_name(hash: &MerkleHash) -> String {
+    format!("xorbs/{hash}")
+}
+
+/// The xorb an `xorbs/<hash>` entry name stands for.
+pub fn xorb_of_entry_name(name: &str) -> Option<MerkleHash> {
+    name.strip_prefix("xorbs/")?.parse().ok()
 }
 
 /// The tar entry name of some content.
@@ -65,14 +104,21 @@ pub fn is_exportable_doc(key: &str) -> bool {
 }
 
 impl Manifest {
-    pub fn new(source: String, selection: String, objects: Vec<Entry>) -> Manifest {
+    pub fn new(
+        source: String,
+        selection: String,
+        objects: Vec<Entry>,
+        xorbs: Vec<XorbEntry>,
+    ) -> Manifest {
+        let xet = !xorbs.is_empty() || objects.iter().any(|e| e.kind == Kind::XetFile);
         Manifest {
             format: FORMAT.into(),
-            version: VERSION,
+            version: if xet { VERSION } else { VERSION_WITHOUT_XET },
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             source,
             selection,
             objects,
+            xorbs,
         }
     }
 
@@ -94,7 +140,7 @@ impl Manifest {
                 m.format
             );
         }
-        if m.version != VERSION {
+        if !(VERSION_WITHOUT_XET..=VERSION).contains(&m.version) {
             bail!(
                 "bundle format version {} is not supported (this airlock reads {VERSION}); import it with the airlock version that wrote it",
                 m.version
@@ -122,17 +168,39 @@ impl Manifest {
                 Kind::Doc if e.size > MAX_DOCUMENT_BYTES as u64 => {
                     return Err(bad("is larger than any metadata document"));
                 }
-                Kind::Doc if e.digest.algorithm() != Algorithm::Sha256 => {
+                Kind::XetFile
+                    if !matches!(MetaKey::parse(&e.key), Some(MetaKey::XetFile { .. })) =>
+                {
+                    return Err(bad("is not a Xet file record (xet/files/...)"));
+                }
+                Kind::Doc | Kind::XetFile if e.size > MAX_DOCUMENT_BYTES as u64 => {
+                    return Err(bad("is larger than any metadata document"));
+                }
+                Kind::Doc | Kind::XetFile if e.digest.algorithm() != Algorithm::Sha256 => {
                     return Err(bad("has a document digest that is not sha256"));
                 }
                 _ => {}
+            }
+        }
+        let mut xorbs = HashSet::new();
+        for x in &m.xorbs {
+            let canonical = x.hash.parse::<MerkleHash>().map(|h| h.to_api_hex());
+            if canonical.as_ref() != Ok(&x.hash) {
+                bail!("manifest.json: xorb {:?} is not a Xet hash: the manifest is damaged or altered; copy the bundle again", x.hash);
+            }
+            if !xorbs.insert(x.hash.as_str()) {
+                bail!("manifest.json: xorb {} is listed twice: the manifest is damaged or altered; copy the bundle again", x.hash);
+            }
+            if x.size > MAX_XORB_BYTES {
+                bail!("manifest.json: xorb {} is larger than any xorb: the manifest is damaged or altered; copy the bundle again", x.hash);
             }
         }
         Ok(m)
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.objects.iter().map(|e| e.size).sum()
+        self.objects.iter().map(|e| e.size).sum::<u64>()
+            + self.xorbs.iter().map(|x| x.size).sum::<u64>()
     }
 }
 
@@ -143,8 +211,12 @@ pub struct Have {
     pub format: String,
     pub version: u32,
     pub blobs: BTreeSet<Digest>,
-    /// Document key -> sha256 hex of its current content.
+    /// Document key -> sha256 hex of its current content (Xet file records included).
     pub docs: BTreeMap<String, String>,
+    /// Xorbs (Xet hash, API hex form). Absent from the have.json of an airlock without
+    /// Xet, which holds none.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub xorbs: BTreeSet<String>,
 }
 
 impl Have {
@@ -161,9 +233,9 @@ impl Have {
                 path.display()
             )
         })?;
-        if have.format != format!("{FORMAT}-have") || have.version != VERSION {
+        if have.format != format!("{FORMAT}-have") || have.version != HAVE_VERSION {
             bail!(
-                "{} is not a version {VERSION} have.json; write it again with `airlock bundle have`",
+                "{} is not a version {HAVE_VERSION} have.json; write it again with `airlock bundle have`",
                 path.display()
             );
         }
@@ -174,7 +246,9 @@ impl Have {
     pub fn holds(&self, entry: &Entry) -> bool {
         match entry.kind {
             Kind::Blob => self.blobs.contains(&entry.digest),
-            Kind::Doc => self.docs.get(&entry.key).map(String::as_str) == Some(entry.digest.hex()),
+            Kind::Doc | Kind::XetFile => {
+                self.docs.get(&entry.key).map(String::as_str) == Some(entry.digest.hex())
+            }
         }
     }
 }
@@ -204,7 +278,77 @@ mod tests {
                     size: 2,
                 },
             ],
+            Vec::new(),
         )
+    }
+
+    /// A bundle with Xet content: a file record and a xorb.
+    fn with_xet() -> Manifest {
+        let mut m = sample();
+        let record = Digest::of_bytes(Algorithm::Sha256, b"{}");
+        m.objects.push(Entry {
+            key: format!("xet/files/ab/{}.json", "ab".repeat(32)),
+            kind: Kind::XetFile,
+            digest: record,
+            size: 2,
+        });
+        Manifest::new(
+            m.source,
+            m.selection,
+            m.objects,
+            vec![XorbEntry {
+                hash: "cd".repeat(32),
+                size: 1000,
+            }],
+        )
+    }
+
+    #[test]
+    fn xet_content_makes_a_version_2_manifest() {
+        assert_eq!(sample().version, 1, "readable by airlock before Xet");
+        assert!(!String::from_utf8(sample().to_bytes())
+            .unwrap()
+            .contains("xorbs"));
+        let m = with_xet();
+        assert_eq!(m.version, 2);
+        assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m);
+        assert_eq!(m.total_bytes(), 7 + 2 + 1000);
+        let h = m.xorbs[0].hash();
+        assert_eq!(xorb_of_entry_name(&xorb_entry_name(&h)), Some(h));
+
+        let mut bad = with_xet();
+        bad.xorbs[0].hash = "CD".repeat(32);
+        assert!(Manifest::parse(&bad.to_bytes()).is_err(), "not canonical");
+        let mut bad = with_xet();
+        bad.xorbs[0].size = MAX_XORB_BYTES + 1;
+        assert!(Manifest::parse(&bad.to_bytes()).is_err(), "too large");
+        let mut bad = with_xet();
+        bad.xorbs.push(bad.xorbs[0].clone());
+        assert!(Manifest::parse(&bad.to_bytes()).is_err(), "twice");
+        let mut bad = with_xet();
+        bad.objects[2].key = "hf/models/org--m/commits/x.json".into();
+        assert!(
+            Manifest::parse(&bad.to_bytes()).is_err(),
+            "record elsewhere"
+        );
+        let mut bad = with_xet();
+        bad.version = 3;
+        assert!(Manifest::parse(&bad.to_bytes()).is_err(), "newer version");
+    }
+
+    #[test]
+    fn old_have_files_read_and_xorbs_are_held_by_hash() {
+        let old = r#"{"format":"airlock-bundle-have","version":1,"blobs":[],"docs":{}}"#;
+        let have: Have = serde_json::from_str(old).unwrap();
+        assert!(have.xorbs.is_empty());
+        let mut have = have;
+        have.xorbs.insert("cd".repeat(32));
+        let text = serde_json::to_string(&have).unwrap();
+        assert!(text.contains(&"cd".repeat(32)), "{text}");
+        let m = with_xet();
+        have.docs
+            .insert(m.objects[2].key.clone(), m.objects[2].digest.hex().into());
+        assert!(have.holds(&m.objects[2]));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::store::layout::digest_of_blob_key;
 use crate::store::layout::MetaKey;
 use crate::store::ObjectKey;
 use crate::store::Stores;
+use crate::xet::MerkleHash;
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -40,6 +41,8 @@ pub struct Selection {
     pub docs: BTreeMap<String, Bytes>,
     /// Blob digest -> size.
     pub blobs: BTreeMap<Digest, u64>,
+    /// Xorbs of the Xet files selected (their records are in `docs`) -> stored size.
+    pub xorbs: BTreeMap<MerkleHash, u64>,
     /// Things left out, for the operator.
     pub notes: Vec<String>,
     pub description: String,
@@ -83,6 +86,7 @@ pub async fn everything(stores: &Stores) -> anyhow::Result<Selection> {
             sel.blobs.insert(digest, meta.size);
         }
     }
+    super::xet::select_everything(stores, &mut sel).await?;
     Ok(sel)
 }
 
@@ -222,9 +226,13 @@ impl Builder<'_> {
             let commit: Commit = serde_json::from_slice(&bytes).with_context(|| key.clone())?;
             self.sel.docs.insert(key, bytes);
             let mut left_out = 0;
+            let xet = super::xet::transfer(self.stores);
             for f in &commit.files {
                 if !wanted(&item.allow, &item.ignore, &f.path) {
                     left_out += 1;
+                    continue;
+                }
+                if super::xet::select_hf_file(&xet, &mut self.sel, f).await? {
                     continue;
                 }
                 let digest = Digest::sha256_hex(&f.sha256)?;

@@ -65,9 +65,10 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
             let stores = super::open_stores(&config).await?;
             let have = crate::bundle::have::have(&stores).await?;
             eprintln!(
-                "{}: {} blobs, {} documents",
+                "{}: {} blobs, {} xorbs, {} documents",
                 stores.store.describe(),
                 have.blobs.len(),
+                have.xorbs.len(),
                 have.docs.len()
             );
             println!("{}", serde_json::to_string_pretty(&have)?);
@@ -135,7 +136,13 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let stores = super::open_stores(&config).await?;
             let bar = bytes_bar(0);
-            let done = crate::bundle::import::import(&stores, &paths, &keys, bar.clone()).await;
+            // Imported Xet files follow the uploads' policy: by default only their xorbs are
+            // kept and plain resolve rebuilds the bytes from them.
+            let options = crate::bundle::import::ImportOptions {
+                materialize_xet: config.hf.xet_materialize,
+            };
+            let done =
+                crate::bundle::import::import(&stores, &paths, &keys, options, bar.clone()).await;
             bar.finish_and_clear();
             let done = done?;
             let signature = match done.signature {
@@ -145,8 +152,16 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 }
                 _ => "unsigned, no public key configured".into(),
             };
+            let xet = if done.xorbs_new + done.xorbs_present + done.xet_files_new > 0 {
+                format!(
+                    "xorbs {} new ({} bytes), {} already present; Xet files {} new; ",
+                    done.xorbs_new, done.xorb_bytes_new, done.xorbs_present, done.xet_files_new
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "imported into {}: blobs {} new ({} bytes), {} already present; documents {} created, {} merged, {} unchanged; {signature}",
+                "imported into {}: blobs {} new ({} bytes), {} already present; {xet}documents {} created, {} merged, {} unchanged; {signature}",
                 stores.store.describe(),
                 done.blobs_new,
                 done.bytes_new,

@@ -29,6 +29,7 @@ pub mod pullthrough;
 pub mod repo;
 mod upload;
 pub mod xet_store;
+pub mod xet_transfer;
 
 pub use endpoint::Endpoint;
 use endpoint::RefOp;
