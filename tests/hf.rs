@@ -525,3 +525,53 @@ async fn an_unreachable_store_is_a_5xx_never_a_404() {
         200
     );
 }
+
+/// huggingface_hub 1.0 to 1.19 offer `xet` in the LFS batch and upload through Xet only
+/// when the answer chooses it (then with no actions: the bytes go to the CAS); a client
+/// that offers only `basic` (git-lfs, huggingface_hub 0.x) still gets signed upload URLs.
+#[tokio::test]
+async fn lfs_batch_chooses_xet_when_offered() {
+    let fx = start();
+    let c = http::client();
+    let oid = support::sha256_hex(b"through xet");
+    let batch = |transfers: Value, oid: String| {
+        c.post(format!(
+            "{}/org/tiny.git/info/lfs/objects/batch",
+            fx.server.base
+        ))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/vnd.git-lfs+json")
+        .json(&serde_json::json!({
+            "operation": "upload", "transfers": transfers, "hash_algo": "sha256",
+            "ref": {"name": "main"}, "objects": [{"oid": oid, "size": 11}],
+        }))
+        .send()
+    };
+    let answer: Value = batch(
+        serde_json::json!(["basic", "multipart", "xet"]),
+        oid.clone(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer["transfer"], "xet", "{answer}");
+    assert_eq!(answer["objects"][0]["oid"], oid.as_str(), "{answer}");
+    assert!(answer["objects"][0].get("actions").is_none(), "{answer}");
+    let answer: Value = batch(serde_json::json!(["xet"]), "not-a-sha256".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["objects"][0]["error"]["code"], 422, "{answer}");
+    let answer: Value = batch(serde_json::json!(["basic"]), oid)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["transfer"], "basic", "{answer}");
+    hub::upload_href(&answer);
+}

@@ -1,7 +1,8 @@
 //! huggingface_hub (2.x, 1.x and 0.36, each in its own virtualenv), transformers and
 //! datasets against the real server on loopback, on the filesystem store and on S3
 //! (Garage). `tests/run-all.sh` sets up the virtualenvs: AIRLOCK_TEST_VENV (newest
-//! huggingface_hub with transformers and datasets), AIRLOCK_TEST_VENV_HF1, AIRLOCK_TEST_VENV_HF0.
+//! huggingface_hub with transformers and datasets), AIRLOCK_TEST_VENV_HF1, AIRLOCK_TEST_VENV_HF0,
+//! and AIRLOCK_TEST_VENV_HF119 (1.19, the last release negotiating Xet by LFS batch).
 
 mod support;
 
@@ -861,5 +862,374 @@ print("REV", info.oid, hashlib.sha256(open(path, "rb").read()).hexdigest(), os.p
         info["config"],
         serde_json::json!({"architectures": ["BertModel"], "model_type": "bert"}),
         "{info}"
+    );
+}
+
+/// Access-log lines of `route` answered with `status` (`route=xet.shard`, `status=200`).
+fn log_count(server: &Airlock, route: &str, status: &str) -> usize {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains(route) && l.contains(status))
+        .count()
+}
+
+fn reconstructions(server: &Airlock) -> usize {
+    log_count(server, "route=xet.reconstruction", "status=200")
+}
+
+/// A client of the virtualenv `var` with the admin token, with a home of its own.
+fn hf_client(var: &str, server: &Airlock, dir: &Path, home: &str) -> Command {
+    let mut cmd = python(&venv_dir(var), server, &dir.join(home));
+    cmd.env("HF_TOKEN", ADMIN);
+    cmd
+}
+
+/// The test model of [`make_model`] with weights of a few MiB (a padded vocabulary, as
+/// real checkpoints have), so that they are big enough for Xet to chunk into many pieces.
+fn make_xet_model(dir: &Path) -> PathBuf {
+    let root = make_model(dir);
+    python_ok(
+        Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin/python")).current_dir(&root),
+        r#"
+import json, numpy as np
+from safetensors.numpy import save_file
+config = json.load(open("config.json"))
+config["vocab_size"] = 131072
+json.dump(config, open("config.json", "w"))
+rng = np.random.default_rng(11)
+save_file({"embeddings.word_embeddings.weight": rng.standard_normal((131072, 8), dtype=np.float32)}, "model.safetensors")
+"#,
+    );
+    root
+}
+
+/// Python that every huggingface_hub generation runs: `same_tree(local, snapshot)`
+/// asserts that a downloaded snapshot holds exactly the local files (plus the
+/// `.gitattributes` the server wrote), byte for byte.
+const SAME_TREE: &str = r#"
+import filecmp, os
+def same_tree(local, snap):
+    def files(root):
+        return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    want = files(local)
+    assert files(snap) == sorted(want + [".gitattributes"]), (files(snap), want)
+    for rel in want:
+        assert filecmp.cmp(os.path.join(local, rel), os.path.join(snap, rel), shallow=False), rel
+    return len(want)
+"#;
+
+/// The stock client (huggingface_hub 2.x with hf_xet, no variable set) fills
+/// `team/model-xet` in every way it uploads, each through Xet: upload_folder of the
+/// model, upload_file, create_commit of 100 files, and the `hf upload` CLI. The local
+/// folder is left holding exactly what the repository holds.
+fn upload_every_way(server: &Airlock, dir: &Path, model: &Path) {
+    let mut cmd = hf_client("AIRLOCK_TEST_VENV", server, dir, "home-upload");
+    cmd.env("MODEL", model);
+    python_ok(
+        &mut cmd,
+        r#"
+import os
+from huggingface_hub import HfApi, CommitOperationAdd
+root = os.environ["MODEL"]
+api = HfApi()
+api.create_repo("team/model-xet")
+api.upload_folder(folder_path=root, repo_id="team/model-xet", commit_message="the model")
+os.makedirs(os.path.join(root, "extra"))
+extra = os.path.join(root, "extra", "added.bin")
+open(extra, "wb").write(os.urandom(3 << 20))
+api.upload_file(path_or_fileobj=extra, path_in_repo="extra/added.bin", repo_id="team/model-xet")
+os.makedirs(os.path.join(root, "many"))
+ops = []
+for i in range(100):
+    path = os.path.join(root, "many", f"part-{i:03}.bin")
+    open(path, "wb").write(os.urandom(4096 + i))
+    ops.append(CommitOperationAdd(path_in_repo=f"many/part-{i:03}.bin", path_or_fileobj=path))
+api.create_commit("team/model-xet", operations=ops, commit_message="100 files")
+os.makedirs(os.path.join(root, "cli"))
+open(os.path.join(root, "cli", "weights.bin"), "wb").write(os.urandom(2 << 20))
+open(os.path.join(root, "cli", "notes.txt"), "w").write("uploaded by the hf CLI\n")
+"#,
+    );
+    // The CLI with the environment the Python clients get.
+    let env = hf_client("AIRLOCK_TEST_VENV", server, dir, "home-upload");
+    let mut cli = Command::new(venv_dir("AIRLOCK_TEST_VENV").join("bin/hf"));
+    for (k, v) in env.get_envs() {
+        match v {
+            Some(v) => cli.env(k, v),
+            None => cli.env_remove(k),
+        };
+    }
+    ok(cli
+        .args(["upload", "team/model-xet"])
+        .arg(model.join("cli"))
+        .arg("cli"));
+}
+
+/// A huggingface_hub 1.x from before 1.20 negotiates through the LFS batch API (it
+/// offers `basic`, `multipart` and `xet`), one from after goes straight to Xet: each
+/// uploads a file to `team/model-xet` through Xet and reads it back.
+fn older_1x_clients_upload(server: &Airlock, dir: &Path, model: &Path) {
+    std::fs::create_dir_all(model.join("by")).unwrap();
+    for (var, name) in [
+        ("AIRLOCK_TEST_VENV_HF119", "1.19"),
+        ("AIRLOCK_TEST_VENV_HF1", "1.x"),
+    ] {
+        let (shards, batches) = (
+            log_count(server, "route=xet.shard", "status=200"),
+            log_count(server, "route=hf.lfs_batch", "status=200"),
+        );
+        let mut cmd = hf_client(var, server, dir, &format!("home-up-{name}"));
+        cmd.env("FILE", model.join(format!("by/hf-{name}.bin")));
+        let out = python_ok(
+            &mut cmd,
+            r#"
+import os
+import huggingface_hub
+from huggingface_hub import HfApi, hf_hub_download
+path = os.environ["FILE"]
+open(path, "wb").write(os.urandom(3 << 20))
+name = "by/" + os.path.basename(path)
+HfApi().upload_file(path_or_fileobj=path, path_in_repo=name, repo_id="team/model-xet")
+assert open(hf_hub_download("team/model-xet", name), "rb").read() == open(path, "rb").read()
+print("UPLOADED-BY", huggingface_hub.__version__)
+"#,
+        );
+        assert!(out.contains("UPLOADED-BY 1."), "{name}: {out}");
+        assert!(
+            log_count(server, "route=xet.shard", "status=200") > shards,
+            "huggingface_hub {name} did not upload through Xet:\n{}",
+            server.log()
+        );
+        let negotiated = log_count(server, "route=hf.lfs_batch", "status=200") > batches;
+        assert_eq!(negotiated, name == "1.19", "{name}:\n{}", server.log());
+    }
+}
+
+/// Every upload above went through Xet: no LFS PUT at all.
+fn nothing_uploaded_by_lfs(server: &Airlock) {
+    assert_eq!(
+        log_count(server, "route=hf.lfs_upload", "status="),
+        0,
+        "{}",
+        server.log()
+    );
+    assert!(log_count(server, "route=xet.shard", "status=200") >= 4);
+}
+
+/// The stock client downloads the repository through Xet (snapshot_download and
+/// hf_hub_download, byte-identical), and transformers and safetensors load the model.
+fn stock_client_downloads_through_xet(server: &Airlock, dir: &Path, model: &Path) {
+    let before = reconstructions(server);
+    let mut cmd = hf_client("AIRLOCK_TEST_VENV", server, dir, "home-xet-down");
+    cmd.env("MODEL", model);
+    let out = python_ok(
+        &mut cmd,
+        &format!(
+            "{SAME_TREE}{}",
+            r#"
+import numpy as np
+from huggingface_hub import snapshot_download, hf_hub_download, get_hf_file_metadata, hf_hub_url
+root = os.environ["MODEL"]
+print("FILES", same_tree(root, snapshot_download("team/model-xet")))
+fresh = os.path.join(os.environ["HF_HOME"], "fresh")
+big = hf_hub_download("team/model-xet", "nested/big.bin", cache_dir=fresh)
+assert filecmp.cmp(big, os.path.join(root, "nested/big.bin"), shallow=False)
+for name in ["model.safetensors", "nested/big.bin", "many/part-000.bin", "cli/weights.bin", "by/hf-1.19.bin"]:
+    assert get_hf_file_metadata(hf_hub_url("team/model-xet", name)).xet_file_data is not None, name
+from transformers import AutoConfig, AutoTokenizer
+config = AutoConfig.from_pretrained("team/model-xet")
+assert config.model_type == "bert" and config.vocab_size == 131072, config
+tok = AutoTokenizer.from_pretrained("team/model-xet")
+assert tok("hello world")["input_ids"] == [2, 3], tok("hello world")
+from safetensors import safe_open
+weights = hf_hub_download("team/model-xet", "model.safetensors")
+with safe_open(weights, "np") as got, safe_open(os.path.join(root, "model.safetensors"), "np") as want:
+    assert list(got.keys()) == list(want.keys())
+    for k in want.keys():
+        assert np.array_equal(got.get_tensor(k), want.get_tensor(k)), k
+print("XET-DOWNLOADS-OK")
+"#
+        ),
+    );
+    assert!(out.contains("XET-DOWNLOADS-OK"), "{out}");
+    // A reconstruction at least for each file stored through Xet (all but the config,
+    // the two tokenizer files and the notes): the snapshot did not fall back to plain
+    // resolve.
+    let xet_files = out
+        .split("FILES ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("{out}"))
+        - 4;
+    assert!(
+        reconstructions(server) - before >= xet_files,
+        "{} reconstructions for {xet_files} Xet files:\n{}",
+        reconstructions(server) - before,
+        server.log()
+    );
+}
+
+/// The same repository, downloaded by the clients that do not use Xet (huggingface_hub
+/// 0.36 and 1.x with `HF_HUB_DISABLE_XET=1`) and by 0.36 as installed (with hf_xet, so
+/// through Xet): byte-identical. 0.36 resumes an interrupted plain download of a file
+/// uploaded through Xet with a ranged GET.
+fn other_python_clients_download(server: &Airlock, dir: &Path, model: &Path) {
+    for (var, name, xet) in [
+        ("AIRLOCK_TEST_VENV_HF0", "0.36", true),
+        ("AIRLOCK_TEST_VENV_HF0", "0.36-plain", false),
+        ("AIRLOCK_TEST_VENV_HF1", "1.x-plain", false),
+    ] {
+        let before = reconstructions(server);
+        let mut cmd = hf_client(var, server, dir, &format!("home-{name}"));
+        cmd.env("MODEL", model);
+        if !xet {
+            cmd.env("HF_HUB_DISABLE_XET", "1");
+        }
+        let script = format!(
+            "{SAME_TREE}{}",
+            r#"
+from huggingface_hub import snapshot_download
+same_tree(os.environ["MODEL"], snapshot_download("team/model-xet"))
+print("SNAPSHOT-OK")
+"#
+        );
+        assert!(python_ok(&mut cmd, &script).contains("SNAPSHOT-OK"));
+        assert_eq!(
+            reconstructions(server) > before,
+            xet,
+            "{name}:\n{}",
+            server.log()
+        );
+    }
+    // hf_xet itself does not resume: huggingface_hub 2.x downloads into a temporary
+    // file of its own, removed on failure, and 0.36 hands hf_xet its `.incomplete`
+    // file to overwrite. The plain path resumes, from the partial file's length.
+    let mut cmd = hf_client("AIRLOCK_TEST_VENV_HF0", server, dir, "home-resume");
+    cmd.env("MODEL", model).env("HF_HUB_DISABLE_XET", "1");
+    let out = python_ok(
+        &mut cmd,
+        r#"
+import os
+from huggingface_hub import hf_hub_download, get_hf_file_metadata, hf_hub_url
+from huggingface_hub.file_download import repo_folder_name
+etag = get_hf_file_metadata(hf_hub_url("team/model-xet", "nested/big.bin")).etag
+blobs = os.path.join(os.environ["HF_HOME"], "hub", repo_folder_name(repo_id="team/model-xet", repo_type="model"), "blobs")
+os.makedirs(blobs)
+data = open(os.path.join(os.environ["MODEL"], "nested/big.bin"), "rb").read()
+open(os.path.join(blobs, etag + ".incomplete"), "wb").write(data[:4_000_000])
+assert open(hf_hub_download("team/model-xet", "nested/big.bin"), "rb").read() == data
+print("RESUME-OK")
+"#,
+    );
+    assert!(out.contains("RESUME-OK"), "{out}");
+    assert!(
+        server
+            .log()
+            .lines()
+            .any(|l| l.contains("range=\"bytes=4000000-\"")
+                && (l.contains("status=206") || l.contains("status=307"))),
+        "no ranged GET for the resume:\n{}",
+        server.log()
+    );
+}
+
+/// The Rust `hf-hub` crate (a `Range: bytes=0-0` probe, then parallel ranges) reads
+/// the files uploaded through Xet byte-identical.
+fn hf_hub_crate_downloads(server: &Airlock, dir: &Path, model: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let api = hf_hub::api::tokio::ApiBuilder::new()
+            .with_endpoint(server.base.clone())
+            .with_cache_dir(dir.join("hf-hub-crate"))
+            .with_token(Some(ADMIN.to_string()))
+            .with_progress(false)
+            .build()
+            .unwrap();
+        let repo = api.model("team/model-xet".to_string());
+        for name in [
+            "model.safetensors",
+            "nested/big.bin",
+            "extra/added.bin",
+            "many/part-042.bin",
+            "cli/weights.bin",
+            "by/hf-1.19.bin",
+        ] {
+            let got = repo
+                .get(name)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                std::fs::read(got).unwrap() == std::fs::read(model.join(name)).unwrap(),
+                "{name} differs"
+            );
+        }
+    });
+}
+
+/// A dataset repository whose parquet file (written by pyarrow) is uploaded through Xet
+/// by the stock client, then loaded by `datasets.load_dataset`, through Xet.
+fn dataset_through_xet(server: &Airlock, dir: &Path) {
+    let (shards, before) = (
+        log_count(server, "route=xet.shard", "status=200"),
+        reconstructions(server),
+    );
+    let mut cmd = hf_client("AIRLOCK_TEST_VENV", server, dir, "home-dataset");
+    cmd.env("DATA", dir.join("train.parquet"));
+    let out = python_ok(
+        &mut cmd,
+        r#"
+import os
+import pyarrow as pa, pyarrow.parquet as pq
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+rows = 50_000
+pq.write_table(pa.table({"text": [f"row {i}" for i in range(rows)], "label": [i % 3 for i in range(rows)]}), os.environ["DATA"])
+api = HfApi()
+api.create_repo("team/ds-xet", repo_type="dataset")
+api.upload_file(path_or_fileobj=os.environ["DATA"], path_in_repo="data/train.parquet", repo_id="team/ds-xet", repo_type="dataset")
+url = hf_hub_url("team/ds-xet", "data/train.parquet", repo_type="dataset")
+assert get_hf_file_metadata(url).xet_file_data is not None
+import datasets
+ds = datasets.load_dataset("team/ds-xet", split="train")
+assert ds.num_rows == rows and ds[7]["text"] == "row 7" and ds[7]["label"] == 1, ds
+print("DATASET-OK")
+"#,
+    );
+    assert!(out.contains("DATASET-OK"), "{out}");
+    assert!(log_count(server, "route=xet.shard", "status=200") > shards);
+    assert!(reconstructions(server) > before, "{}", server.log());
+}
+
+/// Files uploaded through Xet, by every client that uploads, read back by every client
+/// that downloads, on one server: the stock huggingface_hub (2.x with hf_xet, no variable
+/// set) uploads a real model every way it can and a parquet dataset; a 1.x from before
+/// 1.20 (negotiating through the LFS batch API) and one from after upload too; then the
+/// stock client, transformers, safetensors, datasets, 0.36, 1.x without Xet and the
+/// `hf-hub` crate read it all byte-identical.
+fn xet_uploads_every_client(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = StoreArgs::new(backend, dir.path()).serve(dir.path(), &["--admin-token", ADMIN]);
+    let model = make_xet_model(dir.path());
+    upload_every_way(&server, dir.path(), &model);
+    older_1x_clients_upload(&server, dir.path(), &model);
+    nothing_uploaded_by_lfs(&server);
+    stock_client_downloads_through_xet(&server, dir.path(), &model);
+    other_python_clients_download(&server, dir.path(), &model);
+    hf_hub_crate_downloads(&server, dir.path(), &model);
+    dataset_through_xet(&server, dir.path());
+    assert!(!server.log().contains("status=5"), "{}", server.log());
+}
+
+mod xet_clients {
+    use super::*;
+    on_both_stores!(
+        sync,
+        ignore_fs = "needs huggingface_hub 2.x, 1.19, 1.x and 0.36, transformers and datasets: `bash tests/run-all.sh` sets them up",
+        ignore_s3 = "needs huggingface_hub 2.x, 1.19, 1.x and 0.36, transformers, datasets and Garage: `bash tests/run-all.sh` sets them up":
+        xet_uploads_every_client
     );
 }

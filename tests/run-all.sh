@@ -87,10 +87,17 @@ if [ ! -x "$HF0/bin/python" ] || ! "$HF0/bin/python" -c "import huggingface_hub"
     python3 -m venv "$HF0"
     "$HF0/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==0.36.*"
 fi
+# huggingface_hub 1.19, the last release that negotiates Xet through the LFS batch API
+# (1.20 and later go straight to Xet).
+HF119="$PWD/target/test-venv-hf119"
+if [ ! -x "$HF119/bin/python" ] || ! "$HF119/bin/python" -c "import huggingface_hub, hf_xet" 2>/dev/null; then
+    python3 -m venv "$HF119"
+    "$HF119/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==1.19.*" hf_xet
+fi
 export AIRLOCK_TEST_VENV="$VENV" AIRLOCK_TEST_WHEELHOUSE="$WHEELHOUSE" AIRLOCK_TEST_TWINE_SKIP_EXISTING="$TWINE61/bin/twine"
-export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0" AIRLOCK_TEST_CHROMIUM="$CHROMIUM"
+export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0" AIRLOCK_TEST_VENV_HF119="$HF119" AIRLOCK_TEST_CHROMIUM="$CHROMIUM"
 step "clients: pip $("$VENV/bin/pip" --version | cut -d' ' -f2), $("$VENV/bin/uv" --version), twine $("$VENV/bin/twine" --version | head -n1 | cut -d' ' -f3)"
-for v in "$VENV" "$HF1" "$HF0"; do
+for v in "$VENV" "$HF1" "$HF119" "$HF0"; do
     "$v/bin/python" -c "import huggingface_hub; print('huggingface_hub', huggingface_hub.__version__)"
 done
 

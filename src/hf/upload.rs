@@ -1,6 +1,7 @@
 //! The write side of the Hub API, as huggingface_hub drives it without Xet:
 //! create_repo → preupload → LFS batch (basic transfer to signed, expiring URLs) → PUT →
-//! verify → NDJSON commit; plus branches and tags.
+//! verify → NDJSON commit; plus branches and tags. (With Xet, the bytes go to the CAS
+//! instead of the PUT; the commit is the same.)
 
 use super::endpoint::RefOp;
 use super::error::HfError;
@@ -214,7 +215,8 @@ fn lfs_json(value: Value) -> Response {
         .into_response()
 }
 
-/// The git-LFS batch API, `basic` transfer only: each object gets a signed upload URL
+/// The git-LFS batch API, `xet` when the client offers it, else `basic`: with `basic`
+/// each object gets a signed upload URL
 /// unless this repository already holds it (an upload for it, or a branch or tag head
 /// with it), which the client then skips. An object stored for another repository is
 /// uploaded again (verified, not rewritten): a known digest is not proof of possession.
@@ -231,9 +233,15 @@ pub async fn lfs_batch(
             "only the upload operation is supported; download files through /resolve/",
         ));
     }
+    // huggingface_hub 1.0 to 1.19 (with hf_xet) offer `xet` here and upload through Xet
+    // only if the answer chooses it, as the Hub does: chunk-level dedup for them too. The
+    // objects then need no actions; the client asks xet-write-token for a CAS token.
+    if req.transfers.iter().any(|t| t == "xet") {
+        return Ok(lfs_json(xet_batch_answer(&req.objects)));
+    }
     if !req.transfers.is_empty() && !req.transfers.iter().any(|t| t == "basic") {
         return Err(HfError::bad_request(
-            "this LFS batch API offers the basic transfer only; Xet uploads go through the Hub's xet-write-token route, which huggingface_hub 1.20 and later use by themselves",
+            "this LFS batch API offers the basic and xet transfers only",
         ));
     }
     let expires = SystemTime::now()
@@ -278,6 +286,19 @@ pub async fn lfs_batch(
     Ok(lfs_json(
         json!({ "transfer": "basic", "objects": objects, "hash_algo": "sha256" }),
     ))
+}
+
+/// The batch answer choosing the `xet` transfer: each object as asked, or an error for an
+/// oid that is not a sha256 (the commit will name it by that sha256).
+fn xet_batch_answer(objects: &[BatchObject]) -> Value {
+    let objects: Vec<Value> = objects
+        .iter()
+        .map(|o| match Digest::sha256_hex(&o.oid) {
+            Ok(_) => json!({ "oid": o.oid, "size": o.size }),
+            Err(_) => json!({ "oid": o.oid, "size": o.size, "error": { "code": 422, "message": "oid must be 64 lowercase hex characters (sha256)" } }),
+        })
+        .collect();
+    json!({ "transfer": "xet", "objects": objects, "hash_algo": "sha256" })
 }
 
 /// `PUT` to a signed URL: the body is streamed into the blob store and published only
