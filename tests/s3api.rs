@@ -81,7 +81,11 @@ fn read_tree(root: &Path) -> Tree {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(&path).unwrap());
             }
         }
@@ -134,14 +138,11 @@ print("SEEDED")
         .arg(dir.join("v2"));
     assert!(ok(&mut cmd).contains("SEEDED"));
     // The Hub adds its default .gitattributes when it creates a repository.
-    let (status, attributes) = get(&server
-        .airlock
-        .url("/org/tiny/resolve/main/.gitattributes"));
+    let (status, attributes) = get(&server.airlock.url("/org/tiny/resolve/main/.gitattributes"));
     assert_eq!(status, 200);
     let mut main = v1.clone();
     main.extend(v2);
     main.insert(".gitattributes".into(), attributes.clone());
-    let mut v1 = v1;
     v1.insert(".gitattributes".into(), attributes);
     Seeded { v1, main }
 }
@@ -377,9 +378,17 @@ fn awscli_and_rclone(backend: Backend) {
         ok(cmd.arg("--endpoint-url").arg(&server.endpoint).args(args))
     };
     let buckets = aws(&["s3", "ls"]);
-    assert!(buckets.contains(" models") && buckets.contains(" datasets"), "{buckets}");
+    assert!(
+        buckets.contains(" models") && buckets.contains(" datasets"),
+        "{buckets}"
+    );
     let listed = aws(&["s3", "ls", "s3://models/org/tiny/"]);
-    for line in ["PRE sub/", "PRE weights/", " config.json", " .gitattributes"] {
+    for line in [
+        "PRE sub/",
+        "PRE weights/",
+        " config.json",
+        " .gitattributes",
+    ] {
         assert!(listed.contains(line), "{line} missing from:\n{listed}");
     }
     let out = dir.path().join("aws-out");
@@ -397,7 +406,9 @@ fn awscli_and_rclone(backend: Backend) {
     let rclone = |args: &[&str]| {
         let program = std::env::var_os("AIRLOCK_TEST_RCLONE")
             .map(PathBuf::from)
-            .expect("AIRLOCK_TEST_RCLONE is not set: run `bash tests/run-all.sh`, which installs rclone");
+            .expect(
+            "AIRLOCK_TEST_RCLONE is not set: run `bash tests/run-all.sh`, which installs rclone",
+        );
         let mut cmd = client(program, &home);
         cmd.env("RCLONE_CONFIG_AL_TYPE", "s3")
             .env("RCLONE_CONFIG_AL_PROVIDER", "Other")
@@ -454,3 +465,123 @@ fn anonymous_read_off(backend: Backend) {
 
 on_both_stores!(sync, ignore_fs = "needs the S3 clients: bash tests/run-all.sh", ignore_s3 = "needs Garage and the S3 clients: bash tests/run-all.sh":
     kserve_storage, boto3, awscli_and_rclone, anonymous_read_off);
+
+/// Without Python: the AWS SDK for Rust (path-style, signed) and virtual-hosted requests
+/// over HTTP/1.1 (`Host`) and HTTP/2 (`:authority`, no `Host` header), on a model
+/// imported with `airlock hf import`.
+mod sdk {
+    use super::*;
+
+    fn rust_sdk_and_virtual_hosts(backend: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreArgs::new(backend, dir.path());
+        let mut tree = Tree::new();
+        tree.insert("config.json".into(), b"{}".to_vec());
+        tree.insert("w/big.bin".into(), support::pseudo_random(300_000, 3));
+        write_tree(&dir.path().join("model"), &tree);
+        ok(store.cli(dir.path()).args([
+            "hf",
+            "import",
+            "org/tiny",
+            dir.path().join("model").to_str().unwrap(),
+        ]));
+        std::fs::write(
+            dir.path().join("virtual.toml"),
+            "[s3api]\ndomain = \"s3.test\"\n",
+        )
+        .unwrap();
+        let airlock = store.serve(
+            dir.path(),
+            &[
+                "--config",
+                dir.path().join("virtual.toml").to_str().unwrap(),
+                "--admin-token",
+                ADMIN,
+                "--s3api-listen",
+                "127.0.0.1:0",
+            ],
+        );
+        let log = airlock.log();
+        let at = log
+            .find("S3 API at http://")
+            .expect("S3 listener announced")
+            + 17;
+        let addr: std::net::SocketAddr = log[at..]
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let big = tree["w/big.bin"].clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https();
+            let config = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .http_client(http)
+                .region(Region::new("us-east-1"))
+                .endpoint_url(format!("http://{addr}"))
+                .force_path_style(true)
+                .credentials_provider(Credentials::new("admin", ADMIN, None, None, "test"))
+                .build();
+            let s3 = aws_sdk_s3::Client::from_conf(config);
+            let listed = s3
+                .list_objects_v2()
+                .bucket("models")
+                .prefix("org/tiny/")
+                .send()
+                .await
+                .unwrap();
+            let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "org/tiny/.gitattributes",
+                    "org/tiny/config.json",
+                    "org/tiny/w/big.bin"
+                ]
+            );
+            let part = s3
+                .get_object()
+                .bucket("models")
+                .key("org/tiny/w/big.bin")
+                .range("bytes=1000-1999")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                part.e_tag(),
+                Some(format!("\"{}\"", support::sha256_hex(&big)).as_str())
+            );
+            let bytes = part.body.collect().await.unwrap().into_bytes();
+            assert_eq!(&bytes[..], &big[1000..2000]);
+
+            // Virtual-hosted: the bucket in the host name, over HTTP/1.1 and HTTP/2.
+            let host = format!("models.s3.test:{}", addr.port());
+            let url = format!("http://{host}/org/tiny/config.json");
+            for h2 in [false, true] {
+                let mut client = support::http::builder().resolve("models.s3.test", addr);
+                if h2 {
+                    client = client.http2_prior_knowledge();
+                }
+                let r = client.build().unwrap().get(&url).send().await.unwrap();
+                let version = r.version();
+                assert_eq!(
+                    (r.status().as_u16(), h2),
+                    (200, version == http::Version::HTTP_2)
+                );
+                assert_eq!(&r.bytes().await.unwrap()[..], b"{}");
+            }
+        });
+    }
+
+    on_both_stores!(sync: rust_sdk_and_virtual_hosts);
+}
