@@ -124,7 +124,8 @@ impl AppState {
             pypi_settings,
             auth.clone(),
             site,
-        );
+        )
+        .with_s3(catalog_s3(&config));
         let admin = AdminState {
             blobs: stores.blobs.clone(),
             auth,
@@ -141,6 +142,17 @@ impl AppState {
             s3,
         })
     }
+}
+
+/// Where the catalog tells S3 clients to go: `[s3api] public_url`, else the S3
+/// listener's port on the catalog's own host; nothing when the S3 API is not served.
+fn catalog_s3(config: &Config) -> Option<crate::catalog::S3Endpoint> {
+    use crate::catalog::S3Endpoint;
+    let listen = config.s3api_listen?;
+    Some(match &config.s3api.public_url {
+        Some(url) => S3Endpoint::Url(url.clone()),
+        None => S3Endpoint::Port(listen.port()),
+    })
 }
 
 /// The pull-through upstreams of one server (none unless configured), and the filler
@@ -358,7 +370,7 @@ pub async fn shutdown_signal() {
 }
 
 /// `airlock serve`: open the store, bind, serve until a signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let grace = config.shutdown_grace;
     let limits = config.http;
@@ -371,6 +383,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    // The catalog shows the port actually bound (`:0` picks one).
+    if let Some(l) = &s3_listener {
+        config.s3api_listen = Some(l.local_addr()?);
+    }
     let state = AppState::open(config).await?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")

@@ -564,6 +564,24 @@ mod sdk {
             let bytes = part.body.collect().await.unwrap().into_bytes();
             assert_eq!(&bytes[..], &big[1000..2000]);
 
+            // The catalog's model page shows the S3 commands, at the S3 listener's port.
+            let detail: serde_json::Value = support::http::client()
+                .get(airlock.url("/_airlock/catalog/items/models/org/tiny"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let aws = format!(
+                "aws --endpoint-url http://127.0.0.1:{} --no-sign-request s3 cp --recursive s3://models/org/tiny/ ./tiny",
+                addr.port()
+            );
+            assert!(
+                detail["snippets"].as_array().unwrap().iter().any(|s| s["text"] == aws.as_str()),
+                "{detail}"
+            );
+
             // Virtual-hosted: the bucket in the host name, over HTTP/1.1 and HTTP/2.
             let host = format!("models.s3.test:{}", addr.port());
             let url = format!("http://{host}/org/tiny/config.json");
