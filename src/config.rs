@@ -10,6 +10,7 @@ use crate::connections::Limits;
 use crate::hf::HfSettings;
 use crate::oci::OciSettings;
 use crate::pypi::PypiSettings;
+use crate::s3api::S3ApiSettings;
 pub use crate::store::CacheSettings;
 use crate::store::{S3Settings, StoreUrl};
 use crate::tls::TlsFiles;
@@ -72,6 +73,13 @@ pub struct ServeArgs {
     /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
     #[arg(long, env = "AIRLOCK_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Also serve the S3 API (a read-only view of the Hub repositories) on this address,
+    /// e.g. 127.0.0.1:9000. [default: off]
+    #[arg(long, env = "AIRLOCK_S3API_LISTEN", value_name = "ADDR")]
+    pub s3api_listen: Option<String>,
+    /// The URL S3 clients reach the S3 API at (their endpoint URL), shown in the catalog.
+    #[arg(long, env = "AIRLOCK_S3API_PUBLIC_URL", value_name = "URL")]
+    pub s3api_public_url: Option<String>,
 }
 
 /// The config file, as written. Every key is optional; unknown keys are errors.
@@ -101,6 +109,8 @@ struct FileConfig {
     oci: OciSettings,
     #[serde(default)]
     hf: HfSettings,
+    #[serde(default)]
+    s3api: S3ApiSettings,
     #[serde(default)]
     bundle: crate::bundle::BundleSettings,
 }
@@ -194,6 +204,10 @@ pub struct Config {
     pub pypi: PypiSettings,
     pub oci: OciSettings,
     pub hf: HfSettings,
+    /// The S3 API's listener (none: not served) and settings, `listen` and `public_url`
+    /// already resolved from flags and the file.
+    pub s3api_listen: Option<SocketAddr>,
+    pub s3api: S3ApiSettings,
     pub bundle: crate::bundle::BundleSettings,
 }
 
@@ -337,6 +351,7 @@ impl Config {
         file.pypi.validate().map_err(ConfigError)?;
         file.oci.validate().map_err(ConfigError)?;
         file.hf.validate().map_err(ConfigError)?;
+        let (s3api_listen, s3api) = resolve_s3api(serve, file.s3api)?;
 
         Ok(Config {
             listen,
@@ -354,6 +369,8 @@ impl Config {
             pypi: file.pypi,
             oci: file.oci,
             hf: file.hf,
+            s3api_listen,
+            s3api,
             bundle: file.bundle,
         })
     }
@@ -400,23 +417,61 @@ fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
 
 fn parse_public_url(text: &str) -> Result<url::Url, ConfigError> {
     let fix = "give the absolute URL clients use, e.g. https://airlock.example.internal (--public-url, AIRLOCK_PUBLIC_URL)";
-    let url =
-        url::Url::parse(text).map_err(|e| invalid("public_url", format!("`{text}`: {e}"), fix))?;
+    parse_url("public_url", text, fix)
+}
+
+fn parse_url(key: &str, text: &str, fix: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(text).map_err(|e| invalid(key, format!("`{text}`: {e}"), fix))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(
-            "public_url",
-            format!("`{text}` is not an http(s) URL"),
-            fix,
-        ));
+        return Err(invalid(key, format!("`{text}` is not an http(s) URL"), fix));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(
-            "public_url",
+            key,
             format!("`{text}` has a query or fragment"),
             fix,
         ));
     }
     Ok(url)
+}
+
+/// `[s3api]`: its listen address and public URL from flags over the file.
+fn resolve_s3api(
+    serve: &ServeArgs,
+    mut file: S3ApiSettings,
+) -> Result<(Option<SocketAddr>, S3ApiSettings), ConfigError> {
+    file.listen = pick(&serve.s3api_listen, &file.listen);
+    file.public_url = pick(&serve.s3api_public_url, &file.public_url);
+    let listen = file
+        .listen
+        .as_deref()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                invalid(
+                    "s3api.listen",
+                    format!("`{text}` is not an address"),
+                    "use HOST:PORT such as 127.0.0.1:9000 (--s3api-listen, AIRLOCK_S3API_LISTEN)",
+                )
+            })
+        })
+        .transpose()?;
+    if let Some(text) = &file.public_url {
+        let fix = "give the endpoint URL S3 clients use, e.g. https://s3.airlock.example.internal (--s3api-public-url, AIRLOCK_S3API_PUBLIC_URL)";
+        parse_url("s3api.public_url", text, fix)?;
+    }
+    if file.region.is_empty()
+        || !file
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(invalid(
+            "s3api.region",
+            format!("`{}` is not a region name", file.region),
+            "use a name such as us-east-1",
+        ));
+    }
+    Ok((listen, file))
 }
 
 #[cfg(test)]
@@ -566,6 +621,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`tls_cert`") && e.contains("neither"), "{e}");
+    }
+
+    #[test]
+    fn s3api_listener_from_flag_over_file() {
+        let c = Config::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(c.s3api_listen, None);
+        let (_f, global) =
+            file("[s3api]\nlisten = \"127.0.0.1:9000\"\npublic_url = \"http://s3.example:9000\"\n");
+        let c = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(c.s3api_listen.unwrap().to_string(), "127.0.0.1:9000");
+        assert_eq!(c.s3api.virtual_host_domain().as_deref(), Some("s3.example"));
+        let serve = ServeArgs {
+            s3api_listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&global, &serve).unwrap();
+        assert_eq!(c.s3api_listen.unwrap().to_string(), "127.0.0.1:9001");
+        for (text, key) in [
+            ("[s3api]\nlisten = \"nine\"\n", "`s3api.listen`"),
+            ("[s3api]\npublic_url = \"ftp://x\"\n", "`s3api.public_url`"),
+            ("[s3api]\nregion = \"a b\"\n", "`s3api.region`"),
+        ] {
+            let (_f, global) = file(text);
+            let e = Config::resolve(&global, &ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

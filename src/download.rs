@@ -10,6 +10,15 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use std::future::Future;
 use std::ops::Range;
 
+/// Whether a GET may be answered with a redirect to the store's presigned URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redirect {
+    /// When the store is set to redirect downloads.
+    Allowed,
+    /// Always the bytes: for clients that do not follow redirects (S3 SDKs).
+    Never,
+}
+
 /// Answers GET or HEAD for a blob, honouring `Range`, `If-Range` and `If-None-Match`.
 /// Store failures (absent blob, outage) come back as errors for the protocol to render.
 pub async fn blob_response(
@@ -17,6 +26,17 @@ pub async fn blob_response(
     digest: &Digest,
     request: &HeaderMap,
     head_only: bool,
+) -> Result<Response> {
+    blob_response_with(blobs, digest, request, head_only, Redirect::Allowed).await
+}
+
+/// As [`blob_response`], saying whether a redirect may replace the bytes.
+pub async fn blob_response_with(
+    blobs: &BlobStore,
+    digest: &Digest,
+    request: &HeaderMap,
+    head_only: bool,
+    redirect: Redirect,
 ) -> Result<Response> {
     // Content named by its digest never changes: the digest is a strong validator.
     let etag = format!("\"{}\"", digest.hex());
@@ -33,7 +53,11 @@ pub async fn blob_response(
 
     // The S3 store may hand the bytes off: the client follows the redirect (with its
     // Range header) to S3 itself. Protocol headers set by the caller still ride on it.
-    if let Some(url) = blobs.redirect_url(digest).await? {
+    let url = match redirect {
+        Redirect::Allowed => blobs.redirect_url(digest).await?,
+        Redirect::Never => None,
+    };
+    if let Some(url) = url {
         let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
         let location = HeaderValue::from_str(&url)
             .map_err(|e| StoreError::Unavailable(format!("presigned URL: {e}")))?;

@@ -10,6 +10,9 @@
 //! - operator API: `/_airlock/...` (admin.rs); the catalog's JSON API:
 //!   `/_airlock/catalog/...` (catalog/)
 //! - the web catalog's pages: `/ui/` (ui.rs)
+//!
+//! The S3 API (`s3api/`) has a listener of its own (`[s3api] listen`) and a route table
+//! of its own (`s3_router`): S3 clients address buckets at the root.
 
 use crate::admin::AdminState;
 use crate::auth::Auth;
@@ -23,6 +26,7 @@ use crate::oci::registry::Registry;
 use crate::oci::OciState;
 use crate::pypi::{PypiDeps, PypiState};
 use crate::remote::{Filler, Upstream, UpstreamSettings};
+use crate::s3api::S3State;
 use crate::site::Site;
 use crate::store::BlobStore;
 use crate::store::{self, DynStore, Stores};
@@ -51,6 +55,8 @@ pub struct AppState {
     pub hf: HfState,
     pub catalog: CatalogState,
     pub admin: AdminState,
+    /// The S3 API, served only on its own listener.
+    pub s3: S3State,
 }
 
 impl AppState {
@@ -110,6 +116,7 @@ impl AppState {
                 filler: upstreams.filler.clone(),
             },
         );
+        let s3 = S3State::new(hf.repos.clone(), auth.clone(), &config.s3api);
         let catalog = CatalogState::new(
             &stores,
             hf.repos.clone(),
@@ -117,7 +124,8 @@ impl AppState {
             pypi_settings,
             auth.clone(),
             site,
-        );
+        )
+        .with_s3(catalog_s3(&config));
         let admin = AdminState {
             blobs: stores.blobs.clone(),
             auth,
@@ -131,8 +139,20 @@ impl AppState {
             hf,
             catalog,
             admin,
+            s3,
         })
     }
+}
+
+/// Where the catalog tells S3 clients to go: `[s3api] public_url`, else the S3
+/// listener's port on the catalog's own host; nothing when the S3 API is not served.
+fn catalog_s3(config: &Config) -> Option<crate::catalog::S3Endpoint> {
+    use crate::catalog::S3Endpoint;
+    let listen = config.s3api_listen?;
+    Some(match &config.s3api.public_url {
+        Some(url) => S3Endpoint::Url(url.clone()),
+        None => S3Endpoint::Port(listen.port()),
+    })
 }
 
 /// The pull-through upstreams of one server (none unless configured), and the filler
@@ -202,6 +222,23 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::sendfile::offer))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
+            observe::observe,
+        ))
+        .layer(axum::middleware::map_request(host_from_authority))
+        .layer(axum::middleware::map_response(nosniff))
+}
+
+/// The S3 listener's route table: only the S3 API, behind the same middleware as the
+/// main one (HTTP/2's `:authority` becomes `Host`, which SigV4 signs and virtual-hosted
+/// bucket names are read from).
+pub fn s3_router(state: S3State, metrics: Arc<Metrics>) -> Router {
+    crate::s3api::routes(state)
+        .layer(axum::middleware::from_fn(
+            crate::drain::drain_refused_bodies,
+        ))
+        .layer(axum::middleware::from_fn(crate::sendfile::offer))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
             observe::observe,
         ))
         .layer(axum::middleware::map_request(host_from_authority))
@@ -333,13 +370,23 @@ pub async fn shutdown_signal() {
 }
 
 /// `airlock serve`: open the store, bind, serve until a signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let grace = config.shutdown_grace;
     let limits = config.http;
     // Bad certificate files fail start-up before anything else is opened.
     let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     let anonymous_read = config.anonymous_read;
+    let s3_listener = match config.s3api_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} for the S3 API: {e}; choose another address with --s3api-listen or AIRLOCK_S3API_LISTEN")
+        })?),
+        None => None,
+    };
+    // The catalog shows the port actually bound (`:0` picks one).
+    if let Some(l) = &s3_listener {
+        config.s3api_listen = Some(l.local_addr()?);
+    }
     let state = AppState::open(config).await?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; choose another address with --listen or AIRLOCK_LISTEN")
@@ -348,6 +395,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Reloads (and SIGHUP handling) start before anyone is told the server is up.
     let watcher = tls.as_ref().map(Tls::watch);
+    // Announced before the main listener, so whoever waits for that line can read this one.
+    if let Some(l) = &s3_listener {
+        tracing::info!("S3 API at {scheme}://{}", l.local_addr()?);
+    }
     tracing::info!(
         store = %state.stores.store.describe(),
         anonymous_read,
@@ -360,11 +411,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             state.oci.settings.purge_uploads_after,
         ))
     });
+    let s3_app = s3_router(state.s3.clone(), state.metrics.clone());
     let app = router(state);
-    match &tls {
-        Some(tls) => run_tls(listener, tls, app, limits, grace, shutdown_signal()).await?,
-        None => run(listener, app, limits, grace, shutdown_signal()).await?,
-    }
+    let main = async {
+        match &tls {
+            Some(tls) => run_tls(listener, tls, app, limits, grace, shutdown_signal()).await,
+            None => run(listener, app, limits, grace, shutdown_signal()).await,
+        }
+    };
+    let s3 = async {
+        let Some(listener) = s3_listener else {
+            return Ok(());
+        };
+        match &tls {
+            Some(tls) => run_tls(listener, tls, s3_app, limits, grace, shutdown_signal()).await,
+            None => run(listener, s3_app, limits, grace, shutdown_signal()).await,
+        }
+    };
+    tokio::try_join!(main, s3)?;
     if let Some(watcher) = watcher {
         watcher.abort();
     }

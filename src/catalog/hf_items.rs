@@ -87,7 +87,7 @@ pub async fn detail(
         "pull_requests": refs.prs.iter().map(|(n, c)| json!({ "name": format!("refs/pr/{n}"), "commit": c })).collect::<Vec<_>>(),
         "files": files,
         "size": commit.files.iter().map(|f| f.size).sum::<u64>(),
-        "snippets": snippets::hf(base, repo, revision, doc.private || doc.gated || !state.auth.anonymous_read()),
+        "snippets": hf_snippets(state, base, repo, revision, doc),
     }))
 }
 
@@ -124,4 +124,20 @@ pub fn repo_of_key(key: &str) -> Option<(ItemId, MetaKey)> {
     };
     let id = id.clone();
     crate::hf::model::is_valid_repo_id(&id).then_some((ItemId::Hf { kind, id }, meta))
+}
+
+/// The Hub's snippets, and the S3 API's when it is served.
+fn hf_snippets(
+    state: &CatalogState,
+    base: &str,
+    repo: &RepoRef,
+    revision: &str,
+    doc: &RepoDoc,
+) -> Vec<Value> {
+    let needs_token = doc.private || doc.gated || !state.auth.anonymous_read();
+    let mut out = snippets::hf(base, repo, revision, needs_token);
+    if let Some(s3) = &state.s3 {
+        out.extend(snippets::s3(&s3.url(base), repo, revision, needs_token));
+    }
+    out
 }

@@ -55,6 +55,36 @@ pub struct CatalogState {
     pub pypi: Arc<PypiSettings>,
     pub auth: Arc<Auth>,
     pub site: Site,
+    /// Where S3 clients reach the S3 API, when it is served: the models' and datasets'
+    /// pages then show S3 snippets too.
+    pub s3: Option<S3Endpoint>,
+}
+
+/// The S3 API's address as the catalog shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum S3Endpoint {
+    /// `[s3api] public_url`.
+    Url(String),
+    /// The S3 listener's port, on the host the catalog was reached at.
+    Port(u16),
+}
+
+impl S3Endpoint {
+    /// The endpoint URL, for a catalog reached at `base`.
+    pub fn url(&self, base: &str) -> String {
+        match self {
+            S3Endpoint::Url(url) => url.trim_end_matches('/').to_string(),
+            S3Endpoint::Port(port) => {
+                let Ok(mut url) = url::Url::parse(base) else {
+                    return base.to_string();
+                };
+                match url.set_port(Some(*port)) {
+                    Ok(()) => url.as_str().trim_end_matches('/').to_string(),
+                    Err(()) => base.to_string(),
+                }
+            }
+        }
+    }
 }
 
 impl CatalogState {
@@ -78,7 +108,14 @@ impl CatalogState {
             pypi,
             auth,
             site,
+            s3: None,
         }
+    }
+
+    /// Shows S3 snippets for models and datasets, reached at `s3`.
+    pub fn with_s3(mut self, s3: Option<S3Endpoint>) -> CatalogState {
+        self.s3 = s3;
+        self
     }
 }
 

@@ -78,6 +78,59 @@ pub fn hf(base: &str, repo: &RepoRef, revision: &str, needs_token: bool) -> Vec<
     out
 }
 
+/// The S3 API's commands for `repo` at `revision` (`org/name@<rev>/` when not `main`).
+pub fn s3(endpoint: &str, repo: &RepoRef, revision: &str, needs_token: bool) -> Vec<Value> {
+    let bucket = repo.kind.plural();
+    let prefix = if revision == "main" {
+        format!("{}/", repo.id)
+    } else {
+        format!("{}@{}/", repo.id, revision.replace('/', "%2F"))
+    };
+    let name = repo.id.rsplit('/').next().unwrap_or(&repo.id);
+    let (credentials, no_sign, boto_config) = if needs_token {
+        (
+            "AWS_ACCESS_KEY_ID=<token name> AWS_SECRET_ACCESS_KEY=<token secret> ",
+            "",
+            "",
+        )
+    } else {
+        (
+            "",
+            " --no-sign-request",
+            ", config=Config(signature_version=UNSIGNED)",
+        )
+    };
+    let boto_import = if needs_token {
+        "import boto3"
+    } else {
+        "import boto3; from botocore import UNSIGNED; from botocore.config import Config"
+    };
+    let mut out = vec![
+        snippet(
+            "aws s3 (S3 API)",
+            format!(
+                "{credentials}aws --endpoint-url {endpoint}{no_sign} s3 cp --recursive s3://{bucket}/{prefix} ./{name}"
+            ),
+        ),
+        snippet(
+            "boto3 (S3 API)",
+            format!(
+                "{credentials}python -c '{boto_import}; s3 = boto3.client(\"s3\", endpoint_url=\"{endpoint}\", region_name=\"us-east-1\"{boto_config}); print([o[\"Key\"] for o in s3.list_objects_v2(Bucket=\"{bucket}\", Prefix=\"{prefix}\")[\"Contents\"]])'"
+            ),
+        ),
+    ];
+    if repo.kind == RepoType::Model {
+        out.push(snippet(
+            "KServe (s3://)",
+            format!(
+                "storageUri: s3://{bucket}/{prefix}    # S3 secret: s3-endpoint {}, the token's name and secret as the key pair",
+                authority(endpoint)
+            ),
+        ));
+    }
+    out
+}
+
 pub fn python(base: &str, index: &str, name: &str, version: &str, needs_token: bool) -> Vec<Value> {
     let mut index_url = if index == crate::pypi::DEFAULT_INDEX {
         format!("{base}/simple/")
@@ -153,6 +206,31 @@ mod tests {
         );
         let dataset = RepoRef::new(RepoType::Dataset, "simple/d").unwrap();
         assert_eq!(hf_endpoint("http://a:8080", &dataset), "http://a:8080");
+    }
+
+    #[test]
+    fn s3_snippets_name_the_bucket_and_the_pinned_prefix() {
+        let model = RepoRef::new(RepoType::Model, "org/m").unwrap();
+        let s = s3("http://a:9000", &model, "main", false);
+        assert_eq!(
+            s[0]["text"],
+            "aws --endpoint-url http://a:9000 --no-sign-request s3 cp --recursive s3://models/org/m/ ./m"
+        );
+        assert!(s[2]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("storageUri: s3://models/org/m/"));
+        let dataset = RepoRef::new(RepoType::Dataset, "org/d").unwrap();
+        let s = s3("https://s3.example", &dataset, "refs/pr/1", true);
+        assert_eq!(s.len(), 2);
+        assert!(s[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("AWS_ACCESS_KEY_ID=<token name> AWS_SECRET_ACCESS_KEY=<token secret> aws --endpoint-url https://s3.example s3 cp --recursive s3://datasets/org/d@refs%2Fpr%2F1/ ./d"));
+        assert_eq!(
+            super::super::S3Endpoint::Port(9000).url("http://airlock:8080"),
+            "http://airlock:9000"
+        );
     }
 
     #[test]
