@@ -48,6 +48,10 @@
 //!                                   looks it up once per LFS file and keeps the answer in
 //!                                   the commit, so downloads know which files have Xet
 //!                                   data without reading anything
+//! modelimages/<kind>/<org>--<name>/ derived state of the OCI model images (src/modelimage):
+//!                                   small, recomputable, never bundled
+//!   served.json                     the commits whose images were served (newest last,
+//!                                   bounded): a blob is looked up among these and the heads
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -158,6 +162,11 @@ pub enum MetaKey {
     XetSha256 {
         digest: Digest,
     },
+    /// The commits of a Hub repository whose OCI model images were served.
+    ModelImagesServed {
+        kind: String,
+        id: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -166,6 +175,12 @@ pub const OCI_REPOS_PREFIX: &str = "oci/repos/";
 pub const OCI_UPLOADS_PREFIX: &str = "uploads/oci/";
 pub const PYPI_PREFIX: &str = "pypi/";
 pub const HF_PREFIX: &str = "hf/";
+pub const MODEL_IMAGES_PREFIX: &str = "modelimages/";
+
+/// `modelimages/<kind>/<org>--<name>`
+fn model_images_dir(kind: &str, id: &str) -> String {
+    format!("{MODEL_IMAGES_PREFIX}{kind}/{}", id.replace('/', "--"))
+}
 
 /// `hf/<kind>/<org>--<name>`
 pub fn hf_repo_dir(kind: &str, id: &str) -> String {
@@ -225,6 +240,9 @@ impl MetaKey {
                 let hex = digest.hex();
                 format!("xet/sha256/{}/{hex}", &hex[..2])
             }
+            MetaKey::ModelImagesServed { kind, id } => {
+                format!("{}/served.json", model_images_dir(kind, id))
+            }
         })
     }
 
@@ -281,6 +299,10 @@ impl MetaKey {
             },
             ["xet", "sha256", hh, hex] if hex.starts_with(hh) => MetaKey::XetSha256 {
                 digest: Digest::sha256_hex(hex).ok()?,
+            },
+            ["modelimages", kind, dir, "served.json"] => MetaKey::ModelImagesServed {
+                kind: kind.to_string(),
+                id: hf_id(dir),
             },
             _ => return None,
         })
@@ -352,6 +374,10 @@ mod tests {
                 hash: "cd".repeat(32),
             },
             MetaKey::XetSha256 { digest: d.clone() },
+            MetaKey::ModelImagesServed {
+                kind: "models".into(),
+                id: "org/m".into(),
+            },
         ];
         for k in all {
             let key = k.key().unwrap();

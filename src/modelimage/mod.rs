@@ -1,0 +1,318 @@
+//! OCI model images of the Hub's model repositories, made from the stored files and
+//! never stored themselves: `huggingface.co/<org>/<name>:<rev>-modelpack` is the CNCF
+//! ModelPack artifact of a revision (one raw layer per file, its digest the file's own
+//! sha256). A cross-cutting feature like `catalog`: it reads repositories through the
+//! Hub's domain (`Repos`, `hf::access`) and answers the registry through
+//! `oci::synthesized`, which the server hands it to; no protocol imports it.
+//!
+//! Access is the Hub's: a name is readable exactly when its repository's files are
+//! (private, gated, token scopes, `anonymous_read`), whatever OCI scopes the token has.
+//! A blob is served only when it belongs to an image of that repository (a file of a
+//! served commit or of a branch or tag head): a digest is not a capability.
+
+mod image;
+pub mod modelpack;
+pub mod names;
+
+use crate::auth::{Auth, AuthError, Identity};
+use crate::digest::Digest;
+use crate::hf::access::{may_read_gated_files, repo_access, RepoAccess};
+use crate::hf::model::{is_commit_id, CommitView, FileEntry, RepoRef, RepoType};
+use crate::hf::repo::Repos;
+use crate::hf::HfError;
+use crate::oci::synthesized::{BoxFuture, SynthBlob, SynthManifest, Synthesizer};
+use crate::oci::{Code, OciError, Reference};
+use crate::store::layout::MetaKey;
+use crate::store::{DocStore, Mutability, ObjectKey};
+use image::Images;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+type Result<T, E = OciError> = std::result::Result<T, E>;
+
+/// Memory for generated images (`ModelImages::images`).
+const IMAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// The most commits `served.json` remembers; older ones are served again once their
+/// manifest is asked for.
+const MAX_SERVED: usize = 256;
+
+#[derive(Clone)]
+pub struct ModelImages {
+    repos: Repos,
+    docs: DocStore,
+    auth: Arc<Auth>,
+    /// Images by `<repo dir>/<commit>`: a pure function of an immutable commit.
+    images: moka::future::Cache<String, Arc<Images>>,
+}
+
+impl std::fmt::Debug for ModelImages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelImages").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Served {
+    commits: Vec<String>,
+}
+
+fn hf_failure(e: HfError) -> OciError {
+    OciError::new(Code::Unavailable, e.message)
+}
+
+fn name_unknown(name: &str, why: &str) -> OciError {
+    OciError::new(Code::NameUnknown, format!("`{name}`: {why}"))
+}
+
+/// The one way a repository file's bytes are served: the stored blob of its sha256.
+fn file_blob(entry: &FileEntry) -> Option<SynthBlob> {
+    Digest::sha256_hex(&entry.sha256)
+        .ok()
+        .map(SynthBlob::Stored)
+}
+
+impl ModelImages {
+    pub fn new(repos: Repos, docs: DocStore, auth: Arc<Auth>) -> ModelImages {
+        ModelImages {
+            repos,
+            docs,
+            auth,
+            images: moka::future::Cache::builder()
+                .max_capacity(IMAGE_CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<Images>| {
+                    u32::try_from(k.len() + v.bytes).unwrap_or(u32::MAX)
+                })
+                .build(),
+        }
+    }
+
+    /// The model repository a reserved name stands for, if the caller may read its files.
+    /// OCI names are lowercase and Hub ids are not: the name matches case-insensitively.
+    async fn open(&self, identity: &Identity, name: &str) -> Result<RepoRef> {
+        let wanted = names::lowercase_id(name)
+            .ok_or_else(|| name_unknown(name, "not a model image name"))?;
+        let ids = self.repos.list(RepoType::Model).await.map_err(hf_failure)?;
+        let matching: Vec<&String> = ids
+            .iter()
+            .filter(|id| id.to_ascii_lowercase() == wanted)
+            .collect();
+        let id = match matching.as_slice() {
+            [one] => *one,
+            [] => return Err(name_unknown(name, "no such model")),
+            many => {
+                let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+                return Err(name_unknown(
+                    name,
+                    &format!(
+                        "the models {} differ only in case, and OCI names are lowercase",
+                        many.join(", ")
+                    ),
+                ));
+            }
+        };
+        let repo =
+            RepoRef::new(RepoType::Model, id).ok_or_else(|| name_unknown(name, "no such model"))?;
+        let doc = self
+            .repos
+            .repo(&repo)
+            .await
+            .map_err(hf_failure)?
+            .ok_or_else(|| name_unknown(name, "no such model"))?;
+        match repo_access(&self.auth, identity, &repo, &doc) {
+            RepoAccess::Granted => {}
+            RepoAccess::Unauthenticated => return Err(AuthError::Unauthenticated.into()),
+            RepoAccess::Hidden => return Err(name_unknown(name, "no such model")),
+        }
+        if doc.gated && !may_read_gated_files(&self.auth, identity, &repo) {
+            return Err(match identity {
+                Identity::Anonymous => AuthError::Unauthenticated.into(),
+                Identity::Token(p) => OciError::new(
+                    Code::Denied,
+                    format!(
+                        "`{}` is gated: token `{}` needs a read scope for it",
+                        repo.id, p.name
+                    ),
+                ),
+            });
+        }
+        Ok(repo)
+    }
+
+    async fn images(&self, repo: &RepoRef, view: &CommitView) -> Arc<Images> {
+        let key = format!("{}/{}", repo.key_dir(), view.commit.id);
+        self.images
+            .get_with(key, async {
+                Arc::new(image::build(&repo.id, view, file_blob))
+            })
+            .await
+    }
+
+    fn served_key(repo: &RepoRef) -> ObjectKey {
+        MetaKey::ModelImagesServed {
+            kind: repo.kind.plural().to_string(),
+            id: repo.id.clone(),
+        }
+        .key()
+        .expect("repo keys are built from validated ids")
+    }
+
+    /// Remembers that a commit's images were handed out, so their blobs stay reachable
+    /// after its branch moves on.
+    async fn record_served(&self, repo: &RepoRef, commit: &str) -> Result<()> {
+        let key = Self::served_key(repo);
+        let known = self
+            .docs
+            .get(&key, Mutability::Mutable)
+            .await?
+            .and_then(|d| serde_json::from_slice::<Served>(&d.bytes).ok())
+            .is_some_and(|s| s.commits.iter().any(|c| c == commit));
+        if known {
+            return Ok(());
+        }
+        self.docs
+            .update_json(&key, |served: &mut Served| {
+                if served.commits.iter().any(|c| c == commit) {
+                    return Ok::<_, OciError>(false);
+                }
+                served.commits.push(commit.to_string());
+                let excess = served.commits.len().saturating_sub(MAX_SERVED);
+                served.commits.drain(..excess);
+                Ok(true)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The commits whose images a digest may belong to: the served ones, newest first,
+    /// then the heads of branches and tags.
+    async fn candidates(&self, repo: &RepoRef) -> Result<Vec<String>> {
+        let served: Served = self
+            .docs
+            .get(&Self::served_key(repo), Mutability::Mutable)
+            .await?
+            .and_then(|d| serde_json::from_slice(&d.bytes).ok())
+            .unwrap_or_default();
+        let refs = self.repos.refs(repo).await.map_err(hf_failure)?;
+        let mut seen = BTreeSet::new();
+        Ok(served
+            .commits
+            .into_iter()
+            .rev()
+            .chain(refs.branches.into_values())
+            .chain(refs.tags.into_values())
+            .filter(|c| seen.insert(c.clone()))
+            .collect())
+    }
+
+    /// The first candidate commit whose images answer `find`.
+    async fn search<T>(
+        &self,
+        repo: &RepoRef,
+        find: impl Fn(&Images) -> Option<T>,
+    ) -> Result<Option<T>> {
+        for id in self.candidates(repo).await? {
+            let Some(view) = self.repos.commit(repo, &id).await.map_err(hf_failure)? else {
+                continue;
+            };
+            if let Some(found) = find(&*self.images(repo, &view).await) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        tag: &str,
+    ) -> Result<SynthManifest> {
+        let (rev, kind) = names::parse_tag(tag);
+        let unknown =
+            |why: &str| OciError::new(Code::ManifestUnknown, format!("`{name}:{tag}`: {why}"));
+        let view = match self.repos.resolve(repo, rev).await {
+            Ok(view) => view,
+            Err(e) if e.status == http::StatusCode::NOT_FOUND => {
+                let hint = if is_commit_id(rev) {
+                    "no such commit"
+                } else {
+                    "no such branch or tag"
+                };
+                return Err(unknown(hint));
+            }
+            Err(e) => return Err(hf_failure(e)),
+        };
+        let images = self.images(repo, &view).await;
+        let (_, manifest) = images
+            .manifests
+            .get(&kind)
+            .ok_or_else(|| unknown("modelcar images are not served yet; pull `<rev>-modelpack`"))?;
+        self.record_served(repo, &view.commit.id).await?;
+        Ok(manifest.clone())
+    }
+}
+
+impl Synthesizer for ModelImages {
+    fn claims(&self, name: &str) -> bool {
+        names::lowercase_id(name).is_some()
+    }
+
+    fn read_only_reason(&self) -> &'static str {
+        "huggingface.co/... names are Airlock's model images, made from the Hub repositories: push the model through the Hugging Face API instead"
+    }
+
+    fn tags<'a>(
+        &'a self,
+        identity: &'a Identity,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let repo = self.open(identity, name).await?;
+            let refs = self.repos.refs(&repo).await.map_err(hf_failure)?;
+            Ok(names::tags_of(refs.branches.keys().chain(refs.tags.keys())))
+        })
+    }
+
+    fn manifest<'a>(
+        &'a self,
+        identity: &'a Identity,
+        name: &'a str,
+        reference: &'a Reference,
+    ) -> BoxFuture<'a, Result<SynthManifest>> {
+        Box::pin(async move {
+            let repo = self.open(identity, name).await?;
+            match reference {
+                Reference::Tag(tag) => self.manifest_by_tag(&repo, name, tag).await,
+                Reference::Digest(d) => self
+                    .search(&repo, |images| images.manifest_by_digest(d).cloned())
+                    .await?
+                    .ok_or_else(|| {
+                        OciError::new(
+                            Code::ManifestUnknown,
+                            format!("manifest {d} is not an image of `{name}`"),
+                        )
+                    }),
+            }
+        })
+    }
+
+    fn blob<'a>(
+        &'a self,
+        identity: &'a Identity,
+        name: &'a str,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<SynthBlob>> {
+        Box::pin(async move {
+            let repo = self.open(identity, name).await?;
+            self.search(&repo, |images| images.blobs.get(digest).cloned())
+                .await?
+                .ok_or_else(|| {
+                    OciError::new(
+                        Code::BlobUnknown,
+                        format!("blob {digest} is not in an image of `{name}`"),
+                    )
+                })
+        })
+    }
+}
