@@ -103,6 +103,8 @@ struct FileConfig {
     hf: HfSettings,
     #[serde(default)]
     bundle: crate::bundle::BundleSettings,
+    #[serde(default)]
+    model_images: crate::modelimage::ModelImageSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +197,7 @@ pub struct Config {
     pub oci: OciSettings,
     pub hf: HfSettings,
     pub bundle: crate::bundle::BundleSettings,
+    pub model_images: crate::modelimage::ModelImageSettings,
 }
 
 impl Config {
@@ -337,6 +340,7 @@ impl Config {
         file.pypi.validate().map_err(ConfigError)?;
         file.oci.validate().map_err(ConfigError)?;
         file.hf.validate().map_err(ConfigError)?;
+        file.model_images.validate().map_err(ConfigError)?;
 
         Ok(Config {
             listen,
@@ -355,6 +359,7 @@ impl Config {
             oci: file.oci,
             hf: file.hf,
             bundle: file.bundle,
+            model_images: file.model_images,
         })
     }
 }

@@ -111,8 +111,10 @@ impl AppState {
             filler: upstreams.filler.clone(),
             synthesized: Some(Arc::new(crate::modelimage::ModelImages::new(
                 hf.repos.clone(),
+                registry.clone(),
                 stores.docs.clone(),
                 auth.clone(),
+                config.model_images.clone(),
             ))),
         };
         let catalog = CatalogState::new(

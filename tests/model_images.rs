@@ -1,13 +1,16 @@
 //! OCI model images made from the Hub's stored files (src/modelimage), pulled by real
 //! registry clients on loopback, on the filesystem store and on S3 (Garage): skopeo
 //! copies the ModelPack artifact `huggingface.co/<org>/<name>:<rev>-modelpack` into an
-//! OCI layout, whose weights layer is the file itself. `bash tests/run-all.sh` installs
-//! skopeo.
+//! OCI layout, whose weights layer is the file itself; containerd pulls the modelcar
+//! `huggingface.co/<org>/<name>:<rev>` (busybox built with umoci plus the files under
+//! /models) and runs it. `bash tests/run-all.sh` installs skopeo, umoci, containerd,
+//! runc and busybox-static.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use support::backend::{Backend, StoreArgs};
+use support::containerd::Containerd;
 use support::images::{self, skopeo};
 use support::process::ok;
 
@@ -79,9 +82,20 @@ fn layout_manifest(layout: &Path) -> serde_json::Value {
 
 /// A request to the registry: its status and body.
 fn request(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    let (status, body) = request_bytes(method, url, token, None);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn request_bytes(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    range: Option<&str>,
+) -> (u16, Vec<u8>) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let url = url.to_string();
     let token = token.map(str::to_string);
+    let range = range.map(str::to_string);
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async move {
@@ -89,8 +103,11 @@ fn request(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
             if let Some(t) = token {
                 r = r.bearer_auth(t);
             }
+            if let Some(range) = range {
+                r = r.header("range", range);
+            }
             let r = r.send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
         })
 }
 
@@ -310,9 +327,129 @@ fn modelpack_artifact(backend: Backend) {
     );
 }
 
+fn modelcar_image(backend: Backend) {
+    // containerd's socket path must stay short.
+    let dir = tempfile::Builder::new()
+        .prefix("modelcar")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let model = make_model(dir, "tiny", &[]);
+    let weights = std::fs::read(model.join("model.safetensors")).unwrap();
+    import(&store, dir, &["org/Tiny", model.to_str().unwrap()]);
+    // The base, as the default `[model_images] base` names it.
+    let layout = images::busybox_layout(dir, "latest", "unused");
+    ok(store
+        .cli(dir)
+        .args(["oci", "import", "--repo", "docker.io/library/busybox"])
+        .arg(&layout));
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let host = host_of(&server.base).to_string();
+    let before = store.objects();
+
+    let v2 = |path: &str| format!("{}/v2/huggingface.co/{path}", server.base);
+    let (status, index) = request("GET", &v2("org/tiny/manifests/main"), None);
+    assert_eq!(status, 200, "{index}");
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let child = index["manifests"][0]["digest"].as_str().unwrap();
+    let (status, manifest) = request("GET", &v2(&format!("org/tiny/manifests/{child}")), None);
+    assert_eq!(status, 200, "{manifest}");
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let last = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    // The layer is a tar of the files, served whole and by exact ranges.
+    let layer_url = v2(&format!(
+        "org/tiny/blobs/{}",
+        last["digest"].as_str().unwrap()
+    ));
+    let (status, layer) = request_bytes("GET", &layer_url, None, None);
+    assert_eq!(status, 200);
+    assert_eq!(support::sha256(&layer), last["digest"].as_str().unwrap());
+    assert_eq!(layer.len() as u64, last["size"].as_u64().unwrap());
+    let (status, part) = request_bytes("GET", &layer_url, None, Some("bytes=1000-70999"));
+    assert_eq!(status, 206);
+    assert_eq!(part, &layer[1000..71000]);
+    let mut archive = tar::Archive::new(&layer[..]);
+    let mut found = None;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy() == "models/model.safetensors" {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut body).unwrap();
+            found = Some(body);
+        }
+    }
+    assert_eq!(found.as_deref(), Some(&weights[..]));
+
+    // containerd pulls it and runs the base's shell over /models.
+    let ctd = Containerd::start(dir);
+    let image = format!("{host}/huggingface.co/org/tiny:main");
+    ok(ctd.ctr().args([
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        &image,
+    ]));
+    let out = ok(ctd.ctr().args([
+        "run",
+        "--snapshotter",
+        "native",
+        "--rm",
+        &image,
+        "modelcar-test",
+        "/bin/sh",
+        "-c",
+        "ls /models && /bin/busybox sha256sum /models/model.safetensors",
+    ]));
+    assert!(
+        out.contains("config.json") && out.contains("nested"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&support::sha256_hex(&weights)),
+        "{out}\ncontainerd log:\n{}",
+        ctd.log()
+    );
+
+    // The store grew by the served-commits record and the layer digests only.
+    let after = store.objects();
+    let added: Vec<&(String, u64)> = after.iter().filter(|o| !before.contains(o)).collect();
+    assert!(
+        added
+            .iter()
+            .all(|(k, _)| k.starts_with("modelimages/models/org--Tiny/")),
+        "{added:?}"
+    );
+    let bytes: u64 = added.iter().map(|(_, n)| n).sum();
+    eprintln!("store growth from the modelcar pull: {bytes} bytes in {added:?}");
+    assert!(bytes < 2048, "{added:?}");
+}
+
 on_both_stores!(
     sync,
     ignore_fs = "needs skopeo: `bash tests/run-all.sh` sets it up",
     ignore_s3 = "needs skopeo and Garage: `bash tests/run-all.sh` sets them up":
     modelpack_artifact,
 );
+
+mod modelcar {
+    use super::*;
+    on_both_stores!(
+        sync,
+        ignore_fs = "needs containerd, runc, umoci and busybox-static (as root): `bash tests/run-all.sh` sets them up",
+        ignore_s3 = "needs containerd, runc, umoci, busybox-static and Garage: `bash tests/run-all.sh` sets them up":
+        modelcar_image,
+    );
+}

@@ -1,5 +1,6 @@
 //! The images of one commit, generated in memory: their manifests and every blob they
-//! name, by digest. A pure function of the commit, so cached without expiry.
+//! name, by digest. A pure function of the commit (and of the base image for the
+//! modelcar), so cached without expiry.
 
 use super::modelpack::{self, Descriptor};
 use super::names::Kind;
@@ -12,23 +13,18 @@ use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct Images {
-    pub manifests: HashMap<Kind, (Digest, SynthManifest)>,
+    /// What `<rev>` and `<rev>-modelpack` point at.
+    pub tags: HashMap<Kind, Digest>,
+    pub manifests: HashMap<Digest, SynthManifest>,
     pub blobs: HashMap<Digest, SynthBlob>,
     /// Roughly what this holds in memory, for the cache's byte bound.
     pub bytes: usize,
 }
 
 impl Images {
-    pub fn manifest_by_digest(&self, digest: &Digest) -> Option<&SynthManifest> {
-        self.manifests
-            .values()
-            .find(|(d, _)| d == digest)
-            .map(|(_, m)| m)
-    }
-
-    /// A generated document: served as a manifest or a blob, or both (clients may fetch
-    /// manifests through the blob endpoint).
-    fn add_document(&mut self, bytes: Bytes) -> Digest {
+    /// A generated document: served as a blob (configs; clients may fetch manifests
+    /// through the blob endpoint too).
+    pub fn add_document(&mut self, bytes: Bytes) -> Digest {
         let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
         self.bytes += bytes.len() + 128;
         let size = bytes.len() as u64;
@@ -38,16 +34,22 @@ impl Images {
         digest
     }
 
-    fn add_manifest(&mut self, kind: Kind, media_type: &'static str, bytes: Vec<u8>) {
+    pub fn add_manifest(&mut self, media_type: &'static str, bytes: Vec<u8>) -> Digest {
         let bytes = Bytes::from(bytes);
         let digest = self.add_document(bytes.clone());
         self.manifests
-            .insert(kind, (digest, SynthManifest { media_type, bytes }));
+            .insert(digest.clone(), SynthManifest { media_type, bytes });
+        digest
+    }
+
+    pub fn add_blob(&mut self, digest: Digest, blob: SynthBlob) {
+        self.bytes += 160;
+        self.blobs.insert(digest, blob);
     }
 }
 
-/// Builds the images of a commit; `file_blob` is how a repository file is served.
-pub fn build(
+/// The ModelPack artifact of a commit; `file_blob` is how a repository file is served.
+pub fn modelpack(
     repo_id: &str,
     view: &CommitView,
     file_blob: impl Fn(&FileEntry) -> Option<SynthBlob>,
@@ -56,8 +58,7 @@ pub fn build(
     let mut images = Images::default();
     for f in &commit.files {
         if let (Some(blob), Ok(d)) = (file_blob(f), Digest::sha256_hex(&f.sha256)) {
-            images.bytes += f.path.len() + 160;
-            images.blobs.insert(d, blob);
+            images.add_blob(d, blob);
         }
     }
     let config = Bytes::from(modelpack::config(repo_id, &commit.id, &commit.files));
@@ -71,6 +72,7 @@ pub fn build(
     images.add_document(config);
     let layers = modelpack::layers(&commit.files);
     let manifest = modelpack::manifest(&config_descriptor, &layers, &commit.id);
-    images.add_manifest(Kind::ModelPack, modelpack::OCI_MANIFEST, manifest);
+    let digest = images.add_manifest(modelpack::OCI_MANIFEST, manifest);
+    images.tags.insert(Kind::ModelPack, digest);
     images
 }

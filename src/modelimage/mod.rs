@@ -1,7 +1,8 @@
 //! OCI model images of the Hub's model repositories, made from the stored files and
-//! never stored themselves: `huggingface.co/<org>/<name>:<rev>-modelpack` is the CNCF
-//! ModelPack artifact of a revision (one raw layer per file, its digest the file's own
-//! sha256). A cross-cutting feature like `catalog`: it reads repositories through the
+//! never stored themselves: `huggingface.co/<org>/<name>:<rev>` is the KServe modelcar
+//! image of a revision (the configured base image plus tar layers with the files under
+//! `/models/`), `:<rev>-modelpack` its CNCF ModelPack artifact (one raw layer per file,
+//! its digest the file's own sha256). A cross-cutting feature like `catalog`: it reads repositories through the
 //! Hub's domain (`Repos`, `hf::access`) and answers the registry through
 //! `oci::synthesized`, which the server hands it to; no protocol imports it.
 //!
@@ -11,8 +12,10 @@
 //! served commit or of a branch or tag head): a digest is not a capability.
 
 mod image;
+pub mod modelcar;
 pub mod modelpack;
 pub mod names;
+pub mod tar;
 
 use crate::auth::{Auth, AuthError, Identity};
 use crate::digest::Digest;
@@ -20,11 +23,14 @@ use crate::hf::access::{may_read_gated_files, repo_access, RepoAccess};
 use crate::hf::model::{is_commit_id, CommitView, FileEntry, RepoRef, RepoType};
 use crate::hf::repo::Repos;
 use crate::hf::HfError;
+use crate::oci::registry::Registry;
 use crate::oci::synthesized::{BoxFuture, SynthBlob, SynthManifest, Synthesizer};
 use crate::oci::{Code, OciError, Reference};
 use crate::store::layout::MetaKey;
-use crate::store::{DocStore, Mutability, ObjectKey};
+use crate::store::{DocStore, Mutability, ObjectKey, PutMode};
 use image::Images;
+use modelcar::{LayerRecord, TarReader};
+use names::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,11 +43,47 @@ const IMAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// manifest is asked for.
 const MAX_SERVED: usize = 256;
 
+/// `[model_images]` in the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelImageSettings {
+    /// The image modelcars are built on (`name:tag` or `name@digest`), already in the
+    /// registry; it needs `sh`, `ln` and `sleep` for KServe. Empty: no modelcars.
+    pub base: String,
+}
+
+impl Default for ModelImageSettings {
+    fn default() -> Self {
+        ModelImageSettings {
+            base: "docker.io/library/busybox:latest".into(),
+        }
+    }
+}
+
+impl ModelImageSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let name = self.base.split('@').next().unwrap_or_default();
+        let name = match name.rsplit_once(':') {
+            Some((n, tag)) if !tag.contains('/') => n,
+            _ => name,
+        };
+        if !self.base.is_empty() && crate::oci::canonical(name, None, "docker.io").is_err() {
+            return Err(format!(
+                "`model_images.base`: `{}` is not an image reference; write e.g. docker.io/library/busybox:latest",
+                self.base
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct ModelImages {
     repos: Repos,
+    registry: Registry,
     docs: DocStore,
     auth: Arc<Auth>,
+    settings: ModelImageSettings,
     /// Images by `<repo dir>/<commit>`: a pure function of an immutable commit.
     images: moka::future::Cache<String, Arc<Images>>,
 }
@@ -73,11 +115,19 @@ fn file_blob(entry: &FileEntry) -> Option<SynthBlob> {
 }
 
 impl ModelImages {
-    pub fn new(repos: Repos, docs: DocStore, auth: Arc<Auth>) -> ModelImages {
+    pub fn new(
+        repos: Repos,
+        registry: Registry,
+        docs: DocStore,
+        auth: Arc<Auth>,
+        settings: ModelImageSettings,
+    ) -> ModelImages {
         ModelImages {
             repos,
+            registry,
             docs,
             auth,
+            settings,
             images: moka::future::Cache::builder()
                 .max_capacity(IMAGE_CACHE_BYTES)
                 .weigher(|k: &String, v: &Arc<Images>| {
@@ -139,13 +189,97 @@ impl ModelImages {
         Ok(repo)
     }
 
-    async fn images(&self, repo: &RepoRef, view: &CommitView) -> Arc<Images> {
-        let key = format!("{}/{}", repo.key_dir(), view.commit.id);
+    async fn modelpack(&self, repo: &RepoRef, view: &CommitView) -> Arc<Images> {
+        let key = format!("{}/{}/modelpack", repo.key_dir(), view.commit.id);
         self.images
             .get_with(key, async {
-                Arc::new(image::build(&repo.id, view, file_blob))
+                Arc::new(image::modelpack(&repo.id, view, file_blob))
             })
             .await
+    }
+
+    /// The modelcar image of a commit on the configured base. Its layer digests are
+    /// computed by reading the layers once, and recorded; with `compute` false (a blob
+    /// lookup) a commit whose layers were never read has no modelcar yet.
+    async fn modelcar(
+        &self,
+        repo: &RepoRef,
+        view: &CommitView,
+        compute: bool,
+    ) -> Result<Option<Arc<Images>>> {
+        if self.settings.base.is_empty() {
+            return Err(OciError::new(
+                Code::ManifestUnknown,
+                "modelcar images are off ([model_images] base is empty); pull `<rev>-modelpack`",
+            ));
+        }
+        let base = modelcar::resolve(&self.registry, &self.settings.base).await?;
+        let commit = &view.commit;
+        let key = format!("{}/{}/modelcar/{}", repo.key_dir(), commit.id, base.digest);
+        if let Some(hit) = self.images.get(&key).await {
+            return Ok(Some(hit));
+        }
+        let files: Arc<Vec<_>> = Arc::new(
+            commit
+                .files
+                .iter()
+                .map(|f| (f.clone(), file_blob(f)))
+                .collect(),
+        );
+        let readers: Vec<Arc<TarReader>> = tar::plan(&commit.files)
+            .into_iter()
+            .map(|layer| {
+                Arc::new(TarReader {
+                    layer,
+                    files: files.clone(),
+                    blobs: self.repos.blobs().clone(),
+                })
+            })
+            .collect();
+        let record_key = MetaKey::ModelImagesLayers {
+            kind: repo.kind.plural().to_string(),
+            id: repo.id.clone(),
+            commit: commit.id.clone(),
+        }
+        .key()?;
+        let sizes: Vec<u64> = readers.iter().map(|r| r.layer.size).collect();
+        let recorded = self
+            .docs
+            .get(&record_key, Mutability::Immutable)
+            .await?
+            .and_then(|d| serde_json::from_slice::<LayerRecord>(&d.bytes).ok())
+            .filter(|r| {
+                r.plan == modelcar::PLAN
+                    && r.layers.iter().map(|(_, n)| *n).eq(sizes.iter().copied())
+            });
+        let layers = match recorded {
+            Some(r) => r.layers,
+            None if !compute => return Ok(None),
+            None => {
+                let mut layers = Vec::new();
+                for r in &readers {
+                    layers.push((modelcar::digest_of_layer(r).await?, r.layer.size));
+                }
+                let record = LayerRecord {
+                    plan: modelcar::PLAN,
+                    layers,
+                };
+                let bytes = serde_json::to_vec(&record).expect("serializable");
+                self.docs
+                    .put(
+                        &record_key,
+                        bytes.into(),
+                        PutMode::Overwrite,
+                        Mutability::Immutable,
+                    )
+                    .await?;
+                tracing::info!(repo = %repo.id, commit = %commit.id, "modelcar layers digested");
+                record.layers
+            }
+        };
+        let images = Arc::new(modelcar::assemble(&base, &commit.id, &readers, &layers));
+        self.images.insert(key, images.clone()).await;
+        Ok(Some(images))
     }
 
     fn served_key(repo: &RepoRef) -> ObjectKey {
@@ -215,8 +349,14 @@ impl ModelImages {
             let Some(view) = self.repos.commit(repo, &id).await.map_err(hf_failure)? else {
                 continue;
             };
-            if let Some(found) = find(&*self.images(repo, &view).await) {
+            if let Some(found) = find(&*self.modelpack(repo, &view).await) {
                 return Ok(Some(found));
+            }
+            // A missing or changed base leaves only the ModelPack to search.
+            if let Ok(Some(images)) = self.modelcar(repo, &view, false).await {
+                if let Some(found) = find(&images) {
+                    return Ok(Some(found));
+                }
             }
         }
         Ok(None)
@@ -243,13 +383,21 @@ impl ModelImages {
             }
             Err(e) => return Err(hf_failure(e)),
         };
-        let images = self.images(repo, &view).await;
-        let (_, manifest) = images
-            .manifests
+        let images = match kind {
+            Kind::ModelPack => self.modelpack(repo, &view).await,
+            Kind::ModelCar => self
+                .modelcar(repo, &view, true)
+                .await?
+                .expect("computed when asked to"),
+        };
+        let manifest = images
+            .tags
             .get(&kind)
-            .ok_or_else(|| unknown("modelcar images are not served yet; pull `<rev>-modelpack`"))?;
+            .and_then(|d| images.manifests.get(d))
+            .ok_or_else(|| unknown("no such image"))?
+            .clone();
         self.record_served(repo, &view.commit.id).await?;
-        Ok(manifest.clone())
+        Ok(manifest)
     }
 }
 
@@ -285,7 +433,7 @@ impl Synthesizer for ModelImages {
             match reference {
                 Reference::Tag(tag) => self.manifest_by_tag(&repo, name, tag).await,
                 Reference::Digest(d) => self
-                    .search(&repo, |images| images.manifest_by_digest(d).cloned())
+                    .search(&repo, |images| images.manifests.get(d).cloned())
                     .await?
                     .ok_or_else(|| {
                         OciError::new(

@@ -52,6 +52,8 @@
 //!                                   small, recomputable, never bundled
 //!   served.json                     the commits whose images were served (newest last,
 //!                                   bounded): a blob is looked up among these and the heads
+//!   layers/<commit>.json            the modelcar tar layers of a commit: digest and size of
+//!                                   each, computed once by reading the layer
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -167,6 +169,12 @@ pub enum MetaKey {
         kind: String,
         id: String,
     },
+    /// The digests of a commit's modelcar tar layers.
+    ModelImagesLayers {
+        kind: String,
+        id: String,
+        commit: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -243,6 +251,9 @@ impl MetaKey {
             MetaKey::ModelImagesServed { kind, id } => {
                 format!("{}/served.json", model_images_dir(kind, id))
             }
+            MetaKey::ModelImagesLayers { kind, id, commit } => {
+                format!("{}/layers/{commit}.json", model_images_dir(kind, id))
+            }
         })
     }
 
@@ -303,6 +314,11 @@ impl MetaKey {
             ["modelimages", kind, dir, "served.json"] => MetaKey::ModelImagesServed {
                 kind: kind.to_string(),
                 id: hf_id(dir),
+            },
+            ["modelimages", kind, dir, "layers", file] => MetaKey::ModelImagesLayers {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+                commit: file.strip_suffix(".json")?.to_string(),
             },
             _ => return None,
         })
@@ -377,6 +393,11 @@ mod tests {
             MetaKey::ModelImagesServed {
                 kind: "models".into(),
                 id: "org/m".into(),
+            },
+            MetaKey::ModelImagesLayers {
+                kind: "models".into(),
+                id: "org/m".into(),
+                commit: "b".repeat(40),
             },
         ];
         for k in all {
