@@ -3,8 +3,9 @@
 //! copies the ModelPack artifact `huggingface.co/<org>/<name>:<rev>-modelpack` into an
 //! OCI layout, whose weights layer is the file itself; containerd pulls the modelcar
 //! `huggingface.co/<org>/<name>:<rev>` (busybox built with umoci plus the files under
-//! /models) and runs it. `bash tests/run-all.sh` installs skopeo, umoci, containerd,
-//! runc and busybox-static.
+//! /models) and runs it, and KServe's `kserve-storage` extracts it. `bash
+//! tests/run-all.sh` installs skopeo, umoci, containerd, runc, busybox-static and the
+//! kserve-storage virtualenv (AIRLOCK_TEST_VENV_KSERVE).
 
 mod support;
 
@@ -327,6 +328,36 @@ fn modelpack_artifact(backend: Backend) {
     );
 }
 
+/// `Storage.download(uri, out)`, then every file under `out` as `<path> <sha256>`.
+const KSERVE_DOWNLOAD: &str = r#"
+import hashlib, os, sys
+from kserve_storage import Storage
+uri, out = sys.argv[1], sys.argv[2]
+Storage.download(uri, out)
+for root, _, files in os.walk(out):
+    for f in files:
+        p = os.path.join(root, f)
+        print(os.path.relpath(p, out), hashlib.sha256(open(p, "rb").read()).hexdigest())
+"#;
+
+/// Every file under `root`: its path relative to `root` and its bytes.
+fn walk(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
 fn modelcar_image(backend: Backend) {
     // containerd's socket path must stay short.
     let dir = tempfile::Builder::new()
@@ -391,6 +422,30 @@ fn modelcar_image(backend: Backend) {
     }
     assert_eq!(found.as_deref(), Some(&weights[..]));
 
+    // KServe's storage initializer extracts /models byte for byte.
+    let out_dir = dir.join("kserve-out");
+    let listing = ok(std::process::Command::new(
+        support::process::venv_dir("AIRLOCK_TEST_VENV_KSERVE").join("bin/python"),
+    )
+    .env("HOME", dir)
+    .env("KSERVE_OCI_INSECURE_REGISTRY", "true")
+    .arg("-c")
+    .arg(KSERVE_DOWNLOAD)
+    .arg(format!("oci://{host}/huggingface.co/org/tiny:main"))
+    .arg(&out_dir));
+    let mut expected: Vec<String> = walk(&model)
+        .into_iter()
+        .map(|(path, bytes)| format!("{path} {}", support::sha256_hex(&bytes)))
+        .collect();
+    expected.push(format!(
+        ".gitattributes {}",
+        support::sha256_hex(&std::fs::read(out_dir.join(".gitattributes")).unwrap())
+    ));
+    expected.sort();
+    let mut got: Vec<&str> = listing.lines().collect();
+    got.sort();
+    assert_eq!(got, expected);
+
     // containerd pulls it and runs the base's shell over /models.
     let ctd = Containerd::start(dir);
     let image = format!("{host}/huggingface.co/org/tiny:main");
@@ -423,6 +478,29 @@ fn modelcar_image(backend: Backend) {
         ctd.log()
     );
 
+    // Through a node mirror, as KServe names it: `huggingface.co/org/tiny:main`, the
+    // host that `airlock oci hosts-toml` sends to Airlock (`?ns=huggingface.co`).
+    let hosts = dir.join("certs.d");
+    ok(std::process::Command::new(support::airlock::BIN)
+        .args([
+            "oci",
+            "hosts-toml",
+            "--upstream",
+            "huggingface.co",
+            "--airlock",
+        ])
+        .arg(&server.base)
+        .arg("--write")
+        .arg(&hosts));
+    let pulled = ok(ctd
+        .ctr()
+        .args(["images", "pull", "--snapshotter", "native", "--hosts-dir"])
+        .arg(&hosts)
+        .arg("huggingface.co/org/tiny:main"));
+    let index_digest =
+        support::sha256(&request_bytes("GET", &v2("org/tiny/manifests/main"), None, None).1);
+    assert!(pulled.contains(&index_digest), "{pulled}");
+
     // The store grew by the served-commits record and the layer digests only.
     let after = store.objects();
     let added: Vec<&(String, u64)> = after.iter().filter(|o| !before.contains(o)).collect();
@@ -448,8 +526,8 @@ mod modelcar {
     use super::*;
     on_both_stores!(
         sync,
-        ignore_fs = "needs containerd, runc, umoci and busybox-static (as root): `bash tests/run-all.sh` sets them up",
-        ignore_s3 = "needs containerd, runc, umoci, busybox-static and Garage: `bash tests/run-all.sh` sets them up":
+        ignore_fs = "needs containerd, runc, umoci, busybox-static (as root) and kserve-storage: `bash tests/run-all.sh` sets them up",
+        ignore_s3 = "needs containerd, runc, umoci, busybox-static, kserve-storage and Garage: `bash tests/run-all.sh` sets them up":
         modelcar_image,
     );
 }

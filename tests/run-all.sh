@@ -87,6 +87,14 @@ if [ ! -x "$HF0/bin/python" ] || ! "$HF0/bin/python" -c "import huggingface_hub"
     python3 -m venv "$HF0"
     "$HF0/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==0.36.*"
 fi
+# KServe's storage initializer, for the modelcar test (tests/model_images.rs).
+KSERVE="$PWD/target/test-venv-kserve"
+if [ ! -x "$KSERVE/bin/python" ] || ! "$KSERVE/bin/python" -c "import kserve_storage, oras" 2>/dev/null; then
+    step "python clients: kserve-storage into $KSERVE"
+    python3 -m venv "$KSERVE"
+    "$KSERVE/bin/pip" install --quiet --disable-pip-version-check kserve-storage==0.21.0
+fi
+export AIRLOCK_TEST_VENV_KSERVE="$KSERVE"
 export AIRLOCK_TEST_VENV="$VENV" AIRLOCK_TEST_WHEELHOUSE="$WHEELHOUSE" AIRLOCK_TEST_TWINE_SKIP_EXISTING="$TWINE61/bin/twine"
 export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0" AIRLOCK_TEST_CHROMIUM="$CHROMIUM"
 step "clients: pip $("$VENV/bin/pip" --version | cut -d' ' -f2), $("$VENV/bin/uv" --version), twine $("$VENV/bin/twine" --version | head -n1 | cut -d' ' -f3)"
