@@ -84,8 +84,13 @@ pub struct ModelImages {
     docs: DocStore,
     auth: Arc<Auth>,
     settings: ModelImageSettings,
-    /// Images by `<repo dir>/<commit>`: a pure function of an immutable commit.
+    /// Images by `<repo dir>/<commit>/<kind>[/<base digest>]`: a pure function of an
+    /// immutable commit (and base).
     images: moka::future::Cache<String, Arc<Images>>,
+    /// Base images by manifest digest, with their configs read.
+    bases: moka::future::Cache<Digest, Arc<modelcar::Base>>,
+    /// Layer digests being computed, by record key: one read per commit at a time.
+    digesting: moka::future::Cache<String, Arc<Vec<(Digest, u64)>>>,
 }
 
 impl std::fmt::Debug for ModelImages {
@@ -134,6 +139,8 @@ impl ModelImages {
                     u32::try_from(k.len() + v.bytes).unwrap_or(u32::MAX)
                 })
                 .build(),
+            bases: moka::future::Cache::new(16),
+            digesting: moka::future::Cache::new(64),
         }
     }
 
@@ -213,12 +220,22 @@ impl ModelImages {
                 "modelcar images are off ([model_images] base is empty); pull `<rev>-modelpack`",
             ));
         }
-        let base = modelcar::resolve(&self.registry, &self.settings.base).await?;
+        let reference = &self.settings.base;
+        let (base_digest, is_index) = modelcar::resolve(&self.registry, reference).await?;
         let commit = &view.commit;
-        let key = format!("{}/{}/modelcar/{}", repo.key_dir(), commit.id, base.digest);
+        let key = format!("{}/{}/modelcar/{base_digest}", repo.key_dir(), commit.id);
         if let Some(hit) = self.images.get(&key).await {
             return Ok(Some(hit));
         }
+        let base = self
+            .bases
+            .try_get_with(base_digest.clone(), async {
+                modelcar::load(&self.registry, reference, base_digest, is_index)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .map_err(|e| OciError::new(e.code, e.message.clone()))?;
         let files: Arc<Vec<_>> = Arc::new(
             commit
                 .files
@@ -255,31 +272,50 @@ impl ModelImages {
         let layers = match recorded {
             Some(r) => r.layers,
             None if !compute => return Ok(None),
-            None => {
-                let mut layers = Vec::new();
-                for r in &readers {
-                    layers.push((modelcar::digest_of_layer(r).await?, r.layer.size));
-                }
-                let record = LayerRecord {
-                    plan: modelcar::PLAN,
-                    layers,
-                };
-                let bytes = serde_json::to_vec(&record).expect("serializable");
-                self.docs
-                    .put(
-                        &record_key,
-                        bytes.into(),
-                        PutMode::Overwrite,
-                        Mutability::Immutable,
-                    )
-                    .await?;
-                tracing::info!(repo = %repo.id, commit = %commit.id, "modelcar layers digested");
-                record.layers
-            }
+            // Concurrent first pulls share one read of the layers.
+            None => self
+                .digesting
+                .try_get_with(record_key.as_str().to_string(), async {
+                    self.digest_layers(repo, &commit.id, &readers, &record_key)
+                        .await
+                        .map(Arc::new)
+                })
+                .await
+                .map_err(|e| OciError::new(e.code, e.message.clone()))?
+                .to_vec(),
         };
         let images = Arc::new(modelcar::assemble(&base, &commit.id, &readers, &layers));
         self.images.insert(key, images.clone()).await;
         Ok(Some(images))
+    }
+
+    /// Reads each layer once for its digest, and records them.
+    async fn digest_layers(
+        &self,
+        repo: &RepoRef,
+        commit: &str,
+        readers: &[Arc<TarReader>],
+        record_key: &ObjectKey,
+    ) -> Result<Vec<(Digest, u64)>> {
+        let mut layers = Vec::new();
+        for r in readers {
+            layers.push((modelcar::digest_of_layer(r).await?, r.layer.size));
+        }
+        let record = LayerRecord {
+            plan: modelcar::PLAN,
+            layers,
+        };
+        let bytes = serde_json::to_vec(&record).expect("serializable");
+        self.docs
+            .put(
+                record_key,
+                bytes.into(),
+                PutMode::Overwrite,
+                Mutability::Immutable,
+            )
+            .await?;
+        tracing::info!(repo = %repo.id, commit, "modelcar layers digested");
+        Ok(record.layers)
     }
 
     fn served_key(repo: &RepoRef) -> ObjectKey {

@@ -65,8 +65,9 @@ fn digest_of(v: &Value) -> Option<Digest> {
     v["digest"].as_str()?.parse().ok()
 }
 
-/// Resolves `name:tag` or `name@digest` in the registry, with every platform's config.
-pub async fn resolve(registry: &Registry, reference: &str) -> Result<Base, OciError> {
+/// What `name:tag` or `name@digest` is in the registry now: the manifest digest, and
+/// whether it is an index. Cheap (the repository document is cached).
+pub async fn resolve(registry: &Registry, reference: &str) -> Result<(Digest, bool), OciError> {
     let (name, tag, pinned) = match reference.split_once('@') {
         Some((n, d)) => (
             n,
@@ -99,9 +100,19 @@ pub async fn resolve(registry: &Registry, reference: &str) -> Result<Base, OciEr
         .manifests
         .get(&digest)
         .ok_or_else(|| base_missing(reference, "its manifest is not in the store"))?;
+    Ok((digest, is_index_type(&entry.media_type) == Some(true)))
+}
+
+/// Every platform of the base manifest `digest` (an index if `is_index`), with its config.
+pub async fn load(
+    registry: &Registry,
+    reference: &str,
+    digest: Digest,
+    is_index: bool,
+) -> Result<Base, OciError> {
     let top = read_json(registry, &digest, true).await?;
     let mut platforms = Vec::new();
-    if is_index_type(&entry.media_type) == Some(true) {
+    if is_index {
         for child in top["manifests"].as_array().into_iter().flatten() {
             let platform = child["platform"].clone();
             // Attestations and other non-runnable entries name no real platform.
