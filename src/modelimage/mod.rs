@@ -15,7 +15,11 @@ mod image;
 pub mod modelcar;
 pub mod modelpack;
 pub mod names;
+mod reads;
+mod settings;
 pub mod tar;
+
+pub use settings::ModelImageSettings;
 
 use crate::auth::{Auth, AuthError, Identity};
 use crate::digest::Digest;
@@ -24,8 +28,8 @@ use crate::hf::model::{is_commit_id, CommitView, FileEntry, RepoRef, RepoType};
 use crate::hf::repo::Repos;
 use crate::hf::HfError;
 use crate::oci::registry::Registry;
-use crate::oci::synthesized::{BoxFuture, SynthBlob, SynthManifest, Synthesizer};
-use crate::oci::{Code, OciError, Reference};
+use crate::oci::synthesized::{SynthBlob, SynthManifest};
+use crate::oci::{Code, OciError};
 use crate::store::layout::MetaKey;
 use crate::store::{DocStore, Mutability, ObjectKey, PutMode};
 use image::Images;
@@ -42,40 +46,6 @@ const IMAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// The most commits `served.json` remembers; older ones are served again once their
 /// manifest is asked for.
 const MAX_SERVED: usize = 256;
-
-/// `[model_images]` in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelImageSettings {
-    /// The image modelcars are built on (`name:tag` or `name@digest`), already in the
-    /// registry; it needs `sh`, `ln` and `sleep` for KServe. Empty: no modelcars.
-    pub base: String,
-}
-
-impl Default for ModelImageSettings {
-    fn default() -> Self {
-        ModelImageSettings {
-            base: "docker.io/library/busybox:latest".into(),
-        }
-    }
-}
-
-impl ModelImageSettings {
-    pub fn validate(&self) -> Result<(), String> {
-        let name = self.base.split('@').next().unwrap_or_default();
-        let name = match name.rsplit_once(':') {
-            Some((n, tag)) if !tag.contains('/') => n,
-            _ => name,
-        };
-        if !self.base.is_empty() && crate::oci::canonical(name, None, "docker.io").is_err() {
-            return Err(format!(
-                "`model_images.base`: `{}` is not an image reference; write e.g. docker.io/library/busybox:latest",
-                self.base
-            ));
-        }
-        Ok(())
-    }
-}
 
 #[derive(Clone)]
 pub struct ModelImages {
@@ -434,69 +404,5 @@ impl ModelImages {
             .clone();
         self.record_served(repo, &view.commit.id).await?;
         Ok(manifest)
-    }
-}
-
-impl Synthesizer for ModelImages {
-    fn claims(&self, name: &str) -> bool {
-        names::lowercase_id(name).is_some()
-    }
-
-    fn read_only_reason(&self) -> &'static str {
-        "huggingface.co/... names are Airlock's model images, made from the Hub repositories: push the model through the Hugging Face API instead"
-    }
-
-    fn tags<'a>(
-        &'a self,
-        identity: &'a Identity,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<String>>> {
-        Box::pin(async move {
-            let repo = self.open(identity, name).await?;
-            let refs = self.repos.refs(&repo).await.map_err(hf_failure)?;
-            Ok(names::tags_of(refs.branches.keys().chain(refs.tags.keys())))
-        })
-    }
-
-    fn manifest<'a>(
-        &'a self,
-        identity: &'a Identity,
-        name: &'a str,
-        reference: &'a Reference,
-    ) -> BoxFuture<'a, Result<SynthManifest>> {
-        Box::pin(async move {
-            let repo = self.open(identity, name).await?;
-            match reference {
-                Reference::Tag(tag) => self.manifest_by_tag(&repo, name, tag).await,
-                Reference::Digest(d) => self
-                    .search(&repo, |images| images.manifests.get(d).cloned())
-                    .await?
-                    .ok_or_else(|| {
-                        OciError::new(
-                            Code::ManifestUnknown,
-                            format!("manifest {d} is not an image of `{name}`"),
-                        )
-                    }),
-            }
-        })
-    }
-
-    fn blob<'a>(
-        &'a self,
-        identity: &'a Identity,
-        name: &'a str,
-        digest: &'a Digest,
-    ) -> BoxFuture<'a, Result<SynthBlob>> {
-        Box::pin(async move {
-            let repo = self.open(identity, name).await?;
-            self.search(&repo, |images| images.blobs.get(digest).cloned())
-                .await?
-                .ok_or_else(|| {
-                    OciError::new(
-                        Code::BlobUnknown,
-                        format!("blob {digest} is not in an image of `{name}`"),
-                    )
-                })
-        })
     }
 }
