@@ -113,6 +113,8 @@ struct FileConfig {
     s3api: S3ApiSettings,
     #[serde(default)]
     bundle: crate::bundle::BundleSettings,
+    #[serde(default)]
+    model_images: crate::modelimage::ModelImageSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +211,7 @@ pub struct Config {
     pub s3api_listen: Option<SocketAddr>,
     pub s3api: S3ApiSettings,
     pub bundle: crate::bundle::BundleSettings,
+    pub model_images: crate::modelimage::ModelImageSettings,
 }
 
 impl Config {
@@ -352,6 +355,7 @@ impl Config {
         file.oci.validate().map_err(ConfigError)?;
         file.hf.validate().map_err(ConfigError)?;
         let (s3api_listen, s3api) = resolve_s3api(serve, file.s3api)?;
+        file.model_images.validate().map_err(ConfigError)?;
 
         Ok(Config {
             listen,
@@ -372,6 +376,7 @@ impl Config {
             s3api_listen,
             s3api,
             bundle: file.bundle,
+            model_images: file.model_images,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod drain;
 pub mod hf;
 pub mod metrics;
 pub mod mirror;
+pub mod modelimage;
 pub mod observe;
 pub mod oci;
 pub mod progress;

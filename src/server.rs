@@ -81,16 +81,6 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
         let pypi_settings = Arc::new(config.pypi.clone());
-        let oci = OciState {
-            registry: registry.clone(),
-            store: stores.store.clone(),
-            docs: stores.docs.clone(),
-            auth: auth.clone(),
-            settings: Arc::new(config.oci.clone()),
-            site: site.clone(),
-            upstream: upstreams.oci.clone(),
-            filler: upstreams.filler.clone(),
-        };
         let pypi = PypiState::new(
             stores.docs.clone(),
             stores.blobs.clone(),
@@ -117,6 +107,23 @@ impl AppState {
             },
         );
         let s3 = S3State::new(hf.repos.clone(), auth.clone(), &config.s3api);
+        let oci = OciState {
+            registry: registry.clone(),
+            store: stores.store.clone(),
+            docs: stores.docs.clone(),
+            auth: auth.clone(),
+            settings: Arc::new(config.oci.clone()),
+            site: site.clone(),
+            upstream: upstreams.oci.clone(),
+            filler: upstreams.filler.clone(),
+            synthesized: Some(Arc::new(crate::modelimage::ModelImages::new(
+                hf.repos.clone(),
+                registry.clone(),
+                stores.docs.clone(),
+                auth.clone(),
+                config.model_images.clone(),
+            ))),
+        };
         let catalog = CatalogState::new(
             &stores,
             hf.repos.clone(),

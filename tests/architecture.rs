@@ -12,7 +12,7 @@ const PROTOCOLS: [&str; 3] = ["oci", "pypi", "hf"];
 /// Cross-cutting features over the protocols: they may use a protocol's domain objects,
 /// never its HTTP layer, and no protocol may use them. `s3api` is one of them, not a
 /// fourth protocol: the S3 API is a view of the Hub's repositories.
-const CROSS_CUTTING: [&str; 4] = ["catalog", "bundle", "mirror", "s3api"];
+const CROSS_CUTTING: [&str; 5] = ["catalog", "bundle", "mirror", "s3api", "modelimage"];
 
 /// The S3 view's parsers of untrusted input, written over plain `http` types so they
 /// can be checked (and fuzzed) without a server.

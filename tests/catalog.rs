@@ -344,6 +344,15 @@ async fn lists_details_and_totals(backend: Backend) {
         snippets.contains("--url hf://org/tiny")
             && snippets.contains(&format!("--endpoint-url {base}/"))
     );
+    // The OCI model images beside the Hub commands.
+    let authority = base.trim_start_matches("http://");
+    assert!(
+        snippets.contains(&format!("oci://{authority}/huggingface.co/org/tiny:main"))
+            && snippets.contains(&format!(
+                "docker://{authority}/huggingface.co/org/tiny:main-modelpack"
+            )),
+        "{snippets}"
+    );
     let tagged = catalog_ok(base, "items/models/org/tiny?revision=v1", None).await;
     assert_eq!(tagged["revision"]["commit"], main_commit);
     assert!(tagged["snippets"].to_string().contains("revision='v1'"));

@@ -94,11 +94,12 @@ if [ ! -x "$HF119/bin/python" ] || ! "$HF119/bin/python" -c "import huggingface_
     python3 -m venv "$HF119"
     "$HF119/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==1.19.*" hf_xet
 fi
-# S3 clients for tests/s3api.rs: boto3, awscli and KServe's storage initializer
-# (kserve-storage, pinned: its environment variables are what the tests set) in a venv of
-# their own, and Debian's rclone.
+# S3 clients for tests/s3api.rs and KServe's storage initializer for its s3:// and oci://
+# downloads (tests/s3api.rs, tests/model_images.rs): boto3, awscli and kserve-storage
+# (pinned: its environment variables are what the tests set) in a venv of their own, and
+# Debian's rclone.
 S3VENV="$PWD/target/test-venv-s3"
-if [ ! -x "$S3VENV/bin/aws" ] || ! "$S3VENV/bin/python" -c "import boto3, kserve_storage" 2>/dev/null; then
+if [ ! -x "$S3VENV/bin/aws" ] || ! "$S3VENV/bin/python" -c "import boto3, kserve_storage, oras" 2>/dev/null; then
     step "python clients: boto3, awscli, kserve-storage into $S3VENV"
     python3 -m venv "$S3VENV"
     "$S3VENV/bin/pip" install --quiet --disable-pip-version-check boto3 awscli kserve-storage==0.21.0

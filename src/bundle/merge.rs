@@ -64,7 +64,12 @@ pub fn classify(key: &str) -> DocClass {
         Some(MetaKey::HfList { .. }) => DocClass::HfList,
         Some(MetaKey::HfRepo { .. }) => DocClass::HfRepo,
         Some(MetaKey::HfRefs { .. }) => DocClass::HfRefs,
-        Some(MetaKey::OciUploadState { .. }) | None => DocClass::Other,
+        Some(
+            MetaKey::OciUploadState { .. }
+            | MetaKey::ModelImagesServed { .. }
+            | MetaKey::ModelImagesLayers { .. },
+        )
+        | None => DocClass::Other,
     }
 }
 

@@ -74,6 +74,7 @@ pub fn hf(base: &str, repo: &RepoRef, revision: &str, needs_token: bool) -> Vec<
                 repo.id
             ),
         ));
+        out.extend(model_images(base, repo, revision));
     }
     out
 }
@@ -129,6 +130,46 @@ pub fn s3(endpoint: &str, repo: &RepoRef, revision: &str, needs_token: bool) -> 
         ));
     }
     out
+}
+
+/// The OCI model images of a model revision (see src/modelimage): the modelcar for
+/// KServe's `oci://` and the ModelPack artifact. A revision with `/` is no OCI tag.
+fn model_images(base: &str, repo: &RepoRef, revision: &str) -> Vec<Value> {
+    use crate::modelimage::names::{HOST, MODELPACK_SUFFIX};
+    if !crate::oci::names::is_valid_tag(&format!("{revision}{MODELPACK_SUFFIX}")) {
+        return Vec::new();
+    }
+    let name = format!("{}/{HOST}/{}", authority(base), repo.id.to_lowercase());
+    let (plain_http, tls) = if base.starts_with("http://") {
+        (" --plain-http", " --src-tls-verify=false")
+    } else {
+        ("", "")
+    };
+    let local = repo
+        .id
+        .rsplit('/')
+        .next()
+        .unwrap_or(&repo.id)
+        .to_lowercase();
+    vec![
+        snippet(
+            "KServe modelcar (OCI image, files under /models)",
+            format!(
+                "storageUri: oci://{name}:{revision}{insecure}\nctr image pull{plain_http} {name}:{revision}",
+                insecure = if tls.is_empty() {
+                    ""
+                } else {
+                    "    # plain HTTP: KSERVE_OCI_INSECURE_REGISTRY=true on the storage initializer"
+                }
+            ),
+        ),
+        snippet(
+            "ModelPack artifact (OCI, one layer per file)",
+            format!(
+                "skopeo copy{tls} docker://{name}:{revision}{MODELPACK_SUFFIX} oci:{local}:{revision}"
+            ),
+        ),
+    ]
 }
 
 pub fn python(base: &str, index: &str, name: &str, version: &str, needs_token: bool) -> Vec<Value> {
@@ -231,6 +272,24 @@ mod tests {
             super::super::S3Endpoint::Port(9000).url("http://airlock:8080"),
             "http://airlock:9000"
         );
+    }
+
+    #[test]
+    fn models_show_their_oci_images() {
+        let repo = RepoRef::new(RepoType::Model, "Org/Tiny").unwrap();
+        let s = hf("http://airlock:8080", &repo, "main", false);
+        let texts: Vec<&str> = s.iter().map(|v| v["text"].as_str().unwrap()).collect();
+        assert!(texts
+            .iter()
+            .any(|t| t.starts_with("storageUri: oci://airlock:8080/huggingface.co/org/tiny:main")));
+        assert!(texts.contains(
+            &"skopeo copy --src-tls-verify=false docker://airlock:8080/huggingface.co/org/tiny:main-modelpack oci:tiny:main"
+        ));
+        // A branch with `/` is no OCI tag: no image snippets.
+        let s = hf("https://a.example", &repo, "feature/x", false);
+        assert!(!s
+            .iter()
+            .any(|v| v["text"].as_str().unwrap().contains("oci")));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod manifests;
 pub mod names;
 pub mod pullthrough;
 pub mod registry;
+pub mod synthesized;
 mod token;
 mod upload;
 
@@ -188,6 +189,8 @@ pub struct OciState {
     /// Pull-through (none unless `[oci] upstream` is set).
     pub upstream: Option<Arc<pullthrough::OciUpstream>>,
     pub filler: crate::remote::Filler,
+    /// A reserved name space whose images are made, not stored (the model images).
+    pub synthesized: Option<Arc<dyn synthesized::Synthesizer>>,
 }
 
 /// `/v2/...` and `/token`.
@@ -306,6 +309,27 @@ async fn serve(state: &OciState, endpoint: Endpoint, request: Request) -> Result
     let headers = request.headers().clone();
     let identity =
         token::identify(state, &headers).map_err(|e| auth_refusal(state, &headers, e, None))?;
+    let reserved = endpoint
+        .repo()
+        .and_then(|repo| Some((repo, state.synthesized.as_deref()?)))
+        .filter(|(repo, synth)| synth.claims(&repo.name));
+    if let Some((repo, synth)) = reserved {
+        let scope = format!("repository:{}:pull", repo.name);
+        return serve_synthesized(
+            synth,
+            &state.registry,
+            &endpoint,
+            action,
+            &identity,
+            &headers,
+            method == Method::HEAD,
+        )
+        .await
+        .map_err(|e| match e.code {
+            Code::Unauthorized => e.with_challenge(token::challenge(state, &headers, Some(&scope))),
+            _ => e,
+        });
+    }
     if let Some(repo) = endpoint.repo() {
         state
             .auth
@@ -363,6 +387,78 @@ async fn serve(state: &OciState, endpoint: Endpoint, request: Request) -> Result
             Method::DELETE => upload::cancel(state, &repo, &id).await,
             _ => upload::status(state, &repo, &id).await,
         },
+    }
+}
+
+/// A request under a reserved name: reads answered by the synthesizer, writes refused.
+async fn serve_synthesized(
+    synth: &dyn synthesized::Synthesizer,
+    registry: &Registry,
+    endpoint: &Endpoint,
+    action: Action,
+    identity: &Identity,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
+    if action != Action::Read {
+        return Err(OciError::new(Code::Denied, synth.read_only_reason()));
+    }
+    match endpoint {
+        Endpoint::Tags { repo } => {
+            let tags = synth.tags(identity, &repo.name).await?;
+            let body = serde_json::json!({"name": repo.path, "tags": tags});
+            Ok(json_response(StatusCode::OK, body.to_string(), false))
+        }
+        Endpoint::Manifest { repo, reference } => {
+            let m = synth.manifest(identity, &repo.name, reference).await?;
+            let digest = Digest::of_bytes(Algorithm::Sha256, &m.bytes);
+            let len = m.bytes.len();
+            let mut r = Response::new(if head {
+                Body::empty()
+            } else {
+                Body::from(m.bytes)
+            });
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(m.media_type));
+            h.insert(header::CONTENT_LENGTH, len.into());
+            h.insert("docker-content-digest", digest_header(&digest));
+            h.insert(
+                header::ETAG,
+                HeaderValue::from_str(&format!("\"{digest}\"")).expect("ascii"),
+            );
+            Ok(r)
+        }
+        Endpoint::Blob { repo, digest } => {
+            let blob = synth.blob(identity, &repo.name, digest).await?;
+            let unknown = || {
+                OciError::new(
+                    Code::BlobUnknown,
+                    format!("blob {digest} is not in repository `{}`", repo.name),
+                )
+            };
+            let mut r = match blob {
+                synthesized::SynthBlob::Stored(stored) => {
+                    blob_response(registry.blobs(), &stored, headers, head).await
+                }
+                synthesized::SynthBlob::Generated { size, reader } => {
+                    crate::download::generated_response(digest, size, headers, head, |range| {
+                        reader.read(range)
+                    })
+                    .await
+                }
+            }
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => unknown(),
+                other => other.into(),
+            })?;
+            r.headers_mut()
+                .insert("docker-content-digest", digest_header(digest));
+            Ok(r)
+        }
+        _ => Err(OciError::new(
+            Code::Unsupported,
+            "only tags, manifests and blobs are served under this name",
+        )),
     }
 }
 

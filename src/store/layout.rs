@@ -62,6 +62,12 @@
 //!                                   empty: a writer of that repository uploaded that xorb
 //!                                   (a CAS write token for it). A dedup answer names a xorb
 //!                                   only to a token that may read one of these repositories
+//! modelimages/<kind>/<org>--<name>/ derived state of the OCI model images (src/modelimage):
+//!                                   small, recomputable, never bundled
+//!   served.json                     the commits whose images were served (newest last,
+//!                                   bounded): a blob is looked up among these and the heads
+//!   layers/<commit>.json            the modelcar tar layers of a commit: digest and size of
+//!                                   each, computed once by reading the layer
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -183,6 +189,17 @@ pub enum MetaKey {
         kind: String,
         id: String,
     },
+    /// The commits of a Hub repository whose OCI model images were served.
+    ModelImagesServed {
+        kind: String,
+        id: String,
+    },
+    /// The digests of a commit's modelcar tar layers.
+    ModelImagesLayers {
+        kind: String,
+        id: String,
+        commit: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -191,6 +208,12 @@ pub const OCI_REPOS_PREFIX: &str = "oci/repos/";
 pub const OCI_UPLOADS_PREFIX: &str = "uploads/oci/";
 pub const PYPI_PREFIX: &str = "pypi/";
 pub const HF_PREFIX: &str = "hf/";
+pub const MODEL_IMAGES_PREFIX: &str = "modelimages/";
+
+/// `modelimages/<kind>/<org>--<name>`
+fn model_images_dir(kind: &str, id: &str) -> String {
+    format!("{MODEL_IMAGES_PREFIX}{kind}/{}", id.replace('/', "--"))
+}
 
 /// `hf/<kind>/<org>--<name>`
 pub fn hf_repo_dir(kind: &str, id: &str) -> String {
@@ -270,6 +293,12 @@ impl MetaKey {
                     id.replace('/', "--")
                 )
             }
+            MetaKey::ModelImagesServed { kind, id } => {
+                format!("{}/served.json", model_images_dir(kind, id))
+            }
+            MetaKey::ModelImagesLayers { kind, id, commit } => {
+                format!("{}/layers/{commit}.json", model_images_dir(kind, id))
+            }
         })
     }
 
@@ -335,6 +364,15 @@ impl MetaKey {
                 xorb: xorb.to_string(),
                 kind: kind.to_string(),
                 id: hf_id(dir),
+            },
+            ["modelimages", kind, dir, "served.json"] => MetaKey::ModelImagesServed {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+            },
+            ["modelimages", kind, dir, "layers", file] => MetaKey::ModelImagesLayers {
+                kind: kind.to_string(),
+                id: hf_id(dir),
+                commit: file.strip_suffix(".json")?.to_string(),
             },
             _ => return None,
         })
@@ -419,6 +457,15 @@ mod tests {
                 xorb: "ab".repeat(32),
                 kind: "datasets".into(),
                 id: "gpt2".into(),
+            },
+            MetaKey::ModelImagesServed {
+                kind: "models".into(),
+                id: "org/m".into(),
+            },
+            MetaKey::ModelImagesLayers {
+                kind: "models".into(),
+                id: "org/m".into(),
+                commit: "b".repeat(40),
             },
         ];
         for k in all {
