@@ -84,7 +84,7 @@ pub async fn blob_response_with(
 }
 
 /// As [`blob_response`] for content that is no stored object (a file rebuilt from its
-/// parts as it is read): `size` bytes under the strong validator `etag` (quoted), whose
+/// Xet parts as it is read, a generated image layer): `size` bytes under the strong validator `etag` (quoted), whose
 /// bytes `[start, end)` `open` streams. Only a GET of a satisfiable range opens anything.
 pub async fn ranged_response<F, Fut>(
     size: u64,
@@ -153,64 +153,6 @@ fn content(body: Body, span: Range<u64>, size: u64, ranged: bool, etag: &str) ->
         );
     }
     with_common(response, etag)
-}
-
-/// Answers GET or HEAD for content made on demand (a generated image layer): the same
-/// ranges, validators and headers as a stored blob, the bytes from `open(range)`.
-pub async fn generated_response<F, Fut>(
-    digest: &Digest,
-    size: u64,
-    request: &HeaderMap,
-    head_only: bool,
-    open: F,
-) -> Result<Response>
-where
-    F: FnOnce(std::ops::Range<u64>) -> Fut,
-    Fut: std::future::Future<Output = Result<crate::store::ByteStream>>,
-{
-    let etag = format!("\"{}\"", digest.hex());
-    if request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        return Ok(with_common(StatusCode::NOT_MODIFIED.into_response(), &etag));
-    }
-    if head_only {
-        let mut response = Response::new(Body::empty());
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, size.into());
-        return Ok(with_common(response, &etag));
-    }
-    let asked = requested_range(request, &etag);
-    let range = match asked.map(|r| r.resolve(size)) {
-        None => 0..size,
-        Some(Ok(range)) => range,
-        Some(Err(_)) => {
-            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            response.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
-            );
-            return Ok(with_common(response, &etag));
-        }
-    };
-    let length = range.end - range.start;
-    let body = open(range.clone()).await?;
-    let mut response = Response::new(Body::from_stream(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, length.into());
-    if asked.is_some() {
-        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        response.headers_mut().insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
-                .expect("ascii"),
-        );
-    }
-    Ok(with_common(response, &etag))
 }
 
 /// The single range asked for, unless `If-Range` names another version.

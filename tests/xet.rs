@@ -888,7 +888,7 @@ async fn a_bundle_naming_missing_xorbs_imports_nothing(backend: Backend) {
 /// crate downloads it.
 async fn plain_resolve_rebuilds_xet_only_files(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, server) = start(backend, dir.path());
+    let (store, server) = start_with(backend, dir.path(), "[s3api]\nlisten = \"127.0.0.1:0\"\n");
     let commit = upload_fixture(&server).await;
     for (sha, _) in [FILE_A, FILE_B] {
         let blob = format!("blobs/sha256/{}/{sha}", &sha[..2]);
@@ -1015,6 +1015,34 @@ async fn plain_resolve_rebuilds_xet_only_files(backend: Backend) {
         .unwrap();
     let got = api.model("alice/m".to_string()).get("a.bin").await.unwrap();
     assert_eq!(std::fs::read(got).unwrap(), whole_a);
+
+    // The S3 view (GetObject, whole and ranged) and the OCI ModelPack image (whose layer
+    // is the file itself; the modelcar's tar layers read files the same way) rebuild it.
+    let log = server.log();
+    let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
+    let s3: String = log[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+        .collect();
+    let object = format!("{s3}/models/alice/m/a.bin");
+    let r = get(&object, &[]).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], format!("\"{}\"", FILE_A.0).as_str());
+    assert_eq!(r.bytes().await.unwrap(), whole_a);
+    let r = get(&object, &[("range", "bytes=4000-16999")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), whole_a[4000..17000]);
+
+    let v2 = |path: &str| server.url(&format!("/v2/huggingface.co/alice/m/{path}"));
+    let r = get(&v2("manifests/main-modelpack"), &[]).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get(&v2(&format!("blobs/sha256:{}", FILE_A.0)), &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), whole_a);
 }
 
 on_both_stores!(

@@ -18,7 +18,7 @@ use crate::store::Stores;
 use crate::xet::MerkleHash;
 use anyhow::anyhow;
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub fn is_file_record(key: &str) -> bool {
     matches!(MetaKey::parse(key), Some(MetaKey::XetFile { .. }))
@@ -87,9 +87,11 @@ pub async fn select_hf_file(
         .is_some())
 }
 
-/// Every Xet file record in the store with its xorbs; the blobs of those files are
-/// dropped from the selection. Records are listed before their xorbs are looked at
-/// (a record is written after its xorbs), as documents are before blobs.
+/// Every Xet file record in the store with its xorbs; the blobs of those files (kept
+/// with `[hf] xet_materialize`) are dropped from the selection unless an OCI or Python
+/// document names the same digest: those protocols read blobs only. Records are listed
+/// before their xorbs are looked at (a record is written after its xorbs), as documents
+/// are before blobs.
 pub async fn select_everything(stores: &Stores, sel: &mut Selection) -> anyhow::Result<()> {
     let xet = transfer(stores);
     let mut carried = BTreeSet::new();
@@ -104,9 +106,39 @@ pub async fn select_everything(stores: &Stores, sel: &mut Selection) -> anyhow::
             carried.insert(sha256);
         }
     }
-    sel.blobs
-        .retain(|digest, _| !carried.contains(digest.hex()));
+    let named_elsewhere = hex_digests_outside_the_hub(&sel.docs);
+    sel.blobs.retain(|digest, _| {
+        !carried.contains(digest.hex()) || named_elsewhere.contains(digest.hex())
+    });
     Ok(())
+}
+
+/// Every run of exactly 64 hex digits in the documents that are not the Hub's or Xet's
+/// (OCI manifests and indexes, Python project pages): the sha256 digests they name. One
+/// pass over the bytes.
+fn hex_digests_outside_the_hub(docs: &BTreeMap<String, Bytes>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for (key, bytes) in docs {
+        if key.starts_with("hf/") || key.starts_with("xet/") {
+            continue;
+        }
+        let mut run = 0usize;
+        for (i, b) in bytes.iter().enumerate() {
+            if b.is_ascii_hexdigit() {
+                run += 1;
+                continue;
+            }
+            if run == 64 {
+                out.insert(String::from_utf8_lossy(&bytes[i - 64..i]).to_ascii_lowercase());
+            }
+            run = 0;
+        }
+        if run == 64 {
+            let end = bytes.len();
+            out.insert(String::from_utf8_lossy(&bytes[end - 64..end]).to_ascii_lowercase());
+        }
+    }
+    out
 }
 
 /// Before anything is stored: every file record the bundle carries parses, and every
@@ -175,4 +207,31 @@ pub async fn adopt_records(
         new += usize::from(adopted);
     }
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_named_by_oci_and_python_documents_only() {
+        let a = "ab".repeat(32);
+        let b = "CD".repeat(32);
+        let hub = "ef".repeat(32);
+        let docs: BTreeMap<String, Bytes> = [
+            (
+                "oci/repos/x/_manifests/m".to_string(),
+                Bytes::from(format!(r#"{{"digest":"sha256:{a}"}}"#)),
+            ),
+            ("pypi/p/index.json".into(), Bytes::from(b.clone())),
+            // 65 and 63 digits are no sha256.
+            ("pypi/q".into(), Bytes::from(format!("{a}0 {}", &a[1..]))),
+            ("hf/models/o--m/commits/c".into(), Bytes::from(hub.clone())),
+        ]
+        .into_iter()
+        .collect();
+        let found = hex_digests_outside_the_hub(&docs);
+        let want: HashSet<String> = [a, b.to_ascii_lowercase()].into_iter().collect();
+        assert_eq!(found, want);
+    }
 }

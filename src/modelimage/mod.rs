@@ -24,19 +24,21 @@ pub use settings::ModelImageSettings;
 use crate::auth::{Auth, AuthError, Identity};
 use crate::digest::Digest;
 use crate::hf::access::{may_read_gated_files, repo_access, RepoAccess};
+use crate::hf::file_bytes::{self, FileBytes};
 use crate::hf::model::{is_commit_id, CommitView, FileEntry, RepoRef, RepoType};
 use crate::hf::repo::Repos;
 use crate::hf::HfError;
 use crate::oci::registry::Registry;
-use crate::oci::synthesized::{SynthBlob, SynthManifest};
+use crate::oci::synthesized::{BoxFuture, RangeRead, SynthBlob, SynthManifest};
 use crate::oci::{Code, OciError};
 use crate::store::layout::MetaKey;
-use crate::store::{DocStore, Mutability, ObjectKey, PutMode};
+use crate::store::{ByteStream, DocStore, Mutability, ObjectKey, PutMode, StoreError};
 use image::Images;
 use modelcar::{LayerRecord, TarReader};
 use names::Kind;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
 type Result<T, E = OciError> = std::result::Result<T, E>;
@@ -82,11 +84,52 @@ fn name_unknown(name: &str, why: &str) -> OciError {
     OciError::new(Code::NameUnknown, format!("`{name}`: {why}"))
 }
 
-/// The one way a repository file's bytes are served: the stored blob of its sha256.
-fn file_blob(entry: &FileEntry) -> Option<SynthBlob> {
-    Digest::sha256_hex(&entry.sha256)
-        .ok()
-        .map(SynthBlob::Stored)
+/// How each file of a commit is served, by sha256: its stored blob (sendfile, presigned
+/// redirect), or, for a file uploaded through Xet and kept only as xorbs, its bytes
+/// rebuilt from them as they are read. A file whose bytes are not here yet (pulled
+/// through, not fetched) is named by its blob, which answers "unknown" until it is.
+async fn file_blobs(repos: &Repos, files: &[FileEntry]) -> Result<HashMap<String, SynthBlob>> {
+    let mut out = HashMap::new();
+    for f in files {
+        let Ok(digest) = Digest::sha256_hex(&f.sha256) else {
+            continue;
+        };
+        if out.contains_key(&f.sha256) {
+            continue;
+        }
+        let blob = match file_bytes::locate(repos, &digest, f.xet_hash.as_deref())
+            .await
+            .map_err(hf_failure)?
+        {
+            Some(bytes @ FileBytes::Xet(_)) => SynthBlob::Generated {
+                size: bytes.size(),
+                reader: Arc::new(XetFile {
+                    repos: repos.clone(),
+                    bytes,
+                }),
+            },
+            _ => SynthBlob::Stored(digest),
+        };
+        out.insert(f.sha256.clone(), blob);
+    }
+    Ok(out)
+}
+
+/// A file kept as Xet terms only, read by range.
+struct XetFile {
+    repos: Repos,
+    bytes: FileBytes,
+}
+
+impl RangeRead for XetFile {
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<ByteStream, StoreError>> {
+        Box::pin(async move {
+            self.bytes
+                .read(&self.repos, range)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.message))
+        })
+    }
 }
 
 impl ModelImages {
@@ -166,13 +209,17 @@ impl ModelImages {
         Ok(repo)
     }
 
-    async fn modelpack(&self, repo: &RepoRef, view: &CommitView) -> Arc<Images> {
+    async fn modelpack(&self, repo: &RepoRef, view: &CommitView) -> Result<Arc<Images>> {
         let key = format!("{}/{}/modelpack", repo.key_dir(), view.commit.id);
         self.images
-            .get_with(key, async {
-                Arc::new(image::modelpack(&repo.id, view, file_blob))
+            .try_get_with(key, async {
+                let blobs = file_blobs(&self.repos, &view.commit.files).await?;
+                Ok::<_, OciError>(Arc::new(image::modelpack(&repo.id, view, |f| {
+                    blobs.get(&f.sha256).cloned()
+                })))
             })
             .await
+            .map_err(|e| OciError::new(e.code, e.message.clone()))
     }
 
     /// The modelcar image of a commit on the configured base. Its layer digests are
@@ -206,11 +253,12 @@ impl ModelImages {
             })
             .await
             .map_err(|e| OciError::new(e.code, e.message.clone()))?;
+        let blobs = file_blobs(&self.repos, &commit.files).await?;
         let files: Arc<Vec<_>> = Arc::new(
             commit
                 .files
                 .iter()
-                .map(|f| (f.clone(), file_blob(f)))
+                .map(|f| (f.clone(), blobs.get(&f.sha256).cloned()))
                 .collect(),
         );
         let readers: Vec<Arc<TarReader>> = tar::plan(&commit.files)
@@ -355,7 +403,7 @@ impl ModelImages {
             let Some(view) = self.repos.commit(repo, &id).await.map_err(hf_failure)? else {
                 continue;
             };
-            if let Some(found) = find(&*self.modelpack(repo, &view).await) {
+            if let Some(found) = find(&*self.modelpack(repo, &view).await?) {
                 return Ok(Some(found));
             }
             // A missing or changed base leaves only the ModelPack to search.
@@ -390,7 +438,7 @@ impl ModelImages {
             Err(e) => return Err(hf_failure(e)),
         };
         let images = match kind {
-            Kind::ModelPack => self.modelpack(repo, &view).await,
+            Kind::ModelPack => self.modelpack(repo, &view).await?,
             Kind::ModelCar => self
                 .modelcar(repo, &view, true)
                 .await?

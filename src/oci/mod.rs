@@ -441,7 +441,8 @@ async fn serve_synthesized(
                     blob_response(registry.blobs(), &stored, headers, head).await
                 }
                 synthesized::SynthBlob::Generated { size, reader } => {
-                    crate::download::generated_response(digest, size, headers, head, |range| {
+                    let etag = format!("\"{}\"", digest.hex());
+                    crate::download::ranged_response(size, &etag, headers, head, |range| {
                         reader.read(range)
                     })
                     .await

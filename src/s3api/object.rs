@@ -13,7 +13,8 @@
 use super::endpoint::ResponseHeaders;
 use super::error::{Code, S3Error};
 use crate::digest::Digest;
-use crate::download::{blob_response_with, Redirect};
+use crate::download::{blob_response_with, ranged_response, Redirect};
+use crate::hf::file_bytes::{self, FileBytes};
 use crate::hf::model::FileEntry;
 use crate::hf::repo::Repos;
 use crate::store::StoreError;
@@ -145,9 +146,22 @@ pub async fn respond(
     };
     let digest = Digest::sha256_hex(&file.sha256)
         .map_err(|e| S3Error::new(Code::InternalError, format!("stored digest: {e}")))?;
-    let response = blob_response_with(repos.blobs(), &digest, request, head, Redirect::Never)
+    let located = file_bytes::locate(repos, &digest, file.xet_hash.as_deref())
         .await
-        .map_err(|e| store_error(e, resource))?;
+        .map_err(|e| S3Error::new(Code::ServiceUnavailable, e.message))?;
+    let response = match located {
+        // Uploaded through Xet and kept as xorbs only: rebuilt as it is read.
+        Some(xet @ FileBytes::Xet(_)) => {
+            let open = |range| async {
+                xet.read(repos, range)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.message))
+            };
+            ranged_response(xet.size(), &etag, request, head, open).await
+        }
+        _ => blob_response_with(repos.blobs(), &digest, request, head, Redirect::Never).await,
+    }
+    .map_err(|e| store_error(e, resource))?;
     if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
         let mut refusal =
             S3Error::new(Code::InvalidRange, "The requested range is not satisfiable")
@@ -187,7 +201,7 @@ fn apply_overrides(h: &mut HeaderMap, o: &ResponseHeaders) {
 }
 
 /// A store failure as S3 names it: a file whose bytes are absent is a missing key (a
-/// pulled-through file not fetched yet, a Xet file without a blob); an outage is a 503
+/// pulled-through file not fetched yet); an outage is a 503
 /// the SDKs retry.
 fn store_error(e: StoreError, resource: &str) -> S3Error {
     match e {
