@@ -11,13 +11,19 @@
 //! left unread can still be drained after it has answered. HTTP/2 needs none of this (a
 //! stream is reset on its own), nor does a request that waits for `100 Continue`: it has
 //! sent nothing yet, and reading would ask it to send what is being refused.
+//!
+//! A refused body that stays unread (one that waits for `100 Continue`, or is too large or
+//! too slow to drain) leaves the connection unusable: the server closes it after the
+//! answer, and the answer says `Connection: close` so that no client puts it back in its
+//! pool. botocore, for one, sends the body anyway when no answer came within a second,
+//! and then reused the closed connection for its next request.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{header, Version};
+use http::{header, HeaderValue, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -30,47 +36,86 @@ const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 pub async fn drain_refused_bodies(request: Request, next: Next) -> Response {
-    if !worth_draining(&request) {
-        return next.run(request).await;
-    }
-    let (parts, body) = request.into_parts();
+    let sent = match body_on_http1(&request) {
+        None => return next.run(request).await,
+        Some(BodyState::AwaitsContinue) => {
+            let mut response = next.run(request).await;
+            if refused(&response) {
+                close_after(&mut response);
+            }
+            return response;
+        }
+        Some(BodyState::Sent) => request,
+    };
+    let (parts, body) = sent.into_parts();
     let slot = Arc::new(Mutex::new(Some(body)));
     let proxy = Body::new(SharedBody { slot: slot.clone() });
-    let response = next.run(Request::from_parts(parts, proxy)).await;
-    if response.status().is_client_error() || response.status().is_server_error() {
+    let mut response = next.run(Request::from_parts(parts, proxy)).await;
+    if refused(&response) {
         let rest = slot.lock().expect("body slot").take();
         if let Some(rest) = rest {
-            drain(rest).await;
+            if !drain(rest).await {
+                close_after(&mut response);
+            }
         }
     }
     response
 }
 
-fn worth_draining(request: &Request) -> bool {
+/// Where an HTTP/1.x request's body is when the handler starts.
+enum BodyState {
+    /// On its way, or already in the socket buffers.
+    Sent,
+    /// Held back until the server asks for it with `100 Continue`.
+    AwaitsContinue,
+}
+
+fn body_on_http1(request: &Request) -> Option<BodyState> {
     let headers = request.headers();
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v != "0");
+    if !has_body || request.version() > Version::HTTP_11 {
+        return None;
+    }
     let waits_for_continue = headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    has_body && !waits_for_continue && request.version() <= Version::HTTP_11
+    Some(match waits_for_continue {
+        true => BodyState::AwaitsContinue,
+        false => BodyState::Sent,
+    })
 }
 
-async fn drain(body: Body) {
+fn refused(response: &Response) -> bool {
+    response.status().is_client_error() || response.status().is_server_error()
+}
+
+/// The body was left unread: the connection ends with this answer, and says so.
+fn close_after(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// Reads the body to its end within the limits; whether it got there.
+async fn drain(body: Body) -> bool {
     let mut stream = body.into_data_stream();
     let mut read = 0;
-    let _ = tokio::time::timeout(DRAIN_TIME, async {
-        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
+    tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            let Ok(chunk) = chunk else { return false };
             read += chunk.len();
             if read > DRAIN_BYTES {
-                break;
+                return false;
             }
         }
+        true
     })
-    .await;
+    .await
+    .unwrap_or(false)
 }
 
 /// The handler's view of a body kept in the middleware's slot.

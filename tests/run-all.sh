@@ -95,25 +95,26 @@ if [ ! -x "$HF119/bin/python" ] || ! "$HF119/bin/python" -c "import huggingface_
     "$HF119/bin/pip" install --quiet --disable-pip-version-check "huggingface_hub==1.19.*" hf_xet
 fi
 # S3 clients for tests/s3api.rs and KServe's storage initializer for its s3:// and oci://
-# downloads (tests/s3api.rs, tests/model_images.rs): boto3, awscli and kserve-storage
-# (pinned: its environment variables are what the tests set) in a venv of their own, and
-# Debian's rclone.
+# downloads (tests/s3api.rs, tests/model_images.rs): boto3 and kserve-storage (pinned: its
+# environment variables are what the tests set) in a venv of their own; Debian's awscli
+# and rclone.
 S3VENV="$PWD/target/test-venv-s3"
-if [ ! -x "$S3VENV/bin/aws" ] || ! "$S3VENV/bin/python" -c "import boto3, kserve_storage, oras" 2>/dev/null; then
-    step "python clients: boto3, awscli, kserve-storage into $S3VENV"
+if [ ! -x "$S3VENV/bin/python" ] || ! "$S3VENV/bin/python" -c "import boto3, kserve_storage, oras" 2>/dev/null; then
+    step "python clients: boto3, kserve-storage into $S3VENV"
     python3 -m venv "$S3VENV"
-    "$S3VENV/bin/pip" install --quiet --disable-pip-version-check boto3 awscli kserve-storage==0.21.0
+    "$S3VENV/bin/pip" install --quiet --disable-pip-version-check boto3 kserve-storage==0.21.0
 fi
-if ! dpkg -s rclone >/dev/null 2>&1; then
-    step "installing Debian's rclone for the S3 API tests"
+if ! dpkg -s rclone awscli >/dev/null 2>&1; then
+    step "installing Debian's awscli and rclone for the S3 API tests"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rclone
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq awscli rclone
 fi
+AWS=/usr/bin/aws
 RCLONE="$(command -v rclone)"
-step "s3 clients: $("$S3VENV/bin/aws" --version 2>&1 | cut -d' ' -f1), $("$RCLONE" version 2>/dev/null | head -n1)"
-export AIRLOCK_TEST_VENV_S3="$S3VENV" AIRLOCK_TEST_RCLONE="$RCLONE"
+step "s3 clients: $("$AWS" --version 2>&1 | cut -d' ' -f1), $("$RCLONE" version 2>/dev/null | head -n1)"
+export AIRLOCK_TEST_VENV_S3="$S3VENV" AIRLOCK_TEST_AWS="$AWS" AIRLOCK_TEST_RCLONE="$RCLONE"
 export AIRLOCK_TEST_VENV="$VENV" AIRLOCK_TEST_WHEELHOUSE="$WHEELHOUSE" AIRLOCK_TEST_TWINE_SKIP_EXISTING="$TWINE61/bin/twine"
 export AIRLOCK_TEST_VENV_HF1="$HF1" AIRLOCK_TEST_VENV_HF0="$HF0" AIRLOCK_TEST_VENV_HF119="$HF119" AIRLOCK_TEST_CHROMIUM="$CHROMIUM"
 step "clients: pip $("$VENV/bin/pip" --version | cut -d' ' -f2), $("$VENV/bin/uv" --version), twine $("$VENV/bin/twine" --version | head -n1 | cut -d' ' -f3)"

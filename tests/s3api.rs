@@ -1,7 +1,7 @@
 //! The S3 API (`[s3api] listen`) with the real S3 clients, on the filesystem store and on
-//! S3 (Garage): KServe's storage initializer (`kserve-storage`), boto3 and awscli from
-//! the virtualenv AIRLOCK_TEST_VENV_S3, and Debian's rclone (AIRLOCK_TEST_RCLONE), all
-//! made by `tests/run-all.sh`. The model is uploaded through the Hub API by
+//! S3 (Garage): KServe's storage initializer (`kserve-storage`) and boto3 from the
+//! virtualenv AIRLOCK_TEST_VENV_S3, Debian's awscli (AIRLOCK_TEST_AWS) and rclone
+//! (AIRLOCK_TEST_RCLONE), all set up by `tests/run-all.sh`. The model is uploaded through the Hub API by
 //! huggingface_hub (AIRLOCK_TEST_VENV), as a user would, and read back over S3.
 
 mod support;
@@ -261,6 +261,9 @@ def code(call):
     except ClientError as e:
         return e.response["Error"]["Code"]
     raise AssertionError("not refused")
+def refused(call, expected, what=""):
+    got = code(call)
+    assert got == expected, "%s: expected %s, got %s" % (what, expected, got)
 s3 = client("reader", reader)
 keys = ["org/tiny/" + p for p in sorted(expected)]
 
@@ -284,7 +287,7 @@ assert [o["Key"] for o in sub["Contents"]] == ["org/tiny/sub/a b+c.txt"], sub
 pinned = s3.list_objects_v2(Bucket="models", Prefix="org/tiny@v1/")
 assert "org/tiny@v1/config.json" in [o["Key"] for o in pinned["Contents"]], pinned
 assert s3.head_bucket(Bucket="models")["ResponseMetadata"]["HTTPStatusCode"] == 200
-assert code(lambda: s3.head_bucket(Bucket="spaces")) == "404"
+refused(lambda: s3.head_bucket(Bucket="spaces"), "404")
 assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["datasets", "models"]
 
 weights = "org/tiny/weights/model.safetensors"
@@ -296,14 +299,14 @@ s3.download_file("models", weights, out)
 assert hashlib.sha256(open(out, "rb").read()).hexdigest() == expected["weights/model.safetensors"]
 whole = open(out, "rb").read()
 assert part["Body"].read() == whole[10:20]
-assert code(lambda: s3.get_object(Bucket="models", Key=weights, IfNoneMatch=head["ETag"])) == "304"
-assert code(lambda: s3.get_object(Bucket="models", Key=weights, IfMatch='"0"')) == "PreconditionFailed"
-assert code(lambda: s3.get_object(Bucket="models", Key=weights, IfModifiedSince=head["LastModified"])) == "304"
-assert code(lambda: s3.get_object(Bucket="models", Key=weights, Range="bytes=99999999-")) == "InvalidRange"
+refused(lambda: s3.get_object(Bucket="models", Key=weights, IfNoneMatch=head["ETag"]), "304")
+refused(lambda: s3.get_object(Bucket="models", Key=weights, IfMatch='"0"'), "PreconditionFailed")
+refused(lambda: s3.get_object(Bucket="models", Key=weights, IfModifiedSince=head["LastModified"]), "304")
+refused(lambda: s3.get_object(Bucket="models", Key=weights, Range="bytes=99999999-"), "InvalidRange")
 assert s3.get_object(Bucket="models", Key="org/tiny@v1/config.json")["Body"].read() == v1_config
 assert s3.get_object(Bucket="models", Key="org/tiny/sub/a b+c.txt")["Body"].read() == b"spaced\n"
 for missing in ["org/tiny@nope/config.json", "org/tiny/nope", "org/tiny/../tiny/config.json", "org/tiny//config.json", "org/tiny"]:
-    assert code(lambda: s3.get_object(Bucket="models", Key=missing)) == "NoSuchKey", missing
+    refused(lambda: s3.get_object(Bucket="models", Key=missing), "NoSuchKey", missing)
 
 # boto3 presigns with SigV2 unless told otherwise: refused, by name.
 v2 = s3.generate_presigned_url("get_object", Params={"Bucket": "models", "Key": weights}, ExpiresIn=300)
@@ -321,20 +324,20 @@ try:
 except urllib.error.HTTPError as e:
     assert e.code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in e.read()
 
-assert code(lambda: client("reader", "wrong-secret-0123456789").list_objects_v2(Bucket="models")) == "SignatureDoesNotMatch"
-assert code(lambda: client("nobody", reader).list_objects_v2(Bucket="models")) == "InvalidAccessKeyId"
-assert code(lambda: client("nohf", nohf).list_objects_v2(Bucket="models")) == "AccessDenied"
-assert code(lambda: s3.get_object(Bucket="models", Key="org/secret/config.json")) == "NoSuchKey"
+refused(lambda: client("reader", "wrong-secret-0123456789").list_objects_v2(Bucket="models"), "SignatureDoesNotMatch")
+refused(lambda: client("nobody", reader).list_objects_v2(Bucket="models"), "InvalidAccessKeyId")
+refused(lambda: client("nohf", nohf).list_objects_v2(Bucket="models"), "AccessDenied")
+refused(lambda: s3.get_object(Bucket="models", Key="org/secret/config.json"), "NoSuchKey")
 admin_s3 = client("admin", admin)
 assert admin_s3.get_object(Bucket="models", Key="org/secret/config.json")["Body"].read() == b'{"v": 2}'
-assert code(lambda: s3.put_object(Bucket="models", Key="org/tiny/new.txt", Body=b"x")) == "NotImplemented"
-assert code(lambda: s3.delete_object(Bucket="models", Key="org/tiny/config.json")) == "NotImplemented"
+refused(lambda: s3.put_object(Bucket="models", Key="org/tiny/new.txt", Body=b"x"), "NotImplemented")
+refused(lambda: s3.delete_object(Bucket="models", Key="org/tiny/config.json"), "NotImplemented")
 
 anonymous = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(signature_version=UNSIGNED))
 assert anonymous.get_object(Bucket="models", Key="org/tiny/config.json")["Body"].read() == b'{"v": 2}'
 listed = [o["Key"] for o in anonymous.list_objects_v2(Bucket="models")["Contents"]]
 assert listed == keys, listed                                                      # no org/secret
-assert code(lambda: anonymous.get_object(Bucket="models", Key="org/secret/config.json")) == "NoSuchKey"
+refused(lambda: anonymous.get_object(Bucket="models", Key="org/secret/config.json"), "NoSuchKey")
 print("BOTO3-OK")
 "#;
 
@@ -373,7 +376,10 @@ fn awscli_and_rclone(backend: Backend) {
     let seeded = seed(&server, dir.path());
     let home = dir.path().join("cli-home");
     let aws = |args: &[&str]| {
-        let mut cmd = s3_venv("aws", &home);
+        let program = std::env::var_os("AIRLOCK_TEST_AWS")
+            .map(PathBuf::from)
+            .expect("AIRLOCK_TEST_AWS is not set: run `bash tests/run-all.sh`, which installs Debian's awscli");
+        let mut cmd = client(program, &home);
         with_key(&mut cmd, "reader", READER);
         ok(cmd.arg("--endpoint-url").arg(&server.endpoint).args(args))
     };
@@ -402,6 +408,36 @@ fn awscli_and_rclone(backend: Backend) {
     assert_eq!(read_tree(&out), seeded.main);
     // s3transfer fetched the 9 MiB file in 8 MiB ranges.
     server.airlock.wait_for_log("bytes=8388608-");
+    // `aws s3 sync`: everything the first time, nothing the second (sizes and dates
+    // agree); a pinned revision syncs as that revision.
+    let synced = dir.path().join("aws-sync");
+    let first = aws(&[
+        "s3",
+        "sync",
+        "s3://models/org/tiny/",
+        synced.to_str().unwrap(),
+    ]);
+    assert_eq!(read_tree(&synced), seeded.main);
+    assert_eq!(
+        first.matches("download: ").count(),
+        seeded.main.len(),
+        "{first}"
+    );
+    let again = aws(&[
+        "s3",
+        "sync",
+        "s3://models/org/tiny/",
+        synced.to_str().unwrap(),
+    ]);
+    assert!(!again.contains("download: "), "{again}");
+    let pinned = dir.path().join("aws-sync-v1");
+    aws(&[
+        "s3",
+        "sync",
+        "s3://models/org/tiny@v1/",
+        pinned.to_str().unwrap(),
+    ]);
+    assert_eq!(read_tree(&pinned), seeded.v1);
 
     let rclone = |args: &[&str]| {
         let program = std::env::var_os("AIRLOCK_TEST_RCLONE")
@@ -428,7 +464,12 @@ fn awscli_and_rclone(backend: Backend) {
         seeded.main.keys().map(String::as_str).collect::<Vec<_>>()
     );
     let copied = dir.path().join("rclone-out");
-    rclone(&["copy", "al:models/org/tiny", copied.to_str().unwrap()]);
+    rclone(&[
+        "copy",
+        "--checksum",
+        "al:models/org/tiny",
+        copied.to_str().unwrap(),
+    ]);
     assert_eq!(read_tree(&copied), seeded.main);
     let checked = rclone(&["check", "al:models/org/tiny", copied.to_str().unwrap()]);
     assert!(

@@ -528,6 +528,52 @@ async fn a_refused_upload_is_answered_after_its_body_not_cut_off() {
     }
 }
 
+/// A client that sends `Expect: 100-continue` and is refused waits for nothing more; if
+/// the refusal is late (past botocore's one-second wait, say), it sends the body anyway.
+/// That body was never read, so the connection cannot carry another request: the refusal
+/// says `Connection: close`, and the bytes sent after it are never taken for a request.
+#[tokio::test]
+async fn a_refusal_before_an_expected_body_closes_the_connection() {
+    use std::io::{BufRead, BufReader, Read};
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Airlock::start(cwd.path(), &["--admin-token", ADMIN], &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let zeros = "0".repeat(64);
+    tokio::task::spawn_blocking(move || {
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            tcp,
+            "PUT /v2/team/app/blobs/uploads/x?digest=sha256:{zeros} HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Length: 1\r\nExpect: 100-continue\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(tcp.try_clone().unwrap());
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push(line.trim_end().to_ascii_lowercase());
+        }
+        assert!(head[0].starts_with("http/1.1 4"), "{head:?}");
+        assert!(head.iter().any(|h| h == "connection: close"), "{head:?}");
+        // The late body, then a request of its own: neither is answered.
+        let _ = write!(tcp, "xGET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(
+            !rest.contains("HTTP/1.1"),
+            "answered after the refusal: {rest}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 /// `airlock_zero_copy_bytes_total` from `/metrics`.
 async fn zero_copy_bytes(http: &reqwest::Client, server: &Airlock) -> u64 {
     let text = http
