@@ -19,6 +19,7 @@ use crate::auth::Auth;
 use crate::catalog::CatalogState;
 use crate::config::Config;
 use crate::connections::Limits;
+use crate::hf::pullthrough::Pull;
 use crate::hf::{HfDeps, HfState};
 use crate::metrics::Metrics;
 use crate::observe;
@@ -106,7 +107,11 @@ impl AppState {
                 filler: upstreams.filler.clone(),
             },
         );
-        let s3 = S3State::new(hf.repos.clone(), auth.clone(), &config.s3api);
+        let pull = upstreams.hf.clone().map(|upstream| Pull {
+            upstream,
+            filler: upstreams.filler.clone(),
+        });
+        let s3 = S3State::new(hf.repos.clone(), auth.clone(), &config.s3api, pull);
         let oci = OciState {
             registry: registry.clone(),
             store: stores.store.clone(),

@@ -638,6 +638,139 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     assert!(r.headers().contains_key("x-error-message"));
 }
 
+/// `http://127.0.0.1:PORT` of a node's S3 listener, from its log.
+fn s3_endpoint(node: &Node) -> String {
+    let log = node.server.log();
+    let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
+    log[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+        .collect()
+}
+
+/// The S3 view of a pull-through Airlock reads what the Hub routes would bring in: a
+/// listing inside a repository brings the revision in, HEAD answers from the listing
+/// without fetching, GET brings the file in (streamed whole, or stored first for a
+/// range), and what came in stays readable with the upstream gone.
+async fn hf_miss_is_pulled_through_by_the_s3_view(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let config = br#"{"model_type":"tiny"}"#.to_vec();
+    // Above the 10 MiB LFS threshold: listed with their sha256, fetched on first read.
+    let weights: Vec<u8> = (0..11 * MIB).map(|i| (i % 251) as u8).collect();
+    let shard: Vec<u8> = (0..11 * MIB).map(|i| (i % 241) as u8).collect();
+    seed_model(
+        &up,
+        "org/tiny",
+        &[
+            ("config.json", &config),
+            ("model.safetensors", &weights),
+            ("shards/b.bin", &shard),
+        ],
+    );
+    let base = &up.server.base;
+    let store = StoreArgs::new(backend, &dir.path().join("down"));
+    let down = Node::start(
+        &dir.path().join("down"),
+        store,
+        &format!(
+            "[hf]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n\
+             [s3api]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+        None,
+    );
+    let s3 = s3_endpoint(&down);
+    let http = http::client();
+    let get = |path: &str, range: Option<&str>, head: bool| {
+        let url = format!("{s3}{path}");
+        let mut r = if head { http.head(url) } else { http.get(url) };
+        if let Some(range) = range {
+            r = r.header("range", range);
+        }
+        r.send()
+    };
+
+    // Nothing here yet: the listing of the repository brings its revision in.
+    let r = get("/models?list-type=2&prefix=org/tiny/", None, false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listing = r.text().await.unwrap();
+    for key in [
+        "org/tiny/config.json",
+        "org/tiny/model.safetensors",
+        "org/tiny/shards/b.bin",
+    ] {
+        assert!(
+            listing.contains(&format!("<Key>{key}</Key>")),
+            "{key}: {listing}"
+        );
+    }
+    let (weights_hex, shard_hex) = (support::sha256_hex(&weights), support::sha256_hex(&shard));
+    assert!(stored_blobs(&down.store, &weights_hex).is_empty());
+
+    // HEAD: size and ETag from the listing, nothing fetched.
+    let r = get("/models/org/tiny/model.safetensors", None, true)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        (11 * MIB).to_string().as_str()
+    );
+    assert_eq!(r.headers()["etag"], format!("\"{weights_hex}\"").as_str());
+    assert!(
+        stored_blobs(&down.store, &weights_hex).is_empty(),
+        "HEAD fetched the file"
+    );
+
+    // A range: the file comes in whole and verified, then the range is read from it.
+    let r = get(
+        "/models/org/tiny/model.safetensors",
+        Some("bytes=1000-1999"),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(&r.bytes().await.unwrap()[..], &weights[1000..2000]);
+    assert_eq!(stored_blobs(&down.store, &weights_hex).len(), 1);
+    // A whole GET: streamed as it arrives, stored on the way.
+    let r = get("/models/org/tiny/shards/b.bin", None, false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], format!("\"{shard_hex}\"").as_str());
+    assert_eq!(r.bytes().await.unwrap(), shard);
+    assert_eq!(stored_blobs(&down.store, &shard_hex).len(), 1);
+    // A repository on neither side, and one only upstream asked for by file.
+    let r = get("/models/org/absent/config.json", None, false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("<Code>NoSuchKey</Code>"));
+
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for (path, content) in [("config.json", &config), ("model.safetensors", &weights)] {
+        let r = get(&format!("/models/org/tiny/{path}"), None, false)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with the upstream down");
+        assert_eq!(&r.bytes().await.unwrap()[..], content.as_slice(), "{path}");
+    }
+    // Unknown here, upstream down: a 503 the SDKs retry, not a missing key.
+    let r = get("/models/org/other/config.json", None, false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("<Code>ServiceUnavailable</Code>"));
+}
+
 /// The permission a request needs is checked before any upstream work: a caller the
 /// downstream refuses makes it fetch nothing, in any protocol.
 async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
@@ -652,11 +785,15 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
         "anonymous_read = false\n\
          [[tokens]]\nname = \"images\"\nsecret = \"images-token-0123456789abcdef\"\n\
          scopes = [\"read:oci\"]\n\
+         [[tokens]]\nname = \"tiny\"\nsecret = \"tiny-token-0123456789abcdef\"\n\
+         scopes = [\"read:hf:org/tiny\"]\n\
          [oci]\nupstream = \"{base}\"\n\
          [pypi]\nupstream = \"{base}/simple/\"\n\
-         [hf]\nupstream = \"{base}\"\n"
+         [hf]\nupstream = \"{base}\"\n\
+         [s3api]\nlisten = \"127.0.0.1:0\"\n"
     );
     let down = Node::start(&dir.path().join("down"), store, &config, None);
+    let s3 = s3_endpoint(&down);
     let http = http::following_redirects();
     let upstream_gets = || {
         up.server
@@ -690,6 +827,34 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
         let r = get(path, token).await.unwrap();
         assert_eq!(r.status(), status, "{path} with {token:?}");
     }
+    // The S3 view: anonymous, and signed by a token for another repository.
+    let r = http
+        .get(format!("{s3}/models/org/tiny/config.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let tiny_only = s3_client(&s3, "tiny", "tiny-token-0123456789abcdef");
+    for key in ["org/other/config.json", "org/other@main/config.json"] {
+        let refused = tiny_only
+            .get_object()
+            .bucket("models")
+            .key(key)
+            .send()
+            .await;
+        let code = refused
+            .err()
+            .and_then(|e| e.into_service_error().meta().code().map(str::to_string));
+        assert_eq!(code.as_deref(), Some("NoSuchKey"), "{key}");
+    }
+    let listed = tiny_only
+        .list_objects_v2()
+        .bucket("models")
+        .prefix("org/other/")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().is_empty());
     assert_eq!(
         upstream_gets(),
         before,
@@ -712,6 +877,36 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
         assert_eq!(r.status(), 200, "{path}");
     }
     assert!(upstream_gets() > before);
+    let config = tiny_only
+        .get_object()
+        .bucket("models")
+        .key("org/tiny/config.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        &config.body.collect().await.unwrap().into_bytes()[..],
+        b"{}"
+    );
+}
+
+/// The AWS SDK for Rust, path-style, signing as the token `name`.
+fn s3_client(endpoint: &str, name: &str, secret: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(name, secret, None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 // The downstream's store is what each one exercises; the upstream stays on the filesystem.
@@ -1178,6 +1373,7 @@ on_both_stores!(
     an_upstream_stopped_mid_transfer_leaves_nothing_partial,
     pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down,
     hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down,
+    hf_miss_is_pulled_through_by_the_s3_view,
     a_refused_caller_triggers_no_upstream_fetch,
 );
 

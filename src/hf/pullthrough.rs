@@ -46,6 +46,15 @@ fn hub(up: &Upstream) -> Hub<'_> {
     }
 }
 
+/// Pull-through for the readers of the repositories outside the Hub routes (the S3
+/// view): the Hub's own upstream and the fetches in flight it shares, so a file asked
+/// for by both is fetched once.
+#[derive(Clone, Debug)]
+pub struct Pull {
+    pub upstream: Arc<Upstream>,
+    pub filler: Filler,
+}
+
 /// Before a revision is read: brings it in from the upstream when missing or stale.
 /// Repositories made here (not by pull-through) are left alone.
 pub async fn refresh_revision(

@@ -9,13 +9,15 @@
 use super::endpoint::{Endpoint, ListV1, ListV2, ResponseHeaders};
 use super::error::{Code, S3Error};
 use super::keys;
+use super::keys::RepoAt;
 use super::listing::{self, Page, Source};
-use super::object::Read;
+use super::object::{Fill, Read};
 use super::xml::{self, Listing, Owner};
 use super::S3State;
-use crate::auth::Identity;
+use crate::auth::{Action, Identity, Protocol};
 use crate::hf::access::{may_read_gated_files, repo_access, RepoAccess};
 use crate::hf::model::RepoType;
+use crate::hf::pullthrough;
 use crate::hf::HfError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -115,6 +117,30 @@ fn hf_error(e: HfError) -> S3Error {
     }
 }
 
+/// With `[hf] upstream` set, a repository at a revision is brought in (or revalidated)
+/// before it is read, as the Hub routes do, for a caller who may read it: the permission
+/// is checked before anything is asked of the upstream. `Ok(false)`: not upstream either.
+async fn pull_revision(state: &S3State, identity: &Identity, at: &RepoAt) -> Result<bool, S3Error> {
+    let Some(pull) = &state.pull else {
+        return Ok(true);
+    };
+    let may_read = state.auth.anonymous_read()
+        || state
+            .auth
+            .authorize(identity, Protocol::Hf, Action::Read, &at.repo.scope_name())
+            .is_ok();
+    if !may_read {
+        return Ok(true);
+    }
+    match pullthrough::refresh_revision(Some(&pull.upstream), &state.repos, &at.repo, at.rev())
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(false),
+        Err(e) => Err(hf_error(e)),
+    }
+}
+
 async fn page(
     state: &S3State,
     identity: &Identity,
@@ -122,6 +148,11 @@ async fn page(
     request: &listing::Request,
 ) -> Result<Page, S3Error> {
     let kind = kind(bucket)?;
+    // A prefix inside one repository lists it as the upstream has it; a wider one lists
+    // what is here (the upstream is not enumerated).
+    if let Some(at) = keys::prefix_repo(kind, &request.prefix) {
+        pull_revision(state, identity, &at).await?;
+    }
     let mut source = Source::new(&state.repos, &state.auth, identity, kind, &request.prefix)
         .await
         .map_err(hf_error)?;
@@ -234,6 +265,9 @@ async fn object(
     let kind = kind(bucket)?;
     let missing = || S3Error::no_such_key(bucket, key);
     let (at, path) = keys::parse_file_key(kind, key).ok_or_else(missing)?;
+    if !pull_revision(state, identity, &at).await? {
+        return Err(missing());
+    }
     let doc = state
         .repos
         .repo(&at.repo)
@@ -259,8 +293,14 @@ async fn object(
         Err(e) => return Err(hf_error(e)),
     };
     let file = view.file(&path).ok_or_else(missing)?;
+    let fill = state.pull.as_ref().map(|pull| Fill {
+        pull,
+        repo: &at.repo,
+        commit: &view.commit.id,
+    });
     super::object::respond(
         &state.repos,
+        fill,
         file,
         listing::commit_date(&view),
         headers,

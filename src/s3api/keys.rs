@@ -87,6 +87,14 @@ pub fn pinned_scope(kind: RepoType, prefix: &str) -> Option<RepoAt> {
     parse_repo(kind, org, name_rev)
 }
 
+/// The repository a listing prefix is inside or names whole (`org/name`, `org/name/...`,
+/// `org/name@rev...`): the one repository pull-through may bring in for that listing.
+pub fn prefix_repo(kind: RepoType, prefix: &str) -> Option<RepoAt> {
+    let mut parts = prefix.splitn(3, '/');
+    let (org, name_rev) = (parts.next()?, parts.next()?);
+    parse_repo(kind, org, name_rev)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +118,18 @@ mod tests {
             (at.repo.kind, at.rev()),
             (RepoType::Dataset, commit.as_str())
         );
+    }
+
+    #[test]
+    fn a_prefix_names_at_most_one_repository() {
+        let name = |p| prefix_repo(RepoType::Model, p).map(|at| at.key_prefix());
+        assert_eq!(name("org/tiny/"), Some("org/tiny/".into()));
+        assert_eq!(name("org/tiny/sub/w"), Some("org/tiny/".into()));
+        assert_eq!(name("org/tiny"), Some("org/tiny/".into()));
+        assert_eq!(name("org/tiny@v1/"), Some("org/tiny@v1/".into()));
+        for none in ["", "org", "org/", "org//x", "../x/y"] {
+            assert_eq!(name(none), None, "{none}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod sigv4;
 pub mod xml;
 
 use crate::auth::{Action, Auth, Identity, Protocol};
+use crate::hf::pullthrough::Pull;
 use crate::hf::repo::Repos;
 use crate::observe::RouteLabel;
 use axum::extract::{Request, State};
@@ -87,11 +88,20 @@ pub struct S3State {
     pub auth: Arc<Auth>,
     pub region: Arc<str>,
     pub domain: Option<Arc<str>>,
+    /// The Hub's pull-through (`[hf] upstream`), when set: a repository or file missing
+    /// here is brought in exactly as the Hub routes would bring it.
+    pub pull: Option<Pull>,
 }
 
 impl S3State {
-    pub fn new(repos: Repos, auth: Arc<Auth>, settings: &S3ApiSettings) -> S3State {
+    pub fn new(
+        repos: Repos,
+        auth: Arc<Auth>,
+        settings: &S3ApiSettings,
+        pull: Option<Pull>,
+    ) -> S3State {
         S3State {
+            pull,
             repos,
             auth,
             region: settings.region.as_str().into(),

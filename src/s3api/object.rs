@@ -15,7 +15,8 @@ use super::error::{Code, S3Error};
 use crate::digest::Digest;
 use crate::download::{blob_response_with, ranged_response, Redirect};
 use crate::hf::file_bytes::{self, FileBytes};
-use crate::hf::model::FileEntry;
+use crate::hf::model::{FileEntry, RepoRef};
+use crate::hf::pullthrough::{self, Pull};
 use crate::hf::repo::Repos;
 use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
@@ -87,9 +88,18 @@ pub struct Read<'a> {
     pub overrides: &'a ResponseHeaders,
 }
 
+/// Where a file whose bytes are not stored yet comes from: the Hub's upstream, at the
+/// commit the key was read at.
+pub struct Fill<'a> {
+    pub pull: &'a Pull,
+    pub repo: &'a RepoRef,
+    pub commit: &'a str,
+}
+
 /// GetObject or HeadObject for `file`, named `resource` (`/bucket/key`) in errors.
 pub async fn respond(
     repos: &Repos,
+    fill: Option<Fill<'_>>,
     file: &FileEntry,
     last_modified: SystemTime,
     request: &HeaderMap,
@@ -159,7 +169,49 @@ pub async fn respond(
             };
             ranged_response(xet.size(), &etag, request, head, open).await
         }
-        _ => blob_response_with(repos.blobs(), &digest, request, head, Redirect::Never).await,
+        Some(FileBytes::Blob { .. }) => {
+            blob_response_with(repos.blobs(), &digest, request, head, Redirect::Never).await
+        }
+        None => match fill {
+            // Pulled through, not fetched yet: HEAD answers from the listing's size (a
+            // HEAD fetches nothing); GET brings the file in, streaming it to a caller
+            // who asked for all of it.
+            Some(_) if head => {
+                let unread = |_| async { Err(StoreError::NotFound(digest.to_string())) };
+                ranged_response(file.size, &etag, request, true, unread).await
+            }
+            Some(Fill { pull, repo, commit }) => {
+                let filled = pullthrough::fill_file(
+                    Some(&pull.upstream),
+                    &pull.filler,
+                    repos.blobs(),
+                    repo,
+                    commit,
+                    file,
+                    &digest,
+                    request,
+                    head,
+                )
+                .await
+                .map_err(|e| match e.status {
+                    StatusCode::NOT_FOUND => StoreError::NotFound(e.message),
+                    _ => StoreError::Unavailable(e.message),
+                });
+                // Streamed only to a plain GET of the whole file; a ranged or conditional
+                // one waits until it is stored, then reads it from the store.
+                match filled {
+                    Ok(Some((size, body))) => Ok(crate::download::streamed(&digest, size, body)),
+                    Ok(None) => {
+                        blob_response_with(repos.blobs(), &digest, request, head, Redirect::Never)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                blob_response_with(repos.blobs(), &digest, request, head, Redirect::Never).await
+            }
+        },
     }
     .map_err(|e| store_error(e, resource))?;
     if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
