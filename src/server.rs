@@ -111,7 +111,7 @@ impl AppState {
             upstream,
             filler: upstreams.filler.clone(),
         });
-        let s3 = S3State::new(hf.repos.clone(), auth.clone(), &config.s3api, pull);
+        let s3 = S3State::new(hf.repos.clone(), auth.clone(), &config.s3api, pull.clone());
         let oci = OciState {
             registry: registry.clone(),
             store: stores.store.clone(),
@@ -127,6 +127,7 @@ impl AppState {
                 stores.docs.clone(),
                 auth.clone(),
                 config.model_images.clone(),
+                pull,
             ))),
         };
         let catalog = CatalogState::new(

@@ -771,6 +771,102 @@ async fn hf_miss_is_pulled_through_by_the_s3_view(backend: Backend) {
         .contains("<Code>ServiceUnavailable</Code>"));
 }
 
+/// The OCI model images of a pull-through Airlock: a tag brings the revision in, the
+/// ModelPack layers and the modelcar layers read files fetched from the upstream on first
+/// use, every digest holds, and the images stay whole with the upstream gone.
+async fn hf_miss_is_pulled_through_by_the_model_images(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let config = br#"{"model_type":"tiny"}"#.to_vec();
+    let weights: Vec<u8> = (0..11 * MIB).map(|i| (i % 239) as u8).collect();
+    let other: Vec<u8> = (0..11 * MIB).map(|i| (i % 233) as u8).collect();
+    seed_model(
+        &up,
+        "org/tiny",
+        &[
+            ("config.json", &config),
+            ("model.safetensors", &weights),
+            ("other.bin", &other),
+        ],
+    );
+    let base = &up.server.base;
+    let store = StoreArgs::new(backend, &dir.path().join("down"));
+    let down = Node::start(
+        &dir.path().join("down"),
+        store,
+        &format!("[hf]\nupstream = \"{base}\"\nupstream_ttl = \"1s\"\n"),
+        None,
+    );
+    // The modelcar base, where the default `[model_images] base` looks for it.
+    seed_tiny(&down, "busybox", "latest", b"base layer");
+    let http = http::client();
+    let v2 = |path: &str| {
+        down.server
+            .url(&format!("/v2/huggingface.co/org/tiny/{path}"))
+    };
+    let json = |url: String, accept: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).header("accept", accept).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.url());
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let blob = |digest: &str| {
+        let (http, url) = (http.clone(), v2(&format!("blobs/{digest}")));
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.url());
+            r.bytes().await.unwrap()
+        }
+    };
+
+    // ModelPack: the weights layer is the file, fetched on its first read.
+    let pack = json(v2("manifests/main-modelpack"), OCI_MANIFEST).await;
+    let weights_hex = support::sha256_hex(&weights);
+    assert!(stored_blobs(&down.store, &weights_hex).is_empty());
+    let layer = format!("sha256:{weights_hex}");
+    assert!(pack["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["digest"] == layer.as_str()));
+    assert_eq!(blob(&layer).await, weights);
+    assert_eq!(stored_blobs(&down.store, &weights_hex).len(), 1);
+
+    // Modelcar: its layers read every file (the rest fetched now); each digest holds.
+    let index = json(
+        v2("manifests/main"),
+        "application/vnd.oci.image.index.v1+json",
+    )
+    .await;
+    let platform = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let car = json(v2(&format!("manifests/{platform}")), OCI_MANIFEST).await;
+    let layers: Vec<String> = car["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert!(layers.len() >= 2, "{car}");
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for digest in &layers {
+        assert_eq!(
+            &sha256(&blob(digest).await),
+            digest,
+            "with the upstream down"
+        );
+    }
+    assert_eq!(
+        stored_blobs(&down.store, &support::sha256_hex(&other)).len(),
+        1
+    );
+}
+
 /// The permission a request needs is checked before any upstream work: a caller the
 /// downstream refuses makes it fetch nothing, in any protocol.
 async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
@@ -822,6 +918,18 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
             404,
         ),
         ("/simple/demo/", Some("images-token-0123456789abcdef"), 403),
+        // The model images read with the Hub's scopes: no OCI scope reaches them, and a
+        // model not here is unknown to whoever may not read it.
+        (
+            "/v2/huggingface.co/org/tiny/manifests/main-modelpack",
+            None,
+            404,
+        ),
+        (
+            "/v2/huggingface.co/org/tiny/manifests/main-modelpack",
+            Some("images-token-0123456789abcdef"),
+            404,
+        ),
     ];
     for (path, token, status) in refused {
         let r = get(path, token).await.unwrap();
@@ -1374,6 +1482,7 @@ on_both_stores!(
     pypi_miss_is_pulled_through_then_served_while_the_upstream_is_down,
     hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstream_is_down,
     hf_miss_is_pulled_through_by_the_s3_view,
+    hf_miss_is_pulled_through_by_the_model_images,
     a_refused_caller_triggers_no_upstream_fetch,
 );
 

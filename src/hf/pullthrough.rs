@@ -55,6 +55,31 @@ pub struct Pull {
     pub filler: Filler,
 }
 
+impl Pull {
+    /// Makes sure an LFS file of a recorded commit is stored: fetched from the upstream
+    /// and verified against its sha256 when it is not (shared with any fetch of it
+    /// already under way), for readers that then read it from the store by range.
+    pub async fn store_file(
+        &self,
+        blobs: &BlobStore,
+        repo: &RepoRef,
+        commit: &str,
+        file: &FileEntry,
+        digest: &Digest,
+    ) -> Result<(), HfError> {
+        if blobs.exists(digest).await? {
+            return Ok(());
+        }
+        let up = &self.upstream;
+        let url = hub(up).file_url(repo.kind.url_prefix(), &repo.id, commit, &file.path);
+        self.filler
+            .fill(digest, Some(file.size), false, up.clone().open(url))
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}
+
 /// Before a revision is read: brings it in from the upstream when missing or stale.
 /// Repositories made here (not by pull-through) are left alone.
 pub async fn refresh_revision(

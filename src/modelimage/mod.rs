@@ -21,18 +21,21 @@ pub mod tar;
 
 pub use settings::ModelImageSettings;
 
-use crate::auth::{Auth, AuthError, Identity};
+use crate::auth::{Action, Auth, AuthError, Identity, Protocol};
 use crate::digest::Digest;
 use crate::hf::access::{may_read_gated_files, repo_access, RepoAccess};
 use crate::hf::file_bytes::{self, FileBytes};
-use crate::hf::model::{is_commit_id, CommitView, FileEntry, RepoRef, RepoType};
+use crate::hf::model::{is_commit_id, Commit, CommitView, FileEntry, RepoRef, RepoType};
+use crate::hf::pullthrough::{self, Pull};
 use crate::hf::repo::Repos;
 use crate::hf::HfError;
 use crate::oci::registry::Registry;
 use crate::oci::synthesized::{BoxFuture, RangeRead, SynthBlob, SynthManifest};
 use crate::oci::{Code, OciError};
 use crate::store::layout::MetaKey;
-use crate::store::{ByteStream, DocStore, Mutability, ObjectKey, PutMode, StoreError};
+use crate::store::{
+    ByteRange, ByteStream, DocStore, GetOptions, Mutability, ObjectKey, PutMode, StoreError,
+};
 use image::Images;
 use modelcar::{LayerRecord, TarReader};
 use names::Kind;
@@ -56,6 +59,8 @@ pub struct ModelImages {
     docs: DocStore,
     auth: Arc<Auth>,
     settings: ModelImageSettings,
+    /// The Hub's pull-through (`[hf] upstream`), when set.
+    pull: Option<Pull>,
     /// Images by `<repo dir>/<commit>/<kind>[/<base digest>]`: a pure function of an
     /// immutable commit (and base).
     images: moka::future::Cache<String, Arc<Images>>,
@@ -87,10 +92,16 @@ fn name_unknown(name: &str, why: &str) -> OciError {
 /// How each file of a commit is served, by sha256: its stored blob (sendfile, presigned
 /// redirect), or, for a file uploaded through Xet and kept only as xorbs, its bytes
 /// rebuilt from them as they are read. A file whose bytes are not here yet (pulled
-/// through, not fetched) is named by its blob, which answers "unknown" until it is.
-async fn file_blobs(repos: &Repos, files: &[FileEntry]) -> Result<HashMap<String, SynthBlob>> {
+/// through, not fetched) is fetched from the Hub's upstream when first read, when one is
+/// set; without one it is named by its blob, which answers "unknown" until it is stored.
+async fn file_blobs(
+    repos: &Repos,
+    pull: Option<&Pull>,
+    repo: &RepoRef,
+    commit: &Commit,
+) -> Result<HashMap<String, SynthBlob>> {
     let mut out = HashMap::new();
-    for f in files {
+    for f in &commit.files {
         let Ok(digest) = Digest::sha256_hex(&f.sha256) else {
             continue;
         };
@@ -108,11 +119,56 @@ async fn file_blobs(repos: &Repos, files: &[FileEntry]) -> Result<HashMap<String
                     bytes,
                 }),
             },
-            _ => SynthBlob::Stored(digest),
+            Some(FileBytes::Blob { .. }) => SynthBlob::Stored(digest),
+            None => match pull {
+                Some(pull) => SynthBlob::Generated {
+                    size: f.size,
+                    reader: Arc::new(PulledFile {
+                        repos: repos.clone(),
+                        pull: pull.clone(),
+                        repo: repo.clone(),
+                        commit: commit.id.clone(),
+                        file: f.clone(),
+                        digest,
+                    }),
+                },
+                None => SynthBlob::Stored(digest),
+            },
         };
         out.insert(f.sha256.clone(), blob);
     }
     Ok(out)
+}
+
+/// A pulled-through file not stored when its image was made: brought in whole on the
+/// first read, then read from the store.
+struct PulledFile {
+    repos: Repos,
+    pull: Pull,
+    repo: RepoRef,
+    commit: String,
+    file: FileEntry,
+    digest: Digest,
+}
+
+impl RangeRead for PulledFile {
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<ByteStream, StoreError>> {
+        Box::pin(async move {
+            let blobs = self.repos.blobs();
+            self.pull
+                .store_file(blobs, &self.repo, &self.commit, &self.file, &self.digest)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.message))?;
+            if range.is_empty() {
+                return Ok(crate::store::bytes_stream(bytes::Bytes::new()));
+            }
+            let range = Some(ByteRange::Bounded {
+                start: range.start,
+                end: range.end - 1,
+            });
+            Ok(blobs.get(&self.digest, GetOptions { range }).await?.body)
+        })
+    }
 }
 
 /// A file kept as Xet terms only, read by range.
@@ -139,8 +195,10 @@ impl ModelImages {
         docs: DocStore,
         auth: Arc<Auth>,
         settings: ModelImageSettings,
+        pull: Option<Pull>,
     ) -> ModelImages {
         ModelImages {
+            pull,
             repos,
             registry,
             docs,
@@ -159,9 +217,13 @@ impl ModelImages {
 
     /// The model repository a reserved name stands for, if the caller may read its files.
     /// OCI names are lowercase and Hub ids are not: the name matches case-insensitively.
-    async fn open(&self, identity: &Identity, name: &str) -> Result<RepoRef> {
+    /// With `rev` and a pull-through upstream, that revision is brought in first.
+    async fn open(&self, identity: &Identity, name: &str, rev: Option<&str>) -> Result<RepoRef> {
         let wanted = names::lowercase_id(name)
             .ok_or_else(|| name_unknown(name, "not a model image name"))?;
+        if let (Some(pull), Some(rev)) = (&self.pull, rev) {
+            self.pull_revision(pull, identity, wanted, rev).await?;
+        }
         let ids = self.repos.list(RepoType::Model).await.map_err(hf_failure)?;
         let matching: Vec<&String> = ids
             .iter()
@@ -209,11 +271,45 @@ impl ModelImages {
         Ok(repo)
     }
 
+    /// Brings a revision in from the Hub's upstream as the Hub routes would, for a caller
+    /// whose scopes may read the repository (checked before the upstream is asked). The
+    /// repository is the one here whose id matches the name, else the id as the name
+    /// spells it (lowercase: an upstream repository with capitals in its id is reached
+    /// through the Hub API or the S3 view first).
+    async fn pull_revision(
+        &self,
+        pull: &Pull,
+        identity: &Identity,
+        wanted: &str,
+        rev: &str,
+    ) -> Result<()> {
+        let ids = self.repos.list(RepoType::Model).await.map_err(hf_failure)?;
+        let id = ids
+            .iter()
+            .find(|id| id.to_ascii_lowercase() == wanted)
+            .map_or(wanted, String::as_str);
+        let Some(repo) = RepoRef::new(RepoType::Model, id) else {
+            return Ok(());
+        };
+        let may_read = self.auth.anonymous_read()
+            || self
+                .auth
+                .authorize(identity, Protocol::Hf, Action::Read, &repo.scope_name())
+                .is_ok();
+        if !may_read {
+            return Ok(());
+        }
+        match pullthrough::refresh_revision(Some(&pull.upstream), &self.repos, &repo, rev).await {
+            Err(e) if e.status != http::StatusCode::NOT_FOUND => Err(hf_failure(e)),
+            _ => Ok(()),
+        }
+    }
+
     async fn modelpack(&self, repo: &RepoRef, view: &CommitView) -> Result<Arc<Images>> {
         let key = format!("{}/{}/modelpack", repo.key_dir(), view.commit.id);
         self.images
             .try_get_with(key, async {
-                let blobs = file_blobs(&self.repos, &view.commit.files).await?;
+                let blobs = file_blobs(&self.repos, self.pull.as_ref(), repo, &view.commit).await?;
                 Ok::<_, OciError>(Arc::new(image::modelpack(&repo.id, view, |f| {
                     blobs.get(&f.sha256).cloned()
                 })))
@@ -253,7 +349,7 @@ impl ModelImages {
             })
             .await
             .map_err(|e| OciError::new(e.code, e.message.clone()))?;
-        let blobs = file_blobs(&self.repos, &commit.files).await?;
+        let blobs = file_blobs(&self.repos, self.pull.as_ref(), repo, commit).await?;
         let files: Arc<Vec<_>> = Arc::new(
             commit
                 .files

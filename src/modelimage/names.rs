@@ -3,7 +3,8 @@
 //! `huggingface.co/<org>/<name>`: a first segment with a `.` is a registry host to every
 //! OCI client and to `oci::names::canonical`, so these names never meet Docker Hub's
 //! (`airlock:8080/hf/org/x` would be `docker.io/hf/org/x`). Nothing is stored under
-//! them; pushes and pull-through are refused.
+//! them; pushes and the OCI pull-through are refused (the Hub's pull-through brings the
+//! repositories in: `ModelImages::pull_revision`).
 //!
 //! Tags: `<rev>` is the KServe modelcar image (an index over the base image's
 //! platforms), `<rev>-modelpack` the CNCF ModelPack artifact; `<rev>` is a branch, a tag

@@ -21,7 +21,7 @@ impl Synthesizer for ModelImages {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(async move {
-            let repo = self.open(identity, name).await?;
+            let repo = self.open(identity, name, None).await?;
             let refs = self.repos.refs(&repo).await.map_err(hf_failure)?;
             Ok(names::tags_of(refs.branches.keys().chain(refs.tags.keys())))
         })
@@ -34,7 +34,13 @@ impl Synthesizer for ModelImages {
         reference: &'a Reference,
     ) -> BoxFuture<'a, Result<SynthManifest>> {
         Box::pin(async move {
-            let repo = self.open(identity, name).await?;
+            // A tag names a revision the upstream may have; a digest is searched for
+            // among what is here.
+            let rev = match reference {
+                Reference::Tag(tag) => Some(names::parse_tag(tag).0),
+                Reference::Digest(_) => None,
+            };
+            let repo = self.open(identity, name, rev).await?;
             match reference {
                 Reference::Tag(tag) => self.manifest_by_tag(&repo, name, tag).await,
                 Reference::Digest(d) => self
@@ -57,7 +63,7 @@ impl Synthesizer for ModelImages {
         digest: &'a Digest,
     ) -> BoxFuture<'a, Result<SynthBlob>> {
         Box::pin(async move {
-            let repo = self.open(identity, name).await?;
+            let repo = self.open(identity, name, None).await?;
             self.search(&repo, |images| images.blobs.get(digest).cloned())
                 .await?
                 .ok_or_else(|| {
