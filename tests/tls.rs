@@ -332,6 +332,56 @@ async fn grace_period_bounds_shutdown_over_tls() {
     drop(response);
 }
 
+/// The S3 listener speaks TLS with the main listener's certificate, over HTTP/1.1 and
+/// HTTP/2, and a rotated certificate reaches both.
+#[tokio::test]
+async fn the_s3_listener_serves_the_same_certificate_and_rotates_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), b"{\"tls\": true}").unwrap();
+    let store = dir.path().join("store");
+    let out = command(dir.path())
+        .args([
+            "--store",
+            store.to_str().unwrap(),
+            "hf",
+            "import",
+            "org/tiny",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ca = Ca::new();
+    let old = ca.issue(1);
+    let tls = TlsDir::new(dir.path(), &ca, &old);
+    let server = start(dir.path(), &tls, &["--s3api-listen", "127.0.0.1:0"]);
+    let log = server.log();
+    let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
+    let s3: String = log[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+        .collect();
+    assert!(s3.starts_with("https://127.0.0.1:"), "{s3}");
+    let object = format!("{s3}/models/org/tiny/config.json");
+    for (http1, version) in [
+        (true, reqwest::Version::HTTP_11),
+        (false, reqwest::Version::HTTP_2),
+    ] {
+        let r = client(&ca, http1).get(&object).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.version()), (200, version));
+        assert_eq!(peer_cert(&r), old.der);
+        assert_eq!(&r.bytes().await.unwrap()[..], b"{\"tls\": true}");
+    }
+    let new = ca.issue(2);
+    tls.install(&new);
+    server.wait_for_log("TLS certificate reloaded");
+    let r = client(&ca, false).get(&object).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(peer_cert(&r), new.der);
+}
+
 #[tokio::test]
 async fn a_bad_new_pair_is_refused_and_the_old_certificate_kept() {
     let dir = tempfile::tempdir().unwrap();
