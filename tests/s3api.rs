@@ -366,6 +366,49 @@ fn boto3(backend: Backend) {
     assert!(out.contains("BOTO3-OK"), "{out}");
 }
 
+/// boto3's `download_file` of a 200 MiB file: its managed transfer (8 MiB ranged parts,
+/// ten at a time) against one stored blob, byte-identical.
+fn boto3_download_file_200_mib(backend: Backend) {
+    const SIZE: usize = 200 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let model = dir.path().join("big");
+    std::fs::create_dir_all(&model).unwrap();
+    let weights = support::pseudo_random(SIZE, 11);
+    let sha = support::sha256_hex(&weights);
+    std::fs::write(model.join("model.safetensors"), &weights).unwrap();
+    drop(weights);
+    ok(store
+        .cli(dir.path())
+        .args(["hf", "import", "org/big", model.to_str().unwrap()]));
+    let server = serve(&store, dir.path(), true);
+    let mut cmd = s3_venv("python", &dir.path().join("boto-home"));
+    cmd.arg("-c")
+        .arg(
+            r#"
+import hashlib, sys, boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from boto3.s3.transfer import TransferConfig
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", config=Config(signature_version=UNSIGNED))
+s3.download_file("models", "org/big/model.safetensors", sys.argv[2], Config=TransferConfig(multipart_chunksize=8 << 20, max_concurrency=10))
+h = hashlib.sha256()
+with open(sys.argv[2], "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+print("SHA", h.hexdigest())
+"#,
+        )
+        .arg(&server.endpoint)
+        .arg(dir.path().join("out.bin"));
+    let out = ok(&mut cmd);
+    assert!(out.contains(&format!("SHA {sha}")), "{out}");
+    assert_eq!(
+        std::fs::metadata(dir.path().join("out.bin")).unwrap().len(),
+        SIZE as u64
+    );
+}
+
 /// `aws s3 ls` and `aws s3 cp --recursive` (ListObjectsV2, ranged multipart downloads of
 /// the 9 MiB file), then rclone `lsf`, `copy` and `check`: every file compared, none
 /// reported as an MD5 mismatch.
@@ -505,7 +548,7 @@ fn anonymous_read_off(backend: Backend) {
 }
 
 on_both_stores!(sync, ignore_fs = "needs the S3 clients: bash tests/run-all.sh", ignore_s3 = "needs Garage and the S3 clients: bash tests/run-all.sh":
-    kserve_storage, boto3, awscli_and_rclone, anonymous_read_off);
+    kserve_storage, boto3, boto3_download_file_200_mib, awscli_and_rclone, anonymous_read_off);
 
 /// Without Python: the AWS SDK for Rust (path-style, signed) and virtual-hosted requests
 /// over HTTP/1.1 (`Host`) and HTTP/2 (`:authority`, no `Host` header), on a model
