@@ -18,7 +18,8 @@
 //!     server from `/proc/<pid>/stat`), the client's own CPU seconds per GiB, and the
 //!     requests Airlock logged, which show the path really taken (a Xet upload that fell
 //!     back to LFS, or a download that fell back to `resolve`, fails the bench).
-//!     Median of `AIRLOCK_BENCH_RUNS` (default 1: each run moves 4 GiB).
+//!     Median of `AIRLOCK_BENCH_RUNS` (default 3; each run moves 4 GiB, single runs vary
+//!     by about 30 % on two cores).
 //! (2) stored bytes for `AIRLOCK_BENCH_REVISIONS` (default 5) revisions of a
 //!     `AIRLOCK_BENCH_REV_SIZE` (default 200 MiB) file, each changing
 //!     `AIRLOCK_BENCH_CHANGE_PERCENT` (default 1) % of the previous one in four runs at
@@ -228,12 +229,23 @@ fn serve(dir: &Path, store: &Path) -> Server {
             match field(&line, "route") {
                 Some(route) => {
                     let bytes = field(&line, "bytes").and_then(|b| b.parse().ok());
-                    // A request no route took is named by what it asked for.
+                    // A request no route took is named by what it asked for, hashes elided.
                     let key = if route == "unmatched" {
+                        let path = field(&line, "path").unwrap_or("?");
+                        let path: Vec<&str> = path
+                            .split('/')
+                            .map(|s| {
+                                if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                    "{hash}"
+                                } else {
+                                    s
+                                }
+                            })
+                            .collect();
                         format!(
                             "unmatched {} {} {}",
                             field(&line, "method").unwrap_or("?"),
-                            field(&line, "path").unwrap_or("?"),
+                            path.join("/"),
                             field(&line, "status").unwrap_or("?")
                         )
                     } else {
@@ -641,7 +653,7 @@ fn main() {
         return;
     }
     let size = size_from_env("AIRLOCK_BENCH_SIZE", 1 << 30);
-    let runs = count_from_env("AIRLOCK_BENCH_RUNS", 1, 20);
+    let runs = count_from_env("AIRLOCK_BENCH_RUNS", 3, 20);
     let rev_size = size_from_env("AIRLOCK_BENCH_REV_SIZE", 200 << 20);
     let revisions = count_from_env("AIRLOCK_BENCH_REVISIONS", 5, 100);
     let percent = percent_from_env();
@@ -653,35 +665,17 @@ fn main() {
     let env = Env { dir, venv, server };
     let dir = &env.dir;
 
-    let (versions, _) = client(
-        {
-            let mut cmd = python(
-                &env.venv,
-                &env.server.base,
-                &dir.join("home-setup"),
-                Via::Xet,
-            );
-            cmd.env("BENCH_OP", "versions");
-            cmd
-        },
-        &env.server,
-    );
-    let (_, _) = client(
-        {
-            let mut cmd = python(
-                &env.venv,
-                &env.server.base,
-                &dir.join("home-setup"),
-                Via::Xet,
-            );
-            cmd.env("BENCH_OP", "create").env(
-                "BENCH_REPOS",
-                "bench/xet,bench/lfs,bench/revs,bench/revs-lfs",
-            );
-            cmd
-        },
-        &env.server,
-    );
+    let setup = |op: &str| {
+        let home = dir.join("home-setup");
+        let mut cmd = python(&env.venv, &env.server.base, &home, Via::Xet);
+        cmd.env("BENCH_OP", op).env(
+            "BENCH_REPOS",
+            "bench/xet,bench/lfs,bench/revs,bench/revs-lfs",
+        );
+        client(cmd, &env.server).0
+    };
+    let versions = setup("versions");
+    setup("create");
     let hz = clock_ticks_per_second();
     println!(
         "xet_transfer: huggingface_hub {} + hf_xet {}, Airlock on {} (filesystem store), {} cores, {hz} clock ticks/s",
