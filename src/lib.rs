@@ -11,6 +11,7 @@ pub mod connections;
 pub mod digest;
 pub mod download;
 pub mod drain;
+pub mod gc;
 pub mod hf;
 pub mod metrics;
 pub mod mirror;

@@ -3,6 +3,7 @@
 //! configuration; each builds only the store and the domain objects it uses.
 
 mod bundle;
+mod gc;
 mod hf;
 mod mirror;
 mod oci;
@@ -44,6 +45,8 @@ enum Command {
     Bundle(bundle::BundleCommand),
     /// Fill the store from upstream hubs, indexes and registries named in a content spec.
     Mirror(mirror::MirrorArgs),
+    /// Garbage collection: report what nothing references, remove abandoned uploads.
+    Gc(gc::GcArgs),
     /// Check the configuration and that the store is reachable and writable, then exit.
     Check,
     /// Exit 0 if the server at URL answers /healthz with 200 (for container health checks).
@@ -63,7 +66,8 @@ pub fn main() -> ExitCode {
         | Command::Hf(_)
         | Command::Oci(_)
         | Command::Bundle(_)
-        | Command::Mirror(_) => ServeArgs::default(),
+        | Command::Mirror(_)
+        | Command::Gc(_) => ServeArgs::default(),
     };
     let config = match Config::resolve(&cli.global, &serve_args) {
         Ok(c) => c,
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Oci(cmd) => oci::run(config, cmd).await,
             Command::Bundle(cmd) => bundle::run(config, cmd).await,
             Command::Mirror(args) => mirror::run(open_stores(&config).await?, args).await,
+            Command::Gc(args) => gc::run(open_stores(&config).await?, args).await,
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

@@ -228,6 +228,13 @@ pub fn xet_xorb_key(hash: &str) -> Result<ObjectKey, StoreError> {
     ))
 }
 
+/// Parses a key made by [`xet_xorb_key`] back into the xorb's hash (API hex form).
+pub fn xorb_of_xet_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("xet/xorbs/")?;
+    let (hh, hash) = rest.split_once('/')?;
+    (hh.len() == 2 && hash.starts_with(hh) && !hash.contains(['/', '.'])).then_some(hash)
+}
+
 /// `xet/dedup/<hh>/<chunk>/`: the xorbs holding that chunk are listed below it.
 pub fn xet_dedup_prefix(chunk: &str) -> String {
     format!("xet/dedup/{}/{chunk}/", chunk.get(..2).unwrap_or_default())

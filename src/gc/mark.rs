@@ -1,0 +1,281 @@
+//! The mark: every blob and xorb that a live item of a protocol references.
+//!
+//! - OCI: every manifest a repository document lists (tagged or not: deleting untagged
+//!   manifests is a retention policy's decision, not the collector's), its config, layers
+//!   and index children, read from the stored manifest bytes.
+//! - PyPI: every file of every project page of every index, yanked or not, and its
+//!   `.metadata` document.
+//! - Hub: every commit reachable from a branch, tag or pull request ref (through its
+//!   parents), and every commit whose OCI model images were handed out; each file's blob
+//!   and, for a file uploaded through Xet, the xorbs its terms name.
+//!
+//! Memory: one entry per referenced blob (its 32-byte sha256 and a byte of protocol
+//! bits, about 40 bytes in the table) and per referenced xorb (32 bytes); the commits
+//! of one repository while it is walked. Documents are read one at a time.
+
+use crate::digest::{Algorithm, Digest};
+use crate::hf::model::{RepoRef, RepoType};
+use crate::hf::repo::Repos;
+use crate::oci::registry::Registry;
+use crate::pypi::project::ProjectDoc;
+use crate::store::layout::MetaKey;
+use crate::store::{Mutability, ObjectKey, ObjectMeta, Stores};
+use crate::xet::MerkleHash;
+use anyhow::Context;
+use std::collections::{HashMap, HashSet};
+
+/// Which protocols reference a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Oci = 1,
+    Pypi = 2,
+    Hf = 4,
+}
+
+pub const PROTOCOLS: [Protocol; 3] = [Protocol::Oci, Protocol::Pypi, Protocol::Hf];
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Oci => "oci",
+            Protocol::Pypi => "pypi",
+            Protocol::Hf => "hf",
+        }
+    }
+}
+
+/// What the live items reference.
+#[derive(Debug, Default)]
+pub struct Marks {
+    /// sha256 blobs (nearly all of them), by their raw digest: protocol bits.
+    sha256: HashMap<[u8; 32], u8>,
+    /// Blobs of any other algorithm.
+    other: HashMap<Digest, u8>,
+    xorbs: HashSet<[u8; 32]>,
+    /// Documents that name content the store does not hold (reported, never fatal).
+    pub dangling: u64,
+}
+
+impl Marks {
+    pub fn mark(&mut self, digest: &Digest, by: Protocol) {
+        match raw_sha256(digest) {
+            Some(raw) => *self.sha256.entry(raw).or_default() |= by as u8,
+            None => *self.other.entry(digest.clone()).or_default() |= by as u8,
+        }
+    }
+
+    fn mark_hex(&mut self, hex: &str, by: Protocol) {
+        if let Ok(digest) = Digest::sha256_hex(hex) {
+            self.mark(&digest, by);
+        }
+    }
+
+    /// The protocols referencing `digest`, as bits; 0 when none does.
+    pub fn of(&self, digest: &Digest) -> u8 {
+        match raw_sha256(digest) {
+            Some(raw) => self.sha256.get(&raw).copied().unwrap_or(0),
+            None => self.other.get(digest).copied().unwrap_or(0),
+        }
+    }
+
+    pub fn xorb_marked(&self, xorb: &MerkleHash) -> bool {
+        self.xorbs.contains(xorb.as_bytes())
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.sha256.len() + self.other.len()
+    }
+}
+
+fn raw_sha256(digest: &Digest) -> Option<[u8; 32]> {
+    if digest.algorithm() != Algorithm::Sha256 {
+        return None;
+    }
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(digest.hex(), &mut raw).ok()?;
+    Some(raw)
+}
+
+/// Calls `each` on every object under `prefix`, a page at a time (never the whole
+/// listing in memory).
+pub async fn for_each_object<F>(stores: &Stores, prefix: &str, mut each: F) -> anyhow::Result<()>
+where
+    F: FnMut(ObjectMeta),
+{
+    let mut after: Option<String> = None;
+    loop {
+        let page = stores
+            .store
+            .list(prefix, after.as_deref(), 1000)
+            .await
+            .with_context(|| format!("listing {prefix}"))?;
+        page.objects.into_iter().for_each(&mut each);
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The metadata keys under `prefix` that `want` picks, listed a page at a time.
+async fn keys_under<T>(
+    stores: &Stores,
+    prefix: &str,
+    want: impl Fn(MetaKey) -> Option<T>,
+) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for_each_object(stores, prefix, |meta| {
+        if let Some(t) = MetaKey::parse(meta.key.as_str()).and_then(&want) {
+            out.push(t);
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+pub async fn mark_oci(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()> {
+    let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
+    let names = keys_under(stores, "oci/repos/", |k| match k {
+        MetaKey::OciRepo { name } => Some(name),
+        _ => None,
+    })
+    .await?;
+    for name in names {
+        let Some(repo) = registry.repo(&name).await.map_err(oci_error)? else {
+            continue;
+        };
+        for (digest, entry) in &repo.manifests {
+            marks.mark(digest, Protocol::Oci);
+            let bytes = match registry.manifest_bytes(digest).await {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    marks.dangling += 1;
+                    continue;
+                }
+            };
+            // A manifest was inspected when it was accepted; one that no longer parses
+            // (a newer media type this version does not read) keeps nothing else alive,
+            // so it is counted rather than guessed at.
+            match crate::oci::manifest::inspect(&bytes, Some(&entry.media_type)) {
+                Ok(inspected) => {
+                    for d in inspected.blobs.iter().chain(&inspected.children) {
+                        marks.mark(d, Protocol::Oci);
+                    }
+                }
+                Err(_) => marks.dangling += 1,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn oci_error(e: crate::oci::OciError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.message)
+}
+
+pub async fn mark_pypi(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()> {
+    let pages = keys_under(stores, "pypi/", |k| match k {
+        MetaKey::PypiProject { .. } => k.key().ok(),
+        _ => None,
+    })
+    .await?;
+    for key in pages {
+        let Some(doc) = stores.docs.get(&key, Mutability::Mutable).await? else {
+            continue;
+        };
+        let project: ProjectDoc = serde_json::from_slice(&doc.bytes)
+            .with_context(|| format!("{key}: not a project document"))?;
+        for file in &project.files {
+            marks.mark_hex(&file.sha256, Protocol::Pypi);
+            if let Some(metadata) = &file.metadata_sha256 {
+                marks.mark_hex(metadata, Protocol::Pypi);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn mark_hf(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()> {
+    let repos = Repos::new(stores.docs.clone(), stores.blobs.clone());
+    let found = keys_under(stores, "hf/", |k| match k {
+        MetaKey::HfRefs { kind, id } => Some((kind, id)),
+        _ => None,
+    })
+    .await?;
+    for (kind, id) in found {
+        let Some(repo) = RepoType::from_plural(&kind).and_then(|t| RepoRef::new(t, &id)) else {
+            continue;
+        };
+        let refs = repos.refs(&repo).await.map_err(hf_error)?;
+        let mut pending: Vec<String> = refs
+            .branches
+            .values()
+            .chain(refs.tags.values())
+            .chain(refs.prs.values())
+            .cloned()
+            .collect();
+        pending.extend(served_commits(stores, &repo).await?);
+        let mut seen = HashSet::new();
+        while let Some(id) = pending.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(view) = repos.commit(&repo, &id).await.map_err(hf_error)? else {
+                marks.dangling += 1;
+                continue;
+            };
+            for file in &view.commit.files {
+                marks.mark_hex(&file.sha256, Protocol::Hf);
+                if let Some(hash) = file.xet_hash.as_deref().and_then(|h| h.parse().ok()) {
+                    mark_xet_file(&repos, &hash, marks).await?;
+                }
+            }
+            pending.extend(view.commit.parents.iter().cloned());
+        }
+    }
+    Ok(())
+}
+
+async fn mark_xet_file(repos: &Repos, hash: &MerkleHash, marks: &mut Marks) -> anyhow::Result<()> {
+    let Some(doc) = repos.xet().file(hash).await.map_err(hf_error)? else {
+        // Stored whole as a blob (materialized, or imported without its xorbs).
+        return Ok(());
+    };
+    for term in &doc.terms {
+        match term.xorb.parse::<MerkleHash>() {
+            Ok(xorb) => {
+                marks.xorbs.insert(*xorb.as_bytes());
+            }
+            Err(_) => marks.dangling += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The commits whose model images were handed out: a blob of theirs is served by digest.
+async fn served_commits(stores: &Stores, repo: &RepoRef) -> anyhow::Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Served {
+        commits: Vec<String>,
+    }
+    let key = MetaKey::ModelImagesServed {
+        kind: repo.kind.plural().to_string(),
+        id: repo.id.clone(),
+    }
+    .key()?;
+    Ok(match stores.docs.get(&key, Mutability::Mutable).await? {
+        Some(doc) => serde_json::from_slice::<Served>(&doc.bytes)
+            .map(|s| s.commits)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    })
+}
+
+fn hf_error(e: crate::hf::HfError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.message)
+}
+
+/// The key of a stored object as a blob digest, if it is one.
+pub fn blob_digest(key: &ObjectKey) -> Option<Digest> {
+    crate::store::layout::digest_of_blob_key(key.as_str())
+}

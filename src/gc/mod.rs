@@ -1,0 +1,227 @@
+//! Garbage collection (`airlock gc`): which stored bytes a live item of some protocol
+//! still references, which nothing does, and the upload sessions nobody finished.
+//!
+//! A cross-cutting feature like `bundle`: it reads each protocol's documents through its
+//! domain types (`Registry`, `ProjectDoc`, `Repos`) and the store, and no protocol
+//! imports it. The mark (`mark.rs`) is global across protocols, so a blob shared by a
+//! wheel, an image layer and a model file stays while any of them references it.
+//!
+//! What it removes today: abandoned upload sessions (`uploads.rs`). Unreferenced blobs
+//! and xorbs are counted and reported as reclaimable, with a grace period: a blob
+//! written, or linked to a repository by a push or an LFS upload, within `grace` may be
+//! about to be referenced (a manifest or commit that names it is on its way) and is
+//! never reclaimable.
+
+pub mod mark;
+pub mod uploads;
+
+use mark::{for_each_object, Marks, PROTOCOLS};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::digest::Digest;
+use crate::store::layout::{self, MetaKey};
+use crate::store::Stores;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Report only: remove nothing.
+    pub dry_run: bool,
+    /// Content written or linked more recently than this is never reclaimable.
+    pub grace: Duration,
+    /// Upload sessions idle for longer than this are removed.
+    pub uploads_older_than: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Tally {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.count += 1;
+        self.bytes += bytes;
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub store: String,
+    pub dry_run: bool,
+    pub grace_seconds: u64,
+    /// Blobs some live item references.
+    pub referenced: Tally,
+    /// The same, by the one protocol referencing them, or `shared` by several.
+    pub referenced_by: BTreeMap<&'static str, Tally>,
+    /// Unreferenced blobs within the grace period: kept.
+    pub recent: Tally,
+    /// Unreferenced blobs past the grace period.
+    pub reclaimable: Tally,
+    pub xorbs_referenced: Tally,
+    pub xorbs_recent: Tally,
+    pub xorbs_reclaimable: Tally,
+    /// References to content the store does not hold (a document naming a missing
+    /// manifest, commit or Xet record).
+    pub dangling: u64,
+    pub uploads: uploads::Swept,
+    pub seconds: f64,
+}
+
+/// Marks, counts and sweeps what `options` says; progress goes to the log.
+pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut report = Report {
+        store: stores.store.describe(),
+        dry_run: options.dry_run,
+        grace_seconds: options.grace.as_secs(),
+        ..Default::default()
+    };
+    // Links first, then the mark, then the blobs: a blob stored and linked after its
+    // link listing is younger than the grace period anyway.
+    let cutoff = SystemTime::now()
+        .checked_sub(options.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let linked_recently = recent_links(stores, cutoff).await?;
+    let mut marks = Marks::default();
+    mark::mark_oci(stores, &mut marks).await?;
+    mark::mark_pypi(stores, &mut marks).await?;
+    mark::mark_hf(stores, &mut marks).await?;
+    report.dangling = marks.dangling;
+    tracing::info!(blobs = marks.blob_count(), "marked");
+
+    let recent = |modified: Option<SystemTime>| modified.is_none_or(|t| t > cutoff);
+    for_each_object(stores, layout::BLOBS_PREFIX, |meta| {
+        let Some(digest) = mark::blob_digest(&meta.key) else {
+            return;
+        };
+        match marks.of(&digest) {
+            0 if recent(meta.last_modified) || linked_recently.contains(&digest) => {
+                report.recent.add(meta.size)
+            }
+            0 => report.reclaimable.add(meta.size),
+            bits => {
+                report.referenced.add(meta.size);
+                let by = match PROTOCOLS.iter().find(|p| bits == **p as u8) {
+                    Some(one) => one.name(),
+                    None => "shared",
+                };
+                report.referenced_by.entry(by).or_default().add(meta.size);
+            }
+        }
+    })
+    .await?;
+    for_each_object(stores, "xet/xorbs/", |meta| {
+        let Some(xorb) = layout::xorb_of_xet_key(meta.key.as_str()).and_then(|h| h.parse().ok())
+        else {
+            return;
+        };
+        if marks.xorb_marked(&xorb) {
+            report.xorbs_referenced.add(meta.size);
+        } else if recent(meta.last_modified) {
+            report.xorbs_recent.add(meta.size);
+        } else {
+            report.xorbs_reclaimable.add(meta.size);
+        }
+    })
+    .await?;
+    report.uploads = uploads::sweep(stores, options.uploads_older_than, options.dry_run).await?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Blobs linked to an OCI repository or uploaded to a Hub repository after `cutoff`: a
+/// push or a commit naming them may be under way.
+async fn recent_links(stores: &Stores, cutoff: SystemTime) -> anyhow::Result<HashSet<Digest>> {
+    let mut out = HashSet::new();
+    for prefix in ["oci/repos/", "hf/"] {
+        for_each_object(stores, prefix, |meta| {
+            if meta.last_modified.is_some_and(|t| t <= cutoff) {
+                return;
+            }
+            if let Some(MetaKey::OciLink { digest, .. } | MetaKey::HfLfsLink { digest, .. }) =
+                MetaKey::parse(meta.key.as_str())
+            {
+                out.insert(digest);
+            }
+        })
+        .await?;
+    }
+    Ok(out)
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.count, size(self.bytes))
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let by: Vec<String> = PROTOCOLS
+            .iter()
+            .map(|p| p.name())
+            .chain(["shared"])
+            .filter_map(|name| self.referenced_by.get(name).map(|t| format!("{name} {t}")))
+            .collect();
+        writeln!(f, "store: {}", self.store)?;
+        writeln!(
+            f,
+            "blobs referenced: {} [{}]",
+            self.referenced,
+            by.join(", ")
+        )?;
+        writeln!(
+            f,
+            "blobs unreferenced, within the {} s grace period (kept): {}",
+            self.grace_seconds, self.recent
+        )?;
+        writeln!(f, "blobs unreferenced, reclaimable: {}", self.reclaimable)?;
+        writeln!(
+            f,
+            "xorbs referenced: {}; within the grace period: {}; reclaimable: {}",
+            self.xorbs_referenced, self.xorbs_recent, self.xorbs_reclaimable
+        )?;
+        if self.dangling > 0 {
+            writeln!(
+                f,
+                "references to content not in the store (a manifest, commit or Xet record named but absent): {}",
+                self.dangling
+            )?;
+        }
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        writeln!(
+            f,
+            "abandoned upload sessions: {verb} {} ({}); {} still active",
+            self.uploads.sessions,
+            size(self.uploads.bytes),
+            self.uploads.active
+        )?;
+        write!(
+            f,
+            "reclaimable blobs and xorbs are reported, not yet removed: this version of `airlock gc` removes abandoned upload sessions only ({:.1} s)",
+            self.seconds
+        )
+    }
+}

@@ -1,0 +1,176 @@
+//! `airlock gc` against the real binary, on the filesystem store and on Garage: the mark
+//! spans every protocol (a blob shared by an image layer and a model file is referenced
+//! by both), what nothing references is reclaimable only past the grace period, and
+//! abandoned upload sessions are removed by age while active ones are left alone.
+
+mod support;
+
+use std::path::Path;
+use support::backend::{Backend, StoreArgs};
+use support::process::ok;
+use support::{push_image, sha256, ADMIN};
+
+/// `airlock gc --json` with `args`: its report.
+fn gc(store: &StoreArgs, dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = ok(store.cli(dir).args(["gc", "--json"]).args(args));
+    let json = out.lines().find(|l| l.starts_with("{\"store\"")).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn tally(report: &serde_json::Value, field: &str) -> (u64, u64) {
+    let t = &report[field];
+    (t["count"].as_u64().unwrap(), t["bytes"].as_u64().unwrap())
+}
+
+fn by(report: &serde_json::Value, protocol: &str) -> (u64, u64) {
+    let t = &report["referenced_by"][protocol];
+    (
+        t["count"].as_u64().unwrap_or(0),
+        t["bytes"].as_u64().unwrap_or(0),
+    )
+}
+
+async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    // A model whose weights are byte for byte an image layer, and a file of its own.
+    let shared = support::pseudo_random(300_000, 1);
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("weights.bin"), &shared).unwrap();
+    std::fs::write(model.join("config.json"), b"{\"gc\": 1}").unwrap();
+    ok(store
+        .cli(dir)
+        .args(["hf", "import", "org/tiny", model.to_str().unwrap()]));
+    let wheel = support::wheels::wheel("gcdemo", "1.0", &[], None);
+    let wheels = dir.join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    wheel.write_to(&wheels);
+    ok(store
+        .cli(dir)
+        .args(["pypi", "import", wheels.to_str().unwrap()]));
+
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let http = support::http::client();
+    let base = server.base.clone();
+    // Two images with one config; `b` is then deleted, leaving its layer and manifest to
+    // nothing. A blob pushed and never named by a manifest, and an upload left unfinished.
+    push_image(&http, &base, ADMIN, "team/a", "v1", &shared).await;
+    let only_b = support::pseudo_random(200_000, 2);
+    let b = push_image(&http, &base, ADMIN, "team/b", "v1", &only_b).await;
+    let r = http
+        .delete(format!("{base}/v2/team/b/manifests/{b}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let orphan = support::pseudo_random(100_000, 3);
+    let r = http
+        .post(format!(
+            "{base}/v2/team/a/blobs/uploads/?digest={}",
+            sha256(&orphan)
+        ))
+        .bearer_auth(ADMIN)
+        .body(orphan.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{base}/v2/team/a/blobs/uploads/"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let session = r.headers()["location"].to_str().unwrap().to_string();
+    let session = if session.starts_with('/') {
+        format!("{base}{session}")
+    } else {
+        session
+    };
+    let r = http
+        .patch(&session)
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 50_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let b_manifest_size = store
+        .objects()
+        .into_iter()
+        .find(|(k, _)| k.ends_with(b.trim_start_matches("sha256:")))
+        .map(|(_, size)| size)
+        .expect("the deleted manifest's bytes are still stored");
+
+    // Nothing is past a zero grace period: the deleted image's layer and manifest and the
+    // orphan are reclaimable; the layer the model shares is the OCI repository's and the
+    // Hub's; the dry run leaves the unfinished upload in place.
+    let report = gc(
+        &store,
+        dir,
+        &["--dry-run", "--grace", "0s", "--uploads-older-than", "0s"],
+    );
+    let reclaimable = (
+        3,
+        only_b.len() as u64 + orphan.len() as u64 + b_manifest_size,
+    );
+    assert_eq!(tally(&report, "reclaimable"), reclaimable, "{report}");
+    assert_eq!(tally(&report, "recent"), (0, 0), "{report}");
+    assert_eq!(by(&report, "shared"), (1, shared.len() as u64), "{report}");
+    assert_eq!(by(&report, "pypi").0, 2, "the wheel and its metadata: {report}");
+    assert_eq!(
+        by(&report, "hf").0,
+        2,
+        "config.json and .gitattributes: {report}"
+    );
+    assert_eq!(
+        by(&report, "oci").0,
+        2,
+        "image a's config and manifest: {report}"
+    );
+    assert_eq!(report["uploads"]["sessions"], 1, "{report}");
+    assert!(!store.keys_under("uploads/").is_empty());
+
+    // The default grace period keeps all of it: it was written just now.
+    let report = gc(&store, dir, &["--dry-run"]);
+    assert_eq!(tally(&report, "reclaimable"), (0, 0), "{report}");
+    assert_eq!(tally(&report, "recent"), reclaimable, "{report}");
+    assert_eq!(report["uploads"]["active"], 1, "{report}");
+
+    // A real run: the abandoned session goes, and its client is told to start over.
+    let report = gc(&store, dir, &["--uploads-older-than", "0s"]);
+    assert_eq!(report["uploads"]["sessions"], 1, "{report}");
+    assert_eq!(store.keys_under("uploads/"), Vec::<String>::new());
+    let r = http
+        .patch(&session)
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("BLOB_UPLOAD_UNKNOWN"));
+    // Everything referenced still reads.
+    let r = http
+        .get(format!("{base}/v2/team/a/blobs/{}", sha256(&shared)))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), shared);
+    let r = http
+        .get(server.url("/org/tiny/resolve/main/weights.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), shared);
+}
+
+on_both_stores!(async: gc_counts_across_protocols_and_sweeps_abandoned_uploads);
