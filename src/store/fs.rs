@@ -546,24 +546,16 @@ fn list_blocking(
         Some(i) => &prefix[..=i],
         None => "",
     };
-    let mut keys = Vec::new();
-    walk(&root.join(base), base, prefix, &mut keys)?;
-    keys.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut objects = Vec::new();
-    let mut more = false;
-    for (key, md) in keys {
-        if start_after.as_deref().is_some_and(|s| key.as_str() <= s) {
-            continue;
-        }
-        if objects.len() == limit {
-            more = true;
-            break;
-        }
-        let Ok(key) = ObjectKey::new(key) else {
-            continue;
-        };
-        objects.push(meta_from(key, &md));
-    }
+    let mut page = Page {
+        prefix,
+        start_after: start_after.as_deref(),
+        want: limit + 1,
+        objects: Vec::new(),
+    };
+    page.walk(&root.join(base), base)?;
+    let more = page.objects.len() > limit;
+    let mut objects = page.objects;
+    objects.truncate(limit);
     let next_start_after = if more {
         objects.last().map(|m| m.key.to_string())
     } else {
@@ -575,46 +567,91 @@ fn list_blocking(
     })
 }
 
-fn walk(
-    dir: &Path,
-    rel: &str,
-    prefix: &str,
-    out: &mut Vec<(String, std::fs::Metadata)>,
-) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(())
-        }
-        Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", dir.display()))),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
+/// One page of a listing, gathered by walking the tree in key order: a folder's entries
+/// are visited sorted as the keys below them sort (a folder `x` as `x/`, since `/` sorts
+/// after `-` and `.`), folders wholly before `start_after` are skipped unread, and the walk
+/// stops once the page is full. A page costs the folders on its way, not the whole
+/// store, and only the files it returns are stat'ed.
+struct Page<'a> {
+    prefix: &'a str,
+    start_after: Option<&'a str>,
+    /// One more than the page holds, to tell whether another page follows.
+    want: usize,
+    objects: Vec<ObjectMeta>,
+}
+
+impl Page<'_> {
+    /// Whether the page is full.
+    fn walk(&mut self, dir: &Path, rel: &str) -> Result<bool> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", dir.display()))),
         };
-        if rel.is_empty() && name == TMP_DIR {
-            continue;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if rel.is_empty() && name == TMP_DIR {
+                continue;
+            }
+            let key = format!("{rel}{name}");
+            // Skip subtrees that cannot contain a match.
+            let comparable = key.len().min(self.prefix.len());
+            if key.as_bytes()[..comparable] != self.prefix.as_bytes()[..comparable] {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let is_dir = if kind.is_symlink() {
+                entry.path().is_dir()
+            } else {
+                kind.is_dir()
+            };
+            let order = if is_dir { format!("{key}/") } else { key };
+            found.push((order, is_dir, entry));
         }
-        let key = format!("{rel}{name}");
-        // Skip subtrees that cannot contain a match.
-        let comparable = key.len().min(prefix.len());
-        if key.as_bytes()[..comparable] != prefix.as_bytes()[..comparable] {
-            continue;
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, is_dir, entry) in found {
+            let after = self.start_after;
+            if is_dir {
+                // Every key below starts with `key` (`.../x/`): all at or before
+                // `start_after` unless `start_after` is inside the folder or before it.
+                if after.is_some_and(|s| key.as_str() < s && !s.starts_with(&key)) {
+                    continue;
+                }
+                if self.walk(&entry.path(), &key)? {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if !key.starts_with(self.prefix) || after.is_some_and(|s| key.as_str() <= s) {
+                continue;
+            }
+            let Ok(md) = entry.metadata() else { continue };
+            if !md.is_file() {
+                continue;
+            }
+            let Ok(key) = ObjectKey::new(key) else {
+                continue;
+            };
+            self.objects.push(meta_from(key, &md));
+            if self.objects.len() >= self.want {
+                return Ok(true);
+            }
         }
-        let Ok(md) = entry.metadata() else { continue };
-        if md.is_dir() {
-            walk(&entry.path(), &format!("{key}/"), prefix, out)?;
-        } else if md.is_file() && key.starts_with(prefix) {
-            out.push((key, md));
-        }
+        Ok(false)
     }
-    Ok(())
 }
 
 /// Makes `dest`'s folder and any missing above it, each synced into its own parent:
