@@ -13,7 +13,10 @@ use support::{push_image, sha256, ADMIN};
 /// `airlock gc --json` with `args`: its report.
 fn gc(store: &StoreArgs, dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = ok(store.cli(dir).args(["gc", "--json"]).args(args));
-    let json = out.lines().find(|l| l.starts_with("{\"store\"")).unwrap_or_default();
+    let json = out
+        .lines()
+        .find(|l| l.starts_with("{\"store\""))
+        .unwrap_or_default();
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -122,7 +125,11 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
     assert_eq!(tally(&report, "reclaimable"), reclaimable, "{report}");
     assert_eq!(tally(&report, "recent"), (0, 0), "{report}");
     assert_eq!(by(&report, "shared"), (1, shared.len() as u64), "{report}");
-    assert_eq!(by(&report, "pypi").0, 2, "the wheel and its metadata: {report}");
+    assert_eq!(
+        by(&report, "pypi").0,
+        2,
+        "the wheel and its metadata: {report}"
+    );
     assert_eq!(
         by(&report, "hf").0,
         2,
