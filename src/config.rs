@@ -115,6 +115,8 @@ struct FileConfig {
     bundle: crate::bundle::BundleSettings,
     #[serde(default)]
     model_images: crate::modelimage::ModelImageSettings,
+    #[serde(default)]
+    gc: crate::gc::GcSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +214,8 @@ pub struct Config {
     pub s3api: S3ApiSettings,
     pub bundle: crate::bundle::BundleSettings,
     pub model_images: crate::modelimage::ModelImageSettings,
+    /// `airlock gc`'s defaults and the collections `serve` runs.
+    pub gc: crate::gc::GcSettings,
 }
 
 impl Config {
@@ -377,6 +381,7 @@ impl Config {
             s3api,
             bundle: file.bundle,
             model_images: file.model_images,
+            gc: file.gc,
         })
     }
 }

@@ -58,6 +58,8 @@ pub struct AppState {
     pub admin: AdminState,
     /// The S3 API, served only on its own listener.
     pub s3: S3State,
+    /// The collections `serve` runs on a timer.
+    pub gc: crate::gc::GcSettings,
 }
 
 impl AppState {
@@ -153,6 +155,7 @@ impl AppState {
             catalog,
             admin,
             s3,
+            gc: config.gc.clone(),
         })
     }
 }
@@ -326,7 +329,9 @@ async fn metrics(State(state): State<System>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render() + &render_store_ops(&state.stores.ops),
+        state.metrics.render()
+            + &render_store_ops(&state.stores.ops)
+            + &crate::gc::render_metrics(crate::gc::last_run(&state.stores.docs).await.as_ref()),
     )
         .into_response()
 }
@@ -424,6 +429,11 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             state.oci.settings.purge_uploads_after,
         ))
     });
+    let collector = crate::gc::spawn(
+        state.stores.clone(),
+        state.gc.clone(),
+        state.oci.settings.purge_uploads_after,
+    );
     let s3_app = s3_router(state.s3.clone(), state.metrics.clone());
     let app = router(state);
     let main = async {
@@ -447,6 +457,9 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     if let Some(purger) = purger {
         purger.abort();
+    }
+    if let Some(collector) = collector {
+        collector.abort();
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `airlock gc` against the real binary, on the filesystem store and on Garage: the mark
 //! spans every protocol (a blob shared by an image layer and a model file is referenced
-//! by both), what nothing references is reclaimable only past the grace period, and
-//! abandoned upload sessions are removed by age while active ones are left alone.
+//! by both), what nothing references is reclaimable only past the grace period,
+//! abandoned upload sessions are removed by age while active ones are left alone, and the
+//! last run's report reaches `/metrics`.
 
 mod support;
 
@@ -163,6 +164,23 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
         .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("BLOB_UPLOAD_UNKNOWN"));
+    // Every replica's /metrics shows the store's last run.
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "airlock_store_referenced_bytes{protocol=\"shared\"} 300000".to_string(),
+        "airlock_store_reclaimable_bytes{kind=\"blob\"} 0".to_string(),
+        "airlock_gc_last_run_uploads_removed 1".to_string(),
+        "airlock_gc_last_run_dry_run 0".to_string(),
+    ] {
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
     // Everything referenced still reads.
     let r = http
         .get(format!("{base}/v2/team/a/blobs/{}", sha256(&shared)))
@@ -180,4 +198,54 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
     assert_eq!(r.bytes().await.unwrap(), shared);
 }
 
-on_both_stores!(async: gc_counts_across_protocols_and_sweeps_abandoned_uploads);
+/// `[gc] interval`: `serve` collects on its own, and its report reaches `/metrics`.
+async fn serve_collects_on_its_timer(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let config = dir.join("airlock.toml");
+    // The OCI purger off: the abandoned session is the collector's to remove.
+    std::fs::write(
+        &config,
+        "[gc]\ninterval = \"1s\"\n[oci]\npurge_uploads_after = \"0s\"\n",
+    )
+    .unwrap();
+    let server = store.serve(
+        dir,
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+    );
+    let http = support::http::client();
+    let r = http
+        .post(server.url("/v2/team/a/blobs/uploads/"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("airlock_gc_last_run_uploads_removed 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no collection within 30 s:\n{metrics}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(store.keys_under("uploads/"), Vec::<String>::new());
+}
+
+on_both_stores!(async:
+    gc_counts_across_protocols_and_sweeps_abandoned_uploads,
+    serve_collects_on_its_timer,
+);

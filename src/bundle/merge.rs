@@ -67,7 +67,8 @@ pub fn classify(key: &str) -> DocClass {
         Some(
             MetaKey::OciUploadState { .. }
             | MetaKey::ModelImagesServed { .. }
-            | MetaKey::ModelImagesLayers { .. },
+            | MetaKey::ModelImagesLayers { .. }
+            | MetaKey::GcLastRun,
         )
         | None => DocClass::Other,
     }

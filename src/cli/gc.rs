@@ -1,7 +1,7 @@
 //! `airlock gc`: what the store holds that nothing references, and the upload sessions
 //! nobody finished (`crate::gc`).
 
-use crate::gc::{self, Options};
+use crate::gc::{self, GcSettings, Options};
 use crate::store::Stores;
 use std::time::Duration;
 
@@ -11,22 +11,28 @@ pub struct GcArgs {
     #[arg(long)]
     dry_run: bool,
     /// Content written or linked more recently than this is never reclaimable (a push or
-    /// commit naming it may be under way).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    grace: Duration,
-    /// Upload sessions with nothing written for longer than this are removed.
-    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
-    uploads_older_than: Duration,
+    /// commit naming it may be under way). Default: `[gc] grace`, 1h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace: Option<Duration>,
+    /// Upload sessions started longer ago than this are removed. Default:
+    /// `[oci] purge_uploads_after`, 7d.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    uploads_older_than: Option<Duration>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(stores: Stores, args: GcArgs) -> anyhow::Result<()> {
+pub async fn run(
+    stores: Stores,
+    settings: &GcSettings,
+    purge_uploads_after: Duration,
+    args: GcArgs,
+) -> anyhow::Result<()> {
     let options = Options {
         dry_run: args.dry_run,
-        grace: args.grace,
-        uploads_older_than: args.uploads_older_than,
+        grace: args.grace.unwrap_or(settings.grace),
+        uploads_older_than: args.uploads_older_than.unwrap_or(purge_uploads_after),
     };
     eprintln!(
         "airlock gc{}: marking what every OCI repository, Python index and Hub repository references in {}...",

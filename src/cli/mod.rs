@@ -94,7 +94,10 @@ pub fn main() -> ExitCode {
             Command::Oci(cmd) => oci::run(config, cmd).await,
             Command::Bundle(cmd) => bundle::run(config, cmd).await,
             Command::Mirror(args) => mirror::run(open_stores(&config).await?, args).await,
-            Command::Gc(args) => gc::run(open_stores(&config).await?, args).await,
+            Command::Gc(args) => {
+                let stores = open_stores(&config).await?;
+                gc::run(stores, &config.gc, config.oci.purge_uploads_after, args).await
+            }
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });

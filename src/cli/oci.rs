@@ -71,9 +71,12 @@ pub async fn run(config: Config, command: OciCommand) -> anyhow::Result<()> {
         }
         OciCommand::PurgeUploads { older_than } => {
             let stores = super::open_stores(&config).await?;
-            let (sessions, objects) =
-                crate::oci::purge_uploads(&stores.store, &stores.docs, older_than).await?;
-            eprintln!("removed {sessions} abandoned upload session(s) ({objects} object(s))");
+            let purged =
+                crate::oci::purge_uploads(&stores.store, &stores.docs, older_than, false).await?;
+            eprintln!(
+                "removed {} abandoned upload session(s) ({} object(s))",
+                purged.sessions, purged.objects
+            );
             Ok(())
         }
         OciCommand::Import { paths, repo } => {

@@ -6,24 +6,27 @@
 //! imports it. The mark (`mark.rs`) is global across protocols, so a blob shared by a
 //! wheel, an image layer and a model file stays while any of them references it.
 //!
-//! What it removes today: abandoned upload sessions (`uploads.rs`). Unreferenced blobs
+//! What it removes today: abandoned OCI upload sessions (`oci::purge_uploads`, which
+//! `serve` also runs on its own timer, `[oci] purge_uploads_after`). Unreferenced blobs
 //! and xorbs are counted and reported as reclaimable, with a grace period: a blob
 //! written, or linked to a repository by a push or an LFS upload, within `grace` may be
 //! about to be referenced (a manifest or commit that names it is on its way) and is
 //! never reclaimable.
 
 pub mod mark;
-pub mod uploads;
+mod schedule;
+
+pub use schedule::{spawn, GcSettings};
 
 use mark::{for_each_object, Marks, PROTOCOLS};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::digest::Digest;
 use crate::store::layout::{self, MetaKey};
-use crate::store::Stores;
+use crate::store::{DocStore, Mutability, PutMode, Stores};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -31,11 +34,11 @@ pub struct Options {
     pub dry_run: bool,
     /// Content written or linked more recently than this is never reclaimable.
     pub grace: Duration,
-    /// Upload sessions idle for longer than this are removed.
+    /// Upload sessions started longer ago than this are removed.
     pub uploads_older_than: Duration,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Tally {
     pub count: u64,
     pub bytes: u64,
@@ -48,7 +51,7 @@ impl Tally {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Report {
     pub store: String,
     pub dry_run: bool,
@@ -56,7 +59,7 @@ pub struct Report {
     /// Blobs some live item references.
     pub referenced: Tally,
     /// The same, by the one protocol referencing them, or `shared` by several.
-    pub referenced_by: BTreeMap<&'static str, Tally>,
+    pub referenced_by: BTreeMap<String, Tally>,
     /// Unreferenced blobs within the grace period: kept.
     pub recent: Tally,
     /// Unreferenced blobs past the grace period.
@@ -67,8 +70,12 @@ pub struct Report {
     /// References to content the store does not hold (a document naming a missing
     /// manifest, commit or Xet record).
     pub dangling: u64,
-    pub uploads: uploads::Swept,
+    /// Abandoned OCI upload sessions (`oci::purge_uploads`).
+    pub uploads: crate::oci::PurgedUploads,
     pub seconds: f64,
+    /// When the run ended, in seconds since the Unix epoch.
+    #[serde(default)]
+    pub finished_at: u64,
 }
 
 /// Marks, counts and sweeps what `options` says; progress goes to the log.
@@ -109,7 +116,11 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
                     Some(one) => one.name(),
                     None => "shared",
                 };
-                report.referenced_by.entry(by).or_default().add(meta.size);
+                report
+                    .referenced_by
+                    .entry(by.to_string())
+                    .or_default()
+                    .add(meta.size);
             }
         }
     })
@@ -128,9 +139,87 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
         }
     })
     .await?;
-    report.uploads = uploads::sweep(stores, options.uploads_older_than, options.dry_run).await?;
+    report.uploads = crate::oci::purge_uploads(
+        &stores.store,
+        &stores.docs,
+        options.uploads_older_than,
+        options.dry_run,
+    )
+    .await?;
     report.seconds = started.elapsed().as_secs_f64();
+    report.finished_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    record(&stores.docs, &report).await?;
     Ok(report)
+}
+
+/// Keeps the report as the store's last run, for `/metrics` on every replica.
+async fn record(docs: &DocStore, report: &Report) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec(report)?;
+    docs.put(
+        &MetaKey::GcLastRun.key()?,
+        bytes.into(),
+        PutMode::Overwrite,
+        Mutability::Mutable,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The last run's report, if a run has finished on this store.
+pub async fn last_run(docs: &DocStore) -> Option<Report> {
+    let key = MetaKey::GcLastRun.key().ok()?;
+    let doc = docs.get(&key, Mutability::Mutable).await.ok()??;
+    serde_json::from_slice(&doc.bytes).ok()
+}
+
+/// The last run as Prometheus gauges (nothing before the first run).
+pub fn render_metrics(last: Option<&Report>) -> String {
+    let Some(r) = last else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, u64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    gauge(
+        "airlock_gc_last_run_timestamp_seconds",
+        "When the last `airlock gc` run (or scheduled run) on this store ended.",
+        &[(String::new(), r.finished_at)],
+    );
+    gauge(
+        "airlock_gc_last_run_dry_run",
+        "1 when the last run removed nothing by request (--dry-run).",
+        &[(String::new(), u64::from(r.dry_run))],
+    );
+    let by: Vec<(String, u64)> = r
+        .referenced_by
+        .iter()
+        .map(|(p, t)| (format!("{{protocol=\"{p}\"}}"), t.bytes))
+        .collect();
+    gauge(
+        "airlock_store_referenced_bytes",
+        "Blob bytes a live item references, by the one protocol referencing them or `shared`, as of the last GC run.",
+        &by,
+    );
+    gauge(
+        "airlock_store_reclaimable_bytes",
+        "Bytes nothing references, past the grace period, as of the last GC run.",
+        &[
+            ("{kind=\"blob\"}".to_string(), r.reclaimable.bytes),
+            ("{kind=\"xorb\"}".to_string(), r.xorbs_reclaimable.bytes),
+        ],
+    );
+    gauge(
+        "airlock_gc_last_run_uploads_removed",
+        "Abandoned upload sessions the last run removed (or would have, in a dry run).",
+        &[(String::new(), r.uploads.sessions)],
+    );
+    out
 }
 
 /// Blobs linked to an OCI repository or uploaded to a Hub repository after `cutoff`: a

@@ -24,7 +24,10 @@ mod upload;
 pub use endpoint::{Endpoint, Reference, Repo};
 pub use error::{Code, OciError};
 pub use names::canonical;
-pub use upload::{purge as purge_uploads, purge_periodically as purge_uploads_periodically};
+pub use upload::{
+    purge as purge_uploads, purge_periodically as purge_uploads_periodically,
+    Purged as PurgedUploads,
+};
 
 use crate::auth::Auth;
 use crate::auth::{Action, AuthError, Identity, Protocol};

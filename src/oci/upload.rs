@@ -488,13 +488,24 @@ pub async fn finish(state: &OciState, repo: &Repo, id: &str, request: Request) -
     created(state, repo, &digest)
 }
 
+/// What a purge found: the abandoned sessions (removed unless it was a dry run), their
+/// objects and bytes, and the sessions still young enough to be in use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Purged {
+    pub sessions: u64,
+    pub objects: u64,
+    pub bytes: u64,
+    pub active: u64,
+}
+
 /// Removes upload sessions started more than `older_than` ago (and stray chunks of
-/// sessions whose state is gone): what clients abandoned. Returns (sessions, objects).
+/// sessions whose state is gone): what clients abandoned. With `dry_run`, only counts.
 pub async fn purge(
     store: &DynStore,
     docs: &DocStore,
     older_than: std::time::Duration,
-) -> std::result::Result<(usize, usize), StoreError> {
+    dry_run: bool,
+) -> std::result::Result<Purged, StoreError> {
     use std::collections::BTreeMap;
     const PREFIX: &str = OCI_UPLOADS_PREFIX;
     let cutoff = now().saturating_sub(older_than.as_secs());
@@ -515,7 +526,7 @@ pub async fn purge(
             None => break,
         }
     }
-    let (mut purged, mut objects) = (0, 0);
+    let mut purged = Purged::default();
     for (id, parts) in sessions {
         let started = match docs
             .get_fresh(&state_key(&id).map_err(|_| StoreError::InvalidKey(id.clone()))?)
@@ -537,6 +548,13 @@ pub async fn purge(
                 .unwrap_or(0)
         });
         if started > cutoff {
+            purged.active += 1;
+            continue;
+        }
+        purged.sessions += 1;
+        purged.objects += parts.len() as u64;
+        purged.bytes += parts.iter().map(|p| p.size).sum::<u64>();
+        if dry_run {
             continue;
         }
         // Chunks first: a session whose state survives a failure here is purged next time.
@@ -545,11 +563,9 @@ pub async fn purge(
             .partition(|p| p.key.as_str().ends_with("/state.json"));
         for part in chunks.iter().chain(state_parts.iter()) {
             docs.delete(&part.key).await?;
-            objects += 1;
         }
-        purged += 1;
     }
-    Ok((purged, objects))
+    Ok(purged)
 }
 
 /// `serve`'s sweeper: purges abandoned sessions every half `older_than` (at least every
@@ -563,11 +579,11 @@ pub async fn purge_periodically(store: DynStore, docs: DocStore, older_than: std
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match purge(&store, &docs, older_than).await {
-            Ok((0, _)) => {}
-            Ok((sessions, objects)) => {
-                tracing::info!(sessions, objects, "removed abandoned OCI upload sessions")
-            }
+        match purge(&store, &docs, older_than, false).await {
+            Ok(Purged { sessions: 0, .. }) => {}
+            Ok(Purged {
+                sessions, objects, ..
+            }) => tracing::info!(sessions, objects, "removed abandoned OCI upload sessions"),
             Err(e) => tracing::warn!("purging abandoned OCI upload sessions: {e}"),
         }
     }

@@ -68,6 +68,8 @@
 //!                                   bounded): a blob is looked up among these and the heads
 //!   layers/<commit>.json            the modelcar tar layers of a commit: digest and size of
 //!                                   each, computed once by reading the layer
+//! gc/last.json                      the last `airlock gc` run's report (src/gc): what was
+//!                                   referenced, reclaimable and removed; read by /metrics
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -200,6 +202,8 @@ pub enum MetaKey {
         id: String,
         commit: String,
     },
+    /// The last garbage collection's report.
+    GcLastRun,
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -306,6 +310,7 @@ impl MetaKey {
             MetaKey::ModelImagesLayers { kind, id, commit } => {
                 format!("{}/layers/{commit}.json", model_images_dir(kind, id))
             }
+            MetaKey::GcLastRun => "gc/last.json".to_string(),
         })
     }
 
@@ -381,6 +386,7 @@ impl MetaKey {
                 id: hf_id(dir),
                 commit: file.strip_suffix(".json")?.to_string(),
             },
+            ["gc", "last.json"] => MetaKey::GcLastRun,
             _ => return None,
         })
     }
@@ -474,6 +480,7 @@ mod tests {
                 id: "org/m".into(),
                 commit: "b".repeat(40),
             },
+            MetaKey::GcLastRun,
         ];
         for k in all {
             let key = k.key().unwrap();

@@ -1,0 +1,67 @@
+//! `[gc]`: the defaults of `airlock gc`, and collections run by `airlock serve` itself.
+//!
+//! Every replica runs its own on the timer, offset by a random part of a tenth of the
+//! interval so replicas sharing a store do not all start at once. Today a run removes
+//! only abandoned upload sessions (older than `[oci] purge_uploads_after`), which any
+//! number of runs can do side by side (a removal is idempotent); its report becomes the
+//! store's `gc/last.json`, which `/metrics` shows on every replica.
+
+use super::{run, Options};
+use crate::store::Stores;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `[gc]` in the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcSettings {
+    /// How often `airlock serve` collects; `0s` turns it off.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Content written or linked more recently than this is never reclaimable.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings {
+            interval: Duration::from_secs(24 * 3600),
+            grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Starts the timer (none when `interval` is zero); the first run is one interval after
+/// start-up. Abort the handle to stop it.
+pub fn spawn(
+    stores: Stores,
+    settings: GcSettings,
+    uploads_older_than: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if settings.interval.is_zero() {
+        return None;
+    }
+    let options = Options {
+        dry_run: false,
+        grace: settings.grace,
+        uploads_older_than,
+    };
+    Some(tokio::spawn(async move {
+        loop {
+            let spread = settings.interval.as_secs_f64() / 10.0 * rand::random::<f64>();
+            tokio::time::sleep(settings.interval + Duration::from_secs_f64(spread)).await;
+            match run(&stores, &options).await {
+                Ok(report) => tracing::info!(
+                    uploads_removed = report.uploads.sessions,
+                    reclaimable_bytes = report.reclaimable.bytes,
+                    seconds = report.seconds,
+                    "scheduled garbage collection done"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduled garbage collection failed; the next one runs on time")
+                }
+            }
+        }
+    }))
+}
