@@ -13,7 +13,16 @@ use support::{push_image, sha256, ADMIN};
 
 /// `airlock gc --json` with `args`: its report.
 fn gc(store: &StoreArgs, dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = ok(store.cli(dir).args(["gc", "--json"]).args(args));
+    gc_with(store, dir, &[], args)
+}
+
+/// The same, with global options (`--config`) before `gc`.
+fn gc_with(store: &StoreArgs, dir: &Path, global: &[&str], args: &[&str]) -> serde_json::Value {
+    let out = ok(store
+        .cli(dir)
+        .args(global)
+        .args(["gc", "--json"])
+        .args(args));
     let json = out
         .lines()
         .find(|l| l.starts_with("{\"store\""))
@@ -245,7 +254,101 @@ async fn serve_collects_on_its_timer(backend: Backend) {
     assert_eq!(store.keys_under("uploads/"), Vec::<String>::new());
 }
 
+/// Tags of `docker.io/team/app`, sorted.
+async fn tags(http: &reqwest::Client, base: &str) -> Vec<String> {
+    let list: serde_json::Value = http
+        .get(format!("{base}/v2/team/app/tags/list"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut tags: Vec<String> = serde_json::from_value(list["tags"].clone()).unwrap();
+    tags.sort();
+    tags
+}
+
+/// `[[gc.retention]]` keep-last-3 over ten pushed tags: the three most recently pushed
+/// stay (and `latest`, which the rule does not govern), the other seven go with their
+/// images, whose layers and manifests are then unreferenced.
+async fn retention_keeps_the_last_pushed_tags(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let config = dir.join("airlock.toml");
+    std::fs::write(
+        &config,
+        "[cache]\nmutable_ttl = \"100ms\"\n\
+         [[gc.retention]]\nrepositories = \"docker.io/team/*\"\ntags = \"v*\"\nkeep_last = 3\n",
+    )
+    .unwrap();
+    // The server sees what the command changed once its cached tags expire.
+    let server = store.serve(
+        dir,
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+    );
+    let http = support::http::client();
+    let base = server.base.clone();
+    // Pushed in order v1..v10, a second apart (S3 dates objects to the second): by name,
+    // v10 would sort before v2, so only the push order can keep v8, v9 and v10.
+    for i in 1..=10 {
+        let layer = vec![i as u8; 10_000];
+        push_image(&http, &base, ADMIN, "team/app", &format!("v{i}"), &layer).await;
+        if i == 10 {
+            push_image(&http, &base, ADMIN, "team/app", "latest", &layer).await;
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+    }
+    let global = ["--config", config.to_str().unwrap()];
+    let report = gc_with(&store, dir, &global, &["--dry-run"]);
+    let removed: Vec<&str> = report["retention_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        ["v1", "v2", "v3", "v4", "v5", "v6", "v7"],
+        "{report}"
+    );
+    assert_eq!(
+        tags(&http, &base).await.len(),
+        11,
+        "a dry run removes nothing"
+    );
+
+    let report = gc_with(&store, dir, &global, &["--grace", "0s"]);
+    assert_eq!(report["retention_removed"].as_array().unwrap().len(), 7);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(tags(&http, &base).await, ["latest", "v10", "v8", "v9"]);
+    // The seven images' layers and manifests are nothing's now.
+    assert_eq!(tally(&report, "reclaimable").0, 14, "{report}");
+    let r = http
+        .get(format!("{base}/v2/team/app/manifests/v1"))
+        .bearer_auth(ADMIN)
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for tag in ["v8", "latest"] {
+        let r = http
+            .get(format!("{base}/v2/team/app/manifests/{tag}"))
+            .bearer_auth(ADMIN)
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{tag}");
+    }
+}
+
 on_both_stores!(async:
     gc_counts_across_protocols_and_sweeps_abandoned_uploads,
     serve_collects_on_its_timer,
+    retention_keeps_the_last_pushed_tags,
 );

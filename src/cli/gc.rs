@@ -33,6 +33,7 @@ pub async fn run(
         dry_run: args.dry_run,
         grace: args.grace.unwrap_or(settings.grace),
         uploads_older_than: args.uploads_older_than.unwrap_or(purge_uploads_after),
+        retention: settings.retention.clone(),
     };
     eprintln!(
         "airlock gc{}: marking what every OCI repository, Python index and Hub repository references in {}...",

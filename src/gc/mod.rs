@@ -14,6 +14,7 @@
 //! never reclaimable.
 
 pub mod mark;
+pub mod retention;
 mod schedule;
 
 pub use schedule::{spawn, GcSettings};
@@ -36,6 +37,8 @@ pub struct Options {
     pub grace: Duration,
     /// Upload sessions started longer ago than this are removed.
     pub uploads_older_than: Duration,
+    /// OCI tag retention, applied before the mark.
+    pub retention: Vec<retention::RetentionRule>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,6 +73,9 @@ pub struct Report {
     /// References to content the store does not hold (a document naming a missing
     /// manifest, commit or Xet record).
     pub dangling: u64,
+    /// Tags (and the images only they reached) retention removed, or would remove.
+    #[serde(default)]
+    pub retention_removed: Vec<retention::RemovedTag>,
     /// Abandoned OCI upload sessions (`oci::purge_uploads`).
     pub uploads: crate::oci::PurgedUploads,
     pub seconds: f64,
@@ -87,6 +93,8 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
         grace_seconds: options.grace.as_secs(),
         ..Default::default()
     };
+    report.retention_removed =
+        retention::apply(stores, &options.retention, options.dry_run).await?;
     // Links first, then the mark, then the blobs: a blob stored and linked after its
     // link listing is younger than the grace period anyway.
     let cutoff = SystemTime::now()
@@ -271,6 +279,24 @@ impl fmt::Display for Report {
             .filter_map(|name| self.referenced_by.get(name).map(|t| format!("{name} {t}")))
             .collect();
         writeln!(f, "store: {}", self.store)?;
+        if !self.retention_removed.is_empty() {
+            let verb = if self.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            let tags: Vec<String> = self
+                .retention_removed
+                .iter()
+                .map(|r| format!("{}:{}", r.repository, r.tag))
+                .collect();
+            writeln!(
+                f,
+                "retention {verb} {} tag(s): {}",
+                tags.len(),
+                tags.join(", ")
+            )?;
+        }
         writeln!(
             f,
             "blobs referenced: {} [{}]",

@@ -21,6 +21,8 @@ pub struct GcSettings {
     /// Content written or linked more recently than this is never reclaimable.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// `[[gc.retention]]`: OCI tags kept per repository pattern, applied by every run.
+    pub retention: Vec<super::retention::RetentionRule>,
 }
 
 impl Default for GcSettings {
@@ -28,6 +30,7 @@ impl Default for GcSettings {
         GcSettings {
             interval: Duration::from_secs(24 * 3600),
             grace: Duration::from_secs(3600),
+            retention: Vec::new(),
         }
     }
 }
@@ -46,6 +49,7 @@ pub fn spawn(
         dry_run: false,
         grace: settings.grace,
         uploads_older_than,
+        retention: settings.retention.clone(),
     };
     Some(tokio::spawn(async move {
         loop {

@@ -1,0 +1,168 @@
+//! Retention of OCI tags (`[[gc.retention]]`): in the repositories a rule names, only the
+//! `keep_last` most recently pushed of the tags it governs stay; the others are removed
+//! before the mark, with the images they named: each manifest a removed tag pointed at,
+//! the index children and referrers hanging from it, unless a remaining tag still
+//! reaches them (as a tag, an index child or a referrer's subject). Manifests that were
+//! untagged before the run are left as they are. What only the removed images referenced
+//! is then unreferenced for the mark.
+//!
+//! "Pushed" is when the tagged manifest was stored (its blob's modification time), as
+//! Harbor's and zot's "most recently pushed" count images, not tag moves; ties go to
+//! the greater tag name. A tag several rules govern stays if any of them keeps it. A tag
+//! moved while the run decides is left alone (each removal re-checks the digest).
+
+use super::mark::for_each_object;
+use crate::digest::Digest;
+use crate::mirror::glob::fnmatch;
+use crate::oci::registry::{Registry, RepoDoc};
+use crate::store::layout::{blob_key, MetaKey, OCI_REPOS_PREFIX};
+use crate::store::Stores;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+/// One `[[gc.retention]]` rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// Repositories, a glob over canonical names (`docker.io/team/*`; `*` crosses `/`).
+    pub repositories: String,
+    /// The tags the rule governs, a glob (default: every tag).
+    #[serde(default = "every_tag")]
+    pub tags: String,
+    /// How many of them stay, most recently pushed first.
+    pub keep_last: usize,
+}
+
+fn every_tag() -> String {
+    "*".into()
+}
+
+/// A tag a rule removed (or would remove, in a dry run).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedTag {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+pub async fn apply(
+    stores: &Stores,
+    rules: &[RetentionRule],
+    dry_run: bool,
+) -> anyhow::Result<Vec<RemovedTag>> {
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
+    let mut names = Vec::new();
+    for_each_object(stores, OCI_REPOS_PREFIX, |meta| {
+        if let Some(MetaKey::OciRepo { name }) = MetaKey::parse(meta.key.as_str()) {
+            names.push(name);
+        }
+    })
+    .await?;
+    let mut removed = Vec::new();
+    for name in names {
+        let governing: Vec<&RetentionRule> = rules
+            .iter()
+            .filter(|r| fnmatch(&r.repositories, &name))
+            .collect();
+        if governing.is_empty() {
+            continue;
+        }
+        let Some(doc) = registry
+            .repo(&name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?
+        else {
+            continue;
+        };
+        let mut pushed: BTreeMap<Digest, SystemTime> = BTreeMap::new();
+        for digest in doc.tags.values().collect::<BTreeSet<_>>() {
+            let stored = stores.store.head(&blob_key(digest)).await.ok();
+            let at = stored.and_then(|m| m.last_modified);
+            pushed.insert(digest.clone(), at.unwrap_or(SystemTime::UNIX_EPOCH));
+        }
+        let (mut governed, mut kept) = (BTreeSet::new(), BTreeSet::new());
+        for rule in governing {
+            let mut tags: Vec<(&String, &Digest)> = doc
+                .tags
+                .iter()
+                .filter(|(tag, _)| fnmatch(&rule.tags, tag))
+                .collect();
+            tags.sort_by(|a, b| pushed[b.1].cmp(&pushed[a.1]).then(b.0.cmp(a.0)));
+            governed.extend(tags.iter().map(|(t, _)| (*t).clone()));
+            kept.extend(tags.iter().take(rule.keep_last).map(|(t, _)| (*t).clone()));
+        }
+        let doomed: BTreeMap<String, Digest> = governed
+            .difference(&kept)
+            .map(|t| (t.clone(), doc.tags[t].clone()))
+            .collect();
+        if doomed.is_empty() {
+            continue;
+        }
+        let remaining = doc
+            .tags
+            .iter()
+            .filter(|(t, _)| !doomed.contains_key(*t))
+            .map(|(_, d)| d.clone());
+        let reachable = images(&registry, &doc, remaining).await?;
+        let images_gone: BTreeSet<Digest> = images(&registry, &doc, doomed.values().cloned())
+            .await?
+            .difference(&reachable)
+            .cloned()
+            .collect();
+        if !dry_run {
+            registry
+                .update_repo(&name, |doc| {
+                    let before = (doc.tags.len(), doc.manifests.len());
+                    doc.tags
+                        .retain(|tag, digest| doomed.get(tag).is_none_or(|d| d != digest));
+                    // A tag pushed meanwhile onto one of these images keeps all of them.
+                    if !doc.tags.values().any(|d| images_gone.contains(d)) {
+                        doc.manifests.retain(|d, _| !images_gone.contains(d));
+                    }
+                    Ok((doc.tags.len(), doc.manifests.len()) != before)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            tracing::info!(repository = %name, tags = ?doomed.keys(), manifests = images_gone.len(), "retention removed tags");
+        }
+        removed.extend(doomed.into_iter().map(|(tag, digest)| RemovedTag {
+            repository: name.clone(),
+            tag,
+            digest: digest.to_string(),
+        }));
+    }
+    Ok(removed)
+}
+
+/// The manifests of the repository reachable from `roots`: the roots, the children of
+/// every index among them, and every manifest whose subject is one of them.
+async fn images(
+    registry: &Registry,
+    doc: &RepoDoc,
+    roots: impl Iterator<Item = Digest>,
+) -> anyhow::Result<BTreeSet<Digest>> {
+    let mut seen = BTreeSet::new();
+    let mut pending: Vec<Digest> = roots.collect();
+    while let Some(digest) = pending.pop() {
+        if !doc.manifests.contains_key(&digest) || !seen.insert(digest.clone()) {
+            continue;
+        }
+        let entry = &doc.manifests[&digest];
+        if let Ok(bytes) = registry.manifest_bytes(&digest).await {
+            if let Ok(inspected) = crate::oci::manifest::inspect(&bytes, Some(&entry.media_type)) {
+                pending.extend(inspected.children);
+            }
+        }
+        pending.extend(
+            doc.manifests
+                .iter()
+                .filter(|(_, e)| e.subject.as_ref() == Some(&digest))
+                .map(|(d, _)| d.clone()),
+        );
+    }
+    Ok(seen)
+}
