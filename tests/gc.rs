@@ -347,7 +347,65 @@ async fn retention_keeps_the_last_pushed_tags(backend: Backend) {
     }
 }
 
+/// `airlock pypi remove`: a version leaves the index (pip no longer sees it), and its
+/// wheel and metadata become unreferenced; a version that is not there is refused by name.
+async fn a_removed_release_is_unreferenced(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let wheels = dir.join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    for version in ["1.0", "2.0"] {
+        support::wheels::wheel("gcdemo", version, &[], None).write_to(&wheels);
+    }
+    ok(store
+        .cli(dir)
+        .args(["pypi", "import", wheels.to_str().unwrap()]));
+    let out = ok(store.cli(dir).args(["pypi", "remove", "gcdemo", "1.0"]));
+    assert!(out.contains("removed gcdemo-1.0-py3-none-any.whl"), "{out}");
+    let refused = store
+        .cli(dir)
+        .args(["pypi", "remove", "gcdemo", "7.0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("has no version 7.0"),
+        "{stderr}"
+    );
+
+    let report = gc(&store, dir, &["--dry-run", "--grace", "0s"]);
+    assert_eq!(
+        tally(&report, "reclaimable").0,
+        2,
+        "1.0's wheel and metadata: {report}"
+    );
+    assert_eq!(
+        by(&report, "pypi").0,
+        2,
+        "2.0's wheel and metadata: {report}"
+    );
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let page: serde_json::Value = support::http::client()
+        .get(server.url("/simple/gcdemo/"))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["gcdemo-2.0-py3-none-any.whl"]);
+}
+
 on_both_stores!(async:
+    a_removed_release_is_unreferenced,
     gc_counts_across_protocols_and_sweeps_abandoned_uploads,
     serve_collects_on_its_timer,
     retention_keeps_the_last_pushed_tags,

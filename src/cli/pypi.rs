@@ -1,4 +1,5 @@
-//! `airlock pypi ...`: import wheelhouses, yank and un-yank, on the configured store.
+//! `airlock pypi ...`: import wheelhouses, yank and un-yank, remove, on the configured
+//! store.
 
 use crate::config::Config;
 use crate::digest::Algorithm;
@@ -37,13 +38,26 @@ pub enum PypiCommand {
         #[arg(long, default_value = DEFAULT_INDEX)]
         index: String,
     },
+    /// Remove a version's files (or one of them) from the index, where a yank is not
+    /// enough. Pins to them break; the bytes go at the next `airlock gc` that finds
+    /// nothing else referencing them.
+    Remove {
+        project: String,
+        version: String,
+        /// Only this file of the version (e.g. one broken wheel).
+        #[arg(long)]
+        file: Option<String>,
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+    },
 }
 
 pub async fn run(config: &Config, command: PypiCommand) -> anyhow::Result<()> {
     let index_name = match &command {
         PypiCommand::Import { index, .. }
         | PypiCommand::Yank { index, .. }
-        | PypiCommand::Unyank { index, .. } => index.clone(),
+        | PypiCommand::Unyank { index, .. }
+        | PypiCommand::Remove { index, .. } => index.clone(),
     };
     if !config.pypi.has_index(&index_name) {
         anyhow::bail!(
@@ -75,6 +89,21 @@ pub async fn run(config: &Config, command: PypiCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("un-yanked {project} {version} ({n} file(s) changed)");
+            Ok(())
+        }
+        PypiCommand::Remove {
+            project,
+            version,
+            file,
+            ..
+        } => {
+            let removed = index
+                .remove_files(&project, &version, file.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            for name in &removed {
+                println!("removed {name}");
+            }
             Ok(())
         }
     }

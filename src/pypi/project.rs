@@ -256,6 +256,62 @@ impl Index {
             .await?;
         Ok(changed)
     }
+
+    /// Removes the files of a version (or the one file named) from the project's page:
+    /// what an admin does where a yank is not enough (a broken or unlawful upload). The
+    /// bytes stay until garbage collection finds nothing else referencing them.
+    pub async fn remove_files(
+        &self,
+        project: &str,
+        version: &str,
+        filename: Option<&str>,
+    ) -> Result<Vec<String>, PypiError> {
+        let normalized = normalize(project);
+        let key = self.project_key(&normalized)?;
+        let mut removed = Vec::new();
+        self.docs
+            .update_json_with(&key, decode, |doc: &mut Option<ProjectDoc>| {
+                let Some(doc) = doc else {
+                    return Err(PypiError::not_found(format!(
+                        "no project `{project}` in index `{}`",
+                        self.name
+                    )));
+                };
+                let doomed = |f: &FileEntry| {
+                    f.version == version && filename.is_none_or(|name| f.filename == name)
+                };
+                removed = doc
+                    .files
+                    .iter()
+                    .filter(|f| doomed(f))
+                    .map(|f| f.filename.clone())
+                    .collect();
+                if removed.is_empty() {
+                    let known: Vec<_> = doc
+                        .files
+                        .iter()
+                        .filter(|f| f.version == version)
+                        .map(|f| f.filename.as_str())
+                        .collect();
+                    return Err(PypiError::not_found(format!(
+                        "`{project}` has no {} (files of that version: {})",
+                        match filename {
+                            Some(name) => format!("file {name} in version {version}"),
+                            None => format!("version {version}"),
+                        },
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
+                doc.files.retain(|f| !doomed(f));
+                Ok(true)
+            })
+            .await?;
+        Ok(removed)
+    }
 }
 
 /// twine's `--skip-existing` looks for this wording (and the 409).
