@@ -20,6 +20,8 @@ pub enum Endpoint {
         kind: RepoType,
     },
     CreateRepo,
+    /// `DELETE /api/repos/delete`: the repository is named in the body.
+    DeleteRepo,
     ValidateYaml,
     RepoInfo {
         repo: RepoRef,
@@ -57,6 +59,11 @@ pub enum Endpoint {
         op: RefOp,
         path: String,
     },
+    /// Replaces the branch's history by one commit of its head's files.
+    SuperSquash {
+        repo: RepoRef,
+        branch: String,
+    },
     /// A CAS access token for the repository (`xet-read-token` / `xet-write-token`).
     XetToken {
         repo: RepoRef,
@@ -83,7 +90,7 @@ pub enum Endpoint {
     },
 }
 
-const API_MARKERS: [&str; 11] = [
+const API_MARKERS: [&str; 12] = [
     "revision",
     "tree",
     "paths-info",
@@ -93,6 +100,7 @@ const API_MARKERS: [&str; 11] = [
     "commit",
     "branch",
     "tag",
+    "super-squash",
     "xet-write-token",
     "xet-read-token",
 ];
@@ -163,6 +171,7 @@ impl Endpoint {
             match (segs.as_slice(), method.clone()) {
                 (["whoami-v2"], _) => return Ok(Endpoint::WhoAmI),
                 (["repos", "create"], m) if m == Method::POST => return Ok(Endpoint::CreateRepo),
+                (["repos", "delete"], m) if m == Method::DELETE => return Ok(Endpoint::DeleteRepo),
                 (["validate-yaml"], m) if m == Method::POST => return Ok(Endpoint::ValidateYaml),
                 (["lfs-upload", oid], m) if m == Method::PUT => {
                     return Ok(Endpoint::LfsUpload {
@@ -246,6 +255,12 @@ impl Endpoint {
                         path: join_path(rest)?,
                     })
                 }
+                ("super-squash", m) if m == Method::POST && !rest.is_empty() => {
+                    Ok(Endpoint::SuperSquash {
+                        repo,
+                        branch: join_path(rest)?,
+                    })
+                }
                 // The revision (possibly the literal `None`) does not narrow the token:
                 // a CAS token grants the repository's content, as commits decide refs.
                 ("xet-write-token" | "xet-read-token", m)
@@ -312,20 +327,27 @@ impl Endpoint {
             | Preupload { repo, .. }
             | Commit { repo, .. }
             | Ref { repo, .. }
+            | SuperSquash { repo, .. }
             | XetToken { repo, .. }
             | LfsBatch { repo }
             | LfsVerify { repo }
             | Resolve { repo, .. } => Some(repo),
-            WhoAmI | List { .. } | CreateRepo | ValidateYaml | LfsUpload { .. } | XetTelemetry => {
-                None
-            }
+            WhoAmI
+            | List { .. }
+            | CreateRepo
+            | DeleteRepo
+            | ValidateYaml
+            | LfsUpload { .. }
+            | XetTelemetry => None,
         }
     }
 
     /// What the request needs, checked before any store or upstream work. Reads name
     /// the repository (its private/gated flags are checked once it is loaded); listings
-    /// and `whoami` answer per caller; creating a repository needs a write scope, and
-    /// the name in its body is checked once read.
+    /// and `whoami` answer per caller; creating a repository needs a write scope and
+    /// deleting one an admin scope, the name in the body checked once read. Squashing a
+    /// branch's history needs write, as on the Hub: it is a forced update of a branch,
+    /// like deleting one, and the old commits stay stored.
     pub fn permission(&self) -> Permission {
         use Endpoint::*;
         let on = |action, repo: &RepoRef| Permission::On {
@@ -337,6 +359,7 @@ impl Endpoint {
                 Permission::None
             }
             CreateRepo => Permission::AnyName(Action::Write),
+            DeleteRepo => Permission::AnyName(Action::Admin),
             RepoInfo { repo, .. }
             | Tree { repo, .. }
             | PathsInfo { repo, .. }
@@ -348,6 +371,7 @@ impl Endpoint {
             Preupload { repo, .. }
             | Commit { repo, .. }
             | Ref { repo, .. }
+            | SuperSquash { repo, .. }
             | LfsBatch { repo }
             | LfsVerify { repo } => on(Action::Write, repo),
         }
@@ -359,6 +383,7 @@ impl Endpoint {
             WhoAmI => "hf.whoami",
             List { .. } => "hf.list",
             CreateRepo => "hf.create_repo",
+            DeleteRepo => "hf.delete_repo",
             ValidateYaml => "hf.validate_yaml",
             RepoInfo { .. } => "hf.repo_info",
             Tree { .. } => "hf.tree",
@@ -371,6 +396,7 @@ impl Endpoint {
                 RefKind::Branch => "hf.branch",
                 RefKind::Tag => "hf.tag",
             },
+            SuperSquash { .. } => "hf.super_squash",
             XetToken { .. } => "hf.xet_token",
             XetTelemetry => "hf.xet_telemetry",
             LfsBatch { .. } => "hf.lfs_batch",
@@ -448,6 +474,48 @@ mod tests {
                 path: "".into()
             }
         );
+    }
+
+    #[test]
+    fn parses_deletion_routes_with_their_permissions() {
+        let delete = Endpoint::parse(&Method::DELETE, "/api/repos/delete").unwrap();
+        assert_eq!(delete, Endpoint::DeleteRepo);
+        assert_eq!(delete.permission(), Permission::AnyName(Action::Admin));
+        assert!(Endpoint::parse(&Method::GET, "/api/repos/delete").is_err());
+        let squash = Endpoint::parse(
+            &Method::POST,
+            "/api/datasets/org/d/super-squash/feature%2Fx",
+        )
+        .unwrap();
+        let ds = RepoRef::new(RepoType::Dataset, "org/d").unwrap();
+        assert_eq!(
+            squash,
+            Endpoint::SuperSquash {
+                repo: ds,
+                branch: "feature/x".into()
+            }
+        );
+        assert_eq!(
+            squash.permission(),
+            Permission::On {
+                action: Action::Write,
+                name: "datasets/org/d".into()
+            }
+        );
+        assert!(Endpoint::parse(&Method::GET, "/api/models/org/m/super-squash/main").is_err());
+        for (method, kind) in [(Method::DELETE, "branch"), (Method::DELETE, "tag")] {
+            let e = Endpoint::parse(&method, &format!("/api/models/org/m/{kind}/v1")).unwrap();
+            assert!(
+                matches!(
+                    e,
+                    Endpoint::Ref {
+                        op: RefOp::Delete,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

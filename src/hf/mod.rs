@@ -293,6 +293,9 @@ async fn serve(
         CreateRepo => {
             upload::create_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await
         }
+        DeleteRepo => {
+            upload::delete_repo(hf, &ctx, read_body(request.into_body(), 1024 * 1024).await?).await
+        }
         ValidateYaml => {
             Ok(axum::Json(serde_json::json!({ "errors": [], "warnings": [] })).into_response())
         }
@@ -336,6 +339,10 @@ async fn serve(
                 RefOp::Delete => bytes::Bytes::new(),
             };
             upload::change_ref(hf, &ctx, &repo, kind, op, &path, body).await
+        }
+        SuperSquash { repo, branch } => {
+            let body = read_body(request.into_body(), 1024 * 1024).await?;
+            upload::super_squash(hf, &ctx, &repo, &branch, body).await
         }
         XetToken { repo, write } => cas::issue_token(hf, &ctx, &repo, write).await,
         LfsUpload { .. } | XetTelemetry => unreachable!("handled above"),

@@ -33,6 +33,12 @@ pub enum Parent {
     Latest,
     /// Only this commit; a moved branch is a conflict.
     Exactly(String),
+    /// None: the repository's first commit. The refs start over with it as the branch's
+    /// head, whatever a deletion of an earlier repository of that name left behind.
+    Initial,
+    /// None: a new history holding the files of the branch's head when the commit lands
+    /// (`super_squash_history`). The branch must exist; other refs keep their commits.
+    Squash,
 }
 
 /// Memory for parsed commits (`Repos::commits`).
@@ -204,7 +210,7 @@ impl Repos {
         self.commit_changes(
             repo,
             "main",
-            Parent::Latest,
+            Parent::Initial,
             vec![Op::Put(entry)],
             "initial commit",
             "",
@@ -348,6 +354,97 @@ impl Repos {
         Ok(entry)
     }
 
+    /// Whether the repository document is in the store right now (not as cached).
+    async fn stored(&self, repo: &RepoRef) -> Result<bool, HfError> {
+        Ok(self
+            .docs
+            .get_fresh(&repo.meta_key(Doc::Repo))
+            .await?
+            .is_some())
+    }
+
+    /// Deletes the repository: it leaves its kind's list, and its repo.json, refs.json,
+    /// commits and LFS links are removed. Blobs and Xet data stay: they are shared by
+    /// content, and garbage collection frees what nothing references any more.
+    /// `Ok(false)` when there was no such repository.
+    ///
+    /// The order is what keeps writers racing the deletion from bringing back half a
+    /// repository. The list entry and repo.json go first: from then on every route
+    /// answers RepoNotFound (each loads repo.json first), and refs.json can no longer be
+    /// created (`update_refs` and `commit_changes` create it only while repo.json is
+    /// stored). Then refs.json: a commit in flight fails its conditional update of it,
+    /// finds neither refs nor repository, and gives up. The repository's folder is
+    /// listed only after that, so every commit a ref ever pointed at (written before its
+    /// ref) is in the listing. What may still land later (the commit document of a
+    /// commit that then gave up, the link of an upload finishing now, even refs.json from
+    /// a conditional update whose check just preceded its removal) is unreadable without
+    /// repo.json and left as garbage: a repository created again under this name starts
+    /// its refs afresh (`Parent::Initial`).
+    pub async fn delete(&self, repo: &RepoRef) -> Result<bool, HfError> {
+        let repo_key = repo.meta_key(Doc::Repo);
+        if self.docs.get_fresh(&repo_key).await?.is_none() {
+            return Ok(false);
+        }
+        self.docs
+            .update_json(&list_key(repo.kind), |ids: &mut Vec<String>| {
+                Ok::<_, HfError>(match ids.binary_search(&repo.id) {
+                    Ok(at) => {
+                        ids.remove(at);
+                        true
+                    }
+                    Err(_) => false,
+                })
+            })
+            .await?;
+        self.docs.delete(&repo_key).await?;
+        self.docs.delete(&repo.meta_key(Doc::Refs)).await?;
+        self.delete_documents(repo).await?;
+        Ok(true)
+    }
+
+    /// Deletes every document of the repository's folder (as `MetaKey` reads its keys;
+    /// anything else there is left alone), a listing page at a time.
+    async fn delete_documents(&self, repo: &RepoRef) -> Result<(), HfError> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        let (kind, dir) = (repo.kind.plural(), &repo.key_dir());
+        let prefix = format!("{dir}/");
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .blobs
+                .store()
+                .list(&prefix, after.as_deref(), 1000)
+                .await?;
+            let mine: Vec<MetaKey> = page
+                .objects
+                .iter()
+                .filter_map(|o| MetaKey::parse(o.key.as_str()))
+                .filter(|k| match k {
+                    MetaKey::HfRepo { kind: k, id }
+                    | MetaKey::HfRefs { kind: k, id }
+                    | MetaKey::HfCommit { kind: k, id, .. }
+                    | MetaKey::HfLfsLink { kind: k, id, .. } => k == kind && *id == repo.id,
+                    _ => false,
+                })
+                .collect();
+            futures::stream::iter(mine)
+                .map(|doc| async move {
+                    self.docs.delete(&doc.key()?).await?;
+                    if let MetaKey::HfCommit { commit, .. } = &doc {
+                        self.commits.invalidate(&format!("{dir}/{commit}")).await;
+                    }
+                    Ok::<_, HfError>(())
+                })
+                .buffer_unordered(16)
+                .try_collect::<()>()
+                .await?;
+            match page.next_start_after {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
     async fn list_repo(&self, repo: &RepoRef) -> Result<(), HfError> {
         self.docs
             .update_json(&list_key(repo.kind), |ids: &mut Vec<String>| {
@@ -372,9 +469,10 @@ impl Repos {
     }
 
     /// Applies `ops` on top of the branch head and moves the branch, without losing a
-    /// racing commit: if the branch moved meanwhile, a `Parent::Latest` commit is rebuilt
-    /// on the new head; a `Parent::Exactly` commit is refused. `commit_id` keeps an
-    /// imported commit's original id.
+    /// racing commit: if the branch moved meanwhile, a `Parent::Latest` (or `Squash`)
+    /// commit is rebuilt on the new head; a `Parent::Exactly` commit is refused.
+    /// `commit_id` keeps an imported commit's original id. refs.json is created only
+    /// while the repository is stored (see `delete`).
     #[allow(clippy::too_many_arguments)]
     pub async fn commit_changes(
         &self,
@@ -395,15 +493,25 @@ impl Repos {
                 .map(|d| parse(&d.bytes))
                 .transpose()?
                 .unwrap_or_default();
-            let head = refs.branches.get(branch).cloned();
-            if let Parent::Exactly(expected) = &parent {
-                if head.as_deref() != Some(expected.as_str()) {
+            if refs_doc.is_none() && !self.stored(repo).await? {
+                return Err(HfError::repo_not_found(&repo.id));
+            }
+            let head = match parent {
+                Parent::Initial => None,
+                _ => refs.branches.get(branch).cloned(),
+            };
+            match &parent {
+                Parent::Exactly(expected) if head.as_deref() != Some(expected.as_str()) => {
                     return Err(HfError::new(
                         http::StatusCode::PRECONDITION_FAILED,
                         None,
                         format!("parentCommit {expected} is not the head of `{branch}` any more; pull and retry"),
                     ));
                 }
+                Parent::Squash if head.is_none() => {
+                    return Err(HfError::revision_not_found(branch));
+                }
+                _ => {}
             }
             let base = match &head {
                 Some(id) => self
@@ -420,7 +528,10 @@ impl Repos {
                 format!("{title}\n\n{description}")
             };
             let date = now_iso();
-            let parents: Vec<String> = head.iter().cloned().collect();
+            let parents: Vec<String> = match parent {
+                Parent::Latest | Parent::Exactly(_) => head.iter().cloned().collect(),
+                Parent::Initial | Parent::Squash => Vec::new(),
+            };
             let (_, root) = super::model::tree_oids(&files);
             let id = commit_id.clone().unwrap_or_else(|| {
                 let unix = SystemTime::now()
@@ -460,7 +571,10 @@ impl Repos {
                 Ok(_) | Err(StoreError::PreconditionFailed(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            let mut new_refs = refs.clone();
+            let mut new_refs = match parent {
+                Parent::Initial => RefsDoc::default(),
+                _ => refs.clone(),
+            };
             new_refs.branches.insert(branch.to_string(), id.clone());
             let mode = match &refs_doc {
                 Some(d) => PutMode::Update(d.etag.clone()),
@@ -486,6 +600,33 @@ impl Repos {
         Err(HfError::conflict(format!(
             "branch `{branch}` is changing too fast; retry the commit"
         )))
+    }
+
+    /// Replaces `branch`'s history by one commit without parents holding the files of its
+    /// head (`super_squash_history`). The old commits stay stored; tags and other
+    /// branches keep pointing at theirs.
+    pub async fn squash(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+        message: &str,
+        author: &str,
+    ) -> Result<Arc<CommitView>, HfError> {
+        let (title, description) = message
+            .split_once('\n')
+            .map(|(title, rest)| (title, rest.trim_start()))
+            .unwrap_or((message, ""));
+        self.commit_changes(
+            repo,
+            branch,
+            Parent::Squash,
+            Vec::new(),
+            title,
+            description,
+            author,
+            None,
+        )
+        .await
     }
 
     /// Stores a commit as it is (imports keep their original ids); storing it again is a no-op.
@@ -571,16 +712,34 @@ impl Repos {
     }
 
     /// Changes refs other than by committing (branches, tags, PR refs), atomically.
+    /// refs.json is created only while the repository is stored (see `delete`).
     pub async fn update_refs<F>(&self, repo: &RepoRef, mut change: F) -> Result<RefsDoc, HfError>
     where
         F: FnMut(&mut RefsDoc) -> Result<(), HfError>,
     {
-        self.docs
-            .update_json(&repo.meta_key(Doc::Refs), |refs| {
-                change(refs)?;
-                Ok(true)
-            })
-            .await
+        let key = repo.meta_key(Doc::Refs);
+        let mut may_create = false;
+        loop {
+            let mut absent = false;
+            let refs = self
+                .docs
+                .update_json_with(&key, decode, |refs: &mut Option<RefsDoc>| {
+                    if refs.is_none() && !may_create {
+                        absent = true;
+                        return Ok(false);
+                    }
+                    change(refs.get_or_insert_with(RefsDoc::default))?;
+                    Ok(true)
+                })
+                .await?;
+            if !absent {
+                return Ok(refs.expect("filled in when present or creatable"));
+            }
+            if !self.stored(repo).await? {
+                return Err(HfError::repo_not_found(&repo.id));
+            }
+            may_create = true;
+        }
     }
 
     /// `architectures` and `model_type` from a small config.json, for /api/models listings.
@@ -729,6 +888,172 @@ mod tests {
         repos.commits.run_pending_tasks().await;
         assert!(repos.commits.weighted_size() <= COMMIT_CACHE_BYTES);
         assert!(repos.commits.entry_count() < 200);
+    }
+
+    async fn fs_repos(dir: &std::path::Path) -> (Repos, crate::store::DynStore) {
+        let store: crate::store::DynStore =
+            Arc::new(crate::store::FsStore::open(dir).await.unwrap());
+        let repos = Repos::new(
+            DocStore::new(store.clone(), 1 << 20, std::time::Duration::from_secs(60)),
+            BlobStore::new(store.clone(), 16),
+        );
+        (repos, store)
+    }
+
+    async fn keys_under(store: &crate::store::DynStore, prefix: &str) -> Vec<String> {
+        let page = store.list(prefix, None, 1000).await.unwrap();
+        page.objects
+            .into_iter()
+            .map(|o| o.key.as_str().to_string())
+            .collect()
+    }
+
+    async fn put_file(repos: &Repos, repo: &RepoRef, path: &str, content: &'static [u8]) {
+        let entry = repos
+            .store_small_file(path, Bytes::from_static(content))
+            .await
+            .unwrap();
+        repos
+            .commit_changes(
+                repo,
+                "main",
+                Parent::Latest,
+                vec![Op::Put(entry)],
+                "add",
+                "",
+                "t",
+                None,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Tags the head of `main` as `tag`; the commit id.
+    async fn tag_head(repos: &Repos, repo: &RepoRef, tag: &str) -> String {
+        let head = repos.resolve(repo, "main").await.unwrap().commit.id.clone();
+        repos
+            .update_refs(repo, |refs| {
+                refs.tags.insert(tag.into(), head.clone());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        head
+    }
+
+    #[tokio::test]
+    async fn deleting_a_repository_removes_its_documents_and_keeps_the_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repos, store) = fs_repos(dir.path()).await;
+        let repo = RepoRef::new(RepoType::Model, "org/m").unwrap();
+        let neighbour = RepoRef::new(RepoType::Model, "org/m2").unwrap();
+        for r in [&repo, &neighbour] {
+            assert!(repos.create(r, false, "t").await.unwrap());
+            put_file(&repos, r, "a.txt", b"hello").await;
+        }
+        let digest = Digest::of_bytes(crate::digest::Algorithm::Sha256, b"hello");
+        repos.link_lfs(&repo, &digest).await.unwrap();
+        let old_head = tag_head(&repos, &repo, "v1").await;
+
+        assert!(repos.delete(&repo).await.unwrap());
+        assert!(!repos.delete(&repo).await.unwrap(), "already gone");
+        assert!(repos.repo(&repo).await.unwrap().is_none());
+        assert_eq!(repos.list(RepoType::Model).await.unwrap(), vec!["org/m2"]);
+        assert!(keys_under(&store, &format!("{}/", repo.key_dir()))
+            .await
+            .is_empty());
+        assert!(repos.blobs().exists(&digest).await.unwrap(), "blobs stay");
+        // The neighbour whose folder name starts alike is untouched.
+        assert!(repos.resolve(&neighbour, "main").await.is_ok());
+        // Nothing recreates refs for the deleted repository.
+        let refused = repos
+            .update_refs(&repo, |refs| {
+                refs.branches.insert("late".into(), old_head.clone());
+                Ok(())
+            })
+            .await;
+        assert_eq!(refused.unwrap_err().code, Some("RepoNotFound"));
+        let late = repos
+            .store_small_file("b.txt", Bytes::from_static(b"b"))
+            .await;
+        let refused = repos
+            .commit_changes(
+                &repo,
+                "main",
+                Parent::Latest,
+                vec![Op::Put(late.unwrap())],
+                "late",
+                "",
+                "t",
+                None,
+            )
+            .await;
+        assert_eq!(refused.unwrap_err().code, Some("RepoNotFound"));
+        assert!(keys_under(&store, &format!("{}/", repo.key_dir()))
+            .await
+            .is_empty());
+        // The old commit is not served from memory either.
+        assert!(repos.commit(&repo, &old_head).await.unwrap().is_none());
+
+        // Created again: one commit, no tags, nothing of the old history.
+        assert!(repos.create(&repo, false, "t").await.unwrap());
+        let head = repos.resolve(&repo, "main").await.unwrap();
+        assert!(head.commit.parents.is_empty());
+        assert_eq!(head.commit.files.len(), 1);
+        assert!(repos.refs(&repo).await.unwrap().tags.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_repository_starts_its_refs_afresh() {
+        // What an interrupted deletion may leave: refs.json without repo.json.
+        let dir = tempfile::tempdir().unwrap();
+        let (repos, _) = fs_repos(dir.path()).await;
+        let repo = RepoRef::new(RepoType::Dataset, "org/d").unwrap();
+        assert!(repos.create(&repo, false, "t").await.unwrap());
+        tag_head(&repos, &repo, "old").await;
+        repos.docs.delete(&repo.meta_key(Doc::Repo)).await.unwrap();
+        assert!(repos.create(&repo, false, "t").await.unwrap());
+        let refs = repos.refs(&repo).await.unwrap();
+        assert!(refs.tags.is_empty(), "{refs:?}");
+        let head = repos.resolve(&repo, "main").await.unwrap();
+        assert!(head.commit.parents.is_empty());
+    }
+
+    #[tokio::test]
+    async fn squashing_keeps_the_files_and_drops_the_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repos, _) = fs_repos(dir.path()).await;
+        let repo = RepoRef::new(RepoType::Model, "org/m").unwrap();
+        repos.create(&repo, false, "t").await.unwrap();
+        put_file(&repos, &repo, "a.txt", b"one").await;
+        let before = repos.resolve(&repo, "main").await.unwrap();
+        repos
+            .update_refs(&repo, |refs| {
+                refs.tags.insert("v1".into(), before.commit.id.clone());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let squashed = repos
+            .squash(&repo, "main", "squash\n\nall of it", "t")
+            .await
+            .unwrap();
+        assert!(is_commit_id(&squashed.commit.id));
+        assert_ne!(squashed.commit.id, before.commit.id);
+        assert!(squashed.commit.parents.is_empty());
+        assert_eq!(squashed.commit.files, before.commit.files);
+        assert_eq!(squashed.root_tree, before.root_tree);
+        assert_eq!(squashed.commit.title, "squash");
+        let refs = repos.refs(&repo).await.unwrap();
+        assert_eq!(refs.branches["main"], squashed.commit.id);
+        assert_eq!(refs.tags["v1"], before.commit.id);
+        assert!(repos
+            .commit(&repo, &before.commit.id)
+            .await
+            .unwrap()
+            .is_some());
+        let missing = repos.squash(&repo, "nope", "m", "t").await;
+        assert_eq!(missing.unwrap_err().code, Some("RevisionNotFound"));
     }
 
     #[test]

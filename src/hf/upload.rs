@@ -1,7 +1,8 @@
 //! The write side of the Hub API, as huggingface_hub drives it without Xet:
 //! create_repo → preupload → LFS batch (basic transfer to signed, expiring URLs) → PUT →
-//! verify → NDJSON commit; plus branches and tags. (With Xet, the bytes go to the CAS
-//! instead of the PUT; the commit is the same.)
+//! verify → NDJSON commit; plus branches and tags, squashing a branch's history and
+//! deleting a repository. (With Xet, the bytes go to the CAS instead of the PUT; the
+//! commit is the same.)
 
 use super::endpoint::RefOp;
 use super::error::HfError;
@@ -55,12 +56,35 @@ fn author(ctx: &Ctx) -> String {
     ctx.identity.name().to_string()
 }
 
+/// A repository as `create_repo` and `delete_repo` name it in their bodies.
 #[derive(Deserialize)]
-struct CreateRepoRequest {
+struct RepoName {
     name: String,
     organization: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
+}
+
+impl RepoName {
+    fn repo(&self) -> Result<RepoRef, HfError> {
+        let kind = match self.kind.as_deref() {
+            None => RepoType::Model,
+            Some(k) => RepoType::from_singular(k)
+                .ok_or_else(|| HfError::bad_request(format!("unknown repo type `{k}`")))?,
+        };
+        let id = match &self.organization {
+            Some(org) => format!("{org}/{}", self.name),
+            None => self.name.clone(),
+        };
+        RepoRef::new(kind, &id)
+            .ok_or_else(|| HfError::bad_request(format!("`{id}` is not a valid repo id")))
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateRepoRequest {
+    #[serde(flatten)]
+    name: RepoName,
     #[serde(default)]
     private: Option<bool>,
     visibility: Option<String>,
@@ -68,17 +92,8 @@ struct CreateRepoRequest {
 
 pub async fn create_repo(hf: &HfState, ctx: &Ctx, body: Bytes) -> Result<Response, HfError> {
     let req: CreateRepoRequest = parse_json(&body)?;
-    let kind = match req.kind.as_deref() {
-        None => RepoType::Model,
-        Some(k) => RepoType::from_singular(k)
-            .ok_or_else(|| HfError::bad_request(format!("unknown repo type `{k}`")))?,
-    };
-    let id = match &req.organization {
-        Some(org) => format!("{org}/{}", req.name),
-        None => req.name.clone(),
-    };
-    let repo = RepoRef::new(kind, &id)
-        .ok_or_else(|| HfError::bad_request(format!("`{id}` is not a valid repo id")))?;
+    let repo = req.name.repo()?;
+    let (kind, id) = (repo.kind, repo.id.clone());
     ctx.auth.authorize(
         &ctx.identity,
         Protocol::Hf,
@@ -93,6 +108,65 @@ pub async fn create_repo(hf: &HfState, ctx: &Ctx, body: Bytes) -> Result<Respons
         return Ok(r);
     }
     Ok(json_response(json!({ "url": url, "name": id, "id": id })))
+}
+
+/// `delete_repo`, for an admin scope of the repository (see `Repos::delete` for what
+/// goes and what stays). A caller who may not read the repository is answered as if it
+/// did not exist, as is everyone when it does not.
+pub async fn delete_repo(hf: &HfState, ctx: &Ctx, body: Bytes) -> Result<Response, HfError> {
+    let repo = parse_json::<RepoName>(&body)?.repo()?;
+    let name = repo.scope_name();
+    if let Err(refused) = ctx
+        .auth
+        .authorize(&ctx.identity, Protocol::Hf, Action::Admin, &name)
+    {
+        super::api::readable(hf, ctx, &repo).await?;
+        return Err(refused.into());
+    }
+    if !hf.repos.delete(&repo).await? {
+        return Err(HfError::repo_not_found(&repo.id));
+    }
+    Ok(json_response(json!({})))
+}
+
+#[derive(Deserialize, Default)]
+struct SquashRequest {
+    message: Option<String>,
+}
+
+/// `super_squash_history`: the branch's history becomes one commit of its head's files.
+/// A tag or commit id is refused (400), as the Hub does.
+pub async fn super_squash(
+    hf: &HfState,
+    ctx: &Ctx,
+    repo: &RepoRef,
+    branch: &str,
+    body: Bytes,
+) -> Result<Response, HfError> {
+    super::api::readable(hf, ctx, repo).await?;
+    let req: SquashRequest = if body.is_empty() {
+        SquashRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+    let refs = hf.repos.refs(repo).await?;
+    if !refs.branches.contains_key(branch) {
+        if is_commit_id(branch) || refs.lookup(branch).is_some() {
+            return Err(HfError::bad_request(format!(
+                "`{branch}` is not a branch: only a branch's history can be squashed"
+            )));
+        }
+        return Err(HfError::revision_not_found(branch));
+    }
+    let message = req
+        .message
+        .unwrap_or_else(|| format!("Super-squash branch '{branch}'"));
+    let view = hf
+        .repos
+        .squash(repo, branch, &message, &author(ctx))
+        .await?;
+    Ok(json_response(json!({ "commitOid": view.commit.id })))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,273 @@
+//! Deletion in the Hub's own terms, driven by huggingface_hub 2.x (`AIRLOCK_TEST_VENV`)
+//! against the real server, on the filesystem store and on S3 (Garage): `delete_tag`,
+//! `delete_branch`, `super_squash_history` and `delete_repo`, and who may not use them.
+
+mod support;
+
+use std::process::Command;
+use support::airlock::Airlock;
+use support::backend::{Backend, StoreArgs};
+use support::process::venv_dir;
+use support::ADMIN;
+
+/// Admin of the model `org/tiny` and the dataset `org/ds`, nothing else.
+const OWNER: &str = "owner-token-0123456789";
+/// Write on `org/tiny`: uploads, branches, tags, squashes; no deletion of the repository.
+const WRITER: &str = "writer-token-0123456789";
+/// Admin of another repository: may ask for deletions, not of `org/tiny`.
+const STRANGER: &str = "stranger-token-0123456789";
+/// Read on `org/tiny`: sees it, changes nothing.
+const READER: &str = "reader-token-0123456789";
+
+/// Python preamble: the four callers, and `expect(exception, call)`.
+const PRELUDE: &str = r#"
+import os, sys, tempfile
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.utils import (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError,
+                                   EntryNotFoundError, BadRequestError)
+owner = HfApi(token=os.environ["OWNER"])
+writer = HfApi(token=os.environ["WRITER"])
+stranger = HfApi(token=os.environ["STRANGER"])
+reader = HfApi(token=os.environ["READER"])
+
+def expect(exc, call, status=None):
+    try:
+        call()
+    except exc as e:
+        if status is not None:
+            assert e.response.status_code == status, (e.response.status_code, e)
+        return e
+    raise SystemExit(f"expected {exc.__name__}")
+
+def read(path, revision="main", api=writer):
+    """The file as the server has it now: an empty cache each time, so nothing is reused."""
+    cache = tempfile.mkdtemp()
+    return open(hf_hub_download("org/tiny", path, revision=revision, token=api.token, cache_dir=cache), "rb").read()
+"#;
+
+struct Hub {
+    dir: tempfile::TempDir,
+    store: StoreArgs,
+    server: Airlock,
+}
+
+/// A server with the four tokens, and the private model `org/tiny` made by its owner:
+/// a small file, a binary one (uploaded through LFS), and then a second version of the
+/// small one, each its own commit, written by the writer.
+fn hub(backend: Backend) -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tokens]]\nname = \"owner\"\nsecret = \"{OWNER}\"\nscopes = [\"admin:hf:org/tiny\", \"admin:hf:datasets/org/ds\"]\n\
+             [[tokens]]\nname = \"writer\"\nsecret = \"{WRITER}\"\nscopes = [\"write:hf:org/tiny\"]\n\
+             [[tokens]]\nname = \"stranger\"\nsecret = \"{STRANGER}\"\nscopes = [\"admin:hf:org/other\"]\n\
+             [[tokens]]\nname = \"reader\"\nsecret = \"{READER}\"\nscopes = [\"read:hf:org/tiny\"]\n"
+        ),
+    )
+    .unwrap();
+    let store = StoreArgs::new(backend, dir.path());
+    let server = store.serve(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+    );
+    let hub = Hub { dir, store, server };
+    hub.python(
+        r#"
+owner.create_repo("org/tiny", private=True)
+writer.upload_file(path_or_fileobj=b"one", path_in_repo="a.txt", repo_id="org/tiny")
+weights = bytes(range(256)) * 4096
+writer.upload_file(path_or_fileobj=weights, path_in_repo="w.bin", repo_id="org/tiny")
+writer.upload_file(path_or_fileobj=b"two", path_in_repo="a.txt", repo_id="org/tiny")
+assert len(writer.list_repo_commits("org/tiny")) == 4
+print("SETUP-OK")
+"#,
+    );
+    hub
+}
+
+impl Hub {
+    /// Runs `script` after [`PRELUDE`]; asserts it succeeds and prints `...-OK`.
+    fn python(&self, script: &str) -> String {
+        let mut cmd: Command = support::hf_python_in(
+            &venv_dir("AIRLOCK_TEST_VENV"),
+            &self.server.base,
+            &self.dir.path().join("home"),
+        );
+        let out = cmd
+            .env("HF_HUB_DISABLE_XET", "1")
+            .env("OWNER", OWNER)
+            .env("WRITER", WRITER)
+            .env("STRANGER", STRANGER)
+            .env("READER", READER)
+            .arg("-c")
+            .arg(format!("{PRELUDE}\n{script}"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("-OK"),
+            "{text}\n--- server log ---\n{}",
+            self.server.log()
+        );
+        text
+    }
+
+    /// The keys of `org/tiny`'s documents in the store.
+    fn repo_keys(&self) -> Vec<String> {
+        self.store.keys_under("hf/models/org--tiny/")
+    }
+}
+
+/// `delete_tag` and `delete_branch` remove the ref and nothing else; a missing one is
+/// RevisionNotFound, and `main` stays.
+fn branches_and_tags_are_deleted(backend: Backend) {
+    let hub = hub(backend);
+    hub.python(
+        r#"
+writer.create_branch("org/tiny", branch="dev")
+writer.create_tag("org/tiny", tag="v1")
+assert read("a.txt", "dev") == b"two" and read("a.txt", "v1") == b"two"
+writer.delete_tag("org/tiny", tag="v1")
+writer.delete_branch("org/tiny", branch="dev")
+refs = writer.list_repo_refs("org/tiny")
+assert [b.name for b in refs.branches] == ["main"] and refs.tags == [], refs
+for rev in ["dev", "v1"]:
+    expect(RevisionNotFoundError, lambda: read("a.txt", rev))
+expect(RevisionNotFoundError, lambda: writer.delete_tag("org/tiny", tag="v1"))
+expect(RevisionNotFoundError, lambda: writer.delete_branch("org/tiny", branch="dev"))
+expect(HfHubHTTPError, lambda: writer.delete_branch("org/tiny", branch="main"), 403)
+assert read("a.txt") == b"two" and len(writer.list_repo_commits("org/tiny")) == 4
+print("REFS-OK")
+"#,
+    );
+}
+
+/// `super_squash_history` leaves one commit of the same files on the branch (a new
+/// 40-hex id, no parents); a tag made before still reads the old history and files.
+fn super_squash_keeps_the_files_and_the_tags(backend: Backend) {
+    let hub = hub(backend);
+    hub.python(
+        r#"
+writer.create_tag("org/tiny", tag="v1")
+writer.upload_file(path_or_fileobj=b"three", path_in_repo="c.txt", repo_id="org/tiny")
+files = sorted(writer.list_repo_files("org/tiny"))
+before = {f: read(f) for f in files}
+old_sha = writer.repo_info("org/tiny").sha
+writer.super_squash_history("org/tiny", commit_message="one commit")
+commits = writer.list_repo_commits("org/tiny")
+assert [c.title for c in commits] == ["one commit"], commits
+sha = writer.repo_info("org/tiny").sha
+assert sha == commits[0].commit_id and sha != old_sha and len(sha) == 40, (sha, old_sha)
+int(sha, 16)
+assert sorted(writer.list_repo_files("org/tiny")) == files
+assert {f: read(f, sha) for f in files} == before
+# The tag keeps the old history: its files, not c.txt, and its commits.
+assert read("a.txt", "v1") == b"two" and read("w.bin", "v1") == before["w.bin"]
+expect(EntryNotFoundError, lambda: read("c.txt", "v1"))
+assert len(writer.list_repo_commits("org/tiny", revision="v1")) == 4
+# The old head is still stored, unreachable from main.
+assert read("c.txt", old_sha) == b"three"
+# Squashing again, with the client's default message, still gives one commit.
+writer.super_squash_history("org/tiny")
+assert len(writer.list_repo_commits("org/tiny")) == 1
+expect(BadRequestError, lambda: writer.super_squash_history("org/tiny", branch="v1"))
+expect(RevisionNotFoundError, lambda: writer.super_squash_history("org/tiny", branch="nope"))
+print("SQUASH-OK")
+"#,
+    );
+}
+
+/// `delete_repo` by an admin of the repository: every route answers RepoNotFound, a
+/// second delete too (unless `missing_ok`), the bytes stay in the store, and the same id
+/// can be created again, starting empty. A dataset is deleted by its type.
+fn delete_repo_then_create_again(backend: Backend) {
+    let hub = hub(backend);
+    let blobs_before = hub.store.keys_under("blobs/");
+    let out = hub.python(
+        r#"
+old_sha = owner.repo_info("org/tiny").sha
+owner.create_tag("org/tiny", tag="v1")
+owner.delete_repo("org/tiny")
+for call in [
+    lambda: owner.repo_info("org/tiny"),
+    lambda: owner.list_repo_files("org/tiny"),
+    lambda: owner.list_repo_refs("org/tiny"),
+    lambda: read("a.txt", api=owner),
+    lambda: owner.create_branch("org/tiny", branch="late"),
+    lambda: writer.upload_file(path_or_fileobj=b"late", path_in_repo="late.txt", repo_id="org/tiny"),
+    lambda: owner.delete_repo("org/tiny"),
+]:
+    expect(RepositoryNotFoundError, call)
+owner.delete_repo("org/tiny", missing_ok=True)
+assert "org/tiny" not in [m.id for m in HfApi(token=os.environ["OWNER"]).list_models()]
+owner.create_repo("org/tiny", private=True)
+assert owner.list_repo_files("org/tiny") == [".gitattributes"]
+assert len(owner.list_repo_commits("org/tiny")) == 1
+refs = owner.list_repo_refs("org/tiny")
+assert [b.name for b in refs.branches] == ["main"] and refs.tags == [], refs
+for rev in [old_sha, "v1"]:
+    expect(RevisionNotFoundError, lambda: read("a.txt", rev, api=owner))
+owner.create_repo("org/ds", repo_type="dataset")
+owner.delete_repo("org/ds", repo_type="dataset")
+expect(RepositoryNotFoundError, lambda: owner.repo_info("org/ds", repo_type="dataset"))
+print("DELETE-OK")
+"#,
+    );
+    assert!(out.contains("DELETE-OK"), "{out}");
+    // Only the new repository's documents: itself, its refs, its one commit.
+    let keys = hub.repo_keys();
+    let commits = keys.iter().filter(|k| k.contains("/commits/")).count();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(commits, 1, "{keys:?}");
+    assert!(hub.store.keys_under("hf/datasets/org--ds/").is_empty());
+    // The bytes stay until garbage collection.
+    let blobs_after = hub.store.keys_under("blobs/");
+    for blob in &blobs_before {
+        assert!(blobs_after.contains(blob), "{blob} was removed");
+    }
+}
+
+/// Who may not delete: a token with write (not admin) on the repository gets 403, a
+/// token for another repository gets 404 as if the private repository did not exist,
+/// a reader may neither squash nor delete refs, and the repository is still whole
+/// afterwards.
+fn delete_repo_refusals(backend: Backend) {
+    let hub = hub(backend);
+    let keys_before = hub.repo_keys();
+    hub.python(
+        r#"
+expect(HfHubHTTPError, lambda: writer.delete_repo("org/tiny"), 403)
+expect(RepositoryNotFoundError, lambda: stranger.delete_repo("org/tiny"), 404)
+expect(RepositoryNotFoundError, lambda: stranger.delete_repo("org/missing"), 404)
+expect(HfHubHTTPError, lambda: writer.super_squash_history("org/other"), 403)
+expect(HfHubHTTPError, lambda: stranger.super_squash_history("org/tiny"), 403)
+assert reader.repo_info("org/tiny").sha
+expect(HfHubHTTPError, lambda: reader.delete_repo("org/tiny"), 403)
+expect(HfHubHTTPError, lambda: reader.super_squash_history("org/tiny"), 403)
+writer.create_tag("org/tiny", tag="v1")
+expect(HfHubHTTPError, lambda: reader.delete_tag("org/tiny", tag="v1"), 403)
+expect(HfHubHTTPError, lambda: reader.delete_branch("org/tiny", branch="main"), 403)
+assert [t.name for t in owner.list_repo_refs("org/tiny").tags] == ["v1"]
+assert read("a.txt", api=owner) == b"two"
+assert len(owner.list_repo_commits("org/tiny")) == 4
+print("REFUSED-OK")
+"#,
+    );
+    assert_eq!(hub.repo_keys(), keys_before);
+}
+
+on_both_stores!(
+    sync,
+    ignore_fs = "needs huggingface_hub: `bash tests/run-all.sh` sets it up",
+    ignore_s3 = "needs huggingface_hub and Garage: `bash tests/run-all.sh` sets them up":
+    branches_and_tags_are_deleted,
+    super_squash_keeps_the_files_and_the_tags,
+    delete_repo_then_create_again,
+    delete_repo_refusals
+);
