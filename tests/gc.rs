@@ -404,8 +404,67 @@ async fn a_removed_release_is_unreferenced(backend: Backend) {
     assert_eq!(files, ["gcdemo-2.0-py3-none-any.whl"]);
 }
 
+/// A Hub repository deleted through the Hub API (`delete_repo`'s route): its own file is
+/// unreferenced, the file whose bytes are also a wheel stays (a cross-protocol dedup
+/// never becomes a cross-protocol delete), and so does what another repository shares.
+async fn a_deleted_repository_leaves_shared_bytes_referenced(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let wheels = dir.join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let wheel = support::wheels::wheel("gcdemo", "1.0", &[], None);
+    let wheel_path = wheel.write_to(&wheels);
+    ok(store
+        .cli(dir)
+        .args(["pypi", "import", wheels.to_str().unwrap()]));
+    let unique = support::pseudo_random(50_000, 9);
+    for (repo, files) in [
+        (
+            "org/gone",
+            vec![
+                ("unique.bin", unique.clone()),
+                ("gcdemo.whl", std::fs::read(&wheel_path).unwrap()),
+            ],
+        ),
+        ("org/keep", vec![("keep.txt", b"kept".to_vec())]),
+    ] {
+        let folder = dir.join(repo.replace('/', "-"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(folder.join(name), bytes).unwrap();
+        }
+        ok(store
+            .cli(dir)
+            .args(["hf", "import", repo, folder.to_str().unwrap()]));
+    }
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let r = support::http::client()
+        .delete(server.url("/api/repos/delete"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"name": "gone", "organization": "org", "type": "model"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+
+    let report = gc(&store, dir, &["--dry-run", "--grace", "0s"]);
+    assert_eq!(
+        tally(&report, "reclaimable"),
+        (1, unique.len() as u64),
+        "only the deleted repository's own file: {report}"
+    );
+    assert_eq!(by(&report, "shared"), (0, 0), "{report}");
+    assert_eq!(
+        by(&report, "pypi").0,
+        2,
+        "the wheel and its metadata: {report}"
+    );
+}
+
 on_both_stores!(async:
     a_removed_release_is_unreferenced,
+    a_deleted_repository_leaves_shared_bytes_referenced,
     gc_counts_across_protocols_and_sweeps_abandoned_uploads,
     serve_collects_on_its_timer,
     retention_keeps_the_last_pushed_tags,
