@@ -360,6 +360,9 @@ impl Config {
         file.hf.validate().map_err(ConfigError)?;
         let (s3api_listen, s3api) = resolve_s3api(serve, file.s3api)?;
         file.model_images.validate().map_err(ConfigError)?;
+        for rule in &file.gc.retention {
+            rule.validate().map_err(ConfigError)?;
+        }
 
         Ok(Config {
             listen,

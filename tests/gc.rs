@@ -304,7 +304,7 @@ async fn retention_keeps_the_last_pushed_tags(backend: Backend) {
     }
     let global = ["--config", config.to_str().unwrap()];
     let report = gc_with(&store, dir, &global, &["--dry-run"]);
-    let removed: Vec<&str> = report["retention_removed"]
+    let removed: Vec<&str> = report["retention"]["tags"]
         .as_array()
         .unwrap()
         .iter()
@@ -322,7 +322,7 @@ async fn retention_keeps_the_last_pushed_tags(backend: Backend) {
     );
 
     let report = gc_with(&store, dir, &global, &["--grace", "0s"]);
-    assert_eq!(report["retention_removed"].as_array().unwrap().len(), 7);
+    assert_eq!(report["retention"]["tags"].as_array().unwrap().len(), 7);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(tags(&http, &base).await, ["latest", "v10", "v8", "v9"]);
     // The seven images' layers and manifests are nothing's now.
@@ -462,8 +462,70 @@ async fn a_deleted_repository_leaves_shared_bytes_referenced(backend: Backend) {
     );
 }
 
+/// `untagged_older_than`: a manifest left untagged goes once old enough; a tagged image
+/// stays, and nothing goes while the limit has not passed.
+async fn retention_removes_old_untagged_manifests(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let rule = |after: &str| {
+        let path = dir.join(format!("untagged-{after}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[[gc.retention]]\nrepositories = \"docker.io/team/*\"\nuntagged_older_than = \"{after}\"\n"
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let http = support::http::client();
+    let base = server.base.clone();
+    push_image(&http, &base, ADMIN, "team/app", "v1", &[1u8; 1000]).await;
+    let orphan = push_image(&http, &base, ADMIN, "team/app", "tmp", &[2u8; 1000]).await;
+    let r = http
+        .delete(format!("{base}/v2/team/app/manifests/tmp"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    drop(server);
+
+    let report = gc_with(&store, dir, &["--config", &rule("1h")], &[]);
+    assert_eq!(
+        report["retention"]["untagged"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let report = gc_with(&store, dir, &["--config", &rule("1s")], &["--grace", "0s"]);
+    let untagged: Vec<&str> = report["retention"]["untagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(untagged, [orphan.as_str()], "{report}");
+    // Its layer and manifest are nothing's now; the tagged image's stay referenced.
+    assert_eq!(tally(&report, "reclaimable").0, 2, "{report}");
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    for (reference, status) in [(orphan.as_str(), 404), ("v1", 200)] {
+        let r = http
+            .get(server.url(&format!("/v2/team/app/manifests/{reference}")))
+            .bearer_auth(ADMIN)
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{reference}");
+    }
+}
+
 on_both_stores!(async:
     a_removed_release_is_unreferenced,
+    retention_removes_old_untagged_manifests,
     a_deleted_repository_leaves_shared_bytes_referenced,
     gc_counts_across_protocols_and_sweeps_abandoned_uploads,
     serve_collects_on_its_timer,

@@ -73,9 +73,10 @@ pub struct Report {
     /// References to content the store does not hold (a document naming a missing
     /// manifest, commit or Xet record).
     pub dangling: u64,
-    /// Tags (and the images only they reached) retention removed, or would remove.
+    /// Tags (and the images only they reached) and untagged manifests retention
+    /// removed, or would remove.
     #[serde(default)]
-    pub retention_removed: Vec<retention::RemovedTag>,
+    pub retention: retention::Removed,
     /// Abandoned OCI upload sessions (`oci::purge_uploads`).
     pub uploads: crate::oci::PurgedUploads,
     pub seconds: f64,
@@ -93,8 +94,7 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
         grace_seconds: options.grace.as_secs(),
         ..Default::default()
     };
-    report.retention_removed =
-        retention::apply(stores, &options.retention, options.dry_run).await?;
+    report.retention = retention::apply(stores, &options.retention, options.dry_run).await?;
     // Links first, then the mark, then the blobs: a blob stored and linked after its
     // link listing is younger than the grace period anyway.
     let cutoff = SystemTime::now()
@@ -279,14 +279,15 @@ impl fmt::Display for Report {
             .filter_map(|name| self.referenced_by.get(name).map(|t| format!("{name} {t}")))
             .collect();
         writeln!(f, "store: {}", self.store)?;
-        if !self.retention_removed.is_empty() {
-            let verb = if self.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            };
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        if !self.retention.tags.is_empty() {
             let tags: Vec<String> = self
-                .retention_removed
+                .retention
+                .tags
                 .iter()
                 .map(|r| format!("{}:{}", r.repository, r.tag))
                 .collect();
@@ -295,6 +296,20 @@ impl fmt::Display for Report {
                 "retention {verb} {} tag(s): {}",
                 tags.len(),
                 tags.join(", ")
+            )?;
+        }
+        if !self.retention.untagged.is_empty() {
+            let manifests: Vec<String> = self
+                .retention
+                .untagged
+                .iter()
+                .map(|r| format!("{}@{}", r.repository, r.digest))
+                .collect();
+            writeln!(
+                f,
+                "retention {verb} {} untagged manifest(s): {}",
+                manifests.len(),
+                manifests.join(", ")
             )?;
         }
         writeln!(
@@ -321,11 +336,6 @@ impl fmt::Display for Report {
                 self.dangling
             )?;
         }
-        let verb = if self.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
         writeln!(
             f,
             "abandoned upload sessions: {verb} {} ({}); {} still active",
@@ -335,7 +345,7 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            "reclaimable blobs and xorbs are reported, not yet removed: this version of `airlock gc` removes abandoned upload sessions only ({:.1} s)",
+            "reclaimable blobs and xorbs are reported, not yet removed: this version of `airlock gc` removes retention's tags and manifests and abandoned upload sessions only ({:.1} s)",
             self.seconds
         )
     }
