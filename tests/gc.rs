@@ -190,6 +190,25 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
     ] {
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
+    // The catalog's store page shows it to store-wide admins, and to nobody else.
+    let store_page = |token: Option<&'static str>| {
+        let mut r = http.get(server.url("/_airlock/catalog/store"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            r.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let page = store_page(Some(ADMIN)).await;
+    assert_eq!(page["gc"]["uploads_removed"], 1, "{page}");
+    assert_eq!(page["gc"]["reclaimable_bytes"], 0, "{page}");
+    assert_eq!(store_page(None).await["gc"], serde_json::Value::Null);
     // Everything referenced still reads.
     let r = http
         .get(format!("{base}/v2/team/a/blobs/{}", sha256(&shared)))

@@ -292,8 +292,23 @@ pub async fn for_reader(
         .iter()
         .map(|k| (k.plural(), figures.items.get(k).copied().unwrap_or(0)))
         .collect();
+    // The last garbage collection is a store-wide figure: for store-wide admins only.
+    let gc = match store_wide {
+        true => crate::gc::last_run(&state.docs).await.map(|r| {
+            json!({
+                "finished_at": rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(r.finished_at)),
+                "dry_run": r.dry_run,
+                "reclaimable_bytes": r.reclaimable.bytes + r.xorbs_reclaimable.bytes,
+                "reclaimable_blobs": r.reclaimable.count,
+                "reclaimable_xorbs": r.xorbs_reclaimable.count,
+                "uploads_removed": r.uploads.sessions,
+            })
+        }),
+        false => None,
+    };
     Ok(json!({
         "scope": if store_wide { "store" } else { "readable" },
+        "gc": gc,
         "blobs": { "objects": figures.objects, "bytes": figures.bytes },
         "referenced_bytes": figures.referenced_bytes,
         "dedup": {

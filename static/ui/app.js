@@ -342,7 +342,10 @@ async function storePage() {
       card("saved", "Saved by deduplication", formatBytes(s.dedup.saved_bytes), plural(s.dedup.shared_blobs, "blob") + " shared between items"),
       card("cross", "Shared across protocols", formatBytes(s.dedup.cross_protocol_saved_bytes), plural(s.dedup.cross_protocol_blobs, "blob") + " served by more than one protocol"),
       card("items", "Items", (items.models + items.datasets + items.projects + items.images).toLocaleString(),
-        [plural(items.models, "model"), plural(items.datasets, "dataset"), plural(items.projects, "Python project"), plural(items.images, "image")].join(" · "))),
+        [plural(items.models, "model"), plural(items.datasets, "dataset"), plural(items.projects, "Python project"), plural(items.images, "image")].join(" · ")),
+      s.gc ? card("reclaimable", "Reclaimable", formatBytes(s.gc.reclaimable_bytes),
+        plural(s.gc.reclaimable_blobs, "blob") + " and " + plural(s.gc.reclaimable_xorbs, "xorb") + " nothing references, as of the last airlock gc " +
+        formatDate(s.gc.finished_at) + (s.gc.dry_run ? " (dry run)" : "")) : null),
     h("h2", {}, "Recently changed"),
     s.recent.length
       ? table("recent", ["Kind", "Name", "Changed "], s.recent.map((r) => h("tr", {},
