@@ -17,10 +17,17 @@
 //! (c) ListObjectsV2 over a 10,000-file model: 1,000 keys a page, every page of 10 full
 //!     listings, p50 and p99 per page; and one delimited listing of its 100 folders.
 //!
+//! `AIRLOCK_BENCH_STORE=s3` runs it on Garage with the bytes proxied, `s3-redirect` with
+//! `redirect_downloads` (the Hub's resolve and the blob routes then answer with a
+//! presigned redirect to Garage, which reqwest follows; S3 GetObject always streams).
+//!
 //! The targets of issue #15 (S3 and the modelcar layer within 0.9x of the reference,
 //! ListObjectsV2 p99 under 20 ms a page) are reported, never fatal. Everything runs on
 //! 127.0.0.1 and is stopped when the bench ends; the temporary directory is removed.
 
+#[allow(dead_code)]
+#[path = "../tests/support/garage.rs"]
+mod garage;
 #[path = "../tests/support/images.rs"]
 mod images;
 mod support;
@@ -68,10 +75,106 @@ fn runs_from_env() -> usize {
         .unwrap_or(3)
 }
 
-fn cli(dir: &Path, store: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
+/// Where the bench keeps its store (`AIRLOCK_BENCH_STORE`): `fs` (default), `s3` (Garage,
+/// bytes proxied) or `s3-redirect` (Garage with `redirect_downloads`).
+struct BenchStore {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    dir: Option<std::path::PathBuf>,
+    s3: Option<(garage::Garage, String)>,
+    name: String,
+}
+
+impl BenchStore {
+    fn from_env(dir: &Path) -> BenchStore {
+        let kind = std::env::var("AIRLOCK_BENCH_STORE").unwrap_or_else(|_| "fs".into());
+        match kind.as_str() {
+            "fs" => {
+                let root = dir.join("store");
+                BenchStore {
+                    args: vec!["--store".into(), root.to_string_lossy().into()],
+                    env: vec![],
+                    dir: Some(root),
+                    s3: None,
+                    name: "filesystem store".into(),
+                }
+            }
+            "s3" | "s3-redirect" => {
+                let g = garage::Garage::start();
+                let prefix = format!("bench-{}", hex::encode(rand::random::<[u8; 6]>()));
+                let redirect = kind == "s3-redirect";
+                BenchStore {
+                    args: vec![
+                        "--store".into(),
+                        format!("s3://{}/{prefix}", g.bucket),
+                        "--s3-endpoint".into(),
+                        g.endpoint.clone(),
+                        "--s3-redirect-downloads".into(),
+                        redirect.to_string(),
+                    ],
+                    env: vec![
+                        ("AWS_ACCESS_KEY_ID".into(), g.key_id.clone()),
+                        ("AWS_SECRET_ACCESS_KEY".into(), g.secret.clone()),
+                        ("AWS_REGION".into(), g.region.clone()),
+                    ],
+                    dir: None,
+                    s3: Some((g, format!("{prefix}/"))),
+                    name: format!(
+                        "S3 store on Garage{}",
+                        if redirect {
+                            ", redirect_downloads"
+                        } else {
+                            ", proxied"
+                        }
+                    ),
+                }
+            }
+            other => panic!("AIRLOCK_BENCH_STORE: `{other}`; use fs, s3 or s3-redirect"),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Every byte stored, listed the way the backend lists it.
+    async fn bytes(&self) -> u64 {
+        if let Some(dir) = &self.dir {
+            return store_bytes(dir);
+        }
+        let (g, prefix) = self.s3.as_ref().expect("an S3 store");
+        let client = g.client();
+        let mut total = 0u64;
+        let mut token = None;
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(&g.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .unwrap();
+            total += page
+                .contents()
+                .iter()
+                .map(|o| o.size().unwrap_or(0) as u64)
+                .sum::<u64>();
+            match page.next_continuation_token() {
+                Some(next) => token = Some(next.to_string()),
+                None => return total,
+            }
+        }
+    }
+}
+
+fn cli(dir: &Path, store: &BenchStore, args: &[&str]) {
+    let out = store
+        .command()
         .current_dir(dir)
-        .args(["--store", store.to_str().unwrap()])
         .args(args)
         .output()
         .unwrap();
@@ -83,12 +186,13 @@ fn cli(dir: &Path, store: &Path, args: &[&str]) {
 }
 
 /// `airlock serve` with the S3 listener; its base URL and the S3 endpoint.
-fn serve(dir: &Path, store: &Path) -> (Guard, String, String) {
+fn serve(dir: &Path, store: &BenchStore) -> (Guard, String, String) {
     let config = dir.join("airlock.toml");
     std::fs::write(&config, "[s3api]\nlisten = \"127.0.0.1:0\"\n").unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = store
+        .command()
         .current_dir(dir)
-        .args(["--store", store.to_str().unwrap(), "--config"])
+        .arg("--config")
         .arg(&config)
         .args([
             "serve",
@@ -224,7 +328,8 @@ fn main() {
     let runs = runs_from_env();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let store = dir.join("store");
+    let store = BenchStore::from_env(dir);
+    println!("model_views on the {}", store.name);
 
     // The model: one weights file and a config, imported as a user's upload would be.
     let big = dir.join("big");
@@ -287,7 +392,7 @@ fn main() {
         let v2 = |path: &str| format!("{base}/v2/huggingface.co/bench/big/{path}");
 
         // (b) What pulling both images adds to the store, and the first modelcar manifest.
-        let before = store_bytes(&store);
+        let before = store.bytes().await;
         let modelpack = json(
             &client,
             &v2("manifests/main-modelpack"),
@@ -331,7 +436,7 @@ fn main() {
         for (_, url, n) in &routes {
             throughput(&client, url, *n).await;
         }
-        let after = store_bytes(&store);
+        let after = store.bytes().await;
         println!(
             "\n(b) store growth from pulling both images whole: {} B on {} B; first modelcar manifest {:.2} s (layer digests read once)",
             after - before,
