@@ -542,9 +542,112 @@ async fn retention_removes_old_untagged_manifests(backend: Backend) {
     }
 }
 
+/// `untagged_older_than` never takes what a tag reaches through an index: the children
+/// of a tagged multi-platform index stay (they are untagged themselves), an orphan goes.
+async fn untagged_retention_keeps_the_children_of_a_tagged_index(backend: Backend) {
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let config = dir.join("untagged.toml");
+    std::fs::write(
+        &config,
+        "[[gc.retention]]\nrepositories = \"docker.io/team/*\"\nuntagged_older_than = \"1s\"\n",
+    )
+    .unwrap();
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let http = support::http::client();
+    let base = server.base.clone();
+    let manifest = |reference: String| {
+        let http = http.clone();
+        let url = format!("{base}/v2/team/multi/manifests/{reference}");
+        async move {
+            http.get(url)
+                .bearer_auth(ADMIN)
+                .header("accept", format!("{MANIFEST}, {INDEX}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Two platform images, their tags then dropped, under one tagged index; an orphan.
+    let mut children = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let tag = format!("child-{arch}");
+        let digest = push_image(
+            &http,
+            &base,
+            ADMIN,
+            "team/multi",
+            &tag,
+            &[i as u8 + 1; 1000],
+        )
+        .await;
+        let size = manifest(digest.clone()).await.bytes().await.unwrap().len();
+        let r = http
+            .delete(format!("{base}/v2/team/multi/manifests/{tag}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        children.push(serde_json::json!({
+            "mediaType": MANIFEST, "digest": digest, "size": size,
+            "platform": {"architecture": arch, "os": "linux"}
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": INDEX, "manifests": children
+    }))
+    .unwrap();
+    let r = http
+        .put(format!("{base}/v2/team/multi/manifests/v1"))
+        .bearer_auth(ADMIN)
+        .header("content-type", INDEX)
+        .body(index)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let orphan = push_image(&http, &base, ADMIN, "team/multi", "tmp", &[9u8; 1000]).await;
+    let r = http
+        .delete(format!("{base}/v2/team/multi/manifests/tmp"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let report = gc_with(&store, dir, &["--config", config.to_str().unwrap()], &[]);
+    let untagged: Vec<&str> = report["retention"]["untagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(untagged, [orphan.as_str()], "{report}");
+    drop(server);
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let base = server.base.clone();
+    for child in &children {
+        let digest = child["digest"].as_str().unwrap();
+        let r = http
+            .get(format!("{base}/v2/team/multi/manifests/{digest}"))
+            .bearer_auth(ADMIN)
+            .header("accept", MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "child {digest}");
+    }
+}
+
 on_both_stores!(async:
     a_removed_release_is_unreferenced,
     retention_removes_old_untagged_manifests,
+    untagged_retention_keeps_the_children_of_a_tagged_index,
     a_deleted_repository_leaves_shared_bytes_referenced,
     gc_counts_across_protocols_and_sweeps_abandoned_uploads,
     serve_collects_on_its_timer,
