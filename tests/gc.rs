@@ -458,6 +458,16 @@ async fn a_deleted_repository_leaves_shared_bytes_referenced(backend: Backend) {
             .args(["hf", "import", repo, folder.to_str().unwrap()]));
     }
     let server = store.serve(dir, &["--admin-token", ADMIN]);
+    // Its ModelPack image served once: the model images keep a record of that.
+    let r = support::http::client()
+        .get(server.url("/v2/huggingface.co/org/gone/manifests/main-modelpack"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let records = || store.keys_under("modelimages/models/org--gone/");
+    assert_eq!(records().len(), 1, "served.json");
     let r = support::http::client()
         .delete(server.url("/api/repos/delete"))
         .bearer_auth(ADMIN)
@@ -479,6 +489,11 @@ async fn a_deleted_repository_leaves_shared_bytes_referenced(backend: Backend) {
         2,
         "the wheel and its metadata: {report}"
     );
+    assert_eq!(report["model_image_records_removed"], 1, "{report}");
+    assert_eq!(records().len(), 1, "a dry run removes nothing");
+    let report = gc(&store, dir, &[]);
+    assert_eq!(report["model_image_records_removed"], 1, "{report}");
+    assert_eq!(records(), Vec::<String>::new());
 }
 
 /// `untagged_older_than`: a manifest left untagged goes once old enough; a tagged image

@@ -6,13 +6,15 @@
 //! imports it. The mark (`mark.rs`) is global across protocols, so a blob shared by a
 //! wheel, an image layer and a model file stays while any of them references it.
 //!
-//! What it removes today: abandoned OCI upload sessions (`oci::purge_uploads`, which
+//! What it removes today: what retention rules say, the model-image records of deleted
+//! Hub repositories (`derived.rs`), abandoned OCI upload sessions (`oci::purge_uploads`, which
 //! `serve` also runs on its own timer, `[oci] purge_uploads_after`). Unreferenced blobs
 //! and xorbs are counted and reported as reclaimable, with a grace period: a blob
 //! written, or linked to a repository by a push or an LFS upload, within `grace` may be
 //! about to be referenced (a manifest or commit that names it is on its way) and is
 //! never reclaimable.
 
+mod derived;
 pub mod mark;
 pub mod retention;
 mod schedule;
@@ -77,6 +79,9 @@ pub struct Report {
     /// removed, or would remove.
     #[serde(default)]
     pub retention: retention::Removed,
+    /// Model-image records of deleted Hub repositories removed (or that would be).
+    #[serde(default)]
+    pub model_image_records_removed: u64,
     /// Abandoned OCI upload sessions (`oci::purge_uploads`).
     pub uploads: crate::oci::PurgedUploads,
     pub seconds: f64,
@@ -154,6 +159,8 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
         options.dry_run,
     )
     .await?;
+    report.model_image_records_removed =
+        derived::sweep_model_images(stores, options.dry_run).await?;
     report.seconds = started.elapsed().as_secs_f64();
     report.finished_at = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -334,6 +341,13 @@ impl fmt::Display for Report {
                 f,
                 "references to content not in the store (a manifest, commit or Xet record named but absent): {}",
                 self.dangling
+            )?;
+        }
+        if self.model_image_records_removed > 0 {
+            writeln!(
+                f,
+                "model image records of deleted repositories: {verb} {}",
+                self.model_image_records_removed
             )?;
         }
         writeln!(
