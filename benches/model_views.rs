@@ -36,44 +36,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Guard, BIN};
+use support::{count_from_env, median, sha256_file, size_from_env, store_bytes, Guard, BIN};
 
 const TARGET_RATIO: f64 = 0.9;
 const LIST_P99_MS: f64 = 20.0;
 const MANY_FILES: usize = 10_000;
 /// The blob route needs a token (a digest is not a capability); the others read anonymously.
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
-
-fn size_from_env() -> u64 {
-    let Ok(text) = std::env::var("AIRLOCK_BENCH_SIZE") else {
-        return 200 << 20;
-    };
-    let text = text.trim();
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = digits
-        .parse()
-        .expect("AIRLOCK_BENCH_SIZE: a number with an optional unit");
-    n * match unit {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => panic!("AIRLOCK_BENCH_SIZE: unknown unit {other}"),
-    }
-}
-
-fn runs_from_env() -> usize {
-    std::env::var("AIRLOCK_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .filter(|r| (1..=20).contains(r))
-        .unwrap_or(3)
-}
 
 /// Where the bench keeps its store (`AIRLOCK_BENCH_STORE`): `fs` (default), `s3` (Garage,
 /// bytes proxied) or `s3-redirect` (Garage with `redirect_downloads`).
@@ -253,34 +222,6 @@ fn write_random(path: &Path, size: u64) {
     out.flush().unwrap();
 }
 
-fn sha256_file(path: &Path) -> String {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
-    hex::encode(hasher.finalize())
-}
-
-fn store_bytes(root: &Path) -> u64 {
-    fn walk(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        let meta = e.metadata().unwrap();
-                        if meta.is_dir() {
-                            walk(&e.path())
-                        } else {
-                            meta.len()
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(root)
-}
-
 /// Downloads `url` whole, counting and dropping the bytes; MB/s.
 async fn throughput(client: &reqwest::Client, url: &str, size: u64) -> f64 {
     let started = Instant::now();
@@ -309,11 +250,6 @@ async fn json(client: &reqwest::Client, url: &str, accept: &str) -> serde_json::
     r.json().await.unwrap()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn percentile(sorted: &[Duration], p: usize) -> f64 {
     let i = (sorted.len() * p / 100).min(sorted.len() - 1);
     sorted[i].as_secs_f64() * 1000.0
@@ -324,8 +260,8 @@ fn main() {
         println!("model_views: run with `cargo bench --bench model_views`");
         return;
     }
-    let size = size_from_env();
-    let runs = runs_from_env();
+    let size = size_from_env("AIRLOCK_BENCH_SIZE", 200 << 20);
+    let runs = count_from_env("AIRLOCK_BENCH_RUNS", 3, 20);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let store = BenchStore::from_env(dir);

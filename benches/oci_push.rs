@@ -24,32 +24,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use support::{airlock_with, docker_registry, have};
+use support::{airlock_with, docker_registry, have, median, size_from_env};
 
 const TARGET_RATIO: f64 = 2.0;
 const TOKEN: &str = "bench-push-token";
-
-fn size_from_env() -> u64 {
-    let Ok(text) = std::env::var("AIRLOCK_BENCH_SIZE") else {
-        return 1 << 30;
-    };
-    let text = text.trim();
-    let (number, unit) =
-        text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
-    let n: u64 = number
-        .trim()
-        .parse()
-        .expect("AIRLOCK_BENCH_SIZE: a number and a unit, e.g. 256MiB");
-    n * match unit {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => panic!("AIRLOCK_BENCH_SIZE: unknown unit {other}"),
-    }
-}
 
 /// Writes an OCI layout whose one layer is `size` pseudo-random bytes, streamed to disk.
 /// The layer is labelled gzip, as pushed layers are: skopeo would gzip an uncompressed
@@ -181,11 +159,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("oci_push: run with `cargo bench --bench oci_push`");
@@ -198,7 +171,7 @@ fn main() {
             return;
         }
     }
-    let size = size_from_env();
+    let size = size_from_env("AIRLOCK_BENCH_SIZE", 1 << 30);
     let runs: usize = std::env::var("AIRLOCK_BENCH_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Guard, BIN};
+use support::{count_from_env, median, sha256_file, size_from_env, store_bytes, Guard, BIN};
 
 /// Creates the repositories and authorizes every upload.
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
@@ -89,38 +89,6 @@ print("BENCH-RESULT " + json.dumps(out), flush=True)
 
 // ---------------------------------------------------------------------------------------
 // Knobs
-
-/// A size such as `1GiB`, `64MiB`, `512MB` or plain bytes from `var`, else `default`.
-fn size_from_env(var: &str, default: u64) -> u64 {
-    let Ok(text) = std::env::var(var) else {
-        return default;
-    };
-    let text = text.trim();
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{var}: a number with an optional unit"));
-    n * match unit {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => panic!("{var}: unknown unit {other}"),
-    }
-}
-
-fn count_from_env(var: &str, default: usize, max: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .filter(|r| (1..=max).contains(r))
-        .unwrap_or(default)
-}
 
 fn percent_from_env() -> f64 {
     std::env::var("AIRLOCK_BENCH_CHANGE_PERCENT")
@@ -606,39 +574,6 @@ fn change(path: &Path, size: u64, percent: f64, seed: u64) -> u64 {
     }
     file.sync_all().unwrap();
     run * 4
-}
-
-fn sha256_file(path: &Path) -> String {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
-    hex::encode(hasher.finalize())
-}
-
-fn store_bytes(root: &Path) -> u64 {
-    fn walk(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        let meta = e.metadata().unwrap();
-                        if meta.is_dir() {
-                            walk(&e.path())
-                        } else {
-                            meta.len()
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(root)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn mib(bytes: u64) -> f64 {

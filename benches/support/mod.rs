@@ -1,4 +1,5 @@
-//! What the benches share: starting Airlock on loopback and stopping what they start.
+//! What the benches share: starting Airlock on loopback and stopping what they start,
+//! their knobs (sizes and counts from the environment), and small measuring helpers.
 
 #![allow(dead_code)] // each bench uses its own subset
 
@@ -141,4 +142,68 @@ pub fn docker_registry(bin: &str, dir: &Path) -> Option<(Guard, String)> {
     }
     eprintln!("docker-registry did not listen on {addr}");
     None
+}
+
+/// A size such as `1GiB`, `64MiB`, `512MB`, `256 MiB` or plain bytes from `var`, else
+/// `default`.
+pub fn size_from_env(var: &str, default: u64) -> u64 {
+    let Ok(text) = std::env::var(var) else {
+        return default;
+    };
+    let text = text.trim();
+    let (number, unit) =
+        text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
+    let n: u64 = number
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{var}: a number with an optional unit, e.g. 256MiB"));
+    n * match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => panic!("{var}: unknown unit {other}"),
+    }
+}
+
+/// A count from `var` between 1 and `max`, else `default`.
+pub fn count_from_env(var: &str, default: usize, max: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| (1..=max).contains(r))
+        .unwrap_or(default)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// The bytes of every file below `root` (a filesystem store), at any depth.
+pub fn store_bytes(root: &Path) -> u64 {
+    std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        store_bytes(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
