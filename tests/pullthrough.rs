@@ -638,16 +638,6 @@ async fn hf_miss_is_pulled_through_with_upstream_ids_then_served_while_the_upstr
     assert!(r.headers().contains_key("x-error-message"));
 }
 
-/// `http://127.0.0.1:PORT` of a node's S3 listener, from its log.
-fn s3_endpoint(node: &Node) -> String {
-    let log = node.server.log();
-    let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
-    log[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-        .collect()
-}
-
 /// The S3 view of a pull-through Airlock reads what the Hub routes would bring in: a
 /// listing inside a repository brings the revision in, HEAD answers from the listing
 /// without fetching, GET brings the file in (streamed whole, or stored first for a
@@ -679,7 +669,7 @@ async fn hf_miss_is_pulled_through_by_the_s3_view(backend: Backend) {
         ),
         None,
     );
-    let s3 = s3_endpoint(&down);
+    let s3 = down.server.s3_endpoint();
     let http = http::client();
     let get = |path: &str, range: Option<&str>, head: bool| {
         let url = format!("{s3}{path}");
@@ -889,7 +879,7 @@ async fn a_refused_caller_triggers_no_upstream_fetch(backend: Backend) {
          [s3api]\nlisten = \"127.0.0.1:0\"\n"
     );
     let down = Node::start(&dir.path().join("down"), store, &config, None);
-    let s3 = s3_endpoint(&down);
+    let s3 = down.server.s3_endpoint();
     let http = http::following_redirects();
     let upstream_gets = || {
         up.server

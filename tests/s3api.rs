@@ -53,13 +53,7 @@ fn serve(store: &StoreArgs, dir: &Path, anonymous_read: bool) -> S3Server {
             &anonymous_read.to_string(),
         ],
     );
-    // Announced before the main listener, so it is in the log already.
-    let log = airlock.log();
-    let at = log.find("S3 API at ").expect("S3 listener announced");
-    let endpoint: String = log[at + "S3 API at ".len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-        .collect();
+    let endpoint = airlock.s3_endpoint();
     S3Server { airlock, endpoint }
 }
 
@@ -585,15 +579,10 @@ mod sdk {
                 "127.0.0.1:0",
             ],
         );
-        let log = airlock.log();
-        let at = log
-            .find("S3 API at http://")
-            .expect("S3 listener announced")
-            + 17;
-        let addr: std::net::SocketAddr = log[at..]
-            .split(|c: char| c.is_whitespace())
-            .next()
-            .unwrap()
+        let addr: std::net::SocketAddr = airlock
+            .s3_endpoint()
+            .strip_prefix("http://")
+            .expect("plain HTTP")
             .parse()
             .unwrap();
         let big = tree["w/big.bin"].clone();

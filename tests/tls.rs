@@ -357,12 +357,7 @@ async fn the_s3_listener_serves_the_same_certificate_and_rotates_with_it() {
     let old = ca.issue(1);
     let tls = TlsDir::new(dir.path(), &ca, &old);
     let server = start(dir.path(), &tls, &["--s3api-listen", "127.0.0.1:0"]);
-    let log = server.log();
-    let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
-    let s3: String = log[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-        .collect();
+    let s3 = server.s3_endpoint();
     assert!(s3.starts_with("https://127.0.0.1:"), "{s3}");
     let object = format!("{s3}/models/org/tiny/config.json");
     for (http1, version) in [

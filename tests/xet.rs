@@ -1018,12 +1018,7 @@ async fn plain_resolve_rebuilds_xet_only_files(backend: Backend) {
 
     // The S3 view (GetObject, whole and ranged) and the OCI ModelPack image (whose layer
     // is the file itself; the modelcar's tar layers read files the same way) rebuild it.
-    let log = server.log();
-    let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
-    let s3: String = log[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-        .collect();
+    let s3 = server.s3_endpoint();
     let object = format!("{s3}/models/alice/m/a.bin");
     let r = get(&object, &[]).await.unwrap();
     assert_eq!(r.status(), 200);

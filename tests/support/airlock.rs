@@ -103,6 +103,17 @@ impl Airlock {
         None
     }
 
+    /// `http(s)://127.0.0.1:PORT` of the S3 listener (`--s3api-listen`), as announced
+    /// before the main listener (so it is in the log once the server is up).
+    pub fn s3_endpoint(&self) -> String {
+        let log = self.log();
+        let at = log.find("S3 API at ").expect("S3 listener announced") + "S3 API at ".len();
+        log[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
