@@ -43,6 +43,39 @@ fn by(report: &serde_json::Value, protocol: &str) -> (u64, u64) {
     )
 }
 
+/// Deletes a tag or manifest of `name` as the registry API does (202).
+async fn delete_manifest(http: &reqwest::Client, base: &str, name: &str, reference: &str) {
+    let r = http
+        .delete(format!("{base}/v2/{name}/manifests/{reference}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "deleting {name}:{reference}");
+}
+
+/// The status of a manifest GET (an image manifest accepted).
+async fn manifest_status(http: &reqwest::Client, base: &str, name: &str, reference: &str) -> u16 {
+    http.get(format!("{base}/v2/{name}/manifests/{reference}"))
+        .bearer_auth(ADMIN)
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The digests of the untagged manifests retention removed.
+fn untagged(report: &serde_json::Value) -> Vec<&str> {
+    report["retention"]["untagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect()
+}
+
 async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -72,13 +105,7 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
     push_image(&http, &base, ADMIN, "team/a", "v1", &shared).await;
     let only_b = support::pseudo_random(200_000, 2);
     let b = push_image(&http, &base, ADMIN, "team/b", "v1", &only_b).await;
-    let r = http
-        .delete(format!("{base}/v2/team/b/manifests/{b}"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    delete_manifest(&http, &base, "team/b", &b).await;
     let orphan = support::pseudo_random(100_000, 3);
     let r = http
         .post(format!(
@@ -346,23 +373,13 @@ async fn retention_keeps_the_last_pushed_tags(backend: Backend) {
     assert_eq!(tags(&http, &base).await, ["latest", "v10", "v8", "v9"]);
     // The seven images' layers and manifests are nothing's now.
     assert_eq!(tally(&report, "reclaimable").0, 14, "{report}");
-    let r = http
-        .get(format!("{base}/v2/team/app/manifests/v1"))
-        .bearer_auth(ADMIN)
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(manifest_status(&http, &base, "team/app", "v1").await, 404);
     for tag in ["v8", "latest"] {
-        let r = http
-            .get(format!("{base}/v2/team/app/manifests/{tag}"))
-            .bearer_auth(ADMIN)
-            .header("accept", "application/vnd.oci.image.manifest.v1+json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{tag}");
+        assert_eq!(
+            manifest_status(&http, &base, "team/app", tag).await,
+            200,
+            "{tag}"
+        );
     }
 }
 
@@ -518,13 +535,7 @@ async fn retention_removes_old_untagged_manifests(backend: Backend) {
     let base = server.base.clone();
     push_image(&http, &base, ADMIN, "team/app", "v1", &[1u8; 1000]).await;
     let orphan = push_image(&http, &base, ADMIN, "team/app", "tmp", &[2u8; 1000]).await;
-    let r = http
-        .delete(format!("{base}/v2/team/app/manifests/tmp"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    delete_manifest(&http, &base, "team/app", "tmp").await;
     drop(server);
 
     let report = gc_with(&store, dir, &["--config", &rule("1h")], &[]);
@@ -535,25 +546,13 @@ async fn retention_removes_old_untagged_manifests(backend: Backend) {
     );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let report = gc_with(&store, dir, &["--config", &rule("1s")], &["--grace", "0s"]);
-    let untagged: Vec<&str> = report["retention"]["untagged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(untagged, [orphan.as_str()], "{report}");
+    assert_eq!(untagged(&report), [orphan.as_str()], "{report}");
     // Its layer and manifest are nothing's now; the tagged image's stay referenced.
     assert_eq!(tally(&report, "reclaimable").0, 2, "{report}");
     let server = store.serve(dir, &["--admin-token", ADMIN]);
     for (reference, status) in [(orphan.as_str(), 404), ("v1", 200)] {
-        let r = http
-            .get(server.url(&format!("/v2/team/app/manifests/{reference}")))
-            .bearer_auth(ADMIN)
-            .header("accept", "application/vnd.oci.image.manifest.v1+json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), status, "{reference}");
+        let got = manifest_status(&http, &server.base, "team/app", reference).await;
+        assert_eq!(got, status, "{reference}");
     }
 }
 
@@ -600,13 +599,7 @@ async fn untagged_retention_keeps_the_children_of_a_tagged_index(backend: Backen
         )
         .await;
         let size = manifest(digest.clone()).await.bytes().await.unwrap().len();
-        let r = http
-            .delete(format!("{base}/v2/team/multi/manifests/{tag}"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        delete_manifest(&http, &base, "team/multi", &tag).await;
         children.push(serde_json::json!({
             "mediaType": MANIFEST, "digest": digest, "size": size,
             "platform": {"architecture": arch, "os": "linux"}
@@ -626,36 +619,18 @@ async fn untagged_retention_keeps_the_children_of_a_tagged_index(backend: Backen
         .unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     let orphan = push_image(&http, &base, ADMIN, "team/multi", "tmp", &[9u8; 1000]).await;
-    let r = http
-        .delete(format!("{base}/v2/team/multi/manifests/tmp"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    delete_manifest(&http, &base, "team/multi", "tmp").await;
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
     let report = gc_with(&store, dir, &["--config", config.to_str().unwrap()], &[]);
-    let untagged: Vec<&str> = report["retention"]["untagged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(untagged, [orphan.as_str()], "{report}");
+    assert_eq!(untagged(&report), [orphan.as_str()], "{report}");
     drop(server);
     let server = store.serve(dir, &["--admin-token", ADMIN]);
     let base = server.base.clone();
     for child in &children {
         let digest = child["digest"].as_str().unwrap();
-        let r = http
-            .get(format!("{base}/v2/team/multi/manifests/{digest}"))
-            .bearer_auth(ADMIN)
-            .header("accept", MANIFEST)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "child {digest}");
+        let got = manifest_status(&http, &base, "team/multi", digest).await;
+        assert_eq!(got, 200, "child {digest}");
     }
 }
 
