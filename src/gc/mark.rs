@@ -18,11 +18,12 @@ use crate::hf::model::{RepoRef, RepoType};
 use crate::hf::repo::Repos;
 use crate::oci::registry::Registry;
 use crate::pypi::project::ProjectDoc;
-use crate::store::layout::MetaKey;
+use crate::store::layout::{MetaKey, OCI_REPOS_PREFIX};
 use crate::store::{Mutability, ObjectKey, ObjectMeta, Stores};
 use crate::xet::MerkleHash;
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
 /// Which protocols reference a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,15 +134,43 @@ async fn keys_under<T>(
     Ok(out)
 }
 
-pub async fn mark_oci(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()> {
+/// What one listing of the OCI and Hub metadata finds: the repositories to mark from,
+/// and the blobs linked to a repository after `cutoff` (a push or a commit naming them may
+/// be under way).
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// OCI repositories by canonical name.
+    pub oci_repos: Vec<String>,
+    /// Hub repositories with refs, as (kind plural, id).
+    pub hf_refs: Vec<(String, String)>,
+    pub linked_recently: HashSet<Digest>,
+}
+
+pub async fn inventory(stores: &Stores, cutoff: SystemTime) -> anyhow::Result<Inventory> {
+    let mut found = Inventory::default();
+    for prefix in [OCI_REPOS_PREFIX, "hf/"] {
+        for_each_object(stores, prefix, |meta| {
+            let recent = meta.last_modified.is_none_or(|t| t > cutoff);
+            match MetaKey::parse(meta.key.as_str()) {
+                Some(MetaKey::OciRepo { name }) => found.oci_repos.push(name),
+                Some(MetaKey::HfRefs { kind, id }) => found.hf_refs.push((kind, id)),
+                Some(MetaKey::OciLink { digest, .. } | MetaKey::HfLfsLink { digest, .. })
+                    if recent =>
+                {
+                    found.linked_recently.insert(digest);
+                }
+                _ => {}
+            }
+        })
+        .await?;
+    }
+    Ok(found)
+}
+
+pub async fn mark_oci(stores: &Stores, names: &[String], marks: &mut Marks) -> anyhow::Result<()> {
     let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
-    let names = keys_under(stores, "oci/repos/", |k| match k {
-        MetaKey::OciRepo { name } => Some(name),
-        _ => None,
-    })
-    .await?;
     for name in names {
-        let Some(repo) = registry.repo(&name).await.map_err(oci_error)? else {
+        let Some(repo) = registry.repo(name).await.map_err(oci_error)? else {
             continue;
         };
         for (digest, entry) in &repo.manifests {
@@ -195,15 +224,14 @@ pub async fn mark_pypi(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn mark_hf(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()> {
+pub async fn mark_hf(
+    stores: &Stores,
+    refs: &[(String, String)],
+    marks: &mut Marks,
+) -> anyhow::Result<()> {
     let repos = Repos::new(stores.docs.clone(), stores.blobs.clone());
-    let found = keys_under(stores, "hf/", |k| match k {
-        MetaKey::HfRefs { kind, id } => Some((kind, id)),
-        _ => None,
-    })
-    .await?;
-    for (kind, id) in found {
-        let Some(repo) = RepoType::from_plural(&kind).and_then(|t| RepoRef::new(t, &id)) else {
+    for (kind, id) in refs {
+        let Some(repo) = RepoType::from_plural(kind).and_then(|t| RepoRef::new(t, id)) else {
             continue;
         };
         let refs = repos.refs(&repo).await.map_err(hf_error)?;

@@ -23,11 +23,10 @@ pub use schedule::{spawn, GcSettings};
 
 use mark::{for_each_object, Marks, PROTOCOLS};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::digest::Digest;
 use crate::store::layout::{self, MetaKey};
 use crate::store::{DocStore, Mutability, PutMode, Stores};
 
@@ -99,17 +98,24 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
         grace_seconds: options.grace.as_secs(),
         ..Default::default()
     };
-    report.retention = retention::apply(stores, &options.retention, options.dry_run).await?;
     // Links first, then the mark, then the blobs: a blob stored and linked after its
     // link listing is younger than the grace period anyway.
     let cutoff = SystemTime::now()
         .checked_sub(options.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let linked_recently = recent_links(stores, cutoff).await?;
+    let found = mark::inventory(stores, cutoff).await?;
+    report.retention = retention::apply(
+        stores,
+        &found.oci_repos,
+        &options.retention,
+        options.dry_run,
+    )
+    .await?;
     let mut marks = Marks::default();
-    mark::mark_oci(stores, &mut marks).await?;
+    mark::mark_oci(stores, &found.oci_repos, &mut marks).await?;
     mark::mark_pypi(stores, &mut marks).await?;
-    mark::mark_hf(stores, &mut marks).await?;
+    mark::mark_hf(stores, &found.hf_refs, &mut marks).await?;
+    let linked_recently = found.linked_recently;
     report.dangling = marks.dangling;
     tracing::info!(blobs = marks.blob_count(), "marked");
 
@@ -235,26 +241,6 @@ pub fn render_metrics(last: Option<&Report>) -> String {
         &[(String::new(), r.uploads.sessions)],
     );
     out
-}
-
-/// Blobs linked to an OCI repository or uploaded to a Hub repository after `cutoff`: a
-/// push or a commit naming them may be under way.
-async fn recent_links(stores: &Stores, cutoff: SystemTime) -> anyhow::Result<HashSet<Digest>> {
-    let mut out = HashSet::new();
-    for prefix in ["oci/repos/", "hf/"] {
-        for_each_object(stores, prefix, |meta| {
-            if meta.last_modified.is_some_and(|t| t <= cutoff) {
-                return;
-            }
-            if let Some(MetaKey::OciLink { digest, .. } | MetaKey::HfLfsLink { digest, .. }) =
-                MetaKey::parse(meta.key.as_str())
-            {
-                out.insert(digest);
-            }
-        })
-        .await?;
-    }
-    Ok(out)
 }
 
 fn size(bytes: u64) -> String {

@@ -12,11 +12,10 @@
 //! the greater tag name. A tag several rules govern stays if any of them keeps it. A tag
 //! moved while the run decides is left alone (each removal re-checks the digest).
 
-use super::mark::for_each_object;
 use crate::digest::Digest;
 use crate::mirror::glob::fnmatch;
 use crate::oci::registry::{Registry, RepoDoc};
-use crate::store::layout::{blob_key, MetaKey, OCI_REPOS_PREFIX};
+use crate::store::layout::blob_key;
 use crate::store::Stores;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,8 +76,10 @@ pub struct Removed {
     pub untagged: Vec<RemovedManifest>,
 }
 
+/// Applies `rules` to the OCI repositories `names`.
 pub async fn apply(
     stores: &Stores,
+    names: &[String],
     rules: &[RetentionRule],
     dry_run: bool,
 ) -> anyhow::Result<Removed> {
@@ -87,24 +88,17 @@ pub async fn apply(
         return Ok(removed);
     }
     let registry = Registry::new(stores.docs.clone(), stores.blobs.clone());
-    let mut names = Vec::new();
-    for_each_object(stores, OCI_REPOS_PREFIX, |meta| {
-        if let Some(MetaKey::OciRepo { name }) = MetaKey::parse(meta.key.as_str()) {
-            names.push(name);
-        }
-    })
-    .await?;
     let now = SystemTime::now();
     for name in names {
         let governing: Vec<&RetentionRule> = rules
             .iter()
-            .filter(|r| fnmatch(&r.repositories, &name))
+            .filter(|r| fnmatch(&r.repositories, name))
             .collect();
         if governing.is_empty() {
             continue;
         }
         let Some(doc) = registry
-            .repo(&name)
+            .repo(name)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?
         else {
@@ -177,7 +171,7 @@ pub async fn apply(
         let manifests_gone: BTreeSet<&Digest> = images_gone.iter().chain(&untagged_gone).collect();
         if !dry_run {
             registry
-                .update_repo(&name, |doc| {
+                .update_repo(name, |doc| {
                     let before = (doc.tags.len(), doc.manifests.len());
                     doc.tags
                         .retain(|tag, digest| doomed.get(tag).is_none_or(|d| d != digest));
