@@ -48,6 +48,9 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 #[path = "../tests/support/garage.rs"]
 mod garage;
+mod support;
+
+use support::{clock_ticks_per_second, machine_busy_ticks};
 
 const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 
@@ -832,21 +835,6 @@ fn cpu_ticks_of(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|p| cpu_ticks(*p)).sum()
 }
 
-/// Busy CPU time of the whole machine (all CPUs) from /proc/stat, in clock ticks.
-fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0;
-    };
-    let v: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal ...: all but idle and iowait.
-    [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
-}
-
 /// This process's CPU time plus that of its children already waited for, in ticks.
 fn own_ticks_with_children() -> u64 {
     stat_fields(std::process::id()).map_or(0, |f| {
@@ -882,20 +870,6 @@ fn write_syscalls_of(pids: &[u32]) -> u64 {
                 .ok()
         })
         .sum()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    extern "C" {
-        fn sysconf(name: std::os::raw::c_int) -> std::os::raw::c_long;
-    }
-    const SC_CLK_TCK: std::os::raw::c_int = 2;
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { sysconf(SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
 }
 
 fn children_of(parent: u32) -> Vec<u32> {

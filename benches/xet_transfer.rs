@@ -43,7 +43,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{count_from_env, median, sha256_file, size_from_env, store_bytes, Guard, BIN};
+use support::{
+    clock_ticks_per_second, count_from_env, machine_busy_ticks, median, sha256_file, size_from_env,
+    store_bytes, Guard, BIN,
+};
 
 /// Creates the repositories and authorizes every upload.
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
@@ -289,31 +292,6 @@ fn cpu_ticks(pid: u32, children: bool) -> u64 {
     // The vector starts at field 3.
     let last = if children { 14 } else { 12 };
     fields[11..=last].iter().sum()
-}
-
-/// Busy ticks of the whole machine (all CPUs) from /proc/stat.
-fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0;
-    };
-    let v: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait.
-    [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
 }
 
 /// CPU counters around one client step: Airlock's, this bench's with its waited-for

@@ -207,3 +207,29 @@ pub fn store_bytes(root: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Busy CPU time of the whole machine (all CPUs) from /proc/stat, in clock ticks.
+pub fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: all but idle and iowait.
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`), the unit of /proc CPU times; 100 if unknown.
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
