@@ -102,7 +102,7 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
     let base = server.base.clone();
     // Two images with one config; `b` is then deleted, leaving its layer and manifest to
     // nothing. A blob pushed and never named by a manifest, and an upload left unfinished.
-    push_image(&http, &base, ADMIN, "team/a", "v1", &shared).await;
+    let a = push_image(&http, &base, ADMIN, "team/a", "v1", &shared).await;
     let only_b = support::pseudo_random(200_000, 2);
     let b = push_image(&http, &base, ADMIN, "team/b", "v1", &only_b).await;
     delete_manifest(&http, &base, "team/b", &b).await;
@@ -251,6 +251,51 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
         .await
         .unwrap();
     assert_eq!(r.bytes().await.unwrap(), shared);
+
+    // Past a zero grace period the sweep removes exactly the three unreferenced blobs
+    // (listed in the store itself), and everything referenced still pulls.
+    let blobs_before = store.keys_under("blobs/");
+    let report = gc(&store, dir, &["--grace", "0s"]);
+    assert_eq!(tally(&report["swept"], "blobs"), reclaimable, "{report}");
+    let blobs_after = store.keys_under("blobs/");
+    let mut removed: Vec<String> = blobs_before
+        .iter()
+        .filter(|k| !blobs_after.contains(k))
+        .map(|k| format!("sha256:{}", k.rsplit('/').next().unwrap()))
+        .collect();
+    removed.sort();
+    let mut expected = vec![sha256(&only_b), sha256(&orphan), b.clone()];
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(
+        store.keys_under("gc/sweeps/"),
+        Vec::<String>::new(),
+        "lease and batches gone"
+    );
+    assert_eq!(manifest_status(&http, &base, "team/a", &a).await, 200);
+    let r = http
+        .get(format!("{base}/v2/team/a/blobs/{}", sha256(&shared)))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), shared);
+    let r = http
+        .get(server.url("/org/tiny/resolve/main/weights.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), shared);
+    let r = http
+        .get(format!("{base}/v2/team/b/blobs/{}", sha256(&only_b)))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the deleted image's own layer is gone");
+    // A second run finds nothing left to remove.
+    let report = gc(&store, dir, &["--grace", "0s"]);
+    assert_eq!(tally(&report["swept"], "blobs"), (0, 0), "{report}");
 }
 
 /// `[gc] interval`: `serve` collects on its own, and its report reaches `/metrics`.

@@ -234,10 +234,43 @@ pub async fn import(
     }
     fed?;
 
+    // What the store already had is claimed before anything names it (store/claims.rs):
+    // a collection running now spares it, one that removed it since the start is caught.
+    let had: Vec<Digest> = present.iter().cloned().collect();
+    let (blob_claim, gone) = stores.blobs.claim(&had).await?;
+    let had_xorbs: Vec<MerkleHash> = xorbs_listed
+        .iter()
+        .filter(|h| !xorb_needs.contains_key(h))
+        .copied()
+        .collect();
+    let (xorb_claim, gone_xorbs) = xet.xet().claim_xorbs(&had_xorbs).await.map_err(hf_error)?;
+    let published = match (gone.first(), gone_xorbs.first()) {
+        (Some(d), _) => Err(anyhow!("blob {d} was stored when the import began and garbage collection has removed it since; nothing was published: run the import again")),
+        (None, Some(h)) => Err(anyhow!("xorb {h} was stored when the import began and garbage collection has removed it since; nothing was published: run the import again")),
+        (None, None) => publish(stores, &xet, records, &manifest, &docs, &options, &bar, &mut outcome).await,
+    };
+    blob_claim.release().await;
+    xorb_claim.release().await;
+    published?;
+    Ok(outcome)
+}
+
+/// Writes the Xet file records and merges the documents into what the store has.
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    stores: &Stores,
+    xet: &crate::hf::xet_transfer::XetTransfer,
+    records: Vec<(MerkleHash, crate::hf::xet_store::FileDoc)>,
+    manifest: &Manifest,
+    docs: &HashMap<Digest, Bytes>,
+    options: &ImportOptions,
+    bar: &ProgressBar,
+    outcome: &mut Imported,
+) -> anyhow::Result<()> {
     // Then the Xet file records, each proven against the xorbs now stored.
     bar.set_message("verifying Xet files");
     outcome.xet_files_new =
-        super::xet::adopt_records(stores, &xet, records, options.materialize_xet).await?;
+        super::xet::adopt_records(stores, xet, records, options.materialize_xet).await?;
 
     // Then the documents, merged into what the store has.
     bar.set_message("publishing metadata");
@@ -270,7 +303,7 @@ pub async fn import(
             .map_err(|err| unfinished(err.to_string()))?
             .map_err(|err| unfinished(format!("{err:#}")))?;
         for w in warnings {
-            crate::progress::report(&bar, format!("warning: {w}"));
+            crate::progress::report(bar, format!("warning: {w}"));
         }
         match (wrote, created) {
             (true, true) => outcome.docs_created += 1,
@@ -278,7 +311,7 @@ pub async fn import(
             (false, _) => outcome.docs_unchanged += 1,
         }
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// `manifest.json` and, when present, `manifest.json.sig`: the first two entries.

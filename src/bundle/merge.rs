@@ -68,7 +68,10 @@ pub fn classify(key: &str) -> DocClass {
             MetaKey::OciUploadState { .. }
             | MetaKey::ModelImagesServed { .. }
             | MetaKey::ModelImagesLayers { .. }
-            | MetaKey::GcLastRun,
+            | MetaKey::GcLastRun
+            | MetaKey::GcClaim { .. }
+            | MetaKey::GcLease
+            | MetaKey::GcSweepBatch { .. },
         )
         | None => DocClass::Other,
     }

@@ -118,6 +118,45 @@ where
     }
 }
 
+/// Every object under `prefix`, fetched a page at a time, as a stream.
+pub fn listing(
+    stores: &Stores,
+    prefix: &str,
+) -> futures::stream::BoxStream<'static, anyhow::Result<ObjectMeta>> {
+    struct State {
+        store: crate::store::DynStore,
+        prefix: String,
+        page: std::vec::IntoIter<ObjectMeta>,
+        after: Option<String>,
+        done: bool,
+    }
+    let state = State {
+        store: stores.store.clone(),
+        prefix: prefix.to_string(),
+        page: Vec::new().into_iter(),
+        after: None,
+        done: false,
+    };
+    Box::pin(futures::stream::try_unfold(state, |mut s| async move {
+        loop {
+            if let Some(meta) = s.page.next() {
+                return Ok(Some((meta, s)));
+            }
+            if s.done {
+                return Ok(None);
+            }
+            let page = s
+                .store
+                .list(&s.prefix, s.after.as_deref(), 1000)
+                .await
+                .with_context(|| format!("listing {}", s.prefix))?;
+            s.done = page.next_start_after.is_none();
+            s.after = page.next_start_after;
+            s.page = page.objects.into_iter();
+        }
+    }))
+}
+
 /// The metadata keys under `prefix` that `want` picks, listed a page at a time.
 async fn keys_under<T>(
     stores: &Stores,
@@ -144,11 +183,14 @@ pub struct Inventory {
     /// Hub repositories with refs, as (kind plural, id).
     pub hf_refs: Vec<(String, String)>,
     pub linked_recently: HashSet<Digest>,
+    /// Files uploaded through Xet after `cutoff`: a commit naming them may be on its way,
+    /// so their xorbs stay.
+    pub xet_files_recent: Vec<MerkleHash>,
 }
 
 pub async fn inventory(stores: &Stores, cutoff: SystemTime) -> anyhow::Result<Inventory> {
     let mut found = Inventory::default();
-    for prefix in [OCI_REPOS_PREFIX, "hf/"] {
+    for prefix in [OCI_REPOS_PREFIX, "hf/", "xet/files/"] {
         for_each_object(stores, prefix, |meta| {
             let recent = meta.last_modified.is_none_or(|t| t > cutoff);
             match MetaKey::parse(meta.key.as_str()) {
@@ -158,6 +200,11 @@ pub async fn inventory(stores: &Stores, cutoff: SystemTime) -> anyhow::Result<In
                     if recent =>
                 {
                     found.linked_recently.insert(digest);
+                }
+                Some(MetaKey::XetFile { hash }) if recent => {
+                    if let Ok(hash) = hash.parse() {
+                        found.xet_files_recent.push(hash);
+                    }
                 }
                 _ => {}
             }
@@ -260,6 +307,19 @@ pub async fn mark_hf(
             }
             pending.extend(view.commit.parents.iter().cloned());
         }
+    }
+    Ok(())
+}
+
+/// The xorbs of files uploaded through Xet that no commit names yet.
+pub async fn mark_recent_xet_files(
+    stores: &Stores,
+    files: &[MerkleHash],
+    marks: &mut Marks,
+) -> anyhow::Result<()> {
+    let repos = Repos::new(stores.docs.clone(), stores.blobs.clone());
+    for hash in files {
+        mark_xet_file(&repos, hash, marks).await?;
     }
     Ok(())
 }

@@ -6,29 +6,34 @@
 //! imports it. The mark (`mark.rs`) is global across protocols, so a blob shared by a
 //! wheel, an image layer and a model file stays while any of them references it.
 //!
-//! What it removes today: what retention rules say, the model-image records of deleted
-//! Hub repositories (`derived.rs`), abandoned OCI upload sessions (`oci::purge_uploads`, which
-//! `serve` also runs on its own timer, `[oci] purge_uploads_after`). Unreferenced blobs
-//! and xorbs are counted and reported as reclaimable, with a grace period: a blob
-//! written, or linked to a repository by a push or an LFS upload, within `grace` may be
-//! about to be referenced (a manifest or commit that names it is on its way) and is
-//! never reclaimable.
+//! What it removes: what retention rules say, the blobs and xorbs nothing references
+//! (`sweep.rs`, safe against writers on every replica by `store/claims.rs`), the
+//! model-image records of deleted Hub repositories (`derived.rs`), abandoned OCI upload
+//! sessions (`oci::purge_uploads`, which `serve` also runs on its own timer, `[oci]
+//! purge_uploads_after`). A grace period spares what was written, or linked to a
+//! repository by a push or an LFS upload, within `grace`: a manifest or commit naming it
+//! may be on its way (and will claim it when it comes).
 
 mod derived;
 pub mod mark;
 pub mod retention;
 mod schedule;
+mod sweep;
 
 pub use schedule::{spawn, GcSettings};
 
-use mark::{for_each_object, Marks, PROTOCOLS};
+use futures::TryStreamExt;
+use mark::{Marks, PROTOCOLS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
+use sweep::{Item, Sweep};
 
+use crate::store::claims::{self, HeldLease, Lease, CLAIM_LIFETIME};
 use crate::store::layout::{self, MetaKey};
 use crate::store::{DocStore, Mutability, PutMode, Stores};
+pub use sweep::Swept;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -81,6 +86,9 @@ pub struct Report {
     /// Model-image records of deleted Hub repositories removed (or that would be).
     #[serde(default)]
     pub model_image_records_removed: u64,
+    /// What the sweep removed (nothing in a dry run).
+    #[serde(default)]
+    pub swept: Swept,
     /// Abandoned OCI upload sessions (`oci::purge_uploads`).
     pub uploads: crate::oci::PurgedUploads,
     pub seconds: f64,
@@ -98,9 +106,34 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
         grace_seconds: options.grace.as_secs(),
         ..Default::default()
     };
+    // One collection deletes at a time; a dry run only reads.
+    let lease = match options.dry_run {
+        true => None,
+        false => Some(Lease::take(stores.store.clone()).await?.keep()),
+    };
+    let outcome = collect(stores, options, lease.as_ref(), &mut report).await;
+    if let Some(lease) = lease {
+        lease.release().await?;
+    }
+    outcome?;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.finished_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    record(&stores.docs, &report).await?;
+    Ok(report)
+}
+
+async fn collect(
+    stores: &Stores,
+    options: &Options,
+    lease: Option<&HeldLease>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     // Links first, then the mark, then the blobs: a blob stored and linked after its
     // link listing is younger than the grace period anyway.
-    let cutoff = SystemTime::now()
+    let mark_started = SystemTime::now();
+    let cutoff = mark_started
         .checked_sub(options.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let found = mark::inventory(stores, cutoff).await?;
@@ -115,20 +148,28 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
     mark::mark_oci(stores, &found.oci_repos, &mut marks).await?;
     mark::mark_pypi(stores, &mut marks).await?;
     mark::mark_hf(stores, &found.hf_refs, &mut marks).await?;
+    mark::mark_recent_xet_files(stores, &found.xet_files_recent, &mut marks).await?;
     let linked_recently = found.linked_recently;
     report.dangling = marks.dangling;
     tracing::info!(blobs = marks.blob_count(), "marked");
 
+    let mut sweep = lease.map(|lease| Sweep::new(stores, lease, mark_started, cutoff));
     let recent = |modified: Option<SystemTime>| modified.is_none_or(|t| t > cutoff);
-    for_each_object(stores, layout::BLOBS_PREFIX, |meta| {
+    let mut blobs = mark::listing(stores, layout::BLOBS_PREFIX);
+    while let Some(meta) = blobs.try_next().await? {
         let Some(digest) = mark::blob_digest(&meta.key) else {
-            return;
+            continue;
         };
         match marks.of(&digest) {
             0 if recent(meta.last_modified) || linked_recently.contains(&digest) => {
                 report.recent.add(meta.size)
             }
-            0 => report.reclaimable.add(meta.size),
+            0 => {
+                report.reclaimable.add(meta.size);
+                if let Some(sweep) = sweep.as_mut() {
+                    sweep.add(meta.key, Item::Blob(digest), meta.size).await?;
+                }
+            }
             bits => {
                 report.referenced.add(meta.size);
                 let by = match PROTOCOLS.iter().find(|p| bits == **p as u8) {
@@ -142,12 +183,12 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
                     .add(meta.size);
             }
         }
-    })
-    .await?;
-    for_each_object(stores, "xet/xorbs/", |meta| {
+    }
+    let mut xorbs = mark::listing(stores, "xet/xorbs/");
+    while let Some(meta) = xorbs.try_next().await? {
         let Some(xorb) = layout::xorb_of_xet_key(meta.key.as_str()).and_then(|h| h.parse().ok())
         else {
-            return;
+            continue;
         };
         if marks.xorb_marked(&xorb) {
             report.xorbs_referenced.add(meta.size);
@@ -155,9 +196,20 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
             report.xorbs_recent.add(meta.size);
         } else {
             report.xorbs_reclaimable.add(meta.size);
+            if let Some(sweep) = sweep.as_mut() {
+                sweep.add(meta.key, Item::Xorb(xorb), meta.size).await?;
+            }
         }
-    })
-    .await?;
+    }
+    if let Some(mut sweep) = sweep {
+        sweep.flush().await?;
+        report.swept = sweep.swept;
+        // Claims no later collection honours, and batches a dead collector left.
+        let stale = SystemTime::now()
+            .checked_sub(CLAIM_LIFETIME)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        claims::remove_stale(&stores.store, stale).await?;
+    }
     report.uploads = crate::oci::purge_uploads(
         &stores.store,
         &stores.docs,
@@ -167,12 +219,7 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
     .await?;
     report.model_image_records_removed =
         derived::sweep_model_images(stores, options.dry_run).await?;
-    report.seconds = started.elapsed().as_secs_f64();
-    report.finished_at = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    record(&stores.docs, &report).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// Keeps the report as the store's last run, for `/metrics` on every replica.
@@ -233,6 +280,14 @@ pub fn render_metrics(last: Option<&Report>) -> String {
         &[
             ("{kind=\"blob\"}".to_string(), r.reclaimable.bytes),
             ("{kind=\"xorb\"}".to_string(), r.xorbs_reclaimable.bytes),
+        ],
+    );
+    gauge(
+        "airlock_gc_last_run_removed_bytes",
+        "Bytes the last run's sweep removed.",
+        &[
+            ("{kind=\"blob\"}".to_string(), r.swept.blobs.bytes),
+            ("{kind=\"xorb\"}".to_string(), r.swept.xorbs.bytes),
         ],
     );
     gauge(
@@ -343,10 +398,22 @@ impl fmt::Display for Report {
             size(self.uploads.bytes),
             self.uploads.active
         )?;
-        write!(
-            f,
-            "reclaimable blobs and xorbs are reported, not yet removed: this version of `airlock gc` removes retention's tags and manifests and abandoned upload sessions only ({:.1} s)",
-            self.seconds
-        )
+        if self.dry_run {
+            return write!(
+                f,
+                "dry run: nothing was removed; the unreferenced blobs and xorbs past the grace period are what a run would remove ({:.1} s)",
+                self.seconds
+            );
+        }
+        let s = &self.swept;
+        writeln!(f, "removed: blobs {}; xorbs {}", s.blobs, s.xorbs)?;
+        if s.claimed + s.changed + s.deferred > 0 {
+            writeln!(
+                f,
+                "kept: {} claimed by a push or commit while the sweep ran, {} written again since the listing, {} left for the next run (deadline or lease)",
+                s.claimed, s.changed, s.deferred
+            )?;
+        }
+        write!(f, "done in {:.1} s", self.seconds)
     }
 }

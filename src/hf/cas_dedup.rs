@@ -220,6 +220,10 @@ async fn readable_xorbs(
         let Some(index) = hf.xet.xorb_index(&xorb).await? else {
             continue;
         };
+        // Never offer a xorb a collection removed: the shard naming it would be refused.
+        if !hf.xet.xorb_stored(&xorb).await? {
+            continue;
+        }
         let mut chunks = index.chunks.len();
         let mut found = vec![index];
         let marker = hf.xet.docs().get(&object.key, Mutability::Mutable).await?;
@@ -235,6 +239,9 @@ async fn readable_xorbs(
                 continue;
             }
             if let Some(index) = hf.xet.xorb_index(&sibling).await? {
+                if !hf.xet.xorb_stored(&sibling).await? {
+                    continue;
+                }
                 chunks += index.chunks.len();
                 found.push(index);
             }

@@ -7,6 +7,7 @@ use super::model::{
 };
 use super::xet_store::XetStore;
 use crate::digest::Digest;
+use crate::store::claims::Claim;
 use crate::store::layout::MetaKey;
 use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError};
 use bytes::Bytes;
@@ -473,8 +474,99 @@ impl Repos {
     /// commit is rebuilt on the new head; a `Parent::Exactly` commit is refused.
     /// `commit_id` keeps an imported commit's original id. refs.json is created only
     /// while the repository is stored (see `delete`).
+    /// Claims the stored content of the files a commit adds (`store/claims.rs`): a blob,
+    /// and the xorbs of a file uploaded through Xet. Content a collection removed
+    /// after it was uploaded is refused by path: the client must upload it again.
+    async fn claim_files(&self, ops: &[Op]) -> Result<[Claim; 2], HfError> {
+        let entries = ops.iter().flat_map(|op| match op {
+            Op::Put(entry) => std::slice::from_ref(entry),
+            Op::ReplaceAll(entries) => entries.as_slice(),
+            _ => &[],
+        });
+        let mut blobs: Vec<(Digest, &str)> = Vec::new();
+        let mut xorbs: Vec<(crate::xet::MerkleHash, &str)> = Vec::new();
+        for entry in entries {
+            let Ok(digest) = Digest::sha256_hex(&entry.sha256) else {
+                continue;
+            };
+            match super::file_bytes::locate(self, &digest, entry.xet_hash.as_deref()).await? {
+                Some(super::file_bytes::FileBytes::Blob { .. }) => {
+                    blobs.push((digest, &entry.path))
+                }
+                Some(super::file_bytes::FileBytes::Xet(_)) | None => {}
+            }
+            let doc = match entry.xet_hash.as_deref().and_then(|h| h.parse().ok()) {
+                Some(hash) => self.xet.file(&hash).await?,
+                None => None,
+            };
+            for term in doc.iter().flat_map(|d| &d.terms) {
+                if let Ok(xorb) = term.xorb.parse() {
+                    if !xorbs.iter().any(|(x, _)| *x == xorb) {
+                        xorbs.push((xorb, &entry.path));
+                    }
+                }
+            }
+        }
+        let removed = |path: &str| {
+            HfError::bad_request(format!(
+                "{path}: its content was removed by garbage collection after it was uploaded; upload the file again"
+            ))
+        };
+        let digests: Vec<Digest> = blobs.iter().map(|(d, _)| d.clone()).collect();
+        let (blob_claim, gone) = self.blobs.claim(&digests).await?;
+        let hashes: Vec<_> = xorbs.iter().map(|(x, _)| *x).collect();
+        let (xorb_claim, gone_xorbs) = self.xet.claim_xorbs(&hashes).await?;
+        let claims = [blob_claim, xorb_claim];
+        let refused = if let Some(gone) = gone.first() {
+            Some(blobs.iter().find(|(d, _)| d == gone).map_or("", |(_, p)| p))
+        } else {
+            gone_xorbs
+                .first()
+                .map(|gone| xorbs.iter().find(|(x, _)| x == gone).map_or("", |(_, p)| p))
+        };
+        if let Some(path) = refused {
+            let error = removed(path);
+            for claim in claims {
+                claim.release().await;
+            }
+            return Err(error);
+        }
+        Ok(claims)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub async fn commit_changes(
+        &self,
+        repo: &RepoRef,
+        branch: &str,
+        parent: Parent,
+        ops: Vec<Op>,
+        title: &str,
+        description: &str,
+        author: &str,
+        commit_id: Option<String>,
+    ) -> Result<Arc<CommitView>, HfError> {
+        let claims = self.claim_files(&ops).await?;
+        let committed = self
+            .commit_claimed(
+                repo,
+                branch,
+                parent,
+                ops,
+                title,
+                description,
+                author,
+                commit_id,
+            )
+            .await;
+        for claim in claims {
+            claim.release().await;
+        }
+        committed
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_claimed(
         &self,
         repo: &RepoRef,
         branch: &str,

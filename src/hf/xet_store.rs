@@ -151,6 +151,55 @@ impl XetStore {
         Ok(Some(index))
     }
 
+    /// Whether the xorb's bytes are in the store (its index may be remembered by a
+    /// replica after a collection removed both).
+    pub async fn xorb_stored(&self, hash: &MerkleHash) -> Result<bool, HfError> {
+        match self.store.head(&xorb_key(hash)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a xorb nothing references (the collector's call, inside its batch): the
+    /// bytes first, so that while its index remains a writer claims it and finds it
+    /// gone; then the index, the dedup entries written with it and its repository links.
+    /// Dedup entries for files starting inside it are skipped by answers (no index).
+    pub async fn remove_xorb(&self, hash: &MerkleHash) -> Result<(), HfError> {
+        let index = self.xorb_index(hash).await.ok().flatten();
+        self.store.delete(&xorb_key(hash)).await?;
+        self.docs.delete(&index_key(hash)).await?;
+        let chunks: Vec<MerkleHash> = match &index {
+            Some(index) => index
+                .chunks
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| *i == 0 || super::cas_dedup::is_eligible(&c.hash))
+                .map(|(_, c)| c.hash)
+                .collect(),
+            None => Vec::new(),
+        };
+        for chunk in chunks {
+            let key = MetaKey::XetDedupChunk {
+                chunk: chunk.to_api_hex(),
+                xorb: hash.to_api_hex(),
+            };
+            self.docs.delete(&key.key()?).await?;
+        }
+        let prefix = crate::store::layout::xet_xorb_repos_prefix(&hash.to_api_hex());
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list(&prefix, after.as_deref(), 1000).await?;
+            for object in page.objects {
+                self.docs.delete(&object.key).await?;
+            }
+            match page.next_start_after {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// The file uploaded through Xet with this hash: its terms, size and sha256.
     pub async fn file(&self, hash: &MerkleHash) -> Result<Option<FileDoc>, HfError> {
         let Some(doc) = self
@@ -198,10 +247,37 @@ impl XetStore {
             .await?)
     }
 
+    /// Claims stored xorbs a shard or a commit is about to name (`store/claims.rs`):
+    /// the collector will not delete them; those already gone are returned. Release the
+    /// claim once the reference is published.
+    pub async fn claim_xorbs(
+        &self,
+        hashes: &[MerkleHash],
+    ) -> Result<(crate::store::claims::Claim, Vec<MerkleHash>), HfError> {
+        let keys: Vec<_> = hashes.iter().map(xorb_key).collect();
+        let claim = crate::store::claims::claim(&self.store, &keys).await?;
+        let gone = hashes
+            .iter()
+            .filter(|h| claim.missing.contains(&xorb_key(h)))
+            .copied()
+            .collect();
+        Ok((claim, gone))
+    }
+
     /// Stores a xorb the client names `hash`; `false` if it was stored already (the
     /// body is then read and dropped: content-addressed, nothing to compare).
     pub async fn put_xorb(&self, hash: MerkleHash, body: ByteStream) -> Result<bool, HfError> {
-        if self.has_xorb(&hash).await? {
+        // Stored already, and claimed so that a collection cannot remove it before the
+        // shard naming it arrives; one it removed meanwhile is stored again from `body`.
+        let stored = match self.has_xorb(&hash).await? {
+            true => {
+                let (claim, gone) = self.claim_xorbs(&[hash]).await?;
+                claim.release().await;
+                gone.is_empty()
+            }
+            false => false,
+        };
+        if stored {
             // Read and dropped, but never more than a xorb may hold.
             let mut seen = 0u64;
             let mut body = body;
@@ -256,7 +332,7 @@ impl XetStore {
         repos: &Repos,
         repo: &RepoRef,
         body: Bytes,
-        mut progress: impl FnMut(ShardProgress) + Send,
+        progress: impl FnMut(ShardProgress) + Send,
     ) -> Result<(), HfError> {
         let shard = tokio::task::spawn_blocking(move || {
             xet::parse_shard(std::io::Cursor::new(body), xet::shard::MAX_SHARD_BYTES)
@@ -268,10 +344,32 @@ impl XetStore {
         if named.len() > xet::shard::MAX_XORBS_NAMED {
             return Err(invalid(XetError::BadShard("names too many xorbs".into())));
         }
+        let named: Vec<MerkleHash> = named.into_iter().collect();
+        let records = self.verify(repos, shard, &named, progress).await?;
+        // Claimed before the records name them: a xorb stored long ago (global dedup) and
+        // named by nothing else may be in a collection's batch right now.
+        let (claim, gone) = self.claim_xorbs(&named).await?;
+        let recorded = match gone.first() {
+            Some(gone) => Err(invalid(XetError::UnknownXorb(*gone))),
+            None => self.record_files(repos, repo, records).await,
+        };
+        claim.release().await;
+        recorded
+    }
+
+    /// Checks a shard against the stored xorb indexes and rebuilds each of its files to
+    /// prove its sha256: what to record for each.
+    async fn verify(
+        &self,
+        repos: &Repos,
+        shard: xet::Shard,
+        named: &[MerkleHash],
+        mut progress: impl FnMut(ShardProgress) + Send,
+    ) -> Result<Vec<(MerkleHash, FileDoc, Digest)>, HfError> {
         // Indexes are loaded per xorb as the shard names them; a shard names few xorbs
         // (one per 64 MiB of new data) and each index is at most 320 KiB.
         let mut indexes: HashMap<MerkleHash, XorbIndex> = HashMap::new();
-        for hash in named {
+        for &hash in named {
             let index = self
                 .xorb_index(&hash)
                 .await?
@@ -302,6 +400,15 @@ impl XetStore {
                 records.push(record);
             }
         }
+        Ok(records)
+    }
+
+    async fn record_files(
+        &self,
+        repos: &Repos,
+        repo: &RepoRef,
+        records: Vec<(MerkleHash, FileDoc, Digest)>,
+    ) -> Result<(), HfError> {
         for (hash, doc, digest) in records {
             let bytes = serde_json::to_vec(&doc).expect("serializable");
             self.docs

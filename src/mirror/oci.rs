@@ -331,6 +331,28 @@ async fn register(
     entry: ManifestEntry,
     tag: Option<&str>,
 ) -> Result<(), String> {
+    let (claim, gone) = ctx
+        .m
+        .registry
+        .claim_manifest(digest, &entry.media_type)
+        .await
+        .map_err(|e| e.message)?;
+    let recorded = match gone.first() {
+        Some(d) => Err(format!(
+            "{d} was removed by garbage collection while the mirror ran; run the mirror again"
+        )),
+        None => record(ctx, digest, entry, tag).await,
+    };
+    claim.release().await;
+    recorded
+}
+
+async fn record(
+    ctx: &Ctx<'_>,
+    digest: &Digest,
+    entry: ManifestEntry,
+    tag: Option<&str>,
+) -> Result<(), String> {
     ctx.m
         .registry
         .update_repo(&ctx.repo, |doc| {

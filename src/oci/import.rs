@@ -389,10 +389,23 @@ impl Importer {
         entry: ManifestEntry,
         tag: Option<&str>,
     ) -> anyhow::Result<bool> {
-        self.registry
-            .record_manifest(repo, digest, entry, tag)
+        let (claim, gone) = self
+            .registry
+            .claim_manifest(digest, &entry.media_type)
             .await
-            .map_err(|e| anyhow!("{}", e.message))
+            .map_err(|e| anyhow!("{}", e.message))?;
+        let recorded = match gone.first() {
+            Some(d) => Err(anyhow!(
+                "{d} was removed by garbage collection while the import ran; run the import again"
+            )),
+            None => self
+                .registry
+                .record_manifest(repo, digest, entry, tag)
+                .await
+                .map_err(|e| anyhow!("{}", e.message)),
+        };
+        claim.release().await;
+        recorded
     }
 }
 

@@ -154,39 +154,12 @@ pub(super) async fn put_manifest(
             ),
         ));
     }
-    registry
-        .blobs()
-        .put(
-            &digest,
-            crate::store::bytes_stream(bytes.clone()),
-            Some(bytes.len() as u64),
-        )
-        .await?;
-    let entry = ManifestEntry::new(&inspected, bytes.len() as u64);
-    registry
-        .update_repo(&repo.name, |doc| {
-            if let Some(child) = inspected
-                .children
-                .iter()
-                .find(|c| !doc.manifests.contains_key(c))
-            {
-                return Err(OciError::new(
-                    Code::ManifestBlobUnknown,
-                    format!(
-                        "manifest {child} is not in repository `{}`; push it first",
-                        repo.name
-                    ),
-                ));
-            }
-            let mut changed = doc.manifests.get(&digest) != Some(&entry);
-            doc.manifests.insert(digest.clone(), entry.clone());
-            for tag in &tags {
-                changed |= doc.tags.insert(tag.clone(), digest.clone()).as_ref() != Some(&digest);
-                changed |= doc.upstream_tags.remove(tag).is_some();
-            }
-            Ok(changed)
-        })
-        .await?;
+    // Claimed, so a collection running now cannot remove them under the manifest; one
+    // that already did leaves a link to nothing, and the client must push the blob again.
+    let (claim, gone) = registry.blobs().claim(&inspected.blobs).await?;
+    let stored = store_manifest(registry, repo, &digest, &bytes, &inspected, &tags, &gone).await;
+    claim.release().await;
+    stored?;
     tracing::info!(repo = %repo.name, %digest, tags = ?tags, "oci manifest pushed");
 
     let mut r = Response::new(Body::empty());
@@ -238,4 +211,62 @@ pub(super) async fn delete_manifest(
     }
     tracing::info!(repo = %repo.name, %reference, "oci manifest deleted");
     Ok(accepted())
+}
+
+/// Stores a pushed manifest and enters it (and its tags) in the repository, once every
+/// blob it names is known to be stored (`gone`: those a collection removed since they
+/// were pushed, which the client must push again).
+#[allow(clippy::too_many_arguments)]
+async fn store_manifest(
+    registry: &Registry,
+    repo: &Repo,
+    digest: &Digest,
+    bytes: &bytes::Bytes,
+    inspected: &super::manifest::Inspected,
+    tags: &[String],
+    gone: &[Digest],
+) -> Result<()> {
+    if let Some(d) = gone.first() {
+        for d in gone {
+            registry.unlink_blob(&repo.name, d).await?;
+        }
+        return Err(OciError::new(
+            Code::ManifestBlobUnknown,
+            format!("blob {d} is no longer stored (garbage collection removed it after it was pushed); push it again"),
+        ));
+    }
+    registry
+        .blobs()
+        .put(
+            digest,
+            crate::store::bytes_stream(bytes.clone()),
+            Some(bytes.len() as u64),
+        )
+        .await?;
+    let entry = ManifestEntry::new(inspected, bytes.len() as u64);
+    registry
+        .update_repo(&repo.name, |doc| {
+            if let Some(child) = inspected
+                .children
+                .iter()
+                .find(|c| !doc.manifests.contains_key(c))
+            {
+                return Err(OciError::new(
+                    Code::ManifestBlobUnknown,
+                    format!(
+                        "manifest {child} is not in repository `{}`; push it first",
+                        repo.name
+                    ),
+                ));
+            }
+            let mut changed = doc.manifests.get(digest) != Some(&entry);
+            doc.manifests.insert(digest.clone(), entry.clone());
+            for tag in tags {
+                changed |= doc.tags.insert(tag.clone(), digest.clone()).as_ref() != Some(digest);
+                changed |= doc.upstream_tags.remove(tag).is_some();
+            }
+            Ok(changed)
+        })
+        .await?;
+    Ok(())
 }

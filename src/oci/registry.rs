@@ -267,6 +267,21 @@ impl Registry {
         Ok(changed)
     }
 
+    /// Claims a stored manifest and the blobs it names before an import or a mirror
+    /// records it (`store/claims.rs`); those a collection already removed are returned.
+    /// Release the claim once the manifest is recorded.
+    pub async fn claim_manifest(
+        &self,
+        digest: &Digest,
+        media_type: &str,
+    ) -> Result<(crate::store::claims::Claim, Vec<Digest>)> {
+        let bytes = self.manifest_bytes(digest).await?;
+        let inspected = super::manifest::inspect(&bytes, Some(media_type))?;
+        let mut named = inspected.blobs;
+        named.push(digest.clone());
+        Ok(self.blobs.claim(&named).await?)
+    }
+
     pub async fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
         self.docs
             .put(

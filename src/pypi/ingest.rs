@@ -159,5 +159,22 @@ pub async fn publish_with(
             .unwrap_or_else(|| humantime::format_rfc3339_micros(SystemTime::now()).to_string()),
         upstream_url: None,
     };
-    index.add_file(&inspected.metadata.name, entry).await
+    // Claimed until the index names them: a collection running now may have found the
+    // body already stored and named by nothing (a removed release uploaded again).
+    let mut named = vec![sha256.clone()];
+    if upstream.metadata_sha256.is_none() {
+        if let Some(Ok(metadata)) = entry.metadata_sha256.as_deref().map(Digest::sha256_hex) {
+            named.push(metadata);
+        }
+    }
+    let (claim, gone) = blobs.claim(&named).await?;
+    let added = match gone.first() {
+        Some(d) => Err(PypiError::bad_request(format!(
+            "{}: garbage collection removed its stored content ({d}) while it was being published; upload it again",
+            inspected.filename
+        ))),
+        None => index.add_file(&inspected.metadata.name, entry).await,
+    };
+    claim.release().await;
+    added
 }

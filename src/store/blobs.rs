@@ -1,5 +1,6 @@
 //! Content-addressed blobs: the one copy of every body, shared by all protocols.
 
+use super::claims::Claim;
 use super::layout::blob_key;
 use super::verify::Verifier;
 use super::{
@@ -19,8 +20,10 @@ pub struct BlobMeta {
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: DynStore,
-    /// Blobs never change once written, so "this digest exists with this size" can be
-    /// remembered without expiry; it spares S3 a HEAD on every hot pull.
+    /// Blobs never change once written, so "this digest exists with this size" spares S3
+    /// a HEAD on every hot pull. Only for a minute: a collection on another replica may
+    /// remove a blob nothing references, and a client asking whether to upload it again
+    /// must soon hear the truth.
     known: moka::future::Cache<Digest, u64>,
 }
 
@@ -28,7 +31,10 @@ impl BlobStore {
     pub fn new(store: DynStore, cached_entries: u64) -> Self {
         BlobStore {
             store,
-            known: moka::future::Cache::new(cached_entries),
+            known: moka::future::Cache::builder()
+                .max_capacity(cached_entries)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
         }
     }
 
@@ -49,6 +55,32 @@ impl BlobStore {
             digest: digest.clone(),
             size: meta.size,
         })
+    }
+
+    /// Claims stored blobs a reference is about to name (`store/claims.rs`): the
+    /// collector will not delete them, and those already gone are returned. The caller
+    /// publishes its reference only if none is (or stores them first), then releases the
+    /// claim.
+    pub async fn claim(&self, digests: &[Digest]) -> Result<(Claim, Vec<Digest>)> {
+        let keys: Vec<ObjectKey> = digests.iter().map(blob_key).collect();
+        let claim = super::claims::claim(&self.store, &keys).await?;
+        let mut gone = Vec::new();
+        for digest in digests {
+            if claim.missing.contains(&blob_key(digest)) {
+                // Another replica's collection removed it: stop answering from memory.
+                self.known.invalidate(digest).await;
+                gone.push(digest.clone());
+            }
+        }
+        Ok((claim, gone))
+    }
+
+    /// Whether the blob is still stored, for a put that found it and will drop the bytes:
+    /// claimed, so no collection removes it in between.
+    async fn still_stored(&self, digest: &Digest) -> Result<bool> {
+        let (claim, gone) = self.claim(std::slice::from_ref(digest)).await?;
+        claim.release().await;
+        Ok(gone.is_empty())
     }
 
     pub async fn exists(&self, digest: &Digest) -> Result<bool> {
@@ -77,8 +109,11 @@ impl BlobStore {
         body: ByteStream,
         expected_size: Option<u64>,
     ) -> Result<BlobMeta> {
+        // A blob already stored is claimed before the bytes are dropped: whoever put it
+        // is about to name it, and it may be nothing else's any more.
         if let Ok(existing) = self.head(digest).await {
-            if expected_size.is_none_or(|s| s == existing.size) {
+            if expected_size.is_none_or(|s| s == existing.size) && self.still_stored(digest).await?
+            {
                 drain_verified(body, digest, existing.size).await?;
                 return Ok(existing);
             }
@@ -115,7 +150,7 @@ impl BlobStore {
     /// vouches that `from` hashes to `digest`: it hashed the bytes as they were stored.
     pub async fn adopt(&self, digest: &Digest, from: &ObjectKey, size: u64) -> Result<BlobMeta> {
         if let Ok(existing) = self.head(digest).await {
-            if existing.size == size {
+            if existing.size == size && self.still_stored(digest).await? {
                 return Ok(existing);
             }
         }

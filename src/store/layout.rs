@@ -70,6 +70,12 @@
 //!                                   each, computed once by reading the layer
 //! gc/last.json                      the last `airlock gc` run's report (src/gc): what was
 //!                                   referenced, reclaimable and removed; read by /metrics
+//!   claims/<ms>-<random>.json       a writer is about to reference these stored keys (a
+//!                                   manifest's layers, a commit's LFS objects, a shard's
+//!                                   xorbs): the sweeper spares them (store/claims.rs)
+//!   sweeps/lease.json               the one collector allowed to delete: owner, expiry
+//!   sweeps/batch-<ms>-<random>.json keys a collector is deleting now, with its deadline: a
+//!                                   writer claiming one of them waits for the batch
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -204,6 +210,18 @@ pub enum MetaKey {
     },
     /// The last garbage collection's report.
     GcLastRun,
+    /// A writer's claim on stored keys it is about to reference (`at_ms`: when).
+    GcClaim {
+        at_ms: u64,
+        id: String,
+    },
+    /// The collector's lease.
+    GcLease,
+    /// Keys a collector is deleting now.
+    GcSweepBatch {
+        at_ms: u64,
+        id: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -213,6 +231,8 @@ pub const OCI_UPLOADS_PREFIX: &str = "uploads/oci/";
 pub const PYPI_PREFIX: &str = "pypi/";
 pub const HF_PREFIX: &str = "hf/";
 pub const MODEL_IMAGES_PREFIX: &str = "modelimages/";
+pub const GC_CLAIMS_PREFIX: &str = "gc/claims/";
+pub const GC_SWEEPS_PREFIX: &str = "gc/sweeps/";
 
 /// `modelimages/<kind>/<org>--<name>`
 fn model_images_dir(kind: &str, id: &str) -> String {
@@ -247,6 +267,18 @@ pub fn xet_dedup_prefix(chunk: &str) -> String {
 /// `xet/repos/<hh>/<xorb>/`: the repositories the xorb was uploaded for are listed below.
 pub fn xet_xorb_repos_prefix(xorb: &str) -> String {
     format!("xet/repos/{}/{xorb}/", xorb.get(..2).unwrap_or_default())
+}
+
+/// `<ms>-<id>.json` (ms zero-padded to 13 digits, so names sort by time).
+fn timed_name(file: &str) -> Option<(u64, String)> {
+    let (at, id) = file.strip_suffix(".json")?.split_once('-')?;
+    let valid = at.len() == 13
+        && at.bytes().all(|b| b.is_ascii_digit())
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_hexdigit());
+    valid
+        .then(|| (at.parse().ok(), id.to_string()))
+        .and_then(|(a, i)| Some((a?, i)))
 }
 
 /// `uploads/oci/<id>/<n>-<random>`: one PATCH body of an upload session.
@@ -311,6 +343,11 @@ impl MetaKey {
                 format!("{}/layers/{commit}.json", model_images_dir(kind, id))
             }
             MetaKey::GcLastRun => "gc/last.json".to_string(),
+            MetaKey::GcClaim { at_ms, id } => format!("{GC_CLAIMS_PREFIX}{at_ms:013}-{id}.json"),
+            MetaKey::GcLease => format!("{GC_SWEEPS_PREFIX}lease.json"),
+            MetaKey::GcSweepBatch { at_ms, id } => {
+                format!("{GC_SWEEPS_PREFIX}batch-{at_ms:013}-{id}.json")
+            }
         })
     }
 
@@ -387,6 +424,15 @@ impl MetaKey {
                 commit: file.strip_suffix(".json")?.to_string(),
             },
             ["gc", "last.json"] => MetaKey::GcLastRun,
+            ["gc", "claims", file] => {
+                let (at_ms, id) = timed_name(file)?;
+                MetaKey::GcClaim { at_ms, id }
+            }
+            ["gc", "sweeps", "lease.json"] => MetaKey::GcLease,
+            ["gc", "sweeps", file] => {
+                let (at_ms, id) = timed_name(file.strip_prefix("batch-")?)?;
+                MetaKey::GcSweepBatch { at_ms, id }
+            }
             _ => return None,
         })
     }
@@ -481,6 +527,15 @@ mod tests {
                 commit: "b".repeat(40),
             },
             MetaKey::GcLastRun,
+            MetaKey::GcClaim {
+                at_ms: 1_700_000_000_000,
+                id: "00ff".into(),
+            },
+            MetaKey::GcLease,
+            MetaKey::GcSweepBatch {
+                at_ms: 12,
+                id: "ab".into(),
+            },
         ];
         for k in all {
             let key = k.key().unwrap();

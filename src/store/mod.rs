@@ -7,6 +7,7 @@
 //! which is how racing writers on tags, refs and index pages stay safe without locks.
 
 mod blobs;
+pub mod claims;
 mod counting;
 mod docs;
 mod fs;
