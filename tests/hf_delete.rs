@@ -90,13 +90,19 @@ print("SETUP-OK")
 impl Hub {
     /// Runs `script` after [`PRELUDE`]; asserts it succeeds and prints `...-OK`.
     fn python(&self, script: &str) -> String {
+        self.run_python(script, false)
+    }
+
+    fn run_python(&self, script: &str, xet: bool) -> String {
         let mut cmd: Command = support::hf_python_in(
             &venv_dir("AIRLOCK_TEST_VENV"),
             &self.server.base,
             &self.dir.path().join("home"),
         );
+        if !xet {
+            cmd.env("HF_HUB_DISABLE_XET", "1");
+        }
         let out = cmd
-            .env("HF_HUB_DISABLE_XET", "1")
             .env("OWNER", OWNER)
             .env("WRITER", WRITER)
             .env("STRANGER", STRANGER)
@@ -116,6 +122,33 @@ impl Hub {
             self.server.log()
         );
         text
+    }
+
+    /// As [`Hub::python`], uploading through Xet (hf_xet).
+    fn python_xet(&self, script: &str) -> String {
+        self.run_python(script, true)
+    }
+
+    /// `airlock gc --grace 0s`: its report.
+    fn gc(&self) -> serde_json::Value {
+        let out = support::process::ok(
+            self.store
+                .cli(self.dir.path())
+                .args(["gc", "--json", "--grace", "0s"]),
+        );
+        let json = out
+            .lines()
+            .find(|l| l.starts_with("{\"store\""))
+            .unwrap_or_default();
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    fn has_blob(&self, data: &[u8]) -> bool {
+        let hex = support::sha256_hex(data);
+        self.store
+            .keys_under(&format!("blobs/sha256/{}/", &hex[..2]))
+            .iter()
+            .any(|k| k.ends_with(&hex))
     }
 
     /// The keys of `org/tiny`'s documents in the store.
@@ -262,6 +295,110 @@ print("REFUSED-OK")
     assert_eq!(hub.repo_keys(), keys_before);
 }
 
+/// Garbage collection after each kind of deletion frees what only the deleted history
+/// named, and nothing a wheel or an image layer also holds (a cross-protocol dedup never
+/// becomes a cross-protocol delete): a branch of Xet uploads, a file version squashed
+/// away, a whole repository.
+fn collection_frees_what_deletions_left(backend: Backend) {
+    let hub = hub(backend);
+    let dir = hub.dir.path();
+    let wheels = dir.join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let wheel = support::wheels::wheel("gcdemo", "1.0", &[], None);
+    let wheel_path = wheel.write_to(&wheels);
+    support::process::ok(
+        hub.store
+            .cli(dir)
+            .args(["pypi", "import", wheels.to_str().unwrap()]),
+    );
+    let weights: Vec<u8> = (0..=255u8).cycle().take(256 * 4096).collect();
+
+    // A branch of files uploaded through Xet, one of them the wheel's bytes; deleted.
+    hub.python_xet(&format!(
+        r#"
+import random
+writer.create_branch("org/tiny", branch="dev")
+writer.upload_file(path_or_fileobj=random.Random(7).randbytes(300_000), path_in_repo="dev.bin", repo_id="org/tiny", revision="dev")
+writer.upload_file(path_or_fileobj={wheel:?}, path_in_repo="shared.bin", repo_id="org/tiny", revision="dev")
+writer.delete_branch("org/tiny", branch="dev")
+print("DEV-OK")
+"#,
+        wheel = wheel_path.to_str().unwrap()
+    ));
+    assert!(!hub.store.keys_under("xet/xorbs/").is_empty());
+    let report = hub.gc();
+    assert!(
+        report["swept"]["xorbs"]["count"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    assert_eq!(
+        hub.store.keys_under("xet/xorbs/"),
+        Vec::<String>::new(),
+        "every xorb was the deleted branch's: {report}"
+    );
+    assert!(hub.has_blob(&wheel.bytes), "the wheel stays");
+
+    // Two versions of a file, squashed: the first is in no history any more.
+    let v1: Vec<u8> = support::pseudo_random(200_000, 31);
+    let v2: Vec<u8> = support::pseudo_random(200_000, 32);
+    std::fs::write(dir.join("v1.bin"), &v1).unwrap();
+    std::fs::write(dir.join("v2.bin"), &v2).unwrap();
+    hub.python(&format!(
+        r#"
+writer.upload_file(path_or_fileobj={v1:?}, path_in_repo="v.bin", repo_id="org/tiny")
+writer.upload_file(path_or_fileobj={v2:?}, path_in_repo="v.bin", repo_id="org/tiny")
+writer.super_squash_history("org/tiny")
+print("SQUASHED-OK")
+"#,
+        v1 = dir.join("v1.bin").to_str().unwrap(),
+        v2 = dir.join("v2.bin").to_str().unwrap(),
+    ));
+    assert!(hub.has_blob(&v1));
+    let report = hub.gc();
+    assert!(!hub.has_blob(&v1), "{report}");
+    assert!(hub.has_blob(&v2) && hub.has_blob(&weights) && hub.has_blob(b"two"));
+    assert!(!hub.has_blob(b"one"), "a.txt's first version: {report}");
+    hub.python(
+        r#"
+assert read("v.bin")[:4] and read("a.txt") == b"two" and read("w.bin") == bytes(range(256)) * 4096
+print("READ-OK")
+"#,
+    );
+
+    // The repository deleted, with its weights also an image's layer: only the wheel
+    // (and its metadata) and the image remain.
+    let http = support::http::client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(support::push_image(
+        &http,
+        &hub.server.base,
+        ADMIN,
+        "team/weights",
+        "v1",
+        &weights,
+    ));
+    hub.python(
+        r#"
+owner.delete_repo("org/tiny")
+print("DELETED-OK")
+"#,
+    );
+    let report = hub.gc();
+    assert!(!hub.has_blob(&v2) && !hub.has_blob(b"two"), "{report}");
+    assert!(
+        hub.has_blob(&weights) && hub.has_blob(&wheel.bytes),
+        "{report}"
+    );
+    assert_eq!(
+        hub.store.keys_under("blobs/").len(),
+        5,
+        "wheel, its metadata, the image's layer, config and manifest: {report}"
+    );
+}
+
 on_both_stores!(
     sync,
     ignore_fs = "needs huggingface_hub: `bash tests/run-all.sh` sets it up",
@@ -269,5 +406,6 @@ on_both_stores!(
     branches_and_tags_are_deleted,
     super_squash_keeps_the_files_and_the_tags,
     delete_repo_then_create_again,
-    delete_repo_refusals
+    delete_repo_refusals,
+    collection_frees_what_deletions_left
 );

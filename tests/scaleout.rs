@@ -12,56 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::airlock::Airlock;
-use support::backend::{Backend, StoreArgs};
 use support::http;
 use support::process::venv_dir;
 use support::sha256;
 
-const ADMIN: &str = "admin-token-for-tests-0123";
-/// Short, so a replica that cached a page before the others changed it catches up fast.
-const MUTABLE_TTL: Duration = Duration::from_secs(1);
-
-struct Cluster {
-    replicas: Vec<Airlock>,
-    store: StoreArgs,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StoreArgs::new(Backend::S3, dir.path());
-        let config = dir.path().join("airlock.toml");
-        std::fs::write(
-            &config,
-            format!("[cache]\nmutable_ttl = \"{}s\"\n", MUTABLE_TTL.as_secs()),
-        )
-        .unwrap();
-        let replicas = (0..3)
-            .map(|i| {
-                let cwd = dir.path().join(format!("replica-{i}"));
-                std::fs::create_dir_all(&cwd).unwrap();
-                store.serve(
-                    &cwd,
-                    &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
-                )
-            })
-            .collect();
-        Cluster {
-            replicas,
-            store,
-            _dir: dir,
-        }
-    }
-
-    fn replica(&self, i: usize) -> &Airlock {
-        &self.replicas[i % self.replicas.len()]
-    }
-
-    fn dir(&self) -> &Path {
-        self._dir.path()
-    }
-}
+use support::cluster::{Cluster, OutputAsync, ADMIN, MUTABLE_TTL};
 
 /// The path and query of an upload `Location`, to send to whichever replica comes next.
 fn location_path(r: &reqwest::Response) -> String {
@@ -337,18 +292,6 @@ async fn concurrent_twine_uploads_through_three_replicas_lose_no_file() {
             .collect();
         expected.sort();
         assert_eq!(files, expected);
-    }
-}
-
-/// Spawns a blocking command on tokio's blocking pool, so several run at once.
-trait OutputAsync {
-    fn output_async(self) -> tokio::task::JoinHandle<std::io::Result<std::process::Output>>;
-}
-
-impl OutputAsync for &mut Command {
-    fn output_async(self) -> tokio::task::JoinHandle<std::io::Result<std::process::Output>> {
-        let mut cmd = std::mem::replace(self, Command::new("true"));
-        tokio::task::spawn_blocking(move || cmd.output())
     }
 }
 

@@ -109,7 +109,17 @@ pub async fn run(stores: &Stores, options: &Options) -> anyhow::Result<Report> {
     // One collection deletes at a time; a dry run only reads.
     let lease = match options.dry_run {
         true => None,
-        false => Some(Lease::take(stores.store.clone()).await?.keep()),
+        false => {
+            let lease = Lease::take(stores.store.clone()).await?.keep();
+            let abandoned = claims::clear_abandoned_batches(&stores.store).await?;
+            if abandoned > 0 {
+                tracing::info!(
+                    batches = abandoned,
+                    "a previous collection stopped halfway; its batches are over"
+                );
+            }
+            Some(lease)
+        }
     };
     let outcome = collect(stores, options, lease.as_ref(), &mut report).await;
     if let Some(lease) = lease {
@@ -204,11 +214,11 @@ async fn collect(
     if let Some(mut sweep) = sweep {
         sweep.flush().await?;
         report.swept = sweep.swept;
-        // Claims no later collection honours, and batches a dead collector left.
+        // Claims no later collection honours.
         let stale = SystemTime::now()
             .checked_sub(CLAIM_LIFETIME)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        claims::remove_stale(&stores.store, stale).await?;
+        claims::remove_stale_claims(&stores.store, stale).await?;
     }
     report.uploads = crate::oci::purge_uploads(
         &stores.store,

@@ -323,9 +323,9 @@ impl Sweeper {
     }
 }
 
-/// Removes the claims older than `before` (no collection honours them any more) and
-/// the batches a dead collector left past their deadline; how many documents that was.
-pub async fn remove_stale(store: &DynStore, before: SystemTime) -> Result<u64> {
+/// Removes the claims older than `before` (no collection honours them any more); how
+/// many that was.
+pub async fn remove_stale_claims(store: &DynStore, before: SystemTime) -> Result<u64> {
     let mut removed = 0;
     let limit = format!("{GC_CLAIMS_PREFIX}{:013}", unix_ms(before));
     loop {
@@ -342,24 +342,21 @@ pub async fn remove_stale(store: &DynStore, before: SystemTime) -> Result<u64> {
         }
         removed += old.len() as u64;
         if done {
-            break;
+            return Ok(removed);
         }
     }
-    let now = unix_ms(SystemTime::now());
+}
+
+/// Removes the batches a previous collection left behind (it died, or lost the lease),
+/// for the collection that holds the lease now: a collection deletes nothing without the
+/// lease, so those batches are over, and writers waiting on them may go on.
+pub async fn clear_abandoned_batches(store: &DynStore) -> Result<u64> {
+    let mut removed = 0;
     let page = store
         .list(GC_SWEEPS_PREFIX, None, MAX_BATCHES_LISTED)
         .await?;
     for meta in page.objects {
-        if !matches!(
-            MetaKey::parse(meta.key.as_str()),
-            Some(MetaKey::GcSweepBatch { .. })
-        ) {
-            continue;
-        }
-        let over = get_json::<BatchDoc>(store, &meta.key)
-            .await?
-            .is_none_or(|d| d.deadline_ms + DEADLINE_MARGIN.as_millis() as u64 <= now);
-        if over {
+        if let Some(MetaKey::GcSweepBatch { .. }) = MetaKey::parse(meta.key.as_str()) {
             store.delete(&meta.key).await?;
             removed += 1;
         }

@@ -4,6 +4,7 @@
 
 pub mod airlock;
 pub mod backend;
+pub mod cluster;
 pub mod containerd;
 pub mod garage;
 pub mod http;
