@@ -679,6 +679,124 @@ async fn untagged_retention_keeps_the_children_of_a_tagged_index(backend: Backen
     }
 }
 
+/// Two busybox images sharing their layer, one deleted: the collection removes its config
+/// and manifest only (listed in the store itself), and containerd pulls and runs the other.
+async fn a_deleted_image_leaves_the_shared_layer_to_the_other(backend: Backend) {
+    let dir = tempfile::Builder::new()
+        .prefix("gc-ctd")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let host = server.base.trim_start_matches("http://").to_string();
+    let layout = support::images::busybox_layout(dir, "a", "hello from a");
+    ok(std::process::Command::new("umoci").args([
+        "config",
+        "--image",
+        &format!("{}:a", layout.display()),
+        "--tag",
+        "b",
+        "--config.cmd",
+        "/bin/echo",
+        "--config.cmd",
+        "hello from b",
+    ]));
+    for tag in ["a", "b"] {
+        ok(support::images::skopeo(dir).args([
+            "copy",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &format!("ci:{ADMIN}"),
+            &format!("oci:{}:{tag}", layout.display()),
+            &format!("docker://{host}/docker.io/library/busybox:{tag}"),
+        ]));
+    }
+    let http = support::http::client();
+    let manifest = |tag: &str| {
+        let (http, url) = (
+            http.clone(),
+            server.url(&format!("/v2/library/busybox/manifests/{tag}")),
+        );
+        async move {
+            let r = http
+                .get(url)
+                .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                .send()
+                .await
+                .unwrap();
+            let digest = r.headers()["docker-content-digest"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (digest, body)
+        }
+    };
+    let (a, a_body) = manifest("a").await;
+    let (b, b_body) = manifest("b").await;
+    assert_eq!(a_body["layers"], b_body["layers"], "one layer, shared");
+    delete_manifest(&http, &server.base, "docker.io/library/busybox", &b).await;
+
+    let before = store.keys_under("blobs/");
+    let report = gc(&store, dir, &["--grace", "0s"]);
+    let after = store.keys_under("blobs/");
+    let mut removed: Vec<String> = before
+        .iter()
+        .filter(|k| !after.contains(k))
+        .map(|k| format!("sha256:{}", k.rsplit('/').next().unwrap()))
+        .collect();
+    removed.sort();
+    let mut expected = vec![
+        b.clone(),
+        b_body["config"]["digest"].as_str().unwrap().to_string(),
+    ];
+    expected.sort();
+    assert_eq!(removed, expected, "{report}");
+
+    let hosts = dir.join("certs.d");
+    ok(std::process::Command::new(support::airlock::BIN)
+        .args([
+            "oci",
+            "hosts-toml",
+            "--upstream",
+            "docker.io",
+            "--airlock",
+            &server.base,
+            "--write",
+        ])
+        .arg(&hosts));
+    let ctd = support::containerd::Containerd::start(dir);
+    let pulled = ok(ctd
+        .ctr()
+        .args(["images", "pull", "--snapshotter", "native", "--hosts-dir"])
+        .arg(&hosts)
+        .arg("docker.io/library/busybox:a"));
+    assert!(pulled.contains(&a), "{pulled}");
+    let out = ok(ctd.ctr().args([
+        "run",
+        "--snapshotter",
+        "native",
+        "--rm",
+        "docker.io/library/busybox:a",
+        &format!("gc-{}", hex::encode(rand::random::<[u8; 4]>())),
+    ]));
+    assert_eq!(out.trim(), "hello from a", "containerd log:\n{}", ctd.log());
+}
+
+/// With real clients (skopeo, containerd), which the plain suite does not need.
+mod clients {
+    use super::*;
+
+    on_both_stores!(
+        async,
+        ignore_fs = "needs containerd, runc, umoci, skopeo and busybox-static (as root): `bash tests/run-all.sh` sets them up",
+        ignore_s3 = "needs containerd, runc, umoci, skopeo, busybox-static and Garage: `bash tests/run-all.sh` sets them up":
+        a_deleted_image_leaves_the_shared_layer_to_the_other,
+    );
+}
+
 on_both_stores!(async:
     a_removed_release_is_unreferenced,
     retention_removes_old_untagged_manifests,
