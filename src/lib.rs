@@ -20,6 +20,7 @@ pub mod observe;
 pub mod oci;
 pub mod progress;
 pub mod pypi;
+pub mod quota;
 pub mod remote;
 pub mod s3api;
 pub mod sendfile;

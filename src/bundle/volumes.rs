@@ -216,33 +216,9 @@ impl Read for VolumeReader {
     }
 }
 
-/// `4GiB`, `700MB`, `64KiB`, `1G` (binary), or plain bytes.
+/// `4GiB`, `700MB`, `64KiB`, `1G` (binary), or plain bytes; at least 4 KiB.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size such as 4GiB or 700MB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    let size = number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
+    let size = crate::quota::parse_size(text)?;
     if size < 4096 {
         return Err(format!("`{text}`: volumes must be at least 4KiB"));
     }

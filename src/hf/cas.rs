@@ -124,9 +124,21 @@ async fn handle(
         }
         CasEndpoint::XorbUpload { hash } => {
             let hash = parse_hash(&hash)?;
+            let grant = grant.expect("xorb uploads need a write grant");
+            // Each new xorb is checked against the organization's quota as it arrives
+            // (hf_xet names no file sizes before; the commit checks again by content).
+            let size = request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if let Some(size) = size.filter(|_| !hf.quotas.is_empty()) {
+                if !hf.xet.has_xorb(&hash).await? {
+                    let adding = [(format!("xorb:{}", hash.to_api_hex()), size)];
+                    super::quota::admit(hf, &grant.repo, &adding).await?;
+                }
+            }
             let body = super::body_stream(request.into_body());
             let was_inserted = hf.xet.put_xorb(hash, body).await?;
-            let grant = grant.expect("xorb uploads need a write grant");
             super::cas_dedup::record_upload(&hf.xet, &hash, &grant.repo).await?;
             Ok(axum::Json(serde_json::json!({ "was_inserted": was_inserted })).into_response())
         }

@@ -26,6 +26,7 @@ pub mod import;
 pub mod model;
 mod ndjson;
 pub mod pullthrough;
+pub mod quota;
 pub mod repo;
 mod upload;
 pub mod xet_store;
@@ -66,6 +67,8 @@ pub struct HfSettings {
     /// Off, the xorbs are the only copy and plain downloads rebuild the file as they
     /// read it: a new revision that changes a few chunks stores only those.
     pub xet_materialize: bool,
+    /// Bytes per organization: `{ org = "50GiB" }`; an upload past it is refused (403).
+    pub quotas: crate::quota::Quotas,
 }
 
 impl Default for HfSettings {
@@ -76,6 +79,7 @@ impl Default for HfSettings {
             upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
             xet_materialize: false,
+            quotas: crate::quota::Quotas::default(),
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct HfState {
     /// Pull-through (none unless `[hf] upstream` is set).
     pub upstream: Option<Arc<crate::remote::Upstream>>,
     pub filler: crate::remote::Filler,
+    /// `[hf] quotas`: bytes per organization (`quota.rs`).
+    pub quotas: crate::quota::Quotas,
 }
 
 /// What [`HfState`] is built from besides the store.
@@ -160,6 +166,7 @@ impl HfState {
             site: deps.site,
             upstream: deps.upstream,
             filler: deps.filler,
+            quotas: settings.quotas.clone(),
         }
     }
 }

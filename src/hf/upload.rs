@@ -206,6 +206,18 @@ pub async fn preupload(
     super::api::readable(hf, ctx, repo).await?;
     let req: PreuploadRequest = parse_json(&body)?;
     let view = hf.repos.resolve(repo, rev).await?;
+    // The first a client says of an upload, before any byte through LFS or Xet, and
+    // where huggingface_hub shows the server's message: the quota is checked here by
+    // size, as the content is not named yet. A file of the same path and size as the
+    // branch's counts nothing (the client skips it if unchanged); the LFS batch, each
+    // Xet xorb and the commit check again, by content.
+    let adding: Vec<(String, u64)> = req
+        .files
+        .iter()
+        .filter(|f| view.file(&f.path).is_none_or(|e| e.size != f.size))
+        .map(|f| (format!("preupload:{}", f.path), f.size))
+        .collect();
+    super::quota::admit(hf, repo, &adding).await?;
     let attributes = Attributes::parse(&gitattributes(hf, &view.commit.files).await);
     let cost: u64 = req
         .files
@@ -310,6 +322,13 @@ pub async fn lfs_batch(
     // huggingface_hub 1.0 to 1.19 (with hf_xet) offer `xet` here and upload through Xet
     // only if the answer chooses it, as the Hub does: chunk-level dedup for them too. The
     // objects then need no actions; the client asks xet-write-token for a CAS token.
+    // Before either transfer hands out anything to upload.
+    let adding: Vec<(String, u64)> = req
+        .objects
+        .iter()
+        .map(|o| (o.oid.clone(), o.size))
+        .collect();
+    super::quota::admit(hf, repo, &adding).await?;
     if req.transfers.iter().any(|t| t == "xet") {
         return Ok(lfs_json(xet_batch_answer(&req.objects)));
     }
@@ -585,6 +604,14 @@ pub async fn commit(
             }
         }
     }
+    let adding: Vec<(String, u64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Put(entry) => Some((entry.sha256.clone(), entry.size)),
+            _ => None,
+        })
+        .collect();
+    super::quota::admit(hf, repo, &adding).await?;
     let view = hf
         .repos
         .commit_changes(

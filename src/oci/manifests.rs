@@ -154,6 +154,11 @@ pub(super) async fn put_manifest(
             ),
         ));
     }
+    if let Some(limit) = state.settings.quotas.under(&repo.name) {
+        let mut adding = super::quota::descriptors(&bytes);
+        adding.push((digest.clone(), bytes.len() as u64));
+        super::quota::admit(registry, &limit, &adding).await?;
+    }
     // Claimed, so a collection running now cannot remove them under the manifest; one
     // that already did leaves a link to nothing, and the client must push the blob again.
     let (claim, gone) = registry.blobs().claim(&inspected.blobs).await?;

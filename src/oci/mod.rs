@@ -16,6 +16,7 @@ pub mod manifest;
 mod manifests;
 pub mod names;
 pub mod pullthrough;
+mod quota;
 pub mod registry;
 pub mod synthesized;
 mod token;
@@ -91,6 +92,8 @@ pub struct OciSettings {
     /// abandoned); `0s` leaves them to `airlock oci purge-uploads`.
     #[serde(with = "humantime_serde")]
     pub purge_uploads_after: Duration,
+    /// Bytes per namespace: `{ "docker.io/team" = "10GiB" }` (`oci/quota.rs`).
+    pub quotas: crate::quota::Quotas,
 }
 
 impl Default for OciSettings {
@@ -107,6 +110,7 @@ impl Default for OciSettings {
             upstream_token_realms: Vec::new(),
             // Distribution's default: a week covers any upload a client still resumes.
             purge_uploads_after: Duration::from_secs(7 * 24 * 3600),
+            quotas: crate::quota::Quotas::default(),
         }
     }
 }

@@ -173,6 +173,7 @@ pub async fn start(
     } else if let Some(digest) = query_one(&query, "digest") {
         let digest = parse_digest(&digest)?;
         let size = content_length(&headers);
+        admit_blob(state, repo, &digest, size).await?;
         registry
             .blobs()
             .put(&digest, request_body(request), size)
@@ -197,6 +198,22 @@ pub async fn start(
         )
         .await?;
     Ok(progress(state, StatusCode::ACCEPTED, repo, &id, 0))
+}
+
+/// Refuses a blob of `size` bytes (when the client said) that would take the
+/// repository's namespace past its quota.
+async fn admit_blob(
+    state: &OciState,
+    repo: &Repo,
+    digest: &Digest,
+    size: Option<u64>,
+) -> Result<()> {
+    match (state.settings.quotas.under(&repo.name), size) {
+        (Some(limit), Some(size)) => {
+            super::quota::admit(&state.registry, &limit, &[(digest.clone(), size)]).await
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A mount succeeds when the caller may read the source repository and it holds the
@@ -432,6 +449,12 @@ pub async fn finish(state: &OciState, repo: &Repo, id: &str, request: Request) -
         Ok(s) => s,
         Err(e) => return super::error_response(e),
     };
+    let whole = content_length(&headers).map(|last| session.size + last);
+    if let Err(e) = admit_blob(state, repo, &digest, whole).await {
+        // Refused by a quota: nothing of the upload stays.
+        discard(state, id, &session).await;
+        return super::error_response(e);
+    }
     let stored = if session.chunks.is_empty() && content_range(&headers).ok().flatten().is_none() {
         // The whole blob in this request: straight into the blob store.
         let size = content_length(&headers);

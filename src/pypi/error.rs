@@ -28,6 +28,9 @@ impl PypiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
     /// twine's `--skip-existing` recognises 409 as "already there".
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, message)
@@ -94,6 +97,10 @@ impl From<AuthError> for PypiError {
 impl IntoResponse for PypiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, format!("{}\n", self.message)).into_response();
+        // As PyPI does: twine shows the reason phrase, not the body, unless --verbose.
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(self.message.clone()) {
+            response.extensions_mut().insert(reason);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             // pip and twine only send (or ask for) credentials after a Basic challenge.
             response.headers_mut().insert(

@@ -58,6 +58,8 @@ pub struct PypiSettings {
     /// project with a file uploaded or imported here is never merged with the upstream
     /// (dependency confusion: the upstream's `99.0` would win over the local `1.0`).
     pub upstream_merge: Vec<String>,
+    /// Bytes per index: `{ team = "10GiB" }`; an upload past it is refused (403).
+    pub quotas: crate::quota::Quotas,
 }
 
 impl Default for PypiSettings {
@@ -69,6 +71,7 @@ impl Default for PypiSettings {
             upstream_ttl: crate::remote::DEFAULT_TTL,
             upstream_token_env: None,
             upstream_merge: Vec::new(),
+            quotas: crate::quota::Quotas::default(),
         }
     }
 }

@@ -116,6 +116,25 @@ impl Index {
         Ok(self.docs.get(&self.list_key(), Mutability::Mutable).await?)
     }
 
+    /// The bytes of the files uploaded or imported here (not those pull-through lists),
+    /// each body once: what `[pypi] quotas` limits.
+    pub async fn usage(&self) -> Result<u64, PypiError> {
+        let projects: Vec<ProjectListEntry> = match self.raw_projects().await? {
+            Some(doc) => parse(&doc.bytes)?,
+            None => return Ok(0),
+        };
+        let mut bodies = std::collections::HashMap::new();
+        for entry in projects {
+            let Some(project) = self.project(&entry.normalized).await? else {
+                continue;
+            };
+            for file in project.files.iter().filter(|f| f.upstream_url.is_none()) {
+                bodies.insert(file.sha256.clone(), file.size);
+            }
+        }
+        Ok(bodies.values().sum())
+    }
+
     /// Records a file whose body (and metadata) are already stored. A different file
     /// under an existing filename is refused: published URLs never change content.
     pub async fn add_file(&self, display_name: &str, entry: FileEntry) -> Result<Added, PypiError> {

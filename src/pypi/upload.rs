@@ -138,6 +138,16 @@ pub async fn handle(
         &format!("{}/{project}", index.name),
     )?;
 
+    if let Some(limit) = state.settings.quotas.of(&index.name) {
+        let already = index
+            .project(&project)
+            .await?
+            .is_some_and(|p| p.files.iter().any(|f| f.sha256 == sha256.hex()));
+        let adding = if already { 0 } else { size };
+        limit
+            .admit(index.usage().await?, adding)
+            .map_err(|e| PypiError::forbidden(e.to_string()))?;
+    }
     let added = publish(index, &state.blobs, spool.path(), &inspected, &sha256, size).await?;
     tracing::info!(
         index = %index.name,
