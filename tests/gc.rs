@@ -785,6 +785,33 @@ async fn a_deleted_image_leaves_the_shared_layer_to_the_other(backend: Backend) 
     assert_eq!(out.trim(), "hello from a", "containerd log:\n{}", ctd.log());
 }
 
+/// What killed processes left half-written in the backend (a file in `.tmp/`, an S3
+/// multipart upload never completed) goes by age; a dry run only counts it.
+async fn unfinished_writes_are_removed_by_age(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let report = gc(&store, dir, &["--dry-run"]);
+    assert_eq!(report["abandoned_writes"], 0, "{report}");
+    store.leave_unfinished_write("blobs/sha256/ab/killed-mid-write");
+    assert_eq!(store.unfinished_writes().len(), 1);
+    let report = gc(&store, dir, &["--dry-run", "--uploads-older-than", "0s"]);
+    assert_eq!(report["abandoned_writes"], 1, "{report}");
+    assert_eq!(
+        store.unfinished_writes().len(),
+        1,
+        "a dry run removes nothing"
+    );
+    let report = gc(&store, dir, &[]);
+    assert_eq!(
+        report["abandoned_writes"], 0,
+        "younger than a week: {report}"
+    );
+    let report = gc(&store, dir, &["--uploads-older-than", "0s"]);
+    assert_eq!(report["abandoned_writes"], 1, "{report}");
+    assert_eq!(store.unfinished_writes(), Vec::<String>::new());
+}
+
 /// With real clients (skopeo, containerd), which the plain suite does not need.
 mod clients {
     use super::*;
@@ -805,4 +832,5 @@ on_both_stores!(async:
     gc_counts_across_protocols_and_sweeps_abandoned_uploads,
     serve_collects_on_its_timer,
     retention_keeps_the_last_pushed_tags,
+    unfinished_writes_are_removed_by_age,
 );

@@ -91,6 +91,10 @@ pub struct Report {
     pub swept: Swept,
     /// Abandoned OCI upload sessions (`oci::purge_uploads`).
     pub uploads: crate::oci::PurgedUploads,
+    /// Writes killed processes left in the backend (S3 multipart uploads, files in the
+    /// directory store's `.tmp/`) older than the upload age, removed (or that would be).
+    #[serde(default)]
+    pub abandoned_writes: u64,
     pub seconds: f64,
     /// When the run ended, in seconds since the Unix epoch.
     #[serde(default)]
@@ -227,6 +231,13 @@ async fn collect(
         options.dry_run,
     )
     .await?;
+    let before = SystemTime::now()
+        .checked_sub(options.uploads_older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    report.abandoned_writes = stores
+        .store
+        .remove_abandoned_writes(before, options.dry_run)
+        .await?;
     report.model_image_records_removed =
         derived::sweep_model_images(stores, options.dry_run).await?;
     Ok(())
@@ -396,6 +407,13 @@ impl fmt::Display for Report {
             size(self.uploads.bytes),
             self.uploads.active
         )?;
+        if self.abandoned_writes > 0 {
+            writeln!(
+                f,
+                "unfinished writes left by killed processes (S3 multipart uploads, .tmp files): {verb} {}",
+                self.abandoned_writes
+            )?;
+        }
         if self.dry_run {
             return write!(
                 f,

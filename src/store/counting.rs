@@ -93,6 +93,14 @@ impl ObjectStore for CountingStore {
         self.inner.copy(from, to).await
     }
 
+    async fn remove_abandoned_writes(
+        &self,
+        before: std::time::SystemTime,
+        dry_run: bool,
+    ) -> Result<u64> {
+        self.inner.remove_abandoned_writes(before, dry_run).await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -527,6 +527,27 @@ impl ObjectStore for FsStore {
         })
     }
 
+    async fn remove_abandoned_writes(&self, before: SystemTime, dry_run: bool) -> Result<u64> {
+        let mut dir = match tokio::fs::read_dir(self.root.join(TMP_DIR)).await {
+            Ok(dir) => dir,
+            Err(_) => return Ok(0),
+        };
+        let mut removed = 0;
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            // A write in progress keeps its file's mtime fresh as data arrives.
+            let old = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|t| t < before);
+            if old && (dry_run || tokio::fs::remove_file(entry.path()).await.is_ok()) {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
     }

@@ -240,6 +240,13 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
         self.put(to, got.body, options).await
     }
 
+    /// Removes (unless `dry_run`) the writes killed processes left unfinished in the
+    /// backend itself, started before `before`: S3 multipart uploads never completed nor
+    /// aborted, files in the directory store's `.tmp/`. Nothing can read them. How many.
+    async fn remove_abandoned_writes(&self, _before: SystemTime, _dry_run: bool) -> Result<u64> {
+        Ok(0)
+    }
+
     /// A short human description for logs: `file:///srv/airlock`, `s3://bucket/prefix`.
     fn describe(&self) -> String;
 }

@@ -1233,6 +1233,57 @@ impl ObjectStore for S3Store {
         })
     }
 
+    async fn remove_abandoned_writes(&self, before: SystemTime, dry_run: bool) -> Result<u64> {
+        let unavailable = |what: &str, e: String| {
+            StoreError::Unavailable(format!("{what} in {}: {e}", self.describe()))
+        };
+        let mut removed = 0;
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        // Bounded by the uploads there are, a thousand per page.
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&self.base)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| unavailable("listing multipart uploads", error_chain(&e)))?;
+            for upload in page.uploads() {
+                let started = upload
+                    .initiated()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                if started.is_none_or(|t| t >= before) {
+                    continue;
+                }
+                if !dry_run {
+                    self.client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| unavailable("aborting a multipart upload", error_chain(&e)))?;
+                }
+                removed += 1;
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(removed);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(removed);
+            }
+        }
+    }
+
     fn describe(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.base.trim_end_matches('/'))
             .trim_end_matches('/')

@@ -178,6 +178,32 @@ impl StoreArgs {
     }
 }
 
+impl StoreArgs {
+    /// Leaves a write unfinished at `key`, as a process killed in the middle of it would:
+    /// a file in `.tmp/` on disk, a multipart upload begun and never completed on S3.
+    pub fn leave_unfinished_write(&self, key: &str) {
+        match &self.location {
+            Location::Dir(root) => {
+                std::fs::create_dir_all(root.join(".tmp")).unwrap();
+                std::fs::write(root.join(".tmp").join(key.replace('/', "-")), b"part").unwrap();
+            }
+            Location::S3(prefix) => {
+                let key = format!("{prefix}{key}");
+                block_on(async move {
+                    let (client, bucket) = s3_client();
+                    client
+                        .create_multipart_upload()
+                        .bucket(bucket)
+                        .key(&key)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("starting an upload of {key}: {e:?}"));
+                });
+            }
+        }
+    }
+}
+
 /// Files under `dir`, as `/`-separated paths relative to `root`, with their sizes.
 fn walk(root: &Path, dir: &Path, keys: &mut Vec<(String, u64)>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
