@@ -54,6 +54,21 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// Deserializes an optional size written as `"10GiB"` or a number of bytes.
+pub fn optional_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Option::<Size>::deserialize(d)? {
+        None => Ok(None),
+        Some(Size::Bytes(b)) => Ok(Some(b)),
+        Some(Size::Text(t)) => parse_size(&t).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Limits by scope: `{ "docker.io/team" = "10GiB" }`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Quotas(BTreeMap<String, u64>);

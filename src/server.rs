@@ -434,6 +434,14 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         state.gc.clone(),
         state.oci.settings.purge_uploads_after,
     );
+    // Which blobs are read, for pull-through eviction: only when a collection may use it.
+    let reads = (state.gc.pull_through_budget.is_some()
+        || state.gc.pull_through_unused_after.is_some())
+    .then(|| {
+        let log = state.stores.blobs.reads().clone();
+        let flusher = log.spawn_flusher(state.stores.store.clone(), state.gc.access_flush);
+        (log, state.stores.store.clone(), flusher)
+    });
     let s3_app = s3_router(state.s3.clone(), state.metrics.clone());
     let app = router(state);
     let main = async {
@@ -457,6 +465,12 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     if let Some(purger) = purger {
         purger.abort();
+    }
+    if let Some((log, store, flusher)) = reads {
+        flusher.abort();
+        if let Err(e) = log.flush(&store).await {
+            tracing::warn!(error = %e, "could not record the last blob reads");
+        }
     }
     if let Some(collector) = collector {
         collector.abort();

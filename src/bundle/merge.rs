@@ -71,7 +71,8 @@ pub fn classify(key: &str) -> DocClass {
             | MetaKey::GcLastRun
             | MetaKey::GcClaim { .. }
             | MetaKey::GcLease
-            | MetaKey::GcSweepBatch { .. },
+            | MetaKey::GcSweepBatch { .. }
+            | MetaKey::GcAccess { .. },
         )
         | None => DocClass::Other,
     }

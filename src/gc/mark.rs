@@ -35,6 +35,10 @@ pub enum Protocol {
 
 pub const PROTOCOLS: [Protocol; 3] = [Protocol::Oci, Protocol::Pypi, Protocol::Hf];
 
+/// Marked by an item pushed, uploaded or imported here (not only by pull-through's
+/// copies of an upstream's): never evicted.
+pub const LOCAL: u8 = 8;
+
 impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
@@ -58,20 +62,23 @@ pub struct Marks {
 }
 
 impl Marks {
-    pub fn mark(&mut self, digest: &Digest, by: Protocol) {
+    /// Marks a blob an item of `by` references; `local` unless only pull-through's
+    /// copies of an upstream's items do.
+    pub fn mark(&mut self, digest: &Digest, by: Protocol, local: bool) {
+        let bits = by as u8 | if local { LOCAL } else { 0 };
         match raw_sha256(digest) {
-            Some(raw) => *self.sha256.entry(raw).or_default() |= by as u8,
-            None => *self.other.entry(digest.clone()).or_default() |= by as u8,
+            Some(raw) => *self.sha256.entry(raw).or_default() |= bits,
+            None => *self.other.entry(digest.clone()).or_default() |= bits,
         }
     }
 
-    fn mark_hex(&mut self, hex: &str, by: Protocol) {
+    fn mark_hex(&mut self, hex: &str, by: Protocol, local: bool) {
         if let Ok(digest) = Digest::sha256_hex(hex) {
-            self.mark(&digest, by);
+            self.mark(&digest, by, local);
         }
     }
 
-    /// The protocols referencing `digest`, as bits; 0 when none does.
+    /// The protocols referencing `digest`, as bits (and [`LOCAL`]); 0 when none does.
     pub fn of(&self, digest: &Digest) -> u8 {
         match raw_sha256(digest) {
             Some(raw) => self.sha256.get(&raw).copied().unwrap_or(0),
@@ -220,8 +227,9 @@ pub async fn mark_oci(stores: &Stores, names: &[String], marks: &mut Marks) -> a
         let Some(repo) = registry.repo(name).await.map_err(oci_error)? else {
             continue;
         };
+        // Each manifest's blobs and children, read once.
+        let mut named: HashMap<&Digest, (Vec<Digest>, Vec<Digest>)> = HashMap::new();
         for (digest, entry) in &repo.manifests {
-            marks.mark(digest, Protocol::Oci);
             let bytes = match registry.manifest_bytes(digest).await {
                 Ok(bytes) => bytes,
                 Err(_) => {
@@ -234,11 +242,37 @@ pub async fn mark_oci(stores: &Stores, names: &[String], marks: &mut Marks) -> a
             // so it is counted rather than guessed at.
             match crate::oci::manifest::inspect(&bytes, Some(&entry.media_type)) {
                 Ok(inspected) => {
-                    for d in inspected.blobs.iter().chain(&inspected.children) {
-                        marks.mark(d, Protocol::Oci);
-                    }
+                    named.insert(digest, (inspected.blobs, inspected.children));
                 }
                 Err(_) => marks.dangling += 1,
+            }
+        }
+        // Pull-through's copies: what only its tags reach. Everything else (local tags'
+        // images, untagged manifests) counts as local.
+        let reach = |roots: Vec<&Digest>| {
+            let mut seen: HashSet<Digest> = HashSet::new();
+            let mut pending: Vec<Digest> = roots.into_iter().cloned().collect();
+            while let Some(d) = pending.pop() {
+                if let Some((_, children)) = named.get(&d) {
+                    pending.extend(children.iter().cloned());
+                }
+                seen.insert(d);
+            }
+            seen
+        };
+        let (local_tags, upstream_tags): (Vec<_>, Vec<_>) = repo
+            .tags
+            .iter()
+            .partition(|(tag, _)| repo.tag_is_local(tag));
+        let local = reach(local_tags.into_iter().map(|(_, d)| d).collect());
+        let cached = reach(upstream_tags.into_iter().map(|(_, d)| d).collect());
+        for digest in repo.manifests.keys() {
+            let is_local = !cached.contains(digest) || local.contains(digest);
+            marks.mark(digest, Protocol::Oci, is_local);
+            if let Some((blobs, children)) = named.get(digest) {
+                for d in blobs.iter().chain(children) {
+                    marks.mark(d, Protocol::Oci, is_local);
+                }
             }
         }
     }
@@ -262,9 +296,10 @@ pub async fn mark_pypi(stores: &Stores, marks: &mut Marks) -> anyhow::Result<()>
         let project: ProjectDoc = serde_json::from_slice(&doc.bytes)
             .with_context(|| format!("{key}: not a project document"))?;
         for file in &project.files {
-            marks.mark_hex(&file.sha256, Protocol::Pypi);
+            let local = file.upstream_url.is_none();
+            marks.mark_hex(&file.sha256, Protocol::Pypi, local);
             if let Some(metadata) = &file.metadata_sha256 {
-                marks.mark_hex(metadata, Protocol::Pypi);
+                marks.mark_hex(metadata, Protocol::Pypi, local);
             }
         }
     }
@@ -281,6 +316,12 @@ pub async fn mark_hf(
         let Some(repo) = RepoType::from_plural(kind).and_then(|t| RepoRef::new(t, id)) else {
             continue;
         };
+        // A repository pull-through made holds copies of the upstream's files.
+        let local = !repos
+            .repo(&repo)
+            .await
+            .map_err(hf_error)?
+            .is_some_and(|doc| doc.mirrored);
         let refs = repos.refs(&repo).await.map_err(hf_error)?;
         let mut pending: Vec<String> = refs
             .branches
@@ -300,7 +341,7 @@ pub async fn mark_hf(
                 continue;
             };
             for file in &view.commit.files {
-                marks.mark_hex(&file.sha256, Protocol::Hf);
+                marks.mark_hex(&file.sha256, Protocol::Hf, local);
                 if let Some(hash) = file.xet_hash.as_deref().and_then(|h| h.parse().ok()) {
                     mark_xet_file(&repos, &hash, marks).await?;
                 }

@@ -15,6 +15,7 @@
 //! may be on its way (and will claim it when it comes).
 
 mod derived;
+mod evict;
 pub mod mark;
 pub mod retention;
 mod schedule;
@@ -22,6 +23,7 @@ mod sweep;
 
 pub use schedule::{spawn, GcSettings};
 
+use evict::Cached;
 use futures::TryStreamExt;
 use mark::{Marks, PROTOCOLS};
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,10 @@ pub struct Options {
     pub uploads_older_than: Duration,
     /// OCI tag retention, applied before the mark.
     pub retention: Vec<retention::RetentionRule>,
+    /// Pull-through's copies beyond this many bytes are evicted, least recently read first.
+    pub pull_through_budget: Option<u64>,
+    /// Pull-through's copies nobody read for this long are evicted.
+    pub pull_through_unused_after: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -89,6 +95,12 @@ pub struct Report {
     /// What the sweep removed (nothing in a dry run).
     #[serde(default)]
     pub swept: Swept,
+    /// Blobs only pull-through's copies of upstream items reference (evictable).
+    #[serde(default)]
+    pub pull_through: Tally,
+    /// Those evicted (or that would be, in a dry run): read again, they are fetched again.
+    #[serde(default)]
+    pub evicted: Tally,
     /// Abandoned OCI upload sessions (`oci::purge_uploads`).
     pub uploads: crate::oci::PurgedUploads,
     /// Writes killed processes left in the backend (S3 multipart uploads, files in the
@@ -168,6 +180,7 @@ async fn collect(
     tracing::info!(blobs = marks.blob_count(), "marked");
 
     let mut sweep = lease.map(|lease| Sweep::new(stores, lease, mark_started, cutoff));
+    let mut cached: Vec<Cached> = Vec::new();
     let recent = |modified: Option<SystemTime>| modified.is_none_or(|t| t > cutoff);
     let mut blobs = mark::listing(stores, layout::BLOBS_PREFIX);
     while let Some(meta) = blobs.try_next().await? {
@@ -186,7 +199,16 @@ async fn collect(
             }
             bits => {
                 report.referenced.add(meta.size);
-                let by = match PROTOCOLS.iter().find(|p| bits == **p as u8) {
+                if bits & mark::LOCAL == 0 {
+                    report.pull_through.add(meta.size);
+                    cached.push(Cached {
+                        digest,
+                        size: meta.size,
+                        stored: meta.last_modified.map_or(0, unix_secs),
+                    });
+                }
+                let protocols = bits & !mark::LOCAL;
+                let by = match PROTOCOLS.iter().find(|p| protocols == **p as u8) {
                     Some(one) => one.name(),
                     None => "shared",
                 };
@@ -215,8 +237,14 @@ async fn collect(
             }
         }
     }
-    if let Some(mut sweep) = sweep {
+    if let Some(sweep) = sweep.as_mut() {
         sweep.flush().await?;
+    }
+    if options.pull_through_budget.is_some() || options.pull_through_unused_after.is_some() {
+        let mut evict = lease.map(|lease| Sweep::new(stores, lease, mark_started, cutoff));
+        report.evicted = evict::run(stores, options, cached, evict.as_mut()).await?;
+    }
+    if let Some(sweep) = sweep {
         report.swept = sweep.swept;
         // Claims no later collection honours.
         let stale = SystemTime::now()
@@ -312,6 +340,16 @@ pub fn render_metrics(last: Option<&Report>) -> String {
         ],
     );
     gauge(
+        "airlock_store_pull_through_bytes",
+        "Blob bytes only pull-through's copies of upstream items reference (evictable), as of the last GC run.",
+        &[(String::new(), r.pull_through.bytes)],
+    );
+    gauge(
+        "airlock_gc_last_run_evicted_bytes",
+        "Pull-through bytes the last run evicted (or would have, in a dry run).",
+        &[(String::new(), r.evicted.bytes)],
+    );
+    gauge(
         "airlock_gc_last_run_uploads_removed",
         "Abandoned upload sessions the last run removed (or would have, in a dry run).",
         &[(String::new(), r.uploads.sessions)],
@@ -320,6 +358,11 @@ pub fn render_metrics(last: Option<&Report>) -> String {
 }
 
 use crate::quota::human as size;
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -407,6 +450,13 @@ impl fmt::Display for Report {
             size(self.uploads.bytes),
             self.uploads.active
         )?;
+        if self.pull_through.count > 0 {
+            writeln!(
+                f,
+                "pull-through copies (referenced only by upstream items): {}; evicted, least recently read first: {}",
+                self.pull_through, self.evicted
+            )?;
+        }
         if self.abandoned_writes > 0 {
             writeln!(
                 f,

@@ -23,6 +23,16 @@ pub struct GcSettings {
     pub grace: Duration,
     /// `[[gc.retention]]`: OCI tags kept per repository pattern, applied by every run.
     pub retention: Vec<super::retention::RetentionRule>,
+    /// Pull-through's copies beyond this many bytes (`"200GiB"`) are evicted, least
+    /// recently read first.
+    #[serde(deserialize_with = "crate::quota::optional_size")]
+    pub pull_through_budget: Option<u64>,
+    /// Pull-through's copies nobody read for this long (`"30d"`) are evicted.
+    #[serde(with = "humantime_serde")]
+    pub pull_through_unused_after: Option<Duration>,
+    /// How often `serve` records which blobs were read (for the two above).
+    #[serde(with = "humantime_serde")]
+    pub access_flush: Duration,
 }
 
 impl Default for GcSettings {
@@ -31,6 +41,9 @@ impl Default for GcSettings {
             interval: Duration::from_secs(24 * 3600),
             grace: Duration::from_secs(3600),
             retention: Vec::new(),
+            pull_through_budget: None,
+            pull_through_unused_after: None,
+            access_flush: Duration::from_secs(60),
         }
     }
 }
@@ -50,6 +63,8 @@ pub fn spawn(
         grace: settings.grace,
         uploads_older_than,
         retention: settings.retention.clone(),
+        pull_through_budget: settings.pull_through_budget,
+        pull_through_unused_after: settings.pull_through_unused_after,
     };
     Some(tokio::spawn(async move {
         loop {

@@ -579,21 +579,31 @@ pub async fn resolve(
             ranged_response(xet.size(), &etag, request, head, open).await?
         }
         None => {
-            let filled = super::pullthrough::fill_file(
-                state.upstream.as_ref(),
-                &state.filler,
-                hf.repos.blobs(),
-                repo,
-                &view.commit.id,
-                file,
-                &digest,
-                request,
-                head,
-            )
-            .await?;
-            match filled {
-                Some((size, body)) => crate::download::streamed(&digest, size, body),
-                None => blob_response(hf.repos.blobs(), &digest, request, head).await?,
+            // A pull-through copy evicted since this process last saw it is fetched from
+            // the upstream again (the failed read made the store forget it).
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let filled = super::pullthrough::fill_file(
+                    state.upstream.as_ref(),
+                    &state.filler,
+                    hf.repos.blobs(),
+                    repo,
+                    &view.commit.id,
+                    file,
+                    &digest,
+                    request,
+                    head,
+                )
+                .await?;
+                let served = match filled {
+                    Some((size, body)) => Ok(crate::download::streamed(&digest, size, body)),
+                    None => blob_response(hf.repos.blobs(), &digest, request, head).await,
+                };
+                match served {
+                    Err(StoreError::NotFound(_)) if state.upstream.is_some() && attempts == 1 => {}
+                    served => break served?,
+                }
             }
         }
     };

@@ -30,7 +30,29 @@ pub(super) async fn get_blob(
     head: bool,
 ) -> Result<Response> {
     let linked = in_repo(registry, repo, digest).await?;
-    if state.upstream.is_some() && !(linked && registry.blobs().exists(digest).await?) {
+    let stored = linked && registry.blobs().exists(digest).await?;
+    match serve_blob(state, registry, repo, digest, headers, head, linked, stored).await {
+        // A pull-through copy evicted since this process last saw it: the failed read
+        // made the store forget it, and this pass fetches it from the upstream again.
+        Err(e) if stored && state.upstream.is_some() && e.code == Code::BlobUnknown => {
+            serve_blob(state, registry, repo, digest, headers, head, linked, false).await
+        }
+        served => served,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_blob(
+    state: &OciState,
+    registry: &Registry,
+    repo: &Repo,
+    digest: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+    linked: bool,
+    stored: bool,
+) -> Result<Response> {
+    if state.upstream.is_some() && !stored {
         let filled = super::pullthrough::fill_blob(
             state.upstream.as_ref(),
             &state.filler,

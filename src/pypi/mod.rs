@@ -273,20 +273,31 @@ async fn serve(
                 PypiError::from(crate::store::StoreError::Unavailable(e.to_string()))
             })?;
             let head = request.method() == Method::HEAD;
-            let filled = pullthrough::fill_file(
-                state.upstream.as_deref(),
-                &state.filler,
-                &state.blobs,
-                entry,
-                metadata,
-                &digest,
-                request.headers(),
-                head,
-            )
-            .await?;
-            let mut response = match filled {
-                Some((size, body)) => crate::download::streamed(&digest, size, body),
-                None => blob_response(&state.blobs, &digest, request.headers(), head).await?,
+            // A pull-through copy evicted since this process last saw it is fetched from
+            // the upstream again (the failed read made the store forget it).
+            let mut attempts = 0;
+            let mut response = loop {
+                attempts += 1;
+                let filled = pullthrough::fill_file(
+                    state.upstream.as_deref(),
+                    &state.filler,
+                    &state.blobs,
+                    entry,
+                    metadata,
+                    &digest,
+                    request.headers(),
+                    head,
+                )
+                .await?;
+                let served = match filled {
+                    Some((size, body)) => Ok(crate::download::streamed(&digest, size, body)),
+                    None => blob_response(&state.blobs, &digest, request.headers(), head).await,
+                };
+                match served {
+                    Err(crate::store::StoreError::NotFound(_))
+                        if entry.upstream_url.is_some() && attempts == 1 => {}
+                    served => break served?,
+                }
             };
             let cache = if state.auth.anonymous_read() {
                 "public"

@@ -25,6 +25,8 @@ pub struct BlobStore {
     /// remove a blob nothing references, and a client asking whether to upload it again
     /// must soon hear the truth.
     known: moka::future::Cache<Digest, u64>,
+    /// Reads, noted for pull-through eviction (`access.rs`).
+    reads: super::access::AccessLog,
 }
 
 impl BlobStore {
@@ -35,6 +37,7 @@ impl BlobStore {
                 .max_capacity(cached_entries)
                 .time_to_live(std::time::Duration::from_secs(60))
                 .build(),
+            reads: super::access::AccessLog::default(),
         }
     }
 
@@ -91,7 +94,13 @@ impl BlobStore {
         }
     }
 
+    /// The reads noted so far, for `serve` to flush.
+    pub fn reads(&self) -> &super::access::AccessLog {
+        &self.reads
+    }
+
     pub async fn get(&self, digest: &Digest, options: GetOptions) -> Result<GetResult> {
+        self.reads.note(digest);
         let result = self.store.get(&blob_key(digest), options).await;
         if let Err(StoreError::NotFound(_)) = &result {
             self.known.invalidate(digest).await;
@@ -135,10 +144,16 @@ impl BlobStore {
     /// when the store is set to redirect downloads. The blob must exist: a missing one is
     /// NotFound here, never a redirect to a 404 on another server.
     pub async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
+        self.reads.note(digest);
         let key = blob_key(digest);
         match self.store.presigned_get(&key).await? {
             Some(url) => {
-                self.head(digest).await?;
+                // Asked of the store, not remembered: a collection elsewhere may have
+                // removed it, and the client would follow the redirect to a 404.
+                if let Err(e) = self.store.head(&key).await {
+                    self.known.invalidate(digest).await;
+                    return Err(e);
+                }
                 Ok(Some(url))
             }
             None => Ok(None),

@@ -76,6 +76,9 @@
 //!   sweeps/lease.json               the one collector allowed to delete: owner, expiry
 //!   sweeps/batch-<ms>-<random>.json keys a collector is deleting now, with its deadline: a
 //!                                   writer claiming one of them waits for the batch
+//!   access/<ms>-<random>.json       when blobs were last read (hex -> unix seconds), written
+//!                                   by each `serve` every minute it saw reads, merged by the
+//!                                   collector: pull-through eviction goes least recent first
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -222,6 +225,11 @@ pub enum MetaKey {
         at_ms: u64,
         id: String,
     },
+    /// Blob reads some process noted.
+    GcAccess {
+        at_ms: u64,
+        id: String,
+    },
 }
 
 /// The top-level folders of metadata a bundle carries; everything else is local state.
@@ -233,6 +241,7 @@ pub const HF_PREFIX: &str = "hf/";
 pub const MODEL_IMAGES_PREFIX: &str = "modelimages/";
 pub const GC_CLAIMS_PREFIX: &str = "gc/claims/";
 pub const GC_SWEEPS_PREFIX: &str = "gc/sweeps/";
+pub const GC_ACCESS_PREFIX: &str = "gc/access/";
 
 /// `modelimages/<kind>/<org>--<name>`
 fn model_images_dir(kind: &str, id: &str) -> String {
@@ -348,6 +357,7 @@ impl MetaKey {
             MetaKey::GcSweepBatch { at_ms, id } => {
                 format!("{GC_SWEEPS_PREFIX}batch-{at_ms:013}-{id}.json")
             }
+            MetaKey::GcAccess { at_ms, id } => format!("{GC_ACCESS_PREFIX}{at_ms:013}-{id}.json"),
         })
     }
 
@@ -429,6 +439,10 @@ impl MetaKey {
                 MetaKey::GcClaim { at_ms, id }
             }
             ["gc", "sweeps", "lease.json"] => MetaKey::GcLease,
+            ["gc", "access", file] => {
+                let (at_ms, id) = timed_name(file)?;
+                MetaKey::GcAccess { at_ms, id }
+            }
             ["gc", "sweeps", file] => {
                 let (at_ms, id) = timed_name(file.strip_prefix("batch-")?)?;
                 MetaKey::GcSweepBatch { at_ms, id }
@@ -535,6 +549,10 @@ mod tests {
             MetaKey::GcSweepBatch {
                 at_ms: 12,
                 id: "ab".into(),
+            },
+            MetaKey::GcAccess {
+                at_ms: 99,
+                id: "0a".into(),
             },
         ];
         for k in all {

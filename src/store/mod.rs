@@ -6,6 +6,7 @@
 //! "create only if absent" / "replace only if still at this version" are modes of `put`,
 //! which is how racing writers on tags, refs and index pages stay safe without locks.
 
+pub mod access;
 mod blobs;
 pub mod claims;
 mod counting;

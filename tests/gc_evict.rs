@@ -1,0 +1,177 @@
+//! Pull-through eviction under a size budget, on the filesystem store and on Garage: a
+//! downstream Airlock pulls wheels through from an upstream one; `airlock gc` evicts the
+//! least recently read copies until the budget holds, never a wheel uploaded here, and a
+//! client reading an evicted file gets it again from the upstream: while collections run
+//! and clients keep downloading, no listed file ever answers 404.
+
+mod support;
+
+use std::time::Duration;
+use support::backend::{Backend, StoreArgs};
+use support::pullthrough::{downstream_of, upstream, Node};
+use support::wheels::{wheel_with_data, Dist};
+use support::{pseudo_random, sha256_hex};
+
+const WHEELS: usize = 6;
+
+fn has_blob(store: &StoreArgs, data: &[u8]) -> bool {
+    let hex = sha256_hex(data);
+    store
+        .keys_under(&format!("blobs/sha256/{}/", &hex[..2]))
+        .iter()
+        .any(|k| k.ends_with(&hex))
+}
+
+/// The downstream's URL of `dist`'s file, from its project page.
+async fn file_url(http: &reqwest::Client, down: &Node, dist: &Dist, project: &str) -> String {
+    let page: serde_json::Value = http
+        .get(down.server.url(&format!("/simple/{project}/")))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == dist.filename.as_str())
+        .unwrap_or_else(|| panic!("{} not listed: {page}", dist.filename));
+    reqwest::Url::parse(&down.server.url(&format!("/simple/{project}/")))
+        .unwrap()
+        .join(file["url"].as_str().unwrap())
+        .unwrap()
+        .to_string()
+}
+
+/// Downloads `url`, which must answer `dist`'s bytes.
+async fn download(http: &reqwest::Client, url: &str, dist: &Dist) {
+    let r = http.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    assert!(r.bytes().await.unwrap() == dist.bytes, "{url}: other bytes");
+}
+
+fn gc(down: &Node) -> serde_json::Value {
+    let out = down
+        .store
+        .cli(&down.dir)
+        .args(["--config", down.config.to_str().unwrap()])
+        .args(["gc", "--json", "--grace", "0s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+async fn least_recently_read_copies_go_first(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let wheels_dir = dir.path().join("wheels");
+    std::fs::create_dir_all(&wheels_dir).unwrap();
+    let dists: Vec<Dist> = (0..WHEELS)
+        .map(|i| {
+            let data = pseudo_random(100 << 10, 50 + i as u32);
+            let dist = wheel_with_data(&format!("cached{i}"), "1.0", &[], None, data);
+            dist.write_to(&wheels_dir);
+            dist
+        })
+        .collect();
+    up.import(&["pypi", "import", wheels_dir.to_str().unwrap()]);
+    let down = downstream_of(
+        backend,
+        dir.path(),
+        "pypi",
+        &format!("{}/simple/", up.server.base),
+        "[gc]\npull_through_budget = \"350KiB\"\naccess_flush = \"500ms\"\n",
+    );
+    // A wheel uploaded to the downstream itself: never evicted, whatever its size.
+    let local_dir = dir.path().join("local");
+    std::fs::create_dir_all(&local_dir).unwrap();
+    let local = wheel_with_data("homegrown", "1.0", &[], None, pseudo_random(400 << 10, 99));
+    local.write_to(&local_dir);
+    down.import(&["pypi", "import", local_dir.to_str().unwrap()]);
+
+    let http = support::http::following_redirects();
+    let mut urls = Vec::new();
+    for (i, dist) in dists.iter().enumerate() {
+        urls.push(file_url(&http, &down, dist, &format!("cached{i}")).await);
+    }
+    // Read in order, a second apart, then the first again: least recent are 1, 2, 3...
+    for (url, dist) in urls.iter().zip(&dists) {
+        download(&http, url, dist).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    download(&http, &urls[0], &dists[0]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one flush of the reads
+
+    let report = gc(&down);
+    let evicted: Vec<usize> = (0..WHEELS)
+        .filter(|&i| !has_blob(&down.store, &dists[i].bytes))
+        .collect();
+    assert_eq!(evicted, [1, 2, 3], "{report}");
+    assert_eq!(report["evicted"]["count"], 3, "{report}");
+    assert!(has_blob(&down.store, &local.bytes), "the local wheel stays");
+    assert!(
+        report["pull_through"]["bytes"].as_u64().unwrap() > 350 << 10,
+        "{report}"
+    );
+    // Still listed, and fetched again when read.
+    download(&http, &urls[1], &dists[1]).await;
+    assert!(has_blob(&down.store, &dists[1].bytes));
+
+    // Collections while clients keep downloading every file: never a 404.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dists = std::sync::Arc::new(dists);
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (http, urls, dists, stop) =
+                (http.clone(), urls.clone(), dists.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut reads = 0;
+                for round in 0..500 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let i = (round + c) % WHEELS;
+                    download(&http, &urls[i], &dists[i]).await;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut evicted = 0;
+    for _ in 0..3 {
+        let down = &down;
+        let report = tokio::task::spawn_blocking({
+            let cmd_dir = down.dir.clone();
+            let mut cmd = down.store.cli(&cmd_dir);
+            cmd.args(["--config", down.config.to_str().unwrap()])
+                .args(["gc", "--json", "--grace", "0s"]);
+            move || cmd.output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(report.status.success());
+        let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+        evicted += report["evicted"]["count"].as_u64().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut reads = 0;
+    for client in clients {
+        reads += client.await.unwrap();
+    }
+    assert!(reads > 0 && evicted > 0, "{reads} reads, {evicted} evicted");
+    eprintln!("{reads} downloads during 3 collections that evicted {evicted} copies: none failed");
+}
+
+on_both_stores!(async:
+    least_recently_read_copies_go_first,
+);
