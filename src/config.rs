@@ -364,6 +364,13 @@ impl Config {
             rule.validate().map_err(ConfigError)?;
         }
 
+        // Only a protocol that can fetch a copy again may have its copies evicted (a bundle
+        // may bring pull-through's documents to a store without an upstream).
+        let evictable = crate::gc::Evictable {
+            oci: file.oci.upstream.is_some(),
+            pypi: file.pypi.upstream.is_some(),
+            hf: file.hf.upstream.is_some(),
+        };
         Ok(Config {
             listen,
             store,
@@ -384,7 +391,10 @@ impl Config {
             s3api,
             bundle: file.bundle,
             model_images: file.model_images,
-            gc: file.gc,
+            gc: crate::gc::GcSettings {
+                evictable,
+                ..file.gc
+            },
         })
     }
 }

@@ -169,6 +169,22 @@ async fn least_recently_read_copies_go_first(backend: Backend) {
         reads += client.await.unwrap();
     }
     assert!(reads > 0 && evicted > 0, "{reads} reads, {evicted} evicted");
+
+    // Where nothing could fetch them again (no upstream, as on the far side of a bundle
+    // that carried pull-through's documents), copies are never evicted.
+    let isolated = down.dir.join("no-upstream.toml");
+    std::fs::write(&isolated, "[gc]\npull_through_budget = \"1KiB\"\n").unwrap();
+    let out = down
+        .store
+        .cli(&down.dir)
+        .args(["--config", isolated.to_str().unwrap()])
+        .args(["gc", "--json", "--grace", "0s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["evicted"]["count"], 0, "{report}");
+    assert_eq!(report["pull_through"]["count"], 0, "{report}");
     eprintln!("{reads} downloads during 3 collections that evicted {evicted} copies: none failed");
 }
 

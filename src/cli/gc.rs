@@ -36,6 +36,7 @@ pub async fn run(
         retention: settings.retention.clone(),
         pull_through_budget: settings.pull_through_budget,
         pull_through_unused_after: settings.pull_through_unused_after,
+        evictable: settings.evictable,
     };
     eprintln!(
         "airlock gc{}: marking what every OCI repository, Python index and Hub repository references in {}...",

@@ -21,7 +21,7 @@ pub mod retention;
 mod schedule;
 mod sweep;
 
-pub use schedule::{spawn, GcSettings};
+pub use schedule::{spawn, Evictable, GcSettings};
 
 use evict::Cached;
 use futures::TryStreamExt;
@@ -51,6 +51,8 @@ pub struct Options {
     pub pull_through_budget: Option<u64>,
     /// Pull-through's copies nobody read for this long are evicted.
     pub pull_through_unused_after: Option<Duration>,
+    /// Only copies of these protocols' items: those with an upstream to fetch them again.
+    pub evictable: Evictable,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -199,7 +201,8 @@ async fn collect(
             }
             bits => {
                 report.referenced.add(meta.size);
-                if bits & mark::LOCAL == 0 {
+                let evictable = options.evictable.bits();
+                if bits & mark::LOCAL == 0 && bits & !evictable == 0 {
                     report.pull_through.add(meta.size);
                     cached.push(Cached {
                         digest,

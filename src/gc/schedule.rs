@@ -33,6 +33,32 @@ pub struct GcSettings {
     /// How often `serve` records which blobs were read (for the two above).
     #[serde(with = "humantime_serde")]
     pub access_flush: Duration,
+    /// The protocols with an upstream (from their sections, not `[gc]`).
+    #[serde(skip)]
+    pub evictable: Evictable,
+}
+
+/// Protocols whose pull-through copies may be evicted: those that can fetch them again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evictable {
+    pub oci: bool,
+    pub pypi: bool,
+    pub hf: bool,
+}
+
+impl Evictable {
+    /// The protocol bits (`mark::Protocol`) of these.
+    pub fn bits(self) -> u8 {
+        use super::mark::Protocol;
+        [
+            (self.oci, Protocol::Oci),
+            (self.pypi, Protocol::Pypi),
+            (self.hf, Protocol::Hf),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |bits, (_, p)| bits | *p as u8)
+    }
 }
 
 impl Default for GcSettings {
@@ -44,6 +70,7 @@ impl Default for GcSettings {
             pull_through_budget: None,
             pull_through_unused_after: None,
             access_flush: Duration::from_secs(60),
+            evictable: Evictable::default(),
         }
     }
 }
@@ -65,6 +92,7 @@ pub fn spawn(
         retention: settings.retention.clone(),
         pull_through_budget: settings.pull_through_budget,
         pull_through_unused_after: settings.pull_through_unused_after,
+        evictable: settings.evictable,
     };
     Some(tokio::spawn(async move {
         loop {
