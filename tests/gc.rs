@@ -293,6 +293,20 @@ async fn gc_counts_across_protocols_and_sweeps_abandoned_uploads(backend: Backen
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "the deleted image's own layer is gone");
+    // The catalog's store page (read by a fresh server: nothing cached) shows what it freed.
+    drop(server);
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let page: serde_json::Value = http
+        .get(server.url("/_airlock/catalog/store"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["gc"]["removed_bytes"], reclaimable.1, "{page}");
+    assert_eq!(page["gc"]["removed_blobs"], reclaimable.0, "{page}");
     // A second run finds nothing left to remove.
     let report = gc(&store, dir, &["--grace", "0s"]);
     assert_eq!(tally(&report["swept"], "blobs"), (0, 0), "{report}");

@@ -302,6 +302,12 @@ pub async fn for_reader(
                 "reclaimable_blobs": r.reclaimable.count,
                 "reclaimable_xorbs": r.xorbs_reclaimable.count,
                 "uploads_removed": r.uploads.sessions,
+                "removed_bytes": r.swept.blobs.bytes + r.swept.xorbs.bytes,
+                "removed_blobs": r.swept.blobs.count,
+                "removed_xorbs": r.swept.xorbs.count,
+                "pull_through_bytes": r.pull_through.bytes,
+                "evicted_bytes": r.evicted.bytes,
+                "evicted_blobs": r.evicted.count,
             })
         }),
         false => None,

@@ -345,7 +345,10 @@ async function storePage() {
         [plural(items.models, "model"), plural(items.datasets, "dataset"), plural(items.projects, "Python project"), plural(items.images, "image")].join(" · ")),
       s.gc ? card("reclaimable", "Reclaimable", formatBytes(s.gc.reclaimable_bytes),
         plural(s.gc.reclaimable_blobs, "blob") + " and " + plural(s.gc.reclaimable_xorbs, "xorb") + " nothing references, as of the last airlock gc " +
-        formatDate(s.gc.finished_at) + (s.gc.dry_run ? " (dry run)" : "")) : null),
+        formatDate(s.gc.finished_at) + (s.gc.dry_run ? " (dry run)" : "")) : null,
+      s.gc && !s.gc.dry_run ? card("freed", "Freed by the last airlock gc", formatBytes(s.gc.removed_bytes + s.gc.evicted_bytes),
+        plural(s.gc.removed_blobs, "blob") + " and " + plural(s.gc.removed_xorbs, "xorb") + " nothing referenced; " +
+        plural(s.gc.evicted_blobs, "pull-through blob") + " evicted, of " + formatBytes(s.gc.pull_through_bytes) + " cached") : null),
     h("h2", {}, "Recently changed"),
     s.recent.length
       ? table("recent", ["Kind", "Name", "Changed "], s.recent.map((r) => h("tr", {},
