@@ -442,6 +442,110 @@ async fn retention_keeps_the_last_pushed_tags(backend: Backend) {
     }
 }
 
+/// `[[gc.python_retention]]`: of a project's releases, the two uploaded last stay (not
+/// the two greatest version strings: 10.0 was uploaded before 9.0); the others leave the
+/// index, and their wheels are swept in the same run; another project is not governed.
+async fn python_retention_keeps_the_last_uploaded_releases(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let store = StoreArgs::new(backend, dir);
+    let config = dir.join("airlock.toml");
+    std::fs::write(
+        &config,
+        "[[gc.python_retention]]
+projects = \"default/gcdemo\"
+keep_last = 2
+",
+    )
+    .unwrap();
+    let mut wheels = Vec::new();
+    for version in ["1.0", "2.0", "10.0", "9.0"] {
+        let folder = dir.join(format!("wheels-{version}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let wheel = support::wheels::wheel("gcdemo", version, &[], None);
+        wheel.write_to(&folder);
+        ok(store
+            .cli(dir)
+            .args(["pypi", "import", folder.to_str().unwrap()]));
+        wheels.push(wheel);
+    }
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let old_other = support::wheels::wheel("othertool", "0.1", &[], None);
+    old_other.write_to(&other);
+    support::wheels::wheel("othertool", "0.2", &[], None).write_to(&other);
+    support::wheels::wheel("othertool", "0.3", &[], None).write_to(&other);
+    ok(store
+        .cli(dir)
+        .args(["pypi", "import", other.to_str().unwrap()]));
+    let global = ["--config", config.to_str().unwrap()];
+
+    let report = gc_with(&store, dir, &global, &["--dry-run", "--grace", "0s"]);
+    let versions = |report: &serde_json::Value| -> Vec<String> {
+        report["releases_removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{} {}",
+                    r["index"].as_str().unwrap(),
+                    r["project"].as_str().unwrap(),
+                    r["version"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        versions(&report),
+        ["default/gcdemo 2.0", "default/gcdemo 1.0"],
+        "{report}"
+    );
+    let report = gc_with(&store, dir, &global, &["--grace", "0s"]);
+    assert_eq!(
+        versions(&report),
+        ["default/gcdemo 2.0", "default/gcdemo 1.0"],
+        "{report}"
+    );
+    let server = store.serve(dir, &["--admin-token", ADMIN]);
+    let page: serde_json::Value = support::http::client()
+        .get(server.url("/simple/gcdemo/"))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut files: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "gcdemo-10.0-py3-none-any.whl",
+            "gcdemo-9.0-py3-none-any.whl"
+        ]
+    );
+    let has = |data: &[u8]| {
+        let hex = support::sha256_hex(data);
+        store.keys_under("blobs/").iter().any(|k| k.ends_with(&hex))
+    };
+    assert!(
+        !has(&wheels[0].bytes) && !has(&wheels[1].bytes),
+        "swept in the same run"
+    );
+    assert!(has(&wheels[2].bytes) && has(&wheels[3].bytes));
+    assert!(
+        has(&old_other.bytes),
+        "a project no rule names keeps every release"
+    );
+}
+
 /// `airlock pypi remove`: a version leaves the index (pip no longer sees it), and its
 /// wheel and metadata become unreferenced; a version that is not there is refused by name.
 async fn a_removed_release_is_unreferenced(backend: Backend) {
@@ -847,4 +951,5 @@ on_both_stores!(async:
     serve_collects_on_its_timer,
     retention_keeps_the_last_pushed_tags,
     unfinished_writes_are_removed_by_age,
+    python_retention_keeps_the_last_uploaded_releases,
 );

@@ -34,6 +34,7 @@ pub async fn run(
         grace: args.grace.unwrap_or(settings.grace),
         uploads_older_than: args.uploads_older_than.unwrap_or(purge_uploads_after),
         retention: settings.retention.clone(),
+        python_retention: settings.python_retention.clone(),
         pull_through_budget: settings.pull_through_budget,
         pull_through_unused_after: settings.pull_through_unused_after,
         evictable: settings.evictable,

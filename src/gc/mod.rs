@@ -20,6 +20,7 @@ pub mod mark;
 pub mod retention;
 mod schedule;
 mod sweep;
+pub mod versions;
 
 pub use schedule::{spawn, Evictable, GcSettings};
 
@@ -47,6 +48,8 @@ pub struct Options {
     pub uploads_older_than: Duration,
     /// OCI tag retention, applied before the mark.
     pub retention: Vec<retention::RetentionRule>,
+    /// Python release retention, applied before the mark.
+    pub python_retention: Vec<versions::VersionRule>,
     /// Pull-through's copies beyond this many bytes are evicted, least recently read first.
     pub pull_through_budget: Option<u64>,
     /// Pull-through's copies nobody read for this long are evicted.
@@ -91,6 +94,9 @@ pub struct Report {
     /// removed, or would remove.
     #[serde(default)]
     pub retention: retention::Removed,
+    /// Python releases retention removed (or would remove).
+    #[serde(default)]
+    pub releases_removed: Vec<versions::RemovedVersion>,
     /// Model-image records of deleted Hub repositories removed (or that would be).
     #[serde(default)]
     pub model_image_records_removed: u64,
@@ -172,6 +178,8 @@ async fn collect(
         options.dry_run,
     )
     .await?;
+    report.releases_removed =
+        versions::apply(stores, &options.python_retention, options.dry_run).await?;
     let mut marks = Marks::default();
     mark::mark_oci(stores, &found.oci_repos, &mut marks).await?;
     mark::mark_pypi(stores, &mut marks).await?;
@@ -413,6 +421,19 @@ impl fmt::Display for Report {
                 "retention {verb} {} untagged manifest(s): {}",
                 manifests.len(),
                 manifests.join(", ")
+            )?;
+        }
+        if !self.releases_removed.is_empty() {
+            let releases: Vec<String> = self
+                .releases_removed
+                .iter()
+                .map(|r| format!("{}/{} {}", r.index, r.project, r.version))
+                .collect();
+            writeln!(
+                f,
+                "retention {verb} {} Python release(s): {}",
+                releases.len(),
+                releases.join(", ")
             )?;
         }
         writeln!(

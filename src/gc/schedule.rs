@@ -23,6 +23,8 @@ pub struct GcSettings {
     pub grace: Duration,
     /// `[[gc.retention]]`: OCI tags kept per repository pattern, applied by every run.
     pub retention: Vec<super::retention::RetentionRule>,
+    /// `[[gc.python_retention]]`: Python releases kept per project pattern.
+    pub python_retention: Vec<super::versions::VersionRule>,
     /// Pull-through's copies beyond this many bytes (`"200GiB"`) are evicted, least
     /// recently read first.
     #[serde(deserialize_with = "crate::quota::optional_size")]
@@ -67,6 +69,7 @@ impl Default for GcSettings {
             interval: Duration::from_secs(24 * 3600),
             grace: Duration::from_secs(3600),
             retention: Vec::new(),
+            python_retention: Vec::new(),
             pull_through_budget: None,
             pull_through_unused_after: None,
             access_flush: Duration::from_secs(60),
@@ -90,6 +93,7 @@ pub fn spawn(
         grace: settings.grace,
         uploads_older_than,
         retention: settings.retention.clone(),
+        python_retention: settings.python_retention.clone(),
         pull_through_budget: settings.pull_through_budget,
         pull_through_unused_after: settings.pull_through_unused_after,
         evictable: settings.evictable,
