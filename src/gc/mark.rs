@@ -268,10 +268,15 @@ pub async fn mark_oci(stores: &Stores, names: &[String], marks: &mut Marks) -> a
         let cached = reach(upstream_tags.into_iter().map(|(_, d)| d).collect());
         for digest in repo.manifests.keys() {
             let is_local = !cached.contains(digest) || local.contains(digest);
-            marks.mark(digest, Protocol::Oci, is_local);
+            // Manifests themselves are never evicted: a tag resolves to their bytes, and
+            // they are small. Only the config and layers are pull-through's cache.
+            marks.mark(digest, Protocol::Oci, true);
             if let Some((blobs, children)) = named.get(digest) {
-                for d in blobs.iter().chain(children) {
+                for d in blobs {
                     marks.mark(d, Protocol::Oci, is_local);
+                }
+                for d in children {
+                    marks.mark(d, Protocol::Oci, true);
                 }
             }
         }
