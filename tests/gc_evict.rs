@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 use support::backend::{Backend, StoreArgs};
-use support::pullthrough::{downstream_of, upstream, Node};
+use support::pullthrough::{downstream_of, seed_tiny, upstream, Node};
 use support::wheels::{wheel_with_data, Dist};
 use support::{pseudo_random, sha256_hex};
 
@@ -77,7 +77,7 @@ async fn least_recently_read_copies_go_first(backend: Backend) {
     std::fs::create_dir_all(&wheels_dir).unwrap();
     let dists: Vec<Dist> = (0..WHEELS)
         .map(|i| {
-            let data = pseudo_random(100 << 10, 50 + i as u32);
+            let data = pseudo_random(100 << 10, 50 + 2 * i as u32);
             let dist = wheel_with_data(&format!("cached{i}"), "1.0", &[], None, data);
             dist.write_to(&wheels_dir);
             dist
@@ -188,6 +188,67 @@ async fn least_recently_read_copies_go_first(backend: Backend) {
     eprintln!("{reads} downloads during 3 collections that evicted {evicted} copies: none failed");
 }
 
+/// The same for OCI images pulled through: layers beyond the budget go, least recently
+/// pulled first, and an evicted layer is pulled from the upstream again; manifests (small,
+/// and what a tag resolves to) always stay.
+async fn least_recently_pulled_layers_go_first(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    // Seeds two apart: `pseudo_random` sets the low bit, so 70 and 71 are one seed.
+    let layers: Vec<Vec<u8>> = (0..4)
+        .map(|i| pseudo_random(100 << 10, 70 + 2 * i))
+        .collect();
+    for (i, layer) in layers.iter().enumerate() {
+        seed_tiny(&up, &format!("img{i}"), "v1", layer);
+    }
+    let down = downstream_of(
+        backend,
+        dir.path(),
+        "oci",
+        &up.server.base,
+        "[gc]\npull_through_budget = \"250KiB\"\naccess_flush = \"500ms\"\n",
+    );
+    let http = support::http::client();
+    let pull = |i: usize| {
+        let (http, base, layer) = (http.clone(), down.server.base.clone(), layers[i].clone());
+        async move {
+            let r = http
+                .get(format!("{base}/v2/library/img{i}/manifests/v1"))
+                .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "manifest of img{i}");
+            let r = http
+                .get(format!(
+                    "{base}/v2/library/img{i}/blobs/{}",
+                    support::sha256(&layer)
+                ))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "layer of img{i}");
+            assert!(r.bytes().await.unwrap() == layer, "img{i}: other bytes");
+        }
+    };
+    for i in 0..4 {
+        pull(i).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    pull(0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = gc(&down);
+    let evicted: Vec<usize> = (0..4)
+        .filter(|&i| !has_blob(&down.store, &layers[i]))
+        .collect();
+    assert_eq!(evicted, [1, 2], "{report}");
+    for i in 0..4 {
+        pull(i).await;
+    }
+    assert!(has_blob(&down.store, &layers[1]), "pulled again");
+}
+
 on_both_stores!(async:
     least_recently_read_copies_go_first,
+    least_recently_pulled_layers_go_first,
 );

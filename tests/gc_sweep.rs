@@ -98,7 +98,8 @@ async fn prepare(cluster: &Cluster) -> Vec<(PathBuf, Vec<u8>)> {
     let http = support::http::client();
     let mut layouts = Vec::new();
     for i in 0..IMAGES {
-        let layer = pseudo_random(256 << 10, 1000 + i as u32);
+        // Seeds two apart: `pseudo_random` sets the low bit (one layer per image).
+        let layer = pseudo_random(256 << 10, 1000 + 2 * i as u32);
         let base = &cluster.replica(i).base;
         let name = format!("team/img-{i}");
         let old = push_image(&http, base, ADMIN, &name, "old", &layer).await;
