@@ -452,10 +452,7 @@ async fn python_retention_keeps_the_last_uploaded_releases(backend: Backend) {
     let config = dir.join("airlock.toml");
     std::fs::write(
         &config,
-        "[[gc.python_retention]]
-projects = \"default/gcdemo\"
-keep_last = 2
-",
+        "[[gc.python_retention]]\nprojects = \"default/gcdemo\"\nkeep_last = 2\n",
     )
     .unwrap();
     let mut wheels = Vec::new();
@@ -531,10 +528,7 @@ keep_last = 2
             "gcdemo-9.0-py3-none-any.whl"
         ]
     );
-    let has = |data: &[u8]| {
-        let hex = support::sha256_hex(data);
-        store.keys_under("blobs/").iter().any(|k| k.ends_with(&hex))
-    };
+    let has = |data: &[u8]| store.has_blob(data);
     assert!(
         !has(&wheels[0].bytes) && !has(&wheels[1].bytes),
         "swept in the same run"

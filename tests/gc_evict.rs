@@ -7,20 +7,12 @@
 mod support;
 
 use std::time::Duration;
-use support::backend::{Backend, StoreArgs};
+use support::backend::Backend;
+use support::pseudo_random;
 use support::pullthrough::{downstream_of, seed_tiny, upstream, Node};
 use support::wheels::{wheel_with_data, Dist};
-use support::{pseudo_random, sha256_hex};
 
 const WHEELS: usize = 6;
-
-fn has_blob(store: &StoreArgs, data: &[u8]) -> bool {
-    let hex = sha256_hex(data);
-    store
-        .keys_under(&format!("blobs/sha256/{}/", &hex[..2]))
-        .iter()
-        .any(|k| k.ends_with(&hex))
-}
 
 /// The downstream's URL of `dist`'s file, from its project page.
 async fn file_url(http: &reqwest::Client, down: &Node, dist: &Dist, project: &str) -> String {
@@ -113,18 +105,18 @@ async fn least_recently_read_copies_go_first(backend: Backend) {
 
     let report = gc(&down);
     let evicted: Vec<usize> = (0..WHEELS)
-        .filter(|&i| !has_blob(&down.store, &dists[i].bytes))
+        .filter(|&i| !down.store.has_blob(&dists[i].bytes))
         .collect();
     assert_eq!(evicted, [1, 2, 3], "{report}");
     assert_eq!(report["evicted"]["count"], 3, "{report}");
-    assert!(has_blob(&down.store, &local.bytes), "the local wheel stays");
+    assert!(down.store.has_blob(&local.bytes), "the local wheel stays");
     assert!(
         report["pull_through"]["bytes"].as_u64().unwrap() > 350 << 10,
         "{report}"
     );
     // Still listed, and fetched again when read.
     download(&http, &urls[1], &dists[1]).await;
-    assert!(has_blob(&down.store, &dists[1].bytes));
+    assert!(down.store.has_blob(&dists[1].bytes));
 
     // Collections while clients keep downloading every file: never a 404.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -239,13 +231,13 @@ async fn least_recently_pulled_layers_go_first(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let report = gc(&down);
     let evicted: Vec<usize> = (0..4)
-        .filter(|&i| !has_blob(&down.store, &layers[i]))
+        .filter(|&i| !down.store.has_blob(&layers[i]))
         .collect();
     assert_eq!(evicted, [1, 2], "{report}");
     for i in 0..4 {
         pull(i).await;
     }
-    assert!(has_blob(&down.store, &layers[1]), "pulled again");
+    assert!(down.store.has_blob(&layers[1]), "pulled again");
 }
 
 on_both_stores!(async:

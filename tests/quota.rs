@@ -10,7 +10,7 @@ use support::airlock::Airlock;
 use support::backend::{Backend, StoreArgs};
 use support::images::{skopeo, tiny_layout};
 use support::process::{ok, venv_dir, venv_tool};
-use support::{pseudo_random, sha256_hex, ADMIN};
+use support::{pseudo_random, ADMIN};
 
 const CONFIG: &str = r#"
 [oci]
@@ -31,14 +31,6 @@ fn serve(backend: Backend, dir: &Path) -> (StoreArgs, Airlock) {
         &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
     );
     (store, server)
-}
-
-fn has_blob(store: &StoreArgs, data: &[u8]) -> bool {
-    let hex = sha256_hex(data);
-    store
-        .keys_under(&format!("blobs/sha256/{}/", &hex[..2]))
-        .iter()
-        .any(|k| k.ends_with(&hex))
 }
 
 fn push(dir: &Path, server: &Airlock, layout: &Path, image: &str) -> std::process::Output {
@@ -78,7 +70,7 @@ async fn oci_namespace_quota(backend: Backend) {
         stderr.contains("quota exceeded") && stderr.contains("docker.io/team"),
         "{stderr}"
     );
-    assert!(!has_blob(&store, &b), "the refused layer is not stored");
+    assert!(!store.has_blob(&b), "the refused layer is not stored");
     assert_eq!(store.keys_under("uploads/"), Vec::<String>::new());
     let http = support::http::client();
     let manifest = |name: &str| {
@@ -145,7 +137,7 @@ async fn pypi_index_quota(backend: Backend) {
         "{text}"
     );
     assert!(
-        !has_blob(&store, &big.bytes),
+        !store.has_blob(&big.bytes),
         "the refused wheel is not stored"
     );
     let r = support::http::client()
@@ -211,7 +203,7 @@ assert "big.bin" not in api.list_repo_files("org/m")
             out.contains("REFUSED") && out.contains("quota exceeded") && out.contains("`org`"),
             "{out}"
         );
-        assert!(!has_blob(&store, &big), "the refused file is not stored");
+        assert!(!store.has_blob(&big), "the refused file is not stored");
         assert_eq!(store.keys_under("xet/xorbs/"), xorbs, "nor are xorbs of it");
     }
     // The same file twice in the organization counts once: re-uploading it is admitted.
@@ -223,10 +215,7 @@ api.create_repo("elsewhere/m")
 api.upload_file(path_or_fileobj="big.bin", path_in_repo="big.bin", repo_id="elsewhere/m")
 "#,
     );
-    assert!(
-        has_blob(&store, &big),
-        "another organization is not limited"
-    );
+    assert!(store.has_blob(&big), "another organization is not limited");
 }
 
 on_both_stores!(

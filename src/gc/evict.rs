@@ -10,7 +10,6 @@ use super::sweep::{Item, Sweep};
 use super::{unix_secs, Options, Tally};
 use crate::digest::Digest;
 use crate::store::access;
-use crate::store::layout::blob_key;
 use crate::store::Stores;
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -69,9 +68,7 @@ pub async fn run(
         return Ok(chosen);
     };
     for c in victims {
-        sweep
-            .add(blob_key(&c.digest), Item::Blob(c.digest.clone()), c.size)
-            .await?;
+        sweep.add(Item::Blob(c.digest.clone()), c.size).await?;
     }
     sweep.flush().await?;
     // One document of the times that still matter replaces the ones read.

@@ -191,6 +191,7 @@ async fn collect(
 
     let mut sweep = lease.map(|lease| Sweep::new(stores, lease, mark_started, cutoff));
     let mut cached: Vec<Cached> = Vec::new();
+    let evictable = options.evictable.bits();
     let recent = |modified: Option<SystemTime>| modified.is_none_or(|t| t > cutoff);
     let mut blobs = mark::listing(stores, layout::BLOBS_PREFIX);
     while let Some(meta) = blobs.try_next().await? {
@@ -204,12 +205,11 @@ async fn collect(
             0 => {
                 report.reclaimable.add(meta.size);
                 if let Some(sweep) = sweep.as_mut() {
-                    sweep.add(meta.key, Item::Blob(digest), meta.size).await?;
+                    sweep.add(Item::Blob(digest), meta.size).await?;
                 }
             }
             bits => {
                 report.referenced.add(meta.size);
-                let evictable = options.evictable.bits();
                 if bits & mark::LOCAL == 0 && bits & !evictable == 0 {
                     report.pull_through.add(meta.size);
                     cached.push(Cached {
@@ -244,7 +244,7 @@ async fn collect(
         } else {
             report.xorbs_reclaimable.add(meta.size);
             if let Some(sweep) = sweep.as_mut() {
-                sweep.add(meta.key, Item::Xorb(xorb), meta.size).await?;
+                sweep.add(Item::Xorb(xorb), meta.size).await?;
             }
         }
     }

@@ -7,6 +7,7 @@ use super::Tally;
 use crate::digest::Digest;
 use crate::hf::xet_store::XetStore;
 use crate::store::claims::{Batch, HeldLease, Sweeper};
+use crate::store::layout::{blob_key, xet_xorb_key};
 use crate::store::{ObjectKey, StoreError, Stores};
 use crate::xet::MerkleHash;
 use futures::StreamExt;
@@ -24,6 +25,16 @@ const CONCURRENCY: usize = 8;
 pub enum Item {
     Blob(Digest),
     Xorb(MerkleHash),
+}
+
+impl Item {
+    /// Where its bytes are stored: the key a batch announces and claims name.
+    fn key(&self) -> ObjectKey {
+        match self {
+            Item::Blob(digest) => blob_key(digest),
+            Item::Xorb(hash) => xet_xorb_key(&hash.to_api_hex()).expect("hex keys are valid"),
+        }
+    }
 }
 
 /// What a sweep removed, and what it found reason to keep.
@@ -77,8 +88,8 @@ impl<'a> Sweep<'a> {
         }
     }
 
-    pub async fn add(&mut self, key: ObjectKey, item: Item, size: u64) -> anyhow::Result<()> {
-        self.pending.push((key, item, size));
+    pub async fn add(&mut self, item: Item, size: u64) -> anyhow::Result<()> {
+        self.pending.push((item.key(), item, size));
         if self.pending.len() >= BATCH {
             self.flush().await?;
         }

@@ -50,20 +50,7 @@ impl AccessLog {
         if noted.is_empty() {
             return Ok(());
         }
-        let times: HashMap<String, u64> = noted
-            .iter()
-            .map(|(raw, at)| (hex::encode(raw), *at))
-            .collect();
-        let key = MetaKey::GcAccess {
-            at_ms: super::claims::unix_ms(SystemTime::now()),
-            id: format!("{:016x}", rand::random::<u64>()),
-        }
-        .key()?;
-        let bytes = serde_json::to_vec(&times).expect("serializable");
-        if let Err(e) = store
-            .put(&key, bytes_stream(bytes), PutOptions::default())
-            .await
-        {
+        if let Err(e) = write_times(store, &noted).await {
             // Kept for the next flush rather than lost.
             let mut current = self.noted.lock().expect("not poisoned");
             for (raw, at) in noted {
@@ -91,6 +78,24 @@ impl AccessLog {
             }
         })
     }
+}
+
+/// Writes `times` as one new access document.
+async fn write_times(store: &DynStore, times: &HashMap<[u8; 32], u64>) -> Result<()> {
+    let doc: HashMap<String, u64> = times
+        .iter()
+        .map(|(raw, at)| (hex::encode(raw), *at))
+        .collect();
+    let key = MetaKey::GcAccess {
+        at_ms: super::claims::unix_ms(SystemTime::now()),
+        id: format!("{:016x}", rand::random::<u64>()),
+    }
+    .key()?;
+    let bytes = serde_json::to_vec(&doc).expect("serializable");
+    store
+        .put(&key, bytes_stream(bytes), PutOptions::default())
+        .await?;
+    Ok(())
 }
 
 /// Every access document's times merged (newest per blob), and the documents merged.
@@ -133,19 +138,7 @@ pub async fn compact(
     merged: &[ObjectKey],
 ) -> Result<()> {
     if !times.is_empty() {
-        let doc: HashMap<String, u64> = times
-            .iter()
-            .map(|(raw, at)| (hex::encode(raw), *at))
-            .collect();
-        let key = MetaKey::GcAccess {
-            at_ms: super::claims::unix_ms(SystemTime::now()),
-            id: format!("{:016x}", rand::random::<u64>()),
-        }
-        .key()?;
-        let bytes = serde_json::to_vec(&doc).expect("serializable");
-        store
-            .put(&key, bytes_stream(bytes), PutOptions::default())
-            .await?;
+        write_times(store, times).await?;
     }
     for key in merged {
         store.delete(key).await?;

@@ -128,6 +128,14 @@ impl StoreArgs {
         }
     }
 
+    /// Whether the store holds `data` as a blob (listed in the store directly).
+    pub fn has_blob(&self, data: &[u8]) -> bool {
+        let hex = super::sha256_hex(data);
+        self.keys_under(&format!("blobs/sha256/{}/", &hex[..2]))
+            .iter()
+            .any(|k| k.ends_with(&hex))
+    }
+
     /// Keys of the objects under `prefix` (a plain string prefix of the key).
     pub fn keys_under(&self, prefix: &str) -> Vec<String> {
         self.object_keys()
