@@ -366,6 +366,9 @@ impl Config {
         for rule in &file.gc.python_retention {
             rule.validate().map_err(ConfigError)?;
         }
+        for rule in &file.gc.hub_retention {
+            rule.validate().map_err(ConfigError)?;
+        }
 
         // Only a protocol that can fetch a copy again may have its copies evicted (a bundle
         // may bring pull-through's documents to a store without an upstream).

@@ -60,7 +60,8 @@ fn hub(backend: Backend) -> Hub {
     std::fs::write(
         &config,
         format!(
-            "[[tokens]]\nname = \"owner\"\nsecret = \"{OWNER}\"\nscopes = [\"admin:hf:org/tiny\", \"admin:hf:datasets/org/ds\"]\n\
+            "[cache]\nmutable_ttl = \"100ms\"\n\
+             [[tokens]]\nname = \"owner\"\nsecret = \"{OWNER}\"\nscopes = [\"admin:hf:org/tiny\", \"admin:hf:datasets/org/ds\"]\n\
              [[tokens]]\nname = \"writer\"\nsecret = \"{WRITER}\"\nscopes = [\"write:hf:org/tiny\"]\n\
              [[tokens]]\nname = \"stranger\"\nsecret = \"{STRANGER}\"\nscopes = [\"admin:hf:org/other\"]\n\
              [[tokens]]\nname = \"reader\"\nsecret = \"{READER}\"\nscopes = [\"read:hf:org/tiny\"]\n"
@@ -134,6 +135,7 @@ impl Hub {
         let out = support::process::ok(
             self.store
                 .cli(self.dir.path())
+                .args(["--config", self.config().to_str().unwrap()])
                 .args(["gc", "--json", "--grace", "0s"]),
         );
         let json = out
@@ -141,6 +143,11 @@ impl Hub {
             .find(|l| l.starts_with("{\"store\""))
             .unwrap_or_default();
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// The server's configuration, which `gc` also reads.
+    fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("airlock.toml")
     }
 
     /// The keys of `org/tiny`'s documents in the store.
@@ -397,6 +404,84 @@ print("DELETED-OK")
     );
 }
 
+/// `[[gc.hub_retention]]` over ten commits of a file, each tagged: keep-last-3 removes
+/// the tags of the seven oldest (not `stable`, which the rule does not govern), and
+/// keep-commits-1 cuts every commit no remaining ref names, so only the four file
+/// versions the refs name stay. Without the cut, v10's history would keep them all.
+fn retention_keeps_the_last_tags_and_commits(backend: Backend) {
+    let hub = hub(backend);
+    let dir = hub.dir.path();
+    let versions: Vec<Vec<u8>> = (1..=10)
+        .map(|i| support::pseudo_random(20_000, 100 + 2 * i))
+        .collect();
+    for (i, bytes) in versions.iter().enumerate() {
+        std::fs::write(dir.join(format!("v{}.bin", i + 1)), bytes).unwrap();
+    }
+    hub.python(&format!(
+        r#"
+for i in range(1, 11):
+    writer.upload_file(path_or_fileobj=f"{dir}/v{{i}}.bin", path_in_repo="v.bin", repo_id="org/tiny")
+    writer.create_tag("org/tiny", tag=f"v{{i}}")
+    if i == 2:
+        writer.create_tag("org/tiny", tag="stable")
+print("TAGGED-OK")
+"#,
+        dir = dir.to_str().unwrap()
+    ));
+    let mut config = std::fs::read_to_string(hub.config()).unwrap();
+    config.push_str(
+        "[[gc.hub_retention]]\nrepos = \"models/org/*\"\ntags = \"v*\"\nkeep_last = 3\n\
+         [[gc.hub_retention]]\nrepos = \"models/org/tiny\"\nkeep_commits = 1\n",
+    );
+    std::fs::write(hub.config(), config).unwrap();
+
+    let report = hub.gc();
+    let removed: Vec<&str> = report["hub_retention"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        ["v1", "v2", "v3", "v4", "v5", "v6", "v7"],
+        "by commit date, not name (v10 sorts before v8 by name): {report}"
+    );
+    // 4 commits of the setup, and v1, v3..v7's.
+    assert_eq!(
+        report["hub_retention"]["commits"]["models/org/tiny"], 10,
+        "{report}"
+    );
+    for (i, bytes) in versions.iter().enumerate() {
+        let kept = matches!(i + 1, 2 | 8 | 9 | 10);
+        assert_eq!(hub.store.has_blob(bytes), kept, "v{}: {report}", i + 1);
+    }
+    assert!(!hub.store.has_blob(b"one"), "the setup's first a.txt");
+    let v5 = report["hub_retention"]["tags"][4]["commit"]
+        .as_str()
+        .unwrap();
+    // The server sees the refs the command changed once its cached ones expire.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    hub.python(&format!(
+        r#"
+refs = reader.list_repo_refs("org/tiny")
+assert sorted(t.name for t in refs.tags) == ["stable", "v10", "v8", "v9"], refs.tags
+assert read("v.bin", revision="v8") == open("{dir}/v8.bin", "rb").read()
+assert read("v.bin", revision="stable") == open("{dir}/v2.bin", "rb").read()
+assert read("v.bin") == open("{dir}/v10.bin", "rb").read() and read("w.bin") == bytes(range(256)) * 4096
+expect(RevisionNotFoundError, lambda: read("v.bin", revision="v7"))
+expect(RevisionNotFoundError, lambda: read("v.bin", revision="{v5}"))
+# History stops where it was cut: main reaches v10, v9 and v8's commits.
+main = reader.list_repo_commits("org/tiny")
+assert len(main) == 3, main
+stable = reader.list_repo_commits("org/tiny", revision="stable")
+assert len(stable) == 1, stable
+print("KEPT-OK")
+"#,
+        dir = dir.to_str().unwrap()
+    ));
+}
+
 on_both_stores!(
     sync,
     ignore_fs = "needs huggingface_hub: `bash tests/run-all.sh` sets it up",
@@ -405,5 +490,6 @@ on_both_stores!(
     super_squash_keeps_the_files_and_the_tags,
     delete_repo_then_create_again,
     delete_repo_refusals,
-    collection_frees_what_deletions_left
+    collection_frees_what_deletions_left,
+    retention_keeps_the_last_tags_and_commits
 );

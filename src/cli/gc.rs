@@ -29,16 +29,12 @@ pub async fn run(
     purge_uploads_after: Duration,
     args: GcArgs,
 ) -> anyhow::Result<()> {
-    let options = Options {
-        dry_run: args.dry_run,
-        grace: args.grace.unwrap_or(settings.grace),
-        uploads_older_than: args.uploads_older_than.unwrap_or(purge_uploads_after),
-        retention: settings.retention.clone(),
-        python_retention: settings.python_retention.clone(),
-        pull_through_budget: settings.pull_through_budget,
-        pull_through_unused_after: settings.pull_through_unused_after,
-        evictable: settings.evictable,
-    };
+    let options = Options::from_settings(
+        settings,
+        args.dry_run,
+        args.grace.unwrap_or(settings.grace),
+        args.uploads_older_than.unwrap_or(purge_uploads_after),
+    );
     eprintln!(
         "airlock gc{}: marking what every OCI repository, Python index and Hub repository references in {}...",
         if args.dry_run { " (dry run)" } else { "" },

@@ -387,7 +387,7 @@ async fn mark_xet_file(repos: &Repos, hash: &MerkleHash, marks: &mut Marks) -> a
 }
 
 /// The commits whose model images were handed out: a blob of theirs is served by digest.
-async fn served_commits(stores: &Stores, repo: &RepoRef) -> anyhow::Result<Vec<String>> {
+pub async fn served_commits(stores: &Stores, repo: &RepoRef) -> anyhow::Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Served {
         commits: Vec<String>,

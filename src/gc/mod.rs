@@ -16,6 +16,7 @@
 
 mod derived;
 mod evict;
+pub mod hub_history;
 pub mod mark;
 pub mod retention;
 mod schedule;
@@ -50,6 +51,8 @@ pub struct Options {
     pub retention: Vec<retention::RetentionRule>,
     /// Python release retention, applied before the mark.
     pub python_retention: Vec<versions::VersionRule>,
+    /// Hub tag retention, applied before the mark.
+    pub hub_retention: Vec<hub_history::HubRule>,
     /// Pull-through's copies beyond this many bytes are evicted, least recently read first.
     pub pull_through_budget: Option<u64>,
     /// Pull-through's copies nobody read for this long are evicted.
@@ -97,6 +100,9 @@ pub struct Report {
     /// Python releases retention removed (or would remove).
     #[serde(default)]
     pub releases_removed: Vec<versions::RemovedVersion>,
+    /// Hub tags and old commits retention removed (or would remove).
+    #[serde(default)]
+    pub hub_retention: hub_history::Removed,
     /// Model-image records of deleted Hub repositories removed (or that would be).
     #[serde(default)]
     pub model_image_records_removed: u64,
@@ -180,6 +186,13 @@ async fn collect(
     .await?;
     report.releases_removed =
         versions::apply(stores, &options.python_retention, options.dry_run).await?;
+    report.hub_retention = hub_history::apply(
+        stores,
+        &found.hf_refs,
+        &options.hub_retention,
+        options.dry_run,
+    )
+    .await?;
     let mut marks = Marks::default();
     mark::mark_oci(stores, &found.oci_repos, &mut marks).await?;
     mark::mark_pypi(stores, &mut marks).await?;
@@ -435,6 +448,23 @@ impl fmt::Display for Report {
                 releases.len(),
                 releases.join(", ")
             )?;
+        }
+        if !self.hub_retention.tags.is_empty() {
+            let tags: Vec<String> = self
+                .hub_retention
+                .tags
+                .iter()
+                .map(|t| format!("{}@{}", t.repo, t.tag))
+                .collect();
+            writeln!(
+                f,
+                "retention {verb} {} Hub tag(s): {}",
+                tags.len(),
+                tags.join(", ")
+            )?;
+        }
+        for (repo, commits) in &self.hub_retention.commits {
+            writeln!(f, "retention {verb} {commits} old commit(s) of {repo}")?;
         }
         writeln!(
             f,

@@ -25,6 +25,8 @@ pub struct GcSettings {
     pub retention: Vec<super::retention::RetentionRule>,
     /// `[[gc.python_retention]]`: Python releases kept per project pattern.
     pub python_retention: Vec<super::versions::VersionRule>,
+    /// `[[gc.hub_retention]]`: Hub tags and history kept per repository pattern.
+    pub hub_retention: Vec<super::hub_history::HubRule>,
     /// Pull-through's copies beyond this many bytes (`"200GiB"`) are evicted, least
     /// recently read first.
     #[serde(deserialize_with = "crate::quota::optional_size")]
@@ -63,6 +65,29 @@ impl Evictable {
     }
 }
 
+impl Options {
+    /// A run as `settings` configures it, with the run's own dry-run flag, grace period
+    /// and upload age.
+    pub fn from_settings(
+        settings: &GcSettings,
+        dry_run: bool,
+        grace: Duration,
+        uploads_older_than: Duration,
+    ) -> Options {
+        Options {
+            dry_run,
+            grace,
+            uploads_older_than,
+            retention: settings.retention.clone(),
+            python_retention: settings.python_retention.clone(),
+            hub_retention: settings.hub_retention.clone(),
+            pull_through_budget: settings.pull_through_budget,
+            pull_through_unused_after: settings.pull_through_unused_after,
+            evictable: settings.evictable,
+        }
+    }
+}
+
 impl Default for GcSettings {
     fn default() -> Self {
         GcSettings {
@@ -70,6 +95,7 @@ impl Default for GcSettings {
             grace: Duration::from_secs(3600),
             retention: Vec::new(),
             python_retention: Vec::new(),
+            hub_retention: Vec::new(),
             pull_through_budget: None,
             pull_through_unused_after: None,
             access_flush: Duration::from_secs(60),
@@ -88,16 +114,7 @@ pub fn spawn(
     if settings.interval.is_zero() {
         return None;
     }
-    let options = Options {
-        dry_run: false,
-        grace: settings.grace,
-        uploads_older_than,
-        retention: settings.retention.clone(),
-        python_retention: settings.python_retention.clone(),
-        pull_through_budget: settings.pull_through_budget,
-        pull_through_unused_after: settings.pull_through_unused_after,
-        evictable: settings.evictable,
-    };
+    let options = Options::from_settings(&settings, false, settings.grace, uploads_older_than);
     Some(tokio::spawn(async move {
         loop {
             let spread = settings.interval.as_secs_f64() / 10.0 * rand::random::<f64>();

@@ -568,44 +568,55 @@ pub async fn resolve(
     let digest = crate::digest::Digest::sha256_hex(&file.sha256)
         .map_err(|e| HfError::bad_request(e.to_string()))?;
     let xet_hash = served_xet_hash(hf, file).await?;
-    let mut response = match held_as_xet(hf, file, &digest, xet_hash).await? {
-        Some(xet) => {
-            let etag = format!("\"{}\"", digest.hex());
-            let open = |range| async {
-                xet.read(&hf.repos, range)
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.message))
-            };
-            ranged_response(xet.size(), &etag, request, head, open).await?
-        }
-        None => {
-            // A pull-through copy evicted since this process last saw it is fetched from
-            // the upstream again (the failed read made the store forget it).
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let filled = super::pullthrough::fill_file(
-                    state.upstream.as_ref(),
-                    &state.filler,
-                    hf.repos.blobs(),
-                    repo,
-                    &view.commit.id,
-                    file,
-                    &digest,
-                    request,
-                    head,
-                )
-                .await?;
-                let served = match filled {
-                    Some((size, body)) => Ok(crate::download::streamed(&digest, size, body)),
-                    None => blob_response(hf.repos.blobs(), &digest, request, head).await,
+    let body = async {
+        Ok::<_, HfError>(match held_as_xet(hf, file, &digest, xet_hash).await? {
+            Some(xet) => {
+                let etag = format!("\"{}\"", digest.hex());
+                let open = |range| async {
+                    xet.read(&hf.repos, range)
+                        .await
+                        .map_err(|e| StoreError::Unavailable(e.message))
                 };
-                match served {
-                    Err(StoreError::NotFound(_)) if state.upstream.is_some() && attempts == 1 => {}
-                    served => break served?,
+                ranged_response(xet.size(), &etag, request, head, open).await?
+            }
+            None => {
+                // A pull-through copy evicted since this process last saw it is fetched from
+                // the upstream again (the failed read made the store forget it).
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let filled = super::pullthrough::fill_file(
+                        state.upstream.as_ref(),
+                        &state.filler,
+                        hf.repos.blobs(),
+                        repo,
+                        &view.commit.id,
+                        file,
+                        &digest,
+                        request,
+                        head,
+                    )
+                    .await?;
+                    let served = match filled {
+                        Some((size, body)) => Ok(crate::download::streamed(&digest, size, body)),
+                        None => blob_response(hf.repos.blobs(), &digest, request, head).await,
+                    };
+                    match served {
+                        Err(StoreError::NotFound(_))
+                            if state.upstream.is_some() && attempts == 1 => {}
+                        served => break served?,
+                    }
                 }
             }
+        })
+    };
+    // A commit retention just cut may still be cached here while its files are gone.
+    let mut response = match body.await {
+        Ok(response) => response,
+        Err(_) if hf.repos.commit_gone(repo, &view.commit.id).await? => {
+            return Err(HfError::revision_not_found(rev));
         }
+        Err(e) => return Err(e),
     };
     let h = response.headers_mut();
     let etag = if file.lfs { &file.sha256 } else { &file.oid };

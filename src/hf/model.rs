@@ -154,9 +154,34 @@ pub struct RefsDoc {
     /// `refs/pr/<n>`
     #[serde(default)]
     pub prs: BTreeMap<u64, String>,
+    /// Changes whenever commits a process may have cached stop existing (the repository
+    /// made again under its name, retention cutting its history): cached commits are
+    /// keyed by it, so every replica reads them again. Milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RefsDoc {
+    /// The refs of a repository made now: no names yet, a new generation.
+    pub fn new() -> RefsDoc {
+        RefsDoc {
+            generation: RefsDoc::next_generation(0),
+            ..RefsDoc::default()
+        }
+    }
+
+    /// A generation after `current`: the time now, or one more when the clock is behind.
+    pub fn next_generation(current: u64) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        now.max(current + 1)
+    }
+
     /// A branch, tag or `refs/...` name to its commit (not 40-hex ids: callers check those).
     pub fn lookup(&self, rev: &str) -> Option<&String> {
         if let Some(b) = rev.strip_prefix("refs/heads/") {

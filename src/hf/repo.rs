@@ -167,7 +167,8 @@ impl Repos {
         if !is_commit_id(id) {
             return Ok(None);
         }
-        let cache_key = format!("{}/{id}", repo.key_dir());
+        let generation = self.refs(repo).await?.generation;
+        let cache_key = format!("{}/{generation}/{id}", repo.key_dir());
         if let Some(view) = self.commits.get(&cache_key).await {
             return Ok(Some(view));
         }
@@ -430,10 +431,8 @@ impl Repos {
                 .collect();
             futures::stream::iter(mine)
                 .map(|doc| async move {
+                    // Cached commits go with the generation of the refs made next.
                     self.docs.delete(&doc.key()?).await?;
-                    if let MetaKey::HfCommit { commit, .. } = &doc {
-                        self.commits.invalidate(&format!("{dir}/{commit}")).await;
-                    }
                     Ok::<_, HfError>(())
                 })
                 .buffer_unordered(16)
@@ -664,7 +663,7 @@ impl Repos {
                 Err(e) => return Err(e.into()),
             }
             let mut new_refs = match parent {
-                Parent::Initial => RefsDoc::default(),
+                Parent::Initial => RefsDoc::new(),
                 _ => refs.clone(),
             };
             new_refs.branches.insert(branch.to_string(), id.clone());
@@ -692,6 +691,32 @@ impl Repos {
         Err(HfError::conflict(format!(
             "branch `{branch}` is changing too fast; retry the commit"
         )))
+    }
+
+    /// Whether the commit `id` is gone from the store (retention cut it) while this
+    /// process still has it cached: what a failed read of one of its files asks.
+    pub async fn commit_gone(&self, repo: &RepoRef, id: &str) -> Result<bool, HfError> {
+        Ok(self
+            .docs
+            .get_fresh(&repo.meta_key(Doc::Commit(id)))
+            .await?
+            .is_none())
+    }
+
+    /// Deletes the stored commits `ids` (retention cutting old history, as a shallow
+    /// clone does), then starts a new generation of refs.json so that every process
+    /// reads its cached commits again. They no longer resolve, and the history of a commit kept
+    /// stops where its parent is gone. The caller makes sure no ref names one of them.
+    pub async fn forget_commits(&self, repo: &RepoRef, ids: &[String]) -> Result<(), HfError> {
+        for id in ids.iter().filter(|id| is_commit_id(id)) {
+            self.docs.delete(&repo.meta_key(Doc::Commit(id))).await?;
+        }
+        self.update_refs(repo, |refs| {
+            refs.generation = RefsDoc::next_generation(refs.generation);
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Replaces `branch`'s history by one commit without parents holding the files of its
@@ -820,7 +845,7 @@ impl Repos {
                         absent = true;
                         return Ok(false);
                     }
-                    change(refs.get_or_insert_with(RefsDoc::default))?;
+                    change(refs.get_or_insert_with(RefsDoc::new))?;
                     Ok(true)
                 })
                 .await?;
