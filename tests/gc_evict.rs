@@ -8,8 +8,11 @@ mod support;
 
 use std::time::Duration;
 use support::backend::Backend;
+use support::backend::StoreArgs;
 use support::pseudo_random;
-use support::pullthrough::{downstream_of, seed_tiny, upstream, Node};
+use support::pullthrough::{
+    downstream, downstream_of, seed_model, seed_tiny, seed_wheel, upstream, Node,
+};
 use support::wheels::{wheel_with_data, Dist};
 
 const WHEELS: usize = 6;
@@ -240,7 +243,135 @@ async fn least_recently_pulled_layers_go_first(backend: Backend) {
     assert!(down.store.has_blob(&layers[1]), "pulled again");
 }
 
+/// The same for Hub repositories pulled through: the files of the two least recently
+/// downloaded models are evicted, and each downloads again, from the upstream.
+async fn least_recently_downloaded_model_files_go_first(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let weights: Vec<Vec<u8>> = (0..4)
+        .map(|i| pseudo_random(100 << 10, 90 + 2 * i))
+        .collect();
+    for (i, w) in weights.iter().enumerate() {
+        seed_model(&up, &format!("org/m{i}"), &[("w.bin", w)]);
+    }
+    let down = downstream_of(
+        backend,
+        dir.path(),
+        "hf",
+        &up.server.base,
+        "[gc]\npull_through_budget = \"250KiB\"\naccess_flush = \"500ms\"\n",
+    );
+    let http = support::http::following_redirects();
+    let download = |i: usize| {
+        let (http, url, w) = (
+            http.clone(),
+            down.server.url(&format!("/org/m{i}/resolve/main/w.bin")),
+            weights[i].clone(),
+        );
+        async move {
+            let r = http.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{url}");
+            assert!(r.bytes().await.unwrap() == w, "m{i}: other bytes");
+        }
+    };
+    for i in 0..4 {
+        download(i).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    download(0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = gc(&down);
+    let evicted: Vec<usize> = (0..4)
+        .filter(|&i| !down.store.has_blob(&weights[i]))
+        .collect();
+    assert_eq!(evicted, [1, 2], "{report}");
+    // The upstream's downloads of model files, by its access log.
+    let file_gets = || {
+        up.server
+            .log()
+            .lines()
+            .filter(|l| l.contains("method=GET") && l.contains("/resolve/"))
+            .count()
+    };
+    let gets_before = file_gets();
+    for i in 0..4 {
+        download(i).await;
+    }
+    assert!(down.store.has_blob(&weights[1]), "downloaded again");
+    assert_eq!(
+        file_gets() - gets_before,
+        2,
+        "only the evicted files came from the upstream again"
+    );
+}
+
+/// What one Airlock pulled through arrives in another by bundle import, and there it is
+/// local: with an upstream configured and a budget of one byte, nothing is evicted (the
+/// upstream might not have it, and the operator imported it to keep it).
+async fn imported_copies_are_never_evicted(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream(Backend::Fs, dir.path(), "");
+    let wheel = seed_wheel(&up, "carried", "1.0");
+    let weights = pseudo_random(50 << 10, 120);
+    seed_model(&up, "org/carried", &[("w.bin", &weights)]);
+    let layer = pseudo_random(50 << 10, 122);
+    seed_tiny(&up, "carried", "v1", &layer);
+
+    let down = downstream(Backend::Fs, dir.path(), &up, "");
+    let http = support::http::following_redirects();
+    let url = file_url(&http, &down, &wheel, "carried").await;
+    download(&http, &url, &wheel).await;
+    let r = http
+        .get(down.server.url("/org/carried/resolve/main/w.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status() == 200 && r.bytes().await.unwrap() == weights);
+    let r = http
+        .get(down.server.url("/v2/library/carried/manifests/v1"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(down.server.url(&format!(
+            "/v2/library/carried/blobs/{}",
+            support::sha256(&layer)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status() == 200 && r.bytes().await.unwrap() == layer);
+    let bundle = dir.path().join("carried.tar");
+    down.import(&["bundle", "export", "--out", bundle.to_str().unwrap()]);
+
+    let base = &up.server.base;
+    let receiver = Node::start(
+        &dir.path().join("receiver"),
+        StoreArgs::new(backend, &dir.path().join("receiver")),
+        &format!(
+            "[oci]\nupstream = \"{base}\"\n[pypi]\nupstream = \"{base}/simple/\"\n\
+             [hf]\nupstream = \"{base}\"\n[gc]\npull_through_budget = \"1B\"\n"
+        ),
+        None,
+    );
+    receiver.import(&["bundle", "import", bundle.to_str().unwrap()]);
+    let report = gc(&receiver);
+    assert_eq!(report["pull_through"]["count"], 0, "{report}");
+    assert_eq!(report["evicted"]["count"], 0, "{report}");
+    for (what, bytes) in [
+        ("wheel", &wheel.bytes),
+        ("model file", &weights),
+        ("layer", &layer),
+    ] {
+        assert!(receiver.store.has_blob(bytes), "the {what} stays: {report}");
+    }
+}
+
 on_both_stores!(async:
+    imported_copies_are_never_evicted,
     least_recently_read_copies_go_first,
     least_recently_pulled_layers_go_first,
+    least_recently_downloaded_model_files_go_first,
 );

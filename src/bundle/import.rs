@@ -4,7 +4,7 @@ use super::manifest::{
     digest_of_entry_name, xorb_of_entry_name, Kind, Manifest, MANIFEST_NAME, MAX_MANIFEST_BYTES,
     SIGNATURE_NAME,
 };
-use super::merge::{classify, merge};
+use super::merge::{classify, localize, merge};
 use super::sign::Checked;
 use super::volumes::{resolve, VolumeReader};
 use crate::digest::{Digest, Hasher};
@@ -281,9 +281,15 @@ async fn publish(
         .collect();
     doc_entries
         .sort_by(|a, b| (classify(&a.key).rank(), &a.key).cmp(&(classify(&b.key).rank(), &b.key)));
+    let carried: HashSet<&str> = manifest
+        .objects
+        .iter()
+        .filter(|e| e.kind == Kind::Blob)
+        .map(|e| e.digest.hex())
+        .collect();
     for e in doc_entries {
         let key = ObjectKey::new(e.key.clone())?;
-        let incoming = &docs[&e.digest];
+        let incoming = &localize(&e.key, &docs[&e.digest], &|sha| carried.contains(sha))?;
         let mut warnings = Vec::new();
         let (mut created, mut wrote) = (false, false);
         let written = stores

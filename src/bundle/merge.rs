@@ -78,6 +78,51 @@ pub fn classify(key: &str) -> DocClass {
     }
 }
 
+/// The incoming document as this store's own: what the sender pulled through arrives
+/// here by import, so it is local (never evicted; pull-through never moves a tag of it
+/// nor adds upstream files to it). A Python file counts only when the bundle carries its
+/// bytes (`carried`, by sha256 hex); one left out keeps its upstream URL to be fetched.
+pub fn localize(
+    key: &str,
+    incoming: &[u8],
+    carried: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<u8>> {
+    let bytes = match classify(key) {
+        DocClass::OciRepo => {
+            let mut doc: OciRepoDoc = parse(key, incoming, "bundle's")?;
+            if doc.upstream_tags.is_empty() {
+                return Ok(incoming.to_vec());
+            }
+            doc.upstream_tags.clear();
+            serde_json::to_vec(&doc)
+        }
+        DocClass::PypiProject => {
+            let mut doc: ProjectDoc = parse(key, incoming, "bundle's")?;
+            let mut changed = false;
+            for file in &mut doc.files {
+                if file.upstream_url.is_some() && carried(&file.sha256) {
+                    file.upstream_url = None;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(incoming.to_vec());
+            }
+            serde_json::to_vec(&doc)
+        }
+        DocClass::HfRepo => {
+            let mut doc: HfRepoDoc = parse(key, incoming, "bundle's")?;
+            if !doc.mirrored {
+                return Ok(incoming.to_vec());
+            }
+            doc.mirrored = false;
+            serde_json::to_vec(&doc)
+        }
+        _ => return Ok(incoming.to_vec()),
+    };
+    Ok(bytes.expect("serializable"))
+}
+
 /// The new content (`None`: leave the stored document as it is) and what to tell the operator.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Merged {
@@ -255,6 +300,31 @@ mod tests {
         ] {
             assert_eq!(classify(key), class, "{key}");
         }
+    }
+
+    #[test]
+    fn pulled_through_files_become_local_only_with_their_bytes() {
+        let mut carried_file = file("a-1.0.tar.gz", 'a', None);
+        carried_file["upstream_url"] = json!("https://up.example/a-1.0.tar.gz");
+        let mut left_out = file("a-1.0-py3-none-any.whl", 'b', None);
+        left_out["upstream_url"] = json!("https://up.example/a-1.0-py3-none-any.whl");
+        let doc = j(json!({"name": "a", "files": [carried_file, left_out]}));
+        let out = localize("pypi/default/projects/a.json", &doc, &|sha| {
+            sha == "a".repeat(64)
+        })
+        .unwrap();
+        let out: ProjectDoc = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out.files[0].upstream_url, None);
+        assert!(
+            out.files[1].upstream_url.is_some(),
+            "its bytes stay upstream"
+        );
+
+        let repo =
+            j(json!({"tags": {"1.0": d('a')}, "manifests": {}, "upstream_tags": {"1.0": d('a')}}));
+        let out = localize("oci/repos/docker.io/x/_repo.json", &repo, &|_| false).unwrap();
+        let out: OciRepoDoc = serde_json::from_slice(&out).unwrap();
+        assert!(out.tag_is_local("1.0"));
     }
 
     #[test]
