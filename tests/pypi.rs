@@ -194,7 +194,8 @@ async fn upload_then_serve_pages_files_and_metadata() {
         .json()
         .await
         .unwrap();
-    assert_eq!(root["projects"], serde_json::json!([{"name": "Demo_Core"}]));
+    // Listed by normalized name: the list is the listing of the project documents.
+    assert_eq!(root["projects"], serde_json::json!([{"name": "demo-core"}]));
     let html = client
         .get(format!("{base}/simple/"))
         .send()
@@ -204,9 +205,20 @@ async fn upload_then_serve_pages_files_and_metadata() {
         .await
         .unwrap();
     assert!(
-        html.contains("<a href=\"demo-core/\">Demo_Core</a>"),
+        html.contains("<a href=\"demo-core/\">demo-core</a>"),
         "{html}"
     );
+    // Sent whole once, the page is kept with an ETag of its bytes: revalidation is a 304.
+    let r = client.get(format!("{base}/simple/")).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(r.text().await.unwrap(), html);
+    let r = client
+        .get(format!("{base}/simple/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
 
     // Negotiation failure, redirects to the normalized URL, unknown project.
     let r = client

@@ -23,7 +23,7 @@ use super::manifest::DOC_PREFIXES;
 use crate::digest::Digest;
 use crate::hf::model::{is_commit_id, Commit, RefsDoc, RepoRef, RepoType};
 use crate::oci::registry::{link_key, Catalog, Registry, RepoDoc as OciRepoDoc};
-use crate::pypi::project::{FileEntry as PypiFile, ProjectDoc, ProjectListEntry};
+use crate::pypi::project::{FileEntry as PypiFile, ProjectDoc};
 use crate::spec::{ContentSpec, DistFormat, HfItem, HfRepoType, OciItem, PypiItem};
 use crate::store::layout::digest_of_blob_key;
 use crate::store::layout::MetaKey;
@@ -394,7 +394,7 @@ impl Builder<'_> {
         if !self.catalog.repositories.is_empty() {
             docs.insert(doc_key(MetaKey::OciCatalog), json(&self.catalog));
         }
-        let mut list = Vec::new();
+        // The project documents are the index's list: nothing else to carry.
         for (normalized, doc) in &self.projects {
             let index = crate::pypi::DEFAULT_INDEX;
             let key = MetaKey::PypiProject {
@@ -402,14 +402,6 @@ impl Builder<'_> {
                 project: normalized.clone(),
             };
             docs.insert(doc_key(key), json(doc));
-            list.push(ProjectListEntry {
-                name: doc.name.clone(),
-                normalized: normalized.clone(),
-            });
-        }
-        if !list.is_empty() {
-            let index = crate::pypi::DEFAULT_INDEX.to_string();
-            docs.insert(doc_key(MetaKey::PypiProjects { index }), json(&list));
         }
         for ((kind, id), refs) in &self.hf_refs {
             let (kind, id) = (kind.clone(), id.clone());

@@ -14,7 +14,8 @@ struct Listed {
 }
 
 /// Every item of the wanted kinds, in kind order then name order: from the listing
-/// documents only (hf/<kind>.json, pypi/<index>/projects.json, oci/catalog.json).
+/// documents only (hf/<kind>.json, the listing of each index's project documents,
+/// oci/catalog.json).
 async fn all(state: &CatalogState, kind: Option<Kind>) -> Result<Vec<Listed>, CatalogError> {
     let mut out = Vec::new();
     for k in Kind::ALL
@@ -102,7 +103,9 @@ async fn summary(
         },
         ItemId::Project { index, name } => match python_items::project(state, index, name).await {
             Ok(doc) => {
-                let mut row = json!({ "index": index });
+                // The listing names projects by normalized name; the row shows the
+                // name as first uploaded.
+                let mut row = json!({ "index": index, "name": doc.name });
                 merge(&mut row, python_items::summary(&doc));
                 Some(row)
             }

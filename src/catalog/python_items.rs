@@ -2,7 +2,7 @@
 
 use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
-use crate::pypi::project::{parse, FileEntry, ProjectDoc, ProjectListEntry};
+use crate::pypi::project::{FileEntry, ProjectDoc};
 use crate::pypi::Index;
 use crate::store::layout::MetaKey;
 use serde_json::{json, Value};
@@ -15,23 +15,20 @@ pub fn indexes(state: &CatalogState) -> Vec<String> {
         .collect()
 }
 
-/// Every project of every index, with the name as first uploaded.
+/// Every project of every index, by its normalized name (the listing names no other:
+/// the name as first uploaded is in each project's document).
 pub async fn all(state: &CatalogState) -> Result<Vec<(ItemId, String)>, CatalogError> {
     let mut out = Vec::new();
     for index in indexes(state) {
-        let Some(doc) = Index::new(&index, state.docs.clone())
-            .raw_projects()
-            .await?
-        else {
-            continue;
-        };
-        let list: Vec<ProjectListEntry> = parse(&doc.bytes)?;
-        out.extend(list.into_iter().map(|p| {
+        let names = Index::new(&index, state.docs.clone())
+            .all_projects()
+            .await?;
+        out.extend(names.into_iter().map(|name| {
             let id = ItemId::Project {
                 index: index.clone(),
-                name: p.normalized,
+                name: name.clone(),
             };
-            (id, p.name)
+            (id, name)
         }));
     }
     Ok(out)

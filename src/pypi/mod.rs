@@ -14,6 +14,7 @@ mod names;
 pub mod project;
 pub mod pullthrough;
 mod render;
+mod root;
 mod upload;
 
 pub use endpoint::Endpoint;
@@ -33,7 +34,7 @@ use axum::routing::any;
 use axum::Router;
 use http::{header, HeaderValue, Method, StatusCode};
 use project::FileEntry;
-use render::{negotiate, Format, ProjectPage, SimpleIndexPage};
+use render::{negotiate, Format, ProjectPage};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -179,28 +180,11 @@ async fn serve(
     match endpoint {
         Endpoint::Redirect { to } => Ok(redirect(&to)),
         Endpoint::Root { index, .. } => {
-            let doc = index_of(state, &index).raw_projects().await?;
-            let version = doc.as_ref().map(|d| d.etag.clone()).unwrap_or_default();
-            serve_page(
-                state,
-                request.headers(),
-                request.uri().query(),
-                format!("{index}/|0|{version}"),
-                |format| {
-                    let projects: Vec<project::ProjectListEntry> = match &doc {
-                        Some(d) => project::parse(&d.bytes)?,
-                        None => Vec::new(),
-                    };
-                    let page = SimpleIndexPage {
-                        projects: &projects,
-                    };
-                    Ok(match format {
-                        Format::Json => page.json(),
-                        _ => page.html(),
-                    })
-                },
-            )
-            .await
+            let format = page_format(request.headers(), request.uri().query())?;
+            state
+                .roots
+                .serve(index_of(state, &index), format, request.headers())
+                .await
         }
         Endpoint::Project {
             index,
@@ -349,6 +333,8 @@ pub struct PypiState {
     /// Rendered index pages, by page, format and the version of the document they were
     /// rendered from: a hot project page costs a cache lookup, not a parse and a render.
     pages: moka::future::Cache<String, (bytes::Bytes, String)>,
+    /// `/simple/` pages, kept a short while (see `root.rs`).
+    roots: root::RootPages,
     pub docs: DocStore,
     pub blobs: BlobStore,
     pub auth: Arc<Auth>,
@@ -371,6 +357,7 @@ pub struct PypiDeps {
 impl PypiState {
     pub fn new(docs: DocStore, blobs: BlobStore, cache_bytes: u64, deps: PypiDeps) -> PypiState {
         PypiState {
+            roots: root::RootPages::new(docs.mutable_ttl()),
             docs,
             blobs,
             auth: deps.auth,
@@ -390,6 +377,17 @@ impl PypiState {
 
 /// An index page in the negotiated format, with `ETag`/304 and `Vary: Accept`.
 /// `key` names the page and the version of its source document.
+/// The format a page is asked in: `?format=` or the Accept header.
+fn page_format(headers: &http::HeaderMap, query: Option<&str>) -> Result<Format, PypiError> {
+    let format_param = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "format")
+            .map(|(_, v)| v.into_owned())
+    });
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    negotiate(accept, format_param.as_deref())
+}
+
 async fn serve_page(
     state: &PypiState,
     headers: &http::HeaderMap,
@@ -397,13 +395,7 @@ async fn serve_page(
     key: String,
     render: impl FnOnce(Format) -> Result<String, PypiError>,
 ) -> Result<Response, PypiError> {
-    let format_param = query.and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "format")
-            .map(|(_, v)| v.into_owned())
-    });
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = negotiate(accept, format_param.as_deref())?;
+    let format = page_format(headers, query)?;
     let key = format!("{key}|{}", format.content_type());
     let (body, etag) = match state.pages.get(&key).await {
         Some(hit) => hit,

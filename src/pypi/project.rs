@@ -2,16 +2,30 @@
 //! document listing its files; bodies and `.metadata` files are blobs by sha256.
 //!
 //! ```text
-//! pypi/<index>/projects.json              [{"name": display, "normalized": ...}], sorted
 //! pypi/<index>/projects/<normalized>.json ProjectDoc: every file with its hashes and flags
 //! ```
-//! Both are read-modify-written with conditional puts (`DocStore::update_json_with`), so two
-//! uploads racing on one project both land.
+//! A project document is read-modify-written with conditional puts
+//! (`DocStore::update_json_with`), so two uploads racing on one project both land. The
+//! index's project list is the listing of those documents, a page at a time: adding a
+//! project writes nothing else. (`pypi/<index>/projects.json`, one list of every project
+//! that earlier versions kept, is no longer read or written.)
 
 use super::names::{normalize, DistKind};
 use super::PypiError;
-use crate::store::layout::MetaKey;
+use crate::store::layout::{pypi_projects_prefix, MetaKey};
 use crate::store::{DocStore, Document, Mutability, ObjectKey, StoreError};
+
+/// Projects per listing page (a store may return fewer: S3 lists at most 1,000).
+pub const PROJECTS_PAGE: usize = 5000;
+
+/// One page of an index's project list.
+#[derive(Debug, Default)]
+pub struct ProjectsPage {
+    /// Normalized names, in key order.
+    pub names: Vec<String>,
+    /// Where the next page starts; `None` on the last.
+    pub next: Option<String>,
+}
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,6 +67,7 @@ pub struct FileEntry {
     pub upstream_url: Option<String>,
 }
 
+/// An entry of the `projects.json` that earlier versions kept (bundles may carry one).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProjectListEntry {
     pub name: String,
@@ -91,11 +106,43 @@ impl Index {
         .map_err(|_| PypiError::not_found(format!("no project named `{normalized}`")))
     }
 
-    fn list_key(&self) -> ObjectKey {
-        let index = self.name.clone();
-        MetaKey::PypiProjects { index }
-            .key()
-            .expect("valid index name")
+    /// One page of the index's projects (normalized names, in key order) after the
+    /// opaque `cursor` of the page before; the next page's cursor, if any.
+    pub async fn projects_page(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<ProjectsPage, PypiError> {
+        let prefix = pypi_projects_prefix(&self.name);
+        let page = self.docs.list(&prefix, cursor, limit).await?;
+        let names = page
+            .objects
+            .iter()
+            .filter_map(|o| match MetaKey::parse(o.key.as_str()) {
+                Some(MetaKey::PypiProject { index, project }) if index == self.name => {
+                    Some(project)
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(ProjectsPage {
+            names,
+            next: page.next_start_after,
+        })
+    }
+
+    /// Every project of the index (normalized names), a listing page at a time.
+    pub async fn all_projects(&self) -> Result<Vec<String>, PypiError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.projects_page(cursor.as_deref(), PROJECTS_PAGE).await?;
+            all.extend(page.names);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 
     pub async fn project(&self, normalized: &str) -> Result<Option<ProjectDoc>, PypiError> {
@@ -111,21 +158,12 @@ impl Index {
         Ok(self.docs.get(&key, Mutability::Mutable).await?)
     }
 
-    /// The stored project list, unparsed, with its version.
-    pub async fn raw_projects(&self) -> Result<Option<Document>, PypiError> {
-        Ok(self.docs.get(&self.list_key(), Mutability::Mutable).await?)
-    }
-
     /// The bytes of the files uploaded or imported here (not those pull-through lists),
     /// each body once: what `[pypi] quotas` limits.
     pub async fn usage(&self) -> Result<u64, PypiError> {
-        let projects: Vec<ProjectListEntry> = match self.raw_projects().await? {
-            Some(doc) => parse(&doc.bytes)?,
-            None => return Ok(0),
-        };
         let mut bodies = std::collections::HashMap::new();
-        for entry in projects {
-            let Some(project) = self.project(&entry.normalized).await? else {
+        for normalized in self.all_projects().await? {
+            let Some(project) = self.project(&normalized).await? else {
                 continue;
             };
             for file in project.files.iter().filter(|f| f.upstream_url.is_none()) {
@@ -141,10 +179,8 @@ impl Index {
         let normalized = normalize(display_name);
         let key = self.project_key(&normalized)?;
         let mut outcome = Added::New;
-        let mut was_new_project = false;
         self.docs
             .update_json_with(&key, decode, |doc| {
-                was_new_project = doc.is_none();
                 let doc = doc.get_or_insert_with(|| ProjectDoc::named(display_name));
                 if let Some(existing) = doc.files.iter().find(|f| f.filename == entry.filename) {
                     if existing.sha256 == entry.sha256 {
@@ -158,32 +194,7 @@ impl Index {
                 Ok(true)
             })
             .await?;
-        if was_new_project && outcome == Added::New {
-            self.list_project(display_name, &normalized).await?;
-        }
         Ok(outcome)
-    }
-
-    async fn list_project(&self, display_name: &str, normalized: &str) -> Result<(), PypiError> {
-        self.docs
-            .update_json_with(&self.list_key(), decode, |list| {
-                let list: &mut Vec<ProjectListEntry> = list.get_or_insert_with(Vec::new);
-                match list.binary_search_by(|p| p.normalized.as_str().cmp(normalized)) {
-                    Ok(_) => Ok::<_, PypiError>(false),
-                    Err(at) => {
-                        list.insert(
-                            at,
-                            ProjectListEntry {
-                                name: display_name.to_string(),
-                                normalized: normalized.to_string(),
-                            },
-                        );
-                        Ok(true)
-                    }
-                }
-            })
-            .await?;
-        Ok(())
     }
 
     /// Takes in a project page read from the upstream: files not yet listed are added
@@ -201,12 +212,10 @@ impl Index {
     ) -> Result<(), PypiError> {
         let normalized = normalize(display_name);
         let key = self.project_key(&normalized)?;
-        let mut was_new_project = false;
         self.docs
             .update_json_with(&key, decode, |doc| {
-                was_new_project = doc.is_none();
+                let mut changed = doc.is_none();
                 let doc = doc.get_or_insert_with(|| ProjectDoc::named(display_name));
-                let mut changed = was_new_project;
                 if !with_local && doc.files.iter().any(|f| f.upstream_url.is_none()) {
                     let before = doc.files.len();
                     doc.files.retain(|f| f.upstream_url.is_none());
@@ -228,9 +237,6 @@ impl Index {
                 Ok::<_, PypiError>(changed)
             })
             .await?;
-        if was_new_project {
-            self.list_project(display_name, &normalized).await?;
-        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The wire formats of the simple API: PEP 503 HTML and PEP 691 JSON (with the PEP 592,
 //! 658/714 and 700 additions), and the content negotiation between them.
 
-use super::project::{FileEntry, ProjectDoc, ProjectListEntry};
+use super::project::{FileEntry, ProjectDoc};
 use super::PypiError;
 use serde_json::{json, Value};
 
@@ -111,45 +111,45 @@ pub fn negotiate(accept: Option<&str>, format_param: Option<&str>) -> Result<For
     })
 }
 
-/// The `/simple/` page: every project of the index.
-pub struct SimpleIndexPage<'a> {
-    pub projects: &'a [ProjectListEntry],
-}
+/// The `/simple/` page in parts, so that it is sent a listing page at a time: its head,
+/// the entries of each page of projects (normalized names), and its tail.
+pub mod root {
+    use super::{escape, page_head, Format, API_VERSION};
 
-impl SimpleIndexPage<'_> {
-    pub fn html(&self) -> String {
-        let mut out = page_head("Simple index");
-        for p in self.projects {
-            out.push_str(&format!(
-                "    <a href=\"{}/\">{}</a><br />\n",
-                escape(&p.normalized),
-                escape(&p.name)
-            ));
+    pub fn head(format: Format) -> String {
+        match format {
+            Format::Json => {
+                format!("{{\"meta\":{{\"api-version\":\"{API_VERSION}\"}},\"projects\":[")
+            }
+            _ => page_head("Simple index"),
         }
-        out.push_str("  </body>\n</html>\n");
+    }
+
+    /// `first`: no entry was written before these (JSON separates entries by commas).
+    pub fn entries(format: Format, names: &[String], first: bool) -> String {
+        let mut out = String::with_capacity(names.len() * 48);
+        for (i, name) in names.iter().enumerate() {
+            match format {
+                Format::Json => {
+                    if !(first && i == 0) {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::json!({ "name": name }).to_string());
+                }
+                _ => {
+                    let name = escape(name);
+                    out.push_str(&format!("    <a href=\"{name}/\">{name}</a><br />\n"));
+                }
+            }
+        }
         out
     }
 
-    /// Serialized straight from the list: the root of a large index has 100,000 entries.
-    pub fn json(&self) -> String {
-        #[derive(serde::Serialize)]
-        struct Name<'a> {
-            name: &'a str,
+    pub fn tail(format: Format) -> &'static str {
+        match format {
+            Format::Json => "]}",
+            _ => "  </body>\n</html>\n",
         }
-        #[derive(serde::Serialize)]
-        struct Root<'a> {
-            meta: Value,
-            projects: Vec<Name<'a>>,
-        }
-        let root = Root {
-            meta: json!({"api-version": API_VERSION}),
-            projects: self
-                .projects
-                .iter()
-                .map(|p| Name { name: &p.name })
-                .collect(),
-        };
-        serde_json::to_string(&root).expect("serializable")
     }
 }
 

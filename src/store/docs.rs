@@ -61,6 +61,7 @@ impl moka::Expiry<ObjectKey, Cached> for DocExpiry {
 pub struct DocStore {
     store: DynStore,
     cache: moka::future::Cache<ObjectKey, Cached>,
+    mutable_ttl: Duration,
 }
 
 impl std::fmt::Debug for DocStore {
@@ -83,7 +84,17 @@ impl DocStore {
             })
             .expire_after(DocExpiry { mutable_ttl })
             .build();
-        DocStore { store, cache }
+        DocStore {
+            store,
+            cache,
+            mutable_ttl,
+        }
+    }
+
+    /// How long a moving document (a tag, a project page) may be answered from memory:
+    /// what is derived from such documents may be kept as long.
+    pub fn mutable_ttl(&self) -> Duration {
+        self.mutable_ttl
     }
 
     /// Reads a document through the cache; `None` when absent.
@@ -96,6 +107,16 @@ impl DocStore {
             self.remember(key, doc.clone(), mutability).await;
         }
         Ok(doc)
+    }
+
+    /// One page of the documents under `prefix`, in key order, from the store itself.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::ListPage> {
+        self.store.list(prefix, start_after, limit).await
     }
 
     /// Reads a document from the store itself, bypassing the cache (for read-modify-write).

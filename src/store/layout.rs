@@ -20,9 +20,10 @@
 //!                                   link: this repository holds that blob (pushed/mounted)
 //!                                   — the only way a push may name a blob without its bytes
 //! pypi/<index>/                     one Python index (owned by src/pypi)
-//!   projects.json                   its project list: [{name, normalized}]
 //!   projects/<normalized>.json      one project: its files (filename, sha256, sizes,
-//!                                   upload time, yank state, where pull-through found it)
+//!                                   upload time, yank state, where pull-through found it);
+//!                                   listed in key order, the index's project list
+//!   projects.json                   the project list earlier versions kept (unused now)
 //! hf/                               Hugging Face repositories (owned by src/hf)
 //!   <models|datasets|spaces>.json   the repository ids of one kind
 //!   <kind>/<org>--<name>/           one repository (`--` stands for the `/` of the id; it
@@ -237,6 +238,12 @@ pub const META_PREFIXES: [&str; 3] = ["oci/", "pypi/", "hf/"];
 pub const OCI_REPOS_PREFIX: &str = "oci/repos/";
 pub const OCI_UPLOADS_PREFIX: &str = "uploads/oci/";
 pub const PYPI_PREFIX: &str = "pypi/";
+
+/// The folder of an index's project documents: listed in key order, it is the index's
+/// project list (one key per project, so adding one writes nothing else).
+pub fn pypi_projects_prefix(index: &str) -> String {
+    format!("pypi/{index}/projects/")
+}
 pub const HF_PREFIX: &str = "hf/";
 pub const MODEL_IMAGES_PREFIX: &str = "modelimages/";
 pub const GC_CLAIMS_PREFIX: &str = "gc/claims/";
