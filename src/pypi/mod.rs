@@ -233,7 +233,7 @@ async fn serve(
             filename,
             metadata,
         } => {
-            let doc = index_of(state, &index).project(&project).await?;
+            let doc = parsed_project(state, &index, &project).await?;
             let entry = doc
                 .as_ref()
                 .and_then(|d| {
@@ -307,6 +307,25 @@ async fn serve(
     }
 }
 
+/// A project's document parsed, kept by its version: a download from a project of
+/// thousands of files finds its entry without parsing megabytes of JSON each time.
+async fn parsed_project(
+    state: &PypiState,
+    index: &str,
+    project: &str,
+) -> Result<Option<Arc<project::ProjectDoc>>, PypiError> {
+    let Some(raw) = index_of(state, index).raw_project(project).await? else {
+        return Ok(None);
+    };
+    let key = format!("{index}/{project}|{}", raw.etag);
+    if let Some(doc) = state.parsed.get(&key).await {
+        return Ok(Some(doc));
+    }
+    let doc: Arc<project::ProjectDoc> = Arc::new(project::parse(&raw.bytes)?);
+    state.parsed.insert(key, doc.clone()).await;
+    Ok(Some(doc))
+}
+
 pub fn index_of(state: &PypiState, name: &str) -> Index {
     Index::new(name, state.docs.clone())
 }
@@ -335,6 +354,8 @@ pub struct PypiState {
     pages: moka::future::Cache<String, (bytes::Bytes, String)>,
     /// `/simple/` pages, kept a short while (see `root.rs`).
     roots: root::RootPages,
+    /// Parsed project documents, by project and version (see `parsed_project`).
+    parsed: moka::future::Cache<String, Arc<project::ProjectDoc>>,
     pub docs: DocStore,
     pub blobs: BlobStore,
     pub auth: Arc<Auth>,
@@ -358,6 +379,20 @@ impl PypiState {
     pub fn new(docs: DocStore, blobs: BlobStore, cache_bytes: u64, deps: PypiDeps) -> PypiState {
         PypiState {
             roots: root::RootPages::new(docs.mutable_ttl()),
+            parsed: moka::future::Cache::builder()
+                .max_capacity(cache_bytes / 4)
+                // About what a parsed file entry takes in memory.
+                .weigher(|k: &String, v: &Arc<project::ProjectDoc>| {
+                    let files: usize = v
+                        .files
+                        .iter()
+                        .map(|f| {
+                            256 + f.filename.len() + f.upstream_url.as_ref().map_or(0, String::len)
+                        })
+                        .sum();
+                    (k.len() + files).try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
             docs,
             blobs,
             auth: deps.auth,
