@@ -2,6 +2,7 @@
 //! referrers API.
 
 use super::*;
+use std::ops::Bound;
 /// `n` and `last` of a paginated list.
 fn page_params(query: &str) -> Result<(Option<usize>, Option<String>)> {
     let n = match query_one(query, "n") {
@@ -16,23 +17,21 @@ fn page_params(query: &str) -> Result<(Option<usize>, Option<String>)> {
     Ok((n.map(|n| n.min(MAX_PAGE)), query_one(query, "last")))
 }
 
-/// One page of a sorted list, with the `Link` to the next if there is more.
-fn paginate(
-    items: Vec<String>,
+/// One page of a sorted list whose items after `last` are `after` (read only as far as
+/// the page needs: a large repository's tags or the catalog cost one page), with the
+/// `Link` to the next if there is more.
+fn paginate<'a>(
+    after: impl Iterator<Item = &'a str>,
     n: Option<usize>,
-    last: Option<&str>,
     path: &str,
     ns: Option<&str>,
 ) -> (Vec<String>, Option<String>) {
-    let after: Vec<String> = items
-        .into_iter()
-        .filter(|t| last.is_none_or(|l| t.as_str() > l))
-        .collect();
     let limit = n.unwrap_or(MAX_PAGE);
-    if after.len() <= limit {
-        return (after, None);
+    let mut page: Vec<String> = after.take(limit + 1).map(str::to_string).collect();
+    if page.len() <= limit {
+        return (page, None);
     }
-    let page: Vec<String> = after.into_iter().take(limit).collect();
+    page.truncate(limit);
     let link = page.last().map(|l| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("n", &limit.to_string())
@@ -60,11 +59,15 @@ pub(super) async fn tags(registry: &Registry, repo: &Repo, query: &str) -> Resul
     let doc = registry.repo(&repo.name).await?.ok_or_else(|| {
         OciError::new(Code::NameUnknown, format!("no repository `{}`", repo.name))
     })?;
-    let all: Vec<String> = doc.tags.keys().cloned().collect();
+    let after = match last {
+        Some(last) => doc
+            .tags
+            .range::<str, _>((Bound::Excluded(last.as_str()), Bound::Unbounded)),
+        None => doc.tags.range::<str, _>(..),
+    };
     let (page, link) = paginate(
-        all,
+        after.map(|(tag, _)| tag.as_str()),
         n,
-        last.as_deref(),
         &format!("/v2/{}/tags/list", repo.path),
         query_one(query, "ns").as_deref(),
     );
@@ -81,22 +84,25 @@ pub(super) async fn catalog(
     query: &str,
 ) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    let visible: Vec<String> = registry
-        .catalog()
-        .await?
-        .into_iter()
-        .filter(|name| {
-            state
-                .auth
-                .authorize(identity, Protocol::Oci, Action::Read, name)
-                .is_ok()
-        })
-        .collect();
-    if visible.is_empty() && matches!(identity, Identity::Anonymous) && !state.auth.anonymous_read()
+    let names = registry.catalog().await?;
+    // Sorted: the page starts after `last`, and only the names it reaches are checked.
+    let start = last
+        .as_deref()
+        .map_or(0, |l| names.partition_point(|name| name.as_str() <= l));
+    let visible = names[start..].iter().map(String::as_str).filter(|name| {
+        state
+            .auth
+            .authorize(identity, Protocol::Oci, Action::Read, name)
+            .is_ok()
+    });
+    let (page, link) = paginate(visible, n, "/v2/_catalog", None);
+    if page.is_empty()
+        && last.is_none()
+        && matches!(identity, Identity::Anonymous)
+        && !state.auth.anonymous_read()
     {
         return Err(OciError::from(AuthError::Unauthenticated));
     }
-    let (page, link) = paginate(visible, n, last.as_deref(), "/v2/_catalog", None);
     Ok(list_response(
         serde_json::json!({"repositories": page}),
         link,
