@@ -457,6 +457,20 @@ print("SNAPSHOT-OK")
         "{warm} store reads for an unchanged snapshot on a warm cache"
     );
     eprintln!("store reads for {FILES} files: cold {cold}, warm {warm}");
+    // More entries than a tree page holds: the client follows the cursors to the end.
+    python_ok(
+        &mut python(&venv_dir("AIRLOCK_TEST_VENV"), &server, &home),
+        r#"
+from huggingface_hub import HfApi
+api = HfApi()
+entries = [e.path for e in api.list_repo_tree("org/many", recursive=True)]
+assert len(entries) == len(set(entries)) == 1002, len(entries)
+assert sum(p.startswith("shards/") for p in entries) == 1000 and "shards" in entries
+shards = [e.path for e in api.list_repo_tree("org/many", path_in_repo="shards")]
+assert shards == sorted(shards) and len(shards) == 1000, len(shards)
+print("TREE-OK")
+"#,
+    );
 }
 
 /// A token scoped `write:hf:alice/` creates `alice/...` repositories and uploads to them

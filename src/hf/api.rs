@@ -12,6 +12,8 @@ use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
+use std::ops::Bound;
+use std::sync::Arc;
 
 /// Entries per tree page; the client follows `Link: rel="next"`.
 const TREE_PAGE: usize = 1000;
@@ -244,11 +246,18 @@ fn dir_json(path: &str, oid: &str) -> Value {
 }
 
 /// Every entry (files and directories) under `path`, sorted by path.
-fn entries_under(
+/// One page of the entries under `path` (its direct children, or all below it when
+/// `recursive`) after the path `after`, in path order, at most `limit`; whether more
+/// follow. It reads only as far as the page: the commit's files are sorted by path, so
+/// the page starts at a binary search, and a subdirectory's files are skipped in one
+/// jump when not `recursive`.
+fn entries_page(
     view: &CommitView,
     path: &str,
     recursive: bool,
-) -> Result<Vec<(String, Value)>, HfError> {
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<(String, Value)>, bool), HfError> {
     if !path.is_empty() && !view.dirs.contains_key(path) {
         return Err(HfError::entry_not_found(path, &view.commit.id));
     }
@@ -258,50 +267,86 @@ fn entries_under(
         format!("{path}/")
     };
     let direct = |p: &str| recursive || split_parent(p).0 == path;
-    let mut out: Vec<(String, Value)> = Vec::new();
-    for (dir, oid) in view.dirs.range(prefix.clone()..) {
-        if !dir.starts_with(&prefix) {
-            break;
+    let start: &str = match after {
+        Some(a) if a >= prefix.as_str() => a,
+        _ => &prefix,
+    };
+    let mut dirs = view
+        .dirs
+        .range::<str, _>((Bound::Excluded(start), Bound::Unbounded))
+        .take_while(|(d, _)| d.starts_with(&prefix))
+        .filter(|(d, _)| direct(d))
+        .peekable();
+    let files = &view.commit.files;
+    let mut at = files.partition_point(|f| f.path.as_str() <= start);
+    // The next file at or after `at` to list.
+    let next_file = |mut at: usize| -> Option<usize> {
+        while let Some(f) = files.get(at) {
+            if !f.path.starts_with(&prefix) {
+                return None;
+            }
+            if direct(&f.path) {
+                return Some(at);
+            }
+            // Below a subdirectory: its files are one run; jump past it (`0` follows `/`).
+            let rest = &f.path[prefix.len()..];
+            let sub = &rest[..rest.find('/').unwrap_or(rest.len())];
+            let past = format!("{prefix}{sub}0");
+            at = files.partition_point(|f| f.path < past);
         }
-        if direct(dir) {
-            out.push((dir.clone(), dir_json(dir, oid)));
+        None
+    };
+    let mut out = Vec::new();
+    let mut file = next_file(at);
+    loop {
+        let take_dir = match (dirs.peek(), file) {
+            (None, None) => return Ok((out, false)),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((d, _)), Some(i)) => d.as_str() < files[i].path.as_str(),
+        };
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        if take_dir {
+            let (d, oid) = dirs.next().expect("peeked");
+            out.push((d.clone(), dir_json(d, oid)));
+        } else {
+            let i = file.expect("compared");
+            out.push((files[i].path.clone(), file_json(&files[i])));
+            at = i + 1;
+            file = next_file(at);
         }
     }
-    for f in &view.commit.files {
-        if f.path.starts_with(&prefix) && direct(&f.path) {
-            out.push((f.path.clone(), file_json(f)));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
 }
 
 /// The latest commit (within a bounded walk of first parents) that changed `path`.
 async fn last_commit(
     hf: &HfState,
     repo: &RepoRef,
-    view: &CommitView,
+    view: &Arc<CommitView>,
     path: &str,
     oid: &str,
 ) -> Value {
-    let mut current = view.commit.clone();
+    let mut current = view.clone();
     for _ in 0..50 {
-        let Some(parent_id) = current.parents.first().cloned() else {
+        let Some(parent_id) = current.commit.parents.first() else {
             break;
         };
-        let Ok(Some(parent)) = hf.repos.commit(repo, &parent_id).await else {
+        let Ok(Some(parent)) = hf.repos.commit(repo, parent_id).await else {
             break;
         };
         let parent_oid = parent
             .file(path)
-            .map(|f| f.oid.clone())
-            .or_else(|| parent.dirs.get(path).cloned());
-        if parent_oid.as_deref() != Some(oid) {
+            .map(|f| f.oid.as_str())
+            .or_else(|| parent.dirs.get(path).map(String::as_str));
+        if parent_oid != Some(oid) {
             break;
         }
-        current = parent.commit.clone();
+        current = parent;
     }
-    json!({ "id": current.id, "title": current.title, "date": current.date })
+    let c = &current.commit;
+    json!({ "id": c.id, "title": c.title, "date": c.date })
 }
 
 pub async fn tree(
@@ -315,16 +360,10 @@ pub async fn tree(
     let view = hf.repos.resolve(repo, rev).await?;
     let recursive = flag(&ctx.params, "recursive");
     let expand = flag(&ctx.params, "expand");
-    let entries = entries_under(&view, path, recursive)?;
-    let start: usize = param(&ctx.params, "cursor")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<(String, Value)> = entries
-        .iter()
-        .skip(start)
-        .take(TREE_PAGE)
-        .cloned()
-        .collect();
+    // The cursor is the last path of the page before.
+    let after = param(&ctx.params, "cursor");
+    let (page, more) = entries_page(&view, path, recursive, after, TREE_PAGE)?;
+    let last = page.last().map(|(p, _)| p.clone());
     let mut out = Vec::with_capacity(page.len());
     for (p, mut v) in page {
         if expand {
@@ -334,7 +373,7 @@ pub async fn tree(
         out.push(v);
     }
     keep_served_xet_hashes(hf, &view, &mut out).await?;
-    let next = (start + TREE_PAGE < entries.len()).then(|| {
+    let next = last.filter(|_| more).map(|last| {
         let encoded_rev =
             percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC);
         let encoded_path =
@@ -349,7 +388,7 @@ pub async fn tree(
             } else {
                 format!("/{encoded_path}")
             },
-            start + TREE_PAGE
+            percent_encoding::utf8_percent_encode(&last, percent_encoding::NON_ALPHANUMERIC)
         )
     });
     Ok(with_next_link(json_response(Value::Array(out)), next))
@@ -652,4 +691,93 @@ pub async fn resolve(
         &format!("inline; filename*=UTF-8''{encoded}"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hf::model::Commit;
+
+    fn view(paths: &[&str]) -> CommitView {
+        let mut files: Vec<FileEntry> = paths
+            .iter()
+            .map(|p| FileEntry {
+                path: p.to_string(),
+                size: 1,
+                sha256: "a".repeat(64),
+                oid: "b".repeat(40),
+                lfs: false,
+                xet_hash: None,
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        CommitView::new(Commit {
+            id: "c".repeat(40),
+            parents: Vec::new(),
+            title: String::new(),
+            message: String::new(),
+            author: String::new(),
+            date: String::new(),
+            files,
+            config: None,
+        })
+    }
+
+    /// Every entry, as the whole listing would have it: directories and files under
+    /// `path`, direct or all, in path order.
+    fn everything(view: &CommitView, path: &str, recursive: bool) -> Vec<String> {
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        let direct = |p: &str| recursive || split_parent(p).0 == path;
+        let mut all: Vec<String> = view
+            .dirs
+            .keys()
+            .chain(view.commit.files.iter().map(|f| &f.path))
+            .filter(|p| p.starts_with(&prefix) && direct(p))
+            .cloned()
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn pages_after_a_cursor_make_the_whole_listing() {
+        let view = view(&[
+            "a/b.txt",
+            "a/b/x",
+            "a/b/y/z",
+            "a/b0",
+            "a/c",
+            "a.txt",
+            "b",
+            "bb/c",
+            "z/deep/er/f",
+            "z/g",
+            "README.md",
+        ]);
+        for path in ["", "a", "a/b", "z", "z/deep"] {
+            for recursive in [false, true] {
+                let want = everything(&view, path, recursive);
+                for limit in [1, 2, 3, 100] {
+                    let mut got = Vec::new();
+                    let mut after: Option<String> = None;
+                    for _ in 0..100 {
+                        let (page, more) =
+                            entries_page(&view, path, recursive, after.as_deref(), limit).unwrap();
+                        assert!(page.len() <= limit);
+                        got.extend(page.iter().map(|(p, _)| p.clone()));
+                        if !more {
+                            break;
+                        }
+                        after = got.last().cloned();
+                    }
+                    assert_eq!(got, want, "{path:?} recursive={recursive} limit={limit}");
+                }
+            }
+        }
+        assert!(entries_page(&view, "nope", false, None, 10).is_err());
+    }
 }
