@@ -63,15 +63,15 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
         }
         BundleCommand::Have => {
             let stores = super::open_stores(&config).await?;
-            let have = crate::bundle::have::have(&stores).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let counts = crate::bundle::have::write(&stores, &mut out).await?;
             eprintln!(
                 "{}: {} blobs, {} xorbs, {} documents",
                 stores.store.describe(),
-                have.blobs.len(),
-                have.xorbs.len(),
-                have.docs.len()
+                counts.blobs,
+                counts.xorbs,
+                counts.docs
             );
-            println!("{}", serde_json::to_string_pretty(&have)?);
             Ok(())
         }
         BundleCommand::Export {
