@@ -22,19 +22,20 @@ async fn all(state: &CatalogState, kind: Option<Kind>) -> Result<Vec<Listed>, Ca
         .into_iter()
         .filter(|k| kind.is_none_or(|w| w == *k))
     {
-        let ids = match k {
-            Kind::Model | Kind::Dataset => hf_items::all(state, k).await?,
-            Kind::Image => image_items::all(state).await?,
-            Kind::Project => {
-                out.extend(
-                    python_items::all(state)
-                        .await?
-                        .into_iter()
-                        .map(|(id, display)| Listed { id, display }),
-                );
-                continue;
-            }
-        };
+        let ids =
+            match k {
+                Kind::Model | Kind::Dataset => hf_items::all(state, k).await?,
+                Kind::Image => image_items::all(state).await?,
+                Kind::Project => {
+                    out.extend(python_items::all(state).await?.iter().map(|(id, display)| {
+                        Listed {
+                            id: id.clone(),
+                            display: display.clone(),
+                        }
+                    }));
+                    continue;
+                }
+            };
         out.extend(ids.into_iter().map(|id| Listed {
             display: id.name().to_string(),
             id,

@@ -48,6 +48,9 @@ pub const TOTALS_TTL: Duration = Duration::from_secs(15);
 pub struct CatalogState {
     /// The store totals, one entry; concurrent misses share one computation.
     totals: moka::future::Cache<(), Arc<Totals>>,
+    /// Every Python project of every index, one entry kept for the documents' mutable
+    /// TTL: listing a large index is many store pages, and every list request needs it.
+    projects: moka::future::Cache<(), Arc<Vec<(ItemId, String)>>>,
     pub store: DynStore,
     pub docs: DocStore,
     pub repos: Repos,
@@ -100,6 +103,10 @@ impl CatalogState {
             totals: moka::future::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(TOTALS_TTL)
+                .build(),
+            projects: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(stores.docs.mutable_ttl())
                 .build(),
             store: stores.store.clone(),
             docs: stores.docs.clone(),

@@ -7,6 +7,7 @@ use crate::pypi::Index;
 use crate::store::layout::MetaKey;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Every index this server has: the default one first.
 pub fn indexes(state: &CatalogState) -> Vec<String> {
@@ -16,8 +17,11 @@ pub fn indexes(state: &CatalogState) -> Vec<String> {
 }
 
 /// Every project of every index, by its normalized name (the listing names no other:
-/// the name as first uploaded is in each project's document).
-pub async fn all(state: &CatalogState) -> Result<Vec<(ItemId, String)>, CatalogError> {
+/// the name as first uploaded is in each project's document); kept a short while.
+pub async fn all(state: &CatalogState) -> Result<Arc<Vec<(ItemId, String)>>, CatalogError> {
+    if let Some(kept) = state.projects.get(&()).await {
+        return Ok(kept);
+    }
     let mut out = Vec::new();
     for index in indexes(state) {
         let names = Index::new(&index, state.docs.clone())
@@ -31,6 +35,8 @@ pub async fn all(state: &CatalogState) -> Result<Vec<(ItemId, String)>, CatalogE
             (id, name)
         }));
     }
+    let out = Arc::new(out);
+    state.projects.insert((), out.clone()).await;
     Ok(out)
 }
 
