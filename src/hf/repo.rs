@@ -205,6 +205,7 @@ impl Repos {
         author: &str,
     ) -> Result<bool, HfError> {
         if !self.put_repo_doc(repo, private, now_iso()).await? {
+            self.ensure_listed(repo).await?;
             return Ok(false);
         }
         let attributes = Bytes::from_static(DEFAULT_GITATTRIBUTES.as_bytes());
@@ -228,6 +229,7 @@ impl Repos {
     /// own commits; `Ok(false)` when it already existed.
     pub async fn create_empty(&self, repo: &RepoRef, created_at: String) -> Result<bool, HfError> {
         if !self.put_repo_doc(repo, false, created_at).await? {
+            self.ensure_listed(repo).await?;
             return Ok(false);
         }
         self.list_repo(repo).await?;
@@ -443,6 +445,16 @@ impl Repos {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// Lists a repository whose document exists: a create that failed after writing it
+    /// (a lost race on the list) is finished by the next create, which the client's retry
+    /// or `exist_ok` makes.
+    async fn ensure_listed(&self, repo: &RepoRef) -> Result<(), HfError> {
+        if self.list(repo.kind).await?.binary_search(&repo.id).is_err() {
+            self.list_repo(repo).await?;
+        }
+        Ok(())
     }
 
     async fn list_repo(&self, repo: &RepoRef) -> Result<(), HfError> {
@@ -964,6 +976,23 @@ pub fn lfs_by_attributes(attributes: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_create_left_unlisted_is_listed_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: crate::store::DynStore =
+            Arc::new(crate::store::FsStore::open(dir.path()).await.unwrap());
+        let repos = Repos::new(
+            DocStore::new(store.clone(), 1 << 20, std::time::Duration::ZERO),
+            BlobStore::new(store, 16),
+        );
+        let repo = RepoRef::new(RepoType::Model, "org/left").unwrap();
+        // What a create that lost its race on the list leaves: the document, no entry.
+        assert!(repos.put_repo_doc(&repo, false, now_iso()).await.unwrap());
+        assert!(repos.list(RepoType::Model).await.unwrap().is_empty());
+        assert!(!repos.create(&repo, false, "someone").await.unwrap());
+        assert_eq!(repos.list(RepoType::Model).await.unwrap(), ["org/left"]);
+    }
 
     #[tokio::test]
     async fn parsed_commits_are_bounded_by_bytes() {
