@@ -1,0 +1,1268 @@
+//! How each operation's cost grows with the store's size (issue #17 item 1).
+//!
+//! Generates stores of increasing size through the library's own write APIs
+//! (`scale/gen.rs`): at size N, N PyPI projects of 3 files, N/10 OCI repositories of one
+//! tiny image, N/100 Hub models of 3 files; plus, at every size, the same large items (a
+//! 5,000-file project, a 5,000-tag repository (10,000 takes 4 minutes to push), a 50-platform image index, a 50,000-file
+//! Hub repository and a 1,000-commit one). On each store it measures, in one run:
+//! generation rates; start-up time and idle RSS; the PyPI root, `/v2/_catalog` and the
+//! Hub list (cold and warm, time to first byte and total, against nginx serving the same
+//! bytes); the web catalog's list, search, store page and item pages; hot metadata
+//! requests (32 keep-alive connections, requests/s, p50, p99, against nginx serving a
+//! static file of the same size with the same load); peak RSS after the loads;
+//! `airlock bundle have` (time, peak RSS); `airlock pypi import` of 1,000 wheels.
+//!
+//! `cargo bench --bench scale` (needs nginx; GNU time at /usr/bin/time for peak RSS of
+//! the commands). Knobs:
+//! - `AIRLOCK_SCALE_SIZES=1000,10000` (default) — the sizes N.
+//! - `AIRLOCK_SCALE_STORES=fs` (default), `fs,s3` or `s3` — `s3` runs the same on Garage
+//!   (`garage` on PATH), where the large items are generated again for every size.
+//! - `AIRLOCK_SCALE_DURATION=2` — seconds per load; `AIRLOCK_SCALE_CONCURRENCY=8` —
+//!   generator items in flight; `AIRLOCK_SCALE_IMPORT=1000` — wheels imported.
+//! - `AIRLOCK_SCALE_LARGE=pypi_files=5000,tags=5000,platforms=50,hf_files=50000,commits=1000`.
+//!
+//! Prints one table per store and writes every figure to `target/scale/results.jsonl`
+//! (one object per measurement) and `target/scale/results.csv` (one row per figure:
+//! store, size, section, name, metric, value), plus the tables to `tables.txt`.
+
+#[path = "../tests/support/garage.rs"]
+#[allow(dead_code)]
+mod garage;
+#[path = "scale/gen.rs"]
+mod gen;
+#[path = "scale/load.rs"]
+mod load;
+mod support;
+#[path = "../tests/support/wheels.rs"]
+#[allow(dead_code)]
+mod wheels;
+
+use gen::names;
+use load::{Load, Req};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{count_from_env, have, Guard, BIN};
+
+const ADMIN_TOKEN: &str = "scale-bench-admin-token";
+const PYPI_JSON: &str = "application/vnd.pypi.simple.v1+json";
+const OCI_ACCEPT: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+// ---------------------------------------------------------------- results
+
+/// One measurement: its figures by metric name, and what went wrong, if anything.
+#[derive(Clone, Debug)]
+struct Rec {
+    store: String,
+    size: usize,
+    section: &'static str,
+    name: String,
+    metrics: Vec<(&'static str, f64)>,
+    error: Option<String>,
+    /// Worth reading but not a failure (the first lost-race error of a generator step).
+    note: Option<String>,
+}
+
+impl Rec {
+    fn get(&self, metric: &str) -> f64 {
+        self.metrics
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map_or(f64::NAN, |(_, v)| *v)
+    }
+}
+
+struct Report {
+    dir: PathBuf,
+    recs: Vec<Rec>,
+}
+
+impl Report {
+    fn add(&mut self, rec: Rec) {
+        if let Some(e) = &rec.error {
+            eprintln!("scale: {} N={} {}: {e}", rec.store, rec.size, rec.name);
+        }
+        self.recs.push(rec);
+        self.write();
+    }
+
+    /// Rewrites the JSON lines and the CSV with everything so far (so a run cut short
+    /// keeps what it measured).
+    fn write(&self) {
+        let mut jsonl = String::new();
+        let mut csv = String::from("store,size,section,name,metric,value\n");
+        for r in &self.recs {
+            let mut obj = serde_json::Map::new();
+            obj.insert("store".into(), r.store.clone().into());
+            obj.insert("size".into(), r.size.into());
+            obj.insert("section".into(), r.section.into());
+            obj.insert("name".into(), r.name.clone().into());
+            for (m, v) in &r.metrics {
+                let value =
+                    serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into);
+                obj.insert((*m).into(), value);
+                csv.push_str(&format!(
+                    "{},{},{},\"{}\",{m},{v}\n",
+                    r.store,
+                    r.size,
+                    r.section,
+                    r.name.replace('"', "'")
+                ));
+            }
+            if let Some(n) = &r.note {
+                obj.insert("note".into(), n.clone().into());
+            }
+            if let Some(e) = &r.error {
+                obj.insert("error".into(), e.clone().into());
+                csv.push_str(&format!(
+                    "{},{},{},\"{}\",error,\"{}\"\n",
+                    r.store,
+                    r.size,
+                    r.section,
+                    r.name.replace('"', "'"),
+                    e.replace('"', "'").replace('\n', " ")
+                ));
+            }
+            jsonl.push_str(&serde_json::Value::Object(obj).to_string());
+            jsonl.push('\n');
+        }
+        std::fs::write(self.dir.join("results.jsonl"), jsonl).unwrap();
+        std::fs::write(self.dir.join("results.csv"), csv).unwrap();
+    }
+
+    /// One table per store and section: a row per measurement, a column per size.
+    fn tables(&self, store: &str, sizes: &[usize]) -> String {
+        let mut out = String::new();
+        let sections = [
+            ("generation", "generation (items/s; first/last tenth of the items; retries after lost races)"),
+            ("listing", "listings after generation (entries found / expected)"),
+            ("process", "process"),
+            ("root", "root pages: time to first byte / total, ms (cold = first request after start; warm = median of 5; nginx = same bytes, warm)"),
+            ("catalog", "web catalog (admin token): first request / median of the next ones, ms"),
+            ("hot", "hot metadata: airlock r/s, p50/p99 ms (32 connections) | ratio to nginx r/s on a static file of the same size"),
+            ("cli", "commands"),
+        ];
+        for (section, title) in sections {
+            let recs: Vec<&Rec> = self
+                .recs
+                .iter()
+                .filter(|r| r.store == store && r.section == section)
+                .collect();
+            if recs.is_empty() {
+                continue;
+            }
+            let mut columns: Vec<usize> = sizes.to_vec();
+            if recs.iter().any(|r| r.size == 0) {
+                columns.insert(0, 0);
+            }
+            let mut rows: Vec<String> = Vec::new();
+            let mut cells: BTreeMap<(String, usize), String> = BTreeMap::new();
+            for r in &recs {
+                if !rows.contains(&r.name) {
+                    rows.push(r.name.clone());
+                }
+                cells.insert((r.name.clone(), r.size), cell(r));
+            }
+            let name_width = rows.iter().map(|r| r.len()).max().unwrap_or(10).max(6);
+            let widths: Vec<usize> = columns
+                .iter()
+                .map(|c| {
+                    rows.iter()
+                        .filter_map(|r| cells.get(&(r.clone(), *c)))
+                        .map(|s| s.len())
+                        .max()
+                        .unwrap_or(0)
+                        .max(column_title(*c).len())
+                })
+                .collect();
+            out.push_str(&format!("\n== {store}: {title} ==\n"));
+            out.push_str(&format!("{:<name_width$}", ""));
+            for (c, w) in columns.iter().zip(&widths) {
+                out.push_str(&format!(" | {:<w$}", column_title(*c)));
+            }
+            out.push('\n');
+            for row in &rows {
+                out.push_str(&format!("{row:<name_width$}"));
+                for (c, w) in columns.iter().zip(&widths) {
+                    let text = cells.get(&(row.clone(), *c)).map_or("", String::as_str);
+                    out.push_str(&format!(" | {text:<w$}"));
+                }
+                out.push('\n');
+            }
+        }
+        let notes: Vec<&Rec> = self
+            .recs
+            .iter()
+            .filter(|r| r.store == store && r.note.is_some())
+            .collect();
+        if !notes.is_empty() {
+            out.push_str(&format!("\n== {store}: notes ==\n"));
+            for r in notes {
+                let n: String = r
+                    .note
+                    .as_deref()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                out.push_str(&format!("N={} {}: {n}\n", r.size, r.name));
+            }
+        }
+        let errors: Vec<&Rec> = self
+            .recs
+            .iter()
+            .filter(|r| r.store == store && r.error.is_some())
+            .collect();
+        if !errors.is_empty() {
+            out.push_str(&format!("\n== {store}: errors ==\n"));
+            for r in errors {
+                let e = r.error.as_deref().unwrap_or_default();
+                let e: String = e.chars().take(400).collect();
+                out.push_str(&format!("N={} {}: {e}\n", r.size, r.name));
+            }
+        }
+        out
+    }
+}
+
+fn column_title(size: usize) -> String {
+    if size == 0 {
+        "large items (once)".into()
+    } else {
+        format!("N={size}")
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / 1024.0 / 1024.0)
+    } else if b >= 1024.0 {
+        format!("{:.0} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+fn cell(r: &Rec) -> String {
+    let failed = |text: String| match &r.error {
+        Some(e) => {
+            let short: String = e.chars().take(40).collect();
+            if text.is_empty() {
+                format!("FAILED: {short}")
+            } else {
+                format!("{text} FAILED")
+            }
+        }
+        None => text,
+    };
+    let text = match r.section {
+        "generation" => {
+            if r.get("items").is_nan() {
+                String::new()
+            } else {
+                format!(
+                    "{:.0}/s ({:.0} in {:.1}s; {:.0}/{:.0}){}",
+                    r.get("per_s"),
+                    r.get("items"),
+                    r.get("seconds"),
+                    r.get("first_tenth_per_s"),
+                    r.get("last_tenth_per_s"),
+                    if r.get("retries") > 0.0 {
+                        format!(" {} retries", r.get("retries"))
+                    } else {
+                        String::new()
+                    }
+                )
+            }
+        }
+        "listing" => format!("{:.0} / {:.0}", r.get("found"), r.get("expected")),
+        "process" => {
+            if r.get("kib").is_nan() {
+                format!("{:.0} ms", r.get("ms"))
+            } else {
+                format!("{:.1} MiB", r.get("kib") / 1024.0)
+            }
+        }
+        "root" => {
+            if r.get("cold_total_ms").is_nan() {
+                String::new()
+            } else {
+                format!(
+                    "{}: cold {:.1}/{:.1}, warm {:.1}/{:.1}, nginx {:.1}/{:.1}",
+                    human_bytes(r.get("bytes")),
+                    r.get("cold_ttfb_ms"),
+                    r.get("cold_total_ms"),
+                    r.get("warm_ttfb_ms"),
+                    r.get("warm_total_ms"),
+                    r.get("nginx_ttfb_ms"),
+                    r.get("nginx_total_ms"),
+                )
+            }
+        }
+        "catalog" => {
+            if r.get("first_ms").is_nan() {
+                String::new()
+            } else {
+                format!(
+                    "{}: {:.1} / {:.1}",
+                    human_bytes(r.get("bytes")),
+                    r.get("first_ms"),
+                    r.get("warm_ms")
+                )
+            }
+        }
+        "hot" => {
+            if r.get("rps").is_nan() {
+                String::new()
+            } else {
+                format!(
+                    "{:.0} r/s {:.2}/{:.2} | {:.2}x ({})",
+                    r.get("rps"),
+                    r.get("p50_ms"),
+                    r.get("p99_ms"),
+                    r.get("ratio"),
+                    human_bytes(r.get("bytes"))
+                )
+            }
+        }
+        "cli" => {
+            if r.name.starts_with("bundle have") {
+                format!(
+                    "{:.2} s, peak {:.1} MiB, {} out",
+                    r.get("seconds"),
+                    r.get("peak_kib") / 1024.0,
+                    human_bytes(r.get("bytes"))
+                )
+            } else {
+                format!("{:.1} wheels/s ({:.1} s)", r.get("per_s"), r.get("seconds"))
+            }
+        }
+        _ => String::new(),
+    };
+    failed(text)
+}
+
+// ---------------------------------------------------------------- processes
+
+/// How a store is named on the command line, and the environment that reaches it.
+#[derive(Clone)]
+struct StoreArgs {
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+/// `airlock serve`: the guard, its base URL and the time from spawn to listening.
+fn serve(dir: &Path, store: &StoreArgs) -> (Guard, String, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(&store.args)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .envs(store.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AIRLOCK_LOG", "warn,airlock::server=info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let guard = Guard(child);
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("airlock exited before listening")
+            .unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    let elapsed = started.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    (guard, base, elapsed)
+}
+
+fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Runs an airlock command under GNU time: (seconds, peak RSS KiB, stdout bytes).
+fn measured_cli(dir: &Path, store: &StoreArgs, args: &[&str]) -> Result<(f64, f64, u64), String> {
+    let timing = dir.join("time.txt");
+    let out_path = dir.join("cli-stdout");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let started = Instant::now();
+    let mut cmd = if Path::new("/usr/bin/time").exists() {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "%M", "-o", timing.to_str().unwrap(), BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let output = cmd
+        .args(&store.args)
+        .args(args)
+        .envs(store.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AIRLOCK_LOG", "warn")
+        .current_dir(dir)
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        return Err(format!(
+            "airlock {args:?}: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        ));
+    }
+    let peak = std::fs::read_to_string(&timing)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(f64::NAN);
+    let bytes = std::fs::metadata(&out_path).map_or(0, |m| m.len());
+    Ok((seconds, peak, bytes))
+}
+
+// ---------------------------------------------------------------- one size
+
+struct Ctx<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    client: reqwest::Client,
+    work: &'a Path,
+    static_root: PathBuf,
+    nginx_port: Option<u16>,
+    duration: Duration,
+    wheelhouse: &'a Path,
+    imports: usize,
+}
+
+impl Ctx<'_> {
+    fn nginx_file(&self, key: &str, body: &[u8]) -> Option<String> {
+        let port = self.nginx_port?;
+        let file = format!("{key}.bin");
+        std::fs::write(self.static_root.join(&file), body).unwrap();
+        Some(format!("http://127.0.0.1:{port}/{file}"))
+    }
+}
+
+/// A target of the hot loads: a short key (also the nginx file's name), a label and the
+/// request. nginx gets a GET for a POST (paths-info): it serves no POST to a file.
+struct Hot {
+    key: &'static str,
+    label: String,
+    req: Req,
+}
+
+fn hot_targets(base: &str, n: usize, ctx: &Ctx) -> Vec<Hot> {
+    let project = names::project_url(n / 2);
+    let image = names::image_repo(n / 20);
+    let model = names::model(n / 200);
+    let big_file = names::big_hf_file(gen_large().hf_files / 2);
+    let mid_tag = names::tag(gen_large().tags / 2);
+    let mut targets = vec![
+        Hot {
+            key: "pypi-html-3",
+            label: "pypi page HTML, 3 files".into(),
+            req: Req::get(format!("{base}/simple/{project}/")),
+        },
+        Hot {
+            key: "pypi-json-3",
+            label: "pypi page JSON, 3 files".into(),
+            req: Req::get(format!("{base}/simple/{project}/")).header("accept", PYPI_JSON),
+        },
+        Hot {
+            key: "pypi-html-big",
+            label: format!("pypi page HTML, {} files", gen_large().pypi_files),
+            req: Req::get(format!("{base}/simple/{}/", names::BIG_PROJECT)),
+        },
+        Hot {
+            key: "pypi-json-big",
+            label: format!("pypi page JSON, {} files", gen_large().pypi_files),
+            req: Req::get(format!("{base}/simple/{}/", names::BIG_PROJECT))
+                .header("accept", PYPI_JSON),
+        },
+    ];
+    // A file download from each project: its URL as the JSON page gives it.
+    for (key, label, page) in [
+        (
+            "pypi-file-3",
+            "pypi file GET, 3-file project".to_string(),
+            format!("{base}/simple/{project}/"),
+        ),
+        (
+            "pypi-file-big",
+            format!("pypi file GET, {}-file project", gen_large().pypi_files),
+            format!("{base}/simple/{}/", names::BIG_PROJECT),
+        ),
+    ] {
+        let url = ctx.rt.block_on(async {
+            let t = load::ok(
+                &ctx.client,
+                &Req::get(page.clone()).header("accept", PYPI_JSON),
+            )
+            .await
+            .ok()?;
+            let json: serde_json::Value = serde_json::from_slice(&t.body).ok()?;
+            let files = json["files"].as_array()?;
+            let relative = files.get(files.len() / 2)?["url"].as_str()?.to_string();
+            reqwest::Url::parse(&page)
+                .ok()?
+                .join(&relative)
+                .ok()
+                .map(|u| u.to_string())
+        });
+        targets.push(Hot {
+            key,
+            label,
+            req: Req::get(url.unwrap_or_else(|| format!("{page}#no-file-url"))),
+        });
+    }
+    targets.extend([
+        Hot {
+            key: "oci-manifest-small",
+            label: "oci manifest GET by tag, 1-tag repo".into(),
+            req: Req::get(format!("{base}/v2/{image}/manifests/v1")).header("accept", OCI_ACCEPT),
+        },
+        Hot {
+            key: "oci-manifest-big",
+            label: format!("oci manifest GET by tag, {}-tag repo", gen_large().tags),
+            req: Req::get(format!(
+                "{base}/v2/{}/manifests/{mid_tag}",
+                names::BIG_TAGS_REPO
+            ))
+            .header("accept", OCI_ACCEPT),
+        },
+        Hot {
+            key: "oci-index",
+            label: format!("oci index GET by tag, {} platforms", gen_large().platforms),
+            req: Req::get(format!(
+                "{base}/v2/{}/manifests/latest",
+                names::MULTIARCH_REPO
+            ))
+            .header("accept", OCI_ACCEPT),
+        },
+        Hot {
+            key: "oci-tags-small",
+            label: "oci tags/list, 1-tag repo".into(),
+            req: Req::get(format!("{base}/v2/{image}/tags/list")),
+        },
+        Hot {
+            key: "oci-tags-big",
+            label: format!("oci tags/list?n=100, {}-tag repo", gen_large().tags),
+            req: Req::get(format!(
+                "{base}/v2/{}/tags/list?n=100",
+                names::BIG_TAGS_REPO
+            )),
+        },
+        Hot {
+            key: "oci-tags-big-last",
+            label: format!(
+                "oci tags/list?n=100&last=(middle), {}-tag repo",
+                gen_large().tags
+            ),
+            req: Req::get(format!(
+                "{base}/v2/{}/tags/list?n=100&last={mid_tag}",
+                names::BIG_TAGS_REPO
+            )),
+        },
+        Hot {
+            key: "hf-revision-small",
+            label: "hf revision/main, 3-file repo".into(),
+            req: Req::get(format!("{base}/api/models/{model}/revision/main")),
+        },
+        Hot {
+            key: "hf-revision-big",
+            label: format!("hf revision/main, {}-file repo", gen_large().hf_files),
+            req: Req::get(format!("{base}/api/models/{}/revision/main", names::BIG_HF)),
+        },
+        Hot {
+            key: "hf-revision-history",
+            label: format!("hf revision/main, {}-commit repo", gen_large().commits),
+            req: Req::get(format!(
+                "{base}/api/models/{}/revision/main",
+                names::HISTORY_HF
+            )),
+        },
+        Hot {
+            key: "hf-commits-history",
+            label: format!("hf commits/main, {}-commit repo", gen_large().commits),
+            req: Req::get(format!(
+                "{base}/api/models/{}/commits/main",
+                names::HISTORY_HF
+            )),
+        },
+        Hot {
+            key: "hf-tree-small",
+            label: "hf tree/main, 3-file repo".into(),
+            req: Req::get(format!("{base}/api/models/{model}/tree/main")),
+        },
+        Hot {
+            key: "hf-tree-big",
+            label: format!(
+                "hf tree/main (first page), {}-file repo",
+                gen_large().hf_files
+            ),
+            req: Req::get(format!("{base}/api/models/{}/tree/main", names::BIG_HF)),
+        },
+        Hot {
+            key: "hf-paths-small",
+            label: "hf paths-info (POST form), 3-file repo".into(),
+            req: Req::get(format!("{base}/api/models/{model}/paths-info/main"))
+                .form("paths=config.json"),
+        },
+        Hot {
+            key: "hf-paths-big",
+            label: format!(
+                "hf paths-info (POST form), {}-file repo",
+                gen_large().hf_files
+            ),
+            req: Req::get(format!(
+                "{base}/api/models/{}/paths-info/main",
+                names::BIG_HF
+            ))
+            .form(&format!("paths={big_file}")),
+        },
+        Hot {
+            key: "hf-resolve-small",
+            label: "hf resolve HEAD, 3-file repo".into(),
+            req: Req::head(format!("{base}/{model}/resolve/main/config.json")),
+        },
+        Hot {
+            key: "hf-resolve-big",
+            label: format!("hf resolve HEAD, {}-file repo", gen_large().hf_files),
+            req: Req::head(format!("{base}/{}/resolve/main/{big_file}", names::BIG_HF)),
+        },
+    ]);
+    targets
+}
+
+fn gen_large() -> gen::Large {
+    gen::Large::from_env()
+}
+
+fn measure_hot(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str, pid: u32) {
+    let targets = hot_targets(base, n, ctx);
+    for t in targets {
+        eprintln!("scale: {store} N={n}: load {}", t.label);
+        let result: Result<(Load, Option<Load>, usize), String> = ctx.rt.block_on(async {
+            let first = load::ok(&ctx.client, &t.req).await?;
+            // HEAD has no body: nginx answers a HEAD of a file of the announced length.
+            let size = if t.req.method == reqwest::Method::HEAD {
+                first.content_length.unwrap_or(0) as usize
+            } else {
+                first.body.len()
+            };
+            let ours = load::load(&ctx.client, &t.req, ctx.duration).await?;
+            let body = vec![b'x'; size];
+            let reference = match ctx.nginx_file(t.key, &body) {
+                Some(url) => {
+                    let req = if t.req.method == reqwest::Method::HEAD {
+                        Req::head(url)
+                    } else {
+                        // paths-info is a POST; nginx serves the same bytes to a GET.
+                        Req::get(url)
+                    };
+                    Some(load::load(&ctx.client, &req, ctx.duration).await?)
+                }
+                None => None,
+            };
+            Ok((ours, reference, size))
+        });
+        let mut rec = Rec {
+            store: store.into(),
+            size: n,
+            section: "hot",
+            name: t.label.clone(),
+            metrics: Vec::new(),
+            error: None,
+            note: None,
+        };
+        match result {
+            Ok((ours, reference, size)) => {
+                rec.metrics = vec![
+                    ("rps", ours.rps),
+                    ("p50_ms", ours.p50_ms),
+                    ("p99_ms", ours.p99_ms),
+                    ("bytes", size as f64),
+                    ("requests", ours.requests as f64),
+                    ("airlock_vmhwm_kib", status_kib(pid, "VmHWM")),
+                ];
+                if let Some(r) = reference {
+                    rec.metrics.extend([
+                        ("nginx_rps", r.rps),
+                        ("nginx_p50_ms", r.p50_ms),
+                        ("nginx_p99_ms", r.p99_ms),
+                        ("ratio", ours.rps / r.rps),
+                    ]);
+                }
+            }
+            Err(e) => rec.error = Some(e),
+        }
+        report.add(rec);
+    }
+}
+
+/// The first request (cold) and the median of up to `warm` more, stopping early once
+/// `budget` is spent: (first, median warm ttfb, median warm total, body).
+fn series(
+    ctx: &Ctx,
+    req: &Req,
+    warm: usize,
+    budget: Duration,
+) -> Result<(load::Timed, f64, f64), String> {
+    ctx.rt.block_on(async {
+        let started = Instant::now();
+        let first = load::ok(&ctx.client, req).await?;
+        let mut ttfb = Vec::new();
+        let mut total = Vec::new();
+        for _ in 0..warm {
+            if started.elapsed() > budget && !total.is_empty() {
+                break;
+            }
+            let t = load::ok(&ctx.client, req).await?;
+            ttfb.push(t.ttfb.as_secs_f64() * 1000.0);
+            total.push(t.total.as_secs_f64() * 1000.0);
+        }
+        let median = |v: Vec<f64>| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                support::median(v)
+            }
+        };
+        Ok((first, median(ttfb), median(total)))
+    })
+}
+
+fn measure_roots(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str) {
+    let targets = [
+        (
+            "simple-html",
+            "pypi /simple/ (HTML)",
+            Req::get(format!("{base}/simple/")),
+        ),
+        (
+            "simple-json",
+            "pypi /simple/ (JSON)",
+            Req::get(format!("{base}/simple/")).header("accept", PYPI_JSON),
+        ),
+        (
+            "catalog-all",
+            "oci /v2/_catalog",
+            Req::get(format!("{base}/v2/_catalog")),
+        ),
+        (
+            "catalog-n",
+            "oci /v2/_catalog?n=100",
+            Req::get(format!("{base}/v2/_catalog?n=100")),
+        ),
+        (
+            "hf-list",
+            "hf /api/models (first page)",
+            Req::get(format!("{base}/api/models")),
+        ),
+    ];
+    for (key, label, req) in targets {
+        eprintln!("scale: {store} N={n}: {label}");
+        let mut rec = Rec {
+            store: store.into(),
+            size: n,
+            section: "root",
+            name: label.into(),
+            metrics: Vec::new(),
+            error: None,
+            note: None,
+        };
+        match series(ctx, &req, 5, Duration::from_secs(30)) {
+            Ok((first, warm_ttfb, warm_total)) => {
+                rec.metrics = vec![
+                    ("bytes", first.body.len() as f64),
+                    ("cold_ttfb_ms", first.ttfb.as_secs_f64() * 1000.0),
+                    ("cold_total_ms", first.total.as_secs_f64() * 1000.0),
+                    ("warm_ttfb_ms", warm_ttfb),
+                    ("warm_total_ms", warm_total),
+                ];
+                if let Some(url) = ctx.nginx_file(key, &first.body) {
+                    if let Ok((_, t, total)) =
+                        series(ctx, &Req::get(url), 5, Duration::from_secs(10))
+                    {
+                        rec.metrics
+                            .extend([("nginx_ttfb_ms", t), ("nginx_total_ms", total)]);
+                    }
+                }
+            }
+            Err(e) => rec.error = Some(e),
+        }
+        report.add(rec);
+    }
+}
+
+fn measure_catalog(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str) {
+    let api = format!("{base}/_airlock/catalog");
+    let large = gen_large();
+    let targets = [
+        ("store page (totals)".to_string(), format!("{api}/store")),
+        ("list (first page)".to_string(), format!("{api}/items")),
+        (
+            "list images (first page)".to_string(),
+            format!("{api}/items?kind=image"),
+        ),
+        (
+            "list, offset at the end".to_string(),
+            format!("{api}/items?offset={}", n + n / 10),
+        ),
+        (
+            "search, one hit".to_string(),
+            format!("{api}/items?q={}", names::project(n / 3)),
+        ),
+        (
+            "search, no hit".to_string(),
+            format!("{api}/items?q=no-such-item"),
+        ),
+        (
+            format!("item: project of {} files", large.pypi_files),
+            format!("{api}/items/projects/default/{}", names::BIG_PROJECT),
+        ),
+        (
+            "item: project of 3 files".to_string(),
+            format!("{api}/items/projects/default/{}", names::project_url(n / 2)),
+        ),
+        (
+            format!("item: image of {} tags", large.tags),
+            format!("{api}/items/images/{}", names::BIG_TAGS_REPO),
+        ),
+        (
+            format!("item: index of {} platforms", large.platforms),
+            format!("{api}/items/images/{}", names::MULTIARCH_REPO),
+        ),
+        (
+            format!("item: model of {} files", large.hf_files),
+            format!("{api}/items/models/{}", names::BIG_HF),
+        ),
+        (
+            format!("item: model of {} commits", large.commits),
+            format!("{api}/items/models/{}", names::HISTORY_HF),
+        ),
+        (
+            "item: model of 3 files".to_string(),
+            format!("{api}/items/models/{}", names::model(n / 200)),
+        ),
+    ];
+    for (label, url) in targets {
+        eprintln!("scale: {store} N={n}: catalog {label}");
+        let req = Req::get(url).header("authorization", &format!("Bearer {ADMIN_TOKEN}"));
+        let mut rec = Rec {
+            store: store.into(),
+            size: n,
+            section: "catalog",
+            name: label,
+            metrics: Vec::new(),
+            error: None,
+            note: None,
+        };
+        match series(ctx, &req, 3, Duration::from_secs(15)) {
+            Ok((first, _, warm)) => {
+                rec.metrics = vec![
+                    ("bytes", first.body.len() as f64),
+                    ("first_ms", first.total.as_secs_f64() * 1000.0),
+                    ("warm_ms", warm),
+                ];
+            }
+            Err(e) => rec.error = Some(e),
+        }
+        report.add(rec);
+    }
+}
+
+fn gen_rec(store: &str, size: usize, step: &gen::Step) -> Rec {
+    Rec {
+        store: store.into(),
+        size,
+        section: "generation",
+        name: format!("{} ({})", step.name, step.unit),
+        metrics: vec![
+            ("items", step.items as f64),
+            ("seconds", step.seconds),
+            ("per_s", step.rate()),
+            ("first_tenth_per_s", step.first_rate),
+            ("last_tenth_per_s", step.last_rate),
+            ("retries", step.retries as f64),
+        ],
+        error: step.error.clone(),
+        note: step
+            .retry_sample
+            .as_ref()
+            .map(|e| format!("{} retries; the first: {e}", step.retries)),
+    }
+}
+
+/// Everything measured on one generated store of size `n`.
+fn measure_store(ctx: &Ctx, report: &mut Report, store: &str, n: usize, args: &StoreArgs) {
+    let (guard, base, startup) = serve(ctx.work, args);
+    let pid = guard.0.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = status_kib(pid, "VmRSS");
+    let process = |name: &str, metric: &'static str, value: f64| Rec {
+        store: store.into(),
+        size: n,
+        section: "process",
+        name: name.into(),
+        metrics: vec![(metric, value)],
+        error: None,
+        note: None,
+    };
+    report.add(process(
+        "start-up to listening",
+        "ms",
+        startup.as_secs_f64() * 1000.0,
+    ));
+    report.add(process("idle RSS after start", "kib", idle));
+    measure_roots(ctx, report, store, n, &base);
+    report.add(process(
+        "peak RSS after the root pages",
+        "kib",
+        status_kib(pid, "VmHWM"),
+    ));
+    measure_catalog(ctx, report, store, n, &base);
+    report.add(process(
+        "peak RSS after the web catalog",
+        "kib",
+        status_kib(pid, "VmHWM"),
+    ));
+    measure_hot(ctx, report, store, n, &base, pid);
+    report.add(process(
+        "RSS after the hot loads",
+        "kib",
+        status_kib(pid, "VmRSS"),
+    ));
+    report.add(process(
+        "peak RSS (VmHWM) after all requests",
+        "kib",
+        status_kib(pid, "VmHWM"),
+    ));
+    drop(guard);
+
+    eprintln!("scale: {store} N={n}: bundle have");
+    let mut rec = Rec {
+        store: store.into(),
+        size: n,
+        section: "cli",
+        name: "bundle have".into(),
+        metrics: Vec::new(),
+        error: None,
+        note: None,
+    };
+    match measured_cli(ctx.work, args, &["bundle", "have"]) {
+        Ok((s, peak, bytes)) => {
+            rec.metrics = vec![("seconds", s), ("peak_kib", peak), ("bytes", bytes as f64)]
+        }
+        Err(e) => rec.error = Some(e),
+    }
+    report.add(rec);
+
+    eprintln!(
+        "scale: {store} N={n}: pypi import of {} wheels",
+        ctx.imports
+    );
+    let mut rec = Rec {
+        store: store.into(),
+        size: n,
+        section: "cli",
+        name: format!("pypi import, {} new wheels", ctx.imports),
+        metrics: Vec::new(),
+        error: None,
+        note: None,
+    };
+    match measured_cli(
+        ctx.work,
+        args,
+        &["pypi", "import", ctx.wheelhouse.to_str().unwrap()],
+    ) {
+        Ok((s, peak, _)) => {
+            rec.metrics = vec![
+                ("seconds", s),
+                ("per_s", ctx.imports as f64 / s),
+                ("peak_kib", peak),
+            ]
+        }
+        Err(e) => rec.error = Some(e),
+    }
+    report.add(rec);
+}
+
+/// Generates the sized items into an opened store and checks the listings.
+fn generate_sized(
+    ctx: &Ctx,
+    report: &mut Report,
+    store: &str,
+    n: usize,
+    generator: &gen::Generator,
+) {
+    let started = Instant::now();
+    let steps = ctx.rt.block_on(gen::sized_items(generator, n));
+    let total = started.elapsed().as_secs_f64();
+    for step in &steps {
+        report.add(gen_rec(store, n, step));
+    }
+    report.add(Rec {
+        store: store.into(),
+        size: n,
+        section: "generation",
+        name: "all sized items (items)".into(),
+        metrics: vec![
+            ("items", (n + n / 10 + n / 100) as f64),
+            ("seconds", total),
+            ("per_s", (n + n / 10 + n / 100) as f64 / total),
+            ("first_tenth_per_s", f64::NAN),
+            ("last_tenth_per_s", f64::NAN),
+            ("retries", 0.0),
+        ],
+        error: None,
+        note: None,
+    });
+    let listed = ctx.rt.block_on(generator.listed());
+    let stored = ctx.rt.block_on(generator.stored_projects()).unwrap_or(0);
+    for (name, found, expected) in [
+        ("pypi project documents stored", stored, n + 1),
+        ("pypi projects.json entries", listed.0, n + 1),
+        ("oci catalog entries", listed.1, n / 10 + 2),
+        ("hf models list entries", listed.2, n / 100 + 2),
+    ] {
+        report.add(Rec {
+            store: store.into(),
+            size: n,
+            section: "listing",
+            name: name.into(),
+            metrics: vec![("found", found as f64), ("expected", expected as f64)],
+            error: (found != expected).then(|| format!("{found} listed, {expected} made")),
+            note: None,
+        });
+    }
+}
+
+fn run_fs(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
+    let template = ctx.work.join("fs-large");
+    eprintln!("scale: fs: generating the large items once (copied into every size)");
+    let generator = ctx.rt.block_on(async {
+        let stores = gen::open(
+            &airlock::store::StoreUrl::File(template.clone()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        gen::Generator::new(stores, concurrency)
+    });
+    let steps = ctx.rt.block_on(gen::large_items(&generator, &gen_large()));
+    for step in &steps {
+        report.add(gen_rec("fs", 0, step));
+    }
+    drop(generator);
+    for &n in sizes {
+        let root = ctx.work.join(format!("fs-{n}"));
+        let status = Command::new("cp")
+            .args(["-a", template.to_str().unwrap(), root.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying the large items' store");
+        let generator = ctx.rt.block_on(async {
+            let stores = gen::open(
+                &airlock::store::StoreUrl::File(root.clone()),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+            gen::Generator::new(stores, concurrency)
+        });
+        generate_sized(ctx, report, "fs", n, &generator);
+        drop(generator);
+        let args = StoreArgs {
+            args: vec!["--store".into(), root.to_str().unwrap().into()],
+            envs: Vec::new(),
+        };
+        measure_store(ctx, report, "fs", n, &args);
+        report.add(Rec {
+            store: "fs".into(),
+            size: n,
+            section: "process",
+            name: "store size on disk".into(),
+            metrics: vec![("kib", support::store_bytes(&root) as f64 / 1024.0)],
+            error: None,
+            note: None,
+        });
+        let _ = std::fs::remove_dir_all(&root);
+        println!(
+            "{}",
+            report.tables("fs", &sizes[..=sizes.iter().position(|s| *s == n).unwrap()])
+        );
+    }
+}
+
+fn run_s3(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
+    if !have("garage") {
+        println!("scale: s3 SKIPPED: no `garage` on PATH (cargo install garage --locked)");
+        return;
+    }
+    let garage = match std::panic::catch_unwind(garage::Garage::start) {
+        Ok(g) => g,
+        Err(_) => {
+            println!("scale: s3 SKIPPED: Garage did not start");
+            return;
+        }
+    };
+    for &n in sizes {
+        let prefix = format!("scale-{n}-{}", hex::encode(rand::random::<[u8; 4]>()));
+        let url = airlock::store::StoreUrl::S3 {
+            bucket: garage.bucket.clone(),
+            prefix: prefix.clone(),
+        };
+        let generator = ctx.rt.block_on(async {
+            let stores = gen::open(&url, &garage.settings()).await.unwrap();
+            gen::Generator::new(stores, concurrency)
+        });
+        eprintln!("scale: s3 N={n}: generating the large items");
+        let steps = ctx.rt.block_on(gen::large_items(&generator, &gen_large()));
+        for step in &steps {
+            report.add(gen_rec("s3", n, step));
+        }
+        generate_sized(ctx, report, "s3", n, &generator);
+        drop(generator);
+        let args = StoreArgs {
+            args: vec![
+                "--store".into(),
+                format!("s3://{}/{prefix}", garage.bucket),
+                "--s3-endpoint".into(),
+                garage.endpoint.clone(),
+                "--s3-region".into(),
+                garage.region.clone(),
+            ],
+            envs: vec![
+                ("AWS_ACCESS_KEY_ID".into(), garage.key_id.clone()),
+                ("AWS_SECRET_ACCESS_KEY".into(), garage.secret.clone()),
+                ("AWS_REGION".into(), garage.region.clone()),
+            ],
+        };
+        measure_store(ctx, report, "s3", n, &args);
+        println!(
+            "{}",
+            report.tables("s3", &sizes[..=sizes.iter().position(|s| *s == n).unwrap()])
+        );
+    }
+    drop(garage);
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("scale: run with `cargo bench --bench scale`");
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("AIRLOCK_SCALE_SIZES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .ok()
+                .filter(|n| (100..=10_000_000).contains(n))
+                .unwrap_or_else(|| {
+                    panic!("AIRLOCK_SCALE_SIZES: `{s}` is not a size of 100 or more")
+                })
+        })
+        .collect();
+    let stores: Vec<String> = std::env::var("AIRLOCK_SCALE_STORES")
+        .unwrap_or_else(|_| "fs".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let duration = Duration::from_secs(count_from_env("AIRLOCK_SCALE_DURATION", 2, 60) as u64);
+    let concurrency = count_from_env("AIRLOCK_SCALE_CONCURRENCY", 8, 256);
+    let imports = count_from_env("AIRLOCK_SCALE_IMPORT", 1000, 100_000);
+
+    // target/scale/, next to the bench binary's target/release/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let out_dir = target.join("scale");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut report = Report {
+        dir: out_dir.clone(),
+        recs: Vec::new(),
+    };
+
+    let tmp = tempfile::Builder::new()
+        .prefix("airlock-scale-")
+        .tempdir()
+        .unwrap();
+    let work = tmp.path();
+    let static_root = work.join("static");
+    std::fs::create_dir_all(&static_root).unwrap();
+    let nginx = support::nginx(work, &static_root);
+    if nginx.is_none() {
+        println!("scale: nginx not found: no reference figures");
+    }
+    let wheelhouse = work.join("wheelhouse");
+    std::fs::create_dir_all(&wheelhouse).unwrap();
+    for i in 0..imports {
+        wheels::wheel(&format!("imp_{i:05}"), "1.0", &[], Some(">=3.8")).write_to(&wheelhouse);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ctx = Ctx {
+        rt: &rt,
+        client: rt.block_on(async { load::client() }),
+        work,
+        static_root,
+        nginx_port: nginx.as_ref().map(|(_, p)| *p),
+        duration,
+        wheelhouse: &wheelhouse,
+        imports,
+    };
+    let started = Instant::now();
+    println!(
+        "scale: sizes {sizes:?}, stores {stores:?}, {}s loads, generator concurrency {concurrency}, large items {:?}",
+        duration.as_secs(),
+        gen_large()
+    );
+    let mut printed = String::new();
+    for store in &stores {
+        match store.as_str() {
+            "fs" => run_fs(&ctx, &mut report, &sizes, concurrency),
+            "s3" => run_s3(&ctx, &mut report, &sizes, concurrency),
+            other => println!("scale: unknown store `{other}` in AIRLOCK_SCALE_STORES (fs, s3)"),
+        }
+        printed.push_str(&report.tables(store, &sizes));
+    }
+    let summary = format!(
+        "{printed}\nscale: whole run {:.0} s; figures in {}/results.jsonl and results.csv\n",
+        started.elapsed().as_secs_f64(),
+        out_dir.display()
+    );
+    println!("\n######## summary ########{summary}");
+    let mut f = std::fs::File::create(out_dir.join("tables.txt")).unwrap();
+    f.write_all(summary.as_bytes()).unwrap();
+    drop(nginx);
+}
