@@ -1045,7 +1045,7 @@ fn generate_sized(
     let stored = ctx.rt.block_on(generator.stored_projects()).unwrap_or(0);
     for (name, found, expected) in [
         ("pypi project documents stored", stored, n + 1),
-        ("pypi projects.json entries", listed.0, n + 1),
+        ("pypi project list entries", listed.0, n + 1),
         ("oci catalog entries", listed.1, n / 10 + 2),
         ("hf models list entries", listed.2, n / 100 + 2),
     ] {

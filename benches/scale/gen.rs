@@ -2,7 +2,7 @@
 //! domain write APIs, as uploads and pushes would write it (`Index::add_file` after
 //! `BlobStore::put`; `Registry::link_blob` + `Registry::update_repo` as a manifest push
 //! does; `Repos::create` + `Repos::commit_changes` as the Hub's commit API does). No
-//! listing document (projects.json, catalog.json, models.json, a RepoDoc) is ever
+//! listing document (catalog.json, models.json, a RepoDoc) is ever
 //! written here directly: when a write path rewrites a whole listing per item, the
 //! generation rate shows it, and that is one of the bench's findings.
 //!
@@ -274,12 +274,7 @@ impl Generator {
     /// Entries of the three listings as the store holds them now: PyPI projects, OCI
     /// catalog, Hub models (a write path that lost its listing update shows here).
     pub async fn listed(&self) -> (usize, usize, usize) {
-        let projects = match self.index.raw_projects().await {
-            Ok(Some(doc)) => {
-                serde_json::from_slice::<Vec<serde_json::Value>>(&doc.bytes).map_or(0, |v| v.len())
-            }
-            _ => 0,
-        };
+        let projects = self.index.all_projects().await.map_or(0, |v| v.len());
         let images = self.registry.catalog().await.map_or(0, |c| c.len());
         let models = self
             .repos
