@@ -9,7 +9,9 @@ use super::xet_store::XetStore;
 use crate::digest::Digest;
 use crate::store::claims::Claim;
 use crate::store::layout::MetaKey;
-use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError};
+use crate::store::{
+    BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError, MAX_DOCUMENT_BYTES,
+};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -105,6 +107,19 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HfError> {
 
 fn decode<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, HfError> {
     parse(&doc.bytes)
+}
+
+/// A commit whose file list exceeds what one document may hold (every commit lists all
+/// of the repository's files), said in the client's terms.
+fn commit_too_large(files: usize, bytes: usize) -> HfError {
+    HfError::bad_request(format!(
+        "this commit would list {files} files in {} MiB of metadata; Airlock holds at most {} MiB \
+         per commit (about {} files with these paths): commit fewer, larger files, or split \
+         them across repositories",
+        bytes >> 20,
+        MAX_DOCUMENT_BYTES >> 20,
+        files * MAX_DOCUMENT_BYTES / bytes
+    ))
 }
 
 fn json(value: &impl serde::Serialize) -> Bytes {
@@ -660,15 +675,14 @@ impl Repos {
                 files,
                 config,
             };
+            let body = json(&commit);
+            if body.len() > MAX_DOCUMENT_BYTES {
+                return Err(commit_too_large(commit.files.len(), body.len()));
+            }
             let commit_key = repo.meta_key(Doc::Commit(&id));
             match self
                 .docs
-                .put(
-                    &commit_key,
-                    json(&commit),
-                    PutMode::Create,
-                    Mutability::Immutable,
-                )
+                .put(&commit_key, body, PutMode::Create, Mutability::Immutable)
                 .await
             {
                 Ok(_) | Err(StoreError::PreconditionFailed(_)) => {}
@@ -992,6 +1006,50 @@ mod tests {
         assert!(repos.list(RepoType::Model).await.unwrap().is_empty());
         assert!(!repos.create(&repo, false, "someone").await.unwrap());
         assert_eq!(repos.list(RepoType::Model).await.unwrap(), ["org/left"]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_too_large_to_store_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: crate::store::DynStore =
+            Arc::new(crate::store::FsStore::open(dir.path()).await.unwrap());
+        let repos = Repos::new(
+            DocStore::new(store.clone(), 1 << 20, std::time::Duration::ZERO),
+            BlobStore::new(store, 16),
+        );
+        let repo = RepoRef::new(RepoType::Model, "org/huge").unwrap();
+        repos.create(&repo, false, "someone").await.unwrap();
+        let one = repos
+            .store_small_file("x", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        // 4,000 files with 4,400-byte paths: about 18 MiB of commit.
+        let ops = (0..4_000)
+            .map(|i| {
+                let mut entry = one.clone();
+                entry.path = format!("{}/{i:06}", "d".repeat(4392));
+                Op::Put(entry)
+            })
+            .collect();
+        let refused = repos
+            .commit_changes(
+                &repo,
+                "main",
+                Parent::Latest,
+                ops,
+                "huge",
+                "",
+                "someone",
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status, http::StatusCode::BAD_REQUEST);
+        assert!(
+            refused.message.contains("4001 files") && refused.message.contains("at most 16 MiB"),
+            "{}",
+            refused.message
+        );
     }
 
     #[tokio::test]
