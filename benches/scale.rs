@@ -3,7 +3,7 @@
 //! Generates stores of increasing size through the library's own write APIs
 //! (`scale/gen.rs`): at size N, N PyPI projects of 3 files, N/10 OCI repositories of one
 //! tiny image, N/100 Hub models of 3 files; plus, at every size, the same large items (a
-//! 5,000-file project, a 5,000-tag repository (10,000 takes 4 minutes to push), a 50-platform image index, a 50,000-file
+//! 5,000-file project, a 5,000-tag repository (10,000 takes 4 minutes to push), a 50-platform image index, a 100,000-file
 //! Hub repository and a 1,000-commit one). On each store it measures, in one run:
 //! generation rates; start-up time and idle RSS; the PyPI root, `/v2/_catalog` and the
 //! Hub list (cold and warm, time to first byte and total, against nginx serving the same
@@ -19,7 +19,7 @@
 //!   (`garage` on PATH), where the large items are generated again for every size.
 //! - `AIRLOCK_SCALE_DURATION=2` — seconds per load; `AIRLOCK_SCALE_CONCURRENCY=8` —
 //!   generator items in flight; `AIRLOCK_SCALE_IMPORT=1000` — wheels imported.
-//! - `AIRLOCK_SCALE_LARGE=pypi_files=5000,tags=5000,platforms=50,hf_files=50000,commits=1000`.
+//! - `AIRLOCK_SCALE_LARGE=pypi_files=5000,tags=5000,platforms=50,hf_files=100000,commits=1000`.
 //!
 //! Prints one table per store and writes every figure to `target/scale/results.jsonl`
 //! (one object per measurement) and `target/scale/results.csv` (one row per figure:
@@ -143,6 +143,7 @@ impl Report {
             ("root", "root pages: time to first byte / total, ms (cold = first request after start; warm = median of 5; nginx = same bytes, warm)"),
             ("catalog", "web catalog (admin token): first request / median of the next ones, ms"),
             ("hot", "hot metadata: airlock r/s, p50/p99 ms (32 connections) | ratio to nginx r/s on a static file of the same size"),
+            ("clients", "huggingface_hub on the large repository: seconds (what it returned)"),
             ("cli", "commands"),
         ];
         for (section, title) in sections {
@@ -328,6 +329,7 @@ fn cell(r: &Rec) -> String {
                 )
             }
         }
+        "clients" => format!("{:.2} s ({:.0})", r.get("seconds"), r.get("items")),
         "cli" => {
             if r.name.starts_with("bundle have") {
                 format!(
@@ -956,6 +958,7 @@ fn measure_store(ctx: &Ctx, report: &mut Report, store: &str, n: usize, args: &S
         "kib",
         status_kib(pid, "VmRSS"),
     ));
+    measure_clients(ctx, report, store, n, &base);
     report.add(process(
         "peak RSS (VmHWM) after all requests",
         "kib",
@@ -1009,6 +1012,103 @@ fn measure_store(ctx: &Ctx, report: &mut Report, store: &str, n: usize, args: &S
         Err(e) => rec.error = Some(e),
     }
     report.add(rec);
+}
+
+/// The Python with huggingface_hub the tests set up (`AIRLOCK_TEST_VENV`, or
+/// `target/test-venv` as `bash tests/run-all.sh` leaves it).
+fn hf_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("AIRLOCK_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"));
+    let python = venv.join("bin/python");
+    let has_hub = Command::new(&python)
+        .args(["-c", "import huggingface_hub"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    has_hub.then_some(python)
+}
+
+/// huggingface_hub itself on the large repository: the whole recursive tree (every
+/// page), the repository's info, and a `snapshot_download` of ten files picked by
+/// `allow_patterns` from all of them.
+fn measure_clients(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str) {
+    let Some(python) = hf_python() else {
+        eprintln!(
+            "scale: huggingface_hub SKIPPED: no venv with it (bash tests/run-all.sh makes one)"
+        );
+        return;
+    };
+    eprintln!("scale: {store} N={n}: huggingface_hub on the large repository");
+    let script = format!(
+        r#"
+import json, tempfile, time
+from huggingface_hub import HfApi, snapshot_download
+api = HfApi()
+repo = "{repo}"
+out = {{}}
+t = time.perf_counter()
+n = sum(1 for _ in api.list_repo_tree(repo, recursive=True))
+out["list_repo_tree(recursive=True)"] = (time.perf_counter() - t, n)
+t = time.perf_counter()
+n = len(api.model_info(repo).siblings)
+out["model_info (siblings)"] = (time.perf_counter() - t, n)
+t = time.perf_counter()
+folder = snapshot_download(repo, allow_patterns=["{pattern}"], cache_dir=tempfile.mkdtemp())
+import os
+n = sum(len(f) for _, _, f in os.walk(folder))
+out["snapshot_download(allow_patterns=10 files)"] = (time.perf_counter() - t, n)
+print(json.dumps(out))
+"#,
+        repo = names::BIG_HF,
+        pattern = names::big_hf_file(12_340).replace("0.txt", "?.txt"),
+    );
+    let home = ctx.work.join("hf-home");
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .env("HF_ENDPOINT", base)
+        .env("HF_HOME", &home)
+        .env("HF_TOKEN", ADMIN_TOKEN)
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        .output();
+    let _ = std::fs::remove_dir_all(&home);
+    let parsed: Result<BTreeMap<String, (f64, f64)>, String> = match output {
+        Ok(o) if o.status.success() => {
+            serde_json::from_slice(&o.stdout).map_err(|e| format!("{e}"))
+        }
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match parsed {
+        Ok(figures) => {
+            for (name, (seconds, items)) in figures {
+                report.add(Rec {
+                    store: store.into(),
+                    size: n,
+                    section: "clients",
+                    name,
+                    metrics: vec![("seconds", seconds), ("items", items)],
+                    error: None,
+                    note: None,
+                });
+            }
+        }
+        Err(e) => report.add(Rec {
+            store: store.into(),
+            size: n,
+            section: "clients",
+            name: "huggingface_hub".into(),
+            metrics: Vec::new(),
+            error: Some(e),
+            note: None,
+        }),
+    }
 }
 
 /// Generates the sized items into an opened store and checks the listings.

@@ -694,11 +694,27 @@ fn a_spec_selects_the_named_content_only(receiver: Backend) {
         d,
         &["pypi", "import", wheels.to_str().unwrap()],
     ));
+    // A model whose file list is paged (`src/hf/commit_doc.rs`): its pages travel too.
+    let paged = d.join("paged");
+    let deep = vec!["d".repeat(179); 5].join("/");
+    std::fs::create_dir_all(paged.join(&deep)).unwrap();
+    for i in 0..1500 {
+        std::fs::write(
+            paged.join(&deep).join(format!("{i:05}.txt")),
+            format!("file {i}"),
+        )
+        .unwrap();
+    }
+    ok(airlock(
+        &source,
+        d,
+        &["hf", "import", "org/paged", paged.to_str().unwrap()],
+    ));
     let spec = d.join("spec.toml");
     std::fs::write(
         &spec,
         format!(
-            "[[hf]]\nrepo = \"org/tiny\"\n\n[[pypi]]\nprojects = [\"demo-pkg<2\"]\n\n[[oci]]\nimage = \"{IMAGE}:1.0\"\n"
+            "[[hf]]\nrepo = \"org/paged\"\n\n[[hf]]\nrepo = \"org/tiny\"\n\n[[pypi]]\nprojects = [\"demo-pkg<2\"]\n\n[[oci]]\nimage = \"{IMAGE}:1.0\"\n"
         ),
     )
     .unwrap();
@@ -728,6 +744,13 @@ fn a_spec_selects_the_named_content_only(receiver: Backend) {
     assert!(held["docs"]
         .get("pypi/default/projects/other-pkg.json")
         .is_none());
+    let server = target.serve(d, &["--admin-token", ADMIN]);
+    let url = server.url(&format!("/org/paged/resolve/main/{deep}/01234.txt"));
+    let (status, body) = rt.block_on(get(&url, "*/*"));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).to_string()),
+        (200, "file 1234".to_string())
+    );
 }
 
 // The receiving store on each backend; the exporting side stays on the filesystem (the

@@ -150,6 +150,15 @@ impl Hub {
         self.dir.path().join("airlock.toml")
     }
 
+    /// Stops the server and starts another on the same store: nothing cached in memory.
+    fn restart(&mut self) {
+        let config = self.config();
+        self.server = self.store.serve(
+            self.dir.path(),
+            &["--config", config.to_str().unwrap(), "--admin-token", ADMIN],
+        );
+    }
+
     /// The keys of `org/tiny`'s documents in the store.
     fn repo_keys(&self) -> Vec<String> {
         self.store.keys_under("hf/models/org--tiny/")
@@ -404,6 +413,52 @@ print("DELETED-OK")
     );
 }
 
+/// A dataset whose file list is too large for one document keeps it in pages, which are
+/// blobs (`src/hf/commit_doc.rs`): collection keeps every page a commit names, a new
+/// server reads the list back whole, and deleting the repository frees them.
+fn a_paged_file_list_survives_collection(backend: Backend) {
+    let mut hub = hub(backend);
+    let before = hub.store.keys_under("blobs/");
+    // 1,500 files in a folder 900 bytes deep: 1.6 MB of file list, in pages.
+    hub.python(
+        r#"
+from huggingface_hub import CommitOperationAdd
+owner.create_repo("org/ds", repo_type="dataset")
+folder = "/".join(["d" * 179] * 5)
+ops = [CommitOperationAdd(path_in_repo=f"{folder}/{i:05}.txt", path_or_fileobj=f"file {i}".encode()) for i in range(1500)]
+owner.create_commit("org/ds", ops, commit_message="many", repo_type="dataset")
+owner.upload_file(path_or_fileobj=b"one more", path_in_repo="more.txt", repo_id="org/ds", repo_type="dataset")
+print("PAGED-OK")
+"#,
+    );
+    let stored = hub.store.keys_under("blobs/");
+    // Each file, .gitattributes, and the pages of two commits.
+    assert!(stored.len() > before.len() + 1502, "{}", stored.len());
+    let report = hub.gc();
+    let after = hub.store.keys_under("blobs/");
+    let swept = stored.iter().filter(|k| !after.contains(k)).count();
+    assert_eq!(swept, 0, "every blob is referenced: {report}");
+    hub.restart();
+    hub.python(
+        r#"
+files = owner.list_repo_files("org/ds", repo_type="dataset")
+assert len(files) == 1502, len(files)
+path = hf_hub_download("org/ds", "/".join(["d" * 179] * 5) + "/01234.txt", repo_type="dataset", token=owner.token, cache_dir=tempfile.mkdtemp())
+assert open(path, "rb").read() == b"file 1234"
+owner.delete_repo("org/ds", repo_type="dataset")
+print("READ-OK")
+"#,
+    );
+    let report = hub.gc();
+    let left = hub.store.keys_under("blobs/");
+    assert!(
+        left == before,
+        "{} blobs left, {} before: {report}",
+        left.len(),
+        before.len()
+    );
+}
+
 /// `[[gc.hub_retention]]` over ten commits of a file, each tagged: keep-last-3 removes
 /// the tags of the seven oldest (not `stable`, which the rule does not govern), and
 /// keep-commits-1 cuts every commit no remaining ref names, so only the four file
@@ -491,5 +546,6 @@ on_both_stores!(
     delete_repo_then_create_again,
     delete_repo_refusals,
     collection_frees_what_deletions_left,
+    a_paged_file_list_survives_collection,
     retention_keeps_the_last_tags_and_commits
 );

@@ -81,7 +81,7 @@ impl Large {
             // document: 246 tags/s at first, 19 at the end); 5,000 takes about a minute.
             tags: 5_000,
             platforms: 50,
-            hf_files: 50_000,
+            hf_files: 100_000,
             commits: 1000,
         };
         if let Ok(spec) = std::env::var("AIRLOCK_SCALE_LARGE") {

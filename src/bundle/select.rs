@@ -21,7 +21,7 @@
 
 use super::manifest::DOC_PREFIXES;
 use crate::digest::Digest;
-use crate::hf::model::{is_commit_id, Commit, RefsDoc, RepoRef, RepoType};
+use crate::hf::model::{is_commit_id, RefsDoc, RepoRef, RepoType};
 use crate::oci::registry::{link_key, Catalog, Registry, RepoDoc as OciRepoDoc};
 use crate::pypi::project::{FileEntry as PypiFile, ProjectDoc};
 use crate::spec::{ContentSpec, DistFormat, HfItem, HfRepoType, OciItem, PypiItem};
@@ -223,7 +223,19 @@ impl Builder<'_> {
                 .raw_doc(key.clone())
                 .await?
                 .ok_or_else(|| anyhow!("commit {id} (`{rev}`) is not in this store"))?;
-            let commit: Commit = serde_json::from_slice(&bytes).with_context(|| key.clone())?;
+            // Read through the repository for the file list: a large one is in pages.
+            let view = self
+                .repos()
+                .commit(&repo, &id)
+                .await
+                .map_err(|e| anyhow!("{key}: {}", e.message))?
+                .ok_or_else(|| anyhow!("commit {id} (`{rev}`) is not in this store"))?;
+            let commit = &view.commit;
+            for page in &view.pages {
+                let digest = Digest::sha256_hex(page)?;
+                self.blob(digest, &format!("hf {} {rev}: its file list", item.repo))
+                    .await?;
+            }
             self.sel.docs.insert(key, bytes);
             let mut left_out = 0;
             let xet = super::xet::transfer(self.stores);

@@ -102,6 +102,7 @@ pub async fn referenced_blobs(
     for id in commit_ids {
         if let Some(view) = state.repos.commit(repo, id).await? {
             blobs.extend(view.commit.files.iter().map(|f| f.sha256.clone()));
+            blobs.extend(view.pages.iter().cloned());
         }
     }
     Ok(blobs)

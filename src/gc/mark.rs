@@ -345,6 +345,10 @@ pub async fn mark_hf(
                 marks.dangling += 1;
                 continue;
             };
+            // The pages of a large file list are the commit itself: never evictable.
+            for page in &view.pages {
+                marks.mark_hex(page, Protocol::Hf, true);
+            }
             for file in &view.commit.files {
                 marks.mark_hex(&file.sha256, Protocol::Hf, local);
                 if let Some(hash) = file.xet_hash.as_deref().and_then(|h| h.parse().ok()) {

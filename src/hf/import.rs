@@ -271,6 +271,8 @@ async fn import_cache(repos: &Repos, repo: &RepoRef, source: &Path) -> anyhow::R
         listed.push((sha.clone(), files));
     }
     let bar = bytes_bar(total);
+    // Held until the refs name the commits (`Repos::store_commit`).
+    let mut claims = Vec::new();
     for (sha, files) in listed {
         let mut entries = Vec::new();
         for (rel, path) in &files {
@@ -306,7 +308,7 @@ async fn import_cache(repos: &Repos, repo: &RepoRef, source: &Path) -> anyhow::R
             files: entries,
             config: None,
         };
-        repos.store_commit(repo, commit).await.map_err(err)?;
+        claims.push(repos.store_commit(repo, commit).await.map_err(err)?);
     }
     bar.finish_and_clear();
     // refs/main, refs/<branch>, refs/pr/<n>: files holding a commit id.
@@ -320,7 +322,7 @@ async fn import_cache(repos: &Repos, repo: &RepoRef, source: &Path) -> anyhow::R
             }
         }
     }
-    repos
+    let named = repos
         .update_refs(repo, |refs| {
             for (name, target) in &found {
                 match name.strip_prefix("pr/").and_then(|n| n.parse::<u64>().ok()) {
@@ -334,8 +336,11 @@ async fn import_cache(repos: &Repos, repo: &RepoRef, source: &Path) -> anyhow::R
             }
             Ok(())
         })
-        .await
-        .map_err(err)?;
+        .await;
+    for claim in claims {
+        claim.release().await;
+    }
+    named.map_err(err)?;
     for (name, target) in &found {
         eprintln!("{}: {name} -> {target}", repo.id);
     }

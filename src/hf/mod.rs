@@ -17,6 +17,7 @@ mod cas_endpoint;
 mod cas_reconstruction;
 pub mod cas_token;
 mod cas_url;
+mod commit_doc;
 mod endpoint;
 mod error;
 pub mod file_bytes;

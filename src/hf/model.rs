@@ -5,6 +5,7 @@
 //! hf/<models|datasets|spaces>/<org>--<name>/repo.json   RepoDoc: type, visibility, creation
 //! hf/<...>/<org>--<name>/refs.json                      RefsDoc: branches, tags, refs/pr/N
 //! hf/<...>/<org>--<name>/commits/<40 hex>.json          Commit: parents, message, every file
+//!                                                       (large file lists in blobs: commit_doc.rs)
 //! ```
 //! The Hub forbids `--` in repo ids, so `org--name` (as in the huggingface_hub cache) is
 //! unambiguous. File bodies are blobs by sha256; a commit lists each file with its git
@@ -262,6 +263,9 @@ pub struct CommitView {
     pub commit: Commit,
     pub dirs: BTreeMap<String, String>,
     pub root_tree: String,
+    /// The sha256 of each blob holding a page of a large commit's file list
+    /// (`hf/commit_doc.rs`): referenced by the commit as much as its files are.
+    pub pages: Vec<String>,
 }
 
 impl CommitView {
@@ -286,6 +290,7 @@ impl CommitView {
             commit,
             dirs,
             root_tree,
+            pages: Vec::new(),
         }
     }
 

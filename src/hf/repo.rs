@@ -1,5 +1,6 @@
 //! Reading and changing repositories: repo documents, refs, commits.
 
+use super::commit_doc::{self, FilePage, StoredCommit};
 use super::error::HfError;
 use super::git;
 use super::model::{
@@ -10,10 +11,12 @@ use crate::digest::Digest;
 use crate::store::claims::Claim;
 use crate::store::layout::MetaKey;
 use crate::store::{
-    BlobStore, DocStore, Document, Mutability, ObjectKey, PutMode, StoreError, MAX_DOCUMENT_BYTES,
+    collect_limited, BlobStore, DocStore, Document, GetOptions, Mutability, ObjectKey, PutMode,
+    StoreError,
 };
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashSet};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -100,26 +103,13 @@ fn list_key(kind: RepoType) -> ObjectKey {
     MetaKey::HfList { kind }.key().expect("a constant key")
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HfError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HfError> {
     serde_json::from_slice(bytes)
         .map_err(|e| HfError::from(StoreError::Unavailable(format!("corrupt metadata: {e}"))))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, HfError> {
     parse(&doc.bytes)
-}
-
-/// A commit whose file list exceeds what one document may hold (every commit lists all
-/// of the repository's files), said in the client's terms.
-fn commit_too_large(files: usize, bytes: usize) -> HfError {
-    HfError::bad_request(format!(
-        "this commit would list {files} files in {} MiB of metadata; Airlock holds at most {} MiB \
-         per commit (about {} files with these paths): commit fewer, larger files, or split \
-         them across repositories",
-        bytes >> 20,
-        MAX_DOCUMENT_BYTES >> 20,
-        files * MAX_DOCUMENT_BYTES / bytes
-    ))
 }
 
 fn json(value: &impl serde::Serialize) -> Bytes {
@@ -190,9 +180,81 @@ impl Repos {
         let Some(doc) = self.docs.get_fresh(&repo.meta_key(Doc::Commit(id))).await? else {
             return Ok(None);
         };
-        let view = Arc::new(CommitView::new(parse(&doc.bytes)?));
+        let stored = commit_doc::decode(&doc.bytes)?;
+        let pages: Vec<String> = stored.file_pages.iter().map(|p| p.sha256.clone()).collect();
+        let files = self.read_pages(&stored).await?;
+        let mut view = CommitView::new(stored.into_commit(files));
+        view.pages = pages;
+        let view = Arc::new(view);
         self.commits.insert(cache_key, view.clone()).await;
         Ok(Some(view))
+    }
+
+    /// The file list of a paged commit, its pages read a few at a time.
+    async fn read_pages(&self, stored: &StoredCommit) -> Result<Vec<FileEntry>, HfError> {
+        if stored.paged_files() > commit_doc::MAX_COMMIT_FILES {
+            return Err(commit_doc::corrupt(format!(
+                "it lists {} files",
+                stored.paged_files()
+            )));
+        }
+        let reads = stored.file_pages.iter().cloned().map(|p| self.read_page(p));
+        let pages: Vec<Vec<FileEntry>> = futures::stream::iter(reads)
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(pages.concat())
+    }
+
+    async fn read_page(&self, page: FilePage) -> Result<Vec<FileEntry>, HfError> {
+        let missing = || commit_doc::corrupt(format!("page {} is missing", page.sha256));
+        let digest = Digest::sha256_hex(&page.sha256).map_err(|_| missing())?;
+        let got = match self.blobs.get(&digest, GetOptions::default()).await {
+            Err(StoreError::NotFound(_)) => return Err(missing()),
+            got => got?,
+        };
+        let bytes = collect_limited(got.body, commit_doc::MAX_PAGE_BYTES)
+            .await
+            .map_err(|e| commit_doc::corrupt(format!("page {}: {e}", page.sha256)))?;
+        commit_doc::decode_page(&page, &bytes)
+    }
+
+    /// Writes a commit's document, and first the pages it names (claimed, so that no
+    /// collection removes one it shares with an older commit). The caller releases the
+    /// claim once a ref names the commit.
+    async fn write_commit(&self, repo: &RepoRef, commit: &Commit) -> Result<Claim, HfError> {
+        let encoded = commit_doc::encode(commit)?;
+        let digests: Vec<Digest> = encoded.pages.iter().map(|p| p.digest.clone()).collect();
+        let (claim, missing) = self.blobs.claim(&digests).await?;
+        let written = async {
+            for page in encoded.pages.iter().filter(|p| missing.contains(&p.digest)) {
+                let size = page.bytes.len() as u64;
+                self.blobs
+                    .put(
+                        &page.digest,
+                        crate::store::bytes_stream(page.bytes.clone()),
+                        Some(size),
+                    )
+                    .await?;
+            }
+            let key = repo.meta_key(Doc::Commit(&commit.id));
+            match self
+                .docs
+                .put(&key, encoded.doc, PutMode::Create, Mutability::Immutable)
+                .await
+            {
+                Ok(_) | Err(StoreError::PreconditionFailed(_)) => Ok(()),
+                Err(e) => Err(HfError::from(e)),
+            }
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(claim),
+            Err(e) => {
+                claim.release().await;
+                Err(e)
+            }
+        }
     }
 
     /// A revision (branch, tag, `refs/...`, or a commit id) to its commit.
@@ -675,19 +737,7 @@ impl Repos {
                 files,
                 config,
             };
-            let body = json(&commit);
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(commit_too_large(commit.files.len(), body.len()));
-            }
-            let commit_key = repo.meta_key(Doc::Commit(&id));
-            match self
-                .docs
-                .put(&commit_key, body, PutMode::Create, Mutability::Immutable)
-                .await
-            {
-                Ok(_) | Err(StoreError::PreconditionFailed(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            let pages = self.write_commit(repo, &commit).await?;
             let mut new_refs = match parent {
                 Parent::Initial => RefsDoc::new(),
                 _ => refs.clone(),
@@ -697,11 +747,12 @@ impl Repos {
                 Some(d) => PutMode::Update(d.etag.clone()),
                 None => PutMode::Create,
             };
-            match self
+            let moved = self
                 .docs
                 .put(&refs_key, json(&new_refs), mode, Mutability::Mutable)
-                .await
-            {
+                .await;
+            pages.release().await;
+            match moved {
                 Ok(_) => {
                     return self.commit(repo, &id).await?.ok_or_else(|| {
                         HfError::from(StoreError::Unavailable(format!(
@@ -772,26 +823,14 @@ impl Repos {
         .await
     }
 
-    /// Stores a commit as it is (imports keep their original ids); storing it again is a no-op.
-    pub async fn store_commit(&self, repo: &RepoRef, mut commit: Commit) -> Result<(), HfError> {
+    /// Stores a commit as it is (imports keep their original ids); storing it again is a
+    /// no-op. The caller releases the claim once a ref names the commit (`write_commit`).
+    pub async fn store_commit(&self, repo: &RepoRef, mut commit: Commit) -> Result<Claim, HfError> {
         commit.files.sort_by(|a, b| a.path.cmp(&b.path));
         if commit.config.is_none() {
             commit.config = self.model_config(&commit.files).await;
         }
-        let commit_key = repo.meta_key(Doc::Commit(&commit.id));
-        match self
-            .docs
-            .put(
-                &commit_key,
-                json(&commit),
-                PutMode::Create,
-                Mutability::Immutable,
-            )
-            .await
-        {
-            Ok(_) | Err(StoreError::PreconditionFailed(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.write_commit(repo, &commit).await
     }
 
     /// Records a commit read from an upstream Hub, its id kept, in a repository made for
@@ -836,22 +875,26 @@ impl Repos {
             Err(e) => return Err(e.into()),
         }
         let id = commit.id.clone();
-        self.store_commit(repo, commit).await?;
+        let pages = self.store_commit(repo, commit).await?;
         let name = rev.strip_prefix("refs/heads/").unwrap_or(rev);
         if is_commit_id(rev) || !super::model::is_valid_ref_name(name) {
+            // Served by its id alone (`served_commits` marks it).
+            pages.release().await;
             return Ok(());
         }
-        self.update_refs(repo, |refs| {
-            match refs.tags.get_mut(name) {
-                Some(tag) => *tag = id.clone(),
-                None => {
-                    refs.branches.insert(name.to_string(), id.clone());
+        let named = self
+            .update_refs(repo, |refs| {
+                match refs.tags.get_mut(name) {
+                    Some(tag) => *tag = id.clone(),
+                    None => {
+                        refs.branches.insert(name.to_string(), id.clone());
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(())
+                Ok(())
+            })
+            .await;
+        pages.release().await;
+        named.map(|_| ())
     }
 
     /// Changes refs other than by committing (branches, tags, PR refs), atomically.
@@ -902,17 +945,20 @@ impl Repos {
     }
 }
 
-fn apply(mut files: Vec<FileEntry>, ops: &[Op]) -> Result<Vec<FileEntry>, HfError> {
+/// The branch's files after `ops`, sorted by path. By path in a map: a commit of 100,000
+/// files onto 100,000 must not compare every pair.
+fn apply(base: Vec<FileEntry>, ops: &[Op]) -> Result<Vec<FileEntry>, HfError> {
+    let by_path = |files: Vec<FileEntry>| -> BTreeMap<String, FileEntry> {
+        files.into_iter().map(|f| (f.path.clone(), f)).collect()
+    };
+    let mut files = by_path(base);
     for op in ops {
         match op {
             Op::Put(entry) => {
-                files.retain(|f| f.path != entry.path);
-                files.push(entry.clone());
+                files.insert(entry.path.clone(), entry.clone());
             }
             Op::Delete(path) => {
-                let before = files.len();
-                files.retain(|f| &f.path != path);
-                if files.len() == before {
+                if files.remove(path).is_none() {
                     return Err(HfError::not_found(format!(
                         "cannot delete {path}: no such file"
                     )));
@@ -920,28 +966,36 @@ fn apply(mut files: Vec<FileEntry>, ops: &[Op]) -> Result<Vec<FileEntry>, HfErro
             }
             Op::DeleteFolder(folder) => {
                 let prefix = format!("{}/", folder.trim_end_matches('/'));
-                let before = files.len();
-                files.retain(|f| !f.path.starts_with(&prefix));
-                if files.len() == before {
+                let doomed: Vec<String> = files
+                    .range(prefix.clone()..)
+                    .take_while(|(path, _)| path.starts_with(&prefix))
+                    .map(|(path, _)| path.clone())
+                    .collect();
+                if doomed.is_empty() {
                     return Err(HfError::not_found(format!(
                         "cannot delete folder {folder}: no such folder"
                     )));
                 }
+                for path in doomed {
+                    files.remove(&path);
+                }
             }
-            Op::ReplaceAll(all) => files = all.clone(),
+            Op::ReplaceAll(all) => files = by_path(all.clone()),
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    // A path cannot be both a file and a folder.
-    for pair in files.windows(2) {
-        if pair[1].path.starts_with(&format!("{}/", pair[0].path)) {
-            return Err(HfError::bad_request(format!(
-                "`{}` is a file and a folder at once",
-                pair[0].path
-            )));
+    // A path cannot be both a file and a folder. Not only the next path can be under it:
+    // `a.txt` sorts between `a` and `a/b`.
+    for path in files.keys() {
+        let folder = format!("{path}/");
+        if let Some((under, _)) = files.range(folder.clone()..).next() {
+            if under.starts_with(&folder) {
+                return Err(HfError::bad_request(format!(
+                    "`{path}` is a file and a folder at once"
+                )));
+            }
         }
     }
-    Ok(files)
+    Ok(files.into_values().collect())
 }
 
 /// The `.gitattributes` the Hub writes into every new repository.
@@ -1009,47 +1063,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_commit_too_large_to_store_says_so() {
+    async fn a_commit_larger_than_a_document_is_paged_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let store: crate::store::DynStore =
             Arc::new(crate::store::FsStore::open(dir.path()).await.unwrap());
-        let repos = Repos::new(
-            DocStore::new(store.clone(), 1 << 20, std::time::Duration::ZERO),
-            BlobStore::new(store, 16),
-        );
-        let repo = RepoRef::new(RepoType::Model, "org/huge").unwrap();
-        repos.create(&repo, false, "someone").await.unwrap();
-        let one = repos
+        let repos = || {
+            Repos::new(
+                DocStore::new(store.clone(), 1 << 20, std::time::Duration::ZERO),
+                BlobStore::new(store.clone(), 16),
+            )
+        };
+        let writer = repos();
+        let repo = RepoRef::new(RepoType::Dataset, "org/huge").unwrap();
+        writer.create(&repo, false, "someone").await.unwrap();
+        let one = writer
             .store_small_file("x", Bytes::from_static(b"x"))
             .await
             .unwrap();
-        // 4,000 files with 4,400-byte paths: about 18 MiB of commit.
-        let ops = (0..4_000)
-            .map(|i| {
-                let mut entry = one.clone();
-                entry.path = format!("{}/{i:06}", "d".repeat(4392));
-                Op::Put(entry)
-            })
-            .collect();
-        let refused = repos
-            .commit_changes(
-                &repo,
-                "main",
-                Parent::Latest,
-                ops,
-                "huge",
-                "",
-                "someone",
-                None,
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(refused.status, http::StatusCode::BAD_REQUEST);
+        // 4,000 files with 1,000-byte paths: 4.5 MB of file list, more than one
+        // document holds inline. Before pages, past 16 MiB a commit could not be stored.
+        let put = |i: usize| {
+            let mut entry = one.clone();
+            entry.path = format!("{}/{i:06}", "d".repeat(992));
+            Op::Put(entry)
+        };
+        let commit = |ops| {
+            writer.commit_changes(&repo, "main", Parent::Latest, ops, "t", "", "someone", None)
+        };
+        let first = commit((0..4_000).map(put).collect()).await.unwrap();
+        assert!(first.pages.len() > 2, "{} pages", first.pages.len());
+        let second = commit(vec![put(4_000)]).await.unwrap();
+        let new_pages = second
+            .pages
+            .iter()
+            .filter(|p| !first.pages.contains(p))
+            .count();
         assert!(
-            refused.message.contains("4001 files") && refused.message.contains("at most 16 MiB"),
+            new_pages <= 2,
+            "{new_pages} of {} pages new",
+            second.pages.len()
+        );
+
+        let reader = repos();
+        let read = reader.resolve(&repo, "main").await.unwrap();
+        assert_eq!(read.commit.files, second.commit.files);
+        assert_eq!(read.commit.files.len(), 4_002);
+        assert_eq!(read.pages, second.pages);
+    }
+
+    #[test]
+    fn a_path_cannot_be_a_file_and_a_folder_even_with_a_path_between() {
+        let entry = |path: &str| FileEntry {
+            path: path.into(),
+            size: 1,
+            sha256: "0".repeat(64),
+            oid: "0".repeat(40),
+            lfs: false,
+            xet_hash: None,
+        };
+        let ops = ["a", "a.txt", "a/b"].map(|p| Op::Put(entry(p)));
+        let refused = apply(Vec::new(), &ops).unwrap_err();
+        assert!(
+            refused.message.contains("`a` is a file and a folder"),
             "{}",
             refused.message
         );
+        assert!(apply(Vec::new(), &ops[..2]).is_ok());
     }
 
     #[tokio::test]
@@ -1085,6 +1164,7 @@ mod tests {
             },
             dirs: Default::default(),
             root_tree: String::new(),
+            pages: Vec::new(),
         });
         for i in 0..200 {
             repos.commits.insert(format!("r/{i}"), view.clone()).await;

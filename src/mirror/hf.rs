@@ -158,21 +158,30 @@ async fn mirror_revision(ctx: &Ctx<'_>, item: &HfItem, rev: &str) -> Result<(), 
         .create_empty(&ctx.repo, created.unwrap_or_else(crate::hf::repo::now_iso))
         .await
         .map_err(|e| e.message)?;
-    m.repos
+    let pages = m
+        .repos
         .store_commit(&ctx.repo, commit)
         .await
         .map_err(|e| e.message)?;
+    let named = name_mirrored(ctx, rev, &sha).await;
+    pages.release().await;
+    named
+}
+
+/// Points `rev` (a branch or tag name) at the mirrored commit `sha`.
+async fn name_mirrored(ctx: &Ctx<'_>, rev: &str, sha: &str) -> Result<(), String> {
     if !is_commit_id(rev) {
         let is_tag = upstream_is_tag(ctx, rev).await;
-        m.repos
+        ctx.m
+            .repos
             .update_refs(&ctx.repo, |refs| {
                 let name = rev
                     .trim_start_matches("refs/heads/")
                     .trim_start_matches("refs/tags/");
                 if is_tag {
-                    refs.tags.insert(name.to_string(), sha.clone());
+                    refs.tags.insert(name.to_string(), sha.to_string());
                 } else {
-                    refs.branches.insert(name.to_string(), sha.clone());
+                    refs.branches.insert(name.to_string(), sha.to_string());
                 }
                 Ok(())
             })
