@@ -31,7 +31,9 @@
 //!     repo.json                     visibility, gating, where it came from
 //!     refs.json                     branches and tags -> commit id (conditional updates)
 //!     commits/<id>.json             one commit: parents, message, its files (path, git
-//!                                   oid, size, LFS sha256); immutable
+//!                                   oid, size, LFS sha256); immutable. A list of files
+//!                                   over 1 MiB is in pages, blobs the commit names by
+//!                                   sha256 (`hf/commit_doc.rs`)
 //!     lfs/<sha256 hex>              link: a writer of this repository uploaded that LFS
 //!                                   object (verified); a commit may name it by oid alone
 //! xet/                              Xet content (the Hub's CAS, src/hf/xet_store.rs; formats
