@@ -12,11 +12,7 @@ use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
-use std::ops::Bound;
-use std::sync::Arc;
 
-/// Entries per tree page; the client follows `Link: rel="next"`.
-const TREE_PAGE: usize = 1000;
 const COMMITS_PAGE: usize = 50;
 const LIST_PAGE: usize = 1000;
 
@@ -45,13 +41,13 @@ pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn flag(params: &[(String, String)], name: &str) -> bool {
+pub(super) fn flag(params: &[(String, String)], name: &str) -> bool {
     params
         .iter()
         .any(|(k, v)| k == name && (v.eq_ignore_ascii_case("true") || v == "1"))
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -66,7 +62,7 @@ fn json_response(value: Value) -> Response {
         .into_response()
 }
 
-fn with_next_link(mut response: Response, next: Option<String>) -> Response {
+pub(super) fn with_next_link(mut response: Response, next: Option<String>) -> Response {
     if let Some(url) = next {
         if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
             response.headers_mut().insert(header::LINK, v);
@@ -86,11 +82,14 @@ fn sibling(f: &FileEntry, blobs: bool) -> Value {
     s
 }
 
+/// The repository's info; `siblings`: with every file listed (a listing of repositories
+/// leaves them out, and building 100,000 of them to drop them would cost 40 ms).
 pub fn info_json(
     repo: &RepoRef,
     doc: &RepoDoc,
     view: &CommitView,
     params: &[(String, String)],
+    siblings: bool,
 ) -> Value {
     let blobs = flag(params, "blobs");
     let c = &view.commit;
@@ -127,10 +126,12 @@ pub fn info_json(
     if let Some(config) = &c.config {
         info.insert("config".into(), config.clone());
     }
-    info.insert(
-        "siblings".into(),
-        Value::Array(c.files.iter().map(|f| sibling(f, blobs)).collect()),
-    );
+    if siblings {
+        info.insert(
+            "siblings".into(),
+            Value::Array(c.files.iter().map(|f| sibling(f, blobs)).collect()),
+        );
+    }
     // `?expand=a&expand=b` asks for those keys only.
     let expand: Vec<&str> = params
         .iter()
@@ -170,20 +171,9 @@ pub async fn repo_info(
     if let Some(body) = hf.info_cache.get(&key).await {
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
-    let body = bytes::Bytes::from(info_json(repo, &doc, &view, &ctx.params).to_string());
+    let body = bytes::Bytes::from(info_json(repo, &doc, &view, &ctx.params, true).to_string());
     hf.info_cache.insert(key, body.clone()).await;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-fn file_json(f: &FileEntry) -> Value {
-    let mut v = json!({ "type": "file", "oid": f.oid, "size": f.size, "path": f.path });
-    if f.lfs {
-        v["lfs"] = json!({ "oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size() });
-    }
-    if let Some(hash) = &f.xet_hash {
-        v["xetHash"] = json!(hash);
-    }
-    v
 }
 
 /// The Xet hash to advertise for a file: the one its commit recorded, if this store
@@ -191,7 +181,10 @@ fn file_json(f: &FileEntry) -> Value {
 /// stayed behind, and advertising what is not served fails the download (clients do
 /// not fall back). The check is a document the doc cache keeps after the first
 /// download, which the reconstruction reads anyway.
-async fn served_xet_hash<'a>(hf: &HfState, f: &'a FileEntry) -> Result<Option<&'a str>, HfError> {
+pub(super) async fn served_xet_hash<'a>(
+    hf: &HfState,
+    f: &'a FileEntry,
+) -> Result<Option<&'a str>, HfError> {
     let Some(hash) = &f.xet_hash else {
         return Ok(None);
     };
@@ -216,234 +209,6 @@ async fn held_as_xet(
     Ok(file_bytes::locate(&hf.repos, digest, xet_hash)
         .await?
         .filter(|f| matches!(f, FileBytes::Xet(_))))
-}
-
-/// Drops `xetHash` from listed entries whose Xet data this store does not hold.
-async fn keep_served_xet_hashes(
-    hf: &HfState,
-    view: &CommitView,
-    entries: &mut [Value],
-) -> Result<(), HfError> {
-    for v in entries.iter_mut() {
-        if v.get("xetHash").is_none() {
-            continue;
-        }
-        let served = match view.file(v["path"].as_str().unwrap_or_default()) {
-            Some(f) => served_xet_hash(hf, f).await?.is_some(),
-            None => false,
-        };
-        if !served {
-            if let Value::Object(m) = v {
-                m.remove("xetHash");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn dir_json(path: &str, oid: &str) -> Value {
-    json!({ "type": "directory", "oid": oid, "size": 0, "path": path })
-}
-
-/// Every entry (files and directories) under `path`, sorted by path.
-/// One page of the entries under `path` (its direct children, or all below it when
-/// `recursive`) after the path `after`, in path order, at most `limit`; whether more
-/// follow. It reads only as far as the page: the commit's files are sorted by path, so
-/// the page starts at a binary search, and a subdirectory's files are skipped in one
-/// jump when not `recursive`.
-fn entries_page(
-    view: &CommitView,
-    path: &str,
-    recursive: bool,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<(Vec<(String, Value)>, bool), HfError> {
-    if !path.is_empty() && !view.dirs.contains_key(path) {
-        return Err(HfError::entry_not_found(path, &view.commit.id));
-    }
-    let prefix = if path.is_empty() {
-        String::new()
-    } else {
-        format!("{path}/")
-    };
-    let direct = |p: &str| recursive || split_parent(p).0 == path;
-    let start: &str = match after {
-        Some(a) if a >= prefix.as_str() => a,
-        _ => &prefix,
-    };
-    let mut dirs = view
-        .dirs
-        .range::<str, _>((Bound::Excluded(start), Bound::Unbounded))
-        .take_while(|(d, _)| d.starts_with(&prefix))
-        .filter(|(d, _)| direct(d))
-        .peekable();
-    let files = &view.commit.files;
-    let mut at = files.partition_point(|f| f.path.as_str() <= start);
-    // The next file at or after `at` to list.
-    let next_file = |mut at: usize| -> Option<usize> {
-        while let Some(f) = files.get(at) {
-            if !f.path.starts_with(&prefix) {
-                return None;
-            }
-            if direct(&f.path) {
-                return Some(at);
-            }
-            // Below a subdirectory: its files are one run; jump past it (`0` follows `/`).
-            let rest = &f.path[prefix.len()..];
-            let sub = &rest[..rest.find('/').unwrap_or(rest.len())];
-            let past = format!("{prefix}{sub}0");
-            at = files.partition_point(|f| f.path < past);
-        }
-        None
-    };
-    let mut out = Vec::new();
-    let mut file = next_file(at);
-    loop {
-        let take_dir = match (dirs.peek(), file) {
-            (None, None) => return Ok((out, false)),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some((d, _)), Some(i)) => d.as_str() < files[i].path.as_str(),
-        };
-        if out.len() == limit {
-            return Ok((out, true));
-        }
-        if take_dir {
-            let (d, oid) = dirs.next().expect("peeked");
-            out.push((d.clone(), dir_json(d, oid)));
-        } else {
-            let i = file.expect("compared");
-            out.push((files[i].path.clone(), file_json(&files[i])));
-            at = i + 1;
-            file = next_file(at);
-        }
-    }
-}
-
-/// The latest commit (within a bounded walk of first parents) that changed `path`.
-async fn last_commit(
-    hf: &HfState,
-    repo: &RepoRef,
-    view: &Arc<CommitView>,
-    path: &str,
-    oid: &str,
-) -> Value {
-    let mut current = view.clone();
-    for _ in 0..50 {
-        let Some(parent_id) = current.commit.parents.first() else {
-            break;
-        };
-        let Ok(Some(parent)) = hf.repos.commit(repo, parent_id).await else {
-            break;
-        };
-        let parent_oid = parent
-            .file(path)
-            .map(|f| f.oid.as_str())
-            .or_else(|| parent.dirs.get(path).map(String::as_str));
-        if parent_oid != Some(oid) {
-            break;
-        }
-        current = parent;
-    }
-    let c = &current.commit;
-    json!({ "id": c.id, "title": c.title, "date": c.date })
-}
-
-pub async fn tree(
-    hf: &HfState,
-    ctx: &Ctx,
-    repo: &RepoRef,
-    rev: &str,
-    path: &str,
-) -> Result<Response, HfError> {
-    readable(hf, ctx, repo).await?;
-    let view = hf.repos.resolve(repo, rev).await?;
-    let recursive = flag(&ctx.params, "recursive");
-    let expand = flag(&ctx.params, "expand");
-    // The cursor is the last path of the page before.
-    let after = param(&ctx.params, "cursor");
-    let (page, more) = entries_page(&view, path, recursive, after, TREE_PAGE)?;
-    let last = page.last().map(|(p, _)| p.clone());
-    let mut out = Vec::with_capacity(page.len());
-    for (p, mut v) in page {
-        if expand {
-            let oid = v["oid"].as_str().unwrap_or_default().to_string();
-            v["lastCommit"] = last_commit(hf, repo, &view, &p, &oid).await;
-        }
-        out.push(v);
-    }
-    keep_served_xet_hashes(hf, &view, &mut out).await?;
-    let next = last.filter(|_| more).map(|last| {
-        let encoded_rev =
-            percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC);
-        let encoded_path =
-            percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC);
-        format!(
-            "{}/api/{}/{}/tree/{encoded_rev}{}?recursive={recursive}&expand={expand}&cursor={}",
-            ctx.base,
-            repo.kind.plural(),
-            repo.id,
-            if path.is_empty() {
-                String::new()
-            } else {
-                format!("/{encoded_path}")
-            },
-            percent_encoding::utf8_percent_encode(&last, percent_encoding::NON_ALPHANUMERIC)
-        )
-    });
-    Ok(with_next_link(json_response(Value::Array(out)), next))
-}
-
-pub async fn paths_info(
-    hf: &HfState,
-    ctx: &Ctx,
-    repo: &RepoRef,
-    rev: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response, HfError> {
-    readable(hf, ctx, repo).await?;
-    let view = hf.repos.resolve(repo, rev).await?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let (paths, expand): (Vec<String>, bool) = if is_json {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| HfError::bad_request(format!("invalid JSON: {e}")))?;
-        let paths = v["paths"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        (paths, v["expand"].as_bool().unwrap_or(false))
-    } else {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
-        let paths = form
-            .iter()
-            .filter(|(k, _)| k == "paths" || k == "paths[]")
-            .map(|(_, v)| v.clone())
-            .collect();
-        (paths, flag(&form, "expand"))
-    };
-    let mut out = Vec::new();
-    for p in paths {
-        let p = p.trim_matches('/').to_string();
-        if let Some(f) = view.file(&p) {
-            let mut v = file_json(f);
-            if expand {
-                v["lastCommit"] = last_commit(hf, repo, &view, &p, &f.oid).await;
-            }
-            out.push(v);
-        } else if let Some(oid) = view.dirs.get(&p) {
-            out.push(dir_json(&p, oid));
-        }
-    }
-    keep_served_xet_hashes(hf, &view, &mut out).await?;
-    Ok(json_response(Value::Array(out)))
 }
 
 pub async fn refs(hf: &HfState, ctx: &Ctx, repo: &RepoRef) -> Result<Response, HfError> {
@@ -544,11 +309,7 @@ pub async fn list(hf: &HfState, ctx: &Ctx, kind: RepoType) -> Result<Response, H
         let Ok(view) = hf.repos.resolve(&repo, "main").await else {
             continue;
         };
-        let mut info = info_json(&repo, &doc, &view, &[]);
-        if let Value::Object(m) = &mut info {
-            m.remove("siblings");
-        }
-        out.push(info);
+        out.push(info_json(&repo, &doc, &view, &[], false));
     }
     let next = (index < matching.len()).then(|| {
         let mut q: Vec<String> = ctx
@@ -691,93 +452,4 @@ pub async fn resolve(
         &format!("inline; filename*=UTF-8''{encoded}"),
     );
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hf::model::Commit;
-
-    fn view(paths: &[&str]) -> CommitView {
-        let mut files: Vec<FileEntry> = paths
-            .iter()
-            .map(|p| FileEntry {
-                path: p.to_string(),
-                size: 1,
-                sha256: "a".repeat(64),
-                oid: "b".repeat(40),
-                lfs: false,
-                xet_hash: None,
-            })
-            .collect();
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        CommitView::new(Commit {
-            id: "c".repeat(40),
-            parents: Vec::new(),
-            title: String::new(),
-            message: String::new(),
-            author: String::new(),
-            date: String::new(),
-            files,
-            config: None,
-        })
-    }
-
-    /// Every entry, as the whole listing would have it: directories and files under
-    /// `path`, direct or all, in path order.
-    fn everything(view: &CommitView, path: &str, recursive: bool) -> Vec<String> {
-        let prefix = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}/")
-        };
-        let direct = |p: &str| recursive || split_parent(p).0 == path;
-        let mut all: Vec<String> = view
-            .dirs
-            .keys()
-            .chain(view.commit.files.iter().map(|f| &f.path))
-            .filter(|p| p.starts_with(&prefix) && direct(p))
-            .cloned()
-            .collect();
-        all.sort();
-        all
-    }
-
-    #[test]
-    fn pages_after_a_cursor_make_the_whole_listing() {
-        let view = view(&[
-            "a/b.txt",
-            "a/b/x",
-            "a/b/y/z",
-            "a/b0",
-            "a/c",
-            "a.txt",
-            "b",
-            "bb/c",
-            "z/deep/er/f",
-            "z/g",
-            "README.md",
-        ]);
-        for path in ["", "a", "a/b", "z", "z/deep"] {
-            for recursive in [false, true] {
-                let want = everything(&view, path, recursive);
-                for limit in [1, 2, 3, 100] {
-                    let mut got = Vec::new();
-                    let mut after: Option<String> = None;
-                    for _ in 0..100 {
-                        let (page, more) =
-                            entries_page(&view, path, recursive, after.as_deref(), limit).unwrap();
-                        assert!(page.len() <= limit);
-                        got.extend(page.iter().map(|(p, _)| p.clone()));
-                        if !more {
-                            break;
-                        }
-                        after = got.last().cloned();
-                    }
-                    assert_eq!(got, want, "{path:?} recursive={recursive} limit={limit}");
-                }
-            }
-        }
-        assert!(entries_page(&view, "nope", false, None, 10).is_err());
-    }
 }

@@ -29,6 +29,7 @@ mod ndjson;
 pub mod pullthrough;
 pub mod quota;
 pub mod repo;
+mod tree;
 mod upload;
 pub mod xet_store;
 pub mod xet_transfer;
@@ -111,6 +112,8 @@ pub struct HfState {
     pub repos: Repos,
     /// Rendered repo-info answers by repo, commit, visibility and query.
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
+    /// Rendered tree pages by repo, commit, path, flags and cursor (`tree.rs`).
+    tree_pages: moka::future::Cache<String, Arc<tree::TreePage>>,
     signing_key: [u8; 32],
     cas_tokens: cas_token::CasTokens,
     fetch_urls: cas_url::FetchSigner,
@@ -158,6 +161,12 @@ impl HfState {
                 .max_capacity(32 * 1024 * 1024)
                 .weigher(|k: &String, v: &bytes::Bytes| {
                     (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
+            tree_pages: moka::future::Cache::builder()
+                .max_capacity(tree::TREE_CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<tree::TreePage>| {
+                    (k.len() + v.weight()).try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
             signing_key,
@@ -284,11 +293,11 @@ async fn serve(
         WhoAmI => api::whoami(&ctx),
         List { kind } => api::list(hf, &ctx, kind).await,
         RepoInfo { repo, rev } => api::repo_info(hf, &ctx, &repo, rev.as_deref()).await,
-        Tree { repo, rev, path } => api::tree(hf, &ctx, &repo, &rev, &path).await,
+        Tree { repo, rev, path } => tree::tree(hf, &ctx, &repo, &rev, &path).await,
         PathsInfo { repo, rev } => {
             let (parts, body) = request.into_parts();
             let body = read_body(body, 16 * 1024 * 1024).await?;
-            api::paths_info(hf, &ctx, &repo, &rev, &parts.headers, &body).await
+            tree::paths_info(hf, &ctx, &repo, &rev, &parts.headers, &body).await
         }
         Refs { repo } => api::refs(hf, &ctx, &repo).await,
         Commits { repo, rev } => api::commits(hf, &ctx, &repo, &rev).await,
