@@ -547,6 +547,17 @@ async fn lists_details_and_totals(backend: Backend) {
     let (status, body) = catalog(base, "items/models/secret/hidden", Some(READER)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["private"], true);
+
+    // A model of more files than a page lists: the first 1,000 by path, and the count.
+    hf_create(base, json!({"name": "wide", "organization": "org"})).await;
+    let paths: Vec<String> = (0..1001).map(|i| format!("f/{i:04}.txt")).collect();
+    let files: Vec<(&str, &[u8])> = paths.iter().map(|p| (p.as_str(), &b"x"[..])).collect();
+    hf_commit(base, "models/org/wide", &files).await;
+    let wide = catalog_ok(base, "items/models/org/wide", None).await;
+    let listed = wide["files"].as_array().unwrap();
+    assert_eq!((listed.len(), &wide["file_count"]), (1000, &json!(1002)));
+    assert_eq!(listed[0]["path"], ".gitattributes");
+    assert_eq!(listed[999]["path"], "f/0998.txt");
 }
 
 async fn without_anonymous_read_a_token_is_required(backend: Backend) {

@@ -247,12 +247,16 @@ function hfItem(item) {
     h("p", { class: "muted" }, "Showing ", h("strong", {}, item.revision.name), " at commit ",
       h("span", { class: "mono" }, item.revision.commit.slice(0, 12)), " — “" + item.revision.title + "”, " + formatDate(item.revision.date)),
     snippetsSection(item.snippets),
-    h("h2", {}, "Files ", h("span", { class: "muted" }, "(" + item.files.length + ", " + formatBytes(item.size) + ")")),
+    h("h2", {}, "Files ", h("span", { class: "muted" }, "(" + item.file_count + ", " + formatBytes(item.size) + ")")),
     table("files", ["Path", "Size ", "sha256", "git oid", ""], item.files.map((f) => h("tr", {},
       h("td", { class: "name mono" }, f.path),
       h("td", { class: "num" }, formatBytes(f.size)),
       digestCell(f.sha256), digestCell(f.oid),
       h("td", {}, f.lfs ? h("span", { class: "badge flag" }, "lfs") : "")))),
+    item.file_count > item.files.length
+      ? h("p", { class: "muted", id: "files-more" }, "The first " + item.files.length + " of " + item.file_count +
+        " files, by path. huggingface_hub's list_repo_tree(recursive=True) lists them all.")
+      : "",
   ];
 }
 
