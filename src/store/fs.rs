@@ -34,6 +34,9 @@ const LOCK_DIR: &str = ".locks";
 /// blocking pool is noise next to the copy itself, and that hyper writes big frames
 /// (measured in benches/blob_throughput: 256 KiB frames cost ~25% single-stream speed).
 const READ_CHUNK: usize = 1024 * 1024;
+/// Files up to this size are read whole when opened (documents, small packages); larger
+/// ones are streamed, or sent with `sendfile`.
+const SMALL_READ: u64 = 64 * 1024;
 /// Buffer for writes: puts arrive as small network frames, coalesced into pieces this
 /// large before each write, so the hand-off to the blocking pool is rare.
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -293,6 +296,20 @@ impl FileSink {
     }
 }
 
+/// The file at `path`, its metadata, and its bytes when it is at most `SMALL_READ`.
+fn opened(path: &Path) -> io::Result<(std::fs::File, std::fs::Metadata, Option<bytes::Bytes>)> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let md = file.metadata()?;
+    if !md.is_file() || md.len() > SMALL_READ {
+        return Ok((file, md, None));
+    }
+    let mut buf = vec![0; md.len() as usize];
+    // Files are replaced by rename, never rewritten in place: the length stands.
+    file.read_exact_at(&mut buf, 0)?;
+    Ok((file, md, Some(buf.into())))
+}
+
 /// Streams a byte range of a file as `READ_CHUNK` frames, reading each with `pread` into
 /// a fresh buffer on the blocking pool, one chunk ahead of the consumer.
 ///
@@ -366,10 +383,12 @@ impl futures::Stream for FileChunks {
 impl ObjectStore for FsStore {
     async fn get(&self, key: &ObjectKey, options: GetOptions) -> Result<GetResult> {
         let path = self.path_of(key);
-        let file = tokio::fs::File::open(&path)
+        // Open, stat and (when small) read in one trip to the blocking pool: a document
+        // or a small file is then one hand-off, not three.
+        let opened = tokio::task::spawn_blocking(move || opened(&path))
             .await
-            .map_err(|e| self.read_error(e, key))?;
-        let md = file.metadata().await.map_err(|e| self.read_error(e, key))?;
+            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
+        let (file, md, small) = opened.map_err(|e| self.read_error(e, key))?;
         if !md.is_file() {
             return Err(StoreError::NotFound(key.to_string()));
         }
@@ -378,7 +397,16 @@ impl ObjectStore for FsStore {
             Some(r) => r.resolve(meta.size)?,
             None => 0..meta.size,
         };
-        let file = Arc::new(file.into_std().await);
+        if let Some(bytes) = small {
+            let part = bytes.slice(range.start as usize..range.end as usize);
+            return Ok(GetResult {
+                meta,
+                range,
+                body: super::bytes_stream(part),
+                file: None,
+            });
+        }
+        let file = Arc::new(file);
         let body = FileChunks::new(file.clone(), range.clone());
         Ok(GetResult {
             meta,
