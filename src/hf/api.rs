@@ -4,7 +4,7 @@
 use super::access::{may_read_gated_files, repo_access, RepoAccess};
 use super::error::HfError;
 use super::file_bytes::{self, FileBytes};
-use super::model::{split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
+use super::model::{fnv1a, split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Identity, Protocol};
 use crate::download::{blob_response, ranged_response};
@@ -96,7 +96,8 @@ pub fn info_json(
     let mut info = Map::new();
     info.insert(
         "_id".into(),
-        json!(format!("{:x}", fnv(repo.id.as_bytes()))),
+        // A stable short id (the Hub's `_id` is opaque; clients only echo it).
+        json!(format!("{:x}", fnv1a(repo.id.as_bytes()))),
     );
     info.insert("id".into(), json!(repo.id));
     if repo.kind == RepoType::Model {
@@ -142,13 +143,6 @@ pub fn info_json(
         info.retain(|k, _| k == "_id" || k == "id" || expand.contains(&k.as_str()));
     }
     Value::Object(info)
-}
-
-/// A stable short id (the Hub's `_id` is opaque; clients only echo it).
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 pub async fn repo_info(

@@ -9,7 +9,7 @@
 //! by a hash of the path (as content-defined chunking does), not by position, so a file
 //! added or removed moves only the boundary of the page it falls in.
 
-use super::model::{Commit, FileEntry};
+use super::model::{fnv1a, Commit, FileEntry};
 use super::HfError;
 use crate::digest::{Algorithm, Digest};
 use crate::store::MAX_DOCUMENT_BYTES;
@@ -181,15 +181,10 @@ pub fn encode(commit: &Commit) -> Result<Encoded, HfError> {
     })
 }
 
-/// Whether a page may end after `path`: FNV-1a, stable across versions and machines
+/// Whether a page may end after `path`: by a hash stable across versions and machines
 /// (a different cut would still read back, but would no longer share pages).
 fn is_boundary(path: &str) -> bool {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in path.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash % BOUNDARY_ONE_IN == 0
+    fnv1a(path.as_bytes()) % BOUNDARY_ONE_IN == 0
 }
 
 /// The file list cut into pages, each with the number of entries it holds.

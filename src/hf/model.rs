@@ -350,6 +350,14 @@ pub fn tree_oids(files: &[FileEntry]) -> (BTreeMap<String, String>, String) {
 }
 
 /// `a/b/c` -> (`a/b`, `c`); `c` -> (``, `c`)
+/// 64-bit FNV-1a: a hash that never changes between versions or machines, for ids and
+/// boundaries that must stay where they were.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 pub fn split_parent(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
