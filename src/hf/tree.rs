@@ -241,8 +241,15 @@ pub async fn tree(
     let expand = flag(&ctx.params, "expand");
     // The cursor is the last path of the page before.
     let after = param(&ctx.params, "cursor");
+    // `lastCommit` walks the history, which retention may cut: it starts a new
+    // generation of refs.json (as the commit cache is keyed).
+    let generation = if expand {
+        hf.repos.refs(repo).await?.generation
+    } else {
+        0
+    };
     let key = format!(
-        "{}|{}|{path}|{recursive}|{expand}|{}",
+        "{}|{}|{generation}|{path}|{recursive}|{expand}|{}",
         repo.key_dir(),
         view.commit.id,
         after.unwrap_or_default()
