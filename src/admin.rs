@@ -25,7 +25,7 @@ pub struct AdminState {
 pub fn routes<S>(state: AdminState) -> Router<S> {
     Router::new()
         .route("/_airlock/blobs/{digest}", get(blob).head(blob))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Plain-text errors: this API has no client library with expectations of its own.
@@ -65,7 +65,7 @@ impl IntoResponse for AdminError {
 }
 
 async fn blob(
-    State(state): State<AdminState>,
+    State(state): State<Arc<AdminState>>,
     Path(digest): Path<String>,
     method: Method,
     headers: HeaderMap,

@@ -38,6 +38,18 @@ pub fn protocol_of_path(path: &str) -> &'static str {
     }
 }
 
+/// Labels a response of a route that does not label its own with the route's pattern
+/// (`/healthz`, `/ui/{name}`): `observe` runs outside the router, where the pattern
+/// matched is not known.
+pub async fn label_matched_route(req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(req).await;
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
+    response
+}
+
 pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = req
@@ -55,10 +67,6 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(64).collect::<String>());
     let path = req.uri().path().to_string();
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
     metrics.request_started();
 
     let mut response = next.run(req).await;
@@ -71,7 +79,10 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
     }
     let route = match response.extensions().get::<RouteLabel>() {
         Some(label) => label.0.to_string(),
-        None => matched.unwrap_or_else(|| "unmatched".into()),
+        None => response
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".into(), |m| m.as_str().to_string()),
     };
     let completion = Completion {
         metrics,

@@ -131,10 +131,10 @@ pub fn routes<S>(state: CatalogState) -> Router<S> {
     Router::new()
         .route("/_airlock/catalog", get(dispatch))
         .route("/_airlock/catalog/{*rest}", get(dispatch))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
-async fn dispatch(State(state): State<CatalogState>, request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<CatalogState>>, request: Request) -> Response {
     let parsed = Endpoint::parse(request.uri().path(), request.uri().query());
     let mut response = match parsed {
         Err(e) => e.into_response(),

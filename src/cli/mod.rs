@@ -76,7 +76,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    let serving = matches!(cli.command, Command::Serve(_));
+    let log = init_tracing(config.log_format, serving);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,6 +102,8 @@ pub fn main() -> ExitCode {
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
         }
     });
+    // The last log lines are out before the line that says why the command failed.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -210,15 +213,35 @@ fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr. A server's lines (one per request) go through a thread of their own,
+/// which writes whatever has queued up in one call and never drops a line (a full queue
+/// makes the request wait, as a full pipe would); the returned guard writes the rest
+/// when dropped. A command's lines are written as they come, between its progress lines.
+fn init_tracing(
+    format: LogFormat,
+    serving: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| {
         EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,hyper=warn")
     });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = if serving {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            // A bounded queue (about 1 MiB of lines): memory stays flat under any load.
+            .buffered_lines_limit(4096)
+            .thread_name("airlock-log")
+            .finish(std::io::BufWriter::new(std::io::stderr()));
+        (BoxMakeWriter::new(writer), Some(guard))
+    } else {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
@@ -227,4 +250,5 @@ fn init_tracing(format: LogFormat) {
             .with_current_span(false)
             .init(),
     }
+    guard
 }

@@ -5,6 +5,7 @@ use super::access::{may_read_gated_files, repo_access, RepoAccess};
 use super::error::HfError;
 use super::file_bytes::{self, FileBytes};
 use super::model::{fnv1a, split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
+use super::tree::ListPage;
 use super::{Ctx, HfState};
 use crate::auth::{Action, Identity, Protocol};
 use crate::download::{blob_response, ranged_response};
@@ -12,6 +13,7 @@ use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 const COMMITS_PAGE: usize = 50;
 const LIST_PAGE: usize = 1000;
@@ -241,19 +243,54 @@ pub async fn commits(
             .ok_or_else(|| HfError::revision_not_found(c))?,
         None => hf.repos.resolve(repo, rev).await?,
     };
+    // A page is the history from its first commit: fixed, until retention cuts it
+    // (which starts a new generation of refs.json).
+    let generation = hf.repos.refs(repo).await?.generation;
+    let key = format!(
+        "commits|{}|{generation}|{}",
+        repo.key_dir(),
+        start.commit.id
+    );
+    let page = match hf.list_pages.get(&key).await {
+        Some(page) => page,
+        None => {
+            let page = Arc::new(commits_page(hf, repo, start).await?);
+            hf.list_pages.insert(key, page.clone()).await;
+            page
+        }
+    };
+    let next = page.more_after.as_ref().map(|cursor| {
+        format!(
+            "{}/api/{}/{}/commits/{}?cursor={cursor}",
+            ctx.base,
+            repo.kind.plural(),
+            repo.id,
+            percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC),
+        )
+    });
+    let response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        page.body.clone(),
+    )
+        .into_response();
+    Ok(with_next_link(response, next))
+}
+
+/// Up to `COMMITS_PAGE` commits from `start` back along first parents, and the commit
+/// the next page starts at.
+async fn commits_page(
+    hf: &HfState,
+    repo: &RepoRef,
+    start: Arc<CommitView>,
+) -> Result<ListPage, HfError> {
     let mut out = Vec::new();
     let mut current = Some(start);
     while let Some(view) = current.take() {
         if out.len() == COMMITS_PAGE {
-            let next = format!(
-                "{}/api/{}/{}/commits/{}?cursor={}",
-                ctx.base,
-                repo.kind.plural(),
-                repo.id,
-                percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC),
-                view.commit.id
-            );
-            return Ok(with_next_link(json_response(Value::Array(out)), Some(next)));
+            return Ok(ListPage {
+                body: Value::Array(out).to_string().into(),
+                more_after: Some(view.commit.id.clone()),
+            });
         }
         let c = &view.commit;
         out.push(json!({
@@ -264,7 +301,10 @@ pub async fn commits(
             current = hf.repos.commit(repo, parent).await?;
         }
     }
-    Ok(json_response(Value::Array(out)))
+    Ok(ListPage {
+        body: Value::Array(out).to_string().into(),
+        more_after: None,
+    })
 }
 
 /// `GET /api/models?search=&author=&limit=`: what model browsers (MLIS among them) call.

@@ -112,8 +112,9 @@ pub struct HfState {
     pub repos: Repos,
     /// Rendered repo-info answers by repo, commit, visibility and query.
     pub info_cache: moka::future::Cache<String, bytes::Bytes>,
-    /// Rendered tree pages by repo, commit, path, flags and cursor (`tree.rs`).
-    tree_pages: moka::future::Cache<String, Arc<tree::TreePage>>,
+    /// Rendered tree pages by repo, commit, path, flags and cursor (`tree.rs`), and
+    /// commit-history pages by repo and first commit (`api::commits`).
+    list_pages: moka::future::Cache<String, Arc<tree::ListPage>>,
     signing_key: [u8; 32],
     cas_tokens: cas_token::CasTokens,
     fetch_urls: cas_url::FetchSigner,
@@ -163,9 +164,9 @@ impl HfState {
                     (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
-            tree_pages: moka::future::Cache::builder()
-                .max_capacity(tree::TREE_CACHE_BYTES)
-                .weigher(|k: &String, v: &Arc<tree::TreePage>| {
+            list_pages: moka::future::Cache::builder()
+                .max_capacity(tree::LIST_CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<tree::ListPage>| {
                     (k.len() + v.weight()).try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
@@ -201,10 +202,10 @@ pub fn routes<S>(state: HfState) -> Router<S> {
         .route("/datasets/{*rest}", any(dispatch))
         .route("/spaces/{*rest}", any(dispatch))
         .fallback(dispatch)
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
-async fn dispatch(State(state): State<HfState>, request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<HfState>>, request: Request) -> Response {
     let raw_path = request.uri().path().to_string();
     let (prefix, path) = match raw_path.strip_prefix("/hf") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => ("/hf", rest.to_string()),

@@ -19,16 +19,17 @@ use std::sync::Arc;
 /// Entries per tree page; the client follows `Link: rel="next"`.
 const TREE_PAGE: usize = 1000;
 /// Rendered pages kept, in bytes.
-pub const TREE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+pub const LIST_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// A rendered page, and the path to continue after when more follow.
+/// A rendered page of a listing (a tree, a commit history), and where the next page
+/// starts when more follow: kept by what it was rendered from, which never changes.
 #[derive(Debug)]
-pub struct TreePage {
-    body: Bytes,
-    more_after: Option<String>,
+pub struct ListPage {
+    pub body: Bytes,
+    pub more_after: Option<String>,
 }
 
-impl TreePage {
+impl ListPage {
     pub fn weight(&self) -> usize {
         self.body.len() + self.more_after.as_ref().map_or(0, String::len) + 64
     }
@@ -249,12 +250,12 @@ pub async fn tree(
         0
     };
     let key = format!(
-        "{}|{}|{generation}|{path}|{recursive}|{expand}|{}",
+        "tree|{}|{}|{generation}|{path}|{recursive}|{expand}|{}",
         repo.key_dir(),
         view.commit.id,
         after.unwrap_or_default()
     );
-    let page = match hf.tree_pages.get(&key).await {
+    let page = match hf.list_pages.get(&key).await {
         Some(page) => page,
         None => {
             let (entries, more) = entries_page(&view, path, recursive, after, TREE_PAGE)?;
@@ -265,12 +266,12 @@ pub async fn tree(
                 lasting &= last;
                 items.push(item);
             }
-            let page = Arc::new(TreePage {
+            let page = Arc::new(ListPage {
                 body: serde_json::to_vec(&items).expect("serializable").into(),
                 more_after: items.last().filter(|_| more).map(|i| i.path.to_string()),
             });
             if lasting {
-                hf.tree_pages.insert(key, page.clone()).await;
+                hf.list_pages.insert(key, page.clone()).await;
             }
             page
         }

@@ -207,7 +207,7 @@ pub fn routes<S>(state: OciState) -> Router<S> {
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .route("/token", any(token::endpoint))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Headers every registry response carries.
@@ -268,7 +268,7 @@ fn digest_header(digest: &Digest) -> HeaderValue {
 }
 
 /// Every registry request: parse the raw path into an [`Endpoint`], authorize, serve.
-async fn dispatch(State(state): State<OciState>, request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<OciState>>, request: Request) -> Response {
     let query = request.uri().query().unwrap_or("").to_string();
     let ns = query_one(&query, "ns").filter(|n| !n.is_empty());
     let parsed = Endpoint::parse(

@@ -245,7 +245,7 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
 }
 
 /// `GET /token` and `POST /token` (the OAuth2 password and refresh-token grants).
-pub async fn endpoint(State(state): State<OciState>, request: Request) -> Response {
+pub async fn endpoint(State(state): State<std::sync::Arc<OciState>>, request: Request) -> Response {
     let mut response = issue(&state, request)
         .await
         .unwrap_or_else(|e| e.into_response());

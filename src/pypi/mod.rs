@@ -128,11 +128,11 @@ pub fn routes<S>(state: PypiState) -> Router<S> {
         .route("/legacy", any(dispatch))
         .route("/legacy/", any(dispatch))
         .route("/pypi/{*rest}", any(dispatch))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Every PyPI request: parse the raw path into an [`Endpoint`], check access, serve.
-async fn dispatch(State(state): State<PypiState>, request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<PypiState>>, request: Request) -> Response {
     let endpoint = match Endpoint::parse(request.method(), request.uri().path()) {
         Ok(e) => e,
         Err(e) => return e.into_response(),

@@ -112,10 +112,10 @@ impl S3State {
 
 /// Every request of the S3 listener: the S3 API owns its whole namespace.
 pub fn routes<S>(state: S3State) -> Router<S> {
-    Router::new().fallback(dispatch).with_state(state)
+    Router::new().fallback(dispatch).with_state(Arc::new(state))
 }
 
-async fn dispatch(State(state): State<S3State>, request: Request) -> Response {
+async fn dispatch(State(state): State<Arc<S3State>>, request: Request) -> Response {
     // Nothing served reads a body (writes are refused unread, and drained by the server).
     let (parts, _body) = request.into_parts();
     let (operation, result) = serve(&state, &parts).await;

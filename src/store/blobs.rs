@@ -9,6 +9,7 @@ use super::{
 };
 use crate::digest::{Algorithm, Digest, Hasher};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +25,8 @@ pub struct BlobStore {
     /// a HEAD on every hot pull. Only for a minute: a collection on another replica may
     /// remove a blob nothing references, and a client asking whether to upload it again
     /// must soon hear the truth.
-    known: moka::future::Cache<Digest, u64>,
+    /// (Behind one `Arc`, like the document cache: cloned for every request.)
+    known: Arc<moka::future::Cache<Digest, u64>>,
     /// Reads, noted for pull-through eviction (`access.rs`).
     reads: super::access::AccessLog,
 }
@@ -33,10 +35,12 @@ impl BlobStore {
     pub fn new(store: DynStore, cached_entries: u64) -> Self {
         BlobStore {
             store,
-            known: moka::future::Cache::builder()
-                .max_capacity(cached_entries)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
+            known: Arc::new(
+                moka::future::Cache::builder()
+                    .max_capacity(cached_entries)
+                    .time_to_live(std::time::Duration::from_secs(60))
+                    .build(),
+            ),
             reads: super::access::AccessLog::default(),
         }
     }

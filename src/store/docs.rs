@@ -5,6 +5,7 @@
 use super::{bytes_stream, collect_limited, DynStore, GetOptions, ObjectKey, PutMode, PutOptions};
 use super::{Result, StoreError};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest document the metadata layer reads or writes. OCI asks registries to
@@ -60,7 +61,9 @@ impl moka::Expiry<ObjectKey, Cached> for DocExpiry {
 #[derive(Clone)]
 pub struct DocStore {
     store: DynStore,
-    cache: moka::future::Cache<ObjectKey, Cached>,
+    /// Behind one `Arc`: a moka cache is several, and the states holding a `DocStore`
+    /// are cloned for every request.
+    cache: Arc<moka::future::Cache<ObjectKey, Cached>>,
     mutable_ttl: Duration,
 }
 
@@ -86,7 +89,7 @@ impl DocStore {
             .build();
         DocStore {
             store,
-            cache,
+            cache: Arc::new(cache),
             mutable_ttl,
         }
     }
