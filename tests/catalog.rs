@@ -209,10 +209,18 @@ async fn catalog(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     (status, body)
 }
 
+/// A 200 answer; the store page is asked again while its first walk is computing, as
+/// the web page does.
 async fn catalog_ok(base: &str, path: &str, token: Option<&str>) -> Value {
-    let (status, body) = catalog(base, path, token).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
+    for _ in 0..200 {
+        let (status, body) = catalog(base, path, token).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        if body["computing"] != true {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path}: still computing after 20 s");
 }
 
 fn names(list: &Value) -> Vec<String> {

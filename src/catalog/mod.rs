@@ -17,10 +17,12 @@ mod items;
 mod python_items;
 mod snippets;
 mod totals;
+mod totals_keeper;
 
 pub use endpoint::{Endpoint, ItemId, Kind, PREFIX};
 pub use error::CatalogError;
 pub use totals::Totals;
+use totals_keeper::Current;
 
 use crate::auth::Auth;
 use crate::hf::repo::Repos;
@@ -38,16 +40,17 @@ use http::{header, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long computed store totals are served before they are computed again: they walk
-/// every metadata document, which an operator's page refreshing must not repeat.
+/// How old store totals may be before a request starts a new walk in the background
+/// (the request itself is answered with the kept ones): the walk reads every metadata
+/// document and lists every blob, which an operator's page refreshing must not repeat.
 pub const TOTALS_TTL: Duration = Duration::from_secs(15);
 
 /// What the catalog reads (each protocol's domain objects and the store's listings) and
 /// keeps between requests.
 #[derive(Clone, Debug)]
 pub struct CatalogState {
-    /// The store totals, one entry; concurrent misses share one computation.
-    totals: moka::future::Cache<(), Arc<Totals>>,
+    /// The store totals, walked in the background.
+    totals: Arc<totals_keeper::TotalsKeeper>,
     /// Every Python project of every index, one entry kept for the documents' mutable
     /// TTL: listing a large index is many store pages, and every list request needs it.
     projects: moka::future::Cache<(), Arc<Vec<(ItemId, String)>>>,
@@ -100,10 +103,7 @@ impl CatalogState {
         site: Site,
     ) -> CatalogState {
         CatalogState {
-            totals: moka::future::Cache::builder()
-                .max_capacity(1)
-                .time_to_live(TOTALS_TTL)
-                .build(),
+            totals: Arc::default(),
             projects: moka::future::Cache::builder()
                 .max_capacity(1)
                 .time_to_live(stores.docs.mutable_ttl())
@@ -167,16 +167,10 @@ async fn serve(
             let base = state.site.base_url(headers);
             items::detail(state, &reader, &item, revision.as_deref(), &base).await?
         }
-        Endpoint::Store => {
-            let totals = state
-                .totals
-                .try_get_with((), async { totals::compute(state).await.map(Arc::new) })
-                .await
-                .map_err(|e| {
-                    CatalogError::Store(crate::store::StoreError::Unavailable(e.to_string()))
-                })?;
-            totals::for_reader(state, &reader, &totals).await?
-        }
+        Endpoint::Store => match state.totals.current(state).await? {
+            Current::Ready(totals) => totals::for_reader(state, &reader, &totals).await?,
+            Current::Computing => totals::computing(state, &reader).await,
+        },
     };
     Ok(axum::Json(body).into_response())
 }

@@ -18,13 +18,13 @@
 use super::access::{Reader, Visibility};
 use super::CatalogState;
 use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
-use crate::auth::Protocol;
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
 use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
 use crate::store::ObjectMeta;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use sha2::Digest as _;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 /// Listing page size (S3 returns at most 1000 whatever is asked).
@@ -33,22 +33,31 @@ const LIST_PAGE: usize = 10_000;
 const CHANGED_KEPT: usize = 200;
 /// Recent items a reader is shown.
 const RECENT_SHOWN: usize = 12;
+/// A referenced blob the store does not hold (a pull-through entry never downloaded).
+const NOT_STORED: u64 = u64::MAX;
 
-/// What one store walk finds, kept (cached) so each reader's figures are computed from
-/// the items that reader may read, without walking again.
+/// What one store walk finds, kept so each reader's figures are computed from the items
+/// that reader may read, without walking again.
+///
+/// Compact on purpose: a store of a million blobs is a million referenced digests, and
+/// as `Digest`s in per-item sets they took ~250 MB. Each distinct blob is a number
+/// here (its size at that index), and an item's references a sorted slice of numbers.
 #[derive(Debug)]
 pub struct Totals {
-    /// Every stored blob and its size.
-    sizes: HashMap<Digest, u64>,
-    /// Each item and the blobs its metadata names.
-    references: Vec<(ItemId, BTreeSet<Digest>)>,
+    /// Each referenced blob's stored size, by blob number; `NOT_STORED` if absent.
+    sizes: Vec<u64>,
+    /// Each item and the numbers of the blobs its metadata names.
+    references: Vec<(ItemId, Box<[u32]>)>,
+    /// The store-wide figures (every blob, referenced or not, and every item), computed
+    /// once with the walk: a store-wide admin's page costs nothing per request.
+    store: Figures,
     /// Items by last change, newest first.
     changed: Vec<(SystemTime, ItemId)>,
     computed_at: SystemTime,
 }
 
 /// The figures over a set of items.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq, Clone)]
 struct Figures {
     objects: u64,
     bytes: u64,
@@ -62,42 +71,35 @@ struct Figures {
 }
 
 impl Figures {
-    /// `all_blobs`: count every stored blob (the store's own view), not only those the
-    /// items reference.
-    fn of<'a>(
-        sizes: &HashMap<Digest, u64>,
-        items: impl Iterator<Item = &'a (ItemId, BTreeSet<Digest>)>,
-        all_blobs: bool,
-    ) -> Figures {
+    /// The figures of `items`, counting as objects the stored blobs they reference.
+    fn of<'a>(sizes: &[u64], items: impl Iterator<Item = &'a (ItemId, Box<[u32]>)>) -> Figures {
         let mut figures = Figures::default();
-        let mut per_blob: HashMap<&Digest, (u64, BTreeSet<&'static str>)> = HashMap::new();
-        for (item, digests) in items {
+        // Per blob: how many items reference it, and a bit per referencing protocol.
+        let mut references = vec![0u32; sizes.len()];
+        let mut protocols = vec![0u8; sizes.len()];
+        for (item, blobs) in items {
             *figures.items.entry(item.kind()).or_default() += 1;
-            for digest in digests {
-                let entry = per_blob.entry(digest).or_default();
-                entry.0 += 1;
-                entry.1.insert(protocol_of(item).as_str());
+            let bit = protocol_bit(item);
+            for &blob in blobs.iter() {
+                references[blob as usize] += 1;
+                protocols[blob as usize] |= bit;
             }
         }
-        if all_blobs {
-            figures.objects = sizes.len() as u64;
-            figures.bytes = sizes.values().sum();
-        }
-        for (digest, (references, protocols)) in per_blob {
-            let Some(&size) = sizes.get(digest) else {
+        for (blob, &size) in sizes.iter().enumerate() {
+            let count = u64::from(references[blob]);
+            if size == NOT_STORED || count == 0 {
                 continue;
-            };
-            if !all_blobs {
-                figures.objects += 1;
-                figures.bytes += size;
             }
-            figures.referenced_bytes += references * size;
-            if references > 1 {
-                figures.saved_bytes += (references - 1) * size;
+            figures.objects += 1;
+            figures.bytes += size;
+            figures.referenced_bytes += count * size;
+            if count > 1 {
+                figures.saved_bytes += (count - 1) * size;
                 figures.shared_blobs += 1;
             }
-            if protocols.len() > 1 {
-                figures.cross_protocol_saved_bytes += (protocols.len() as u64 - 1) * size;
+            let sharing = protocols[blob].count_ones() as u64;
+            if sharing > 1 {
+                figures.cross_protocol_saved_bytes += (sharing - 1) * size;
                 figures.cross_protocol_blobs += 1;
             }
         }
@@ -105,7 +107,117 @@ impl Figures {
     }
 }
 
-/// Every object under `prefix`, page by page.
+fn protocol_bit(item: &ItemId) -> u8 {
+    match item {
+        ItemId::Hf { .. } => 1,
+        ItemId::Project { .. } => 2,
+        ItemId::Image { .. } => 4,
+    }
+}
+
+/// A blob's identity for counting: the raw sha256 (what every protocol but an
+/// occasional OCI sha512 names), else the sha256 of the canonical digest string.
+type BlobId = [u8; 32];
+
+fn blob_id(digest: &Digest) -> BlobId {
+    let mut id = [0u8; 32];
+    match digest.algorithm() {
+        Algorithm::Sha256 if hex::decode_to_slice(digest.hex(), &mut id).is_ok() => id,
+        _ => sha2::Sha256::digest(digest.to_string().as_bytes()).into(),
+    }
+}
+
+/// Who references which blobs, and when each item last changed; each distinct blob
+/// numbered once.
+#[derive(Default)]
+struct Census {
+    numbers: HashMap<BlobId, u32>,
+    references: HashMap<ItemId, Vec<u32>>,
+    changed: HashMap<ItemId, SystemTime>,
+}
+
+impl Census {
+    fn touch(&mut self, item: &ItemId, meta: &ObjectMeta) {
+        if let Some(at) = meta.last_modified {
+            let entry = self.changed.entry(item.clone()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+    }
+
+    fn refer(&mut self, item: ItemId, digests: impl IntoIterator<Item = Digest>) {
+        let mut blobs = Vec::new();
+        for digest in digests {
+            let next = self.numbers.len() as u32;
+            blobs.push(*self.numbers.entry(blob_id(&digest)).or_insert(next));
+        }
+        blobs.sort_unstable();
+        blobs.dedup();
+        self.references.insert(item, blobs);
+    }
+}
+
+/// Walks the store: every item's references, then the blob listing page by page (a
+/// million keys are never held at once), keeping the size of referenced blobs only.
+pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
+    let mut census = Census::default();
+    hf_census(state, &mut census).await?;
+    python_census(state, &mut census).await?;
+    image_census(state, &mut census).await?;
+
+    let mut sizes = vec![NOT_STORED; census.numbers.len()];
+    let (mut objects, mut bytes) = (0u64, 0u64);
+    let mut after: Option<String> = None;
+    loop {
+        let page = state
+            .store
+            .list(BLOBS_PREFIX, after.as_deref(), LIST_PAGE)
+            .await?;
+        for object in &page.objects {
+            let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
+                continue;
+            };
+            objects += 1;
+            bytes += object.size;
+            if let Some(&number) = census.numbers.get(&blob_id(&digest)) {
+                sizes[number as usize] = object.size;
+            }
+        }
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    drop(census.numbers);
+
+    let references: Vec<(ItemId, Box<[u32]>)> = census
+        .references
+        .into_iter()
+        .map(|(item, blobs)| (item, blobs.into_boxed_slice()))
+        .collect();
+    let store = Figures {
+        // The store's own view: every stored blob, referenced or not.
+        objects,
+        bytes,
+        ..Figures::of(&sizes, references.iter())
+    };
+    let mut changed: Vec<(SystemTime, ItemId)> = census
+        .changed
+        .into_iter()
+        .map(|(id, at)| (at, id))
+        .collect();
+    changed.sort_by(|a, b| b.cmp(a));
+    changed.truncate(CHANGED_KEPT);
+    Ok(Totals {
+        sizes,
+        references,
+        store,
+        changed,
+        computed_at: SystemTime::now(),
+    })
+}
+
+/// Every object under `prefix`, page by page (metadata documents: one per item or
+/// commit, not per blob).
 async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
@@ -119,56 +231,6 @@ async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>,
             Some(next) => after = Some(next),
             None => return Ok(out),
         }
-    }
-}
-
-/// Who references which blobs, and when each item last changed.
-#[derive(Default)]
-struct Census {
-    references: HashMap<ItemId, BTreeSet<Digest>>,
-    changed: HashMap<ItemId, SystemTime>,
-}
-
-impl Census {
-    fn touch(&mut self, item: &ItemId, meta: &ObjectMeta) {
-        if let Some(at) = meta.last_modified {
-            let entry = self.changed.entry(item.clone()).or_insert(at);
-            *entry = (*entry).max(at);
-        }
-    }
-}
-
-pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
-    let sizes: HashMap<Digest, u64> = list_all(state, BLOBS_PREFIX)
-        .await?
-        .into_iter()
-        .filter_map(|o| Some((digest_of_blob_key(o.key.as_str())?, o.size)))
-        .collect();
-    let mut census = Census::default();
-    hf_census(state, &mut census).await?;
-    python_census(state, &mut census).await?;
-    image_census(state, &mut census).await?;
-
-    let mut changed: Vec<(SystemTime, ItemId)> = census
-        .changed
-        .into_iter()
-        .map(|(id, at)| (at, id))
-        .collect();
-    changed.sort_by(|a, b| b.cmp(a));
-    changed.truncate(CHANGED_KEPT);
-    Ok(Totals {
-        sizes,
-        references: census.references.into_iter().collect(),
-        changed,
-        computed_at: SystemTime::now(),
-    })
-}
-
-fn protocol_of(item: &ItemId) -> Protocol {
-    match item {
-        ItemId::Hf { .. } => Protocol::Hf,
-        ItemId::Project { .. } => Protocol::Pypi,
-        ItemId::Image { .. } => Protocol::Oci,
     }
 }
 
@@ -189,11 +251,8 @@ async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), Cata
     for (item, ids) in commits {
         let Some(repo) = item.hf_repo() else { continue };
         let blobs = hf_items::referenced_blobs(state, &repo, &ids).await?;
-        let digests = blobs
-            .iter()
-            .filter_map(|h| Digest::sha256_hex(h).ok())
-            .collect();
-        census.references.insert(item, digests);
+        let digests = blobs.iter().filter_map(|h| Digest::sha256_hex(h).ok());
+        census.refer(item, digests);
     }
     Ok(())
 }
@@ -213,15 +272,15 @@ async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), 
             Some(doc) => doc,
             None => continue,
         };
-        let digests = python_items::referenced_blobs(&doc)
-            .iter()
-            .filter_map(|h| Digest::sha256_hex(h).ok())
-            .collect();
-        census.references.insert(item.clone(), digests);
         // Projects of an index no longer configured hold blobs but cannot be shown.
         if state.pypi.has_index(index) {
             census.touch(&item, &meta);
         }
+        let digests = python_items::referenced_blobs(&doc);
+        census.refer(
+            item,
+            digests.iter().filter_map(|h| Digest::sha256_hex(h).ok()),
+        );
     }
     Ok(())
 }
@@ -235,12 +294,9 @@ async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), C
             continue;
         };
         let doc = image_items::repo(state, name).await?;
-        let digests = image_items::referenced_blobs(state, &doc)
-            .await
-            .into_iter()
-            .collect();
-        census.references.insert(item.clone(), digests);
+        let digests = image_items::referenced_blobs(state, &doc).await;
         census.touch(&item, &meta);
+        census.refer(item, digests);
     }
     Ok(())
 }
@@ -258,7 +314,7 @@ pub async fn for_reader(
     // both the figures and the recent list (every changed item is a referencing one).
     let mut readable: Option<HashSet<&ItemId>> = None;
     let figures = if store_wide {
-        Figures::of(&totals.sizes, totals.references.iter(), true)
+        totals.store.clone()
     } else {
         let mut entries = Vec::new();
         for entry in &totals.references {
@@ -267,7 +323,7 @@ pub async fn for_reader(
             }
         }
         readable = Some(entries.iter().map(|(item, _)| item).collect());
-        Figures::of(&totals.sizes, entries.into_iter(), false)
+        Figures::of(&totals.sizes, entries.into_iter())
     };
     let mut recent = Vec::new();
     for (at, item) in &totals.changed {
@@ -292,29 +348,10 @@ pub async fn for_reader(
         .iter()
         .map(|k| (k.plural(), figures.items.get(k).copied().unwrap_or(0)))
         .collect();
-    // The last garbage collection is a store-wide figure: for store-wide admins only.
-    let gc = match store_wide {
-        true => crate::gc::last_run(&state.docs).await.map(|r| {
-            json!({
-                "finished_at": rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(r.finished_at)),
-                "dry_run": r.dry_run,
-                "reclaimable_bytes": r.reclaimable.bytes + r.xorbs_reclaimable.bytes,
-                "reclaimable_blobs": r.reclaimable.count,
-                "reclaimable_xorbs": r.xorbs_reclaimable.count,
-                "uploads_removed": r.uploads.sessions,
-                "removed_bytes": r.swept.blobs.bytes + r.swept.xorbs.bytes,
-                "removed_blobs": r.swept.blobs.count,
-                "removed_xorbs": r.swept.xorbs.count,
-                "pull_through_bytes": r.pull_through.bytes,
-                "evicted_bytes": r.evicted.bytes,
-                "evicted_blobs": r.evicted.count,
-            })
-        }),
-        false => None,
-    };
     Ok(json!({
         "scope": if store_wide { "store" } else { "readable" },
-        "gc": gc,
+        "computing": false,
+        "gc": last_gc(state, store_wide).await,
         "blobs": { "objects": figures.objects, "bytes": figures.bytes },
         "referenced_bytes": figures.referenced_bytes,
         "dedup": {
@@ -328,6 +365,41 @@ pub async fn for_reader(
         "computed_at": rfc3339(totals.computed_at),
         "cached_for_seconds": super::TOTALS_TTL.as_secs(),
     }))
+}
+
+/// The answer while the first walk is still going: what needs no walk, and
+/// `computing`, on which the page asks again.
+pub async fn computing(state: &CatalogState, reader: &Reader) -> Value {
+    let store_wide = reader.is_store_admin();
+    json!({
+        "scope": if store_wide { "store" } else { "readable" },
+        "computing": true,
+        "gc": last_gc(state, store_wide).await,
+        "cached_for_seconds": super::TOTALS_TTL.as_secs(),
+    })
+}
+
+/// The last garbage collection: a store-wide figure, for store-wide admins only.
+async fn last_gc(state: &CatalogState, store_wide: bool) -> Option<Value> {
+    if !store_wide {
+        return None;
+    }
+    crate::gc::last_run(&state.docs).await.map(|r| {
+        json!({
+            "finished_at": rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(r.finished_at)),
+            "dry_run": r.dry_run,
+            "reclaimable_bytes": r.reclaimable.bytes + r.xorbs_reclaimable.bytes,
+            "reclaimable_blobs": r.reclaimable.count,
+            "reclaimable_xorbs": r.xorbs_reclaimable.count,
+            "uploads_removed": r.uploads.sessions,
+            "removed_bytes": r.swept.blobs.bytes + r.swept.xorbs.bytes,
+            "removed_blobs": r.swept.blobs.count,
+            "removed_xorbs": r.swept.xorbs.count,
+            "pull_through_bytes": r.pull_through.bytes,
+            "evicted_bytes": r.evicted.bytes,
+            "evicted_blobs": r.evicted.count,
+        })
+    })
 }
 
 async fn visible(

@@ -329,8 +329,19 @@ async function storePage() {
   let s;
   try {
     s = await api("store");
+    // The first walk of a large store takes a while: say so, and ask again (bounded).
+    for (let tries = 0; s.computing && tries < 120; tries++) {
+      if (!tries) main.append(h("p", { class: "sub", id: "computing" }, "Computing the store's totals…"));
+      await new Promise((done) => setTimeout(done, 1000));
+      s = await api("store");
+    }
+    document.getElementById("computing")?.remove();
   } catch (err) {
     showProblem(main, err);
+    return;
+  }
+  if (s.computing) {
+    main.append(h("div", { class: "panel empty" }, "The store's totals are still being computed: reload this page in a minute."));
     return;
   }
   const card = (id, label, value, note) => h("div", { class: "card", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), note ? h("div", { class: "note" }, note) : null);
@@ -339,7 +350,7 @@ async function storePage() {
     h("h1", {}, "Store"),
     h("p", { class: "sub" }, "Every file is stored once, by digest, whichever protocol brought it. " +
       (s.scope === "store" ? "Figures for the whole store." : "Figures for the items your token can read.") +
-      " Computed " + formatDate(s.computed_at) + " (kept " + s.cached_for_seconds + "s)."),
+      " Computed " + formatDate(s.computed_at) + " (computed again in the background when older than " + s.cached_for_seconds + "s)."),
     h("div", { class: "cards" },
       card("objects", s.scope === "store" ? "Blobs stored" : "Blobs you can read", s.blobs.objects.toLocaleString(), formatBytes(s.blobs.bytes)),
       card("served", "Bytes as clients see them", formatBytes(s.referenced_bytes), "every item's files counted in full"),
