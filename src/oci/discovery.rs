@@ -25,9 +25,9 @@ fn paginate<'a>(
     n: Option<usize>,
     path: &str,
     ns: Option<&str>,
-) -> (Vec<String>, Option<String>) {
+) -> (Vec<&'a str>, Option<String>) {
     let limit = n.unwrap_or(MAX_PAGE);
-    let mut page: Vec<String> = after.take(limit + 1).map(str::to_string).collect();
+    let mut page: Vec<&'a str> = after.take(limit + 1).collect();
     if page.len() <= limit {
         return (page, None);
     }
@@ -46,8 +46,11 @@ fn paginate<'a>(
     (page, link)
 }
 
-fn list_response(body: serde_json::Value, link: Option<String>) -> Response {
-    let mut r = json_response(StatusCode::OK, body.to_string(), false);
+/// The page written straight from the borrowed names: a page of 100 tags as a JSON value
+/// was 200 small allocations per request, a third of a hot tags/list's time with malloc.
+fn list_response(body: &impl serde::Serialize, link: Option<String>) -> Response {
+    let body = serde_json::to_string(body).expect("names and strings serialize");
+    let mut r = json_response(StatusCode::OK, body, false);
     if let Some(link) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         r.headers_mut().insert(header::LINK, link);
     }
@@ -71,10 +74,16 @@ pub(super) async fn tags(registry: &Registry, repo: &Repo, query: &str) -> Resul
         &format!("/v2/{}/tags/list", repo.path),
         query_one(query, "ns").as_deref(),
     );
-    Ok(list_response(
-        serde_json::json!({"name": repo.path, "tags": page}),
-        link,
-    ))
+    #[derive(serde::Serialize)]
+    struct Tags<'a> {
+        name: &'a str,
+        tags: Vec<&'a str>,
+    }
+    let body = Tags {
+        name: &repo.path,
+        tags: page,
+    };
+    Ok(list_response(&body, link))
 }
 
 pub(super) async fn catalog(
@@ -103,10 +112,11 @@ pub(super) async fn catalog(
     {
         return Err(OciError::from(AuthError::Unauthenticated));
     }
-    Ok(list_response(
-        serde_json::json!({"repositories": page}),
-        link,
-    ))
+    #[derive(serde::Serialize)]
+    struct Repositories<'a> {
+        repositories: Vec<&'a str>,
+    }
+    Ok(list_response(&Repositories { repositories: page }, link))
 }
 
 pub(super) async fn referrers(
