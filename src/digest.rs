@@ -97,6 +97,17 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
+
+    /// The 32 raw bytes of a sha256 digest (a compact key for sets of millions); `None`
+    /// for other algorithms.
+    pub fn sha256_bytes(&self) -> Option<[u8; 32]> {
+        if self.algorithm != Algorithm::Sha256 {
+            return None;
+        }
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(&self.hex, &mut raw).ok()?;
+        Some(raw)
+    }
 }
 
 impl fmt::Display for Digest {

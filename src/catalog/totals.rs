@@ -18,10 +18,10 @@
 use super::access::{Reader, Visibility};
 use super::CatalogState;
 use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
-use crate::digest::{Algorithm, Digest};
+use crate::digest::Digest;
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
 use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
-use crate::store::ObjectMeta;
+use crate::store::{for_each_object, ObjectMeta};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -120,11 +120,9 @@ fn protocol_bit(item: &ItemId) -> u8 {
 type BlobId = [u8; 32];
 
 fn blob_id(digest: &Digest) -> BlobId {
-    let mut id = [0u8; 32];
-    match digest.algorithm() {
-        Algorithm::Sha256 if hex::decode_to_slice(digest.hex(), &mut id).is_ok() => id,
-        _ => sha2::Sha256::digest(digest.to_string().as_bytes()).into(),
-    }
+    digest
+        .sha256_bytes()
+        .unwrap_or_else(|| sha2::Sha256::digest(digest.to_string().as_bytes()).into())
 }
 
 /// Who references which blobs, and when each item last changed; each distinct blob
@@ -166,27 +164,17 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
 
     let mut sizes = vec![NOT_STORED; census.numbers.len()];
     let (mut objects, mut bytes) = (0u64, 0u64);
-    let mut after: Option<String> = None;
-    loop {
-        let page = state
-            .store
-            .list(BLOBS_PREFIX, after.as_deref(), LIST_PAGE)
-            .await?;
-        for object in &page.objects {
-            let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
-                continue;
-            };
-            objects += 1;
-            bytes += object.size;
-            if let Some(&number) = census.numbers.get(&blob_id(&digest)) {
-                sizes[number as usize] = object.size;
-            }
+    for_each_object(&state.store, BLOBS_PREFIX, LIST_PAGE, |object| {
+        let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
+            return;
+        };
+        objects += 1;
+        bytes += object.size;
+        if let Some(&number) = census.numbers.get(&blob_id(&digest)) {
+            sizes[number as usize] = object.size;
         }
-        match page.next_start_after {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    })
+    .await?;
     drop(census.numbers);
 
     let references: Vec<(ItemId, Box<[u32]>)> = census
@@ -220,18 +208,8 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
 /// commit, not per blob).
 async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
     let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = state
-            .store
-            .list(prefix, after.as_deref(), LIST_PAGE)
-            .await?;
-        out.extend(page.objects);
-        match page.next_start_after {
-            Some(next) => after = Some(next),
-            None => return Ok(out),
-        }
-    }
+    for_each_object(&state.store, prefix, LIST_PAGE, |object| out.push(object)).await?;
+    Ok(out)
 }
 
 async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {

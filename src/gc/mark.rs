@@ -13,7 +13,7 @@
 //! bits, about 40 bytes in the table) and per referenced xorb (32 bytes); the commits
 //! of one repository while it is walked. Documents are read one at a time.
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::Digest;
 use crate::hf::model::{RepoRef, RepoType};
 use crate::hf::repo::Repos;
 use crate::oci::registry::Registry;
@@ -66,7 +66,7 @@ impl Marks {
     /// copies of an upstream's items do.
     pub fn mark(&mut self, digest: &Digest, by: Protocol, local: bool) {
         let bits = by as u8 | if local { LOCAL } else { 0 };
-        match raw_sha256(digest) {
+        match digest.sha256_bytes() {
             Some(raw) => *self.sha256.entry(raw).or_default() |= bits,
             None => *self.other.entry(digest.clone()).or_default() |= bits,
         }
@@ -80,7 +80,7 @@ impl Marks {
 
     /// The protocols referencing `digest`, as bits (and [`LOCAL`]); 0 when none does.
     pub fn of(&self, digest: &Digest) -> u8 {
-        match raw_sha256(digest) {
+        match digest.sha256_bytes() {
             Some(raw) => self.sha256.get(&raw).copied().unwrap_or(0),
             None => self.other.get(digest).copied().unwrap_or(0),
         }
@@ -95,34 +95,15 @@ impl Marks {
     }
 }
 
-fn raw_sha256(digest: &Digest) -> Option<[u8; 32]> {
-    if digest.algorithm() != Algorithm::Sha256 {
-        return None;
-    }
-    let mut raw = [0u8; 32];
-    hex::decode_to_slice(digest.hex(), &mut raw).ok()?;
-    Some(raw)
-}
-
 /// Calls `each` on every object under `prefix`, a page at a time (never the whole
 /// listing in memory).
-pub async fn for_each_object<F>(stores: &Stores, prefix: &str, mut each: F) -> anyhow::Result<()>
+pub async fn for_each_object<F>(stores: &Stores, prefix: &str, each: F) -> anyhow::Result<()>
 where
     F: FnMut(ObjectMeta),
 {
-    let mut after: Option<String> = None;
-    loop {
-        let page = stores
-            .store
-            .list(prefix, after.as_deref(), 1000)
-            .await
-            .with_context(|| format!("listing {prefix}"))?;
-        page.objects.into_iter().for_each(&mut each);
-        match page.next_start_after {
-            Some(next) => after = Some(next),
-            None => return Ok(()),
-        }
-    }
+    crate::store::for_each_object(&stores.store, prefix, 1000, each)
+        .await
+        .with_context(|| format!("listing {prefix}"))
 }
 
 /// Every object under `prefix`, fetched a page at a time, as a stream.

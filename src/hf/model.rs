@@ -349,7 +349,6 @@ pub fn tree_oids(files: &[FileEntry]) -> (BTreeMap<String, String>, String) {
     (oids, root)
 }
 
-/// `a/b/c` -> (`a/b`, `c`); `c` -> (``, `c`)
 /// 64-bit FNV-1a: a hash that never changes between versions or machines, for ids and
 /// boundaries that must stay where they were.
 pub fn fnv1a(data: &[u8]) -> u64 {
@@ -358,6 +357,7 @@ pub fn fnv1a(data: &[u8]) -> u64 {
     })
 }
 
+/// `a/b/c` -> (`a/b`, `c`); `c` -> (``, `c`)
 pub fn split_parent(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),

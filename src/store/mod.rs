@@ -326,6 +326,25 @@ pub fn bytes_stream(data: impl Into<Bytes>) -> ByteStream {
 }
 
 /// Collects a stream known to be small (metadata documents), refusing more than `limit` bytes.
+/// Calls `each` on every object under `prefix`, a listing page of `page_size` at a time:
+/// the whole listing (millions of blobs) is never in memory.
+pub async fn for_each_object(
+    store: &DynStore,
+    prefix: &str,
+    page_size: usize,
+    mut each: impl FnMut(ObjectMeta),
+) -> Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(prefix, after.as_deref(), page_size).await?;
+        page.objects.into_iter().for_each(&mut each);
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
 pub async fn collect_limited(mut body: ByteStream, limit: usize) -> std::io::Result<Bytes> {
     use futures::StreamExt;
     let mut buf = bytes::BytesMut::new();
