@@ -12,6 +12,7 @@
 //! files in `<root>/.locks/` (one per key hash bucket), which every process honours.
 //! (Advisory locks need a local filesystem or NFSv4; the store is not meant for others.)
 
+use super::fs_listing::Listings;
 use super::verify::Verifier;
 use super::{
     ByteStream, GetOptions, GetResult, ListPage, ObjectKey, ObjectMeta, ObjectStore, PutMode,
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-const TMP_DIR: &str = ".tmp";
+pub(super) const TMP_DIR: &str = ".tmp";
 /// Lock files for conditional updates across processes (never listed: keys cannot
 /// start with `.`).
 const LOCK_DIR: &str = ".locks";
@@ -50,6 +51,8 @@ pub struct FsStore {
     /// (see `lock_across_processes`) serializes it between processes: tasks then wait
     /// here, not in a blocking thread each.
     update_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// Sorted names of large folders, for listings (`fs_listing.rs`).
+    listings: Arc<Listings>,
 }
 
 impl FsStore {
@@ -75,6 +78,7 @@ impl FsStore {
         Ok(FsStore {
             root,
             update_locks: Mutex::new(HashMap::new()),
+            listings: Arc::default(),
         })
     }
 
@@ -144,7 +148,7 @@ impl FsStore {
     }
 }
 
-fn meta_from(key: ObjectKey, md: &std::fs::Metadata) -> ObjectMeta {
+pub(super) fn meta_from(key: ObjectKey, md: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta {
         key,
         size: md.len(),
@@ -505,9 +509,12 @@ impl ObjectStore for FsStore {
         let prefix = prefix.to_string();
         let start_after = start_after.map(str::to_string);
         let limit = limit.max(1);
-        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix, start_after, limit))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        let listings = self.listings.clone();
+        tokio::task::spawn_blocking(move || {
+            listings.page(&root, &prefix, start_after.as_deref(), limit)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
@@ -578,128 +585,6 @@ impl ObjectStore for FsStore {
 
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
-    }
-}
-
-/// Walks only the directory the prefix points into, collecting keys in order.
-fn list_blocking(
-    root: &Path,
-    prefix: &str,
-    start_after: Option<String>,
-    limit: usize,
-) -> Result<ListPage> {
-    // The store root vanishing is an outage, not an empty store.
-    std::fs::metadata(root)
-        .map_err(|e| StoreError::Unavailable(format!("store directory {}: {e}", root.display())))?;
-    let base = match prefix.rfind('/') {
-        Some(i) => &prefix[..=i],
-        None => "",
-    };
-    let mut page = Page {
-        prefix,
-        start_after: start_after.as_deref(),
-        want: limit + 1,
-        objects: Vec::new(),
-    };
-    page.walk(&root.join(base), base)?;
-    let more = page.objects.len() > limit;
-    let mut objects = page.objects;
-    objects.truncate(limit);
-    let next_start_after = if more {
-        objects.last().map(|m| m.key.to_string())
-    } else {
-        None
-    };
-    Ok(ListPage {
-        objects,
-        next_start_after,
-    })
-}
-
-/// One page of a listing, gathered by walking the tree in key order: a folder's entries
-/// are visited sorted as the keys below them sort (a folder `x` as `x/`, since `/` sorts
-/// after `-` and `.`), folders wholly before `start_after` are skipped unread, and the walk
-/// stops once the page is full. A page costs the folders on its way, not the whole
-/// store, and only the files it returns are stat'ed.
-struct Page<'a> {
-    prefix: &'a str,
-    start_after: Option<&'a str>,
-    /// One more than the page holds, to tell whether another page follows.
-    want: usize,
-    objects: Vec<ObjectMeta>,
-}
-
-impl Page<'_> {
-    /// Whether the page is full.
-    fn walk(&mut self, dir: &Path, rel: &str) -> Result<bool> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(false)
-            }
-            Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", dir.display()))),
-        };
-        let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if rel.is_empty() && name == TMP_DIR {
-                continue;
-            }
-            let key = format!("{rel}{name}");
-            // Skip subtrees that cannot contain a match.
-            let comparable = key.len().min(self.prefix.len());
-            if key.as_bytes()[..comparable] != self.prefix.as_bytes()[..comparable] {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let is_dir = if kind.is_symlink() {
-                entry.path().is_dir()
-            } else {
-                kind.is_dir()
-            };
-            let order = if is_dir { format!("{key}/") } else { key };
-            found.push((order, is_dir, entry));
-        }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, is_dir, entry) in found {
-            let after = self.start_after;
-            if is_dir {
-                // Every key below starts with `key` (`.../x/`): all at or before
-                // `start_after` unless `start_after` is inside the folder or before it.
-                if after.is_some_and(|s| key.as_str() < s && !s.starts_with(&key)) {
-                    continue;
-                }
-                if self.walk(&entry.path(), &key)? {
-                    return Ok(true);
-                }
-                continue;
-            }
-            if !key.starts_with(self.prefix) || after.is_some_and(|s| key.as_str() <= s) {
-                continue;
-            }
-            let Ok(md) = entry.metadata() else { continue };
-            if !md.is_file() {
-                continue;
-            }
-            let Ok(key) = ObjectKey::new(key) else {
-                continue;
-            };
-            self.objects.push(meta_from(key, &md));
-            if self.objects.len() >= self.want {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 }
 

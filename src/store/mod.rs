@@ -12,6 +12,7 @@ pub mod claims;
 mod counting;
 mod docs;
 mod fs;
+mod fs_listing;
 mod key;
 pub mod layout;
 mod s3;
