@@ -206,7 +206,10 @@ fn round_trip(receiver: Backend) {
         .map(|o| o["key"].as_str().unwrap())
         .collect();
     assert!(
-        keys.contains(&"oci/catalog.json") && keys.contains(&"hf/models.json"),
+        keys.iter()
+            .any(|k| k.starts_with("oci/repos/") && k.ends_with("/_repo.json"))
+            && keys.contains(&"hf/models.json")
+            && !keys.contains(&"oci/catalog.json"),
         "{keys:?}"
     );
     assert!(keys.iter().all(|k| !k.starts_with("uploads/")));

@@ -275,7 +275,7 @@ impl Generator {
     /// catalog, Hub models (a write path that lost its listing update shows here).
     pub async fn listed(&self) -> (usize, usize, usize) {
         let projects = self.index.all_projects().await.map_or(0, |v| v.len());
-        let images = self.registry.catalog().await.map_or(0, |c| c.len());
+        let images = self.registry.all_names().await.map_or(0, |c| c.len());
         let models = self
             .repos
             .list(RepoType::Model)

@@ -22,7 +22,7 @@
 use super::manifest::DOC_PREFIXES;
 use crate::digest::Digest;
 use crate::hf::model::{is_commit_id, RefsDoc, RepoRef, RepoType};
-use crate::oci::registry::{link_key, Catalog, Registry, RepoDoc as OciRepoDoc};
+use crate::oci::registry::{link_key, Registry, RepoDoc as OciRepoDoc};
 use crate::pypi::project::{FileEntry as PypiFile, ProjectDoc};
 use crate::spec::{ContentSpec, DistFormat, HfItem, HfRepoType, OciItem, PypiItem};
 use crate::store::layout::digest_of_blob_key;
@@ -111,7 +111,6 @@ pub async fn from_spec(
             ..Default::default()
         },
         oci_repos: BTreeMap::new(),
-        catalog: Catalog::default(),
         projects: BTreeMap::new(),
         hf_refs: BTreeMap::new(),
         hf_lists: BTreeMap::new(),
@@ -137,7 +136,6 @@ struct Builder<'a> {
     default_host: String,
     sel: Selection,
     oci_repos: BTreeMap<String, OciRepoDoc>,
-    catalog: Catalog,
     projects: BTreeMap<String, ProjectDoc>,
     /// By repository kind (plural) and id.
     hf_refs: BTreeMap<(String, String), RefsDoc>,
@@ -392,8 +390,7 @@ impl Builder<'_> {
                 }
             }
         }
-        self.oci_repos.insert(name.clone(), picked);
-        self.catalog.repositories.insert(name);
+        self.oci_repos.insert(name, picked);
         Ok(())
     }
 
@@ -403,10 +400,8 @@ impl Builder<'_> {
             let name = name.clone();
             docs.insert(doc_key(MetaKey::OciRepo { name }), json(doc));
         }
-        if !self.catalog.repositories.is_empty() {
-            docs.insert(doc_key(MetaKey::OciCatalog), json(&self.catalog));
-        }
-        // The project documents are the index's list: nothing else to carry.
+        // The repository documents are the catalog, as the project documents are an
+        // index's list: nothing else to carry.
         for (normalized, doc) in &self.projects {
             let index = crate::pypi::DEFAULT_INDEX;
             let key = MetaKey::PypiProject {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub async fn all(state: &CatalogState) -> Result<Vec<ItemId>, CatalogError> {
-    let names = state.registry.clone().catalog().await?;
+    let names = state.registry.all_names().await?;
     Ok(names
         .into_iter()
         .map(|name| ItemId::Image { name })

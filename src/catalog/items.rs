@@ -15,7 +15,7 @@ struct Listed {
 
 /// Every item of the wanted kinds, in kind order then name order: from the listing
 /// documents only (hf/<kind>.json, the listing of each index's project documents,
-/// oci/catalog.json).
+/// the listing of the OCI repository documents).
 async fn all(state: &CatalogState, kind: Option<Kind>) -> Result<Vec<Listed>, CatalogError> {
     let mut out = Vec::new();
     for k in Kind::ALL

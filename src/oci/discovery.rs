@@ -93,17 +93,33 @@ pub(super) async fn catalog(
     query: &str,
 ) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    let names = registry.catalog().await?;
-    // Sorted: the page starts after `last`, and only the names it reaches are checked.
-    let start = last
-        .as_deref()
-        .map_or(0, |l| names.partition_point(|name| name.as_str() <= l));
-    let visible = names[start..].iter().map(String::as_str).filter(|name| {
-        state
-            .auth
-            .authorize(identity, Protocol::Oci, Action::Read, name)
-            .is_ok()
-    });
+    let limit = n.unwrap_or(MAX_PAGE);
+    // The names this identity may read, one more than the page to tell whether another
+    // follows; read from pages of all names (kept for the mutable TTL, shared by every
+    // identity) until that many are found.
+    let mut visible: Vec<String> = Vec::new();
+    let mut after = last.clone();
+    loop {
+        let names = registry.names_page(after.as_deref(), limit + 1).await?;
+        visible.extend(
+            names
+                .names
+                .iter()
+                .filter(|name| {
+                    state
+                        .auth
+                        .authorize(identity, Protocol::Oci, Action::Read, name)
+                        .is_ok()
+                })
+                .take(limit + 1 - visible.len())
+                .cloned(),
+        );
+        match names.names.last() {
+            Some(name) if names.more && visible.len() <= limit => after = Some(name.clone()),
+            _ => break,
+        }
+    }
+    let visible = visible.iter().map(String::as_str);
     let (page, link) = paginate(visible, n, "/v2/_catalog", None);
     if page.is_empty()
         && last.is_none()

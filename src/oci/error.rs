@@ -77,7 +77,7 @@ impl Code {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct OciError {
     pub code: Code,
     pub status: StatusCode,

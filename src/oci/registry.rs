@@ -5,10 +5,8 @@
 use super::error::{Code, OciError, Result};
 use super::manifest::Inspected;
 use crate::digest::Digest;
-use crate::store::layout::{blob_key, MetaKey};
-use crate::store::{
-    BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError, MAX_DOCUMENT_BYTES,
-};
+use crate::store::layout::{blob_key, MetaKey, OCI_REPOS_PREFIX};
+use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -25,10 +23,6 @@ pub fn repo_key(name: &str) -> Result<ObjectKey> {
 pub fn link_key(name: &str, digest: &Digest) -> Result<ObjectKey> {
     let (name, digest) = (name.to_string(), digest.clone());
     Ok(MetaKey::OciLink { name, digest }.key()?)
-}
-
-pub fn catalog_key() -> ObjectKey {
-    MetaKey::OciCatalog.key().expect("a constant key")
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,10 +75,34 @@ impl ManifestEntry {
     }
 }
 
+/// `oci/catalog.json`, the repository list earlier versions kept (one document capped at
+/// 16 MiB). Unused now: the listing of the repository documents is the catalog. Still
+/// merged when an older bundle carries it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub repositories: BTreeSet<String>,
 }
+
+/// Store listing page size while collecting repository names (an S3 round trip each).
+const NAMES_LIST_PAGE: usize = 1000;
+/// Memory for kept pages of repository names.
+const KEPT_NAMES_BYTES: u64 = 16 << 20;
+/// What marks a key as one of a repository's blob links (`_` cannot start a name
+/// component, so only a link key holds it).
+const LINKS_FOLDER: &str = "/_blobs/";
+
+/// Repository names in the order the catalog lists them: their documents' key order
+/// (lexical, except that a name sorts after the names extending it with `-` or `.`,
+/// as `a/b` after `a/b-c`: `-` and `.` sort before the `/` that follows `a/b`).
+#[derive(Debug, Default)]
+pub struct NamesPage {
+    pub names: Vec<String>,
+    /// Whether more names follow the last.
+    pub more: bool,
+}
+
+/// Pages of names kept for the mutable TTL, by where they start and how many they hold.
+type KeptNames = moka::future::Cache<(Option<String>, usize), Arc<NamesPage>>;
 
 /// Parsed repository documents by store version, so a hot manifest HEAD by tag costs a
 /// cache lookup, not a JSON parse.
@@ -95,38 +113,11 @@ static PARSED: LazyLock<Mutex<HashMap<ObjectKey, Parsed>>> = LazyLock::new(Defau
 /// Beyond this many repositories the parsed cache starts over (it only saves parsing).
 const MAX_PARSED: usize = 4096;
 
-/// How a repository came to be, which decides how much of the catalog it may take.
-#[derive(Clone, Copy, Debug)]
-enum Listing {
-    /// Pushed by a writer (or written by an operator's mirror).
-    Pushed,
-    /// Recorded from elsewhere: pull-through (any reader can cause it) and imports.
-    Recorded,
-}
-
-impl Listing {
-    /// The catalog size up to which a new repository is listed. Recorded ones stop at
-    /// half, so anonymous pulls of many upstream repositories cannot crowd out pushes.
-    fn catalog_bytes(self) -> usize {
-        match self {
-            Listing::Pushed => MAX_DOCUMENT_BYTES,
-            Listing::Recorded => MAX_DOCUMENT_BYTES / 2,
-        }
-    }
-}
-
-/// The size of the catalog as JSON, without writing it out: repository names need no
-/// escaping (their grammar has no quote, backslash or control character), so it is
-/// `{"repositories":[` + each name quoted, comma-separated + `]}`.
-fn catalog_bytes(catalog: &Catalog) -> usize {
-    let names = &catalog.repositories;
-    19 + names.iter().map(|n| n.len() + 2).sum::<usize>() + names.len().saturating_sub(1)
-}
-
 #[derive(Clone, Debug)]
 pub struct Registry {
     docs: DocStore,
     blobs: BlobStore,
+    names: KeptNames,
 }
 
 fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
@@ -148,7 +139,15 @@ fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
 
 impl Registry {
     pub fn new(docs: DocStore, blobs: BlobStore) -> Self {
-        Registry { docs, blobs }
+        let names = moka::future::Cache::builder()
+            .max_capacity(KEPT_NAMES_BYTES)
+            .weigher(|_, page: &Arc<NamesPage>| {
+                let bytes: usize = page.names.iter().map(|n| n.len() + 24).sum();
+                bytes.try_into().unwrap_or(u32::MAX)
+            })
+            .time_to_live(docs.mutable_ttl())
+            .build();
+        Registry { docs, blobs, names }
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -165,80 +164,85 @@ impl Registry {
     }
 
     /// Read-modify-write of a repository without lost updates. `change` returns whether
-    /// it changed anything; a new repository is entered in the catalog first.
-    pub async fn update_repo<F>(&self, name: &str, change: F) -> Result<RepoDoc>
-    where
-        F: FnMut(&mut RepoDoc) -> Result<bool>,
-    {
-        self.update_repo_listed(name, Listing::Pushed, change).await
-    }
-
-    async fn update_repo_listed<F>(
-        &self,
-        name: &str,
-        listing: Listing,
-        mut change: F,
-    ) -> Result<RepoDoc>
+    /// it changed anything.
+    pub async fn update_repo<F>(&self, name: &str, mut change: F) -> Result<RepoDoc>
     where
         F: FnMut(&mut RepoDoc) -> Result<bool>,
     {
         let key = repo_key(name)?;
         let decode = |d: &Document| Ok((*parse_repo(&key, d)?).clone());
-        let mut registered = false;
-        loop {
-            let mut needs_catalog = false;
-            let doc = self
-                .docs
-                .update_json_with(&key, decode, |doc| {
-                    let absent = doc.is_none();
-                    let changed = change(doc.get_or_insert_with(RepoDoc::default))?;
-                    needs_catalog = changed && absent && !registered;
-                    Ok::<_, OciError>(changed && !needs_catalog)
-                })
-                .await?;
-            if needs_catalog {
-                // Listed before it exists, so a crash never leaves an unlisted repository.
-                self.register(name, listing).await?;
-                registered = true;
-                continue;
-            }
-            return Ok(doc.expect("change filled it in"));
-        }
-    }
-
-    /// Enters a repository in the catalog, while the catalog has room for it. A full
-    /// catalog never fails the write it precedes: the repository works, unlisted.
-    async fn register(&self, name: &str, listing: Listing) -> Result<()> {
-        let room = listing.catalog_bytes();
-        let mut full = false;
-        self.docs
-            .update_json(&catalog_key(), |catalog: &mut Catalog| {
-                if catalog.repositories.contains(name) {
-                    return Ok::<_, OciError>(false);
-                }
-                full = catalog_bytes(catalog) + name.len() + 3 > room;
-                Ok(!full && catalog.repositories.insert(name.to_string()))
+        let mut created = false;
+        let doc = self
+            .docs
+            .update_json_with(&key, decode, |doc| {
+                let absent = doc.is_none();
+                let changed = change(doc.get_or_insert_with(RepoDoc::default))?;
+                created = changed && absent;
+                Ok::<_, OciError>(changed)
             })
             .await?;
-        if full {
-            tracing::warn!(
-                repo = name,
-                ?listing,
-                "the OCI catalog is full: this repository works but is not listed in /v2/_catalog"
-            );
+        if created {
+            // This process lists it at once; other replicas within the mutable TTL.
+            self.names.invalidate_all();
         }
-        Ok(())
+        Ok(doc.expect("change filled it in"))
     }
 
-    pub async fn catalog(&self) -> Result<Vec<String>> {
-        let key = catalog_key();
-        match self.docs.get(&key, Mutability::Mutable).await? {
-            None => Ok(Vec::new()),
-            Some(d) => {
-                let catalog: Catalog = serde_json::from_slice(&d.bytes)
-                    .map_err(|e| StoreError::Unavailable(format!("{key}: {e}")))?;
-                Ok(catalog.repositories.into_iter().collect())
+    /// Up to `limit` repository names after `after` (in [`NamesPage`] order), from the
+    /// listing of the repository documents: no list of every name is kept anywhere, and
+    /// adding a repository writes nothing but its document. A page is kept for the
+    /// mutable TTL.
+    pub async fn names_page(&self, after: Option<&str>, limit: usize) -> Result<Arc<NamesPage>> {
+        let key = (after.map(str::to_string), limit);
+        self.names
+            .try_get_with(key, async {
+                self.list_names(after, limit).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e: Arc<OciError>| (*e).clone())
+    }
+
+    /// Every repository name, a page at a time (the web catalog's image list).
+    pub async fn all_names(&self) -> Result<Vec<String>> {
+        let mut all: Vec<String> = Vec::new();
+        loop {
+            let page = self
+                .names_page(all.last().map(String::as_str), 10_000)
+                .await?;
+            all.extend(page.names.iter().cloned());
+            if !page.more {
+                return Ok(all);
             }
+        }
+    }
+
+    async fn list_names(&self, after: Option<&str>, limit: usize) -> Result<NamesPage> {
+        // Any string is a cursor: a `last` that names no repository starts where it would be.
+        let mut cursor = after.map(|name| format!("{OCI_REPOS_PREFIX}{name}/_repo.json"));
+        let mut names = Vec::new();
+        loop {
+            let page = self
+                .docs
+                .list(OCI_REPOS_PREFIX, cursor.as_deref(), NAMES_LIST_PAGE)
+                .await?;
+            for meta in page.objects {
+                if let Some(MetaKey::OciRepo { name }) = MetaKey::parse(meta.key.as_str()) {
+                    if names.len() == limit {
+                        return Ok(NamesPage { names, more: true });
+                    }
+                    names.push(name);
+                }
+            }
+            let Some(next) = page.next_start_after else {
+                return Ok(NamesPage { names, more: false });
+            };
+            // A page that ends among a repository's blob links goes on after the last of
+            // them (`_blobs0` sorts right after every `_blobs/...`): a repository of
+            // thousands of layers costs one round trip, not one per thousand links.
+            cursor = Some(match next.find(LINKS_FOLDER) {
+                Some(i) => format!("{}/_blobs0", &next[..i]),
+                None => next,
+            });
         }
     }
 
@@ -253,7 +257,7 @@ impl Registry {
         tag: Option<&str>,
     ) -> Result<bool> {
         let mut changed = false;
-        self.update_repo_listed(name, Listing::Recorded, |doc| {
+        self.update_repo(name, |doc| {
             changed = doc.manifests.get(digest) != Some(&entry)
                 || tag.is_some_and(|t| doc.tags.get(t) != Some(digest));
             doc.manifests.insert(digest.clone(), entry.clone());
@@ -338,63 +342,90 @@ mod tests {
         }
     }
 
+    /// The catalog is the listing of the repository documents: every repository is in
+    /// it however many there are, pages resume after any name, and a repository's blob
+    /// links (thousands, more than a listing page) are stepped over, not listed through.
     #[tokio::test]
-    async fn recorded_repositories_leave_half_the_catalog_to_pushes() {
+    async fn names_are_the_listing_of_repository_documents() {
         let dir = tempfile::tempdir().unwrap();
         let store: DynStore = Arc::new(FsStore::open(dir.path()).await.unwrap());
-        let registry = Registry {
-            docs: DocStore::new(store.clone(), 1 << 20, std::time::Duration::ZERO),
-            blobs: BlobStore::new(store, 16),
-        };
-        // Just over half full, as many pulled-through repositories would leave it.
-        let names: BTreeSet<String> = (0..MAX_DOCUMENT_BYTES / 2 / 30 + 1)
-            .map(|i| format!("docker.io/filler/r{i:09}"))
-            .collect();
-        let catalog = Catalog {
-            repositories: names,
-        };
-        let counted = catalog_bytes(&catalog);
-        let catalog = serde_json::to_vec(&catalog).unwrap();
-        assert_eq!(counted, catalog.len());
-        assert_eq!(
-            catalog_bytes(&Catalog::default()),
-            b"{\"repositories\":[]}".len()
+        let counted = Arc::new(crate::store::OpCounts::default());
+        let counting: DynStore = Arc::new(crate::store::CountingStore::new(store, counted.clone()));
+        let registry = Registry::new(
+            DocStore::new(
+                counting.clone(),
+                1 << 20,
+                std::time::Duration::from_secs(60),
+            ),
+            BlobStore::new(counting, 16),
         );
-        assert!(catalog.len() > MAX_DOCUMENT_BYTES / 2);
-        let key = catalog_key();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"{}");
+        let mut expected = Vec::new();
+        for name in ["a/b", "a/b-c", "a/b/c", "big/layers", "k/repo", "z/last"] {
+            let name = format!("docker.io/{name}");
+            registry
+                .record_manifest(&name, &digest, entry(), Some("1"))
+                .await
+                .unwrap();
+            expected.push(name);
+        }
+        // Key order: `a/b-c` before `a/b` (see NamesPage).
+        expected.swap(0, 1);
+        // Two and a half listing pages of links, written as the store would hold them.
         registry
-            .docs
-            .put(
-                &key,
-                catalog.into(),
-                crate::store::PutMode::Overwrite,
-                Mutability::Mutable,
-            )
+            .link_blob("docker.io/big/layers", &digest)
             .await
             .unwrap();
-        let digest = Digest::of_bytes(Algorithm::Sha256, b"{}");
+        let links = dir
+            .path()
+            .join("oci/repos/docker.io/big/layers/_blobs/sha256");
+        for i in 0..(NAMES_LIST_PAGE as u32 * 5 / 2) {
+            let layer = Digest::of_bytes(Algorithm::Sha256, &i.to_le_bytes());
+            std::fs::write(links.join(layer.hex()), layer.to_string()).unwrap();
+        }
+        let all = registry.all_names().await.unwrap();
+        assert_eq!(all, expected);
+        for limit in [1, 2, 4] {
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            for _ in 0..10 {
+                let page = registry.names_page(after.as_deref(), limit).await.unwrap();
+                seen.extend(page.names.iter().cloned());
+                if !page.more {
+                    break;
+                }
+                after = page.names.last().cloned();
+            }
+            assert_eq!(seen, expected, "pages of {limit}");
+        }
+        // After a name that is not stored, and after one that is not even a valid name.
+        let page = registry.names_page(Some("docker.io/c"), 100).await.unwrap();
+        assert_eq!(page.names, expected[4..]);
+        let page = registry
+            .names_page(Some("docker.io/k/r~"), 100)
+            .await
+            .unwrap();
+        assert_eq!(page.names, expected[5..]);
 
-        // Pull-through records the repository (it works) but does not list it.
+        // Past the links after one listing page of them, not three.
+        let lists = || counted.list.load(std::sync::atomic::Ordering::Relaxed);
+        let before = lists();
+        let page = registry
+            .names_page(Some("docker.io/a/b/c"), 3)
+            .await
+            .unwrap();
+        assert_eq!(page.names, expected[3..]);
+        assert_eq!(lists() - before, 2, "listing calls");
+
+        // A new repository is listed at once by the registry that made it.
         registry
-            .record_manifest("docker.io/upstream/one", &digest, entry(), Some("1"))
+            .record_manifest("docker.io/m/new", &digest, entry(), None)
             .await
             .unwrap();
         assert!(registry
-            .repo("docker.io/upstream/one")
+            .all_names()
             .await
             .unwrap()
-            .is_some());
-        let listed = registry.catalog().await.unwrap();
-        assert!(!listed.iter().any(|n| n == "docker.io/upstream/one"));
-        // A push still has the other half.
-        registry
-            .update_repo("docker.io/team/pushed", |doc| {
-                doc.manifests.insert(digest.clone(), entry());
-                Ok(true)
-            })
-            .await
-            .unwrap();
-        let listed = registry.catalog().await.unwrap();
-        assert!(listed.iter().any(|n| n == "docker.io/team/pushed"));
+            .contains(&"docker.io/m/new".to_string()));
     }
 }

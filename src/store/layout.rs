@@ -8,17 +8,17 @@
 //!   sha512/<hh>/<hex>               a safetensors shard, an image layer (<hh> = first two hex
 //!                                   digits, to keep directories and S3 listings small)
 //! oci/                              OCI registry metadata (owned by src/oci)
-//!   catalog.json                    every repository ever pushed: {"repositories": [...]}
-//!                                   (one bounded document: pull-through lists at most half
-//!                                   of it; a repository that finds it full works unlisted)
 //!   repos/<host>/<path>/_repo.json  one repository (`docker.io/library/busybox`): its tags
 //!                                   (tag -> digest) and manifests (digest -> media type, size,
 //!                                   subject, artifactType, annotations); conditional updates.
+//!                                   Listed in key order, they are /v2/_catalog
+//!                                   (src/oci/registry.rs `names_page`).
 //!                                   The manifest bytes are blobs under blobs/. `_` cannot
 //!                                   start a name component, so no nested repo collides.
 //!   repos/<host>/<path>/_blobs/<alg>/<hex>
 //!                                   link: this repository holds that blob (pushed/mounted)
 //!                                   — the only way a push may name a blob without its bytes
+//!   catalog.json                    the repository list earlier versions kept (unused now)
 //! pypi/<index>/                     one Python index (owned by src/pypi)
 //!   projects/<normalized>.json      one project: its files (filename, sha256, sizes,
 //!                                   upload time, yank state, where pull-through found it);
