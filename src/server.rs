@@ -30,7 +30,7 @@ use crate::remote::{Filler, Upstream, UpstreamSettings};
 use crate::s3api::S3State;
 use crate::site::Site;
 use crate::store::BlobStore;
-use crate::store::{self, DynStore, Stores};
+use crate::store::{self, CacheShare, DynStore, Stores};
 use crate::tls::Tls;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -87,7 +87,6 @@ impl AppState {
         let pypi = PypiState::new(
             stores.docs.clone(),
             stores.blobs.clone(),
-            config.cache.metadata_bytes,
             PypiDeps {
                 auth: auth.clone(),
                 settings: pypi_settings.clone(),
@@ -183,10 +182,12 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(config: &Config, blobs: BlobStore) -> anyhow::Result<Upstreams> {
+        // Shared by the three protocols' upstreams.
+        let fresh_bytes = CacheShare::UpstreamLookups.of(config.cache.metadata_bytes) / 3;
         let open = |section: &'static str, s: UpstreamSettings| {
             s.url
                 .as_ref()
-                .map(|_| Upstream::new(section, &s))
+                .map(|_| Upstream::new(section, &s, fresh_bytes))
                 .transpose()
         };
         Ok(Upstreams {

@@ -437,7 +437,7 @@ fn resources_are_sized_from_the_benchmarks() {
     // ~60 MiB peak RSS streaming 8 downloads, plus the metadata cache it is configured with.
     let cache_mib = config()["cache"]["metadata_bytes"]
         .as_integer()
-        .unwrap_or(64 << 20) as f64
+        .unwrap_or(160 << 20) as f64
         / 1048576.0;
     assert!(
         memory("requests") >= 60.0 + cache_mib,

@@ -150,13 +150,12 @@ pub async fn detail(state: &CatalogState, name: &str, doc: &RepoDoc, base: &str)
 }
 
 /// Every manifest of the repository and every blob those manifests name.
-pub async fn referenced_blobs(state: &CatalogState, doc: &RepoDoc) -> Vec<Digest> {
-    let registry = state.registry.clone();
+pub async fn referenced_blobs(registry: &Registry, doc: &RepoDoc) -> Vec<Digest> {
     let mut out = Vec::new();
     for digest in doc.manifests.keys() {
         out.push(digest.clone());
         out.extend(
-            references(&registry, digest)
+            references(registry, digest)
                 .await
                 .blobs
                 .into_iter()

@@ -204,6 +204,40 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     })
 }
 
+/// The objects under a prefix a listing page at a time: 100,000 project documents
+/// are not listed into memory at once.
+struct Pages {
+    prefix: &'static str,
+    after: Option<String>,
+    done: bool,
+}
+
+impl Pages {
+    fn new(prefix: &'static str) -> Pages {
+        Pages {
+            prefix,
+            after: None,
+            done: false,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        state: &CatalogState,
+    ) -> Result<Option<Vec<ObjectMeta>>, CatalogError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = state
+            .store
+            .list(self.prefix, self.after.as_deref(), LIST_PAGE)
+            .await?;
+        self.done = page.next_start_after.is_none();
+        self.after = page.next_start_after;
+        Ok(Some(page.objects))
+    }
+}
+
 /// Every object under `prefix`, page by page (metadata documents: one per item or
 /// commit, not per blob).
 async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
@@ -236,45 +270,56 @@ async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), Cata
 }
 
 async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    for meta in list_all(state, PYPI_PREFIX).await? {
-        let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
-            continue;
-        };
-        let ItemId::Project { index, name } = &item else {
-            continue;
-        };
-        let doc = match crate::pypi::Index::new(index, state.docs.clone())
-            .project(name)
-            .await?
-        {
-            Some(doc) => doc,
-            None => continue,
-        };
-        // Projects of an index no longer configured hold blobs but cannot be shown.
-        if state.pypi.has_index(index) {
-            census.touch(&item, &meta);
+    let mut pages = Pages::new(PYPI_PREFIX);
+    while let Some(page) = pages.next(state).await? {
+        for meta in page {
+            let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
+                continue;
+            };
+            let ItemId::Project { index, name } = &item else {
+                continue;
+            };
+            // Read without filling the caches requests use (100,000 projects would).
+            let doc = match crate::pypi::Index::new(index, state.docs.scanning())
+                .project(name)
+                .await?
+            {
+                Some(doc) => doc,
+                None => continue,
+            };
+            // Projects of an index no longer configured hold blobs but cannot be shown.
+            if state.pypi.has_index(index) {
+                census.touch(&item, &meta);
+            }
+            let digests = python_items::referenced_blobs(&doc);
+            census.refer(
+                item,
+                digests.iter().filter_map(|h| Digest::sha256_hex(h).ok()),
+            );
         }
-        let digests = python_items::referenced_blobs(&doc);
-        census.refer(
-            item,
-            digests.iter().filter_map(|h| Digest::sha256_hex(h).ok()),
-        );
     }
     Ok(())
 }
 
 async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    for meta in list_all(state, OCI_REPOS_PREFIX).await? {
-        let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
-            continue;
-        };
-        let ItemId::Image { name } = &item else {
-            continue;
-        };
-        let doc = image_items::repo(state, name).await?;
-        let digests = image_items::referenced_blobs(state, &doc).await;
-        census.touch(&item, &meta);
-        census.refer(item, digests);
+    let registry = state.registry.scanning();
+    let mut pages = Pages::new(OCI_REPOS_PREFIX);
+    while let Some(page) = pages.next(state).await? {
+        for meta in page {
+            let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
+                continue;
+            };
+            let ItemId::Image { name } = &item else {
+                continue;
+            };
+            // Read without filling the caches requests use; gone meanwhile: not counted.
+            let Some(doc) = registry.repo(name).await? else {
+                continue;
+            };
+            let digests = image_items::referenced_blobs(&registry, &doc).await;
+            census.touch(&item, &meta);
+            census.refer(item, digests);
+        }
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ mod upload;
 pub mod xet_store;
 pub mod xet_transfer;
 
+use crate::store::CacheShare;
 pub use endpoint::Endpoint;
 use endpoint::RefOp;
 pub use error::HfError;
@@ -154,18 +155,22 @@ impl HfState {
             }
             (None, None) => rand::random(),
         };
+        let (info_bytes, list_bytes) = (
+            docs.memory_for(CacheShare::HfRevisions),
+            docs.memory_for(CacheShare::HfListPages),
+        );
         HfState {
             xet: xet_store::XetStore::new(deps.store, docs.clone())
                 .materializing(settings.xet_materialize),
             repos: Repos::new(docs, blobs),
             info_cache: moka::future::Cache::builder()
-                .max_capacity(32 * 1024 * 1024)
+                .max_capacity(info_bytes)
                 .weigher(|k: &String, v: &bytes::Bytes| {
                     (k.len() + v.len()).try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
             list_pages: moka::future::Cache::builder()
-                .max_capacity(tree::LIST_CACHE_BYTES)
+                .max_capacity(list_bytes)
                 .weigher(|k: &String, v: &Arc<tree::ListPage>| {
                     (k.len() + v.weight()).try_into().unwrap_or(u32::MAX)
                 })

@@ -10,6 +10,7 @@ use super::xet_store::XetStore;
 use crate::digest::Digest;
 use crate::store::claims::Claim;
 use crate::store::layout::MetaKey;
+use crate::store::CacheShare;
 use crate::store::{
     collect_limited, BlobStore, DocStore, Document, GetOptions, Mutability, ObjectKey, PutMode,
     StoreError,
@@ -46,9 +47,6 @@ pub enum Parent {
     /// (`super_squash_history`). The branch must exist; other refs keep their commits.
     Squash,
 }
-
-/// Memory for parsed commits (`Repos::commits`).
-const COMMIT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Repos {
@@ -125,15 +123,15 @@ impl Repos {
     pub fn new(docs: DocStore, blobs: BlobStore) -> Repos {
         Repos {
             xet: XetStore::new(blobs.store().clone(), docs.clone()),
-            docs,
-            blobs,
             // By bytes, not entries: one commit of a large repository lists every file.
             commits: moka::future::Cache::builder()
-                .max_capacity(COMMIT_CACHE_BYTES)
+                .max_capacity(docs.memory_for(CacheShare::HfCommits))
                 .weigher(|k: &String, v: &Arc<CommitView>| {
                     u32::try_from(k.len() + v.approximate_bytes()).unwrap_or(u32::MAX)
                 })
                 .build(),
+            docs,
+            blobs,
         }
     }
 
@@ -1137,7 +1135,7 @@ mod tests {
         let store: crate::store::DynStore =
             Arc::new(crate::store::FsStore::open(dir.path()).await.unwrap());
         let repos = Repos::new(
-            DocStore::new(store.clone(), 1 << 20, std::time::Duration::from_secs(1)),
+            DocStore::new(store.clone(), 64 << 20, std::time::Duration::from_secs(1)),
             BlobStore::new(store, 16),
         );
         // 200 commits of 10,000 files each: about 2 MiB apiece.
@@ -1170,7 +1168,7 @@ mod tests {
             repos.commits.insert(format!("r/{i}"), view.clone()).await;
         }
         repos.commits.run_pending_tasks().await;
-        assert!(repos.commits.weighted_size() <= COMMIT_CACHE_BYTES);
+        assert!(repos.commits.weighted_size() <= repos.docs.memory_for(CacheShare::HfCommits));
         assert!(repos.commits.entry_count() < 200);
     }
 

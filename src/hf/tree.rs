@@ -18,8 +18,6 @@ use std::sync::Arc;
 
 /// Entries per tree page; the client follows `Link: rel="next"`.
 const TREE_PAGE: usize = 1000;
-/// Rendered pages kept, in bytes.
-pub const LIST_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A rendered page of a listing (a tree, a commit history), and where the next page
 /// starts when more follow: kept by what it was rendered from, which never changes.

@@ -33,6 +33,7 @@ use crate::oci::registry::Registry;
 use crate::oci::synthesized::{BoxFuture, RangeRead, SynthBlob, SynthManifest};
 use crate::oci::{Code, OciError};
 use crate::store::layout::MetaKey;
+use crate::store::CacheShare;
 use crate::store::{
     ByteRange, ByteStream, DocStore, GetOptions, Mutability, ObjectKey, PutMode, StoreError,
 };
@@ -46,8 +47,6 @@ use std::sync::Arc;
 
 type Result<T, E = OciError> = std::result::Result<T, E>;
 
-/// Memory for generated images (`ModelImages::images`).
-const IMAGE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// The most commits `served.json` remembers; older ones are served again once their
 /// manifest is asked for.
 const MAX_SERVED: usize = 256;
@@ -197,6 +196,7 @@ impl ModelImages {
         settings: ModelImageSettings,
         pull: Option<Pull>,
     ) -> ModelImages {
+        let image_bytes = docs.memory_for(CacheShare::ModelImages);
         ModelImages {
             pull,
             repos,
@@ -205,7 +205,7 @@ impl ModelImages {
             auth,
             settings,
             images: moka::future::Cache::builder()
-                .max_capacity(IMAGE_CACHE_BYTES)
+                .max_capacity(image_bytes)
                 .weigher(|k: &String, v: &Arc<Images>| {
                     u32::try_from(k.len() + v.bytes).unwrap_or(u32::MAX)
                 })

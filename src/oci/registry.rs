@@ -6,7 +6,7 @@ use super::error::{Code, OciError, Result};
 use super::manifest::Inspected;
 use crate::digest::Digest;
 use crate::store::layout::{blob_key, MetaKey, OCI_REPOS_PREFIX};
-use crate::store::{BlobStore, DocStore, Document, Mutability, ObjectKey, StoreError};
+use crate::store::{BlobStore, CacheShare, DocStore, Document, Mutability, ObjectKey, StoreError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -85,8 +85,6 @@ pub struct Catalog {
 
 /// Store listing page size while collecting repository names (an S3 round trip each).
 const NAMES_LIST_PAGE: usize = 1000;
-/// Memory for kept pages of repository names.
-const KEPT_NAMES_BYTES: u64 = 16 << 20;
 /// What marks a key as one of a repository's blob links (`_` cannot start a name
 /// component, so only a link key holds it).
 const LINKS_FOLDER: &str = "/_blobs/";
@@ -118,9 +116,16 @@ pub struct Registry {
     docs: DocStore,
     blobs: BlobStore,
     names: KeptNames,
+    /// A walk over every repository (`scanning`): reads nothing into the caches.
+    scanning: bool,
 }
 
+/// Parses (or finds parsed) a repository document; `keep`: remember the parse.
 fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
+    parse_repo_keeping(key, doc, true)
+}
+
+fn parse_repo_keeping(key: &ObjectKey, doc: &Document, keep: bool) -> Result<Arc<RepoDoc>> {
     if let Some((etag, parsed)) = PARSED.lock().expect("not poisoned").get(key) {
         if *etag == doc.etag {
             return Ok(parsed.clone());
@@ -129,6 +134,9 @@ fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
     let parsed: RepoDoc = serde_json::from_slice(&doc.bytes)
         .map_err(|e| StoreError::Unavailable(format!("{key}: corrupt document: {e}")))?;
     let parsed = Arc::new(parsed);
+    if !keep {
+        return Ok(parsed);
+    }
     let mut cache = PARSED.lock().expect("not poisoned");
     if cache.len() >= MAX_PARSED {
         cache.clear();
@@ -140,14 +148,29 @@ fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
 impl Registry {
     pub fn new(docs: DocStore, blobs: BlobStore) -> Self {
         let names = moka::future::Cache::builder()
-            .max_capacity(KEPT_NAMES_BYTES)
+            .max_capacity(docs.memory_for(CacheShare::OciNames))
             .weigher(|_, page: &Arc<NamesPage>| {
                 let bytes: usize = page.names.iter().map(|n| n.len() + 24).sum();
                 bytes.try_into().unwrap_or(u32::MAX)
             })
             .time_to_live(docs.mutable_ttl())
             .build();
-        Registry { docs, blobs, names }
+        Registry {
+            docs,
+            blobs,
+            names,
+            scanning: false,
+        }
+    }
+
+    /// The same registry for a walk over every repository (the catalog's totals): what
+    /// it reads is not kept in memory, where it would push out what requests use.
+    pub fn scanning(&self) -> Registry {
+        Registry {
+            docs: self.docs.scanning(),
+            scanning: true,
+            ..self.clone()
+        }
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -158,7 +181,7 @@ impl Registry {
     pub async fn repo(&self, name: &str) -> Result<Option<Arc<RepoDoc>>> {
         let key = repo_key(name)?;
         match self.docs.get(&key, Mutability::Mutable).await? {
-            Some(doc) => Ok(Some(parse_repo(&key, &doc)?)),
+            Some(doc) => Ok(Some(parse_repo_keeping(&key, &doc, !self.scanning)?)),
             None => Ok(None),
         }
     }

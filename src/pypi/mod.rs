@@ -26,6 +26,7 @@ use crate::auth::{Auth, Permission, Protocol};
 use crate::download::blob_response;
 use crate::observe::RouteLabel;
 use crate::site::Site;
+use crate::store::CacheShare;
 use crate::store::{BlobStore, DocStore};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -376,11 +377,11 @@ pub struct PypiDeps {
 }
 
 impl PypiState {
-    pub fn new(docs: DocStore, blobs: BlobStore, cache_bytes: u64, deps: PypiDeps) -> PypiState {
+    pub fn new(docs: DocStore, blobs: BlobStore, deps: PypiDeps) -> PypiState {
         PypiState {
-            roots: root::RootPages::new(docs.mutable_ttl()),
+            roots: root::RootPages::new(docs.mutable_ttl(), docs.memory_for(CacheShare::PypiRoots)),
             parsed: moka::future::Cache::builder()
-                .max_capacity(cache_bytes / 4)
+                .max_capacity(docs.memory_for(CacheShare::PypiParsed))
                 // About what a parsed file entry takes in memory.
                 .weigher(|k: &String, v: &Arc<project::ProjectDoc>| {
                     let files: usize = v
@@ -393,6 +394,12 @@ impl PypiState {
                     (k.len() + files).try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
+            pages: moka::future::Cache::builder()
+                .max_capacity(docs.memory_for(CacheShare::PypiPages))
+                .weigher(|k: &String, v: &(bytes::Bytes, String)| {
+                    (k.len() + v.0.len()).try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
             docs,
             blobs,
             auth: deps.auth,
@@ -400,12 +407,6 @@ impl PypiState {
             site: deps.site,
             upstream: deps.upstream,
             filler: deps.filler,
-            pages: moka::future::Cache::builder()
-                .max_capacity(cache_bytes)
-                .weigher(|k: &String, v: &(bytes::Bytes, String)| {
-                    (k.len() + v.0.len()).try_into().unwrap_or(u32::MAX)
-                })
-                .build(),
         }
     }
 }

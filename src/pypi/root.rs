@@ -14,22 +14,22 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use std::time::Duration;
 
-/// A page larger than this is sent but not kept.
-const KEPT_PAGE_BYTES: usize = 32 << 20;
-
 /// Root pages sent in full, by index and format, with their ETags.
 #[derive(Clone, Debug)]
 pub struct RootPages {
     cache: moka::future::Cache<String, (Bytes, String)>,
     /// Projects per listing page.
     page: usize,
+    /// A page larger than this is sent but not kept: half the cache.
+    kept_page_bytes: usize,
 }
 
 impl RootPages {
-    pub fn new(ttl: Duration) -> RootPages {
+    pub fn new(ttl: Duration, cache_bytes: u64) -> RootPages {
         RootPages {
+            kept_page_bytes: usize::try_from(cache_bytes / 2).unwrap_or(usize::MAX),
             cache: moka::future::Cache::builder()
-                .max_capacity(4 * KEPT_PAGE_BYTES as u64)
+                .max_capacity(cache_bytes)
                 .weigher(|k: &String, v: &(Bytes, String)| {
                     (k.len() + v.0.len()).try_into().unwrap_or(u32::MAX)
                 })
@@ -184,7 +184,7 @@ impl Sending {
     fn keep(&mut self, chunk: &str) {
         if let Some(buffer) = self.kept.as_mut() {
             buffer.extend_from_slice(chunk.as_bytes());
-            if buffer.len() > KEPT_PAGE_BYTES {
+            if buffer.len() > self.pages.kept_page_bytes {
                 self.kept = None;
             }
         }
@@ -240,7 +240,7 @@ mod tests {
             };
             index.add_file(name, file).await.unwrap();
         }
-        let mut pages = RootPages::new(Duration::from_secs(60));
+        let mut pages = RootPages::new(Duration::from_secs(60), 64 << 20);
         pages.page = 2;
         let (status, etag, json) = body(&pages, &index, Format::Json, None).await;
         assert_eq!(status, 200);

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 /// `upstream_ttl` unless configured.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
-/// Memory for the mutable names whose revalidation is remembered (~100,000 typical names).
-const FRESH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// One protocol's upstream as configured (`upstream`, `upstream_ttl`, `upstream_token_env`).
 #[derive(Clone, Debug, Default)]
@@ -90,7 +88,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(section: &str, settings: &UpstreamSettings) -> anyhow::Result<Upstream> {
+    /// `fresh_bytes`: memory for the mutable names whose revalidation is remembered.
+    pub fn new(
+        section: &str,
+        settings: &UpstreamSettings,
+        fresh_bytes: u64,
+    ) -> anyhow::Result<Upstream> {
         let base = settings.url.clone().unwrap_or_default();
         let client = Client::new(Profile::pull_through())
             .map_err(|e| anyhow::anyhow!("`{section}.upstream`: {e}"))?;
@@ -104,7 +107,7 @@ impl Upstream {
                 .and_then(|v| std::env::var(v).ok()),
             // Keys are names clients asked for: bounded by their bytes, not their count.
             fresh: moka::future::Cache::builder()
-                .max_capacity(FRESH_BYTES)
+                .max_capacity(fresh_bytes)
                 .weigher(|k: &String, _: &Lookup| u32::try_from(k.len() + 64).unwrap_or(u32::MAX))
                 .time_to_live(settings.ttl)
                 .build(),

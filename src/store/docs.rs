@@ -3,7 +3,7 @@
 //! an S3 round trip each.
 
 use super::{bytes_stream, collect_limited, DynStore, GetOptions, ObjectKey, PutMode, PutOptions};
-use super::{Result, StoreError};
+use super::{CacheShare, Result, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +65,18 @@ pub struct DocStore {
     /// are cloned for every request.
     cache: Arc<moka::future::Cache<ObjectKey, Cached>>,
     mutable_ttl: Duration,
+    /// Whether a document read from the store is kept: not by a walk over every document
+    /// (`scanning`), which would push out what requests use.
+    keeps_misses: bool,
+    /// `[cache] metadata_bytes`: the other caches built over these documents take their
+    /// share of it (`memory_for`).
+    metadata_bytes: u64,
 }
+
+/// What the cache holds per document beyond its key, bytes and etag (moka's entry, its
+/// place in the eviction queues and the hash table, `Cached`, the `Bytes` header): a
+/// store of small documents would otherwise hold about twice its budget.
+const ENTRY_OVERHEAD: usize = 256;
 
 impl std::fmt::Debug for DocStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,11 +88,12 @@ impl std::fmt::Debug for DocStore {
 }
 
 impl DocStore {
-    pub fn new(store: DynStore, cache_bytes: u64, mutable_ttl: Duration) -> Self {
+    /// Documents over `store`, cached in their share of `metadata_bytes`.
+    pub fn new(store: DynStore, metadata_bytes: u64, mutable_ttl: Duration) -> Self {
         let cache = moka::future::Cache::builder()
-            .max_capacity(cache_bytes)
+            .max_capacity(CacheShare::Documents.of(metadata_bytes))
             .weigher(|k: &ObjectKey, v: &Cached| {
-                (k.as_str().len() + v.doc.bytes.len() + v.doc.etag.len())
+                (k.as_str().len() + v.doc.bytes.len() + v.doc.etag.len() + ENTRY_OVERHEAD)
                     .try_into()
                     .unwrap_or(u32::MAX)
             })
@@ -91,6 +103,22 @@ impl DocStore {
             store,
             cache: Arc::new(cache),
             mutable_ttl,
+            keeps_misses: true,
+            metadata_bytes,
+        }
+    }
+
+    /// Memory a cache of things derived from these documents may take.
+    pub fn memory_for(&self, share: CacheShare) -> u64 {
+        share.of(self.metadata_bytes)
+    }
+
+    /// The same documents for a walk over all of them (the catalog's totals): cached
+    /// ones are answered from memory, the others are read without being kept.
+    pub fn scanning(&self) -> DocStore {
+        DocStore {
+            keeps_misses: false,
+            ..self.clone()
         }
     }
 
@@ -106,7 +134,7 @@ impl DocStore {
             return Ok(Some(hit.doc));
         }
         let doc = self.get_fresh(key).await?;
-        if let Some(doc) = &doc {
+        if let Some(doc) = doc.as_ref().filter(|_| self.keeps_misses) {
             self.remember(key, doc.clone(), mutability).await;
         }
         Ok(doc)
@@ -281,5 +309,40 @@ impl DocStore {
         self.cache
             .insert(key.clone(), Cached { doc, mutability })
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FsStore;
+
+    /// A walk over every document reads through the cache without filling it; a
+    /// request's read keeps what it read.
+    #[tokio::test]
+    async fn a_scanning_read_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(FsStore::open(dir.path()).await.unwrap());
+        let key = ObjectKey::new("pypi/default/projects/a.json".to_string()).unwrap();
+        let options = PutOptions::default();
+        store.put(&key, bytes_stream("{}"), options).await.unwrap();
+        let docs = DocStore::new(store, 1 << 20, Duration::from_secs(60));
+
+        let scanned = docs
+            .scanning()
+            .get(&key, Mutability::Mutable)
+            .await
+            .unwrap();
+        assert_eq!(scanned.unwrap().bytes, "{}");
+        assert!(!docs.cache.contains_key(&key));
+        docs.get(&key, Mutability::Mutable).await.unwrap();
+        assert!(docs.cache.contains_key(&key));
+        // Now a hit, for the walk too.
+        let hit = docs
+            .scanning()
+            .get(&key, Mutability::Mutable)
+            .await
+            .unwrap();
+        assert_eq!(hit.unwrap().bytes, "{}");
     }
 }

@@ -266,10 +266,75 @@ pub async fn open(url: &StoreUrl, s3: &S3Settings) -> anyhow::Result<DynStore> {
     })
 }
 
+/// The in-memory caches of metadata, each with its share of `[cache] metadata_bytes`.
+/// One budget for all of them: a cache takes its memory from it, never adds to the
+/// process's. Shares are sixty-fourths of the budget and add up to the whole
+/// (`shares_add_up_to_the_budget`); each cache's weigher counts what its entries take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheShare {
+    /// Metadata documents as stored (`DocStore`): manifests, refs, project documents.
+    Documents,
+    /// Rendered PyPI project pages (HTML and JSON).
+    PypiPages,
+    /// Parsed PyPI project documents.
+    PypiParsed,
+    /// Whole `/simple/` root pages; one page may take half of this.
+    PypiRoots,
+    /// Parsed Hub commits with their file trees.
+    HfCommits,
+    /// Rendered Hub revision answers.
+    HfRevisions,
+    /// Rendered Hub tree and commit-list pages.
+    HfListPages,
+    /// Model images' manifests and layer descriptions.
+    ModelImages,
+    /// Names revalidated with pull-through upstreams, with what was found.
+    UpstreamLookups,
+    /// Pages of OCI repository names (`/v2/_catalog`).
+    OciNames,
+}
+
+impl CacheShare {
+    pub const ALL: [CacheShare; 10] = [
+        CacheShare::Documents,
+        CacheShare::PypiPages,
+        CacheShare::PypiParsed,
+        CacheShare::PypiRoots,
+        CacheShare::HfCommits,
+        CacheShare::HfRevisions,
+        CacheShare::HfListPages,
+        CacheShare::ModelImages,
+        CacheShare::UpstreamLookups,
+        CacheShare::OciNames,
+    ];
+
+    /// Sixty-fourths of the budget. Commits are large (a 100,000-file commit parsed is
+    /// ~25 MB) and documents many; the rendered caches only save rendering.
+    fn sixty_fourths(self) -> u64 {
+        match self {
+            CacheShare::Documents => 16,
+            CacheShare::PypiPages => 6,
+            CacheShare::PypiParsed => 3,
+            CacheShare::PypiRoots => 8,
+            CacheShare::HfCommits => 16,
+            CacheShare::HfRevisions => 4,
+            CacheShare::HfListPages => 4,
+            CacheShare::ModelImages => 3,
+            CacheShare::UpstreamLookups => 2,
+            CacheShare::OciNames => 2,
+        }
+    }
+
+    /// This cache's bytes of a budget of `metadata_bytes`.
+    pub fn of(self, metadata_bytes: u64) -> u64 {
+        metadata_bytes / 64 * self.sixty_fourths()
+    }
+}
+
 /// `[cache]` in the config file.
 #[derive(Clone, Debug)]
 pub struct CacheSettings {
-    /// Memory for cached metadata documents.
+    /// Memory for everything kept of metadata, shared by the caches (`CacheShare`).
     pub metadata_bytes: u64,
     /// How long a mutable pointer (tag, branch, project page) is served from cache.
     pub mutable_ttl: Duration,
@@ -280,7 +345,7 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
-            metadata_bytes: 64 * 1024 * 1024,
+            metadata_bytes: 160 * 1024 * 1024,
             mutable_ttl: Duration::from_secs(5),
             blob_entries: 100_000,
         }
@@ -365,6 +430,15 @@ pub async fn collect_limited(mut body: ByteStream, limit: usize) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_budget() {
+        let total: u64 = CacheShare::ALL.iter().map(|s| s.sixty_fourths()).sum();
+        assert_eq!(total, 64);
+        let budget = CacheSettings::default().metadata_bytes;
+        let given: u64 = CacheShare::ALL.iter().map(|s| s.of(budget)).sum();
+        assert!(given <= budget);
+    }
 
     #[test]
     fn ranges_resolve_like_rfc9110() {
