@@ -7,10 +7,12 @@
 use super::manifest::{DOC_PREFIXES, FORMAT, HAVE_VERSION};
 use crate::digest::{Algorithm, Digest};
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
-use crate::store::{ObjectKey, Stores};
+use crate::store::{ObjectKey, ObjectPages, Stores};
 use futures::{StreamExt, TryStreamExt};
 use std::io::Write;
 
+/// Keys per listing page (S3 returns at most 1,000).
+const LIST_PAGE: usize = 1000;
 /// Documents hashed at once (each an S3 round trip).
 const READS_IN_FLIGHT: usize = 16;
 
@@ -30,22 +32,14 @@ pub async fn write(stores: &Stores, out: &mut impl Write) -> anyhow::Result<Coun
         "{{\n  \"format\": {},\n  \"version\": {HAVE_VERSION},\n  \"blobs\": [",
         serde_json::to_string(&format!("{FORMAT}-have"))?
     )?;
-    let mut after: Option<String> = None;
-    loop {
-        let page = stores
-            .store
-            .list(BLOBS_PREFIX, after.as_deref(), 1000)
-            .await?;
-        for meta in &page.objects {
+    let mut pages = ObjectPages::new(&stores.store, BLOBS_PREFIX, LIST_PAGE);
+    while let Some(page) = pages.next().await? {
+        for meta in &page {
             if let Some(digest) = digest_of_blob_key(meta.key.as_str()) {
                 let comma = if counts.blobs == 0 { "" } else { "," };
                 write!(out, "{comma}\n    {}", serde_json::to_string(&digest)?)?;
                 counts.blobs += 1;
             }
-        }
-        match page.next_start_after {
-            Some(next) => after = Some(next),
-            None => break,
         }
     }
 
@@ -69,19 +63,13 @@ pub async fn write(stores: &Stores, out: &mut impl Write) -> anyhow::Result<Coun
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     write_doc_hashes(stores, records, out, &mut counts).await?;
     for prefix in DOC_PREFIXES {
-        let mut after: Option<String> = None;
-        loop {
-            let page = stores.store.list(prefix, after.as_deref(), 1000).await?;
+        let mut pages = ObjectPages::new(&stores.store, prefix, LIST_PAGE);
+        while let Some(page) = pages.next().await? {
             let keys = page
-                .objects
                 .into_iter()
                 .map(|m| m.key.as_str().to_string())
                 .collect();
             write_doc_hashes(stores, keys, out, &mut counts).await?;
-            match page.next_start_after {
-                Some(next) => after = Some(next),
-                None => break,
-            }
         }
     }
     writeln!(out, "\n  }}\n}}")?;

@@ -21,7 +21,7 @@ use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
 use crate::digest::Digest;
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
 use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
-use crate::store::{for_each_object, ObjectMeta};
+use crate::store::{for_each_object, ObjectMeta, ObjectPages};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -204,40 +204,6 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     })
 }
 
-/// The objects under a prefix a listing page at a time: 100,000 project documents
-/// are not listed into memory at once.
-struct Pages {
-    prefix: &'static str,
-    after: Option<String>,
-    done: bool,
-}
-
-impl Pages {
-    fn new(prefix: &'static str) -> Pages {
-        Pages {
-            prefix,
-            after: None,
-            done: false,
-        }
-    }
-
-    async fn next(
-        &mut self,
-        state: &CatalogState,
-    ) -> Result<Option<Vec<ObjectMeta>>, CatalogError> {
-        if self.done {
-            return Ok(None);
-        }
-        let page = state
-            .store
-            .list(self.prefix, self.after.as_deref(), LIST_PAGE)
-            .await?;
-        self.done = page.next_start_after.is_none();
-        self.after = page.next_start_after;
-        Ok(Some(page.objects))
-    }
-}
-
 /// Every object under `prefix`, page by page (metadata documents: one per item or
 /// commit, not per blob).
 async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
@@ -270,8 +236,9 @@ async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), Cata
 }
 
 async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    let mut pages = Pages::new(PYPI_PREFIX);
-    while let Some(page) = pages.next(state).await? {
+    // A page at a time: 100,000 project documents are not listed into memory at once.
+    let mut pages = ObjectPages::new(&state.store, PYPI_PREFIX, LIST_PAGE);
+    while let Some(page) = pages.next().await? {
         for meta in page {
             let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
                 continue;
@@ -303,8 +270,8 @@ async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), 
 
 async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
     let registry = state.registry.scanning();
-    let mut pages = Pages::new(OCI_REPOS_PREFIX);
-    while let Some(page) = pages.next(state).await? {
+    let mut pages = ObjectPages::new(&state.store, OCI_REPOS_PREFIX, LIST_PAGE);
+    while let Some(page) = pages.next().await? {
         for meta in page {
             let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
                 continue;

@@ -116,15 +116,14 @@ pub struct Registry {
     docs: DocStore,
     blobs: BlobStore,
     names: KeptNames,
-    /// A walk over every repository (`scanning`): reads nothing into the caches.
-    scanning: bool,
 }
 
-/// Parses (or finds parsed) a repository document; `keep`: remember the parse.
+/// Parses (or finds parsed) a repository document, remembering the parse.
 fn parse_repo(key: &ObjectKey, doc: &Document) -> Result<Arc<RepoDoc>> {
     parse_repo_keeping(key, doc, true)
 }
 
+/// `keep`: remember the parse (not for a walk over every repository).
 fn parse_repo_keeping(key: &ObjectKey, doc: &Document, keep: bool) -> Result<Arc<RepoDoc>> {
     if let Some((etag, parsed)) = PARSED.lock().expect("not poisoned").get(key) {
         if *etag == doc.etag {
@@ -155,12 +154,7 @@ impl Registry {
             })
             .time_to_live(docs.mutable_ttl())
             .build();
-        Registry {
-            docs,
-            blobs,
-            names,
-            scanning: false,
-        }
+        Registry { docs, blobs, names }
     }
 
     /// The same registry for a walk over every repository (the catalog's totals): what
@@ -168,7 +162,6 @@ impl Registry {
     pub fn scanning(&self) -> Registry {
         Registry {
             docs: self.docs.scanning(),
-            scanning: true,
             ..self.clone()
         }
     }
@@ -181,7 +174,11 @@ impl Registry {
     pub async fn repo(&self, name: &str) -> Result<Option<Arc<RepoDoc>>> {
         let key = repo_key(name)?;
         match self.docs.get(&key, Mutability::Mutable).await? {
-            Some(doc) => Ok(Some(parse_repo_keeping(&key, &doc, !self.scanning)?)),
+            Some(doc) => Ok(Some(parse_repo_keeping(
+                &key,
+                &doc,
+                self.docs.keeps_misses(),
+            )?)),
             None => Ok(None),
         }
     }

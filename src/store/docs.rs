@@ -113,6 +113,11 @@ impl DocStore {
         share.of(self.metadata_bytes)
     }
 
+    /// Whether documents read from the store are kept (not by a `scanning` view).
+    pub fn keeps_misses(&self) -> bool {
+        self.keeps_misses
+    }
+
     /// The same documents for a walk over all of them (the catalog's totals): cached
     /// ones are answered from memory, the others are read without being kept.
     pub fn scanning(&self) -> DocStore {

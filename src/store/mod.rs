@@ -391,26 +391,56 @@ pub fn bytes_stream(data: impl Into<Bytes>) -> ByteStream {
     Box::pin(futures::stream::once(async move { Ok(data) }))
 }
 
-/// Collects a stream known to be small (metadata documents), refusing more than `limit` bytes.
-/// Calls `each` on every object under `prefix`, a listing page of `page_size` at a time:
-/// the whole listing (millions of blobs) is never in memory.
+/// The objects under a prefix, a listing page at a time: the whole listing (millions of
+/// blobs, 100,000 project documents) is never in memory, and async work can be done
+/// between pages.
+pub struct ObjectPages<'a> {
+    store: &'a DynStore,
+    prefix: &'a str,
+    page_size: usize,
+    /// Where the next page starts; `None` once the last page was returned.
+    after: Option<Option<String>>,
+}
+
+impl<'a> ObjectPages<'a> {
+    pub fn new(store: &'a DynStore, prefix: &'a str, page_size: usize) -> ObjectPages<'a> {
+        ObjectPages {
+            store,
+            prefix,
+            page_size,
+            after: Some(None),
+        }
+    }
+
+    /// The next page; `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<ObjectMeta>>> {
+        let Some(after) = self.after.take() else {
+            return Ok(None);
+        };
+        let page = self
+            .store
+            .list(self.prefix, after.as_deref(), self.page_size)
+            .await?;
+        self.after = page.next_start_after.map(Some);
+        Ok(Some(page.objects))
+    }
+}
+
+/// Calls `each` on every object under `prefix`, a listing page of `page_size` at a time.
 pub async fn for_each_object(
     store: &DynStore,
     prefix: &str,
     page_size: usize,
     mut each: impl FnMut(ObjectMeta),
 ) -> Result<()> {
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.list(prefix, after.as_deref(), page_size).await?;
-        page.objects.into_iter().for_each(&mut each);
-        match page.next_start_after {
-            Some(next) => after = Some(next),
-            None => return Ok(()),
-        }
+    let mut pages = ObjectPages::new(store, prefix, page_size);
+    while let Some(page) = pages.next().await? {
+        page.into_iter().for_each(&mut each);
     }
+    Ok(())
 }
 
+/// Collects a stream known to be small (metadata documents), refusing more than `limit` bytes.
 pub async fn collect_limited(mut body: ByteStream, limit: usize) -> std::io::Result<Bytes> {
     use futures::StreamExt;
     let mut buf = bytes::BytesMut::new();
