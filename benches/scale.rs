@@ -20,6 +20,10 @@
 //! - `AIRLOCK_SCALE_DURATION=2` — seconds per load; `AIRLOCK_SCALE_CONCURRENCY=8` —
 //!   generator items in flight; `AIRLOCK_SCALE_IMPORT=1000` — wheels imported.
 //! - `AIRLOCK_SCALE_LARGE=pypi_files=5000,tags=5000,platforms=50,hf_files=100000,commits=1000`.
+//! - `AIRLOCK_SCALE_KEEP=1` — the filesystem stores are kept in `target/scale/stores/`
+//!   and a later run with the same size measures the kept store instead of generating it
+//!   again (minutes at N=250,000); its generation figures are then missing, and the
+//!   import measures importing wheels already there. Remove the folder to start over.
 //!
 //! Prints one table per store and writes every figure to `target/scale/results.jsonl`
 //! (one object per measurement) and `target/scale/results.csv` (one row per figure:
@@ -462,6 +466,9 @@ struct Ctx<'a> {
     duration: Duration,
     wheelhouse: &'a Path,
     imports: usize,
+    /// `AIRLOCK_SCALE_KEEP`: filesystem stores kept in `out_dir/stores` and reused.
+    keep: bool,
+    out_dir: PathBuf,
 }
 
 impl Ctx<'_> {
@@ -1198,8 +1205,25 @@ fn generate_sized(
     }
 }
 
+/// Marks a kept store as whole (`AIRLOCK_SCALE_KEEP`): written after its generation.
+const GENERATED_MARK: &str = ".scale-generated";
+
 fn run_fs(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
-    let template = ctx.work.join("fs-large");
+    let kept = ctx.keep.then(|| ctx.out_dir.join("stores"));
+    let stores_dir = kept.clone().unwrap_or_else(|| ctx.work.to_path_buf());
+    std::fs::create_dir_all(&stores_dir).unwrap();
+    let reused = |n: usize| {
+        kept.is_some()
+            && stores_dir
+                .join(format!("fs-{n}"))
+                .join(GENERATED_MARK)
+                .exists()
+    };
+    let template = stores_dir.join("fs-large");
+    if sizes.iter().all(|&n| reused(n)) {
+        return run_fs_sizes(ctx, report, sizes, concurrency, &stores_dir, kept.is_some());
+    }
+    let _ = std::fs::remove_dir_all(&template);
     eprintln!("scale: fs: generating the large items once (copied into every size)");
     let generator = ctx.rt.block_on(async {
         let stores = gen::open(
@@ -1215,24 +1239,47 @@ fn run_fs(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
         report.add(gen_rec("fs", 0, step));
     }
     drop(generator);
+    run_fs_sizes(ctx, report, sizes, concurrency, &stores_dir, kept.is_some());
+}
+
+/// Each size's store (a copy of the large items' one, `fs-large` in `stores_dir`),
+/// generated unless kept from an earlier run, then measured.
+fn run_fs_sizes(
+    ctx: &Ctx,
+    report: &mut Report,
+    sizes: &[usize],
+    concurrency: usize,
+    stores_dir: &Path,
+    keep: bool,
+) {
+    let template = stores_dir.join("fs-large");
     for &n in sizes {
-        let root = ctx.work.join(format!("fs-{n}"));
-        let status = Command::new("cp")
-            .args(["-a", template.to_str().unwrap(), root.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "copying the large items' store");
-        let generator = ctx.rt.block_on(async {
-            let stores = gen::open(
-                &airlock::store::StoreUrl::File(root.clone()),
-                &Default::default(),
-            )
-            .await
-            .unwrap();
-            gen::Generator::new(stores, concurrency)
-        });
-        generate_sized(ctx, report, "fs", n, &generator);
-        drop(generator);
+        let root = stores_dir.join(format!("fs-{n}"));
+        if keep && root.join(GENERATED_MARK).exists() {
+            eprintln!(
+                "scale: fs N={n}: measuring the store kept in {}",
+                root.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&root);
+            let status = Command::new("cp")
+                .args(["-a", template.to_str().unwrap(), root.to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "copying the large items' store");
+            let generator = ctx.rt.block_on(async {
+                let stores = gen::open(
+                    &airlock::store::StoreUrl::File(root.clone()),
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
+                gen::Generator::new(stores, concurrency)
+            });
+            generate_sized(ctx, report, "fs", n, &generator);
+            drop(generator);
+            std::fs::write(root.join(GENERATED_MARK), b"").unwrap();
+        }
         let args = StoreArgs {
             args: vec!["--store".into(), root.to_str().unwrap().into()],
             envs: Vec::new(),
@@ -1247,7 +1294,9 @@ fn run_fs(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
             error: None,
             note: None,
         });
-        let _ = std::fs::remove_dir_all(&root);
+        if !keep {
+            let _ = std::fs::remove_dir_all(&root);
+        }
         println!(
             "{}",
             report.tables("fs", &sizes[..=sizes.iter().position(|s| *s == n).unwrap()])
@@ -1377,6 +1426,8 @@ fn main() {
         duration,
         wheelhouse: &wheelhouse,
         imports,
+        keep: std::env::var("AIRLOCK_SCALE_KEEP").is_ok_and(|v| v == "1"),
+        out_dir: out_dir.clone(),
     };
     let started = Instant::now();
     println!(

@@ -274,7 +274,7 @@ impl Generator {
     /// Entries of the three listings as the store holds them now: PyPI projects, OCI
     /// catalog, Hub models (a write path that lost its listing update shows here).
     pub async fn listed(&self) -> (usize, usize, usize) {
-        let projects = self.index.all_projects().await.map_or(0, |v| v.len());
+        let projects = self.index.names().await.map_or(0, |v| v.len());
         let images = self.registry.all_names().await.map_or(0, |c| c.len());
         let models = self
             .repos

@@ -5,19 +5,20 @@ use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
 use crate::hf::model::{CommitView, RepoDoc, RepoRef, RepoType};
 use crate::store::layout::MetaKey;
+use crate::store::NameList;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Files an item page lists (the first, by path): a dataset of 100,000 files made a
 /// 17 MB page. The Hub API's tree lists them all, page by page.
 const FILES_SHOWN: usize = 1000;
 
 /// Every model and dataset id, sorted per kind.
-pub async fn all(state: &CatalogState, kind: super::Kind) -> Result<Vec<ItemId>, CatalogError> {
+pub async fn all(state: &CatalogState, kind: super::Kind) -> Result<Arc<NameList>, CatalogError> {
     let Some(repo_type) = super::endpoint::hf_type(kind) else {
-        return Ok(Vec::new());
+        return Ok(Arc::default());
     };
-    let ids = state.repos.list(repo_type).await?;
-    Ok(ids.into_iter().map(|id| ItemId::Hf { kind, id }).collect())
+    Ok(state.repos.names(repo_type).await?)
 }
 
 /// The `main` head, if the repository has one yet (a mirror may be created empty).

@@ -6,16 +6,13 @@ use super::{snippets, CatalogError, ItemId};
 use crate::digest::Digest;
 use crate::oci::registry::{Registry, RepoDoc};
 use crate::store::layout::MetaKey;
+use crate::store::NameList;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub async fn all(state: &CatalogState) -> Result<Vec<ItemId>, CatalogError> {
-    let names = state.registry.all_names().await?;
-    Ok(names
-        .into_iter()
-        .map(|name| ItemId::Image { name })
-        .collect())
+pub async fn all(state: &CatalogState) -> Result<Arc<NameList>, CatalogError> {
+    Ok(state.registry.all_names().await?)
 }
 
 pub async fn repo(state: &CatalogState, name: &str) -> Result<Arc<RepoDoc>, CatalogError> {

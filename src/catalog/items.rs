@@ -4,89 +4,166 @@ use super::access::{Reader, Visibility};
 use super::endpoint::ListQuery;
 use super::CatalogState;
 use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
+use crate::store::{contains_ignoring_case, NameList};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
-/// An item as the list knows it before reading its own documents.
-struct Listed {
-    id: ItemId,
-    /// The name to show and search: the project name as first uploaded, else the id's.
-    display: String,
+/// One kind's names as its listing keeps them (an index's projects, every image
+/// repository, a kind of Hub repository), in name order.
+struct Source {
+    kind: Kind,
+    /// The Python index, for projects.
+    index: Option<String>,
+    names: Arc<NameList>,
 }
 
-/// Every item of the wanted kinds, in kind order then name order: from the listing
-/// documents only (hf/<kind>.json, the listing of each index's project documents,
-/// the listing of the OCI repository documents).
-async fn all(state: &CatalogState, kind: Option<Kind>) -> Result<Vec<Listed>, CatalogError> {
+impl Source {
+    fn item(&self, name: &str) -> ItemId {
+        match (self.kind, &self.index) {
+            (Kind::Project, Some(index)) => ItemId::Project {
+                index: index.clone(),
+                name: name.to_string(),
+            },
+            (Kind::Image, _) => ItemId::Image {
+                name: name.to_string(),
+            },
+            (kind, _) => ItemId::Hf {
+                kind,
+                id: name.to_string(),
+            },
+        }
+    }
+}
+
+/// Every listing of the wanted kinds, in kind order: each protocol's kept name list,
+/// read in place (a list request copies no name it does not show).
+async fn sources(state: &CatalogState, kind: Option<Kind>) -> Result<Vec<Source>, CatalogError> {
     let mut out = Vec::new();
     for k in Kind::ALL
         .into_iter()
         .filter(|k| kind.is_none_or(|w| w == *k))
     {
-        let ids =
-            match k {
-                Kind::Model | Kind::Dataset => hf_items::all(state, k).await?,
-                Kind::Image => image_items::all(state).await?,
-                Kind::Project => {
-                    out.extend(python_items::all(state).await?.iter().map(|(id, display)| {
-                        Listed {
-                            id: id.clone(),
-                            display: display.clone(),
-                        }
-                    }));
-                    continue;
+        match k {
+            Kind::Model | Kind::Dataset => out.push(Source {
+                kind: k,
+                index: None,
+                names: hf_items::all(state, k).await?,
+            }),
+            Kind::Image => out.push(Source {
+                kind: k,
+                index: None,
+                names: image_items::all(state).await?,
+            }),
+            Kind::Project => {
+                for (index, names) in python_items::all(state).await? {
+                    out.push(Source {
+                        kind: k,
+                        index: Some(index),
+                        names,
+                    });
                 }
-            };
-        out.extend(ids.into_iter().map(|id| Listed {
-            display: id.name().to_string(),
-            id,
-        }));
+            }
+        }
     }
     Ok(out)
 }
 
-fn matches(item: &Listed, q: &str) -> bool {
-    item.display.to_lowercase().contains(q)
-        || item.id.name().contains(q)
-        || (item.id.kind() == Kind::Project && item.id.name().contains(&crate::pypi::normalize(q)))
+/// A search: a name matches when it contains the query, ignoring ASCII case (every
+/// listed name is ASCII), or for projects its normalized form.
+struct Search {
+    q: String,
+    normalized: String,
+}
+
+impl Search {
+    fn new(q: &str) -> Search {
+        Search {
+            q: q.to_string(),
+            normalized: crate::pypi::normalize(q),
+        }
+    }
+
+    fn matches(&self, kind: Kind, name: &str) -> bool {
+        contains_ignoring_case(name, &self.q)
+            || (kind == Kind::Project && name.contains(self.normalized.as_str()))
+    }
+}
+
+/// The matching names of every source in turn, by position (a plain cursor: an
+/// iterator adapter's closures cannot be held across the visibility checks' awaits).
+struct Matching<'a> {
+    sources: &'a [Source],
+    search: Option<&'a Search>,
+    /// The source, and the name in it, looked at next.
+    at: (usize, usize),
+}
+
+impl<'a> Matching<'a> {
+    fn next(&mut self) -> Option<(&'a Source, &'a str)> {
+        while let Some(source) = self.sources.get(self.at.0) {
+            while self.at.1 < source.names.len() {
+                let name = source.names.get(self.at.1);
+                self.at.1 += 1;
+                if self.search.is_none_or(|s| s.matches(source.kind, name)) {
+                    return Some((source, name));
+                }
+            }
+            self.at = (self.at.0 + 1, 0);
+        }
+        None
+    }
 }
 
 /// One page of items the reader may see whose name contains `q`. Visibility is checked
-/// only as far as the page reaches, so a large store costs one page of reads.
+/// only as far as the page reaches, so a large store costs one page of reads; the names
+/// before `offset` are only matched.
 pub async fn list(
     state: &CatalogState,
     reader: &Reader,
     query: &ListQuery,
 ) -> Result<Value, CatalogError> {
-    let matching: Vec<Listed> = all(state, query.kind)
-        .await?
-        .into_iter()
-        .filter(|item| query.q.as_deref().is_none_or(|q| matches(item, q)))
-        .collect();
-    let mut items = Vec::new();
+    let sources = sources(state, query.kind).await?;
+    let search = query.q.as_deref().map(Search::new);
+    let mut matching = Matching {
+        sources: &sources,
+        search: search.as_ref(),
+        at: (0, 0),
+    };
+    for _ in 0..query.offset {
+        if matching.next().is_none() {
+            break;
+        }
+    }
     let mut position = query.offset;
-    while position < matching.len() && items.len() < query.limit {
-        let item = &matching[position];
+    let mut items = Vec::new();
+    let mut next = matching.next();
+    while let Some((source, name)) = next {
+        if items.len() == query.limit {
+            break;
+        }
         position += 1;
+        next = matching.next();
+        let id = source.item(name);
         // Not readable with this caller's credentials: left out, never reported.
-        let doc = match reader.visibility(state, &item.id).await {
+        let doc = match reader.visibility(state, &id).await {
             Ok(Visibility::Visible(doc)) => doc,
             Ok(Visibility::Hidden) | Err(CatalogError::Auth(_)) => continue,
             Err(e) => return Err(e),
         };
-        let Some(details) = summary(state, &item.id, doc.as_ref()).await? else {
+        let Some(details) = summary(state, &id, doc.as_ref()).await? else {
             continue;
         };
         let mut row = json!({
-            "kind": item.id.kind(),
-            "name": item.display,
-            "path": item.id.to_string(),
+            "kind": id.kind(),
+            "name": name,
+            "path": id.to_string(),
         });
         merge(&mut row, details);
         items.push(row);
     }
     Ok(json!({
         "items": items,
-        "next_offset": (position < matching.len()).then_some(position),
+        "next_offset": next.is_some().then_some(position),
     }))
 }
 

@@ -51,9 +51,6 @@ pub const TOTALS_TTL: Duration = Duration::from_secs(15);
 pub struct CatalogState {
     /// The store totals, walked in the background.
     totals: Arc<totals_keeper::TotalsKeeper>,
-    /// Every Python project of every index, one entry kept for the documents' mutable
-    /// TTL: listing a large index is many store pages, and every list request needs it.
-    projects: moka::future::Cache<(), Arc<Vec<(ItemId, String)>>>,
     pub store: DynStore,
     pub docs: DocStore,
     pub repos: Repos,
@@ -104,10 +101,6 @@ impl CatalogState {
     ) -> CatalogState {
         CatalogState {
             totals: Arc::default(),
-            projects: moka::future::Cache::builder()
-                .max_capacity(1)
-                .time_to_live(stores.docs.mutable_ttl())
-                .build(),
             store: stores.store.clone(),
             docs: stores.docs.clone(),
             repos,

@@ -5,6 +5,7 @@ use super::{snippets, CatalogError, ItemId};
 use crate::pypi::project::{FileEntry, ProjectDoc};
 use crate::pypi::Index;
 use crate::store::layout::MetaKey;
+use crate::store::NameList;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,27 +17,14 @@ pub fn indexes(state: &CatalogState) -> Vec<String> {
         .collect()
 }
 
-/// Every project of every index, by its normalized name (the listing names no other:
-/// the name as first uploaded is in each project's document); kept a short while.
-pub async fn all(state: &CatalogState) -> Result<Arc<Vec<(ItemId, String)>>, CatalogError> {
-    if let Some(kept) = state.projects.get(&()).await {
-        return Ok(kept);
-    }
+/// Every index's projects (normalized names: the name as first uploaded is in each
+/// project's document), as the index keeps them listed.
+pub async fn all(state: &CatalogState) -> Result<Vec<(String, Arc<NameList>)>, CatalogError> {
     let mut out = Vec::new();
     for index in indexes(state) {
-        let names = Index::new(&index, state.docs.clone())
-            .all_projects()
-            .await?;
-        out.extend(names.into_iter().map(|name| {
-            let id = ItemId::Project {
-                index: index.clone(),
-                name: name.clone(),
-            };
-            (id, name)
-        }));
+        let names = Index::new(&index, state.docs.clone()).names().await?;
+        out.push((index, names));
     }
-    let out = Arc::new(out);
-    state.projects.insert((), out.clone()).await;
     Ok(out)
 }
 

@@ -24,7 +24,8 @@ use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
 use crate::store::{for_each_object, ObjectMeta, ObjectPages};
 use serde_json::{json, Value};
 use sha2::Digest as _;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::time::SystemTime;
 
 /// Listing page size (S3 returns at most 1000 whatever is asked).
@@ -41,19 +42,37 @@ const NOT_STORED: u64 = u64::MAX;
 ///
 /// Compact on purpose: a store of a million blobs is a million referenced digests, and
 /// as `Digest`s in per-item sets they took ~250 MB. Each distinct blob is a number
-/// here (its size at that index), and an item's references a sorted slice of numbers.
+/// here (its size at that index), and the items' references one flat array of numbers.
 #[derive(Debug)]
 pub struct Totals {
     /// Each referenced blob's stored size, by blob number; `NOT_STORED` if absent.
     sizes: Vec<u64>,
     /// Each item and the numbers of the blobs its metadata names.
-    references: Vec<(ItemId, Box<[u32]>)>,
+    references: References,
     /// The store-wide figures (every blob, referenced or not, and every item), computed
     /// once with the walk: a store-wide admin's page costs nothing per request.
     store: Figures,
     /// Items by last change, newest first.
     changed: Vec<(SystemTime, ItemId)>,
     computed_at: SystemTime,
+}
+
+/// Items and the blobs each references: item `i`'s blob numbers are
+/// `blobs[ends[i-1]..ends[i]]` (one allocation, not one per item).
+#[derive(Debug, Default)]
+struct References {
+    items: Vec<ItemId>,
+    ends: Vec<u32>,
+    blobs: Vec<u32>,
+}
+
+impl References {
+    fn iter(&self) -> impl Iterator<Item = (&ItemId, &[u32])> + '_ {
+        self.items.iter().enumerate().map(|(i, item)| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+            (item, &self.blobs[start..self.ends[i] as usize])
+        })
+    }
 }
 
 /// The figures over a set of items.
@@ -72,7 +91,7 @@ struct Figures {
 
 impl Figures {
     /// The figures of `items`, counting as objects the stored blobs they reference.
-    fn of<'a>(sizes: &[u64], items: impl Iterator<Item = &'a (ItemId, Box<[u32]>)>) -> Figures {
+    fn of<'a>(sizes: &[u64], items: impl Iterator<Item = (&'a ItemId, &'a [u32])>) -> Figures {
         let mut figures = Figures::default();
         // Per blob: how many items reference it, and a bit per referencing protocol.
         let mut references = vec![0u32; sizes.len()];
@@ -115,42 +134,49 @@ fn protocol_bit(item: &ItemId) -> u8 {
     }
 }
 
-/// A blob's identity for counting: the raw sha256 (what every protocol but an
-/// occasional OCI sha512 names), else the sha256 of the canonical digest string.
-type BlobId = [u8; 32];
+/// A blob's identity for counting: the first 128 bits of the raw sha256 (what every
+/// protocol but an occasional OCI sha512 names), else of the sha256 of the canonical
+/// digest string. Half a digest is as unforgeable for counting (a collision costs 2^64
+/// hashes) and takes half the memory.
+type BlobId = u128;
 
 fn blob_id(digest: &Digest) -> BlobId {
-    digest
+    let full: [u8; 32] = digest
         .sha256_bytes()
-        .unwrap_or_else(|| sha2::Sha256::digest(digest.to_string().as_bytes()).into())
+        .unwrap_or_else(|| sha2::Sha256::digest(digest.to_string().as_bytes()).into());
+    u128::from_be_bytes(full[..16].try_into().expect("16 bytes"))
 }
 
-/// Who references which blobs, and when each item last changed; each distinct blob
-/// numbered once.
+/// Who references which blobs, and which items changed last.
 #[derive(Default)]
 struct Census {
-    numbers: HashMap<BlobId, u32>,
-    references: HashMap<ItemId, Vec<u32>>,
-    changed: HashMap<ItemId, SystemTime>,
+    /// Each item with the ids of the blobs it references, sorted (numbered once every
+    /// item is in: a sorted array of ids, not a hash map of a million entries).
+    references: Vec<(ItemId, Box<[BlobId]>)>,
+    /// The `CHANGED_KEPT` items changed last, oldest on top.
+    changed: BinaryHeap<Reverse<(SystemTime, ItemId)>>,
 }
 
 impl Census {
-    fn touch(&mut self, item: &ItemId, meta: &ObjectMeta) {
-        if let Some(at) = meta.last_modified {
-            let entry = self.changed.entry(item.clone()).or_insert(at);
-            *entry = (*entry).max(at);
+    /// `item` changed last at `at` (each item is reported once).
+    fn changed(&mut self, item: &ItemId, at: Option<SystemTime>) {
+        let Some(at) = at else { return };
+        if self.changed.len() == CHANGED_KEPT {
+            match self.changed.peek() {
+                Some(Reverse((oldest, _))) if *oldest < at => {
+                    self.changed.pop();
+                }
+                _ => return,
+            }
         }
+        self.changed.push(Reverse((at, item.clone())));
     }
 
     fn refer(&mut self, item: ItemId, digests: impl IntoIterator<Item = Digest>) {
-        let mut blobs = Vec::new();
-        for digest in digests {
-            let next = self.numbers.len() as u32;
-            blobs.push(*self.numbers.entry(blob_id(&digest)).or_insert(next));
-        }
+        let mut blobs: Vec<BlobId> = digests.into_iter().map(|d| blob_id(&d)).collect();
         blobs.sort_unstable();
         blobs.dedup();
-        self.references.insert(item, blobs);
+        self.references.push((item, blobs.into_boxed_slice()));
     }
 }
 
@@ -162,7 +188,18 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     python_census(state, &mut census).await?;
     image_census(state, &mut census).await?;
 
-    let mut sizes = vec![NOT_STORED; census.numbers.len()];
+    // Every referenced blob once, sorted: a blob's number is its place here.
+    let mut ids: Vec<BlobId> = census
+        .references
+        .iter()
+        .flat_map(|(_, blobs)| blobs.iter().copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.shrink_to_fit();
+    let number = |id: &BlobId| ids.binary_search(id).ok();
+
+    let mut sizes = vec![NOT_STORED; ids.len()];
     let (mut objects, mut bytes) = (0u64, 0u64);
     for_each_object(&state.store, BLOBS_PREFIX, LIST_PAGE, |object| {
         let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
@@ -170,31 +207,40 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
         };
         objects += 1;
         bytes += object.size;
-        if let Some(&number) = census.numbers.get(&blob_id(&digest)) {
-            sizes[number as usize] = object.size;
+        if let Some(n) = number(&blob_id(&digest)) {
+            sizes[n] = object.size;
         }
     })
     .await?;
-    drop(census.numbers);
 
-    let references: Vec<(ItemId, Box<[u32]>)> = census
-        .references
-        .into_iter()
-        .map(|(item, blobs)| (item, blobs.into_boxed_slice()))
-        .collect();
+    let mut references = References::default();
+    for (item, blobs) in census.references {
+        references.items.push(item);
+        references.blobs.extend(
+            blobs
+                .iter()
+                .map(|id| number(id).expect("every referenced id is numbered") as u32),
+        );
+        let end = u32::try_from(references.blobs.len()).expect("below 4 billion references");
+        references.ends.push(end);
+    }
+    drop(ids);
+    references.items.shrink_to_fit();
+    references.ends.shrink_to_fit();
+    references.blobs.shrink_to_fit();
     let store = Figures {
         // The store's own view: every stored blob, referenced or not.
         objects,
         bytes,
         ..Figures::of(&sizes, references.iter())
     };
-    let mut changed: Vec<(SystemTime, ItemId)> = census
+    // Newest first.
+    let changed = census
         .changed
+        .into_sorted_vec()
         .into_iter()
-        .map(|(id, at)| (at, id))
+        .map(|Reverse(entry)| entry)
         .collect();
-    changed.sort_by(|a, b| b.cmp(a));
-    changed.truncate(CHANGED_KEPT);
     Ok(Totals {
         sizes,
         references,
@@ -213,23 +259,26 @@ async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>,
 }
 
 async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    let mut commits: BTreeMap<ItemId, Vec<String>> = BTreeMap::new();
+    // Each repository's commits, and when its refs or its document last changed.
+    let mut repos: BTreeMap<ItemId, (Vec<String>, Option<SystemTime>)> = BTreeMap::new();
     for meta in list_all(state, HF_PREFIX).await? {
         let Some((item, key)) = hf_items::repo_of_key(meta.key.as_str()) else {
             continue;
         };
-        if matches!(key, MetaKey::HfRefs { .. } | MetaKey::HfRepo { .. }) {
-            census.touch(&item, &meta);
-        }
-        let ids = commits.entry(item).or_default();
-        if let MetaKey::HfCommit { commit, .. } = key {
-            ids.push(commit);
+        let (ids, changed) = repos.entry(item).or_default();
+        match key {
+            MetaKey::HfRefs { .. } | MetaKey::HfRepo { .. } => {
+                *changed = (*changed).max(meta.last_modified);
+            }
+            MetaKey::HfCommit { commit, .. } => ids.push(commit),
+            _ => {}
         }
     }
-    for (item, ids) in commits {
+    for (item, (ids, changed)) in repos {
         let Some(repo) = item.hf_repo() else { continue };
         let blobs = hf_items::referenced_blobs(state, &repo, &ids).await?;
         let digests = blobs.iter().filter_map(|h| Digest::sha256_hex(h).ok());
+        census.changed(&item, changed);
         census.refer(item, digests);
     }
     Ok(())
@@ -256,7 +305,7 @@ async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), 
             };
             // Projects of an index no longer configured hold blobs but cannot be shown.
             if state.pypi.has_index(index) {
-                census.touch(&item, &meta);
+                census.changed(&item, meta.last_modified);
             }
             let digests = python_items::referenced_blobs(&doc);
             census.refer(
@@ -284,7 +333,7 @@ async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), C
                 continue;
             };
             let digests = image_items::referenced_blobs(&registry, &doc).await;
-            census.touch(&item, &meta);
+            census.changed(&item, meta.last_modified);
             census.refer(item, digests);
         }
     }
@@ -307,12 +356,12 @@ pub async fn for_reader(
         totals.store.clone()
     } else {
         let mut entries = Vec::new();
-        for entry in &totals.references {
-            if visible(state, reader, &entry.0).await? {
+        for entry in totals.references.iter() {
+            if visible(state, reader, entry.0).await? {
                 entries.push(entry);
             }
         }
-        readable = Some(entries.iter().map(|(item, _)| item).collect());
+        readable = Some(entries.iter().map(|(item, _)| *item).collect());
         Figures::of(&totals.sizes, entries.into_iter())
     };
     let mut recent = Vec::new();

@@ -318,13 +318,13 @@ pub async fn list(hf: &HfState, ctx: &Ctx, kind: RepoType) -> Result<Response, H
     let start: usize = param(&ctx.params, "cursor")
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let ids = hf.repos.list(kind).await?;
-    let matching: Vec<&String> = ids
+    let ids = hf.repos.names(kind).await?;
+    let matching: Vec<&str> = ids
         .iter()
         .filter(|id| {
             search
                 .as_ref()
-                .is_none_or(|s| id.to_ascii_lowercase().contains(s))
+                .is_none_or(|s| crate::store::contains_ignoring_case(id, s))
         })
         .filter(|id| author.is_none_or(|a| id.split_once('/').is_some_and(|(o, _)| o == a)))
         .collect();

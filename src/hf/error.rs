@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HfError {
     pub status: StatusCode,
     pub code: Option<&'static str>,

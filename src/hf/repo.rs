@@ -12,8 +12,8 @@ use crate::store::claims::Claim;
 use crate::store::layout::MetaKey;
 use crate::store::CacheShare;
 use crate::store::{
-    collect_limited, BlobStore, DocStore, Document, GetOptions, Mutability, ObjectKey, PutMode,
-    StoreError,
+    collect_limited, BlobStore, DocStore, Document, GetOptions, Mutability, NameList, ObjectKey,
+    PutMode, StoreError,
 };
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -94,6 +94,11 @@ impl RepoRef {
         .key()
         .expect("repo keys are built from validated ids")
     }
+}
+
+/// The kept list of a kind's repository ids (`DocStore::kept_list`).
+fn list_id(kind: RepoType) -> String {
+    format!("hf/{}", kind.plural())
 }
 
 fn list_key(kind: RepoType) -> ObjectKey {
@@ -475,6 +480,7 @@ impl Repos {
                 })
             })
             .await?;
+        self.docs.forget_list(&list_id(repo.kind)).await;
         self.docs.delete(&repo_key).await?;
         self.docs.delete(&repo.meta_key(Doc::Refs)).await?;
         self.delete_documents(repo).await?;
@@ -526,7 +532,9 @@ impl Repos {
     /// (a lost race on the list) is finished by the next create, which the client's retry
     /// or `exist_ok` makes.
     async fn ensure_listed(&self, repo: &RepoRef) -> Result<(), HfError> {
-        if self.list(repo.kind).await?.binary_search(&repo.id).is_err() {
+        let names = self.names(repo.kind).await?;
+        let at = names.partition_point(|id| id < repo.id.as_str());
+        if at == names.len() || names.get(at) != repo.id {
             self.list_repo(repo).await?;
         }
         Ok(())
@@ -544,15 +552,31 @@ impl Repos {
                 })
             })
             .await?;
+        self.docs.forget_list(&list_id(repo.kind)).await;
         Ok(())
     }
 
+    /// The repository ids of a kind, sorted, kept (`DocStore::kept_list`: parsing the
+    /// list of 100,000 ids is not done per request); this process's creations and
+    /// deletions are listed at once.
+    pub async fn names(&self, kind: RepoType) -> Result<Arc<NameList>, HfError> {
+        let docs = self.docs.clone();
+        self.docs
+            .kept_list(&list_id(kind), move || async move {
+                let doc = docs.get_fresh(&list_key(kind)).await?;
+                let ids: Vec<String> = doc
+                    .map(|d| parse(&d.bytes))
+                    .transpose()?
+                    .unwrap_or_default();
+                Ok::<_, HfError>(ids.iter().collect())
+            })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// [`names`](Self::names), copied.
     pub async fn list(&self, kind: RepoType) -> Result<Vec<String>, HfError> {
-        let doc = self.docs.get(&list_key(kind), Mutability::Mutable).await?;
-        Ok(doc
-            .map(|d| parse(&d.bytes))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(self.names(kind).await?.iter().map(str::to_string).collect())
     }
 
     /// Applies `ops` on top of the branch head and moves the branch, without losing a

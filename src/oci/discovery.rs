@@ -93,51 +93,24 @@ pub(super) async fn catalog(
     query: &str,
 ) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    let limit = n.unwrap_or(MAX_PAGE);
     #[derive(serde::Serialize)]
     struct Repositories<'a> {
         repositories: Vec<&'a str>,
     }
-    // An identity that may read every name (the empty name matches only a scope without
-    // a name prefix) gets the kept page as it is: nothing to check or copy per name.
+    // Every name after `last`, from the kept list of every name (shared by every
+    // identity); an identity that may read every name (the empty name matches only a
+    // scope without a name prefix) needs no check per name.
+    let names = registry.names_after(last.as_deref()).await?;
     let auth = &state.auth;
-    if auth
+    let reads_all = auth
         .authorize(identity, Protocol::Oci, Action::Read, "")
-        .is_ok()
-    {
-        let names = registry.names_page(last.as_deref(), limit + 1).await?;
-        let (page, link) = paginate(
-            names.names.iter().map(String::as_str),
-            n,
-            "/v2/_catalog",
-            None,
-        );
-        return Ok(list_response(&Repositories { repositories: page }, link));
-    }
-    // The names this identity may read, one more than the page to tell whether another
-    // follows; read from pages of all names (kept for the mutable TTL, shared by every
-    // identity) until that many are found.
-    let mut visible: Vec<String> = Vec::new();
-    let mut after = last.clone();
-    loop {
-        let names = registry.names_page(after.as_deref(), limit + 1).await?;
-        visible.extend(
-            names
-                .names
-                .iter()
-                .filter(|name| {
-                    auth.authorize(identity, Protocol::Oci, Action::Read, name)
-                        .is_ok()
-                })
-                .take(limit + 1 - visible.len())
-                .cloned(),
-        );
-        match names.names.last() {
-            Some(name) if names.more && visible.len() <= limit => after = Some(name.clone()),
-            _ => break,
-        }
-    }
-    let visible = visible.iter().map(String::as_str);
+        .is_ok();
+    let visible = names.iter().filter(|name| {
+        reads_all
+            || auth
+                .authorize(identity, Protocol::Oci, Action::Read, name)
+                .is_ok()
+    });
     let (page, link) = paginate(visible, n, "/v2/_catalog", None);
     if page.is_empty()
         && last.is_none()

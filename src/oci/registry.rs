@@ -6,7 +6,7 @@ use super::error::{Code, OciError, Result};
 use super::manifest::Inspected;
 use crate::digest::Digest;
 use crate::store::layout::{blob_key, MetaKey, OCI_REPOS_PREFIX};
-use crate::store::{BlobStore, CacheShare, DocStore, Document, Mutability, ObjectKey, StoreError};
+use crate::store::{BlobStore, DocStore, Document, Mutability, NameList, ObjectKey, StoreError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -89,18 +89,24 @@ const NAMES_LIST_PAGE: usize = 1000;
 /// component, so only a link key holds it).
 const LINKS_FOLDER: &str = "/_blobs/";
 
-/// Repository names in the order the catalog lists them: their documents' key order
-/// (lexical, except that a name sorts after the names extending it with `-` or `.`,
-/// as `a/b` after `a/b-c`: `-` and `.` sort before the `/` that follows `a/b`).
-#[derive(Debug, Default)]
-pub struct NamesPage {
-    pub names: Vec<String>,
-    /// Whether more names follow the last.
-    pub more: bool,
+/// Repository names from a position on, in the order the catalog lists them: their
+/// documents' key order (lexical, except that a name sorts after the names extending it
+/// with `-` or `.`, as `a/b` after `a/b-c`: `-` and `.` sort before the `/` that follows
+/// `a/b`). Borrowed from the kept list of every name: a page copies nothing.
+#[derive(Debug)]
+pub struct Names {
+    list: Arc<NameList>,
+    from: usize,
 }
 
-/// Pages of names kept for the mutable TTL, by where they start and how many they hold.
-type KeptNames = moka::future::Cache<(Option<String>, usize), Arc<NamesPage>>;
+impl Names {
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.list.iter_from(self.from)
+    }
+}
+
+/// The kept list of every repository name (`DocStore::kept_list`).
+const ALL_NAMES: &str = "oci/repos";
 
 /// Parsed repository documents by store version, so a hot manifest HEAD by tag costs a
 /// cache lookup, not a JSON parse.
@@ -115,7 +121,6 @@ const MAX_PARSED: usize = 4096;
 pub struct Registry {
     docs: DocStore,
     blobs: BlobStore,
-    names: KeptNames,
 }
 
 /// Parses (or finds parsed) a repository document, remembering the parse.
@@ -146,15 +151,7 @@ fn parse_repo_keeping(key: &ObjectKey, doc: &Document, keep: bool) -> Result<Arc
 
 impl Registry {
     pub fn new(docs: DocStore, blobs: BlobStore) -> Self {
-        let names = moka::future::Cache::builder()
-            .max_capacity(docs.memory_for(CacheShare::OciNames))
-            .weigher(|_, page: &Arc<NamesPage>| {
-                let bytes: usize = page.names.iter().map(|n| n.len() + 24).sum();
-                bytes.try_into().unwrap_or(u32::MAX)
-            })
-            .time_to_live(docs.mutable_ttl())
-            .build();
-        Registry { docs, blobs, names }
+        Registry { docs, blobs }
     }
 
     /// The same registry for a walk over every repository (the catalog's totals): what
@@ -202,44 +199,43 @@ impl Registry {
             })
             .await?;
         if created {
-            // This process lists it at once; other replicas within the mutable TTL.
-            self.names.invalidate_all();
+            // This process lists it at once (other replicas within twice the TTL).
+            self.docs.forget_list(ALL_NAMES).await;
         }
         Ok(doc.expect("change filled it in"))
     }
 
-    /// Up to `limit` repository names after `after` (in [`NamesPage`] order), from the
-    /// listing of the repository documents: no list of every name is kept anywhere, and
-    /// adding a repository writes nothing but its document. A page is kept for the
-    /// mutable TTL.
-    pub async fn names_page(&self, after: Option<&str>, limit: usize) -> Result<Arc<NamesPage>> {
-        let key = (after.map(str::to_string), limit);
-        self.names
-            .try_get_with(key, async {
-                self.list_names(after, limit).await.map(Arc::new)
-            })
+    /// The repository names after `after` (any string: one that names no repository
+    /// starts where it would be), in [`Names`] order.
+    pub async fn names_after(&self, after: Option<&str>) -> Result<Names> {
+        let list = self.all_names().await?;
+        // Bisection in key order: a name's key is `<name>/_repo.json`.
+        fn key(name: &str) -> impl Iterator<Item = u8> + '_ {
+            name.bytes().chain(b"/_repo.json".iter().copied())
+        }
+        let from = match after {
+            Some(after) => list.partition_point(|name| key(name).le(key(after))),
+            None => 0,
+        };
+        Ok(Names { list, from })
+    }
+
+    /// Every repository name, from the listing of the repository documents (adding a
+    /// repository writes nothing but its document), kept (`DocStore::kept_list`).
+    pub async fn all_names(&self) -> Result<Arc<NameList>> {
+        let registry = self.clone();
+        self.docs
+            .kept_list(
+                ALL_NAMES,
+                move || async move { registry.list_names().await },
+            )
             .await
             .map_err(|e: Arc<OciError>| (*e).clone())
     }
 
-    /// Every repository name, a page at a time (the web catalog's image list).
-    pub async fn all_names(&self) -> Result<Vec<String>> {
-        let mut all: Vec<String> = Vec::new();
-        loop {
-            let page = self
-                .names_page(all.last().map(String::as_str), 10_000)
-                .await?;
-            all.extend(page.names.iter().cloned());
-            if !page.more {
-                return Ok(all);
-            }
-        }
-    }
-
-    async fn list_names(&self, after: Option<&str>, limit: usize) -> Result<NamesPage> {
-        // Any string is a cursor: a `last` that names no repository starts where it would be.
-        let mut cursor = after.map(|name| format!("{OCI_REPOS_PREFIX}{name}/_repo.json"));
-        let mut names = Vec::new();
+    async fn list_names(&self) -> Result<NameList> {
+        let mut cursor: Option<String> = None;
+        let mut names = NameList::new();
         loop {
             let page = self
                 .docs
@@ -247,14 +243,11 @@ impl Registry {
                 .await?;
             for meta in page.objects {
                 if let Some(MetaKey::OciRepo { name }) = MetaKey::parse(meta.key.as_str()) {
-                    if names.len() == limit {
-                        return Ok(NamesPage { names, more: true });
-                    }
-                    names.push(name);
+                    names.push(&name);
                 }
             }
             let Some(next) = page.next_start_after else {
-                return Ok(NamesPage { names, more: false });
+                return Ok(names);
             };
             // A page that ends among a repository's blob links goes on after the last of
             // them (`_blobs0` sorts right after every `_blobs/...`): a repository of
@@ -389,7 +382,7 @@ mod tests {
                 .unwrap();
             expected.push(name);
         }
-        // Key order: `a/b-c` before `a/b` (see NamesPage).
+        // Key order: `a/b-c` before `a/b` (see Names).
         expected.swap(0, 1);
         // Two and a half listing pages of links, written as the store would hold them.
         registry
@@ -403,39 +396,29 @@ mod tests {
             let layer = Digest::of_bytes(Algorithm::Sha256, &i.to_le_bytes());
             std::fs::write(links.join(layer.hex()), layer.to_string()).unwrap();
         }
-        let all = registry.all_names().await.unwrap();
-        assert_eq!(all, expected);
-        for limit in [1, 2, 4] {
-            let mut seen = Vec::new();
-            let mut after: Option<String> = None;
-            for _ in 0..10 {
-                let page = registry.names_page(after.as_deref(), limit).await.unwrap();
-                seen.extend(page.names.iter().cloned());
-                if !page.more {
-                    break;
-                }
-                after = page.names.last().cloned();
-            }
-            assert_eq!(seen, expected, "pages of {limit}");
-        }
-        // After a name that is not stored, and after one that is not even a valid name.
-        let page = registry.names_page(Some("docker.io/c"), 100).await.unwrap();
-        assert_eq!(page.names, expected[4..]);
-        let page = registry
-            .names_page(Some("docker.io/k/r~"), 100)
-            .await
-            .unwrap();
-        assert_eq!(page.names, expected[5..]);
-
-        // Past the links after one listing page of them, not three.
+        // Past the links after one listing page of them: two listing calls, not four.
         let lists = || counted.list.load(std::sync::atomic::Ordering::Relaxed);
         let before = lists();
-        let page = registry
-            .names_page(Some("docker.io/a/b/c"), 3)
-            .await
-            .unwrap();
-        assert_eq!(page.names, expected[3..]);
+        let all = registry.all_names().await.unwrap();
+        assert_eq!(all.iter().collect::<Vec<_>>(), expected);
         assert_eq!(lists() - before, 2, "listing calls");
+
+        let after = |cursor: Option<&'static str>| {
+            let registry = registry.clone();
+            async move {
+                let names = registry.names_after(cursor).await.unwrap();
+                names.iter().map(str::to_string).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(after(None).await, expected);
+        assert_eq!(after(Some("docker.io/a/b-c")).await, expected[1..]);
+        assert_eq!(after(Some("docker.io/a/b")).await, expected[2..]);
+        assert_eq!(after(Some("docker.io/big/layers")).await, expected[4..]);
+        // After a name that is not stored, and after one that is not even a valid name.
+        assert_eq!(after(Some("docker.io/c")).await, expected[4..]);
+        assert_eq!(after(Some("docker.io/k/r~")).await, expected[5..]);
+        assert_eq!(after(Some("docker.io/z/last")).await, Vec::<String>::new());
+        assert_eq!(lists() - before, 2, "pages come from the kept list");
 
         // A new repository is listed at once by the registry that made it.
         registry
@@ -446,6 +429,7 @@ mod tests {
             .all_names()
             .await
             .unwrap()
-            .contains(&"docker.io/m/new".to_string()));
+            .iter()
+            .any(|n| n == "docker.io/m/new"));
     }
 }

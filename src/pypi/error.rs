@@ -7,7 +7,7 @@ use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PypiError {
     pub status: StatusCode,
     pub message: String,

@@ -182,10 +182,7 @@ async fn serve(
         Endpoint::Redirect { to } => Ok(redirect(&to)),
         Endpoint::Root { index, .. } => {
             let format = page_format(request.headers(), request.uri().query())?;
-            state
-                .roots
-                .serve(index_of(state, &index), format, request.headers())
-                .await
+            root::serve(index_of(state, &index), format, request.headers()).await
         }
         Endpoint::Project {
             index,
@@ -353,8 +350,6 @@ pub struct PypiState {
     /// Rendered index pages, by page, format and the version of the document they were
     /// rendered from: a hot project page costs a cache lookup, not a parse and a render.
     pages: moka::future::Cache<String, (bytes::Bytes, String)>,
-    /// `/simple/` pages, kept a short while (see `root.rs`).
-    roots: root::RootPages,
     /// Parsed project documents, by project and version (see `parsed_project`).
     parsed: moka::future::Cache<String, Arc<project::ProjectDoc>>,
     pub docs: DocStore,
@@ -379,7 +374,6 @@ pub struct PypiDeps {
 impl PypiState {
     pub fn new(docs: DocStore, blobs: BlobStore, deps: PypiDeps) -> PypiState {
         PypiState {
-            roots: root::RootPages::new(docs.mutable_ttl(), docs.memory_for(CacheShare::PypiRoots)),
             parsed: moka::future::Cache::builder()
                 .max_capacity(docs.memory_for(CacheShare::PypiParsed))
                 // About what a parsed file entry takes in memory.

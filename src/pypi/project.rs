@@ -13,7 +13,8 @@
 use super::names::{normalize, DistKind};
 use super::PypiError;
 use crate::store::layout::{pypi_projects_prefix, MetaKey};
-use crate::store::{DocStore, Document, Mutability, ObjectKey, StoreError};
+use crate::store::{DocStore, Document, Mutability, NameList, ObjectKey, StoreError};
+use std::sync::Arc;
 
 /// Projects per listing page (a store may return fewer: S3 lists at most 1,000).
 pub const PROJECTS_PAGE: usize = 5000;
@@ -131,17 +132,40 @@ impl Index {
         })
     }
 
-    /// Every project of the index (normalized names), a listing page at a time.
-    pub async fn all_projects(&self) -> Result<Vec<String>, PypiError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self.projects_page(cursor.as_deref(), PROJECTS_PAGE).await?;
-            all.extend(page.names);
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
+    /// Every project of the index (normalized names, in key order), listed a page at a
+    /// time and kept (`DocStore::kept_list`): the root page and the catalog read it, not
+    /// the store. A project this process creates is listed at once.
+    pub async fn names(&self) -> Result<Arc<NameList>, PypiError> {
+        let index = self.clone();
+        self.docs
+            .kept_list(&self.list_id(), move || async move {
+                let mut all = NameList::new();
+                let mut cursor: Option<String> = None;
+                loop {
+                    let page = index
+                        .projects_page(cursor.as_deref(), PROJECTS_PAGE)
+                        .await?;
+                    for name in &page.names {
+                        all.push(name);
+                    }
+                    match page.next {
+                        Some(next) => cursor = Some(next),
+                        None => return Ok(all),
+                    }
+                }
+            })
+            .await
+            .map_err(|e: Arc<PypiError>| (*e).clone())
+    }
+
+    fn list_id(&self) -> String {
+        format!("pypi/{}/projects", self.name)
+    }
+
+    /// After a write that may have created a project's document.
+    async fn listed(&self, created: bool) {
+        if created {
+            self.docs.forget_list(&self.list_id()).await;
         }
     }
 
@@ -162,8 +186,8 @@ impl Index {
     /// each body once: what `[pypi] quotas` limits.
     pub async fn usage(&self) -> Result<u64, PypiError> {
         let mut bodies = std::collections::HashMap::new();
-        for normalized in self.all_projects().await? {
-            let Some(project) = self.project(&normalized).await? else {
+        for normalized in self.names().await?.iter() {
+            let Some(project) = self.project(normalized).await? else {
                 continue;
             };
             for file in project.files.iter().filter(|f| f.upstream_url.is_none()) {
@@ -179,8 +203,10 @@ impl Index {
         let normalized = normalize(display_name);
         let key = self.project_key(&normalized)?;
         let mut outcome = Added::New;
+        let mut created = false;
         self.docs
             .update_json_with(&key, decode, |doc| {
+                created = doc.is_none();
                 let doc = doc.get_or_insert_with(|| ProjectDoc::named(display_name));
                 if let Some(existing) = doc.files.iter().find(|f| f.filename == entry.filename) {
                     if existing.sha256 == entry.sha256 {
@@ -194,6 +220,7 @@ impl Index {
                 Ok(true)
             })
             .await?;
+        self.listed(created).await;
         Ok(outcome)
     }
 
@@ -212,9 +239,11 @@ impl Index {
     ) -> Result<(), PypiError> {
         let normalized = normalize(display_name);
         let key = self.project_key(&normalized)?;
+        let mut created = false;
         self.docs
             .update_json_with(&key, decode, |doc| {
                 let mut changed = doc.is_none();
+                created = changed;
                 let doc = doc.get_or_insert_with(|| ProjectDoc::named(display_name));
                 if !with_local && doc.files.iter().any(|f| f.upstream_url.is_none()) {
                     let before = doc.files.len();
@@ -237,6 +266,7 @@ impl Index {
                 Ok::<_, PypiError>(changed)
             })
             .await?;
+        self.listed(created).await;
         Ok(())
     }
 

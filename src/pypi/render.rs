@@ -126,19 +126,46 @@ pub mod root {
     }
 
     /// `first`: no entry was written before these (JSON separates entries by commas).
-    pub fn entries(format: Format, names: &[String], first: bool) -> String {
-        let mut out = String::with_capacity(names.len() * 48);
-        for (i, name) in names.iter().enumerate() {
+    pub fn entries<'a>(
+        format: Format,
+        names: impl Iterator<Item = &'a str>,
+        first: bool,
+    ) -> String {
+        let mut out = String::new();
+        for (i, name) in names.enumerate() {
+            // Listed names are normalized ([a-z0-9-]): written as they are, the others
+            // escaped.
+            let plain = name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
             match format {
                 Format::Json => {
                     if !(first && i == 0) {
                         out.push(',');
                     }
-                    out.push_str(&serde_json::json!({ "name": name }).to_string());
+                    out.push_str("{\"name\":");
+                    if plain {
+                        out.push('"');
+                        out.push_str(name);
+                        out.push('"');
+                    } else {
+                        out.push_str(&serde_json::Value::from(name).to_string());
+                    }
+                    out.push('}');
                 }
                 _ => {
-                    let name = escape(name);
-                    out.push_str(&format!("    <a href=\"{name}/\">{name}</a><br />\n"));
+                    let escaped;
+                    let name = if plain {
+                        name
+                    } else {
+                        escaped = escape(name);
+                        &escaped
+                    };
+                    out.push_str("    <a href=\"");
+                    out.push_str(name);
+                    out.push_str("/\">");
+                    out.push_str(name);
+                    out.push_str("</a><br />\n");
                 }
             }
         }

@@ -1,194 +1,93 @@
-//! `/simple/`: every project of an index, streamed a listing page at a time. A large
-//! index lists 100,000 projects: the first bytes go out after one page of the store's
-//! listing, and no project list is read whole. The page, once sent in full, is kept for
-//! the documents' mutable TTL with an ETag of its bytes: while kept, it is answered from
-//! memory, and an If-None-Match naming it gets 304. An index that did not change keeps
-//! its ETag across renders, so clients revalidating it get 304s.
+//! `/simple/`: every project of an index, rendered from the index's kept name list
+//! (`Index::names`, listed from the store once per mutable TTL) a chunk at a time: a
+//! large index lists 250,000 projects, and neither the page nor a list of `String`s is
+//! ever held whole. The ETag is the names' fingerprint, known before the first byte: an
+//! index that did not change keeps its ETag across renders and replicas, and a client
+//! revalidating it gets 304.
 
-use super::project::{Index, ProjectsPage, PROJECTS_PAGE};
+use super::project::Index;
 use super::render::{root, Format};
 use super::PypiError;
+use crate::store::NameList;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use std::time::Duration;
+use std::sync::Arc;
 
-/// Root pages sent in full, by index and format, with their ETags.
-#[derive(Clone, Debug)]
-pub struct RootPages {
-    cache: moka::future::Cache<String, (Bytes, String)>,
-    /// Projects per listing page.
-    page: usize,
-    /// A page larger than this is sent but not kept: half the cache.
-    kept_page_bytes: usize,
-}
+/// Projects rendered per chunk of the body (~48 bytes each in HTML).
+const CHUNK_NAMES: usize = 2048;
 
-impl RootPages {
-    pub fn new(ttl: Duration, cache_bytes: u64) -> RootPages {
-        RootPages {
-            kept_page_bytes: usize::try_from(cache_bytes / 2).unwrap_or(usize::MAX),
-            cache: moka::future::Cache::builder()
-                .max_capacity(cache_bytes)
-                .weigher(|k: &String, v: &(Bytes, String)| {
-                    (k.len() + v.0.len()).try_into().unwrap_or(u32::MAX)
-                })
-                .time_to_live(ttl)
-                .build(),
-            page: PROJECTS_PAGE,
+pub async fn serve(
+    index: Index,
+    format: Format,
+    request: &HeaderMap,
+) -> Result<Response, PypiError> {
+    // The list before the status line: a store that cannot list answers an error, not
+    // a 200 cut short.
+    let names = index.names().await?;
+    let etag = format!(
+        "\"{}-{}\"",
+        names.fingerprint(),
+        match format {
+            Format::Json => "json",
+            _ => "html",
         }
-    }
-
-    pub async fn serve(
-        &self,
-        index: Index,
-        format: Format,
-        request: &HeaderMap,
-    ) -> Result<Response, PypiError> {
-        let key = format!("{}|{}", index.name, format.content_type());
-        let mut response = match self.cache.get(&key).await {
-            Some((body, etag)) => {
-                let not_modified = request
-                    .get(header::IF_NONE_MATCH)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| {
-                        v.split(',')
-                            .any(|t| t.trim().trim_start_matches("W/") == etag)
-                    });
-                let mut r = if not_modified {
-                    StatusCode::NOT_MODIFIED.into_response()
-                } else {
-                    Response::new(Body::from(body))
-                };
-                r.headers_mut()
-                    .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
-                r
-            }
-            None => {
-                // The first listing page before the status line: a store that cannot
-                // list answers an error, not a 200 cut short.
-                let first = index.projects_page(None, self.page).await?;
-                Response::new(Body::from_stream(
-                    self.clone().stream(key, index, format, first),
-                ))
-            }
-        };
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        );
-        h.insert(header::VARY, HeaderValue::from_static("Accept"));
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("max-age=30"),
-        );
-        Ok(response)
-    }
-
-    /// The page's chunks: the head with the first listing page, one chunk per further
-    /// page, the tail; the whole is kept once sent (when it is not too large to keep).
-    fn stream(
-        self,
-        key: String,
-        index: Index,
-        format: Format,
-        first: ProjectsPage,
-    ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-        let mut opening = root::head(format);
-        opening.push_str(&root::entries(format, &first.names, true));
-        let state = Sending {
-            pages: self,
-            key,
-            index,
-            format,
-            next: Some(Next::Chunk(opening, first.next)),
-            wrote_any: !first.names.is_empty(),
-            kept: Some(Vec::new()),
-        };
-        futures::stream::unfold(state, |mut state| async move {
-            let chunk = state.next_chunk().await?;
-            Some((chunk, state))
-        })
-    }
+    );
+    let not_modified = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
+        });
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Response::new(Body::from_stream(chunks(names, format, CHUNK_NAMES)))
+    };
+    let h = response.headers_mut();
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=30"),
+    );
+    Ok(response)
 }
 
-/// What comes after the chunk being sent.
-enum Next {
-    /// This chunk, then the page after this cursor (none: the tail).
-    Chunk(String, Option<String>),
+/// A part of the page's body.
+enum Part {
+    Head,
+    /// The `i`th chunk of entries.
+    Entries(usize),
     Tail,
 }
 
-struct Sending {
-    pages: RootPages,
-    key: String,
-    index: Index,
+/// The page's chunks: the head, `per_chunk` entries at a time, the tail.
+fn chunks(
+    names: Arc<NameList>,
     format: Format,
-    next: Option<Next>,
-    /// Whether an entry was sent (JSON separates entries by commas).
-    wrote_any: bool,
-    /// The page so far, to keep once whole (dropped when too large).
-    kept: Option<Vec<u8>>,
-}
-
-impl Sending {
-    async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
-        let chunk = match self.next.take()? {
-            Next::Chunk(chunk, cursor) => {
-                self.next = Some(match cursor {
-                    Some(cursor) => match self.page(&cursor).await {
-                        Ok(next) => next,
-                        Err(e) => {
-                            tracing::warn!(index = %self.index.name, error = %e.message, "root page cut short: the listing failed");
-                            return Some(Err(std::io::Error::other(e.message)));
-                        }
-                    },
-                    None => Next::Tail,
-                });
-                chunk
+    per_chunk: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let parts = std::iter::once(Part::Head)
+        .chain((0..names.len().div_ceil(per_chunk)).map(Part::Entries))
+        .chain(std::iter::once(Part::Tail));
+    futures::stream::iter(parts.map(move |part| {
+        Ok(Bytes::from(match part {
+            Part::Head => root::head(format),
+            Part::Entries(i) => {
+                let from = i * per_chunk;
+                let to = (from + per_chunk).min(names.len());
+                root::entries(format, (from..to).map(|n| names.get(n)), i == 0)
             }
-            Next::Tail => {
-                let tail = root::tail(self.format).to_string();
-                self.keep(&tail);
-                if let Some(whole) = self.kept.take() {
-                    let etag = format!(
-                        "\"{}\"",
-                        &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, &whole)
-                            .hex()[..32]
-                    );
-                    let key = std::mem::take(&mut self.key);
-                    self.pages
-                        .cache
-                        .insert(key, (Bytes::from(whole), etag))
-                        .await;
-                }
-                return Some(Ok(Bytes::from(tail)));
-            }
-        };
-        self.keep(&chunk);
-        Some(Ok(Bytes::from(chunk)))
-    }
-
-    /// The listing page after `cursor`, rendered, with what follows it.
-    async fn page(&mut self, cursor: &str) -> Result<Next, PypiError> {
-        let page = self
-            .index
-            .projects_page(Some(cursor), self.pages.page)
-            .await?;
-        let chunk = root::entries(self.format, &page.names, !self.wrote_any);
-        self.wrote_any |= !page.names.is_empty();
-        Ok(Next::Chunk(chunk, page.next))
-    }
-
-    fn keep(&mut self, chunk: &str) {
-        if let Some(buffer) = self.kept.as_mut() {
-            buffer.extend_from_slice(chunk.as_bytes());
-            if buffer.len() > self.pages.kept_page_bytes {
-                self.kept = None;
-            }
-        }
-    }
+            Part::Tail => root::tail(format).to_string(),
+        }))
+    }))
 }
 
 #[cfg(test)]
@@ -197,11 +96,11 @@ mod tests {
     use crate::pypi::names::DistKind;
     use crate::pypi::project::FileEntry;
     use crate::store::{DocStore, DynStore, FsStore};
+    use futures::StreamExt;
     use http_body_util::BodyExt;
-    use std::sync::Arc;
+    use std::time::Duration;
 
     async fn body(
-        pages: &RootPages,
         index: &Index,
         format: Format,
         etag: Option<&str>,
@@ -210,7 +109,7 @@ mod tests {
         if let Some(etag) = etag {
             headers.insert(header::IF_NONE_MATCH, etag.parse().unwrap());
         }
-        let r = pages.serve(index.clone(), format, &headers).await.unwrap();
+        let r = serve(index.clone(), format, &headers).await.unwrap();
         let status = r.status();
         let etag = r
             .headers()
@@ -220,31 +119,37 @@ mod tests {
         (status, etag, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
+    async fn add(index: &Index, name: &str) {
+        let file = FileEntry {
+            filename: format!("{name}-1.0.tar.gz"),
+            version: "1.0".into(),
+            kind: DistKind::Sdist,
+            sha256: "a".repeat(64),
+            size: 1,
+            requires_python: None,
+            metadata_sha256: None,
+            yanked: None,
+            upload_time: "2026-01-01T00:00:00.000000Z".into(),
+            upstream_url: None,
+        };
+        index.add_file(name, file).await.unwrap();
+    }
+
     #[tokio::test]
-    async fn pages_of_the_listing_make_one_page_kept_with_its_etag() {
+    async fn the_page_lists_every_project_with_an_etag_of_its_names() {
         let dir = tempfile::tempdir().unwrap();
         let store: DynStore = Arc::new(FsStore::open(dir.path()).await.unwrap());
-        let index = Index::new("default", DocStore::new(store, 1 << 20, Duration::ZERO));
+        // A long TTL: the list is kept, and only this process's writes change it.
+        let index = Index::new(
+            "default",
+            DocStore::new(store, 64 << 20, Duration::from_secs(600)),
+        );
         for name in ["Alpha", "beta.two", "gamma", "delta_x", "eps"] {
-            let file = FileEntry {
-                filename: format!("{name}-1.0.tar.gz"),
-                version: "1.0".into(),
-                kind: DistKind::Sdist,
-                sha256: "a".repeat(64),
-                size: 1,
-                requires_python: None,
-                metadata_sha256: None,
-                yanked: None,
-                upload_time: "2026-01-01T00:00:00.000000Z".into(),
-                upstream_url: None,
-            };
-            index.add_file(name, file).await.unwrap();
+            add(&index, name).await;
         }
-        let mut pages = RootPages::new(Duration::from_secs(60), 64 << 20);
-        pages.page = 2;
-        let (status, etag, json) = body(&pages, &index, Format::Json, None).await;
+        let (status, etag, json) = body(&index, Format::Json, None).await;
         assert_eq!(status, 200);
-        assert_eq!(etag, None, "not known before the page is whole");
+        let etag = etag.expect("known before the first byte");
         let json: serde_json::Value = serde_json::from_str(&json).unwrap();
         let mut names: Vec<&str> = json["projects"]
             .as_array()
@@ -255,17 +160,45 @@ mod tests {
         names.sort();
         assert_eq!(names, ["alpha", "beta-two", "delta-x", "eps", "gamma"]);
 
-        let (_, etag, again) = body(&pages, &index, Format::Json, None).await;
-        let etag = etag.expect("kept whole");
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&again).unwrap(),
-            json
-        );
-        let (status, _, empty) = body(&pages, &index, Format::Json, Some(&etag)).await;
+        let (status, _, empty) = body(&index, Format::Json, Some(&etag)).await;
         assert_eq!((status, empty.as_str()), (StatusCode::NOT_MODIFIED, ""));
-
-        let (_, _, html) = body(&pages, &index, Format::Html, None).await;
+        let (status, html_etag, html) = body(&index, Format::Html, Some(&etag)).await;
+        assert_eq!(status, 200, "the JSON page's ETag is not the HTML page's");
+        assert_ne!(html_etag.as_deref(), Some(etag.as_str()));
         assert_eq!(html.matches("<a href=").count(), 5, "{html}");
+        assert!(
+            html.contains(r#"<a href="beta-two/">beta-two</a>"#),
+            "{html}"
+        );
         assert!(html.ends_with("</html>\n"));
+
+        // A project this process adds is listed at once, under a new ETag.
+        add(&index, "Zeta").await;
+        let (status, new_etag, json) = body(&index, Format::Json, Some(&etag)).await;
+        assert_eq!(status, 200);
+        assert_ne!(new_etag.unwrap(), etag);
+        assert!(json.contains(r#"{"name":"zeta"}"#), "{json}");
+    }
+
+    #[tokio::test]
+    async fn chunks_make_one_valid_page_whatever_their_size() {
+        let names: Arc<NameList> = Arc::new(["a", "b", "c", "d", "e"].into_iter().collect());
+        for per_chunk in [1, 2, 5, 9] {
+            let parts: Vec<Bytes> = chunks(names.clone(), Format::Json, per_chunk)
+                .map(|c| c.unwrap())
+                .collect()
+                .await;
+            let page: Vec<u8> = parts.concat();
+            let json: serde_json::Value = serde_json::from_slice(&page).unwrap();
+            assert_eq!(json["projects"].as_array().unwrap().len(), 5, "{per_chunk}");
+            assert_eq!(json["projects"][4]["name"], "e");
+        }
+        let empty: Arc<NameList> = Arc::new(NameList::new());
+        let parts: Vec<Bytes> = chunks(empty, Format::Json, 2)
+            .map(|c| c.unwrap())
+            .collect()
+            .await;
+        let json: serde_json::Value = serde_json::from_slice(&parts.concat()).unwrap();
+        assert_eq!(json["projects"], serde_json::json!([]));
     }
 }

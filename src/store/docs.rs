@@ -2,8 +2,9 @@
 //! bounded in-memory cache in front of the store, so hot metadata requests do not pay
 //! an S3 round trip each.
 
+use super::names::KeptLists;
 use super::{bytes_stream, collect_limited, DynStore, GetOptions, ObjectKey, PutMode, PutOptions};
-use super::{CacheShare, Result, StoreError};
+use super::{CacheShare, NameList, Result, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,8 @@ pub struct DocStore {
     /// Behind one `Arc`: a moka cache is several, and the states holding a `DocStore`
     /// are cloned for every request.
     cache: Arc<moka::future::Cache<ObjectKey, Cached>>,
+    /// Whole listings kept as names (`kept_list`), by what they list.
+    lists: KeptLists,
     mutable_ttl: Duration,
     /// Whether a document read from the store is kept: not by a walk over every document
     /// (`scanning`), which would push out what requests use.
@@ -99,9 +102,11 @@ impl DocStore {
             })
             .expire_after(DocExpiry { mutable_ttl })
             .build();
+        let lists = KeptLists::new(CacheShare::Listings.of(metadata_bytes), mutable_ttl);
         DocStore {
             store,
             cache: Arc::new(cache),
+            lists,
             mutable_ttl,
             keeps_misses: true,
             metadata_bytes,
@@ -131,6 +136,29 @@ impl DocStore {
     /// what is derived from such documents may be kept as long.
     pub fn mutable_ttl(&self) -> Duration {
         self.mutable_ttl
+    }
+
+    /// The whole listing `id` names (each protocol's own: `pypi/<index>/projects`, ...),
+    /// kept for the mutable TTL and answered for as long again while `list` runs in the
+    /// background ([`KeptLists`]); `list` makes the listing's future when one is needed.
+    /// A list larger than the whole share is answered but not kept.
+    pub async fn kept_list<E, L, F>(
+        &self,
+        id: &str,
+        list: L,
+    ) -> std::result::Result<Arc<NameList>, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+        L: FnOnce() -> F,
+        F: std::future::Future<Output = std::result::Result<NameList, E>> + Send + 'static,
+    {
+        self.lists.get(id, list).await
+    }
+
+    /// Drops the kept listing `id`: this process added to it, and lists it at once
+    /// (other replicas within the mutable TTL).
+    pub async fn forget_list(&self, id: &str) {
+        self.lists.forget(id).await;
     }
 
     /// Reads a document through the cache; `None` when absent.

@@ -12,7 +12,7 @@
 //!                                   (tag -> digest) and manifests (digest -> media type, size,
 //!                                   subject, artifactType, annotations); conditional updates.
 //!                                   Listed in key order, they are /v2/_catalog
-//!                                   (src/oci/registry.rs `names_page`).
+//!                                   (src/oci/registry.rs `all_names`).
 //!                                   The manifest bytes are blobs under blobs/. `_` cannot
 //!                                   start a name component, so no nested repo collides.
 //!   repos/<host>/<path>/_blobs/<alg>/<hex>

@@ -15,6 +15,7 @@ mod fs;
 mod fs_listing;
 mod key;
 pub mod layout;
+mod names;
 mod s3;
 mod url;
 mod verify;
@@ -24,6 +25,7 @@ pub use counting::{CountingStore, OpCounts};
 pub use docs::{DocStore, Document, Mutability, MAX_DOCUMENT_BYTES};
 pub use fs::FsStore;
 pub use key::ObjectKey;
+pub use names::{contains_ignoring_case, NameList};
 pub use s3::{ConditionalWrites, S3Settings, S3Store};
 pub use url::StoreUrl;
 
@@ -278,8 +280,9 @@ pub enum CacheShare {
     PypiPages,
     /// Parsed PyPI project documents.
     PypiParsed,
-    /// Whole `/simple/` root pages; one page may take half of this.
-    PypiRoots,
+    /// Whole listings kept as names (`DocStore::kept_list`): an index's projects, a
+    /// kind's Hub repositories, the OCI repositories.
+    Listings,
     /// Parsed Hub commits with their file trees.
     HfCommits,
     /// Rendered Hub revision answers.
@@ -290,22 +293,19 @@ pub enum CacheShare {
     ModelImages,
     /// Names revalidated with pull-through upstreams, with what was found.
     UpstreamLookups,
-    /// Pages of OCI repository names (`/v2/_catalog`).
-    OciNames,
 }
 
 impl CacheShare {
-    pub const ALL: [CacheShare; 10] = [
+    pub const ALL: [CacheShare; 9] = [
         CacheShare::Documents,
         CacheShare::PypiPages,
         CacheShare::PypiParsed,
-        CacheShare::PypiRoots,
+        CacheShare::Listings,
         CacheShare::HfCommits,
         CacheShare::HfRevisions,
         CacheShare::HfListPages,
         CacheShare::ModelImages,
         CacheShare::UpstreamLookups,
-        CacheShare::OciNames,
     ];
 
     /// Sixty-fourths of the budget. Commits are large (a 100,000-file commit parsed is
@@ -315,13 +315,12 @@ impl CacheShare {
             CacheShare::Documents => 16,
             CacheShare::PypiPages => 6,
             CacheShare::PypiParsed => 3,
-            CacheShare::PypiRoots => 8,
+            CacheShare::Listings => 10,
             CacheShare::HfCommits => 16,
             CacheShare::HfRevisions => 4,
             CacheShare::HfListPages => 4,
             CacheShare::ModelImages => 3,
             CacheShare::UpstreamLookups => 2,
-            CacheShare::OciNames => 2,
         }
     }
 
