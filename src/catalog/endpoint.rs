@@ -42,7 +42,7 @@ impl Kind {
     }
 
     /// `model` or `models` (what a `kind=` filter or a path segment says).
-    fn parse(s: &str) -> Option<Kind> {
+    pub(super) fn parse(s: &str) -> Option<Kind> {
         Kind::ALL
             .into_iter()
             .find(|k| s == k.plural() || s == k.plural().trim_end_matches('s'))
@@ -83,6 +83,30 @@ impl ItemId {
             ItemId::Hf { kind, id } => RepoRef::new(hf_type(*kind)?, id),
             _ => None,
         }
+    }
+}
+
+impl ItemId {
+    /// The item whose [`Display`](fmt::Display) path this is (a path this process made:
+    /// shaped, not validated as a request's path is).
+    pub fn from_path(path: &str) -> Option<ItemId> {
+        let (kind, rest) = path.split_once('/')?;
+        Some(match Kind::parse(kind)? {
+            Kind::Project => {
+                let (index, name) = rest.split_once('/')?;
+                ItemId::Project {
+                    index: index.to_string(),
+                    name: name.to_string(),
+                }
+            }
+            Kind::Image => ItemId::Image {
+                name: rest.to_string(),
+            },
+            kind => ItemId::Hf {
+                kind,
+                id: rest.to_string(),
+            },
+        })
     }
 }
 
@@ -268,6 +292,7 @@ mod tests {
             match item(path).unwrap() {
                 Endpoint::Item { item, revision } => {
                     assert_eq!(item.to_string(), path);
+                    assert_eq!(ItemId::from_path(path), Some(item.clone()));
                     assert_eq!(revision, None);
                 }
                 other => panic!("{path}: {other:?}"),

@@ -21,7 +21,7 @@ use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
 use crate::digest::Digest;
 use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
 use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
-use crate::store::{for_each_object, ObjectMeta, ObjectPages};
+use crate::store::{for_each_object, NameList, ObjectPages};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::cmp::Reverse;
@@ -57,20 +57,26 @@ pub struct Totals {
     computed_at: SystemTime,
 }
 
-/// Items and the blobs each references: item `i`'s blob numbers are
-/// `blobs[ends[i-1]..ends[i]]` (one allocation, not one per item).
+/// Items and the blobs each references: item `i` (by its path, `ItemId`'s display) and
+/// its blob numbers `blobs[ends[i-1]..ends[i]]`. Packed: 277,500 items as `ItemId`s with
+/// a slice each took ~55 MB; as paths and one array, ~14 MB.
 #[derive(Debug, Default)]
 struct References {
-    items: Vec<ItemId>,
+    items: NameList,
     ends: Vec<u32>,
     blobs: Vec<u32>,
 }
 
 impl References {
-    fn iter(&self) -> impl Iterator<Item = (&ItemId, &[u32])> + '_ {
-        self.items.iter().enumerate().map(|(i, item)| {
+    /// Each item's path, kind and blob numbers.
+    fn iter(&self) -> impl Iterator<Item = (&str, Kind, &[u32])> + '_ {
+        self.items.iter().enumerate().map(|(i, path)| {
             let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-            (item, &self.blobs[start..self.ends[i] as usize])
+            let kind = path
+                .split_once('/')
+                .and_then(|(kind, _)| Kind::parse(kind))
+                .unwrap_or(Kind::Model);
+            (path, kind, &self.blobs[start..self.ends[i] as usize])
         })
     }
 }
@@ -91,14 +97,14 @@ struct Figures {
 
 impl Figures {
     /// The figures of `items`, counting as objects the stored blobs they reference.
-    fn of<'a>(sizes: &[u64], items: impl Iterator<Item = (&'a ItemId, &'a [u32])>) -> Figures {
+    fn of<'a>(sizes: &[u64], items: impl Iterator<Item = (Kind, &'a [u32])>) -> Figures {
         let mut figures = Figures::default();
         // Per blob: how many items reference it, and a bit per referencing protocol.
         let mut references = vec![0u32; sizes.len()];
         let mut protocols = vec![0u8; sizes.len()];
-        for (item, blobs) in items {
-            *figures.items.entry(item.kind()).or_default() += 1;
-            let bit = protocol_bit(item);
+        for (kind, blobs) in items {
+            *figures.items.entry(kind).or_default() += 1;
+            let bit = protocol_bit(kind);
             for &blob in blobs.iter() {
                 references[blob as usize] += 1;
                 protocols[blob as usize] |= bit;
@@ -126,11 +132,11 @@ impl Figures {
     }
 }
 
-fn protocol_bit(item: &ItemId) -> u8 {
-    match item {
-        ItemId::Hf { .. } => 1,
-        ItemId::Project { .. } => 2,
-        ItemId::Image { .. } => 4,
+fn protocol_bit(kind: Kind) -> u8 {
+    match kind {
+        Kind::Model | Kind::Dataset => 1,
+        Kind::Project => 2,
+        Kind::Image => 4,
     }
 }
 
@@ -150,9 +156,12 @@ fn blob_id(digest: &Digest) -> BlobId {
 /// Who references which blobs, and which items changed last.
 #[derive(Default)]
 struct Census {
-    /// Each item with the ids of the blobs it references, sorted (numbered once every
+    /// Each item's path, with where its blob ids end in `ids`.
+    items: NameList,
+    ends: Vec<u32>,
+    /// The ids of the blobs each item references, item after item (numbered once every
     /// item is in: a sorted array of ids, not a hash map of a million entries).
-    references: Vec<(ItemId, Box<[BlobId]>)>,
+    ids: Vec<BlobId>,
     /// The `CHANGED_KEPT` items changed last, oldest on top.
     changed: BinaryHeap<Reverse<(SystemTime, ItemId)>>,
 }
@@ -172,11 +181,22 @@ impl Census {
         self.changed.push(Reverse((at, item.clone())));
     }
 
-    fn refer(&mut self, item: ItemId, digests: impl IntoIterator<Item = Digest>) {
-        let mut blobs: Vec<BlobId> = digests.into_iter().map(|d| blob_id(&d)).collect();
-        blobs.sort_unstable();
-        blobs.dedup();
-        self.references.push((item, blobs.into_boxed_slice()));
+    fn refer(&mut self, item: &ItemId, digests: impl IntoIterator<Item = Digest>) {
+        let start = self.ids.len();
+        self.ids.extend(digests.into_iter().map(|d| blob_id(&d)));
+        let mine = &mut self.ids[start..];
+        mine.sort_unstable();
+        let mut kept = 0;
+        for i in 0..mine.len() {
+            if i == 0 || mine[i] != mine[kept - 1] {
+                mine[kept] = mine[i];
+                kept += 1;
+            }
+        }
+        self.ids.truncate(start + kept);
+        self.items.push(&item.to_string());
+        let end = u32::try_from(self.ids.len()).expect("below 4 billion references");
+        self.ends.push(end);
     }
 }
 
@@ -189,17 +209,13 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     image_census(state, &mut census).await?;
 
     // Every referenced blob once, sorted: a blob's number is its place here.
-    let mut ids: Vec<BlobId> = census
-        .references
-        .iter()
-        .flat_map(|(_, blobs)| blobs.iter().copied())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.shrink_to_fit();
-    let number = |id: &BlobId| ids.binary_search(id).ok();
+    let mut numbered = census.ids.clone();
+    numbered.sort_unstable();
+    numbered.dedup();
+    numbered.shrink_to_fit();
+    let number = |id: &BlobId| numbered.binary_search(id).ok();
 
-    let mut sizes = vec![NOT_STORED; ids.len()];
+    let mut sizes = vec![NOT_STORED; numbered.len()];
     let (mut objects, mut bytes) = (0u64, 0u64);
     for_each_object(&state.store, BLOBS_PREFIX, LIST_PAGE, |object| {
         let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
@@ -213,26 +229,28 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     })
     .await?;
 
-    let mut references = References::default();
-    for (item, blobs) in census.references {
-        references.items.push(item);
-        references.blobs.extend(
-            blobs
-                .iter()
-                .map(|id| number(id).expect("every referenced id is numbered") as u32),
-        );
-        let end = u32::try_from(references.blobs.len()).expect("below 4 billion references");
-        references.ends.push(end);
-    }
-    drop(ids);
-    references.items.shrink_to_fit();
-    references.ends.shrink_to_fit();
-    references.blobs.shrink_to_fit();
+    let blobs: Vec<u32> = census
+        .ids
+        .iter()
+        .map(|id| number(id).expect("every referenced id is numbered") as u32)
+        .collect();
+    drop(census.ids);
+    drop(numbered);
+    census.items.shrink_to_fit();
+    census.ends.shrink_to_fit();
+    let references = References {
+        items: census.items,
+        ends: census.ends,
+        blobs,
+    };
     let store = Figures {
         // The store's own view: every stored blob, referenced or not.
         objects,
         bytes,
-        ..Figures::of(&sizes, references.iter())
+        ..Figures::of(
+            &sizes,
+            references.iter().map(|(_, kind, blobs)| (kind, blobs)),
+        )
     };
     // Newest first.
     let changed = census
@@ -250,28 +268,26 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
     })
 }
 
-/// Every object under `prefix`, page by page (metadata documents: one per item or
-/// commit, not per blob).
-async fn list_all(state: &CatalogState, prefix: &str) -> Result<Vec<ObjectMeta>, CatalogError> {
-    let mut out = Vec::new();
-    for_each_object(&state.store, prefix, LIST_PAGE, |object| out.push(object)).await?;
-    Ok(out)
-}
-
 async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    // Each repository's commits, and when its refs or its document last changed.
+    // Each repository's commits, and when its refs or its document last changed; a
+    // page at a time (a repository of 100,000 files has as many upload links).
     let mut repos: BTreeMap<ItemId, (Vec<String>, Option<SystemTime>)> = BTreeMap::new();
-    for meta in list_all(state, HF_PREFIX).await? {
-        let Some((item, key)) = hf_items::repo_of_key(meta.key.as_str()) else {
-            continue;
-        };
-        let (ids, changed) = repos.entry(item).or_default();
-        match key {
-            MetaKey::HfRefs { .. } | MetaKey::HfRepo { .. } => {
-                *changed = (*changed).max(meta.last_modified);
+    let mut pages = ObjectPages::new(&state.store, HF_PREFIX, LIST_PAGE);
+    while let Some(page) = pages.next().await? {
+        for meta in page {
+            let Some((item, key)) = hf_items::repo_of_key(meta.key.as_str()) else {
+                continue;
+            };
+            let entry = match key {
+                MetaKey::HfRefs { .. } | MetaKey::HfRepo { .. } | MetaKey::HfCommit { .. } => {
+                    repos.entry(item).or_default()
+                }
+                _ => continue,
+            };
+            match key {
+                MetaKey::HfCommit { commit, .. } => entry.0.push(commit),
+                _ => entry.1 = entry.1.max(meta.last_modified),
             }
-            MetaKey::HfCommit { commit, .. } => ids.push(commit),
-            _ => {}
         }
     }
     for (item, (ids, changed)) in repos {
@@ -279,7 +295,7 @@ async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), Cata
         let blobs = hf_items::referenced_blobs(state, &repo, &ids).await?;
         let digests = blobs.iter().filter_map(|h| Digest::sha256_hex(h).ok());
         census.changed(&item, changed);
-        census.refer(item, digests);
+        census.refer(&item, digests);
     }
     Ok(())
 }
@@ -309,7 +325,7 @@ async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), 
             }
             let digests = python_items::referenced_blobs(&doc);
             census.refer(
-                item,
+                &item,
                 digests.iter().filter_map(|h| Digest::sha256_hex(h).ok()),
             );
         }
@@ -334,7 +350,7 @@ async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), C
             };
             let digests = image_items::referenced_blobs(&registry, &doc).await;
             census.changed(&item, meta.last_modified);
-            census.refer(item, digests);
+            census.refer(&item, digests);
         }
     }
     Ok(())
@@ -351,17 +367,22 @@ pub async fn for_reader(
     let store_wide = reader.is_store_admin();
     // Anyone but a store-wide admin: each item's visibility is decided once, and serves
     // both the figures and the recent list (every changed item is a referencing one).
-    let mut readable: Option<HashSet<&ItemId>> = None;
+    let mut readable: Option<HashSet<&str>> = None;
     let figures = if store_wide {
         totals.store.clone()
     } else {
         let mut entries = Vec::new();
-        for entry in totals.references.iter() {
-            if visible(state, reader, entry.0).await? {
-                entries.push(entry);
+        let mut seen = HashSet::new();
+        for (path, kind, blobs) in totals.references.iter() {
+            let Some(item) = ItemId::from_path(path) else {
+                continue;
+            };
+            if visible(state, reader, &item).await? {
+                entries.push((kind, blobs));
+                seen.insert(path);
             }
         }
-        readable = Some(entries.iter().map(|(item, _)| *item).collect());
+        readable = Some(seen);
         Figures::of(&totals.sizes, entries.into_iter())
     };
     let mut recent = Vec::new();
@@ -370,7 +391,7 @@ pub async fn for_reader(
             break;
         }
         let shown = match &readable {
-            Some(readable) => readable.contains(item),
+            Some(readable) => readable.contains(item.to_string().as_str()),
             None => visible(state, reader, item).await?,
         };
         if !shown {

@@ -174,6 +174,7 @@ impl HfState {
                 .weigher(|k: &String, v: &Arc<tree::ListPage>| {
                     (k.len() + v.weight()).try_into().unwrap_or(u32::MAX)
                 })
+                .expire_after(tree::KeptFor)
                 .build(),
             signing_key,
             cas_tokens: cas_token::CasTokens::new(&signing_key),

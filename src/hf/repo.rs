@@ -574,6 +574,11 @@ impl Repos {
             .map_err(|e| (*e).clone())
     }
 
+    /// How long what follows moving refs may be kept.
+    pub fn mutable_ttl(&self) -> std::time::Duration {
+        self.docs.mutable_ttl()
+    }
+
     /// [`names`](Self::names), copied.
     pub async fn list(&self, kind: RepoType) -> Result<Vec<String>, HfError> {
         Ok(self.names(kind).await?.iter().map(str::to_string).collect())

@@ -25,6 +25,23 @@ const TREE_PAGE: usize = 1000;
 pub struct ListPage {
     pub body: Bytes,
     pub more_after: Option<String>,
+    /// How long the page may be kept: `None` for a page of something immutable (its
+    /// key names the commit), the mutable TTL for one that follows moving refs.
+    pub kept_for: Option<std::time::Duration>,
+}
+
+/// A kept page's lifetime is its own (`ListPage::kept_for`).
+pub struct KeptFor;
+
+impl moka::Expiry<String, Arc<ListPage>> for KeptFor {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        page: &Arc<ListPage>,
+        _: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        page.kept_for
+    }
 }
 
 impl ListPage {
@@ -267,6 +284,7 @@ pub async fn tree(
             let page = Arc::new(ListPage {
                 body: serde_json::to_vec(&items).expect("serializable").into(),
                 more_after: items.last().filter(|_| more).map(|i| i.path.to_string()),
+                kept_for: None,
             });
             if lasting {
                 hf.list_pages.insert(key, page.clone()).await;

@@ -199,7 +199,7 @@ impl Registry {
             })
             .await?;
         if created {
-            // This process lists it at once (other replicas within twice the TTL).
+            // This process lists it at once (other replicas' within the TTL and a minute).
             self.docs.forget_list(ALL_NAMES).await;
         }
         Ok(doc.expect("change filled it in"))

@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 /// The largest document the metadata layer reads or writes. OCI asks registries to
 /// accept manifests of at least 4 MiB; nothing else comes close.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// How long past the mutable TTL a whole listing (every project of an index, every
+/// repository) is still answered while a new one is made in the background: after a
+/// quiet minute the next request is not the one that waits for a listing of 250,000
+/// documents. Another replica's additions show in listings within the TTL plus this.
+const LISTING_STALE_FOR: Duration = Duration::from_secs(60);
 /// How often a read-modify-write retries after losing a race before giving up.
 const UPDATE_ATTEMPTS: usize = 16;
 
@@ -102,7 +107,11 @@ impl DocStore {
             })
             .expire_after(DocExpiry { mutable_ttl })
             .build();
-        let lists = KeptLists::new(CacheShare::Listings.of(metadata_bytes), mutable_ttl);
+        let lists = KeptLists::new(
+            CacheShare::Listings.of(metadata_bytes),
+            mutable_ttl,
+            mutable_ttl.max(LISTING_STALE_FOR),
+        );
         DocStore {
             store,
             cache: Arc::new(cache),
@@ -139,8 +148,9 @@ impl DocStore {
     }
 
     /// The whole listing `id` names (each protocol's own: `pypi/<index>/projects`, ...),
-    /// kept for the mutable TTL and answered for as long again while `list` runs in the
-    /// background ([`KeptLists`]); `list` makes the listing's future when one is needed.
+    /// fresh for the mutable TTL and answered for `LISTING_STALE_FOR` more while `list`
+    /// runs in the background ([`KeptLists`]); `list` makes the listing's future when
+    /// one is needed.
     /// A list larger than the whole share is answered but not kept.
     pub async fn kept_list<E, L, F>(
         &self,
@@ -156,7 +166,7 @@ impl DocStore {
     }
 
     /// Drops the kept listing `id`: this process added to it, and lists it at once
-    /// (other replicas within the mutable TTL).
+    /// (other replicas within the TTL and `LISTING_STALE_FOR`).
     pub async fn forget_list(&self, id: &str) {
         self.lists.forget(id).await;
     }

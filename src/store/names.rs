@@ -112,10 +112,10 @@ impl<S: AsRef<str>> FromIterator<S> for NameList {
 }
 
 /// Whole listings kept as names, by what they list. A list is fresh for the mutable TTL;
-/// for as long again it is still answered while a new one is listed in the background
-/// (listing 250,000 documents takes a second on disk and longer on S3, which a request
-/// every few seconds would otherwise wait for). A list this process adds to is dropped
-/// (`forget`) and listed again by the next request.
+/// for a while longer (`stale_for`) it is still answered while a new one is listed in
+/// the background: listing 250,000 documents takes a second on disk and longer on S3,
+/// which a request now and then would otherwise always wait for. A list this process
+/// adds to is dropped (`forget`) and listed again by the next request.
 #[derive(Clone)]
 pub struct KeptLists {
     cache: moka::future::Cache<String, Arc<Kept>>,
@@ -132,7 +132,7 @@ struct Kept {
 }
 
 impl KeptLists {
-    pub fn new(bytes: u64, fresh_for: Duration) -> KeptLists {
+    pub fn new(bytes: u64, fresh_for: Duration, stale_for: Duration) -> KeptLists {
         KeptLists {
             cache: moka::future::Cache::builder()
                 .max_capacity(bytes)
@@ -141,7 +141,7 @@ impl KeptLists {
                         .try_into()
                         .unwrap_or(u32::MAX)
                 })
-                .time_to_live(fresh_for * 2)
+                .time_to_live(fresh_for + stale_for)
                 .build(),
             fresh_for,
             generation: Arc::default(),
@@ -241,7 +241,8 @@ mod tests {
     #[tokio::test]
     async fn a_stale_list_answers_while_a_new_one_is_listed_in_the_background() {
         let calls = Arc::new(AtomicU64::new(0));
-        let lists = KeptLists::new(1 << 20, Duration::from_millis(200));
+        let ms = Duration::from_millis;
+        let lists = KeptLists::new(1 << 20, ms(200), ms(200));
         let get = |names: &'static [&'static str]| {
             let calls = calls.clone();
             let lists = lists.clone();
@@ -262,7 +263,7 @@ mod tests {
         assert_eq!(get(&["a", "b", "c"]).await, ["a", "b"], "the new list");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
 
-        // Past twice the freshness, nothing is kept: the request waits for a listing.
+        // Past the stale time, nothing is kept: the request waits for a listing.
         tokio::time::sleep(Duration::from_millis(450)).await;
         assert_eq!(get(&["a", "b", "c"]).await, ["a", "b", "c"]);
         // A forgotten list is listed by the next request, and a background listing
