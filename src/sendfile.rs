@@ -18,9 +18,9 @@
 //! a connection error, never a write. Content-Length accounting, metrics and the access
 //! log see frames of the right length. It is used only where nothing between the body and
 //! the socket reshapes frames: plain TCP (not TLS), HTTP/1.x (h2 re-frames data), a
-//! response body of known length; and only while other file downloads are in flight
-//! (`file_body` says why). `tests/serve.rs` checks whole and ranged downloads through it
-//! byte for byte, and that every body byte was counted as sent by sendfile.
+//! response body of known length (`file_body` says why always there). `tests/serve.rs`
+//! checks whole and ranged downloads through it byte for byte, and that every body byte
+//! was counted as sent by sendfile.
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -29,7 +29,6 @@ use std::future::Future as _;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -311,59 +310,29 @@ pub async fn offer(
     CONNECTION.scope(regions, next.run(request)).await
 }
 
-/// File downloads this process is sending, either way.
-static FILE_DOWNLOADS: AtomicUsize = AtomicUsize::new(0);
-
 /// The body of a download of `range` of `file`: sent without copying when the request's
-/// connection can and another file download is in flight, else `streamed` (the same
-/// bytes read into memory, one chunk ahead on the blocking pool).
+/// connection can, else `streamed` (the same bytes read into memory, one chunk ahead on
+/// the blocking pool).
 ///
-/// Why not always sendfile: one sendfile stream does the page-cache work and the socket
-/// work on one thread, while the streamed path reads the next chunk on a second core as
-/// this one writes. Measured on 2 cores (benches/blob_throughput, 1 GiB, against nginx's
-/// sendfile): alone, streamed 1.00-1.25x and sendfile 0.74-0.85x; 8 at once, streamed
-/// 0.82x and sendfile 1.08-1.15x, at half the CPU. So a download that has the machine to
-/// itself takes the second core, and concurrent ones save the copies.
+/// Always, not only beside other downloads (as until 2026-12-05): measured on 2 cores
+/// (benches/blob_throughput, 1 GiB, against nginx's sendfile, two runs of five), a lone
+/// download streamed made 0.77x and 0.30x nginx at 0.28-0.83 CPU s/GiB (its read-ahead
+/// thread competes with the client for the second core, and loses as often as not);
+/// sent with sendfile 1.09x and 1.27x at 0.16-0.22 CPU s/GiB; 8 at once 1.05-1.12x.
 pub fn file_body(
     file: &Arc<File>,
     range: std::ops::Range<u64>,
     streamed: crate::store::ByteStream,
 ) -> axum::body::Body {
-    let in_flight = InFlight::enter();
-    let regions = CONNECTION.try_with(|r| r.clone()).ok().flatten();
-    match regions {
-        Some(regions) if in_flight.others > 0 => axum::body::Body::new(FileBody {
+    match CONNECTION.try_with(|r| r.clone()).ok().flatten() {
+        Some(regions) => axum::body::Body::new(FileBody {
             regions,
             file: file.clone(),
             next: range.start,
             end: range.end,
             readahead: None,
-            _in_flight: in_flight,
         }),
-        _ => axum::body::Body::from_stream(futures::StreamExt::map(streamed, move |chunk| {
-            let _held = &in_flight;
-            chunk
-        })),
-    }
-}
-
-/// Counts a file download while it is alive.
-struct InFlight {
-    /// Downloads already in flight when this one began.
-    others: usize,
-}
-
-impl InFlight {
-    fn enter() -> Self {
-        InFlight {
-            others: FILE_DOWNLOADS.fetch_add(1, Ordering::Relaxed),
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        FILE_DOWNLOADS.fetch_sub(1, Ordering::Relaxed);
+        None => axum::body::Body::from_stream(streamed),
     }
 }
 
@@ -376,7 +345,6 @@ struct FileBody {
     next: u64,
     end: u64,
     readahead: Option<tokio::task::JoinHandle<()>>,
-    _in_flight: InFlight,
 }
 
 impl http_body::Body for FileBody {
