@@ -8,9 +8,10 @@
 //! [`KeptLists`]), within their share of the memory budget.
 
 use sha2::Digest as _;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Names in the order they were pushed (a listing's key order).
@@ -120,8 +121,8 @@ impl<S: AsRef<str>> FromIterator<S> for NameList {
 pub struct KeptLists {
     cache: moka::future::Cache<String, Arc<Kept>>,
     fresh_for: Duration,
-    /// Counts `forget`s: a background listing started before one is not kept.
-    generation: Arc<AtomicU64>,
+    /// Counts each list's `forget`s: a listing started before one is not kept.
+    generations: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 struct Kept {
@@ -144,8 +145,13 @@ impl KeptLists {
                 .time_to_live(fresh_for + stale_for)
                 .build(),
             fresh_for,
-            generation: Arc::default(),
+            generations: Arc::default(),
         }
+    }
+
+    fn generation(&self, id: &str) -> u64 {
+        let generations = self.generations.lock().expect("not poisoned");
+        generations.get(id).copied().unwrap_or(0)
     }
 
     /// The list `id`, from `list` when none is kept (concurrent callers share one
@@ -161,13 +167,14 @@ impl KeptLists {
                 && !kept.refreshing.swap(true, Ordering::AcqRel)
             {
                 let (lists, id, listing) = (self.clone(), id.to_string(), list());
-                let generation = self.generation.load(Ordering::Acquire);
+                let generation = self.generation(&id);
                 tokio::spawn(async move {
                     // A failed listing leaves the kept one to expire: the next request
                     // past that lists again, and gets the error.
                     if let Ok(list) = listing.await {
-                        if lists.generation.load(Ordering::Acquire) == generation {
-                            lists.cache.insert(id, Kept::new(list)).await;
+                        if lists.generation(&id) == generation {
+                            lists.cache.insert(id.clone(), Kept::new(list)).await;
+                            lists.unless_forgotten_since(generation, &id).await;
                         }
                     }
                 });
@@ -175,16 +182,32 @@ impl KeptLists {
             return Ok(kept.list.clone());
         }
         let listing = list();
+        let generation = self.generation(id);
         let kept = self
             .cache
             .try_get_with_by_ref(id, async { Ok(Kept::new(listing.await?)) })
             .await?;
+        self.unless_forgotten_since(generation, id).await;
         Ok(kept.list.clone())
+    }
+
+    /// A list made from a listing that began at `generation` is not kept if a `forget`
+    /// came since (it may lack what that write added); `forget` counts before it drops,
+    /// so one racing this check drops the list itself.
+    async fn unless_forgotten_since(&self, generation: u64, id: &str) {
+        if self.generation(id) != generation {
+            self.cache.invalidate(id).await;
+        }
     }
 
     /// Drops the list `id`: the next request lists it again.
     pub async fn forget(&self, id: &str) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        *self
+            .generations
+            .lock()
+            .expect("not poisoned")
+            .entry(id.to_string())
+            .or_default() += 1;
         self.cache.invalidate(id).await;
     }
 }
@@ -214,6 +237,7 @@ pub fn contains_ignoring_case(name: &str, lowercase: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
 
     #[test]
     fn names_come_back_in_order_and_pages_start_by_bisection() {
@@ -289,6 +313,12 @@ mod tests {
             get(&["newer"]).await,
             ["new"],
             "the old listing was not kept"
+        );
+        lists.forget("another").await;
+        assert_eq!(
+            get(&["newest"]).await,
+            ["new"],
+            "another list's forget leaves it"
         );
     }
 
