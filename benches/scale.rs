@@ -1205,6 +1205,19 @@ fn generate_sized(
     }
 }
 
+/// A generator writing into the filesystem store at `root`.
+fn fs_generator(ctx: &Ctx, root: &Path, concurrency: usize) -> gen::Generator {
+    ctx.rt.block_on(async {
+        let stores = gen::open(
+            &airlock::store::StoreUrl::File(root.to_path_buf()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        gen::Generator::new(stores, concurrency)
+    })
+}
+
 /// Marks a kept store as whole (`AIRLOCK_SCALE_KEEP`): written after its generation.
 const GENERATED_MARK: &str = ".scale-generated";
 
@@ -1225,15 +1238,7 @@ fn run_fs(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
     }
     let _ = std::fs::remove_dir_all(&template);
     eprintln!("scale: fs: generating the large items once (copied into every size)");
-    let generator = ctx.rt.block_on(async {
-        let stores = gen::open(
-            &airlock::store::StoreUrl::File(template.clone()),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        gen::Generator::new(stores, concurrency)
-    });
+    let generator = fs_generator(ctx, &template, concurrency);
     let steps = ctx.rt.block_on(gen::large_items(&generator, &gen_large()));
     for step in &steps {
         report.add(gen_rec("fs", 0, step));
@@ -1267,15 +1272,7 @@ fn run_fs_sizes(
                 .status()
                 .unwrap();
             assert!(status.success(), "copying the large items' store");
-            let generator = ctx.rt.block_on(async {
-                let stores = gen::open(
-                    &airlock::store::StoreUrl::File(root.clone()),
-                    &Default::default(),
-                )
-                .await
-                .unwrap();
-                gen::Generator::new(stores, concurrency)
-            });
+            let generator = fs_generator(ctx, &root, concurrency);
             generate_sized(ctx, report, "fs", n, &generator);
             drop(generator);
             std::fs::write(root.join(GENERATED_MARK), b"").unwrap();

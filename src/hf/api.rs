@@ -5,7 +5,7 @@ use super::access::{may_read_gated_files, repo_access, RepoAccess};
 use super::error::HfError;
 use super::file_bytes::{self, FileBytes};
 use super::model::{fnv1a, split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
-use super::tree::ListPage;
+use super::tree::{json_bytes, ListPage};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Identity, Protocol};
 use crate::download::{blob_response, ranged_response};
@@ -268,12 +268,7 @@ pub async fn commits(
             percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC),
         )
     });
-    let response = (
-        [(header::CONTENT_TYPE, "application/json")],
-        page.body.clone(),
-    )
-        .into_response();
-    Ok(with_next_link(response, next))
+    Ok(with_next_link(json_bytes(page.body.clone()), next))
 }
 
 /// Up to `COMMITS_PAGE` commits from `start` back along first parents, and the commit
@@ -360,12 +355,7 @@ pub async fn list(hf: &HfState, ctx: &Ctx, kind: RepoType) -> Result<Response, H
         q.push(format!("cursor={cursor}"));
         format!("{}/api/{}?{}", ctx.base, kind.plural(), q.join("&"))
     });
-    let response = (
-        [(header::CONTENT_TYPE, "application/json")],
-        page.body.clone(),
-    )
-        .into_response();
-    Ok(with_next_link(response, next))
+    Ok(with_next_link(json_bytes(page.body.clone()), next))
 }
 
 /// One page of the repository list as this caller sees it; `more_after` is the cursor

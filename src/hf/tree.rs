@@ -137,7 +137,7 @@ async fn listed<'a>(
     Ok((item, last))
 }
 
-fn json_bytes(body: Bytes) -> Response {
+pub(super) fn json_bytes(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
