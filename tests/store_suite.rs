@@ -405,6 +405,22 @@ pub async fn list_orders_keys_across_folders(store: DynStore) {
             }
         }
         assert_eq!(seen, sorted, "pages of {limit}");
+        // The keys alone come in the same pages.
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..20 {
+            let page = store
+                .list_keys("o/", after.as_deref(), limit)
+                .await
+                .unwrap();
+            assert!(page.keys.len() <= limit);
+            keys.extend(page.keys.iter().map(|k| k.to_string()));
+            match page.next_start_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(keys, sorted, "pages of {limit} keys");
     }
     let page = store.list("o/a/b", Some("o/a/b-c"), 100).await.unwrap();
     let keys: Vec<_> = page.objects.iter().map(|o| o.key.to_string()).collect();

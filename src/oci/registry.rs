@@ -239,10 +239,10 @@ impl Registry {
         loop {
             let page = self
                 .docs
-                .list(OCI_REPOS_PREFIX, cursor.as_deref(), NAMES_LIST_PAGE)
+                .list_keys(OCI_REPOS_PREFIX, cursor.as_deref(), NAMES_LIST_PAGE)
                 .await?;
-            for meta in page.objects {
-                if let Some(MetaKey::OciRepo { name }) = MetaKey::parse(meta.key.as_str()) {
+            for key in page.keys {
+                if let Some(MetaKey::OciRepo { name }) = MetaKey::parse(key.as_str()) {
                     names.push(&name);
                 }
             }

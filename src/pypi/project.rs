@@ -115,11 +115,11 @@ impl Index {
         limit: usize,
     ) -> Result<ProjectsPage, PypiError> {
         let prefix = pypi_projects_prefix(&self.name);
-        let page = self.docs.list(&prefix, cursor, limit).await?;
+        let page = self.docs.list_keys(&prefix, cursor, limit).await?;
         let names = page
-            .objects
+            .keys
             .iter()
-            .filter_map(|o| match MetaKey::parse(o.key.as_str()) {
+            .filter_map(|key| match MetaKey::parse(key.as_str()) {
                 Some(MetaKey::PypiProject { index, project }) if index == self.name => {
                     Some(project)
                 }

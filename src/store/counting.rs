@@ -2,8 +2,8 @@
 //! one is a round trip, so this is what the caches are judged by.
 
 use super::{
-    ByteStream, GetOptions, GetResult, ListPage, ObjectKey, ObjectMeta, ObjectStore, PutOptions,
-    PutResult, Result,
+    ByteStream, GetOptions, GetResult, KeyPage, ListPage, ObjectKey, ObjectMeta, ObjectStore,
+    PutOptions, PutResult, Result,
 };
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +77,16 @@ impl ObjectStore for CountingStore {
     ) -> Result<ListPage> {
         bump(&self.counts.list);
         self.inner.list(prefix, start_after, limit).await
+    }
+
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        bump(&self.counts.list);
+        self.inner.list_keys(prefix, start_after, limit).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {

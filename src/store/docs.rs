@@ -193,6 +193,16 @@ impl DocStore {
         self.store.list(prefix, start_after, limit).await
     }
 
+    /// One page of the keys alone under `prefix` ([`super::ObjectStore::list_keys`]).
+    pub async fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::KeyPage> {
+        self.store.list_keys(prefix, start_after, limit).await
+    }
+
     /// Reads a document from the store itself, bypassing the cache (for read-modify-write).
     pub async fn get_fresh(&self, key: &ObjectKey) -> Result<Option<Document>> {
         let got = match self.store.get(key, GetOptions::default()).await {

@@ -15,8 +15,8 @@
 use super::fs_listing::Listings;
 use super::verify::Verifier;
 use super::{
-    ByteStream, GetOptions, GetResult, ListPage, ObjectKey, ObjectMeta, ObjectStore, PutMode,
-    PutOptions, PutResult, Result, StoreError,
+    ByteStream, GetOptions, GetResult, KeyPage, ListPage, ObjectKey, ObjectMeta, ObjectStore,
+    PutMode, PutOptions, PutResult, Result, StoreError,
 };
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -512,6 +512,24 @@ impl ObjectStore for FsStore {
         let listings = self.listings.clone();
         tokio::task::spawn_blocking(move || {
             listings.page(&root, &prefix, start_after.as_deref(), limit)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        let limit = limit.max(1);
+        let listings = self.listings.clone();
+        tokio::task::spawn_blocking(move || {
+            listings.key_page(&root, &prefix, start_after.as_deref(), limit)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?

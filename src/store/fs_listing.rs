@@ -10,7 +10,7 @@
 //! only while the folder is unchanged.
 
 use super::fs::{meta_from, TMP_DIR};
-use super::{ListPage, ObjectKey, ObjectMeta, Result, StoreError};
+use super::{KeyPage, ListPage, ObjectKey, Result, StoreError};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,8 @@ impl Stamp {
 #[derive(Debug)]
 struct SortedFolder {
     path: PathBuf,
-    stamp: Stamp,
+    /// Set on the folders kept.
+    stamp: Option<Stamp>,
     entries: Vec<Entry>,
     bytes: usize,
 }
@@ -92,15 +93,21 @@ impl Listings {
     /// The folder's names in key order; `None` if there is no such folder.
     fn sorted(&self, dir: &Path, is_root: bool) -> Result<Option<Arc<SortedFolder>>> {
         let unavailable = |e: io::Error| StoreError::Unavailable(format!("{}: {e}", dir.display()));
-        let md = match std::fs::metadata(dir) {
-            Ok(md) if md.is_dir() => md,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
+        let stat = || match std::fs::metadata(dir) {
+            Ok(md) if md.is_dir() => Ok(Some(md)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
         };
-        let stamp = Stamp::of(&md);
-        if let Some(found) = self.take_kept(dir, stamp) {
-            return Ok(Some(found));
+        // Only a folder kept before needs its stamp first; most are small and never kept,
+        // and a stat of each on the way is a fifth of a walk's cost.
+        if self.is_kept(dir) {
+            let Some(md) = stat()? else {
+                return Ok(None);
+            };
+            if let Some(found) = self.take_kept(dir, Stamp::of(&md)) {
+                return Ok(Some(found));
+            }
         }
         let read_at = SystemTime::now();
         let entries = match read_sorted(dir, is_root) {
@@ -119,24 +126,42 @@ impl Listings {
             .iter()
             .map(|e| e.order.len() + std::mem::size_of::<Entry>())
             .sum();
+        if entries.len() < self.min_names || bytes > self.budget {
+            return Ok(Some(Arc::new(SortedFolder {
+                path: dir.to_path_buf(),
+                stamp: None,
+                entries,
+                bytes,
+            })));
+        }
+        // The stamp after the read describes what was read if the folder had not changed
+        // for a while before the read began (`SETTLED`): nothing changed during it either.
+        let md = stat()?;
+        let settled = md
+            .as_ref()
+            .and_then(|md| md.modified().ok())
+            .is_some_and(|m| m + SETTLED <= read_at);
         let folder = Arc::new(SortedFolder {
             path: dir.to_path_buf(),
-            stamp,
+            stamp: md.as_ref().map(Stamp::of),
             entries,
             bytes,
         });
-        let settled = md.modified().is_ok_and(|m| m + SETTLED <= read_at);
-        if settled && folder.entries.len() >= self.min_names && bytes <= self.budget {
+        if settled {
             self.keep(folder.clone());
         }
         Ok(Some(folder))
+    }
+
+    fn is_kept(&self, dir: &Path) -> bool {
+        self.kept.lock().unwrap().iter().any(|f| f.path == dir)
     }
 
     fn take_kept(&self, dir: &Path, stamp: Stamp) -> Option<Arc<SortedFolder>> {
         let mut kept = self.kept.lock().unwrap();
         let i = kept.iter().position(|f| f.path == dir)?;
         let folder = kept.remove(i);
-        if folder.stamp != stamp {
+        if folder.stamp != Some(stamp) {
             return None;
         }
         kept.push(folder.clone());
@@ -153,7 +178,7 @@ impl Listings {
         }
     }
 
-    /// One page of the keys under `prefix` after `start_after`, at most `limit`.
+    /// One page of the objects under `prefix` after `start_after`, at most `limit`.
     pub(super) fn page(
         &self,
         root: &Path,
@@ -161,6 +186,40 @@ impl Listings {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<ListPage> {
+        let (found, next_start_after) = self.walk(root, prefix, start_after, limit, true)?;
+        let objects = found
+            .into_iter()
+            .filter_map(|(key, md)| Some(meta_from(key, &md?)))
+            .collect();
+        Ok(ListPage {
+            objects,
+            next_start_after,
+        })
+    }
+
+    /// The keys of [`Listings::page`] alone: no file is stat'ed.
+    pub(super) fn key_page(
+        &self,
+        root: &Path,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let (found, next_start_after) = self.walk(root, prefix, start_after, limit, false)?;
+        Ok(KeyPage {
+            keys: found.into_iter().map(|(key, _)| key).collect(),
+            next_start_after,
+        })
+    }
+
+    fn walk(
+        &self,
+        root: &Path,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        stat: bool,
+    ) -> Result<(Vec<Found>, Option<String>)> {
         // The store root vanishing is an outage, not an empty store.
         std::fs::metadata(root).map_err(|e| {
             StoreError::Unavailable(format!("store directory {}: {e}", root.display()))
@@ -175,23 +234,24 @@ impl Listings {
             prefix,
             start_after,
             want: limit + 1,
-            objects: Vec::new(),
+            stat,
+            found: Vec::new(),
         };
         page.walk(base)?;
-        let more = page.objects.len() > limit;
-        let mut objects = page.objects;
-        objects.truncate(limit);
+        let more = page.found.len() > limit;
+        let mut found = page.found;
+        found.truncate(limit);
         let next_start_after = if more {
-            objects.last().map(|m| m.key.to_string())
+            found.last().map(|(key, _)| key.to_string())
         } else {
             None
         };
-        Ok(ListPage {
-            objects,
-            next_start_after,
-        })
+        Ok((found, next_start_after))
     }
 }
+
+/// A key a page holds, with its file's metadata if the page stats.
+type Found = (ObjectKey, Option<std::fs::Metadata>);
 
 /// Reads a folder's names and sorts them as their keys sort.
 fn read_sorted(dir: &Path, is_root: bool) -> io::Result<Vec<Entry>> {
@@ -225,7 +285,7 @@ fn read_sorted(dir: &Path, is_root: bool) -> io::Result<Vec<Entry>> {
 /// One page, gathered by walking the tree in key order: in each folder, the walk starts
 /// at the first name that can hold a key after `start_after` (found by bisection) and
 /// stops at the first past the prefix or once the page is full. Only the files returned
-/// are stat'ed.
+/// are stat'ed, and only if the page asks for their metadata.
 struct Page<'a> {
     listings: &'a Listings,
     root: &'a Path,
@@ -233,7 +293,8 @@ struct Page<'a> {
     start_after: Option<&'a str>,
     /// One more than the page holds, to tell whether another page follows.
     want: usize,
-    objects: Vec<ObjectMeta>,
+    stat: bool,
+    found: Vec<Found>,
 }
 
 impl Page<'_> {
@@ -268,17 +329,21 @@ impl Page<'_> {
             if !key.starts_with(self.prefix) || after.is_some_and(|s| key.as_str() <= s) {
                 continue;
             }
-            let Ok(md) = std::fs::metadata(self.root.join(&key)) else {
-                continue;
+            // Without a stat the folder's listing tells a file (`is_dir` false): a name
+            // appears only once its write is renamed into place, whole.
+            let md = if self.stat {
+                match std::fs::metadata(self.root.join(&key)) {
+                    Ok(md) if md.is_file() => Some(md),
+                    _ => continue,
+                }
+            } else {
+                None
             };
-            if !md.is_file() {
-                continue;
-            }
             let Ok(key) = ObjectKey::new(key) else {
                 continue;
             };
-            self.objects.push(meta_from(key, &md));
-            if self.objects.len() >= self.want {
+            self.found.push((key, md));
+            if self.found.len() >= self.want {
                 return Ok(true);
             }
         }
@@ -418,6 +483,16 @@ mod tests {
             let page = listings.page(root.path(), "o/", Some(key), 100).unwrap();
             let got: Vec<_> = page.objects.iter().map(|o| o.key.to_string()).collect();
             assert_eq!(got, keys[i + 1..], "after {key}");
+            assert!(page.objects.iter().all(|o| o.size == 1));
+            let page = listings.key_page(root.path(), "o/", Some(key), 3).unwrap();
+            let got: Vec<_> = page.keys.iter().map(|k| k.to_string()).collect();
+            let expected: Vec<_> = keys[i + 1..]
+                .iter()
+                .take(3)
+                .map(|k| k.to_string())
+                .collect();
+            assert_eq!(got, expected, "keys alone after {key}");
+            assert_eq!(page.next_start_after.is_some(), keys.len() - i - 1 > 3);
         }
         let page = listings
             .page(root.path(), "o/a", Some("o/a/b"), 100)

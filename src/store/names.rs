@@ -123,6 +123,9 @@ pub struct KeptLists {
     fresh_for: Duration,
     /// Counts each list's `forget`s: a listing started before one is not kept.
     generations: Arc<Mutex<HashMap<String, u64>>>,
+    bytes: u64,
+    /// The lists found too large to keep, each logged once.
+    too_large: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 struct Kept {
@@ -146,7 +149,36 @@ impl KeptLists {
                 .build(),
             fresh_for,
             generations: Arc::default(),
+            bytes,
+            too_large: Arc::default(),
         }
+    }
+
+    /// A list larger than the whole share is never kept: every request lists it from
+    /// the store. The operator learns it once, with what to change.
+    fn warn_if_too_large(&self, id: &str, list: &NameList) {
+        let weight = (id.len() + list.weight()) as u64;
+        if weight <= self.bytes
+            || !self
+                .too_large
+                .lock()
+                .expect("not poisoned")
+                .insert(id.to_string())
+        {
+            return;
+        }
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        let share = super::CacheShare::Listings.sixty_fourths();
+        tracing::warn!(
+            "the listing `{id}` ({} names, {} MiB) is larger than the memory kept for \
+             listings ({} MiB, {share}/64 of `[cache] metadata_bytes`): it is listed from the \
+             store for every request that needs it; raise `metadata_bytes` to at least \
+             {} MiB to keep it",
+            list.len(),
+            mib(weight),
+            mib(self.bytes),
+            mib(weight * 64 / share + (1 << 20)),
+        );
     }
 
     fn generation(&self, id: &str) -> u64 {
@@ -172,6 +204,7 @@ impl KeptLists {
                     // A failed listing leaves the kept one to expire: the next request
                     // past that lists again, and gets the error.
                     if let Ok(list) = listing.await {
+                        lists.warn_if_too_large(&id, &list);
                         if lists.generation(&id) == generation {
                             lists.cache.insert(id.clone(), Kept::new(list)).await;
                             lists.unless_forgotten_since(generation, &id).await;
@@ -185,7 +218,11 @@ impl KeptLists {
         let generation = self.generation(id);
         let kept = self
             .cache
-            .try_get_with_by_ref(id, async { Ok(Kept::new(listing.await?)) })
+            .try_get_with_by_ref(id, async {
+                let list = listing.await?;
+                self.warn_if_too_large(id, &list);
+                Ok(Kept::new(list))
+            })
             .await?;
         self.unless_forgotten_since(generation, id).await;
         Ok(kept.list.clone())
@@ -260,6 +297,34 @@ mod tests {
     async fn listing(names: &[&str], calls: &AtomicU64) -> Result<NameList, String> {
         calls.fetch_add(1, Ordering::SeqCst);
         Ok(names.iter().collect())
+    }
+
+    /// A list larger than the whole memory is listed for each request, and the operator
+    /// is told once.
+    #[tokio::test]
+    async fn a_list_larger_than_its_memory_is_listed_each_time_and_reported_once() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let lists = KeptLists::new(256, Duration::from_secs(60), Duration::from_secs(60));
+        static BIG: [&str; 20] = ["a-rather-long-project-name"; 20];
+        for _ in 0..3 {
+            let calls = calls.clone();
+            let list = lists
+                .get("big", move || async move { listing(&BIG, &calls).await })
+                .await
+                .unwrap();
+            assert_eq!(list.len(), 20);
+            lists.cache.run_pending_tasks().await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(lists.too_large.lock().unwrap().len(), 1);
+        let small = lists
+            .get("small", || async {
+                listing(&["x"], &AtomicU64::new(0)).await
+            })
+            .await
+            .unwrap();
+        assert_eq!(small.len(), 1);
+        assert_eq!(lists.too_large.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
