@@ -206,9 +206,13 @@ async fn readable_xorbs(
         },
     };
     let prefix = xet_dedup_prefix(&chunk.to_api_hex());
-    let page = hf.xet.store().list(&prefix, None, MAX_CANDIDATES).await?;
-    for object in page.objects {
-        let Some(MetaKey::XetDedupChunk { xorb, .. }) = MetaKey::parse(object.key.as_str()) else {
+    let page = hf
+        .xet
+        .store()
+        .list_keys(&prefix, None, MAX_CANDIDATES)
+        .await?;
+    for key in page.keys {
+        let Some(MetaKey::XetDedupChunk { xorb, .. }) = MetaKey::parse(key.as_str()) else {
             continue;
         };
         let Ok(xorb) = xorb.parse::<MerkleHash>() else {
@@ -226,7 +230,7 @@ async fn readable_xorbs(
         }
         let mut chunks = index.chunks.len();
         let mut found = vec![index];
-        let marker = hf.xet.docs().get(&object.key, Mutability::Mutable).await?;
+        let marker = hf.xet.docs().get(&key, Mutability::Mutable).await?;
         let siblings: Vec<String> = marker
             .and_then(|doc| serde_json::from_slice(&doc.bytes).ok())
             .unwrap_or_default();
@@ -262,12 +266,12 @@ async fn may_read_xorb(
     let page = hf
         .xet
         .store()
-        .list(&prefix, None, MAX_REPOS_PER_XORB)
+        .list_keys(&prefix, None, MAX_REPOS_PER_XORB)
         .await?;
     let repos: Vec<RepoRef> = page
-        .objects
+        .keys
         .iter()
-        .filter_map(|o| match MetaKey::parse(o.key.as_str())? {
+        .filter_map(|key| match MetaKey::parse(key.as_str())? {
             MetaKey::XetXorbRepo { kind, id, .. } => {
                 RepoRef::new(RepoType::from_plural(&kind)?, &id)
             }

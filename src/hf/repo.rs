@@ -498,12 +498,12 @@ impl Repos {
             let page = self
                 .blobs
                 .store()
-                .list(&prefix, after.as_deref(), 1000)
+                .list_keys(&prefix, after.as_deref(), 1000)
                 .await?;
             let mine: Vec<MetaKey> = page
-                .objects
+                .keys
                 .iter()
-                .filter_map(|o| MetaKey::parse(o.key.as_str()))
+                .filter_map(|key| MetaKey::parse(key.as_str()))
                 .filter(|k| match k {
                     MetaKey::HfRepo { kind: k, id }
                     | MetaKey::HfRefs { kind: k, id }

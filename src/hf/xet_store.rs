@@ -189,9 +189,12 @@ impl XetStore {
         let prefix = crate::store::layout::xet_xorb_repos_prefix(&hash.to_api_hex());
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(&prefix, after.as_deref(), 1000).await?;
-            for object in page.objects {
-                self.docs.delete(&object.key).await?;
+            let page = self
+                .store
+                .list_keys(&prefix, after.as_deref(), 1000)
+                .await?;
+            for key in page.keys {
+                self.docs.delete(&key).await?;
             }
             match page.next_start_after {
                 Some(next) => after = Some(next),

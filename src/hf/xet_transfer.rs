@@ -89,8 +89,8 @@ impl XetTransfer {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(prefix, after.as_deref(), 1000).await?;
-            all.extend(page.objects.into_iter().map(|m| m.key.as_str().to_string()));
+            let page = self.store.list_keys(prefix, after.as_deref(), 1000).await?;
+            all.extend(page.keys.into_iter().map(|key| key.as_str().to_string()));
             match page.next_start_after {
                 Some(next) => after = Some(next),
                 None => return Ok(all),

@@ -104,16 +104,18 @@ pub async fn read_all(store: &DynStore) -> Result<(HashMap<[u8; 32], u64>, Vec<O
     let mut keys = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = store.list(GC_ACCESS_PREFIX, after.as_deref(), 1000).await?;
-        for meta in page.objects {
-            let got = match store.get(&meta.key, Default::default()).await {
+        let page = store
+            .list_keys(GC_ACCESS_PREFIX, after.as_deref(), 1000)
+            .await?;
+        for key in page.keys {
+            let got = match store.get(&key, Default::default()).await {
                 Ok(got) => got,
                 Err(StoreError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
             let bytes = collect_limited(got.body, MAX_DOCUMENT)
                 .await
-                .map_err(|e| StoreError::Unavailable(format!("reading {}: {e}", meta.key)))?;
+                .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
             let doc: HashMap<String, u64> = serde_json::from_slice(&bytes).unwrap_or_default();
             for (hex_digest, at) in doc {
                 let mut raw = [0u8; 32];
@@ -122,7 +124,7 @@ pub async fn read_all(store: &DynStore) -> Result<(HashMap<[u8; 32], u64>, Vec<O
                     *entry = (*entry).max(at);
                 }
             }
-            keys.push(meta.key);
+            keys.push(key);
         }
         match page.next_start_after {
             Some(next) => after = Some(next),

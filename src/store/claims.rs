@@ -329,11 +329,10 @@ pub async fn remove_stale_claims(store: &DynStore, before: SystemTime) -> Result
     let mut removed = 0;
     let limit = format!("{GC_CLAIMS_PREFIX}{:013}", unix_ms(before));
     loop {
-        let page = store.list(GC_CLAIMS_PREFIX, None, 1000).await?;
+        let page = store.list_keys(GC_CLAIMS_PREFIX, None, 1000).await?;
         let old: Vec<ObjectKey> = page
-            .objects
+            .keys
             .into_iter()
-            .map(|m| m.key)
             .take_while(|k| k.as_str() < limit.as_str())
             .collect();
         let done = old.len() < 1000 || page.next_start_after.is_none();
