@@ -328,13 +328,18 @@ fn cell(r: &Rec) -> String {
             if r.get("rps").is_nan() {
                 String::new()
             } else {
+                let direct = r.get("ratio_s3_direct");
                 format!(
-                    "{:.0} r/s {:.2}/{:.2} | {:.2}x ({})",
+                    "{:.0} r/s {:.2}/{:.2} | {:.2}x ({}){}",
                     r.get("rps"),
                     r.get("p50_ms"),
                     r.get("p99_ms"),
                     r.get("ratio"),
-                    human_bytes(r.get("bytes"))
+                    human_bytes(r.get("bytes")),
+                    match direct.is_nan() {
+                        true => String::new(),
+                        false => format!(", {direct:.2}x S3 read directly"),
+                    }
                 )
             }
         }
@@ -363,6 +368,12 @@ fn cell(r: &Rec) -> String {
 struct StoreArgs {
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// A store kept from an earlier run (`AIRLOCK_SCALE_KEEP`): its import finds the
+    /// wheels already there.
+    kept: bool,
+    /// On S3: the same bucket opened to sign download URLs, so a file download is also
+    /// measured against the S3 server read directly (what Airlock's own read costs).
+    direct: Option<airlock::store::DynStore>,
 }
 
 /// `airlock serve`: the guard, its base URL and the time from spawn to listening.
@@ -675,34 +686,61 @@ fn gen_large() -> gen::Large {
     gen::Large::from_env()
 }
 
-fn measure_hot(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str, pid: u32) {
+fn measure_hot(
+    ctx: &Ctx,
+    report: &mut Report,
+    store: &str,
+    n: usize,
+    base: &str,
+    pid: u32,
+    direct: Option<&airlock::store::DynStore>,
+) {
     let targets = hot_targets(base, n, ctx);
     for t in targets {
         eprintln!("scale: {store} N={n}: load {}", t.label);
-        let result: Result<(Load, Option<Load>, usize), String> = ctx.rt.block_on(async {
-            let first = load::ok(&ctx.client, &t.req).await?;
-            // HEAD has no body: nginx answers a HEAD of a file of the announced length.
-            let size = if t.req.method == reqwest::Method::HEAD {
-                first.content_length.unwrap_or(0) as usize
-            } else {
-                first.body.len()
-            };
-            let ours = load::load(&ctx.client, &t.req, ctx.duration).await?;
-            let body = vec![b'x'; size];
-            let reference = match ctx.nginx_file(t.key, &body) {
-                Some(url) => {
-                    let req = if t.req.method == reqwest::Method::HEAD {
-                        Req::head(url)
-                    } else {
-                        // paths-info is a POST; nginx serves the same bytes to a GET.
-                        Req::get(url)
-                    };
-                    Some(load::load(&ctx.client, &req, ctx.duration).await?)
-                }
-                None => None,
-            };
-            Ok((ours, reference, size))
-        });
+        let result: Result<(Load, Option<Load>, Option<Load>, usize), String> =
+            ctx.rt.block_on(async {
+                let first = load::ok(&ctx.client, &t.req).await?;
+                // HEAD has no body: nginx answers a HEAD of a file of the announced length.
+                let size = if t.req.method == reqwest::Method::HEAD {
+                    first.content_length.unwrap_or(0) as usize
+                } else {
+                    first.body.len()
+                };
+                let ours = load::load(&ctx.client, &t.req, ctx.duration).await?;
+                let body = vec![b'x'; size];
+                let reference = match ctx.nginx_file(t.key, &body) {
+                    Some(url) => {
+                        let req = if t.req.method == reqwest::Method::HEAD {
+                            Req::head(url)
+                        } else {
+                            // paths-info is a POST; nginx serves the same bytes to a GET.
+                            Req::get(url)
+                        };
+                        Some(load::load(&ctx.client, &req, ctx.duration).await?)
+                    }
+                    None => None,
+                };
+                // A file download on S3: the same object fetched from the S3 server itself,
+                // by a signed URL, as its reference too.
+                let from_s3 = match direct.filter(|_| t.key.starts_with("pypi-file")) {
+                    Some(store) => {
+                        let digest = airlock::digest::Digest::of_bytes(
+                            airlock::digest::Algorithm::Sha256,
+                            &first.body,
+                        );
+                        let key = airlock::store::layout::blob_key(&digest);
+                        let url = store
+                            .presigned_get(&key)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .ok_or("no signed URL")?;
+                        Some(load::load(&ctx.client, &Req::get(url), ctx.duration).await?)
+                    }
+                    None => None,
+                };
+                Ok((ours, reference, from_s3, size))
+            });
         let mut rec = Rec {
             store: store.into(),
             size: n,
@@ -713,7 +751,7 @@ fn measure_hot(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str
             note: None,
         };
         match result {
-            Ok((ours, reference, size)) => {
+            Ok((ours, reference, from_s3, size)) => {
                 rec.metrics = vec![
                     ("rps", ours.rps),
                     ("p50_ms", ours.p50_ms),
@@ -728,6 +766,13 @@ fn measure_hot(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: &str
                         ("nginx_p50_ms", r.p50_ms),
                         ("nginx_p99_ms", r.p99_ms),
                         ("ratio", ours.rps / r.rps),
+                    ]);
+                }
+                if let Some(r) = from_s3 {
+                    rec.metrics.extend([
+                        ("s3_direct_rps", r.rps),
+                        ("s3_direct_p99_ms", r.p99_ms),
+                        ("ratio_s3_direct", ours.rps / r.rps),
                     ]);
                 }
             }
@@ -996,7 +1041,7 @@ fn measure_store(ctx: &Ctx, report: &mut Report, store: &str, n: usize, args: &S
         "kib",
         status_kib(pid, "VmHWM"),
     ));
-    measure_hot(ctx, report, store, n, &base, pid);
+    measure_hot(ctx, report, store, n, &base, pid, args.direct.as_ref());
     report.add(process(
         "RSS after the hot loads",
         "kib",
@@ -1036,7 +1081,11 @@ fn measure_store(ctx: &Ctx, report: &mut Report, store: &str, n: usize, args: &S
         store: store.into(),
         size: n,
         section: "cli",
-        name: format!("pypi import, {} new wheels", ctx.imports),
+        name: if args.kept {
+            format!("pypi import, {} wheels already there", ctx.imports)
+        } else {
+            format!("pypi import, {} new wheels", ctx.imports)
+        },
         metrics: Vec::new(),
         error: None,
         note: None,
@@ -1260,11 +1309,13 @@ fn run_fs_sizes(
     let template = stores_dir.join("fs-large");
     for &n in sizes {
         let root = stores_dir.join(format!("fs-{n}"));
+        let mut measured_before = false;
         if keep && root.join(GENERATED_MARK).exists() {
             eprintln!(
                 "scale: fs N={n}: measuring the store kept in {}",
                 root.display()
             );
+            measured_before = true;
         } else {
             let _ = std::fs::remove_dir_all(&root);
             let status = Command::new("cp")
@@ -1280,6 +1331,8 @@ fn run_fs_sizes(
         let args = StoreArgs {
             args: vec!["--store".into(), root.to_str().unwrap().into()],
             envs: Vec::new(),
+            kept: measured_before,
+            direct: None,
         };
         measure_store(ctx, report, "fs", n, &args);
         report.add(Rec {
@@ -1344,6 +1397,16 @@ fn run_s3(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
                 ("AWS_SECRET_ACCESS_KEY".into(), garage.secret.clone()),
                 ("AWS_REGION".into(), garage.region.clone()),
             ],
+            kept: false,
+            direct: Some(ctx.rt.block_on(async {
+                let settings = airlock::store::S3Settings {
+                    redirect_downloads: true,
+                    ..garage.settings()
+                };
+                let url: airlock::store::StoreUrl =
+                    format!("s3://{}/{prefix}", garage.bucket).parse().unwrap();
+                airlock::store::open(&url, &settings).await.unwrap()
+            })),
         };
         measure_store(ctx, report, "s3", n, &args);
         println!(
