@@ -125,6 +125,7 @@ struct FileCache {
     metadata_bytes: Option<u64>,
     mutable_ttl: Option<String>,
     blob_entries: Option<u64>,
+    small_blob_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -351,6 +352,10 @@ impl Config {
                 None => defaults.mutable_ttl,
             },
             blob_entries: file.cache.blob_entries.unwrap_or(defaults.blob_entries),
+            small_blob_bytes: file
+                .cache
+                .small_blob_bytes
+                .unwrap_or(defaults.small_blob_bytes),
         };
 
         let tokens = file.tokens;

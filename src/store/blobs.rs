@@ -8,9 +8,16 @@ use super::{
     StoreError,
 };
 use crate::digest::{Algorithm, Digest, Hasher};
+use bytes::Bytes;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+
+/// Blobs up to this size are kept in memory once read whole, within
+/// `[cache] small_blob_bytes`: a PEP 658 `.metadata` file, an image config or a
+/// `config.json` is a few KiB and clients fetch them on every resolve or pull, where
+/// each read was a file open or, on S3, a round trip. Larger blobs always stream.
+pub const SMALL_BLOB_MAX: u64 = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobMeta {
@@ -29,6 +36,11 @@ pub struct BlobStore {
     known: Arc<moka::future::Cache<Digest, u64>>,
     /// Reads, noted for pull-through eviction (`access.rs`).
     reads: super::access::AccessLog,
+    /// Small blobs' bytes as read (and checked against their digest) from the store.
+    /// Content named by its digest never changes, so nothing here goes stale; a blob
+    /// deleted from the store is dropped here by this process, and another replica's
+    /// collection removes only blobs no reference names, which no request then reaches.
+    small: Option<Arc<moka::future::Cache<Digest, (ObjectMeta, Bytes)>>>,
 }
 
 impl BlobStore {
@@ -42,7 +54,26 @@ impl BlobStore {
                     .build(),
             ),
             reads: super::access::AccessLog::default(),
+            small: None,
         }
+    }
+
+    /// Keeps blobs up to [`SMALL_BLOB_MAX`] in `bytes` of memory once read (0: none).
+    pub fn with_small_blobs(mut self, bytes: u64) -> Self {
+        self.small = (bytes > 0).then(|| {
+            Arc::new(
+                moka::future::Cache::builder()
+                    .max_capacity(bytes)
+                    .weigher(|d: &Digest, (meta, bytes): &(ObjectMeta, Bytes)| {
+                        let weight = bytes.len() + meta.key.as_str().len() + meta.etag.len();
+                        (weight + d.hex().len() + 128)
+                            .try_into()
+                            .unwrap_or(u32::MAX)
+                    })
+                    .build(),
+            )
+        });
+        self
     }
 
     pub fn store(&self) -> &DynStore {
@@ -105,11 +136,27 @@ impl BlobStore {
 
     pub async fn get(&self, digest: &Digest, options: GetOptions) -> Result<GetResult> {
         self.reads.note(digest);
-        let result = self.store.get(&blob_key(digest), options).await;
-        if let Err(StoreError::NotFound(_)) = &result {
-            self.known.invalidate(digest).await;
+        if let Some(small) = &self.small {
+            if let Some((meta, bytes)) = small.get(digest).await {
+                return from_memory(meta, &bytes, options);
+            }
         }
-        result
+        let result = self.store.get(&blob_key(digest), options).await;
+        match result {
+            Err(StoreError::NotFound(_)) => {
+                self.known.invalidate(digest).await;
+                result
+            }
+            Ok(got) => match &self.small {
+                Some(small)
+                    if got.meta.size <= SMALL_BLOB_MAX && got.range == (0..got.meta.size) =>
+                {
+                    keep_small(small, digest, got).await
+                }
+                _ => Ok(got),
+            },
+            Err(_) => result,
+        }
     }
 
     /// Stores a body that must hash to `digest`. When the blob is already present the
@@ -205,12 +252,61 @@ impl BlobStore {
 
     pub async fn delete(&self, digest: &Digest) -> Result<()> {
         self.known.invalidate(digest).await;
+        if let Some(small) = &self.small {
+            small.invalidate(digest).await;
+        }
         self.store.delete(&blob_key(digest)).await
     }
 
     async fn remember(&self, digest: &Digest, meta: &ObjectMeta) {
         self.known.insert(digest.clone(), meta.size).await;
     }
+}
+
+/// Reads a small blob's whole body and keeps it if it hashes to its digest (a damaged
+/// file is served as the store has it, as a large one would be, but not kept).
+async fn keep_small(
+    small: &moka::future::Cache<Digest, (ObjectMeta, Bytes)>,
+    digest: &Digest,
+    got: GetResult,
+) -> Result<GetResult> {
+    use futures::TryStreamExt;
+    let GetResult {
+        meta, range, body, ..
+    } = got;
+    let chunks: Vec<Bytes> = body.try_collect().await.map_err(StoreError::Body)?;
+    let bytes = match chunks.len() {
+        1 => chunks.into_iter().next().expect("one chunk"),
+        _ => Bytes::from(chunks.concat()),
+    };
+    let mut hasher = Hasher::new(digest.algorithm());
+    hasher.update(&bytes);
+    if bytes.len() as u64 == meta.size && hasher.finish() == *digest {
+        small
+            .insert(digest.clone(), (meta.clone(), bytes.clone()))
+            .await;
+    }
+    Ok(GetResult {
+        meta,
+        range,
+        body: super::bytes_stream(bytes),
+        file: None,
+    })
+}
+
+/// A kept small blob, or the part of it `options` asks for.
+fn from_memory(meta: ObjectMeta, bytes: &Bytes, options: GetOptions) -> Result<GetResult> {
+    let range = match options.range {
+        Some(r) => r.resolve(meta.size)?,
+        None => 0..meta.size,
+    };
+    let part = bytes.slice(range.start as usize..range.end as usize);
+    Ok(GetResult {
+        meta,
+        range,
+        body: super::bytes_stream(part),
+        file: None,
+    })
 }
 
 /// Reads a body to its end and checks it against `digest` and `size`, keeping nothing.
@@ -238,4 +334,116 @@ pub async fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<(Di
         size += n as u64;
     }
     Ok((hasher.finish(), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{bytes_stream, ByteRange, CountingStore, FsStore, OpCounts, PutOptions};
+    use futures::TryStreamExt;
+    use std::sync::atomic::Ordering;
+
+    async fn blobs() -> (tempfile::TempDir, BlobStore, Arc<OpCounts>) {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: DynStore = Arc::new(FsStore::open(dir.path()).await.unwrap());
+        let counts = Arc::new(OpCounts::default());
+        let store: DynStore = Arc::new(CountingStore::new(fs, counts.clone()));
+        let blobs = BlobStore::new(store, 16).with_small_blobs(1 << 20);
+        (dir, blobs, counts)
+    }
+
+    async fn read(blobs: &BlobStore, digest: &Digest, range: Option<ByteRange>) -> Vec<u8> {
+        let got = blobs.get(digest, GetOptions { range }).await.unwrap();
+        let chunks: Vec<Bytes> = got.body.try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    async fn stored(blobs: &BlobStore, data: &[u8]) -> Digest {
+        let digest = Digest::of_bytes(Algorithm::Sha256, data);
+        blobs
+            .put(
+                &digest,
+                bytes_stream(data.to_vec()),
+                Some(data.len() as u64),
+            )
+            .await
+            .unwrap();
+        digest
+    }
+
+    #[tokio::test]
+    async fn a_small_blob_is_read_from_the_store_once_and_a_large_one_every_time() {
+        let (_dir, blobs, counts) = blobs().await;
+        let small = stored(&blobs, b"a small metadata file").await;
+        let large_data = vec![7u8; SMALL_BLOB_MAX as usize + 1];
+        let large = stored(&blobs, &large_data).await;
+        let gets = || counts.get.load(Ordering::SeqCst);
+
+        let before = gets();
+        for _ in 0..3 {
+            assert_eq!(read(&blobs, &small, None).await, b"a small metadata file");
+        }
+        let part = ByteRange::Bounded { start: 2, end: 6 };
+        assert_eq!(read(&blobs, &small, Some(part)).await, b"small");
+        assert_eq!(
+            gets() - before,
+            1,
+            "one read of the small blob reached the store"
+        );
+        let beyond = ByteRange::Bounded {
+            start: 100,
+            end: 200,
+        };
+        assert!(matches!(
+            blobs
+                .get(
+                    &small,
+                    GetOptions {
+                        range: Some(beyond)
+                    }
+                )
+                .await,
+            Err(StoreError::RangeNotSatisfiable { size: 21 })
+        ));
+
+        let before = gets();
+        for _ in 0..2 {
+            assert_eq!(read(&blobs, &large, None).await, large_data);
+        }
+        assert_eq!(
+            gets() - before,
+            2,
+            "a large blob streams from the store each time"
+        );
+
+        blobs.delete(&small).await.unwrap();
+        assert!(matches!(
+            blobs.get(&small, GetOptions::default()).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    /// A damaged file is served as the store has it, like any read, but never kept.
+    #[tokio::test]
+    async fn a_small_blob_that_does_not_match_its_digest_is_not_kept() {
+        let (_dir, blobs, counts) = blobs().await;
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"what was written");
+        blobs
+            .store()
+            .put(
+                &blob_key(&digest),
+                bytes_stream(&b"what the disk holds now"[..]),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        let before = counts.get.load(Ordering::SeqCst);
+        for _ in 0..2 {
+            assert_eq!(
+                read(&blobs, &digest, None).await,
+                b"what the disk holds now"
+            );
+        }
+        assert_eq!(counts.get.load(Ordering::SeqCst) - before, 2);
+    }
 }

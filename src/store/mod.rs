@@ -364,6 +364,8 @@ pub struct CacheSettings {
     pub mutable_ttl: Duration,
     /// How many "this blob exists, with this size" facts are remembered.
     pub blob_entries: u64,
+    /// Memory for the bytes of small blobs (`blobs::SMALL_BLOB_MAX`) once read; 0: none.
+    pub small_blob_bytes: u64,
 }
 
 impl Default for CacheSettings {
@@ -372,6 +374,7 @@ impl Default for CacheSettings {
             metadata_bytes: 160 * 1024 * 1024,
             mutable_ttl: Duration::from_secs(5),
             blob_entries: 100_000,
+            small_blob_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -392,7 +395,8 @@ impl Stores {
         let ops = Arc::new(OpCounts::default());
         let store: DynStore = Arc::new(CountingStore::new(store, ops.clone()));
         Stores {
-            blobs: BlobStore::new(store.clone(), cache.blob_entries),
+            blobs: BlobStore::new(store.clone(), cache.blob_entries)
+                .with_small_blobs(cache.small_blob_bytes),
             docs: DocStore::new(store.clone(), cache.metadata_bytes, cache.mutable_ttl),
             store,
             ops,
