@@ -279,9 +279,12 @@ async fn keep_small(
         1 => chunks.into_iter().next().expect("one chunk"),
         _ => Bytes::from(chunks.concat()),
     };
-    let mut hasher = Hasher::new(digest.algorithm());
-    hasher.update(&bytes);
-    if bytes.len() as u64 == meta.size && hasher.finish() == *digest {
+    let mut verifier = Verifier::new(Some(digest), Some(meta.size));
+    if verifier
+        .update(&bytes)
+        .and_then(|_| verifier.finish())
+        .is_ok()
+    {
         small
             .insert(digest.clone(), (meta.clone(), bytes.clone()))
             .await;

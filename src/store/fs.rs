@@ -82,6 +82,31 @@ impl FsStore {
         })
     }
 
+    /// One listing page (`Listings::page` or `key_page`), walked on the blocking pool.
+    async fn on_listings<T: Send + 'static>(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        page: fn(&Listings, &Path, &str, Option<&str>, usize) -> Result<T>,
+    ) -> Result<T> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        let listings = self.listings.clone();
+        tokio::task::spawn_blocking(move || {
+            page(
+                &listings,
+                &root,
+                &prefix,
+                start_after.as_deref(),
+                limit.max(1),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
     fn path_of(&self, key: &ObjectKey) -> PathBuf {
         // ObjectKey forbids `..`, absolute paths and a leading `.`, so this stays under root.
         self.root.join(key.as_str())
@@ -505,16 +530,8 @@ impl ObjectStore for FsStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<ListPage> {
-        let root = self.root.clone();
-        let prefix = prefix.to_string();
-        let start_after = start_after.map(str::to_string);
-        let limit = limit.max(1);
-        let listings = self.listings.clone();
-        tokio::task::spawn_blocking(move || {
-            listings.page(&root, &prefix, start_after.as_deref(), limit)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        self.on_listings(prefix, start_after, limit, Listings::page)
+            .await
     }
 
     async fn list_keys(
@@ -523,16 +540,8 @@ impl ObjectStore for FsStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<KeyPage> {
-        let root = self.root.clone();
-        let prefix = prefix.to_string();
-        let start_after = start_after.map(str::to_string);
-        let limit = limit.max(1);
-        let listings = self.listings.clone();
-        tokio::task::spawn_blocking(move || {
-            listings.key_page(&root, &prefix, start_after.as_deref(), limit)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        self.on_listings(prefix, start_after, limit, Listings::key_page)
+            .await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {

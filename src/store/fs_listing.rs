@@ -126,17 +126,11 @@ impl Listings {
             .iter()
             .map(|e| e.order.len() + std::mem::size_of::<Entry>())
             .sum();
-        if entries.len() < self.min_names || bytes > self.budget {
-            return Ok(Some(Arc::new(SortedFolder {
-                path: dir.to_path_buf(),
-                stamp: None,
-                entries,
-                bytes,
-            })));
-        }
-        // The stamp after the read describes what was read if the folder had not changed
-        // for a while before the read began (`SETTLED`): nothing changed during it either.
-        let md = stat()?;
+        // Only a folder worth keeping is stamped, after the read: the stamp describes what
+        // was read if the folder had not changed for a while before the read began
+        // (`SETTLED`), since nothing changed during it either.
+        let worth_keeping = entries.len() >= self.min_names && bytes <= self.budget;
+        let md = if worth_keeping { stat()? } else { None };
         let settled = md
             .as_ref()
             .and_then(|md| md.modified().ok())
