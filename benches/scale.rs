@@ -16,7 +16,8 @@
 //! the commands). Knobs:
 //! - `AIRLOCK_SCALE_SIZES=1000,10000` (default) — the sizes N.
 //! - `AIRLOCK_SCALE_STORES=fs` (default), `fs,s3` or `s3` — `s3` runs the same on Garage
-//!   (`garage` on PATH), where the large items are generated again for every size.
+//!   (`garage` on PATH), in one store grown from each size to the next (the large items
+//!   made once; from the second size on, the import finds its wheels already there).
 //! - `AIRLOCK_SCALE_DURATION=2` — seconds per load; `AIRLOCK_SCALE_CONCURRENCY=8` —
 //!   generator items in flight; `AIRLOCK_SCALE_IMPORT=1000` — wheels imported.
 //! - `AIRLOCK_SCALE_LARGE=pypi_files=5000,tags=5000,platforms=50,hf_files=100000,commits=1000`.
@@ -368,8 +369,8 @@ fn cell(r: &Rec) -> String {
 struct StoreArgs {
     args: Vec<String>,
     envs: Vec<(String, String)>,
-    /// A store kept from an earlier run (`AIRLOCK_SCALE_KEEP`): its import finds the
-    /// wheels already there.
+    /// A store kept from an earlier run (`AIRLOCK_SCALE_KEEP`) or grown from the last
+    /// size: its import finds the wheels already there.
     kept: bool,
     /// On S3: the same bucket opened to sign download URLs, so a file download is also
     /// measured against the S3 server read directly (what Airlock's own read costs).
@@ -1205,15 +1206,19 @@ print(json.dumps(out))
 }
 
 /// Generates the sized items into an opened store and checks the listings.
+/// Generates the items from size `from` up to `n`; the store also holds `imported`
+/// projects of an earlier size's import.
 fn generate_sized(
     ctx: &Ctx,
     report: &mut Report,
     store: &str,
-    n: usize,
+    (from, n): (usize, usize),
+    imported: usize,
     generator: &gen::Generator,
 ) {
     let started = Instant::now();
-    let steps = ctx.rt.block_on(gen::sized_items(generator, n));
+    let steps = ctx.rt.block_on(gen::sized_items(generator, from, n));
+    let made = (n - from) + (n / 10 - from / 10) + (n / 100 - from / 100);
     let total = started.elapsed().as_secs_f64();
     for step in &steps {
         report.add(gen_rec(store, n, step));
@@ -1224,9 +1229,9 @@ fn generate_sized(
         section: "generation",
         name: "all sized items (items)".into(),
         metrics: vec![
-            ("items", (n + n / 10 + n / 100) as f64),
+            ("items", made as f64),
             ("seconds", total),
-            ("per_s", (n + n / 10 + n / 100) as f64 / total),
+            ("per_s", made as f64 / total),
             ("first_tenth_per_s", f64::NAN),
             ("last_tenth_per_s", f64::NAN),
             ("retries", 0.0),
@@ -1237,8 +1242,8 @@ fn generate_sized(
     let listed = ctx.rt.block_on(generator.listed());
     let stored = ctx.rt.block_on(generator.stored_projects()).unwrap_or(0);
     for (name, found, expected) in [
-        ("pypi project documents stored", stored, n + 1),
-        ("pypi project list entries", listed.0, n + 1),
+        ("pypi project documents stored", stored, n + 1 + imported),
+        ("pypi project list entries", listed.0, n + 1 + imported),
         ("oci catalog entries", listed.1, n / 10 + 2),
         ("hf models list entries", listed.2, n / 100 + 2),
     ] {
@@ -1324,7 +1329,7 @@ fn run_fs_sizes(
                 .unwrap();
             assert!(status.success(), "copying the large items' store");
             let generator = fs_generator(ctx, &root, concurrency);
-            generate_sized(ctx, report, "fs", n, &generator);
+            generate_sized(ctx, report, "fs", (0, n), 0, &generator);
             drop(generator);
             std::fs::write(root.join(GENERATED_MARK), b"").unwrap();
         }
@@ -1366,23 +1371,32 @@ fn run_s3(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
             return;
         }
     };
-    for &n in sizes {
-        let prefix = format!("scale-{n}-{}", hex::encode(rand::random::<[u8; 4]>()));
-        let url = airlock::store::StoreUrl::S3 {
-            bucket: garage.bucket.clone(),
-            prefix: prefix.clone(),
-        };
-        let generator = ctx.rt.block_on(async {
-            let stores = gen::open(&url, &garage.settings()).await.unwrap();
-            gen::Generator::new(stores, concurrency)
-        });
-        eprintln!("scale: s3 N={n}: generating the large items");
-        let steps = ctx.rt.block_on(gen::large_items(&generator, &gen_large()));
-        for step in &steps {
-            report.add(gen_rec("s3", n, step));
-        }
-        generate_sized(ctx, report, "s3", n, &generator);
-        drop(generator);
+    // One store grown from each size to the next: the large items are made once, and
+    // each size adds only its new items (generation on Garage runs at a tenth of the
+    // filesystem's rate here, so N=10,000 would otherwise cost the smaller sizes again).
+    let prefix = format!("scale-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let url = airlock::store::StoreUrl::S3 {
+        bucket: garage.bucket.clone(),
+        prefix: prefix.clone(),
+    };
+    let generator = ctx.rt.block_on(async {
+        let stores = gen::open(&url, &garage.settings()).await.unwrap();
+        gen::Generator::new(stores, concurrency)
+    });
+    eprintln!("scale: s3: generating the large items once");
+    let steps = ctx.rt.block_on(gen::large_items(&generator, &gen_large()));
+    for step in &steps {
+        report.add(gen_rec("s3", 0, step));
+    }
+    let mut sorted = sizes.to_vec();
+    sorted.sort_unstable();
+    let mut generated = 0;
+    for &n in &sorted {
+        // From the second size on, the store holds the wheels the last size imported.
+        let imported = if generated > 0 { ctx.imports } else { 0 };
+        generate_sized(ctx, report, "s3", (generated, n), imported, &generator);
+        let grown = generated > 0;
+        generated = n;
         let args = StoreArgs {
             args: vec![
                 "--store".into(),
@@ -1397,7 +1411,7 @@ fn run_s3(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
                 ("AWS_SECRET_ACCESS_KEY".into(), garage.secret.clone()),
                 ("AWS_REGION".into(), garage.region.clone()),
             ],
-            kept: false,
+            kept: grown,
             direct: Some(ctx.rt.block_on(async {
                 let settings = airlock::store::S3Settings {
                     redirect_downloads: true,
@@ -1411,9 +1425,13 @@ fn run_s3(ctx: &Ctx, report: &mut Report, sizes: &[usize], concurrency: usize) {
         measure_store(ctx, report, "s3", n, &args);
         println!(
             "{}",
-            report.tables("s3", &sizes[..=sizes.iter().position(|s| *s == n).unwrap()])
+            report.tables(
+                "s3",
+                &sorted[..=sorted.iter().position(|s| *s == n).unwrap()]
+            )
         );
     }
+    drop(generator);
     drop(garage);
 }
 

@@ -347,10 +347,10 @@ impl Generator {
         Ok(())
     }
 
-    /// `n` projects of 3 files each, `concurrency` projects at a time.
-    pub async fn pypi_projects(&self, n: usize) -> Step {
+    /// Projects number `items`, of 3 files each, `concurrency` projects at a time.
+    pub async fn pypi_projects(&self, items: std::ops::Range<usize>) -> Step {
         let progress = Progress::new();
-        let result = futures::stream::iter(0..n)
+        let result = futures::stream::iter(items)
             .map(|i| {
                 let progress = &progress;
                 async move {
@@ -363,7 +363,7 @@ impl Generator {
             .try_collect::<()>()
             .await;
         progress.finish(
-            &format!("pypi: {n} projects x 3 files"),
+            "pypi: projects of 3 files",
             "projects",
             result.err().map(|e| format!("{e:#}")),
         )
@@ -486,10 +486,10 @@ impl Generator {
         Ok(())
     }
 
-    /// `n` repositories with one tiny image each (tag `v1`).
-    pub async fn oci_images(&self, n: usize) -> Step {
+    /// Repositories number `items`, with one tiny image each (tag `v1`).
+    pub async fn oci_images(&self, items: std::ops::Range<usize>) -> Step {
         let progress = Progress::new();
-        let result = futures::stream::iter(0..n)
+        let result = futures::stream::iter(items)
             .map(|i| {
                 let progress = &progress;
                 async move {
@@ -502,7 +502,7 @@ impl Generator {
             .try_collect::<()>()
             .await;
         progress.finish(
-            &format!("oci: {n} repositories x 1 image"),
+            "oci: repositories of 1 image",
             "images",
             result.err().map(|e| format!("{e:#}")),
         )
@@ -645,10 +645,10 @@ impl Generator {
         Ok(())
     }
 
-    /// `n` model repositories (created, then one commit of 3 files each).
-    pub async fn hf_models(&self, n: usize) -> Step {
+    /// Model repositories number `items` (created, then one commit of 3 files each).
+    pub async fn hf_models(&self, items: std::ops::Range<usize>) -> Step {
         let progress = Progress::new();
-        let result = futures::stream::iter(0..n)
+        let result = futures::stream::iter(items)
             .map(|i| {
                 let progress = &progress;
                 async move {
@@ -663,7 +663,7 @@ impl Generator {
             .try_collect::<()>()
             .await;
         progress.finish(
-            &format!("hf: {n} models x 3 files"),
+            "hf: models of 3 files",
             "repos",
             result.err().map(|e| format!("{e:#}")),
         )
@@ -827,14 +827,15 @@ pub async fn large_items(generator: &Generator, large: &Large) -> Vec<Step> {
     steps
 }
 
-/// The items that grow with the size: N projects, N/10 images, N/100 models.
-pub async fn sized_items(generator: &Generator, n: usize) -> Vec<Step> {
+/// The items that grow with the size: N projects, N/10 images, N/100 models; those of
+/// a store of `from` already there (a store grown from one size to the next).
+pub async fn sized_items(generator: &Generator, from: usize, n: usize) -> Vec<Step> {
     let mut steps = Vec::new();
-    eprintln!("scale: N={n}: {n} pypi projects");
-    steps.push(generator.pypi_projects(n).await);
-    eprintln!("scale: N={n}: {} oci repositories", n / 10);
-    steps.push(generator.oci_images(n / 10).await);
-    eprintln!("scale: N={n}: {} hf models", n / 100);
-    steps.push(generator.hf_models(n / 100).await);
+    eprintln!("scale: N={n}: pypi projects {from}..{n}");
+    steps.push(generator.pypi_projects(from..n).await);
+    eprintln!("scale: N={n}: oci repositories {}..{}", from / 10, n / 10);
+    steps.push(generator.oci_images(from / 10..n / 10).await);
+    eprintln!("scale: N={n}: hf models {}..{}", from / 100, n / 100);
+    steps.push(generator.hf_models(from / 100..n / 100).await);
     steps
 }

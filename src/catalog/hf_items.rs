@@ -3,7 +3,7 @@
 
 use super::CatalogState;
 use super::{snippets, CatalogError, ItemId};
-use crate::hf::model::{CommitView, RepoDoc, RepoRef, RepoType};
+use crate::hf::model::{RepoDoc, RepoRef, RepoType};
 use crate::store::layout::MetaKey;
 use crate::store::NameList;
 use serde_json::{json, Value};
@@ -21,30 +21,23 @@ pub async fn all(state: &CatalogState, kind: super::Kind) -> Result<Arc<NameList
     Ok(state.repos.names(repo_type).await?)
 }
 
-/// The `main` head, if the repository has one yet (a mirror may be created empty).
-async fn main_head(
-    state: &CatalogState,
-    repo: &RepoRef,
-) -> Result<Option<std::sync::Arc<CommitView>>, CatalogError> {
-    match state.repos.resolve(repo, "main").await {
-        Ok(view) => Ok(Some(view)),
-        Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A list row: the `main` head's date, file count and size.
+/// A list row: the `main` head's date, file count and size (none while the repository
+/// has no head yet: a mirror may be created empty). A large commit's file list is not
+/// read for it.
 pub async fn summary(
     state: &CatalogState,
     repo: &RepoRef,
     doc: &RepoDoc,
 ) -> Result<Value, CatalogError> {
-    let head = main_head(state, repo).await?;
-    let files = head.as_ref().map(|v| &v.commit.files);
+    let head = match state.repos.summary(repo, "main").await {
+        Ok(head) => Some(head),
+        Err(e) if e.status == http::StatusCode::NOT_FOUND => None,
+        Err(e) => return Err(e.into()),
+    };
     Ok(json!({
-        "updated": head.as_ref().map(|v| v.commit.date.clone()),
-        "files": files.map(Vec::len),
-        "size": files.map(|f| f.iter().map(|f| f.size).sum::<u64>()),
+        "updated": head.as_ref().map(|h| h.date.clone()),
+        "files": head.as_ref().map(|h| h.files),
+        "size": head.as_ref().map(|h| h.used_storage),
         "private": doc.private,
         "gated": doc.gated,
     }))

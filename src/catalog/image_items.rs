@@ -7,9 +7,13 @@ use crate::digest::Digest;
 use crate::oci::registry::{Registry, RepoDoc};
 use crate::store::layout::MetaKey;
 use crate::store::NameList;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Manifests read at once for an item page.
+const MANIFEST_READS_IN_FLIGHT: usize = 16;
 
 pub async fn all(state: &CatalogState) -> Result<Arc<NameList>, CatalogError> {
     Ok(state.registry.all_names().await?)
@@ -129,10 +133,17 @@ pub async fn summary(state: &CatalogState, name: &str, doc: &RepoDoc) -> Value {
 
 pub async fn detail(state: &CatalogState, name: &str, doc: &RepoDoc, base: &str) -> Value {
     let registry = state.registry.clone();
-    let mut tags = Vec::new();
-    for (tag, digest) in &doc.tags {
-        tags.push(describe_tag(&registry, doc, tag, digest).await);
-    }
+    // A manifest read each (an S3 round trip on a cold cache): a few at a time, so that
+    // a repository of thousands of tags is not thousands of waits in a row.
+    let described: Vec<_> = doc
+        .tags
+        .iter()
+        .map(|(tag, digest)| describe_tag(&registry, doc, tag, digest))
+        .collect();
+    let tags: Vec<Value> = futures::stream::iter(described)
+        .buffered(MANIFEST_READS_IN_FLIGHT)
+        .collect()
+        .await;
     // `latest` if there is one, else the last tag in order: what the snippets pull.
     let example = doc
         .tags

@@ -4,19 +4,24 @@
 use super::access::{may_read_gated_files, repo_access, RepoAccess};
 use super::error::HfError;
 use super::file_bytes::{self, FileBytes};
-use super::model::{fnv1a, split_parent, CommitView, FileEntry, RepoDoc, RepoRef, RepoType};
+use super::model::{
+    fnv1a, split_parent, CommitSummary, CommitView, FileEntry, RepoDoc, RepoRef, RepoType,
+};
 use super::tree::{json_bytes, ListPage};
 use super::{Ctx, HfState};
 use crate::auth::{Action, Identity, Protocol};
 use crate::download::{blob_response, ranged_response};
 use crate::store::{NameList, StoreError};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use http::{header, HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 const COMMITS_PAGE: usize = 50;
 const LIST_PAGE: usize = 1000;
+/// Repositories read at once for a list page (each a few S3 round trips).
+const LIST_READS_IN_FLIGHT: usize = 16;
 
 /// Loads a repository the caller may read. Private repos are invisible (RepoNotFound)
 /// to callers without a read scope for them.
@@ -86,15 +91,15 @@ fn sibling(f: &FileEntry, blobs: bool) -> Value {
 
 /// The repository's info; `siblings`: with every file listed (a listing of repositories
 /// leaves them out, and building 100,000 of them to drop them would cost 40 ms).
+/// A repository's info; `siblings` are its files, for a single repository's answer.
 pub fn info_json(
     repo: &RepoRef,
     doc: &RepoDoc,
-    view: &CommitView,
+    c: &CommitSummary,
     params: &[(String, String)],
-    siblings: bool,
+    siblings: Option<&[FileEntry]>,
 ) -> Value {
     let blobs = flag(params, "blobs");
-    let c = &view.commit;
     let mut info = Map::new();
     info.insert(
         "_id".into(),
@@ -122,17 +127,14 @@ pub fn info_json(
     info.insert("downloads".into(), json!(0));
     info.insert("likes".into(), json!(0));
     info.insert("tags".into(), json!([]));
-    info.insert(
-        "usedStorage".into(),
-        json!(c.files.iter().map(|f| f.size).sum::<u64>()),
-    );
+    info.insert("usedStorage".into(), json!(c.used_storage));
     if let Some(config) = &c.config {
         info.insert("config".into(), config.clone());
     }
-    if siblings {
+    if let Some(files) = siblings {
         info.insert(
             "siblings".into(),
-            Value::Array(c.files.iter().map(|f| sibling(f, blobs)).collect()),
+            Value::Array(files.iter().map(|f| sibling(f, blobs)).collect()),
         );
     }
     // `?expand=a&expand=b` asks for those keys only.
@@ -167,7 +169,14 @@ pub async fn repo_info(
     if let Some(body) = hf.info_cache.get(&key).await {
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
-    let body = bytes::Bytes::from(info_json(repo, &doc, &view, &ctx.params, true).to_string());
+    let info = info_json(
+        repo,
+        &doc,
+        &view.commit.summary(),
+        &ctx.params,
+        Some(&view.commit.files),
+    );
+    let body = bytes::Bytes::from(info.to_string());
     hf.info_cache.insert(key, body.clone()).await;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -384,28 +393,37 @@ async fn repos_page(
         })
         .filter(|id| author.is_none_or(|a| id.split_once('/').is_some_and(|(o, _)| o == a)))
         .collect();
+    // Each repository is two or three small reads: a few at a time, in order, in
+    // rounds of what the page still lacks (a repository the caller may not read is left
+    // out, not reported, so a round may fall short).
     let mut out = Vec::new();
-    let mut index = start;
+    let mut index = start.min(matching.len());
     while index < matching.len() && out.len() < limit {
-        let id = matching[index];
-        index += 1;
-        let Some(repo) = RepoRef::new(kind, id) else {
-            continue;
-        };
-        // Private repos the caller may not read are left out, not reported.
-        let Ok(doc) = readable(hf, ctx, &repo).await else {
-            continue;
-        };
-        let Ok(view) = hf.repos.resolve(&repo, "main").await else {
-            continue;
-        };
-        out.push(info_json(&repo, &doc, &view, &[], false));
+        let round = &matching[index..matching.len().min(index + limit - out.len())];
+        index += round.len();
+        let reads: Vec<_> = round
+            .iter()
+            .map(|id| listed_info(hf, ctx, kind, id))
+            .collect();
+        let infos: Vec<Option<Value>> = futures::stream::iter(reads)
+            .buffered(LIST_READS_IN_FLIGHT)
+            .collect()
+            .await;
+        out.extend(infos.into_iter().flatten());
     }
     Ok(ListPage {
         body: Value::Array(out).to_string().into(),
         more_after: (index < matching.len()).then(|| index.to_string()),
         kept_for: Some(hf.repos.mutable_ttl()),
     })
+}
+
+/// A repository as a list shows it, if the caller may read it and its main branch.
+async fn listed_info(hf: &HfState, ctx: &Ctx, kind: RepoType, id: &str) -> Option<Value> {
+    let repo = RepoRef::new(kind, id)?;
+    let doc = readable(hf, ctx, &repo).await.ok()?;
+    let summary = hf.repos.summary(&repo, "main").await.ok()?;
+    Some(info_json(&repo, &doc, &summary, &[], None))
 }
 
 fn urlencode(v: &str) -> String {

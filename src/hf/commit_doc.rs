@@ -9,7 +9,7 @@
 //! by a hash of the path (as content-defined chunking does), not by position, so a file
 //! added or removed moves only the boundary of the page it falls in.
 
-use super::model::{fnv1a, Commit, FileEntry};
+use super::model::{fnv1a, Commit, CommitSummary, FileEntry};
 use super::HfError;
 use crate::digest::{Algorithm, Digest};
 use crate::store::MAX_DOCUMENT_BYTES;
@@ -37,6 +37,10 @@ pub const MAX_COMMIT_FILES: usize = 300_000;
 pub struct FilePage {
     pub sha256: String,
     pub files: usize,
+    /// The sum of its files' sizes, so that a repository list shows a commit's size
+    /// without reading its pages (absent from commits written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// A commit document as stored: its files inline, or the pages that hold them.
@@ -60,6 +64,28 @@ impl StoredCommit {
     /// The files the pages hold, before any is read: bounds what loading them costs.
     pub fn paged_files(&self) -> usize {
         self.file_pages.iter().map(|p| p.files).sum()
+    }
+
+    /// What a repository list shows, if the document alone says it: always for an
+    /// inline commit, for a paged one when each page records its size.
+    pub fn summary(&self) -> Option<CommitSummary> {
+        let (files, used_storage) = if self.file_pages.is_empty() {
+            (self.files.len(), self.files.iter().map(|f| f.size).sum())
+        } else {
+            let bytes = self
+                .file_pages
+                .iter()
+                .map(|p| p.bytes)
+                .sum::<Option<u64>>()?;
+            (self.paged_files(), bytes)
+        };
+        Some(CommitSummary {
+            id: self.id.clone(),
+            date: self.date.clone(),
+            config: self.config.clone(),
+            files,
+            used_storage,
+        })
     }
 
     /// The commit, with `paged` (the pages' entries, in order) as its files when paged.
@@ -122,6 +148,14 @@ pub fn decode_page(page: &FilePage, bytes: &[u8]) -> Result<Vec<FileEntry>, HfEr
             page.files
         )));
     }
+    let bytes: u64 = entries.iter().map(|f| f.size).sum();
+    if page.bytes.is_some_and(|b| b != bytes) {
+        return Err(corrupt(format!(
+            "page {} holds {bytes} bytes of files, its commit says {}",
+            page.sha256,
+            page.bytes.unwrap_or_default()
+        )));
+    }
     Ok(entries)
 }
 
@@ -141,7 +175,7 @@ pub fn encode(commit: &Commit) -> Result<Encoded, HfError> {
         )));
     }
     let paged = paginate(&commit.files);
-    if paged.iter().map(|(p, _)| p.bytes.len()).sum::<usize>() <= INLINE_BYTES {
+    if paged.iter().map(|(p, ..)| p.bytes.len()).sum::<usize>() <= INLINE_BYTES {
         return Ok(Encoded {
             doc: serde_json::to_vec(commit).expect("serializable").into(),
             pages: Vec::new(),
@@ -149,12 +183,13 @@ pub fn encode(commit: &Commit) -> Result<Encoded, HfError> {
     }
     let file_pages: Vec<FilePage> = paged
         .iter()
-        .map(|(page, files)| FilePage {
+        .map(|(page, files, bytes)| FilePage {
             sha256: page.digest.hex().to_string(),
             files: *files,
+            bytes: Some(*bytes),
         })
         .collect();
-    let pages = paged.into_iter().map(|(page, _)| page).collect();
+    let pages = paged.into_iter().map(|(page, ..)| page).collect();
     let doc = serde_json::to_vec(&PagedCommit {
         id: &commit.id,
         parents: &commit.parents,
@@ -188,29 +223,30 @@ fn is_boundary(path: &str) -> bool {
 }
 
 /// The file list cut into pages, each with the number of entries it holds.
-fn paginate(files: &[FileEntry]) -> Vec<(Page, usize)> {
+fn paginate(files: &[FileEntry]) -> Vec<(Page, usize, u64)> {
     let mut pages = Vec::new();
-    let (mut buf, mut count) = (Vec::new(), 0);
+    let (mut buf, mut count, mut bytes) = (Vec::new(), 0, 0);
     for file in files {
         buf.push(if count == 0 { b'[' } else { b',' });
         serde_json::to_writer(&mut buf, file).expect("serializable");
         count += 1;
+        bytes += file.size;
         if buf.len() >= PAGE_MAX_BYTES || (buf.len() >= PAGE_MIN_BYTES && is_boundary(&file.path)) {
-            pages.push(close(std::mem::take(&mut buf), count));
-            count = 0;
+            pages.push(close(std::mem::take(&mut buf), count, bytes));
+            (count, bytes) = (0, 0);
         }
     }
     if count > 0 {
-        pages.push(close(buf, count));
+        pages.push(close(buf, count, bytes));
     }
     pages
 }
 
-fn close(mut buf: Vec<u8>, count: usize) -> (Page, usize) {
+fn close(mut buf: Vec<u8>, count: usize, files_bytes: u64) -> (Page, usize, u64) {
     buf.push(b']');
     let bytes = Bytes::from(buf);
     let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
-    (Page { digest, bytes }, count)
+    (Page { digest, bytes }, count, files_bytes)
 }
 
 #[cfg(test)]
@@ -314,8 +350,45 @@ mod tests {
         let page = FilePage {
             sha256: "0".repeat(64),
             files: 2,
+            bytes: None,
         };
         let one = serde_json::to_vec(&[file("a".into())]).unwrap();
         assert!(decode_page(&page, &one).is_err());
+        let sized = FilePage {
+            files: 1,
+            bytes: Some(2),
+            ..page
+        };
+        assert!(decode_page(&sized, &one).is_err(), "1 byte of files, not 2");
+    }
+
+    #[test]
+    fn a_summary_needs_no_page() {
+        let mut files: Vec<FileEntry> = (0..30_000)
+            .map(|i| file(format!("data/{i:06}.parquet")))
+            .collect();
+        files[7].size = 1 << 40;
+        let c = commit(files);
+        let total = 30_000 - 1 + (1 << 40);
+        let paged = decode(&encode(&c).unwrap().doc).unwrap();
+        assert!(!paged.file_pages.is_empty());
+        let summary = paged.summary().expect("every page records its size");
+        assert_eq!(
+            (summary.id, summary.files, summary.used_storage),
+            (c.id.clone(), 30_000, total)
+        );
+        let inline = decode(&encode(&commit(c.files[..10].to_vec())).unwrap().doc).unwrap();
+        assert_eq!(inline.summary().unwrap().used_storage, 9 + (1 << 40));
+    }
+
+    #[test]
+    fn a_paged_commit_written_before_page_sizes_has_no_summary() {
+        let c = commit((0..30_000).map(|i| file(format!("d/{i:06}"))).collect());
+        let mut doc: serde_json::Value = serde_json::from_slice(&encode(&c).unwrap().doc).unwrap();
+        for page in doc["file_pages"].as_array_mut().unwrap() {
+            page.as_object_mut().unwrap().remove("bytes");
+        }
+        let old = decode(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert!(old.summary().is_none());
     }
 }

@@ -257,6 +257,29 @@ pub struct Commit {
     pub config: Option<serde_json::Value>,
 }
 
+/// What a repository list shows of a commit: known without its file list.
+#[derive(Clone, Debug)]
+pub struct CommitSummary {
+    pub id: String,
+    pub date: String,
+    pub config: Option<serde_json::Value>,
+    pub files: usize,
+    /// The sum of its files' sizes (the Hub's `usedStorage`).
+    pub used_storage: u64,
+}
+
+impl Commit {
+    pub fn summary(&self) -> CommitSummary {
+        CommitSummary {
+            id: self.id.clone(),
+            date: self.date.clone(),
+            config: self.config.clone(),
+            files: self.files.len(),
+            used_storage: self.files.iter().map(|f| f.size).sum(),
+        }
+    }
+}
+
 /// A commit with its directory tree worked out (directory path -> tree oid).
 #[derive(Debug)]
 pub struct CommitView {

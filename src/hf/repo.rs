@@ -4,7 +4,7 @@ use super::commit_doc::{self, FilePage, StoredCommit};
 use super::error::HfError;
 use super::git;
 use super::model::{
-    is_commit_id, Commit, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
+    is_commit_id, Commit, CommitSummary, CommitView, FileEntry, RefsDoc, RepoDoc, RepoRef, RepoType,
 };
 use super::xet_store::XetStore;
 use crate::digest::Digest;
@@ -175,22 +175,71 @@ impl Repos {
         if !is_commit_id(id) {
             return Ok(None);
         }
-        let generation = self.refs(repo).await?.generation;
-        let cache_key = format!("{}/{generation}/{id}", repo.key_dir());
+        let refs = self.refs(repo).await?;
+        self.commit_in(repo, &refs, id).await
+    }
+
+    /// Commit `id` of the repository whose refs are `refs`.
+    async fn commit_in(
+        &self,
+        repo: &RepoRef,
+        refs: &RefsDoc,
+        id: &str,
+    ) -> Result<Option<Arc<CommitView>>, HfError> {
+        let cache_key = commit_cache_key(repo, refs, id);
         if let Some(view) = self.commits.get(&cache_key).await {
             return Ok(Some(view));
         }
+        let Some(stored) = self.stored_commit(repo, id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.load_view(cache_key, stored).await?))
+    }
+
+    /// What a repository list shows of `rev`'s commit: a paged commit's pages are not
+    /// read (a list of models is then one small document each, whatever their size),
+    /// unless it was written before pages recorded their sizes.
+    pub async fn summary(&self, repo: &RepoRef, rev: &str) -> Result<CommitSummary, HfError> {
+        let refs = self.refs(repo).await?;
+        let id = commit_id(&refs, rev)?;
+        let cache_key = commit_cache_key(repo, &refs, &id);
+        if let Some(view) = self.commits.get(&cache_key).await {
+            return Ok(view.commit.summary());
+        }
+        let stored = self
+            .stored_commit(repo, &id)
+            .await?
+            .ok_or_else(|| HfError::revision_not_found(rev))?;
+        if let Some(summary) = stored.summary() {
+            return Ok(summary);
+        }
+        Ok(self.load_view(cache_key, stored).await?.commit.summary())
+    }
+
+    async fn stored_commit(
+        &self,
+        repo: &RepoRef,
+        id: &str,
+    ) -> Result<Option<StoredCommit>, HfError> {
         let Some(doc) = self.docs.get_fresh(&repo.meta_key(Doc::Commit(id))).await? else {
             return Ok(None);
         };
-        let stored = commit_doc::decode(&doc.bytes)?;
+        commit_doc::decode(&doc.bytes).map(Some)
+    }
+
+    /// The view of a stored commit (its pages read), kept under `cache_key`.
+    async fn load_view(
+        &self,
+        cache_key: String,
+        stored: StoredCommit,
+    ) -> Result<Arc<CommitView>, HfError> {
         let pages: Vec<String> = stored.file_pages.iter().map(|p| p.sha256.clone()).collect();
         let files = self.read_pages(&stored).await?;
         let mut view = CommitView::new(stored.into_commit(files));
         view.pages = pages;
         let view = Arc::new(view);
         self.commits.insert(cache_key, view.clone()).await;
-        Ok(Some(view))
+        Ok(view)
     }
 
     /// The file list of a paged commit, its pages read a few at a time.
@@ -262,16 +311,9 @@ impl Repos {
 
     /// A revision (branch, tag, `refs/...`, or a commit id) to its commit.
     pub async fn resolve(&self, repo: &RepoRef, rev: &str) -> Result<Arc<CommitView>, HfError> {
-        let id = if is_commit_id(rev) {
-            rev.to_string()
-        } else {
-            self.refs(repo)
-                .await?
-                .lookup(rev)
-                .cloned()
-                .ok_or_else(|| HfError::revision_not_found(rev))?
-        };
-        self.commit(repo, &id)
+        let refs = self.refs(repo).await?;
+        let id = commit_id(&refs, rev)?;
+        self.commit_in(repo, &refs, &id)
             .await?
             .ok_or_else(|| HfError::revision_not_found(rev))
     }
@@ -1063,6 +1105,22 @@ saved_model/**/* filter=lfs diff=lfs merge=lfs -text
 *tfevents* filter=lfs diff=lfs merge=lfs -text
 ";
 
+/// The commit id `rev` names: itself if it is one, else what the ref points at.
+fn commit_id(refs: &RefsDoc, rev: &str) -> Result<String, HfError> {
+    if is_commit_id(rev) {
+        return Ok(rev.to_string());
+    }
+    refs.lookup(rev)
+        .cloned()
+        .ok_or_else(|| HfError::revision_not_found(rev))
+}
+
+/// Views are cached with the refs' generation: a new one (a repository deleted, old
+/// commits forgotten) makes every process read its commits again.
+fn commit_cache_key(repo: &RepoRef, refs: &RefsDoc, id: &str) -> String {
+    format!("{}/{}/{id}", repo.key_dir(), refs.generation)
+}
+
 /// Whether `.gitattributes` text marks `path` as an LFS file (`filter=lfs` patterns).
 pub fn lfs_by_attributes(attributes: &str, path: &str) -> bool {
     super::gitattributes::Attributes::parse(attributes).is_lfs(path)
@@ -1136,6 +1194,28 @@ mod tests {
         assert_eq!(read.commit.files, second.commit.files);
         assert_eq!(read.commit.files.len(), 4_002);
         assert_eq!(read.pages, second.pages);
+
+        // A list row reads the commit's document, none of its pages.
+        let counts = Arc::new(crate::store::OpCounts::default());
+        let counted: crate::store::DynStore = Arc::new(crate::store::CountingStore::new(
+            store.clone(),
+            counts.clone(),
+        ));
+        let lister = Repos::new(
+            DocStore::new(counted.clone(), 1 << 20, std::time::Duration::ZERO),
+            BlobStore::new(counted, 16),
+        );
+        let summary = lister.summary(&repo, "main").await.unwrap();
+        let whole = read.commit.summary();
+        assert_eq!(
+            (summary.id, summary.files, summary.used_storage),
+            (whole.id, 4_002, whole.used_storage)
+        );
+        let gets = counts.get.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            gets <= 2,
+            "{gets} reads: refs and the commit document, no page"
+        );
     }
 
     #[test]
