@@ -1205,9 +1205,8 @@ print(json.dumps(out))
     }
 }
 
-/// Generates the sized items into an opened store and checks the listings.
-/// Generates the items from size `from` up to `n`; the store also holds `imported`
-/// projects of an earlier size's import.
+/// Generates the sized items from size `from` up to `n` into an opened store and checks
+/// the listings; the store also holds `imported` projects of an earlier size's import.
 fn generate_sized(
     ctx: &Ctx,
     report: &mut Report,

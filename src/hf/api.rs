@@ -89,9 +89,9 @@ fn sibling(f: &FileEntry, blobs: bool) -> Value {
     s
 }
 
-/// The repository's info; `siblings`: with every file listed (a listing of repositories
-/// leaves them out, and building 100,000 of them to drop them would cost 40 ms).
-/// A repository's info; `siblings` are its files, for a single repository's answer.
+/// The repository's info; `siblings`: its files, to list them all (a listing of
+/// repositories leaves them out, and building 100,000 of them to drop them would cost
+/// 40 ms).
 pub fn info_json(
     repo: &RepoRef,
     doc: &RepoDoc,
@@ -398,7 +398,7 @@ async fn repos_page(
     // rounds of what the page still lacks (a repository the caller may not read is left
     // out, not reported, so a round may fall short).
     let mut out = Vec::new();
-    let mut index = start.min(matching.len());
+    let mut index = start;
     while index < matching.len() && out.len() < limit {
         let round = &matching[index..matching.len().min(index + limit - out.len())];
         index += round.len();

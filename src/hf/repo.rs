@@ -212,7 +212,8 @@ impl Repos {
     pub async fn summary(&self, repo: &RepoRef, rev: &str) -> Result<CommitSummary, HfError> {
         let refs = self.refs(repo).await?;
         let id = commit_id(&refs, rev)?;
-        if let Some(view) = self.commits.get(&commit_cache_key(repo, &refs, &id)).await {
+        let cache_key = commit_cache_key(repo, &refs, &id);
+        if let Some(view) = self.commits.get(&cache_key).await {
             return Ok(view.commit.summary());
         }
         let stored = self
@@ -222,11 +223,13 @@ impl Repos {
         if let Some(summary) = stored.summary() {
             return Ok(summary);
         }
-        let view = self.commit_in(repo, &refs, &id).await?;
-        Ok(view
-            .ok_or_else(|| HfError::revision_not_found(rev))?
-            .commit
-            .summary())
+        // The document just read is loaded into the view, as `commit_in` would.
+        let view = self
+            .commits
+            .try_get_with(cache_key, self.view_of(stored))
+            .await
+            .map_err(|e| e.as_ref().clone())?;
+        Ok(view.commit.summary())
     }
 
     async fn stored_commit(
