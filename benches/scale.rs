@@ -313,14 +313,19 @@ fn cell(r: &Rec) -> String {
                 String::new()
             } else {
                 let walk = r.get("walk_ms");
+                let follow = r.get("follow_ms");
                 format!(
-                    "{}: {:.1} / {:.1}{}",
+                    "{}: {:.1} / {:.1}{}{}",
                     human_bytes(r.get("bytes")),
                     r.get("first_ms"),
                     r.get("warm_ms"),
                     match walk.is_nan() {
                         true => String::new(),
                         false => format!(" (walk {walk:.0})"),
+                    },
+                    match follow.is_nan() {
+                        true => String::new(),
+                        false => format!(" (change shown {follow:.0})"),
                     }
                 )
             }
@@ -947,6 +952,11 @@ fn measure_catalog(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: 
             true => Some(store_walk(ctx, &req)),
             false => None,
         };
+        // Then how long a change takes to show there (a model created, then deleted).
+        let followed = match walked {
+            Some(Ok(_)) => Some(store_follow(ctx, &req, base)),
+            _ => None,
+        };
         match (walked, series(ctx, &req, 3, Duration::from_secs(15))) {
             (Some(Err(e)), _) | (_, Err(e)) => rec.error = Some(e),
             (walked, Ok((first, _, warm))) => {
@@ -960,6 +970,11 @@ fn measure_catalog(ctx: &Ctx, report: &mut Report, store: &str, n: usize, base: 
                     ("warm_ms", warm),
                     ("walk_ms", walk_ms),
                 ];
+                match followed {
+                    Some(Ok(ms)) => rec.metrics.push(("follow_ms", ms)),
+                    Some(Err(e)) => rec.error = Some(e),
+                    None => {}
+                }
             }
         }
         report.add(rec);
@@ -984,6 +999,52 @@ fn store_walk(ctx: &Ctx, req: &Req) -> Result<(f64, f64), String> {
             answer = load::ok(&ctx.client, req).await?.body;
         }
         Err("store page: still computing after 10 minutes".to_string())
+    })
+}
+
+/// How long a model created through the Hub API takes to be counted on the store page
+/// (ms, asking every 20 ms for at most a minute); the model is deleted again, and its
+/// going awaited, so the store is left as it was.
+fn store_follow(ctx: &Ctx, req: &Req, base: &str) -> Result<f64, String> {
+    ctx.rt.block_on(async {
+        let models = |page: &[u8]| -> Result<u64, String> {
+            let page: serde_json::Value =
+                serde_json::from_slice(page).map_err(|e| format!("store page: {e}"))?;
+            Ok(page["items"]["models"].as_u64().unwrap_or(0))
+        };
+        let before = models(&load::ok(&ctx.client, req).await?.body)?;
+        let repo = serde_json::json!({"name": "follow-probe", "organization": "scale-bench"});
+        let change = |method: reqwest::Method, path: &str| {
+            ctx.client
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&repo)
+                .send()
+        };
+        let until = |count: u64| async move {
+            let started = Instant::now();
+            for _ in 0..3000 {
+                if models(&load::ok(&ctx.client, req).await?.body)? == count {
+                    return Ok(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(format!(
+                "store page: {count} models not shown within a minute"
+            ))
+        };
+        let created = change(reqwest::Method::POST, "/api/repos/create")
+            .await
+            .map_err(|e| e.to_string())?;
+        if !created.status().is_success() {
+            return Err(format!("creating the probe model: {}", created.status()));
+        }
+        let shown = until(before + 1).await?;
+        change(reqwest::Method::DELETE, "/api/repos/delete")
+            .await
+            .map_err(|e| e.to_string())?;
+        until(before).await?;
+        Ok(shown)
     })
 }
 

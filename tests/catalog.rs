@@ -223,6 +223,18 @@ async fn catalog_ok(base: &str, path: &str, token: Option<&str>) -> Value {
     panic!("{path}: still computing after 20 s");
 }
 
+/// The paths of the store page's recent items, sorted.
+fn recent_paths(totals: &Value) -> Vec<&str> {
+    let mut recent: Vec<&str> = totals["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    recent.sort();
+    recent
+}
+
 fn names(list: &Value) -> Vec<String> {
     list["items"]
         .as_array()
@@ -498,12 +510,6 @@ async fn lists_details_and_totals(backend: Backend) {
         json!({"models": 1, "datasets": 1, "projects": 1, "images": 1})
     );
     let totals = anonymous;
-    let mut recent: Vec<&str> = totals["recent"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap())
-        .collect();
     let times: Vec<&str> = totals["recent"]
         .as_array()
         .unwrap()
@@ -511,10 +517,9 @@ async fn lists_details_and_totals(backend: Backend) {
         .map(|r| r["changed_at"].as_str().unwrap())
         .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
-    recent.sort();
     // The private model is left out for anonymous readers.
     assert_eq!(
-        recent,
+        recent_paths(&totals),
         [
             "datasets/org/data",
             &format!("images/{IMAGE}"),
@@ -609,23 +614,110 @@ async fn without_anonymous_read_a_token_is_required(backend: Backend) {
         json!({"models": 1, "datasets": 1, "projects": 0, "images": 0}),
         "{totals}"
     );
-    let mut recent: Vec<&str> = totals["recent"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap())
-        .collect();
-    recent.sort();
-    assert_eq!(recent, ["datasets/org/data", "models/org/tiny"]);
+    assert_eq!(
+        recent_paths(&totals),
+        ["datasets/org/data", "models/org/tiny"]
+    );
     // The pages hold no data: they load, and ask the API (which asks for the token).
     let page = http().get(format!("{base}/ui/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
 }
 
+/// The store page's figures that a walk finds, without the times.
+fn figures(totals: &Value) -> Value {
+    json!({
+        "blobs": totals["blobs"],
+        "referenced_bytes": totals["referenced_bytes"],
+        "dedup": totals["dedup"],
+        "items": totals["items"],
+        "recent": recent_paths(totals),
+    })
+}
+
+/// The totals follow what any process changes, without walking the store again: a
+/// second server on the same store (a replica) adds a project and a model and deletes a
+/// dataset, a command run beside them (`airlock gc`) removes the blob nothing references
+/// any more, and within seconds the first server's store page shows the figures a fresh
+/// walk finds, from the same walk as before.
+async fn totals_follow_every_process_without_walking(backend: Backend) {
+    let server = start(backend, &[]);
+    let base = &server.airlock.base;
+    let dir = server._dir.path();
+    seed(base).await;
+    let first = catalog_ok(base, "store", Some(ADMIN)).await;
+    let walked = first["computed_at"].clone();
+
+    let replica = server.store.serve(dir, &["--admin-token", ADMIN]);
+    let other = &replica.base;
+    let fresh = wheel("Fresh_Proj", "2.0", &[], None);
+    pypi_upload(other, &fresh).await;
+    let seeded_wheel = wheel("Demo_Core", "1.0", &[], None);
+    hf_create(other, json!({"name": "more", "organization": "org"})).await;
+    let shared_path = format!("dist/{}", seeded_wheel.filename);
+    hf_commit(
+        other,
+        "models/org/more",
+        &[(&shared_path, &seeded_wheel.bytes)],
+    )
+    .await;
+    ok(http()
+        .delete(format!("{other}/api/repos/delete"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "data", "organization": "org", "type": "dataset"})))
+    .await;
+    let out = server
+        .store
+        .cli(dir)
+        .args(["gc", "--grace", "0s", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What a walk finds now: a server started afresh walks the store.
+    let walker = server.store.serve(dir, &["--admin-token", ADMIN]);
+    let truth = catalog_ok(&walker.base, "store", Some(ADMIN)).await;
+    let blobs: Vec<(String, u64)> = server
+        .store
+        .objects()
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("blobs/"))
+        .collect();
+    assert_eq!(truth["blobs"]["objects"], blobs.len(), "{truth}");
+    assert_eq!(
+        truth["items"],
+        json!({"models": 3, "datasets": 0, "projects": 2, "images": 1}),
+        "{truth}"
+    );
+    assert_ne!(figures(&truth)["blobs"], figures(&first)["blobs"]);
+    assert_ne!(figures(&truth)["dedup"], figures(&first)["dedup"]);
+
+    // The first server shows the same within seconds, from its first walk.
+    let mut seen = Value::Null;
+    for _ in 0..300 {
+        seen = catalog_ok(base, "store", Some(ADMIN)).await;
+        assert_eq!(seen["computed_at"], walked, "walked again: {seen}");
+        if figures(&seen) == figures(&truth) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(figures(&seen), figures(&truth), "not followed in 30 s");
+    assert!(seen["updated_at"].as_str() >= walked.as_str(), "{seen}");
+    // A reader's figures come from the same followed tables.
+    let anonymous = catalog_ok(base, "store", None).await;
+    let anonymous_truth = catalog_ok(&walker.base, "store", None).await;
+    assert_eq!(figures(&anonymous), figures(&anonymous_truth));
+}
+
 on_both_stores!(
     async:
     lists_details_and_totals,
-    without_anonymous_read_a_token_is_required
+    without_anonymous_read_a_token_is_required,
+    totals_follow_every_process_without_walking
 );
 
 #[tokio::test]

@@ -72,7 +72,8 @@ pub fn classify(key: &str) -> DocClass {
             | MetaKey::GcClaim { .. }
             | MetaKey::GcLease
             | MetaKey::GcSweepBatch { .. }
-            | MetaKey::GcAccess { .. },
+            | MetaKey::GcAccess { .. }
+            | MetaKey::StoreChanges { .. },
         )
         | None => DocClass::Other,
     }

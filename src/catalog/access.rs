@@ -42,13 +42,20 @@ impl Reader {
     /// Name-based check for projects and images (their scopes name them; nothing in
     /// their documents changes who may read them).
     pub fn may_read_by_name(&self, item: &ItemId) -> bool {
-        let (protocol, name) = match item {
-            ItemId::Project { index, name } => (Protocol::Pypi, format!("{index}/{name}")),
-            ItemId::Image { name } => (Protocol::Oci, name.clone()),
-            ItemId::Hf { .. } => return false,
-        };
+        match item {
+            ItemId::Project { index, name } => {
+                self.may_read_named(Protocol::Pypi, &format!("{index}/{name}"))
+            }
+            ItemId::Image { name } => self.may_read_named(Protocol::Oci, name),
+            ItemId::Hf { .. } => false,
+        }
+    }
+
+    /// The same check on the name a scope names (`<index>/<project>`, an image's
+    /// `<host>/<path>`), for callers that hold it as text already.
+    pub fn may_read_named(&self, protocol: Protocol, name: &str) -> bool {
         self.auth
-            .authorize(&self.identity, protocol, Action::Read, &name)
+            .authorize(&self.identity, protocol, Action::Read, name)
             .is_ok()
     }
 

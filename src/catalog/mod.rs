@@ -18,6 +18,8 @@ mod python_items;
 mod snippets;
 mod totals;
 mod totals_keeper;
+mod totals_tables;
+mod totals_walk;
 
 pub use endpoint::{Endpoint, ItemId, Kind, PREFIX};
 pub use error::CatalogError;
@@ -40,16 +42,17 @@ use http::{header, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How old store totals may be before a request starts a new walk in the background
-/// (the request itself is answered with the kept ones): the walk reads every metadata
-/// document and lists every blob, which an operator's page refreshing must not repeat.
-pub const TOTALS_TTL: Duration = Duration::from_secs(15);
+/// How old the last walk of the store may be before a request starts another in the
+/// background (the request itself is answered with the kept totals). Between walks the
+/// totals follow the changes every process records; a walk repairs what a process
+/// killed before recording its last changes left out.
+pub const TOTALS_WALKED_AGAIN_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 /// What the catalog reads (each protocol's domain objects and the store's listings) and
 /// keeps between requests.
 #[derive(Clone, Debug)]
 pub struct CatalogState {
-    /// The store totals, walked in the background.
+    /// The store totals, walked once in the background, then following changes.
     totals: Arc<totals_keeper::TotalsKeeper>,
     pub store: DynStore,
     pub docs: DocStore,

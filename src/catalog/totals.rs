@@ -12,72 +12,95 @@
 //! **Recent changes** are the store's last-modified times of each item's mutable
 //! pointer document (an HF repo's refs.json, a project's document, an image's
 //! _repo.json). Every way content arrives (upload, push, import, mirror, bundle import,
-//! pull-through) rewrites exactly that document, so this needs no record of its own:
-//! nothing more to write on every upload, and nothing racing replicas could lose.
+//! pull-through) rewrites exactly that document.
+//!
+//! The totals are walked once (`totals_walk::compute`), then kept up to date from the
+//! changes every process records (`totals_walk::follow`); see `totals_keeper`.
 
 use super::access::{Reader, Visibility};
+use super::totals_tables::{BlobTable, References, NOT_STORED};
+use super::totals_walk::CHANGED_KEPT;
 use super::CatalogState;
-use super::{hf_items, image_items, python_items, CatalogError, ItemId, Kind};
-use crate::digest::Digest;
-use crate::store::layout::{digest_of_blob_key, BLOBS_PREFIX};
-use crate::store::layout::{MetaKey, HF_PREFIX, OCI_REPOS_PREFIX, PYPI_PREFIX};
-use crate::store::{for_each_object, NameList, ObjectPages};
+use super::{CatalogError, ItemId, Kind};
+use crate::auth::Protocol;
 use serde_json::{json, Value};
-use sha2::Digest as _;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-/// Listing page size (S3 returns at most 1000 whatever is asked).
-const LIST_PAGE: usize = 10_000;
-/// Changed items kept in the cached totals, before filtering for a reader.
-const CHANGED_KEPT: usize = 200;
 /// Recent items a reader is shown.
 const RECENT_SHOWN: usize = 12;
-/// A referenced blob the store does not hold (a pull-through entry never downloaded).
-const NOT_STORED: u64 = u64::MAX;
 
-/// What one store walk finds, kept so each reader's figures are computed from the items
-/// that reader may read, without walking again.
-///
-/// Compact on purpose: a store of a million blobs is a million referenced digests, and
-/// as `Digest`s in per-item sets they took ~250 MB. Each distinct blob is a number
-/// here (its size at that index), and the items' references one flat array of numbers.
+/// What the store holds, kept so each reader's figures are computed from the items that
+/// reader may read, without walking again.
 #[derive(Debug)]
 pub struct Totals {
-    /// Each referenced blob's stored size, by blob number; `NOT_STORED` if absent.
-    sizes: Vec<u64>,
+    /// Every blob known, stored or only referenced, with its size.
+    pub(super) blobs: BlobTable,
     /// Each item and the numbers of the blobs its metadata names.
-    references: References,
-    /// The store-wide figures (every blob, referenced or not, and every item), computed
-    /// once with the walk: a store-wide admin's page costs nothing per request.
+    pub(super) references: References,
+    /// The store-wide figures (every blob, referenced or not, and every item), counted
+    /// again after each change: a store-wide admin's page costs nothing per request.
     store: Figures,
     /// Items by last change, newest first.
     changed: Vec<(SystemTime, ItemId)>,
-    computed_at: SystemTime,
+    /// When the store was last walked.
+    walked_at: SystemTime,
+    /// When the last recorded change was followed (the walk's time, before any).
+    updated_at: SystemTime,
 }
 
-/// Items and the blobs each references: item `i` (by its path, `ItemId`'s display) and
-/// its blob numbers `blobs[ends[i-1]..ends[i]]`. Packed: 277,500 items as `ItemId`s with
-/// a slice each took ~55 MB; as paths and one array, ~14 MB.
-#[derive(Debug, Default)]
-struct References {
-    items: NameList,
-    ends: Vec<u32>,
-    blobs: Vec<u32>,
-}
+impl Totals {
+    pub(super) fn new(
+        blobs: BlobTable,
+        references: References,
+        changed: Vec<(SystemTime, ItemId)>,
+    ) -> Totals {
+        let now = SystemTime::now();
+        let mut totals = Totals {
+            blobs,
+            references,
+            store: Figures::default(),
+            changed,
+            walked_at: now,
+            updated_at: now,
+        };
+        totals.refigure();
+        totals
+    }
 
-impl References {
-    /// Each item's path, kind and blob numbers.
-    fn iter(&self) -> impl Iterator<Item = (&str, Kind, &[u32])> + '_ {
-        self.items.iter().enumerate().map(|(i, path)| {
-            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-            let kind = path
-                .split_once('/')
-                .and_then(|(kind, _)| Kind::parse(kind))
-                .unwrap_or(Kind::Model);
-            (path, kind, &self.blobs[start..self.ends[i] as usize])
-        })
+    /// Counts the store-wide figures again, after changes.
+    pub(super) fn refigure(&mut self) {
+        let (objects, bytes) = self.blobs.stored();
+        self.store = Figures {
+            // The store's own view: every stored blob, referenced or not.
+            objects,
+            bytes,
+            ..Figures::of(
+                self.blobs.sizes(),
+                self.references.iter().map(|(_, kind, blobs)| (kind, blobs)),
+            )
+        };
+        self.updated_at = SystemTime::now();
+    }
+
+    /// `item` changed last at `at`.
+    pub(super) fn note_changed(&mut self, item: ItemId, at: SystemTime) {
+        self.forget_changed(&item);
+        let place = self.changed.partition_point(|(t, _)| *t > at);
+        if place < CHANGED_KEPT {
+            self.changed.insert(place, (at, item));
+            self.changed.truncate(CHANGED_KEPT);
+        }
+    }
+
+    /// `item` is gone, or may not be shown.
+    pub(super) fn forget_changed(&mut self, item: &ItemId) {
+        self.changed.retain(|(_, i)| i != item);
+    }
+
+    /// When the store was last walked.
+    pub(super) fn walked_at(&self) -> SystemTime {
+        self.walked_at
     }
 }
 
@@ -140,222 +163,6 @@ fn protocol_bit(kind: Kind) -> u8 {
     }
 }
 
-/// A blob's identity for counting: the first 128 bits of the raw sha256 (what every
-/// protocol but an occasional OCI sha512 names), else of the sha256 of the canonical
-/// digest string. Half a digest is as unforgeable for counting (a collision costs 2^64
-/// hashes) and takes half the memory.
-type BlobId = u128;
-
-fn blob_id(digest: &Digest) -> BlobId {
-    let full: [u8; 32] = digest
-        .sha256_bytes()
-        .unwrap_or_else(|| sha2::Sha256::digest(digest.to_string().as_bytes()).into());
-    u128::from_be_bytes(full[..16].try_into().expect("16 bytes"))
-}
-
-/// Who references which blobs, and which items changed last.
-#[derive(Default)]
-struct Census {
-    /// Each item's path, with where its blob ids end in `ids`.
-    items: NameList,
-    ends: Vec<u32>,
-    /// The ids of the blobs each item references, item after item (numbered once every
-    /// item is in: a sorted array of ids, not a hash map of a million entries).
-    ids: Vec<BlobId>,
-    /// The `CHANGED_KEPT` items changed last, oldest on top.
-    changed: BinaryHeap<Reverse<(SystemTime, ItemId)>>,
-}
-
-impl Census {
-    /// `item` changed last at `at` (each item is reported once).
-    fn changed(&mut self, item: &ItemId, at: Option<SystemTime>) {
-        let Some(at) = at else { return };
-        if self.changed.len() == CHANGED_KEPT {
-            match self.changed.peek() {
-                Some(Reverse((oldest, _))) if *oldest < at => {
-                    self.changed.pop();
-                }
-                _ => return,
-            }
-        }
-        self.changed.push(Reverse((at, item.clone())));
-    }
-
-    fn refer(&mut self, item: &ItemId, digests: impl IntoIterator<Item = Digest>) {
-        let start = self.ids.len();
-        self.ids.extend(digests.into_iter().map(|d| blob_id(&d)));
-        let mine = &mut self.ids[start..];
-        mine.sort_unstable();
-        let mut kept = 0;
-        for i in 0..mine.len() {
-            if i == 0 || mine[i] != mine[kept - 1] {
-                mine[kept] = mine[i];
-                kept += 1;
-            }
-        }
-        self.ids.truncate(start + kept);
-        self.items.push(&item.to_string());
-        let end = u32::try_from(self.ids.len()).expect("below 4 billion references");
-        self.ends.push(end);
-    }
-}
-
-/// Walks the store: every item's references, then the blob listing page by page (a
-/// million keys are never held at once), keeping the size of referenced blobs only.
-pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
-    let mut census = Census::default();
-    hf_census(state, &mut census).await?;
-    python_census(state, &mut census).await?;
-    image_census(state, &mut census).await?;
-
-    // Every referenced blob once, sorted: a blob's number is its place here.
-    let mut numbered = census.ids.clone();
-    numbered.sort_unstable();
-    numbered.dedup();
-    numbered.shrink_to_fit();
-    let number = |id: &BlobId| numbered.binary_search(id).ok();
-
-    let mut sizes = vec![NOT_STORED; numbered.len()];
-    let (mut objects, mut bytes) = (0u64, 0u64);
-    for_each_object(&state.store, BLOBS_PREFIX, LIST_PAGE, |object| {
-        let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
-            return;
-        };
-        objects += 1;
-        bytes += object.size;
-        if let Some(n) = number(&blob_id(&digest)) {
-            sizes[n] = object.size;
-        }
-    })
-    .await?;
-
-    let blobs: Vec<u32> = census
-        .ids
-        .iter()
-        .map(|id| number(id).expect("every referenced id is numbered") as u32)
-        .collect();
-    drop(census.ids);
-    drop(numbered);
-    census.items.shrink_to_fit();
-    census.ends.shrink_to_fit();
-    let references = References {
-        items: census.items,
-        ends: census.ends,
-        blobs,
-    };
-    let store = Figures {
-        // The store's own view: every stored blob, referenced or not.
-        objects,
-        bytes,
-        ..Figures::of(
-            &sizes,
-            references.iter().map(|(_, kind, blobs)| (kind, blobs)),
-        )
-    };
-    // Newest first.
-    let changed = census
-        .changed
-        .into_sorted_vec()
-        .into_iter()
-        .map(|Reverse(entry)| entry)
-        .collect();
-    Ok(Totals {
-        sizes,
-        references,
-        store,
-        changed,
-        computed_at: SystemTime::now(),
-    })
-}
-
-async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    // Each repository's commits, and when its refs or its document last changed; a
-    // page at a time (a repository of 100,000 files has as many upload links).
-    let mut repos: BTreeMap<ItemId, (Vec<String>, Option<SystemTime>)> = BTreeMap::new();
-    let mut pages = ObjectPages::new(&state.store, HF_PREFIX, LIST_PAGE);
-    while let Some(page) = pages.next().await? {
-        for meta in page {
-            let Some((item, key)) = hf_items::repo_of_key(meta.key.as_str()) else {
-                continue;
-            };
-            let entry = match key {
-                MetaKey::HfRefs { .. } | MetaKey::HfRepo { .. } | MetaKey::HfCommit { .. } => {
-                    repos.entry(item).or_default()
-                }
-                _ => continue,
-            };
-            match key {
-                MetaKey::HfCommit { commit, .. } => entry.0.push(commit),
-                _ => entry.1 = entry.1.max(meta.last_modified),
-            }
-        }
-    }
-    for (item, (ids, changed)) in repos {
-        let Some(repo) = item.hf_repo() else { continue };
-        let blobs = hf_items::referenced_blobs(state, &repo, &ids).await?;
-        let digests = blobs.iter().filter_map(|h| Digest::sha256_hex(h).ok());
-        census.changed(&item, changed);
-        census.refer(&item, digests);
-    }
-    Ok(())
-}
-
-async fn python_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    // A page at a time: 100,000 project documents are not listed into memory at once.
-    let mut pages = ObjectPages::new(&state.store, PYPI_PREFIX, LIST_PAGE);
-    while let Some(page) = pages.next().await? {
-        for meta in page {
-            let Some(item) = python_items::project_of_key(meta.key.as_str()) else {
-                continue;
-            };
-            let ItemId::Project { index, name } = &item else {
-                continue;
-            };
-            // Read without filling the caches requests use (100,000 projects would).
-            let doc = match crate::pypi::Index::new(index, state.docs.scanning())
-                .project(name)
-                .await?
-            {
-                Some(doc) => doc,
-                None => continue,
-            };
-            // Projects of an index no longer configured hold blobs but cannot be shown.
-            if state.pypi.has_index(index) {
-                census.changed(&item, meta.last_modified);
-            }
-            let digests = python_items::referenced_blobs(&doc);
-            census.refer(
-                &item,
-                digests.iter().filter_map(|h| Digest::sha256_hex(h).ok()),
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn image_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
-    let registry = state.registry.scanning();
-    let mut pages = ObjectPages::new(&state.store, OCI_REPOS_PREFIX, LIST_PAGE);
-    while let Some(page) = pages.next().await? {
-        for meta in page {
-            let Some(item) = image_items::repo_of_key(meta.key.as_str()) else {
-                continue;
-            };
-            let ItemId::Image { name } = &item else {
-                continue;
-            };
-            // Read without filling the caches requests use; gone meanwhile: not counted.
-            let Some(doc) = registry.repo(name).await? else {
-                continue;
-            };
-            let digests = image_items::referenced_blobs(&registry, &doc).await;
-            census.changed(&item, meta.last_modified);
-            census.refer(&item, digests);
-        }
-    }
-    Ok(())
-}
-
 /// The totals as one reader sees them. A store-wide admin sees the store: every blob,
 /// referenced or not, and every item. Anyone else sees the figures of the items they
 /// may read, so a count or a byte total never reveals a private repository.
@@ -365,36 +172,23 @@ pub async fn for_reader(
     totals: &Totals,
 ) -> Result<Value, CatalogError> {
     let store_wide = reader.is_store_admin();
-    // Anyone but a store-wide admin: each item's visibility is decided once, and serves
-    // both the figures and the recent list (every changed item is a referencing one).
-    let mut readable: Option<HashSet<&str>> = None;
     let figures = if store_wide {
         totals.store.clone()
     } else {
         let mut entries = Vec::new();
-        let mut seen = HashSet::new();
         for (path, kind, blobs) in totals.references.iter() {
-            let Some(item) = ItemId::from_path(path) else {
-                continue;
-            };
-            if visible(state, reader, &item).await? {
+            if readable(state, reader, path, kind).await? {
                 entries.push((kind, blobs));
-                seen.insert(path);
             }
         }
-        readable = Some(seen);
-        Figures::of(&totals.sizes, entries.into_iter())
+        Figures::of(totals.blobs.sizes(), entries.into_iter())
     };
     let mut recent = Vec::new();
     for (at, item) in &totals.changed {
         if recent.len() == RECENT_SHOWN {
             break;
         }
-        let shown = match &readable {
-            Some(readable) => readable.contains(item.to_string().as_str()),
-            None => visible(state, reader, item).await?,
-        };
-        if !shown {
+        if !visible(state, reader, item).await? {
             continue;
         }
         recent.push(json!({
@@ -422,9 +216,37 @@ pub async fn for_reader(
         },
         "items": items,
         "recent": recent,
-        "computed_at": rfc3339(totals.computed_at),
-        "cached_for_seconds": super::TOTALS_TTL.as_secs(),
+        "computed_at": rfc3339(totals.walked_at),
+        "updated_at": rfc3339(totals.updated_at),
+        "walked_again_after_seconds": super::TOTALS_WALKED_AGAIN_AFTER.as_secs(),
     }))
+}
+
+/// Whether the reader may read the item at `path` (an `ItemId`'s display). Projects and
+/// images are decided on the path's own text, which is the name their scopes name:
+/// 250,000 of them are checked per request without an allocation each.
+async fn readable(
+    state: &CatalogState,
+    reader: &Reader,
+    path: &str,
+    kind: Kind,
+) -> Result<bool, CatalogError> {
+    match kind {
+        Kind::Project => {
+            let Some(named) = path.strip_prefix("projects/") else {
+                return Ok(false);
+            };
+            let index = named.split_once('/').map_or(named, |(index, _)| index);
+            Ok(state.pypi.has_index(index) && reader.may_read_named(Protocol::Pypi, named))
+        }
+        Kind::Image => Ok(path
+            .strip_prefix("images/")
+            .is_some_and(|name| reader.may_read_named(Protocol::Oci, name))),
+        Kind::Model | Kind::Dataset => match ItemId::from_path(path) {
+            Some(item) => visible(state, reader, &item).await,
+            None => Ok(false),
+        },
+    }
 }
 
 /// The answer while the first walk is still going: what needs no walk, and
@@ -435,7 +257,6 @@ pub async fn computing(state: &CatalogState, reader: &Reader) -> Value {
         "scope": if store_wide { "store" } else { "readable" },
         "computing": true,
         "gc": last_gc(state, store_wide).await,
-        "cached_for_seconds": super::TOTALS_TTL.as_secs(),
     })
 }
 

@@ -83,7 +83,7 @@ pub fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let result = runtime.block_on(async {
-        match cli.command {
+        let result = match cli.command {
             Command::Serve(_) => crate::server::serve(config).await,
             Command::Check => check(config).await,
             Command::Hf(cmd) => {
@@ -100,7 +100,10 @@ pub fn main() -> ExitCode {
                 gc::run(stores, &config.gc, config.oci.purge_uploads_after, args).await
             }
             Command::Healthcheck { .. } => unreachable!("handled before configuration"),
-        }
+        };
+        // What the command changed reaches the servers' store totals, failed or not.
+        crate::store::changes::flush_all().await;
+        result
     });
     // The last log lines are out before the line that says why the command failed.
     drop(log);

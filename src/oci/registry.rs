@@ -163,6 +163,15 @@ impl Registry {
         }
     }
 
+    /// The same registry for following recorded changes (the catalog's totals): a
+    /// repository is read from the store, not the cache, and not kept.
+    pub fn following(&self) -> Registry {
+        Registry {
+            docs: self.docs.following(),
+            ..self.clone()
+        }
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }

@@ -76,6 +76,8 @@ pub struct DocStore {
     /// Whether a document read from the store is kept: not by a walk over every document
     /// (`scanning`), which would push out what requests use.
     keeps_misses: bool,
+    /// Whether moving documents are read from the store even when cached (`following`).
+    reads_moving_through: bool,
     /// `[cache] metadata_bytes`: the other caches built over these documents take their
     /// share of it (`memory_for`).
     metadata_bytes: u64,
@@ -118,6 +120,7 @@ impl DocStore {
             lists,
             mutable_ttl,
             keeps_misses: true,
+            reads_moving_through: false,
             metadata_bytes,
         }
     }
@@ -137,6 +140,17 @@ impl DocStore {
     pub fn scanning(&self) -> DocStore {
         DocStore {
             keeps_misses: false,
+            ..self.clone()
+        }
+    }
+
+    /// The same documents for following changes as they are recorded (the totals): a
+    /// moving document (a tag, a project page) is read from the store, since the one
+    /// cached may predate the change; nothing read is kept.
+    pub fn following(&self) -> DocStore {
+        DocStore {
+            keeps_misses: false,
+            reads_moving_through: true,
             ..self.clone()
         }
     }
@@ -173,6 +187,9 @@ impl DocStore {
 
     /// Reads a document through the cache; `None` when absent.
     pub async fn get(&self, key: &ObjectKey, mutability: Mutability) -> Result<Option<Document>> {
+        if self.reads_moving_through && mutability == Mutability::Mutable {
+            return self.get_fresh(key).await;
+        }
         if let Some(hit) = self.cache.get(key).await {
             return Ok(Some(hit.doc));
         }

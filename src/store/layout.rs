@@ -82,6 +82,11 @@
 //!   access/<ms>-<random>.json       when blobs were last read (hex -> unix seconds), written
 //!                                   by each `serve` every minute it saw reads, merged by the
 //!                                   collector: pull-through eviction goes least recent first
+//! changes/<ms>-<writer><n>.json     keys a process wrote or removed that the store totals
+//!                                   count (blobs, items' pointer documents), sent about once
+//!                                   a second; every server's totals follow them instead of
+//!                                   walking the store. Removed after 10 minutes by the
+//!                                   writers (store/changes.rs)
 //! uploads/<protocol>/<id>/...       upload sessions in progress; never read by pulls, so an
 //!                                   abandoned session is invisible and can be swept
 //!   oci/<id>/state.json             an OCI blob upload: its chunks so far (conditional puts)
@@ -229,6 +234,12 @@ pub enum MetaKey {
         id: String,
     },
     /// Blob reads some process noted.
+    /// Keys a process wrote or removed that the store totals count (items' pointer
+    /// documents and blobs), recorded so other processes' totals follow without a walk.
+    StoreChanges {
+        at_ms: u64,
+        id: String,
+    },
     GcAccess {
         at_ms: u64,
         id: String,
@@ -251,6 +262,7 @@ pub const MODEL_IMAGES_PREFIX: &str = "modelimages/";
 pub const GC_CLAIMS_PREFIX: &str = "gc/claims/";
 pub const GC_SWEEPS_PREFIX: &str = "gc/sweeps/";
 pub const GC_ACCESS_PREFIX: &str = "gc/access/";
+pub const CHANGES_PREFIX: &str = "changes/";
 
 /// `modelimages/<kind>/<org>--<name>`
 fn model_images_dir(kind: &str, id: &str) -> String {
@@ -297,6 +309,28 @@ fn timed_name(file: &str) -> Option<(u64, String)> {
     valid
         .then(|| (at.parse().ok(), id.to_string()))
         .and_then(|(a, i)| Some((a?, i)))
+}
+
+/// Whether the store totals count what `key` holds: a blob, or the document an item's
+/// references and last change are read from (an image's `_repo.json`, a project's
+/// document, a Hub repository's document, refs or commits).
+pub fn counts_for_totals(key: &str) -> bool {
+    if key.starts_with(BLOBS_PREFIX) {
+        return digest_of_blob_key(key).is_some();
+    }
+    if !META_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return false;
+    }
+    matches!(
+        MetaKey::parse(key),
+        Some(
+            MetaKey::OciRepo { .. }
+                | MetaKey::PypiProject { .. }
+                | MetaKey::HfRepo { .. }
+                | MetaKey::HfRefs { .. }
+                | MetaKey::HfCommit { .. }
+        )
+    )
 }
 
 /// `uploads/oci/<id>/<n>-<random>`: one PATCH body of an upload session.
@@ -367,6 +401,7 @@ impl MetaKey {
                 format!("{GC_SWEEPS_PREFIX}batch-{at_ms:013}-{id}.json")
             }
             MetaKey::GcAccess { at_ms, id } => format!("{GC_ACCESS_PREFIX}{at_ms:013}-{id}.json"),
+            MetaKey::StoreChanges { at_ms, id } => format!("{CHANGES_PREFIX}{at_ms:013}-{id}.json"),
         })
     }
 
@@ -451,6 +486,10 @@ impl MetaKey {
             ["gc", "access", file] => {
                 let (at_ms, id) = timed_name(file)?;
                 MetaKey::GcAccess { at_ms, id }
+            }
+            ["changes", file] => {
+                let (at_ms, id) = timed_name(file)?;
+                MetaKey::StoreChanges { at_ms, id }
             }
             ["gc", "sweeps", file] => {
                 let (at_ms, id) = timed_name(file.strip_prefix("batch-")?)?;
@@ -562,6 +601,10 @@ mod tests {
             MetaKey::GcAccess {
                 at_ms: 99,
                 id: "0a".into(),
+            },
+            MetaKey::StoreChanges {
+                at_ms: 1_700_000_000_123,
+                id: "c0ffee".into(),
             },
         ];
         for k in all {

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod blobs;
+pub mod changes;
 pub mod claims;
 mod counting;
 mod docs;
@@ -380,7 +381,8 @@ impl Default for CacheSettings {
 }
 
 /// The store as every command and the server use it: the backend (counting the
-/// operations that reach it), and the blob and document layers over it.
+/// operations that reach it, recording the changes the store totals follow, see
+/// [`changes`]), and the blob and document layers over it.
 #[derive(Clone, Debug)]
 pub struct Stores {
     pub store: DynStore,
@@ -394,6 +396,7 @@ impl Stores {
     pub fn new(store: DynStore, cache: &CacheSettings) -> Stores {
         let ops = Arc::new(OpCounts::default());
         let store: DynStore = Arc::new(CountingStore::new(store, ops.clone()));
+        let store: DynStore = Arc::new(changes::ChangeRecorder::new(store));
         Stores {
             blobs: BlobStore::new(store.clone(), cache.blob_entries)
                 .with_small_blobs(cache.small_blob_bytes),

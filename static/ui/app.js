@@ -350,7 +350,7 @@ async function storePage() {
     h("h1", {}, "Store"),
     h("p", { class: "sub" }, "Every file is stored once, by digest, whichever protocol brought it. " +
       (s.scope === "store" ? "Figures for the whole store." : "Figures for the items your token can read.") +
-      " Computed " + formatDate(s.computed_at) + " (computed again in the background when older than " + s.cached_for_seconds + "s)."),
+      " Counted when the store was walked, " + formatDate(s.computed_at) + ", and kept up to date since (last change " + formatDate(s.updated_at) + ")."),
     h("div", { class: "cards" },
       card("objects", s.scope === "store" ? "Blobs stored" : "Blobs you can read", s.blobs.objects.toLocaleString(), formatBytes(s.blobs.bytes)),
       card("served", "Bytes as clients see them", formatBytes(s.referenced_bytes), "every item's files counted in full"),
