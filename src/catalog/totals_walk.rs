@@ -1,9 +1,9 @@
-//! How the store totals learn what the store holds: once by walking it (every item's
-//! metadata, then the blob listing page by page), then by following the recorded
+//! How the store totals learn what the store holds: once by walking it (the blob
+//! listing page by page, then every item's metadata), then by following the recorded
 //! changes (`store::changes`), looking again at each item and blob a change names.
 
 use super::totals::Totals;
-use super::totals_tables::{BlobId, BlobTable, References, NOT_STORED};
+use super::totals_tables::{BlobId, BlobTable, References};
 use super::CatalogState;
 use super::{hf_items, image_items, python_items, CatalogError, ItemId};
 use crate::digest::Digest;
@@ -35,14 +35,15 @@ fn blob_id(digest: &Digest) -> BlobId {
 }
 
 /// Who references which blobs, and which items changed last.
-#[derive(Default)]
 struct Census {
-    /// Each item's path, with where its blob ids end in `ids`.
+    /// Every stored blob, numbered before any item is read; a blob an item names that
+    /// the store does not hold is added as it comes.
+    blobs: BlobTable,
+    /// Each item's path, with where its blob numbers end in `numbers`.
     items: NameList,
     ends: Vec<u32>,
-    /// The ids of the blobs each item references, item after item (numbered once every
-    /// item is in: a sorted array of ids, not a hash map of a million entries).
-    ids: Vec<BlobId>,
+    /// The numbers of the blobs each item references, item after item.
+    numbers: Vec<u32>,
     /// The `CHANGED_KEPT` items changed last, oldest on top.
     changed: BinaryHeap<Reverse<(SystemTime, ItemId)>>,
 }
@@ -63,9 +64,12 @@ impl Census {
     }
 
     fn refer(&mut self, item: &ItemId, digests: impl IntoIterator<Item = Digest>) {
-        let start = self.ids.len();
-        self.ids.extend(digests.into_iter().map(|d| blob_id(&d)));
-        let mine = &mut self.ids[start..];
+        let start = self.numbers.len();
+        for digest in digests {
+            let number = self.blobs.number_or_add(blob_id(&digest));
+            self.numbers.push(number);
+        }
+        let mine = &mut self.numbers[start..];
         mine.sort_unstable();
         let mut kept = 0;
         for i in 0..mine.len() {
@@ -74,54 +78,37 @@ impl Census {
                 kept += 1;
             }
         }
-        self.ids.truncate(start + kept);
+        self.numbers.truncate(start + kept);
         self.items.push(&item.to_string());
-        let end = u32::try_from(self.ids.len()).expect("below 4 billion references");
+        let end = u32::try_from(self.numbers.len()).expect("below 4 billion references");
         self.ends.push(end);
     }
 }
 
-/// Walks the store: every item's references, then the blob listing page by page (a
-/// million keys are never held at once).
+/// Walks the store: the blob listing page by page (a million keys are never held at
+/// once, only an id and a size each), then every item's references, as numbers.
 pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
-    let mut census = Census::default();
+    let (mut ids, mut sizes) = (Vec::new(), Vec::new());
+    for_each_object(&state.store, BLOBS_PREFIX, LIST_PAGE, |object| {
+        if let Some(digest) = digest_of_blob_key(object.key.as_str()) {
+            ids.push(blob_id(&digest));
+            sizes.push(object.size);
+        }
+    })
+    .await?;
+    sort_by_id(&mut ids, &mut sizes);
+    let mut census = Census {
+        blobs: BlobTable::new(ids, sizes),
+        items: NameList::new(),
+        ends: Vec::new(),
+        numbers: Vec::new(),
+        changed: BinaryHeap::new(),
+    };
     hf_census(state, &mut census).await?;
     python_census(state, &mut census).await?;
     image_census(state, &mut census).await?;
 
-    // Every referenced blob once, sorted: a blob's number is its place here.
-    let mut numbered = census.ids.clone();
-    numbered.sort_unstable();
-    numbered.dedup();
-    let mut sizes = vec![NOT_STORED; numbered.len()];
-    // Stored blobs nothing references: counted in the store's figures, and known when an
-    // item comes to reference them.
-    let mut unreferenced: Vec<(BlobId, u64)> = Vec::new();
-    for_each_object(&state.store, BLOBS_PREFIX, LIST_PAGE, |object| {
-        let Some(digest) = digest_of_blob_key(object.key.as_str()) else {
-            return;
-        };
-        let id = blob_id(&digest);
-        match numbered.binary_search(&id) {
-            Ok(n) => sizes[n] = object.size,
-            Err(_) => unreferenced.push((id, object.size)),
-        }
-    })
-    .await?;
-    unreferenced.sort_unstable();
-    unreferenced.dedup_by_key(|(id, _)| *id);
-    merge_sorted(&mut numbered, &mut sizes, unreferenced);
-    numbered.shrink_to_fit();
-    sizes.shrink_to_fit();
-    let blobs = BlobTable::new(numbered, sizes);
-
-    let numbers: Vec<u32> = census
-        .ids
-        .iter()
-        .map(|&id| blobs.number(id).expect("every referenced id is numbered"))
-        .collect();
-    drop(census.ids);
-    let references = References::from_packed(census.items, census.ends, numbers);
+    let references = References::from_packed(census.items, census.ends, census.numbers);
     // Newest first.
     let changed = census
         .changed
@@ -129,26 +116,30 @@ pub async fn compute(state: &CatalogState) -> Result<Totals, CatalogError> {
         .into_iter()
         .map(|Reverse(entry)| entry)
         .collect();
-    Ok(Totals::new(blobs, references, changed))
+    Ok(Totals::new(census.blobs, references, changed))
 }
 
-/// Merges `extra` (sorted, distinct, none of them in `ids`) into `ids` (sorted) and the
-/// matching `sizes`, in place from the end: the million-entry arrays are never copied.
-fn merge_sorted(ids: &mut Vec<BlobId>, sizes: &mut Vec<u64>, extra: Vec<(BlobId, u64)>) {
-    let (mut i, mut j) = (ids.len(), extra.len());
-    ids.resize(i + j, 0);
-    sizes.resize(i + j, NOT_STORED);
-    let mut k = i + j;
-    while j > 0 {
-        k -= 1;
-        if i > 0 && ids[i - 1] > extra[j - 1].0 {
-            i -= 1;
-            (ids[k], sizes[k]) = (ids[i], sizes[i]);
-        } else {
-            j -= 1;
-            (ids[k], sizes[k]) = extra[j];
+/// Sorts `ids` and the matching `sizes` by id, each id once. A listing of sha256 blobs
+/// comes sorted already (the key is the hex of the digest the id begins); only other
+/// algorithms' blobs, after them, need the sort.
+fn sort_by_id(ids: &mut Vec<BlobId>, sizes: &mut Vec<u64>) {
+    if !ids.is_sorted() {
+        let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| ids[i as usize]);
+        *ids = order.iter().map(|&i| ids[i as usize]).collect();
+        *sizes = order.iter().map(|&i| sizes[i as usize]).collect();
+    }
+    let mut kept = 0;
+    for i in 0..ids.len() {
+        if i == 0 || ids[i] != ids[kept - 1] {
+            (ids[kept], sizes[kept]) = (ids[i], sizes[i]);
+            kept += 1;
         }
     }
+    ids.truncate(kept);
+    sizes.truncate(kept);
+    ids.shrink_to_fit();
+    sizes.shrink_to_fit();
 }
 
 async fn hf_census(state: &CatalogState, census: &mut Census) -> Result<(), CatalogError> {
@@ -440,16 +431,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merges_in_place_keeping_each_size_with_its_id() {
-        let (mut ids, mut sizes) = (vec![2, 5, 9], vec![20, 50, 90]);
-        merge_sorted(&mut ids, &mut sizes, vec![(1, 10), (6, 60), (12, 120)]);
-        assert_eq!(ids, [1, 2, 5, 6, 9, 12]);
-        assert_eq!(sizes, [10, 20, 50, 60, 90, 120]);
-        let (mut ids, mut sizes) = (vec![], vec![]);
-        merge_sorted(&mut ids, &mut sizes, vec![(3, 30)]);
-        assert_eq!((ids, sizes), (vec![3], vec![30]));
-        let (mut ids, mut sizes) = (vec![4], vec![40]);
-        merge_sorted(&mut ids, &mut sizes, vec![]);
-        assert_eq!((ids, sizes), (vec![4], vec![40]));
+    fn sorts_by_id_keeping_each_size_with_its_id() {
+        let (mut ids, mut sizes) = (vec![2, 5, 9, 1, 5], vec![20, 50, 90, 10, 51]);
+        sort_by_id(&mut ids, &mut sizes);
+        assert_eq!(ids, [1, 2, 5, 9]);
+        assert_eq!(sizes[0], 10);
+        assert_eq!(sizes[1], 20);
+        assert_eq!(sizes[3], 90);
+        let (mut ids, mut sizes) = (vec![1, 3, 3], vec![10, 30, 30]);
+        sort_by_id(&mut ids, &mut sizes);
+        assert_eq!((ids, sizes), (vec![1, 3], vec![10, 30]));
     }
 }
