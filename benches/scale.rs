@@ -10,7 +10,8 @@
 //! bytes); the web catalog's list, search, store page and item pages; hot metadata
 //! requests (32 keep-alive connections, requests/s, p50, p99, against nginx serving a
 //! static file of the same size with the same load); peak RSS after the loads;
-//! `airlock bundle have` (time, peak RSS); `airlock pypi import` of 1,000 wheels.
+//! `airlock bundle have` and `bundle export --have` (time, peak RSS); `airlock pypi
+//! import` of 1,000 wheels.
 //!
 //! `cargo bench --bench scale` (needs nginx; GNU time at /usr/bin/time for peak RSS of
 //! the commands). Knobs:
@@ -351,7 +352,7 @@ fn cell(r: &Rec) -> String {
         }
         "clients" => format!("{:.2} s ({:.0})", r.get("seconds"), r.get("items")),
         "cli" => {
-            if r.name.starts_with("bundle have") {
+            if r.name.starts_with("bundle") {
                 format!(
                     "{:.2} s, peak {:.1} MiB, {} out",
                     r.get("seconds"),
@@ -428,6 +429,52 @@ fn status_kib(pid: u32, field: &str) -> f64 {
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+/// `airlock bundle export --have` of the two largest items (the 100,000-file model and
+/// the 5,000-file project) against what this store holds itself: the cost of reading
+/// and consulting a have file of every blob, whatever is left to send.
+fn bundle_export_have(ctx: &Ctx, store: &str, n: usize, args: &StoreArgs, have: &Path) -> Rec {
+    eprintln!("scale: {store} N={n}: bundle export --have");
+    let spec = ctx.work.join("export-spec.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[[hf]]\nrepo = \"{}\"\n\n[[pypi]]\nprojects = [\"{}\"]\n",
+            names::BIG_HF,
+            names::BIG_PROJECT
+        ),
+    )
+    .unwrap();
+    let out = ctx.work.join("export.tar");
+    let mut rec = Rec {
+        store: store.into(),
+        size: n,
+        section: "cli",
+        name: "bundle export --have (largest model and project)".into(),
+        metrics: Vec::new(),
+        error: None,
+        note: None,
+    };
+    let command = [
+        "bundle",
+        "export",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--have",
+        have.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    match measured_cli(ctx.work, args, &command) {
+        Ok((s, peak, _)) => {
+            let bytes = std::fs::metadata(&out).map_or(f64::NAN, |m| m.len() as f64);
+            rec.metrics = vec![("seconds", s), ("peak_kib", peak), ("bytes", bytes)];
+        }
+        Err(e) => rec.error = Some(e),
+    }
+    std::fs::remove_file(&out).ok();
+    rec
 }
 
 /// Runs an airlock command under GNU time: (seconds, peak RSS KiB, stdout bytes).
@@ -1127,13 +1174,20 @@ fn measure_store(ctx: &Ctx, report: &mut Report, store: &str, n: usize, args: &S
         error: None,
         note: None,
     };
+    let have = ctx.work.join("have.json");
     match measured_cli(ctx.work, args, &["bundle", "have"]) {
         Ok((s, peak, bytes)) => {
-            rec.metrics = vec![("seconds", s), ("peak_kib", peak), ("bytes", bytes as f64)]
+            rec.metrics = vec![("seconds", s), ("peak_kib", peak), ("bytes", bytes as f64)];
+            std::fs::copy(ctx.work.join("cli-stdout"), &have).unwrap();
         }
         Err(e) => rec.error = Some(e),
     }
+    let had = rec.error.is_none();
     report.add(rec);
+    if had {
+        report.add(bundle_export_have(ctx, store, n, args, &have));
+    }
+    std::fs::remove_file(&have).ok();
 
     eprintln!(
         "scale: {store} N={n}: pypi import of {} wheels",

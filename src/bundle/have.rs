@@ -150,9 +150,12 @@ mod tests {
         let path = dir.path().join("have.json");
         std::fs::write(&path, &out).unwrap();
         let have = Have::load(&path).unwrap();
-        assert_eq!(have.blobs.len(), 2500);
-        assert!(bodies.iter().all(|d| have.blobs.contains(d)));
-        let empty = Digest::of_bytes(Algorithm::Sha256, b"{}").hex().to_string();
-        assert_eq!(have.docs["pypi/default/projects/a.json"], empty);
+        assert_eq!(have.blob_count(), 2500);
+        assert!(bodies.iter().all(|d| have.holds_blob(d)));
+        let empty = Digest::of_bytes(Algorithm::Sha256, b"{}");
+        assert_eq!(
+            have.doc_content("pypi/default/projects/a.json"),
+            empty.sha256_bytes()
+        );
     }
 }

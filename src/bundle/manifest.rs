@@ -7,7 +7,7 @@ use crate::xet::xorb::MAX_XORB_BYTES;
 use crate::xet::MerkleHash;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 pub const FORMAT: &str = "airlock-bundle";
 /// Version 2 adds Xet content (`xorbs`, `xet-file` objects); a bundle without any is
@@ -206,33 +206,44 @@ impl Manifest {
 
 /// `airlock bundle have`: the blobs and documents a store already holds, so the sender
 /// packs only the rest.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Compact on purpose: the have.json of a store of a million blobs and 340,000
+/// documents is 117 MB, and read into sets of `Digest`s and `String`s it took 340 MB.
+/// It is read as a stream into sorted arrays of raw hashes instead: 32 bytes a blob, 48
+/// a document (the first 128 bits of its key's sha256 with its content's sha256).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Have {
     pub format: String,
     pub version: u32,
-    pub blobs: BTreeSet<Digest>,
-    /// Document key -> sha256 hex of its current content (Xet file records included).
-    pub docs: BTreeMap<String, String>,
+    /// sha256 blobs, raw, sorted.
+    sha256: Vec<[u8; 32]>,
+    /// Blobs of other algorithms (rare).
+    other_blobs: BTreeSet<Digest>,
+    /// Documents: (key hash, content sha256), sorted. A key is known by half its sha256:
+    /// another key with the same half costs 2^64 hashes to find.
+    docs: Vec<([u8; 16], [u8; 32])>,
     /// Xorbs (Xet hash, API hex form). Absent from the have.json of an airlock without
     /// Xet, which holds none.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub xorbs: BTreeSet<String>,
 }
 
 impl Have {
     pub fn load(path: &std::path::Path) -> anyhow::Result<Have> {
-        let text = std::fs::read(path).with_context(|| {
+        let file = std::fs::File::open(path).with_context(|| {
             format!(
                 "cannot read {}; write it on the receiving side with `airlock bundle have > have.json`",
                 path.display()
             )
         })?;
-        let have: Have = serde_json::from_slice(&text).with_context(|| {
-            format!(
-                "{} is not a have.json written by `airlock bundle have`",
-                path.display()
-            )
-        })?;
+        let mut reader = serde_json::Deserializer::from_reader(std::io::BufReader::new(file));
+        let have = Have::deserialize(&mut reader)
+            .and_then(|have| reader.end().map(|()| have))
+            .with_context(|| {
+                format!(
+                    "{} is not a have.json written by `airlock bundle have`",
+                    path.display()
+                )
+            })?;
         if have.format != format!("{FORMAT}-have") || have.version != HAVE_VERSION {
             bail!(
                 "{} is not a version {HAVE_VERSION} have.json; write it again with `airlock bundle have`",
@@ -245,11 +256,168 @@ impl Have {
     /// Whether the receiver already holds exactly this object.
     pub fn holds(&self, entry: &Entry) -> bool {
         match entry.kind {
-            Kind::Blob => self.blobs.contains(&entry.digest),
+            Kind::Blob => self.holds_blob(&entry.digest),
             Kind::Doc | Kind::XetFile => {
-                self.docs.get(&entry.key).map(String::as_str) == Some(entry.digest.hex())
+                let held = self.doc_content(&entry.key);
+                held.is_some() && held == entry.digest.sha256_bytes()
             }
         }
+    }
+
+    pub fn holds_blob(&self, digest: &Digest) -> bool {
+        match digest.sha256_bytes() {
+            Some(raw) => self.sha256.binary_search(&raw).is_ok(),
+            None => self.other_blobs.contains(digest),
+        }
+    }
+
+    /// The sha256 of the document the receiver holds under `key`.
+    pub fn doc_content(&self, key: &str) -> Option<[u8; 32]> {
+        let hash = key_hash(key);
+        let at = self.docs.binary_search_by(|(k, _)| k.cmp(&hash)).ok()?;
+        Some(self.docs[at].1)
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.sha256.len() + self.other_blobs.len()
+    }
+
+    pub fn add_blob(&mut self, digest: Digest) {
+        match digest.sha256_bytes() {
+            Some(raw) => {
+                if let Err(at) = self.sha256.binary_search(&raw) {
+                    self.sha256.insert(at, raw);
+                }
+            }
+            None => {
+                self.other_blobs.insert(digest);
+            }
+        }
+    }
+
+    /// Records that the receiver holds `key` with content of sha256 `content_hex`.
+    pub fn add_doc(&mut self, key: &str, content_hex: &str) -> anyhow::Result<()> {
+        let content = sha256_of_hex(content_hex)?;
+        let hash = key_hash(key);
+        match self.docs.binary_search_by(|(k, _)| k.cmp(&hash)) {
+            Ok(at) => self.docs[at].1 = content,
+            Err(at) => self.docs.insert(at, (hash, content)),
+        }
+        Ok(())
+    }
+}
+
+fn key_hash(key: &str) -> [u8; 16] {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(key.as_bytes());
+    full[..16].try_into().expect("16 bytes")
+}
+
+fn sha256_of_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(hex, &mut raw)
+        .map_err(|_| anyhow::anyhow!("`{hex}` is not the hex of a sha256"))?;
+    Ok(raw)
+}
+
+impl<'de> Deserialize<'de> for Have {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(HaveVisitor)
+    }
+}
+
+struct HaveVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HaveVisitor {
+    type Value = Have;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a have.json object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Have, A::Error> {
+        use serde::de::Error as _;
+        let mut have = Have::default();
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "format" => have.format = map.next_value()?,
+                "version" => have.version = map.next_value()?,
+                "blobs" => {
+                    let Blobs(sha256, other) = map.next_value()?;
+                    (have.sha256, have.other_blobs) = (sha256, other);
+                }
+                "docs" => have.docs = map.next_value::<Docs>()?.0,
+                "xorbs" => have.xorbs = map.next_value()?,
+                other => {
+                    return Err(A::Error::unknown_field(
+                        other,
+                        &["format", "version", "blobs", "docs", "xorbs"],
+                    ))
+                }
+            }
+        }
+        Ok(have)
+    }
+}
+
+/// The `blobs` list, read element by element into raw hashes, sorted.
+struct Blobs(Vec<[u8; 32]>, BTreeSet<Digest>);
+
+impl<'de> Deserialize<'de> for Blobs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Blobs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of digests")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Blobs, S::Error> {
+                let (mut sha256, mut other) = (Vec::new(), BTreeSet::new());
+                while let Some(digest) = seq.next_element::<Digest>()? {
+                    match digest.sha256_bytes() {
+                        Some(raw) => sha256.push(raw),
+                        None => {
+                            other.insert(digest);
+                        }
+                    }
+                }
+                sha256.sort_unstable();
+                sha256.dedup();
+                sha256.shrink_to_fit();
+                Ok(Blobs(sha256, other))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The `docs` object, read entry by entry into key hashes and content hashes, sorted.
+struct Docs(Vec<([u8; 16], [u8; 32])>);
+
+impl<'de> Deserialize<'de> for Docs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Docs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of document keys and content sha256")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Docs, M::Error> {
+                let mut docs = Vec::new();
+                while let Some((key, content)) = map.next_entry::<String, String>()? {
+                    let content = sha256_of_hex(&content).map_err(serde::de::Error::custom)?;
+                    docs.push((key_hash(&key), content));
+                }
+                docs.sort_unstable_by_key(|d| d.0);
+                docs.dedup_by(|a, b| a.0 == b.0);
+                docs.shrink_to_fit();
+                Ok(Docs(docs))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -341,13 +509,16 @@ mod tests {
         let old = r#"{"format":"airlock-bundle-have","version":1,"blobs":[],"docs":{}}"#;
         let have: Have = serde_json::from_str(old).unwrap();
         assert!(have.xorbs.is_empty());
-        let mut have = have;
-        have.xorbs.insert("cd".repeat(32));
-        let text = serde_json::to_string(&have).unwrap();
-        assert!(text.contains(&"cd".repeat(32)), "{text}");
+        let new = format!(
+            r#"{{"format":"airlock-bundle-have","version":1,"blobs":[],"docs":{{}},"xorbs":["{}"]}}"#,
+            "cd".repeat(32)
+        );
+        let mut have: Have = serde_json::from_str(&new).unwrap();
+        assert!(have.xorbs.contains(&"cd".repeat(32)));
         let m = with_xet();
-        have.docs
-            .insert(m.objects[2].key.clone(), m.objects[2].digest.hex().into());
+        assert!(!have.holds(&m.objects[2]));
+        have.add_doc(&m.objects[2].key, m.objects[2].digest.hex())
+            .unwrap();
         assert!(have.holds(&m.objects[2]));
     }
 
@@ -392,15 +563,28 @@ mod tests {
         let m = sample();
         let mut have = Have::default();
         assert!(!have.holds(&m.objects[0]));
-        have.blobs.insert(m.objects[0].digest.clone());
+        have.add_blob(m.objects[0].digest.clone());
         assert!(have.holds(&m.objects[0]));
-        have.docs.insert("oci/catalog.json".into(), "0".repeat(64));
+        have.add_doc("oci/catalog.json", &"0".repeat(64)).unwrap();
         assert!(!have.holds(&m.objects[1]), "same key, other content");
-        have.docs.insert(
-            "oci/catalog.json".into(),
-            m.objects[1].digest.hex().to_string(),
-        );
+        have.add_doc("oci/catalog.json", m.objects[1].digest.hex())
+            .unwrap();
         assert!(have.holds(&m.objects[1]));
+        // Read back from its JSON, the same answers; a malformed one is refused.
+        let text = format!(
+            r#"{{"format":"airlock-bundle-have","version":1,"blobs":["{}","sha512:{}"],"docs":{{"oci/catalog.json":"{}"}}}}"#,
+            m.objects[0].digest,
+            "ab".repeat(64),
+            m.objects[1].digest.hex()
+        );
+        let read: Have = serde_json::from_str(&text).unwrap();
+        assert!(read.holds(&m.objects[0]) && read.holds(&m.objects[1]));
+        assert_eq!(read.blob_count(), 2);
+        assert!(read.holds_blob(&format!("sha512:{}", "ab".repeat(64)).parse().unwrap()));
+        assert!(
+            serde_json::from_str::<Have>(&text.replace(m.objects[1].digest.hex(), "zz")).is_err()
+        );
+        assert!(serde_json::from_str::<Have>(&text.replace("sha512:", "md5:")).is_err());
     }
 
     proptest::proptest! {
