@@ -665,16 +665,11 @@ async fn totals_follow_every_process_without_walking(backend: Backend) {
         .bearer_auth(ADMIN)
         .json(&json!({"name": "data", "organization": "org", "type": "dataset"})))
     .await;
-    let out = server
-        .store
-        .cli(dir)
-        .args(["gc", "--grace", "0s", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    support::process::run_ok(
+        server
+            .store
+            .cli(dir)
+            .args(["gc", "--grace", "0s", "--json"]),
     );
 
     // What a walk finds now: a server started afresh walks the store.

@@ -64,25 +64,24 @@ impl Census {
     }
 
     fn refer(&mut self, item: &ItemId, digests: impl IntoIterator<Item = Digest>) {
-        let start = self.numbers.len();
-        for digest in digests {
-            let number = self.blobs.number_or_add(blob_id(&digest));
-            self.numbers.push(number);
-        }
-        let mine = &mut self.numbers[start..];
-        mine.sort_unstable();
-        let mut kept = 0;
-        for i in 0..mine.len() {
-            if i == 0 || mine[i] != mine[kept - 1] {
-                mine[kept] = mine[i];
-                kept += 1;
-            }
-        }
-        self.numbers.truncate(start + kept);
+        let mine = numbers_of(&mut self.blobs, digests);
+        self.numbers.extend_from_slice(&mine);
         self.items.push(&item.to_string());
         let end = u32::try_from(self.numbers.len()).expect("below 4 billion references");
         self.ends.push(end);
     }
+}
+
+/// The numbers of the blobs `digests` name, each once, in order; blobs the table does
+/// not know are added to it (not stored).
+fn numbers_of(blobs: &mut BlobTable, digests: impl IntoIterator<Item = Digest>) -> Vec<u32> {
+    let mut numbers: Vec<u32> = digests
+        .into_iter()
+        .map(|d| blobs.number_or_add(blob_id(&d)))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
 }
 
 /// Walks the store: the blob listing page by page (a million keys are never held at
@@ -332,13 +331,7 @@ pub async fn follow(
             current.forget_changed(&item);
             continue;
         };
-        let mut numbers: Vec<u32> = looked
-            .digests
-            .iter()
-            .map(|d| current.blobs.number_or_add(blob_id(d)))
-            .collect();
-        numbers.sort_unstable();
-        numbers.dedup();
+        let numbers = numbers_of(&mut current.blobs, looked.digests);
         current.references.set(&path, Some(numbers));
         match looked.changed.filter(|_| looked.shown) {
             Some(at) => current.note_changed(item, at),
