@@ -36,6 +36,13 @@ fn airlock(store: &StoreArgs, dir: &Path, args: &[&str]) -> Output {
     store.cli(dir).args(args).output().unwrap()
 }
 
+/// `airlock bundle export --out <out>` plus `options`, which must succeed; what it said.
+fn export(store: &StoreArgs, dir: &Path, out: &Path, options: &[&str]) -> String {
+    let mut args = vec!["bundle", "export", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(options);
+    ok(airlock(store, dir, &args))
+}
+
 struct Seeded {
     layer: Vec<u8>,
     manifest_digest: String,
@@ -722,18 +729,7 @@ fn a_spec_selects_the_named_content_only(receiver: Backend) {
     )
     .unwrap();
     let bundle = d.join("spec.tar");
-    ok(airlock(
-        &source,
-        d,
-        &[
-            "bundle",
-            "export",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-    ));
+    export(&source, d, &bundle, &["--spec", spec.to_str().unwrap()]);
     let target = StoreArgs::new(receiver, &d.join("t"));
     ok(airlock(
         &target,
@@ -754,6 +750,63 @@ fn a_spec_selects_the_named_content_only(receiver: Backend) {
         (status, String::from_utf8_lossy(&body).to_string()),
         (200, "file 1234".to_string())
     );
+    drop(server);
+
+    // A blob gone from the exporting store is left out with a note naming the file that
+    // needs it; everything else still travels.
+    let gone = support::sha256_hex(b"file 7");
+    std::fs::remove_file(d.join(format!("a/store/blobs/sha256/{}/{gone}", &gone[..2]))).unwrap();
+    let again = d.join("spec-again.tar");
+    let said = export(&source, d, &again, &["--spec", spec.to_str().unwrap()]);
+    let note = format!(
+        "note: hf org/paged {deep}/00007.txt: blob sha256:{gone} is not in this store; left out"
+    );
+    assert!(said.contains(&note), "{said}");
+    let keys: Vec<String> = manifest_of(&again)["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_string())
+        .collect();
+    let first = manifest_of(&bundle)["objects"].as_array().unwrap().len();
+    assert_eq!(keys.len(), first - 1, "{keys:?}");
+    assert!(!keys.iter().any(|k| k.ends_with(&gone)), "{keys:?}");
+
+    // With the have of the receiver, which holds all of the first bundle, no blob is
+    // packed nor looked up: the one gone from this store is held, not missing.
+    let have_file = d.join("have.json");
+    std::fs::write(&have_file, serde_json::to_vec(&have(&target, d)).unwrap()).unwrap();
+    let third = d.join("spec-have.tar");
+    let said = export(
+        &source,
+        d,
+        &third,
+        &[
+            "--spec",
+            spec.to_str().unwrap(),
+            "--have",
+            have_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!said.contains("is not in this store"), "{said}");
+    let first_blobs = manifest_of(&bundle)["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "blob")
+        .count();
+    let held: usize = said
+        .split(" left out: the receiver has them")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of held objects in:\n{said}"));
+    assert!(
+        held >= first_blobs,
+        "{held} held, {first_blobs} blobs: {said}"
+    );
+    let packed = manifest_of(&third)["objects"].as_array().unwrap().clone();
+    assert!(packed.iter().all(|o| o["kind"] != "blob"), "{packed:#?}");
 }
 
 // The receiving store on each backend; the exporting side stays on the filesystem (the

@@ -83,7 +83,7 @@ pub fn manifest_for(
         xorbs.retain(|x| !have.xorbs.contains(&x.hash));
         description.push_str(", minus what the receiver's have.json lists");
     }
-    let held = before - objects.len() - xorbs.len();
+    let held = before - objects.len() - xorbs.len() + selection.held_blobs;
     (Manifest::new(source, description, objects, xorbs), held)
 }
 

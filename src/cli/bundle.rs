@@ -92,7 +92,8 @@ pub async fn run(config: Config, command: BundleCommand) -> anyhow::Result<()> {
                 Some((spec, path)) => {
                     let default_host = &config.oci.default_registry;
                     let spec_path = path.display().to_string();
-                    crate::bundle::select::from_spec(&stores, default_host, spec, &spec_path)
+                    let have = have.as_ref();
+                    crate::bundle::select::from_spec(&stores, default_host, spec, &spec_path, have)
                         .await?
                 }
                 None => crate::bundle::select::everything(&stores).await?,
