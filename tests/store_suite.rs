@@ -5,8 +5,8 @@ mod support;
 
 use airlock::digest::{Algorithm, Digest};
 use airlock::store::{
-    bytes_stream, ByteRange, ByteStream, DocStore, DynStore, GetOptions, Mutability, ObjectKey,
-    PutMode, PutOptions, StoreError,
+    bytes_stream, ByteRange, ByteStream, DocStore, Document, DynStore, GetOptions, Mutability,
+    ObjectKey, PutMode, PutOptions, StoreError,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -327,6 +327,48 @@ pub async fn read_modify_write_loses_no_update(store: DynStore) {
     read_modify_write_loses_no_update_across(&[store]).await
 }
 
+/// More writers on one document in one process than `DocStore::update` has attempts (as
+/// when a server creates many models at once: each creation updates the kind's list):
+/// none is refused as "gave up after conflicting updates", none is lost.
+pub async fn read_modify_write_in_one_process_never_gives_up(store: DynStore) {
+    let docs = DocStore::new(store, 1 << 20, Duration::from_secs(1));
+    let k = key("rmw/busy");
+    let writers = (0..WRITERS_IN_ONE_PROCESS).map(|i| append_number(docs.clone(), k.clone(), i));
+    for (i, result) in futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let result = result.unwrap();
+        assert!(matches!(result, Ok(Ok(_))), "writer {i}: {result:?}");
+    }
+    let doc = docs.get_fresh(&k).await.unwrap().unwrap();
+    let mut list: Vec<u32> = serde_json::from_slice(&doc.bytes).unwrap();
+    list.sort();
+    assert_eq!(list, (0..WRITERS_IN_ONE_PROCESS).collect::<Vec<_>>());
+}
+
+/// A writer appending `i` to the JSON list at `k` through `DocStore::update`.
+fn append_number(
+    docs: DocStore,
+    k: ObjectKey,
+    i: u32,
+) -> tokio::task::JoinHandle<airlock::store::Result<Result<Option<Document>, ()>>> {
+    tokio::spawn(async move {
+        docs.update(&k, |current| {
+            let mut list: Vec<u32> = current
+                .map(|d| serde_json::from_slice(&d.bytes).unwrap())
+                .unwrap_or_default();
+            list.push(i);
+            Ok::<_, ()>(Some(serde_json::to_vec(&list).unwrap().into()))
+        })
+        .await
+    })
+}
+
+/// Four times `DocStore::update`'s attempts.
+const WRITERS_IN_ONE_PROCESS: u32 = 64;
+
 async fn read_modify_write_loses_no_update_across(stores: &[DynStore]) {
     // Sixteen writers each append their number to one document through DocStore::update.
     let all: Vec<DocStore> = stores
@@ -335,19 +377,8 @@ async fn read_modify_write_loses_no_update_across(stores: &[DynStore]) {
         .collect();
     let docs = all[0].clone();
     let k = key("rmw/list");
-    let writers = (0..16u32).map(|i| {
-        let (docs, k) = (all[i as usize % all.len()].clone(), k.clone());
-        tokio::spawn(async move {
-            docs.update(&k, |current| {
-                let mut list: Vec<u32> = current
-                    .map(|d| serde_json::from_slice(&d.bytes).unwrap())
-                    .unwrap_or_default();
-                list.push(i);
-                Ok::<_, ()>(Some(serde_json::to_vec(&list).unwrap().into()))
-            })
-            .await
-        })
-    });
+    let writers =
+        (0..16u32).map(|i| append_number(all[i as usize % all.len()].clone(), k.clone(), i));
     for result in futures::future::join_all(writers).await {
         result.unwrap().unwrap().unwrap();
     }
@@ -522,6 +553,7 @@ macro_rules! store_suite {
             scenario!($make, [$($attr)*], concurrent_puts_of_same_content);
             scenario!($make, [$($attr)*], conditional_updates_exactly_one_wins);
             scenario!($make, [$($attr)*], read_modify_write_loses_no_update);
+            scenario!($make, [$($attr)*], read_modify_write_in_one_process_never_gives_up);
             scenario!($make, [$($attr)*], list_paginates);
             scenario!($make, [$($attr)*], list_orders_keys_across_folders);
             scenario!($make, [$($attr)*], copy_is_independent_of_its_source);

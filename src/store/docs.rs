@@ -6,6 +6,7 @@ use super::names::KeptLists;
 use super::{bytes_stream, collect_limited, DynStore, GetOptions, ObjectKey, PutMode, PutOptions};
 use super::{CacheShare, NameList, Result, StoreError};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,8 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// quiet minute the next request is not the one that waits for a listing of 250,000
 /// documents. Another replica's additions show in listings within the TTL plus this.
 const LISTING_STALE_FOR: Duration = Duration::from_secs(60);
-/// How often a read-modify-write retries after losing a race before giving up.
+/// How often a read-modify-write retries after losing a race before giving up: races
+/// are with other processes (in one, writers of a document take turns: `UpdateQueues`).
 const UPDATE_ATTEMPTS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +83,25 @@ pub struct DocStore {
     /// `[cache] metadata_bytes`: the other caches built over these documents take their
     /// share of it (`memory_for`).
     metadata_bytes: u64,
+    /// Documents being read-modify-written in this process (`update`), each by one task.
+    updating: Arc<UpdateQueues>,
+}
+
+/// One queue per document under `update`: writers in one process take turns instead of
+/// racing. Racing, each round lets one of them win and sends every other back to read
+/// again, so with more writers than `UPDATE_ATTEMPTS` (a server creating many models at
+/// once, each adding itself to the kind's list) some were refused. Other processes still
+/// race through the store's conditional writes.
+#[derive(Default)]
+struct UpdateQueues(std::sync::Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>);
+
+impl UpdateQueues {
+    fn of(&self, key: &ObjectKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut queues = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Queues nobody is in are dropped, so the map holds only documents being updated.
+        queues.retain(|_, q| Arc::strong_count(q) > 1);
+        queues.entry(key.clone()).or_default().clone()
+    }
 }
 
 /// What the cache holds per document beyond its key, bytes and etag (moka's entry, its
@@ -122,6 +143,7 @@ impl DocStore {
             keeps_misses: true,
             reads_moving_through: false,
             metadata_bytes,
+            updating: Arc::default(),
         }
     }
 
@@ -284,6 +306,8 @@ impl DocStore {
     where
         F: FnMut(Option<&Document>) -> Result<Option<Bytes>, E>,
     {
+        let queue = self.updating.of(key);
+        let _turn = queue.lock().await;
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get_fresh(key).await?;
             let new = match change(current.as_ref()) {
