@@ -278,10 +278,12 @@ impl Have {
         Some(self.docs[at].1)
     }
 
+    #[cfg(test)]
     pub fn blob_count(&self) -> usize {
         self.sha256.len() + self.other_blobs.len()
     }
 
+    #[cfg(test)]
     pub fn add_blob(&mut self, digest: Digest) {
         match digest.sha256_bytes() {
             Some(raw) => {
@@ -295,6 +297,7 @@ impl Have {
         }
     }
 
+    #[cfg(test)]
     /// Records that the receiver holds `key` with content of sha256 `content_hex`.
     pub fn add_doc(&mut self, key: &str, content_hex: &str) -> anyhow::Result<()> {
         let content = sha256_of_hex(content_hex)?;

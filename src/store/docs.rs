@@ -2,11 +2,11 @@
 //! bounded in-memory cache in front of the store, so hot metadata requests do not pay
 //! an S3 round trip each.
 
+use super::keyed_locks::KeyedLocks;
 use super::names::KeptLists;
 use super::{bytes_stream, collect_limited, DynStore, GetOptions, ObjectKey, PutMode, PutOptions};
 use super::{CacheShare, NameList, Result, StoreError};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// documents. Another replica's additions show in listings within the TTL plus this.
 const LISTING_STALE_FOR: Duration = Duration::from_secs(60);
 /// How often a read-modify-write retries after losing a race before giving up: races
-/// are with other processes (in one, writers of a document take turns: `UpdateQueues`).
+/// are with other processes (in one, writers of a document take turns: `updating`).
 const UPDATE_ATTEMPTS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,25 +83,12 @@ pub struct DocStore {
     /// `[cache] metadata_bytes`: the other caches built over these documents take their
     /// share of it (`memory_for`).
     metadata_bytes: u64,
-    /// Documents being read-modify-written in this process (`update`), each by one task.
-    updating: Arc<UpdateQueues>,
-}
-
-/// One queue per document under `update`: writers in one process take turns instead of
-/// racing. Racing, each round lets one of them win and sends every other back to read
-/// again, so with more writers than `UPDATE_ATTEMPTS` (a server creating many models at
-/// once, each adding itself to the kind's list) some were refused. Other processes still
-/// race through the store's conditional writes.
-#[derive(Default)]
-struct UpdateQueues(std::sync::Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>);
-
-impl UpdateQueues {
-    fn of(&self, key: &ObjectKey) -> Arc<tokio::sync::Mutex<()>> {
-        let mut queues = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Queues nobody is in are dropped, so the map holds only documents being updated.
-        queues.retain(|_, q| Arc::strong_count(q) > 1);
-        queues.entry(key.clone()).or_default().clone()
-    }
+    /// Documents being read-modify-written in this process (`update`): writers of one
+    /// document take turns instead of racing. Racing, each round let one of them win and
+    /// sent every other back to read again, so with more writers than `UPDATE_ATTEMPTS`
+    /// (a server creating many models at once, each adding itself to the kind's list)
+    /// some were refused. Other processes still race through conditional writes.
+    updating: Arc<KeyedLocks<ObjectKey>>,
 }
 
 /// What the cache holds per document beyond its key, bytes and etag (moka's entry, its
@@ -306,8 +293,7 @@ impl DocStore {
     where
         F: FnMut(Option<&Document>) -> Result<Option<Bytes>, E>,
     {
-        let queue = self.updating.of(key);
-        let _turn = queue.lock().await;
+        let _turn = self.updating.lock(key).await;
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get_fresh(key).await?;
             let new = match change(current.as_ref()) {

@@ -13,6 +13,7 @@
 //! (Advisory locks need a local filesystem or NFSv4; the store is not meant for others.)
 
 use super::fs_listing::Listings;
+use super::keyed_locks::KeyedLocks;
 use super::verify::Verifier;
 use super::{
     ByteStream, GetOptions, GetResult, KeyPage, ListPage, ObjectKey, ObjectMeta, ObjectStore,
@@ -20,11 +21,10 @@ use super::{
 };
 use async_trait::async_trait;
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub(super) const TMP_DIR: &str = ".tmp";
@@ -50,7 +50,7 @@ pub struct FsStore {
     /// Serializes `PutMode::Update` per key inside this process, before the lock file
     /// (see `lock_across_processes`) serializes it between processes: tasks then wait
     /// here, not in a blocking thread each.
-    update_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    update_locks: KeyedLocks<PathBuf>,
     /// Sorted names of large folders, for listings (`fs_listing.rs`).
     listings: Arc<Listings>,
 }
@@ -77,7 +77,7 @@ impl FsStore {
         let root = tokio::fs::canonicalize(root).await?;
         Ok(FsStore {
             root,
-            update_locks: Mutex::new(HashMap::new()),
+            update_locks: KeyedLocks::default(),
             listings: Arc::default(),
         })
     }
@@ -153,13 +153,6 @@ impl FsStore {
         })
         .await
         .map_err(io::Error::other)?
-    }
-
-    fn update_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.update_locks.lock().unwrap();
-        // Drop locks nobody holds so the map does not grow with every key ever updated.
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(path.to_path_buf()).or_default().clone()
     }
 
     async fn meta_of(&self, key: &ObjectKey, path: &Path) -> Result<ObjectMeta> {
@@ -498,8 +491,7 @@ impl ObjectStore for FsStore {
                 }
             }
             PutMode::Update(expected_etag) => {
-                let lock = self.update_lock(&dest);
-                let _held = lock.lock().await;
+                let _held = self.update_locks.lock(&dest).await;
                 let _across = self.lock_across_processes(key).await.map_err(unavailable)?;
                 match tokio::fs::metadata(&dest).await {
                     Ok(md) if &etag_of(&md) == expected_etag => {}

@@ -15,6 +15,7 @@ mod docs;
 mod fs;
 mod fs_listing;
 mod key;
+mod keyed_locks;
 pub mod layout;
 mod names;
 mod s3;

@@ -17,6 +17,7 @@
 
 mod lock;
 
+use super::keyed_locks::KeyedLocks;
 use super::verify::Verifier;
 use super::{
     ByteRange, ByteStream, GetOptions, GetResult, ListPage, ObjectKey, ObjectMeta, ObjectStore,
@@ -37,9 +38,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Parts are at least this large (S3's minimum is 5 MiB); larger when the expected size
@@ -143,7 +142,7 @@ pub struct S3Store {
     /// Over plain http the signature is the only integrity check on the wire, so it stays.
     unsigned_payload: bool,
     /// Serializes check-then-put per key in this process (`Lock` and `Local` modes).
-    put_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    put_locks: KeyedLocks<String>,
     /// The lock shared by all processes on the bucket, in `Lock` mode.
     bucket_locks: lock::BucketLocks,
     /// With `redirect_downloads`: the client that signs download URLs (its endpoint is
@@ -284,7 +283,7 @@ impl S3Store {
             endpoint,
             conditional: settings.conditional_writes,
             unsigned_payload,
-            put_locks: Mutex::new(HashMap::new()),
+            put_locks: KeyedLocks::default(),
         };
 
         store
@@ -391,13 +390,6 @@ impl S3Store {
         format!("{}{}", self.base, key.as_str())
     }
 
-    fn put_lock(&self, s3_key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.put_locks.lock().unwrap();
-        // Drop locks nobody holds so the map does not grow with every key ever written.
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(s3_key.to_string()).or_default().clone()
-    }
-
     /// In `Lock` and `Local` modes, whether `mode` allows a put now (the caller holds the key's lock).
     async fn check_locally(&self, key: &ObjectKey, mode: &PutMode) -> Result<()> {
         let current = match self.head(key).await {
@@ -439,8 +431,7 @@ impl S3Store {
             (ConditionalWrites::Lock, _) => {
                 let s3_key = self.s3_key(key);
                 // One contender per process for the bucket lock; the others queue here.
-                let local = self.put_lock(&s3_key);
-                let _local = local.lock().await;
+                let _local = self.put_locks.lock(&s3_key).await;
                 let held = self.bucket_locks.acquire(key, &s3_key).await?;
                 let sent = match self.check_locally(key, mode).await {
                     Ok(()) if held.still_valid() => send(None, None).await,
@@ -453,8 +444,7 @@ impl S3Store {
                 sent?
             }
             _ => {
-                let lock = self.put_lock(&self.s3_key(key));
-                let _held = lock.lock().await;
+                let _held = self.put_locks.lock(&self.s3_key(key)).await;
                 self.check_locally(key, mode).await?;
                 send(None, None).await?
             }
